@@ -1,0 +1,54 @@
+// Package protocol is framehub's wire format: one frame per WebSocket binary
+// message, or a sequence of frames on a raw TCP byte stream. It uses only the
+// standard library, so the hub, the clients and the tests share one decoder
+// (the browser page has its own, checked against the same golden vectors in
+// testdata/golden).
+//
+// # Frame layout
+//
+// Every frame starts with a fixed-size header in network byte order
+// (big-endian), followed by optional JSON metadata and the payload:
+//
+//	offset size field
+//	     0    4 magic         "FHUB" (0x46 0x48 0x55 0x42)
+//	     4    1 version       1
+//	     5    1 kind          1 = frame (other values are reserved)
+//	     6    1 codec         1 = JPEG, 2 = raw pixels
+//	     7    1 flags         bit 0 = key frame; others reserved, must be 0
+//	     8    2 header length bytes from offset 0 to the metadata (48 in v1;
+//	                          a later version may grow it, and a v1 reader
+//	                          skips the bytes it does not know)
+//	    10    1 element type  raw only: 1 uint8, 2 int8, 3 uint16, 4 int16,
+//	                          5 int32, 6 float32, 7 float64; 0 for JPEG
+//	    11    1 channels      raw only: values per pixel (1 gray, 3 BGR,
+//	                          4 BGRA); 0 for JPEG
+//	    12    4 width         pixels
+//	    16    4 height        pixels
+//	    20    8 sequence      publisher's frame counter, +1 per captured frame
+//	    28    8 capture time  Unix nanoseconds, stamped at capture (int64)
+//	    36    4 metadata len  bytes of JSON side data after the header
+//	    40    4 payload len   bytes of JPEG or raw pixels after the metadata
+//	    44    4 reserved      0
+//	    48      metadata      (metadata len bytes, UTF-8 JSON object)
+//	     …      payload       (payload len bytes)
+//
+// A WebSocket message holds exactly one frame: header length + metadata
+// length + payload length must equal the message length. On a TCP stream,
+// frames follow each other with nothing in between; [Reader] reads the
+// fixed header, checks every declared length against its limits, and only
+// then allocates and reads the body in full (a single read may return part
+// of it).
+//
+// A raw payload holds height rows of width × channels elements of the
+// element type, packed with no row padding. Multi-byte elements are
+// little-endian (the in-memory order of an OpenCV Mat on every platform
+// framehub supports); only the header is big-endian. Colour order is BGR, as
+// OpenCV delivers it, so viewers that want RGB swap channels 0 and 2.
+//
+// # Control messages
+//
+// A subscriber may send small JSON text messages to the hub (see
+// [Control]): {"op":"credit","window":N} switches the connection to
+// acknowledged delivery, in which the hub keeps at most N frames in flight,
+// and {"op":"ack","seq":S} reports that frame S has been consumed.
+package protocol

@@ -1,0 +1,388 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden and the fuzz seed corpus")
+
+// captureTime is a fixed instant (2026-01-02T03:04:05.000000006Z) so the
+// golden vectors do not change between runs.
+const captureTime int64 = 1767323045000000006
+
+// tcase is one row of the table that drives encoding, decoding, the golden
+// vectors (which the browser decoder's test reads too) and the fuzz seeds.
+type tcase struct {
+	name  string
+	frame Frame  // for valid cases: what the bytes decode to
+	bytes []byte // the message
+	err   error  // for invalid cases: the sentinel ParseMessage returns
+}
+
+var jpegStub = []byte{0xFF, 0xD8, 0xFF, 0xD9}
+
+func frameCases() []tcase {
+	valid := []struct {
+		name string
+		f    Frame
+	}{
+		{"jpeg_minimal", Frame{Header: Header{Codec: CodecJPEG, Flags: FlagKey, Width: 4, Height: 2, Seq: 1, CaptureTime: captureTime}, Payload: jpegStub}},
+		{"jpeg_metadata", Frame{Header: Header{Codec: CodecJPEG, Flags: FlagKey, Width: 1280, Height: 720, Seq: 0x0102030405060708, CaptureTime: captureTime},
+			Meta: []byte(`{"boxes":[{"x":10,"y":20,"w":30,"h":40,"label":"cat"}]}`), Payload: jpegStub}},
+		{"raw_bgr_2x2", Frame{Header: Header{Codec: CodecRaw, Flags: FlagKey, ElemType: ElemUint8, Channels: 3, Width: 2, Height: 2, Seq: 7, CaptureTime: captureTime},
+			Payload: []byte{0, 0, 255, 0, 255, 0, 255, 0, 0, 255, 255, 255}}},
+		{"raw_gray_u16", Frame{Header: Header{Codec: CodecRaw, ElemType: ElemUint16, Channels: 1, Width: 2, Height: 1, Seq: 9, CaptureTime: -1},
+			Payload: []byte{0x34, 0x12, 0xff, 0xff}}},
+	}
+	var cs []tcase
+	for _, v := range valid {
+		b := AppendFrame(nil, &v.f)
+		f := v.f
+		f.Version, f.Kind, f.HeaderLen = Version, KindFrame, HeaderLen
+		f.MetaLen, f.PayloadLen = uint32(len(f.Meta)), uint32(len(f.Payload))
+		cs = append(cs, tcase{name: v.name, frame: f, bytes: b})
+	}
+	base := cs[0].bytes
+	mut := func(name string, err error, edit func(b []byte) []byte) {
+		b := edit(bytes.Clone(base))
+		cs = append(cs, tcase{name: name, bytes: b, err: err})
+	}
+	mut("bad_magic", ErrMagic, func(b []byte) []byte { b[0] = 'X'; return b })
+	mut("bad_version", ErrVersion, func(b []byte) []byte { b[4] = 2; return b })
+	mut("bad_kind", ErrKind, func(b []byte) []byte { b[5] = 9; return b })
+	mut("bad_codec", ErrCodec, func(b []byte) []byte { b[6] = 77; return b })
+	mut("reserved_flags", ErrFlags, func(b []byte) []byte { b[7] = 0x81; return b })
+	mut("reserved_bytes", ErrFlags, func(b []byte) []byte { b[46] = 1; return b })
+	mut("header_len_small", ErrHeaderLen, func(b []byte) []byte { b[8], b[9] = 0, 20; return b })
+	mut("short", ErrShort, func(b []byte) []byte { return b[:HeaderLen-1] })
+	mut("truncated_payload", ErrLength, func(b []byte) []byte { return b[:len(b)-1] })
+	mut("trailing_bytes", ErrLength, func(b []byte) []byte { return append(b, 0) })
+	mut("jpeg_without_soi", ErrPayload, func(b []byte) []byte { b[HeaderLen] = 0; return b })
+	mut("zero_width", ErrSize, func(b []byte) []byte { copy(b[12:16], []byte{0, 0, 0, 0}); return b })
+	mut("huge_declared_payload", ErrTooBig, func(b []byte) []byte { copy(b[40:44], []byte{0xff, 0xff, 0xff, 0xf0}); return b })
+	mut("metadata_not_object", ErrMetadata, func(b []byte) []byte {
+		f := cs[0].frame
+		f.Meta = []byte(`[1,2]`)
+		return AppendFrame(nil, &f)
+	})
+	mut("raw_size_mismatch", ErrPayload, func(b []byte) []byte {
+		f := cs[2].frame
+		f.Payload = f.Payload[:11]
+		return AppendFrame(nil, &f)
+	})
+	return cs
+}
+
+// testLimits are small so that the too-big cases stay small.
+var testLimits = Limits{MaxFrameBytes: 1 << 20, MaxMetaBytes: 4096, MaxDimension: 8192}
+
+func TestParseMessage(t *testing.T) {
+	for _, c := range frameCases() {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := ParseMessage(c.bytes, testLimits)
+			if c.err != nil {
+				if !errors.Is(err, c.err) {
+					t.Fatalf("ParseMessage error = %v; want %v", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseMessage: %v", err)
+			}
+			if got.Header != c.frame.Header {
+				t.Errorf("header = %+v; want %+v", got.Header, c.frame.Header)
+			}
+			if !bytes.Equal(got.Meta, c.frame.Meta) || !bytes.Equal(got.Payload, c.frame.Payload) {
+				t.Errorf("body = %q, %x; want %q, %x", got.Meta, got.Payload, c.frame.Meta, c.frame.Payload)
+			}
+			if re := AppendFrame(nil, &got); !bytes.Equal(re, c.bytes) {
+				t.Errorf("re-encoding differs:\n got %x\nwant %x", re, c.bytes)
+			}
+		})
+	}
+}
+
+func TestHeaderExtensionSkipped(t *testing.T) {
+	// A later version may send a longer header; v1 readers skip the extra bytes.
+	f := frameCases()[1].frame
+	b := AppendFrame(nil, &f)
+	ext := append(bytes.Clone(b[:HeaderLen]), 0xAA, 0xBB, 0xCC, 0xDD)
+	ext = append(ext, b[HeaderLen:]...)
+	ext[8], ext[9] = 0, HeaderLen+4
+	got, err := ParseMessage(ext, testLimits)
+	if err != nil {
+		t.Fatalf("ParseMessage: %v", err)
+	}
+	if !bytes.Equal(got.Payload, f.Payload) || !bytes.Equal(got.Meta, f.Meta) {
+		t.Fatalf("got meta %q payload %x; want %q %x", got.Meta, got.Payload, f.Meta, f.Payload)
+	}
+	rf, err := NewReader(bytes.NewReader(ext), testLimits).ReadFrame()
+	if err != nil || !bytes.Equal(rf.Payload, f.Payload) {
+		t.Fatalf("Reader: %v, payload %x", err, rf.Payload)
+	}
+}
+
+func TestStreamRoundTrip(t *testing.T) {
+	var stream bytes.Buffer
+	w := NewWriter(&stream)
+	var want []Frame
+	for _, c := range frameCases() {
+		if c.err == nil {
+			if err := w.WriteFrame(&c.frame); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, c.frame)
+		}
+	}
+	// One byte per Read: the reader must loop until each body is complete,
+	// the bug the seed note's single recv(n) had.
+	r := NewReader(iotest.OneByteReader(bytes.NewReader(stream.Bytes())), testLimits)
+	for i, wf := range want {
+		got, err := r.ReadFrame()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if got.Header != wf.Header || !bytes.Equal(got.Payload, wf.Payload) || !bytes.Equal(got.Meta, wf.Meta) {
+			t.Fatalf("frame %d = %+v; want %+v", i, got, wf)
+		}
+	}
+	if _, err := r.ReadFrame(); err != io.EOF {
+		t.Fatalf("after last frame: err = %v; want io.EOF", err)
+	}
+}
+
+func TestStreamErrors(t *testing.T) {
+	good := frameCases()[0].bytes
+	for _, c := range []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"cut_in_header", good[:10], io.ErrUnexpectedEOF},
+		{"cut_in_body", good[:len(good)-1], io.ErrUnexpectedEOF},
+		{"bad_magic", append([]byte("XXXX"), good[4:]...), ErrMagic},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := NewReader(bytes.NewReader(c.in), testLimits).ReadFrame()
+			if !errors.Is(err, c.want) {
+				t.Fatalf("err = %v; want %v", err, c.want)
+			}
+		})
+	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+func TestStreamRejectsBeforeReadingBody(t *testing.T) {
+	// A header that declares a 4 GiB payload, followed by an endless body: the
+	// reader must refuse after the header without allocating or reading on.
+	h := Header{Codec: CodecJPEG, Width: 4, Height: 4, PayloadLen: 0xFFFFFFF0}
+	hdr := make([]byte, HeaderLen)
+	PutHeader(hdr, h)
+	src := &countingReader{r: io.MultiReader(bytes.NewReader(hdr), iotest.OneByteReader(zeros{}))}
+	_, err := NewReader(iotest.OneByteReader(src), testLimits).ReadFrame()
+	if !errors.Is(err, ErrTooBig) {
+		t.Fatalf("err = %v; want ErrTooBig", err)
+	}
+	if src.n > HeaderLen+64<<10 {
+		t.Fatalf("read %d bytes before refusing; want at most the header plus one buffer", src.n)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	NewReader(bytes.NewReader(hdr), testLimits).ReadFrame()
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Fatalf("allocated %d bytes to refuse an oversized frame; want only the reader's own buffer", n)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+func TestWriterAllocatesNothing(t *testing.T) {
+	f := frameCases()[1].frame
+	w := NewWriter(io.Discard)
+	if n := testing.AllocsPerRun(100, func() { w.WriteFrame(&f) }); n != 0 {
+		t.Fatalf("WriteFrame allocates %.0f times; want 0", n)
+	}
+}
+
+func TestParseControl(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want Control
+		ok   bool
+	}{
+		{`{"op":"credit","window":2}`, Control{Op: OpCredit, Window: 2}, true},
+		{`{"op":"ack","seq":42}`, Control{Op: OpAck, Seq: 42}, true},
+		{`{"op":"credit","window":-1}`, Control{}, false},
+		{`{"op":"exec"}`, Control{}, false},
+		{`not json`, Control{}, false},
+		{`{"op":"ack","pad":"` + strings.Repeat("x", MaxControlBytes) + `"}`, Control{}, false},
+	} {
+		got, err := ParseControl([]byte(c.in))
+		if (err == nil) != c.ok || (c.ok && got != c.want) {
+			t.Errorf("ParseControl(%.40q) = %+v, %v; want %+v ok=%v", c.in, got, err, c.want, c.ok)
+		}
+	}
+}
+
+// goldenVector is one entry of testdata/golden/vectors.json, the index the
+// browser decoder's test reads as well.
+type goldenVector struct {
+	Name  string `json:"name"`
+	File  string `json:"file"`
+	Error string `json:"error,omitempty"` // sentinel name, e.g. "ErrMagic"
+	// Expected decoded fields, for valid vectors.
+	Codec       string `json:"codec,omitempty"`
+	Width       uint32 `json:"width,omitempty"`
+	Height      uint32 `json:"height,omitempty"`
+	Seq         string `json:"seq,omitempty"`          // decimal: exceeds JavaScript's safe integers
+	CaptureTime string `json:"capture_time,omitempty"` // decimal Unix ns
+	Flags       uint8  `json:"flags,omitempty"`
+	ElemType    uint8  `json:"elem_type,omitempty"`
+	Channels    uint8  `json:"channels,omitempty"`
+	Meta        string `json:"meta,omitempty"`
+	PayloadHex  string `json:"payload_hex,omitempty"`
+}
+
+// sentinelName maps the sentinels to stable names shared with the browser.
+var sentinelNames = map[error]string{
+	ErrShort: "ErrShort", ErrMagic: "ErrMagic", ErrVersion: "ErrVersion", ErrKind: "ErrKind",
+	ErrCodec: "ErrCodec", ErrFlags: "ErrFlags", ErrHeaderLen: "ErrHeaderLen", ErrLength: "ErrLength",
+	ErrTooBig: "ErrTooBig", ErrSize: "ErrSize", ErrPayload: "ErrPayload", ErrMetadata: "ErrMetadata",
+}
+
+func vectorsFor(cs []tcase) []goldenVector {
+	var vs []goldenVector
+	for _, c := range cs {
+		v := goldenVector{Name: c.name, File: c.name + ".bin"}
+		if c.err != nil {
+			v.Error = sentinelNames[c.err]
+		} else {
+			f := c.frame
+			v.Codec, v.Width, v.Height = f.Codec.String(), f.Width, f.Height
+			v.Seq, v.CaptureTime = fmt.Sprint(f.Seq), fmt.Sprint(f.CaptureTime)
+			v.Flags, v.ElemType, v.Channels = uint8(f.Flags), uint8(f.ElemType), f.Channels
+			v.Meta, v.PayloadHex = string(f.Meta), fmt.Sprintf("%x", f.Payload)
+		}
+		vs = append(vs, v)
+	}
+	return vs
+}
+
+// TestGolden checks the committed byte vectors against the case table, and
+// with -update rewrites them and the fuzz seed corpus.
+func TestGolden(t *testing.T) {
+	cs := frameCases()
+	dir := filepath.Join("testdata", "golden")
+	idx, err := json.MarshalIndent(map[string]any{
+		"limits":  map[string]any{"max_frame_bytes": testLimits.MaxFrameBytes, "max_meta_bytes": testLimits.MaxMetaBytes, "max_dimension": testLimits.MaxDimension},
+		"vectors": vectorsFor(cs),
+	}, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx = append(idx, '\n')
+	if *update {
+		os.RemoveAll(dir)
+		must(t, os.MkdirAll(dir, 0o755))
+		must(t, os.WriteFile(filepath.Join(dir, "vectors.json"), idx, 0o644))
+		for _, c := range cs {
+			must(t, os.WriteFile(filepath.Join(dir, c.name+".bin"), c.bytes, 0o644))
+		}
+		writeCorpus(t, "FuzzParseMessage", cs, func(c tcase) []byte { return c.bytes })
+		writeCorpus(t, "FuzzReader", cs, func(c tcase) []byte { return append(bytes.Clone(c.bytes), c.bytes...) })
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "vectors.json"))
+	if err != nil {
+		t.Fatalf("%v (run go test ./protocol -run TestGolden -update)", err)
+	}
+	if !bytes.Equal(got, idx) {
+		t.Errorf("vectors.json is stale; run go test ./protocol -run TestGolden -update")
+	}
+	for _, c := range cs {
+		b, err := os.ReadFile(filepath.Join(dir, c.name+".bin"))
+		if err != nil || !bytes.Equal(b, c.bytes) {
+			t.Errorf("%s.bin differs from the case table (err %v)", c.name, err)
+		}
+	}
+}
+
+func writeCorpus(t *testing.T, fuzz string, cs []tcase, data func(tcase) []byte) {
+	dir := filepath.Join("testdata", "fuzz", fuzz)
+	os.RemoveAll(dir)
+	must(t, os.MkdirAll(dir, 0o755))
+	for _, c := range cs {
+		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data(c))
+		must(t, os.WriteFile(filepath.Join(dir, c.name), []byte(body), 0o644))
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzParseMessage checks that the message parser never panics and that
+// whatever it accepts re-encodes to the same bytes.
+func FuzzParseMessage(f *testing.F) {
+	for _, c := range frameCases() {
+		f.Add(c.bytes)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, err := ParseMessage(b, testLimits)
+		if err != nil {
+			return
+		}
+		if fr.HeaderLen == HeaderLen {
+			if re := AppendFrame(nil, &fr); !bytes.Equal(re, b) {
+				t.Fatalf("accepted %x but re-encodes to %x", b, re)
+			}
+		}
+	})
+}
+
+// FuzzReader checks that the stream reader never panics, never returns a
+// frame larger than its limit, and stops at the first error.
+func FuzzReader(f *testing.F) {
+	for _, c := range frameCases() {
+		f.Add(append(bytes.Clone(c.bytes), c.bytes...))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := NewReader(bytes.NewReader(b), testLimits)
+		for i := 0; i <= len(b)/HeaderLen; i++ {
+			fr, err := r.ReadFrame()
+			if err != nil {
+				return
+			}
+			if FrameLen(&fr) > testLimits.MaxFrameBytes {
+				t.Fatalf("frame of %d bytes passed a %d limit", FrameLen(&fr), testLimits.MaxFrameBytes)
+			}
+		}
+	})
+}
