@@ -386,3 +386,41 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+func TestChannelNames(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ok   bool
+	}{
+		{"cam1", true}, {"Front_door-2", true}, {strings.Repeat("a", 64), true},
+		{"", false}, {strings.Repeat("a", 65), false}, {"..", false}, {"%2e%2e", false},
+		{"a/b", false}, {"a\x00b", false}, {"<b>x</b>", false}, {"caméra", false}, {"a b", false},
+	} {
+		if got := ValidChannelName(c.name); got != c.ok {
+			t.Errorf("ValidChannelName(%q) = %v; want %v", c.name, got, c.ok)
+		}
+	}
+}
+
+func TestChannelURL(t *testing.T) {
+	for _, c := range []struct{ hub, want string }{
+		{"http://127.0.0.1:8080", "ws://127.0.0.1:8080/ws/subscribe/cam"},
+		{"https://example.org/", "wss://example.org/ws/subscribe/cam"},
+		{"ws://h:1", "ws://h:1/ws/subscribe/cam"},
+		{"wss://h:1/base", "wss://h:1/base/ws/subscribe/cam"},
+		{"127.0.0.1:9000", "ws://127.0.0.1:9000/ws/subscribe/cam"},
+	} {
+		got, err := ChannelURL(c.hub, PathSubscribe, "cam")
+		if err != nil || got != c.want {
+			t.Errorf("ChannelURL(%q) = %q, %v; want %q", c.hub, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"", "ftp://h", "http://", "http://u:p@h", "http://h/?token=x"} {
+		if _, err := ChannelURL(bad, PathSubscribe, "cam"); err == nil {
+			t.Errorf("ChannelURL(%q) accepted; want an error", bad)
+		}
+	}
+	if _, err := ChannelURL("http://h", PathSubscribe, "../x"); err == nil {
+		t.Errorf("ChannelURL accepted a bad channel name")
+	}
+}

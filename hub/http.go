@@ -1,0 +1,108 @@
+package hub
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// routes returns the handler for everything but the WebSocket endpoints.
+func (h *Hub) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /api/channels", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, h.Channels()) })
+	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, h.Stats()) })
+	return mux
+}
+
+func (h *Hub) serveSnapshot(w http.ResponseWriter, r *http.Request, name string) {
+	var f *frame
+	if c := h.lookup(name); c != nil {
+		f = c.newest()
+	}
+	if f == nil {
+		http.Error(w, "no frame on channel "+name, http.StatusNotFound)
+		return
+	}
+	jpg, _, err := f.jpegBytes()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "image/jpeg")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Content-Length", strconv.Itoa(len(jpg)))
+	hd.Set("X-Frame-Seq", strconv.FormatUint(f.hdr.Seq, 10))
+	hd.Set("X-Capture-Time", strconv.FormatInt(f.hdr.CaptureTime, 10))
+	_, _ = w.Write(jpg)
+}
+
+// serveMJPEG streams the channel as multipart/x-mixed-replace JPEG parts,
+// with the same newest-frame rule as WebSocket subscribers: one mailbox,
+// and a write deadline per frame.
+func (h *Hub) serveMJPEG(w http.ResponseWriter, r *http.Request, name string) {
+	if !h.track() {
+		http.Error(w, "hub shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer h.handlers.Done()
+	rc := http.NewResponseController(w)
+	hd := w.Header()
+	hd.Set("Content-Type", "multipart/x-mixed-replace;boundary="+mjpegBoundary)
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	mb := newMailbox()
+	ch := h.channelFor(name, func(ch *channel) { ch.addSub(mb) })
+	defer ch.removeSub(mb)
+	log := h.log.With("channel", name, "remote", r.RemoteAddr)
+	log.Debug("mjpeg reader connected")
+	ctx := r.Context()
+	crlf := []byte("\r\n")
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.done:
+			return
+		case <-mb.wake:
+		}
+		f := mb.take()
+		if f == nil {
+			continue
+		}
+		jpg, part, err := f.jpegBytes()
+		if err != nil {
+			continue // a raw frame of a type JPEG cannot show
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
+		_, err = w.Write(part)
+		if err == nil {
+			_, err = w.Write(jpg)
+		}
+		if err == nil {
+			_, err = w.Write(crlf)
+		}
+		if err == nil {
+			err = rc.Flush()
+		}
+		if err != nil {
+			log.Debug("mjpeg reader left", "sent", mb.delivered.Load(), "skipped", mb.overwritten.Load(), "error", err.Error())
+			return
+		}
+		mb.delivered.Add(1)
+	}
+}
+
+func sortInfos(in []ChannelInfo) {
+	slices.SortFunc(in, func(a, b ChannelInfo) int { return strings.Compare(a.Name, b.Name) })
+}
