@@ -3,7 +3,6 @@ package hub
 import (
 	"bytes"
 	"fmt"
-	"image"
 	"image/jpeg"
 	"strconv"
 	"sync"
@@ -64,22 +63,9 @@ func (f *frame) jpegBytes() (jpg, part []byte, err error) {
 
 // encodeRaw converts a raw 8-bit frame to JPEG at quality 85.
 func encodeRaw(h protocol.Header, px []byte) ([]byte, error) {
-	if h.ElemType != protocol.ElemUint8 {
-		return nil, fmt.Errorf("raw frames of element type %d cannot be shown as JPEG", h.ElemType)
-	}
-	w, ht, ch := int(h.Width), int(h.Height), int(h.Channels)
-	var img image.Image
-	switch ch {
-	case 1:
-		img = &image.Gray{Pix: px, Stride: w, Rect: image.Rect(0, 0, w, ht)}
-	case 3, 4:
-		rgba := image.NewRGBA(image.Rect(0, 0, w, ht))
-		for i, j := 0, 0; i+ch <= len(px); i, j = i+ch, j+4 {
-			rgba.Pix[j], rgba.Pix[j+1], rgba.Pix[j+2], rgba.Pix[j+3] = px[i+2], px[i+1], px[i], 255
-		}
-		img = rgba
-	default:
-		return nil, fmt.Errorf("raw frames with %d channels cannot be shown as JPEG", ch)
+	img, err := protocol.RawImage(h, px)
+	if err != nil {
+		return nil, err
 	}
 	var buf bytes.Buffer
 	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 85}); err != nil {

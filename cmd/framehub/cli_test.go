@@ -1,0 +1,279 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"framehub/protocol"
+	"framehub/subscriber"
+)
+
+// nocgoBin is a framehub binary built with CGO_ENABLED=0, the static build
+// servers without OpenCV run.
+var nocgoBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "framehub-cli")
+	if err != nil {
+		panic(err)
+	}
+	nocgoBin = filepath.Join(dir, "framehub-nocgo")
+	cmd := exec.Command("go", "build", "-o", nocgoBin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a framehub child process whose stderr the test can search.
+type proc struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	stdout bytes.Buffer
+	done   chan struct{}
+	err    error
+}
+
+func start(t *testing.T, bin string, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), env...)
+	se, _ := p.cmd.StderrPipe()
+	p.cmd.Stdout = &lockedWriter{p: p, b: &p.stdout}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(se)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.stderr.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+		}
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill() // by PID: only what this test started
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s %v stderr:\n%s", filepath.Base(bin), args, p.errText())
+		}
+	})
+	return p
+}
+
+type lockedWriter struct {
+	p *proc
+	b *bytes.Buffer
+}
+
+func (w *lockedWriter) Write(b []byte) (int, error) {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	return w.b.Write(b)
+}
+
+func (p *proc) errText() string { p.mu.Lock(); defer p.mu.Unlock(); return p.stderr.String() }
+func (p *proc) outText() string { p.mu.Lock(); defer p.mu.Unlock(); return p.stdout.String() }
+
+// waitLog waits for a stderr line matching re and returns its submatches.
+func (p *proc) waitLog(t *testing.T, re *regexp.Regexp, d time.Duration) []string {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(p.errText()); m != nil {
+			return m
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no log line matching %s within %v", re, d)
+	return nil
+}
+
+func (p *proc) wait(t *testing.T, d time.Duration) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(d):
+		t.Fatalf("process did not exit within %v", d)
+	}
+	return nil
+}
+
+var listenRE = regexp.MustCompile(`msg="hub listening" addr=(127\.0\.0\.1:\d+)`)
+
+func startHub(t *testing.T, bin string, args ...string) (*proc, string) {
+	t.Helper()
+	p := start(t, bin, nil, append([]string{"hub", "--listen", "127.0.0.1:0"}, args...)...)
+	return p, p.waitLog(t, listenRE, 10*time.Second)[1]
+}
+
+// publishFrames publishes JPEG-like frames seq from..to at ~100 fps.
+func publishFrames(t *testing.T, addr, channel string, from, to uint64, size int) {
+	t.Helper()
+	if err := sendFrames(addr, channel, from, to, size); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sendFrames(addr, channel string, from, to uint64, size int) error {
+	u, _ := protocol.ChannelURL(addr, protocol.PathPublish, channel)
+	c, _, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	payload := make([]byte, size)
+	payload[0], payload[1] = 0xFF, 0xD8
+	for seq := from; seq <= to; seq++ {
+		f := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: 160, Height: 120, Seq: seq,
+			CaptureTime: time.Now().UnixNano()}, Payload: payload}
+		if err := c.WriteMessage(websocket.BinaryMessage, protocol.AppendFrame(nil, &f)); err != nil {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+func TestHubAndWatch(t *testing.T) {
+	hubProc, addr := startHub(t, nocgoBin)
+	dir := t.TempDir()
+	w := start(t, nocgoBin, nil, "watch", "--hub", "http://"+addr, "--channel", "cam1", "--count", "20",
+		"--duration", "20s", "--json", "--save", dir)
+	time.Sleep(200 * time.Millisecond)
+	publishFrames(t, addr, "cam1", 1, 40, 5000)
+	if err := w.wait(t, 20*time.Second); err != nil {
+		t.Fatalf("watch: %v", err)
+	}
+	var sum subscriber.Summary
+	if err := json.Unmarshal([]byte(w.outText()), &sum); err != nil {
+		t.Fatalf("watch --json printed %q: %v", w.outText(), err)
+	}
+	if sum.Frames != 20 || sum.Width != 160 || sum.Height != 120 || sum.Codec != "jpeg" || sum.Bytes != 20*uint64(5000+protocol.HeaderLen) {
+		t.Fatalf("summary = %+v", sum)
+	}
+	if sum.AgeP50MS < 0 || sum.AgeP99MS < sum.AgeP50MS || sum.FirstFrameMS <= 0 {
+		t.Fatalf("summary ages = %+v", sum)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "cam1-*.jpg"))
+	if len(files) != 20 {
+		t.Fatalf("--save wrote %d files; want 20", len(files))
+	}
+	// Every field the docs promise is in the JSON.
+	var raw map[string]any
+	json.Unmarshal([]byte(w.outText()), &raw)
+	for _, k := range []string{"frames", "fps", "bytes", "width", "height", "codec", "age_ms_p50", "age_ms_p99", "age_ms_max", "skipped", "reconnects", "first_frame_ms"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("watch --json lacks %q", k)
+		}
+	}
+	// SIGINT: the hub stops cleanly with status 0.
+	hubProc.cmd.Process.Signal(syscall.SIGINT)
+	if err := hubProc.wait(t, 10*time.Second); err != nil {
+		t.Fatalf("hub exit after SIGINT: %v", err)
+	}
+	if !strings.Contains(hubProc.errText(), "hub stopped") {
+		t.Fatalf("hub did not log a clean stop")
+	}
+}
+
+func TestWatchReconnectsAfterHubRestart(t *testing.T) {
+	// Pick a port, as a user's fixed --listen would be.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	hub1 := start(t, nocgoBin, nil, "hub", "--listen", addr)
+	hub1.waitLog(t, listenRE, 10*time.Second)
+	w := start(t, nocgoBin, nil, "watch", "--hub", "ws://"+addr, "--channel", "cam", "--duration", "30s", "--count", "10", "--json")
+	time.Sleep(300 * time.Millisecond)
+	publishFrames(t, addr, "cam", 1, 5, 1000)
+	hub1.cmd.Process.Signal(syscall.SIGTERM)
+	if err := hub1.wait(t, 10*time.Second); err != nil {
+		t.Fatalf("hub exit after SIGTERM: %v", err)
+	}
+	restarted := time.Now()
+	hub2 := start(t, nocgoBin, nil, "hub", "--listen", addr)
+	hub2.waitLog(t, listenRE, 10*time.Second)
+	// Publish until watch has its ten frames.
+	ctx, cancel := context.WithCancel(context.Background())
+	var pubWG sync.WaitGroup
+	pubWG.Add(1)
+	go func() {
+		defer pubWG.Done()
+		for seq := uint64(100); ctx.Err() == nil && seq < 1000; seq += 10 {
+			if sendFrames(addr, "cam", seq, seq+9, 1000) != nil {
+				return
+			}
+		}
+	}()
+	err = w.wait(t, 30*time.Second)
+	cancel()
+	pubWG.Wait()
+	if err != nil {
+		t.Fatalf("watch: %v", err)
+	}
+	var sum subscriber.Summary
+	if err := json.Unmarshal([]byte(w.outText()), &sum); err != nil {
+		t.Fatalf("watch --json printed %q: %v", w.outText(), err)
+	}
+	if sum.Reconnects < 1 || sum.Frames != 10 {
+		t.Fatalf("summary = %+v; want 10 frames across at least one reconnect", sum)
+	}
+	t.Logf("watch had its frames %.1fs after the hub restarted", time.Since(restarted).Seconds())
+}
+
+func TestCLIErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"watch", "--channel", "../etc"}, "invalid channel name"},
+		{[]string{"watch", "--channel", "x", "--hub", "ftp://h"}, "scheme must be"},
+		{[]string{"--log-level", "loud", "hub"}, "--log-level"},
+		{[]string{"hub", "--listen", "127.0.0.1:99999"}, "listen on"},
+		{[]string{"hub", "--ping-interval", "10s", "--pong-wait", "5s"}, "must exceed"},
+		{[]string{"watch"}, "channel"},
+	} {
+		cmd := exec.Command(nocgoBin, c.args...)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("framehub %v succeeded; want an error", c.args)
+			continue
+		}
+		if !strings.Contains(string(out), c.want) || strings.Contains(string(out), "panic") {
+			t.Errorf("framehub %v said %q; want it to mention %q", c.args, out, c.want)
+		}
+	}
+}
+
+func TestEnvVars(t *testing.T) {
+	p := start(t, nocgoBin, []string{"FRAMEHUB_LISTEN=127.0.0.1:0", "FRAMEHUB_LOG_FORMAT=json"}, "hub")
+	re := regexp.MustCompile(`"msg":"hub listening","addr":"(127\.0\.0\.1:\d+)"`)
+	p.waitLog(t, re, 10*time.Second)
+}

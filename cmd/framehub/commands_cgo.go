@@ -1,0 +1,8 @@
+//go:build cgo
+
+package main
+
+import "github.com/urfave/cli/v2"
+
+// cgoCommands returns the commands that need OpenCV.
+func cgoCommands() []*cli.Command { return nil }

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"framehub/hub"
+)
+
+func hubFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "address to serve on (host:port; port 0 picks a free one)", EnvVars: []string{"FRAMEHUB_LISTEN"}},
+		&cli.IntFlag{Name: "max-frame-bytes", Value: hub.DefaultMaxFrameBytes, Usage: "largest frame a publisher may send", EnvVars: []string{"FRAMEHUB_MAX_FRAME_BYTES"}},
+		&cli.IntFlag{Name: "send-buffer", Value: hub.DefaultSendBuffer, Usage: "kernel send buffer per subscriber socket in bytes (small keeps frames fresh; -1 leaves the OS default)", EnvVars: []string{"FRAMEHUB_SEND_BUFFER"}},
+		&cli.DurationFlag{Name: "write-timeout", Value: hub.DefaultWriteTimeout, Usage: "a subscriber that takes longer to accept one frame is evicted", EnvVars: []string{"FRAMEHUB_WRITE_TIMEOUT"}},
+		&cli.DurationFlag{Name: "ping-interval", Value: hub.DefaultPingInterval, Usage: "how often to ping each connection", EnvVars: []string{"FRAMEHUB_PING_INTERVAL"}},
+		&cli.DurationFlag{Name: "pong-wait", Value: hub.DefaultPongWait, Usage: "drop a connection silent for this long (must exceed --ping-interval)", EnvVars: []string{"FRAMEHUB_PONG_WAIT"}},
+		&cli.IntFlag{Name: "credit-window", Value: hub.DefaultCreditWindow, Usage: "frames in flight to a credit-mode subscriber that names no window (max 8)", EnvVars: []string{"FRAMEHUB_CREDIT_WINDOW"}},
+		&cli.DurationFlag{Name: "channel-ttl", Value: hub.DefaultChannelTTL, Usage: "how long a channel without a publisher stays listed with its last frame", EnvVars: []string{"FRAMEHUB_CHANNEL_TTL"}},
+		&cli.DurationFlag{Name: "shutdown-timeout", Value: 3 * time.Second, Usage: "on SIGINT/SIGTERM, how long to wait for connections to close", EnvVars: []string{"FRAMEHUB_SHUTDOWN_TIMEOUT"}},
+	}
+}
+
+func hubCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "hub",
+		Usage: "run the hub: publishers push channels to it, viewers watch them",
+		Flags: hubFlags(),
+		Action: func(c *cli.Context) error {
+			cfg, err := hubConfig(c)
+			if err != nil {
+				return err
+			}
+			return runHub(c.Context, cfg, c.String("listen"), c.Duration("shutdown-timeout"), nil)
+		},
+	}
+}
+
+// hubConfig maps the hub flags to hub.Config.
+func hubConfig(c *cli.Context) (hub.Config, error) {
+	cfg := hub.Config{
+		Logger:        logger(c),
+		MaxFrameBytes: c.Int("max-frame-bytes"),
+		SendBuffer:    c.Int("send-buffer"),
+		WriteTimeout:  c.Duration("write-timeout"),
+		PingInterval:  c.Duration("ping-interval"),
+		PongWait:      c.Duration("pong-wait"),
+		CreditWindow:  c.Int("credit-window"),
+		ChannelTTL:    c.Duration("channel-ttl"),
+	}
+	switch {
+	case cfg.MaxFrameBytes < 1024:
+		return cfg, fmt.Errorf("--max-frame-bytes %d: must be at least 1024", cfg.MaxFrameBytes)
+	case cfg.WriteTimeout <= 0 || cfg.PingInterval <= 0 || cfg.ChannelTTL <= 0:
+		return cfg, fmt.Errorf("--write-timeout, --ping-interval and --channel-ttl must be positive")
+	case cfg.PongWait <= cfg.PingInterval:
+		return cfg, fmt.Errorf("--pong-wait %v must exceed --ping-interval %v", cfg.PongWait, cfg.PingInterval)
+	case cfg.CreditWindow < 1 || cfg.CreditWindow > hub.MaxCreditWindow:
+		return cfg, fmt.Errorf("--credit-window %d: must be 1 to %d", cfg.CreditWindow, hub.MaxCreditWindow)
+	}
+	return cfg, nil
+}
+
+// runHub serves a hub on addr until ctx ends, then shuts it down within
+// grace. ready, if not nil, is called with the listening address.
+func runHub(ctx context.Context, cfg hub.Config, addr string, grace time.Duration, ready func(net.Addr)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	h := hub.New(cfg)
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ErrorLog:          nil,
+	}
+	cfg.Logger.Info("hub listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/")
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		h.Close()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	cfg.Logger.Info("shutting down", "grace", grace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	// Both at once: the hub closes WebSocket and MJPEG connections, which
+	// http.Server.Shutdown would otherwise wait on or not know of.
+	hubErr := make(chan error, 1)
+	go func() { hubErr <- h.Shutdown(sctx) }()
+	srvErr := srv.Shutdown(sctx)
+	if err := <-hubErr; err != nil {
+		cfg.Logger.Warn("some connections did not close in time and were cut", "error", err.Error())
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if srvErr != nil {
+		cfg.Logger.Warn("http shutdown incomplete", "error", srvErr.Error())
+	}
+	cfg.Logger.Info("hub stopped")
+	return nil
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image/png"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"framehub/protocol"
+	"framehub/subscriber"
+)
+
+// clientFlags are the flags every client shares.
+func clientFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "hub", Value: "http://127.0.0.1:8080", Usage: "hub address: http://, https://, ws://, wss:// or host:port", EnvVars: []string{"FRAMEHUB_HUB"}},
+	}
+}
+
+func watchCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "watch",
+		Usage:     "subscribe to a channel from the terminal: live stats, optional saving",
+		UsageText: "framehub watch --hub URL --channel NAME [--duration 10s] [--count N] [--json] [--save DIR]",
+		Flags: append(clientFlags(),
+			&cli.StringFlag{Name: "channel", Required: true, Usage: "channel to watch", EnvVars: []string{"FRAMEHUB_CHANNEL"}},
+			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (0: until Ctrl-C)", EnvVars: []string{"FRAMEHUB_DURATION"}},
+			&cli.IntFlag{Name: "count", Usage: "stop after this many frames (0: no limit)", EnvVars: []string{"FRAMEHUB_COUNT"}},
+			&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object on stdout", EnvVars: []string{"FRAMEHUB_JSON"}},
+			&cli.StringFlag{Name: "save", Usage: "write each received frame to this directory (JPEG as .jpg, raw as .png)", EnvVars: []string{"FRAMEHUB_SAVE"}},
+			&cli.IntFlag{Name: "credit", Usage: "ask for acknowledged delivery with this many frames in flight (0: off)", EnvVars: []string{"FRAMEHUB_CREDIT"}},
+			&cli.BoolFlag{Name: "quiet", Usage: "no status line each second", EnvVars: []string{"FRAMEHUB_QUIET"}},
+		),
+		Action: runWatch,
+	}
+}
+
+func runWatch(c *cli.Context) error {
+	log := logger(c)
+	dur, count, dir := c.Duration("duration"), c.Int("count"), c.String("save")
+	if dur < 0 || count < 0 {
+		return fmt.Errorf("--duration and --count must not be negative")
+	}
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("--save: %w", err)
+		}
+	}
+	cl, err := subscriber.New(subscriber.Config{Hub: c.String("hub"), Channel: c.String("channel"),
+		Credit: c.Int("credit"), Logger: log})
+	if err != nil {
+		return err
+	}
+	ctx := c.Context
+	if dur > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, dur)
+		defer cancel()
+	}
+	start := time.Now()
+	stats := subscriber.NewStats(start)
+
+	// The status line goes out once a second from its own goroutine.
+	var wg sync.WaitGroup
+	stopStatus := make(chan struct{})
+	if !c.Bool("quiet") {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-stopStatus:
+					return
+				case now := <-t.C:
+					state := ""
+					if !cl.Connected() {
+						state = "  (not connected)"
+					}
+					fmt.Fprintf(c.App.ErrWriter, "%s  %s%s\n", c.String("channel"), stats.Status(now), state)
+				}
+			}
+		}()
+	}
+	n := 0
+	err = cl.Run(ctx, func(f *subscriber.Frame) error {
+		stats.Observe(f)
+		if dir != "" {
+			if err := saveFrame(dir, c.String("channel"), f); err != nil {
+				return err
+			}
+		}
+		n++
+		if count > 0 && n >= count {
+			return subscriber.ErrStop
+		}
+		return nil
+	})
+	close(stopStatus)
+	wg.Wait()
+	sum := stats.Summary(time.Now())
+	sum.Channel = c.String("channel")
+	sum.Reconnects = cl.Reconnects()
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		if e := enc.Encode(sum); e != nil {
+			return e
+		}
+	} else {
+		fmt.Fprintf(c.App.ErrWriter, "%s: %d frames in %.1f s (%.1f fps, %.0f kbps), %dx%d %s, age p50 %.1f ms p99 %.1f ms max %.1f ms, skipped %d, reconnects %d, first frame after %.0f ms\n",
+			sum.Channel, sum.Frames, sum.Seconds, sum.FPS, sum.KBPS, sum.Width, sum.Height, sum.Codec,
+			sum.AgeP50MS, sum.AgeP99MS, sum.AgeMaxMS, sum.Skipped, sum.Reconnects, sum.FirstFrameMS)
+	}
+	if err != nil {
+		return err
+	}
+	if count > 0 && n < count && !errors.Is(c.Context.Err(), context.Canceled) {
+		return fmt.Errorf("got %d of %d frames before --duration ran out", n, count)
+	}
+	return nil
+}
+
+// saveFrame writes a frame under dir: JPEG payloads as they came, raw
+// 8-bit frames as PNG.
+func saveFrame(dir, channel string, f *subscriber.Frame) error {
+	base := filepath.Join(dir, fmt.Sprintf("%s-%010d", channel, f.Seq))
+	if f.Codec == protocol.CodecJPEG {
+		if err := os.WriteFile(base+".jpg", f.Payload, 0o644); err != nil {
+			return fmt.Errorf("save frame: %w", err)
+		}
+		return nil
+	}
+	img, err := protocol.RawImage(f.Header, f.Payload)
+	if err != nil {
+		return fmt.Errorf("save frame %d: %w", f.Seq, err)
+	}
+	out, err := os.Create(base + ".png")
+	if err != nil {
+		return fmt.Errorf("save frame: %w", err)
+	}
+	if err := png.Encode(out, img); err != nil {
+		out.Close()
+		return fmt.Errorf("save frame: %w", err)
+	}
+	return out.Close()
+}

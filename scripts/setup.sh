@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages framehub needs, only those missing, so a fresh
+# Debian 12 machine with Go needs nothing else. Safe to run again.
+set -euo pipefail
+
+# libopencv-dev + pkg-config + g++: gocv (cgo) for publish, view, record, demo
+# ffmpeg: test clips and the MJPEG client the tests use
+# chromium: the browser tests; xvfb/xauth: native-window tests with a display
+# fonts-dejavu-core: text in screenshots
+pkgs=(libopencv-dev pkg-config g++ ffmpeg chromium xvfb xauth fonts-dejavu-core)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "setup: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+    sudo=sudo
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v go >/dev/null; then
+  echo "setup: Go 1.24 or newer is required (https://go.dev/doc/install); Debian 12's golang package is too old" >&2
+  exit 1
+fi

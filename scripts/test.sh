@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what is missing, then gofmt,
+# go vet, the CGO_ENABLED=0 build, go test -race, and a short run of each
+# fuzz target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+echo "== gofmt" >&2
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change: $unformatted" >&2
+  exit 1
+fi
+echo "== go vet" >&2
+go vet ./...
+echo "== CGO_ENABLED=0 build (hub and watch without OpenCV)" >&2
+CGO_ENABLED=0 go build -o /dev/null ./cmd/framehub
+echo "== go test -race" >&2
+go test -race -count=1 -timeout 20m ./...
+echo "== fuzz (${FUZZTIME:=10s} per target; FUZZTIME=10m for a longer run)" >&2
+for target in FuzzParseMessage FuzzReader; do
+  go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" ./protocol
+done

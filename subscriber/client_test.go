@@ -1,0 +1,169 @@
+package subscriber
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+
+	"framehub/hub"
+	"framehub/protocol"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// runHub serves a hub on addr ("127.0.0.1:0" for any port) and returns the
+// address and a stop function that shuts it down.
+func runHub(t *testing.T, addr string) (string, func()) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 { // the port of a hub just stopped may take a moment to free
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hub.New(hub.Config{})
+	srv := &http.Server{Handler: h}
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(ln) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			h.Close()
+			srv.Close()
+			<-done
+		})
+	}
+	t.Cleanup(stop)
+	return ln.Addr().String(), stop
+}
+
+// publish sends frames seq from..to at about 100 fps.
+func publish(t *testing.T, addr, channel string, from, to uint64) {
+	t.Helper()
+	u, _ := protocol.ChannelURL(addr, protocol.PathPublish, channel)
+	c, _, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for seq := from; seq <= to; seq++ {
+		f := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: 4, Height: 4, Seq: seq,
+			CaptureTime: time.Now().UnixNano()}, Payload: []byte{0xFF, 0xD8, 0xFF, 0xD9}}
+		if err := c.WriteMessage(websocket.BinaryMessage, protocol.AppendFrame(nil, &f)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestReconnectsAfterHubRestart(t *testing.T) {
+	addr, stop := runHub(t, "127.0.0.1:0")
+	cl, err := New(Config{Hub: "http://" + addr, Channel: "cam", MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got := make(chan uint64, 1000)
+	runErr := make(chan error, 1)
+	go func() {
+		runErr <- cl.Run(ctx, func(f *Frame) error {
+			got <- f.Seq
+			if f.Seq == 2000 {
+				return ErrStop
+			}
+			return nil
+		})
+	}()
+	waitFor := func(want uint64) {
+		t.Helper()
+		for {
+			select {
+			case s := <-got:
+				if s == want {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("no frame %d before the deadline", want)
+			}
+		}
+	}
+	for !cl.Connected() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	publish(t, addr, "cam", 1, 5)
+	waitFor(5)
+	stop()
+	addr2, _ := runHub(t, addr) // the same address, as a restarted hub would have
+	for !cl.Connected() {
+		if ctx.Err() != nil {
+			t.Fatal("client did not reconnect")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	publish(t, addr2, "cam", 1996, 2000)
+	waitFor(2000)
+	if err := <-runErr; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if cl.Reconnects() != 1 {
+		t.Fatalf("reconnects = %d; want 1", cl.Reconnects())
+	}
+}
+
+func TestPermanentRefusal(t *testing.T) {
+	addr, _ := runHub(t, "127.0.0.1:0")
+	cl, err := New(Config{Hub: addr, Channel: "ok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.url = "ws://" + addr + "/ws/subscribe/%2e%2e" // what a buggy client might send
+	err = cl.Run(context.Background(), func(*Frame) error { return nil })
+	var pe *PermanentError
+	if !errors.As(err, &pe) || pe.Status != http.StatusBadRequest {
+		t.Fatalf("Run = %v; want a PermanentError with 400", err)
+	}
+	if _, err := New(Config{Hub: addr, Channel: "a/b"}); err == nil {
+		t.Fatal("New accepted an invalid channel name")
+	}
+}
+
+func TestCreditClientAcks(t *testing.T) {
+	addr, _ := runHub(t, "127.0.0.1:0")
+	cl, _ := New(Config{Hub: addr, Channel: "cam", Credit: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n := 0
+	done := make(chan error, 1)
+	go func() {
+		done <- cl.Run(ctx, func(f *Frame) error {
+			n++
+			if n == 10 {
+				return ErrStop
+			}
+			return nil
+		})
+	}()
+	for !cl.Connected() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	// With a window of one, the client only gets more than one frame if it
+	// acknowledges each.
+	publish(t, addr, "cam", 1, 60)
+	if err := <-done; err != nil || n != 10 {
+		t.Fatalf("Run = %v after %d frames; want 10 frames with acks", err, n)
+	}
+}
