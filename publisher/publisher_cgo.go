@@ -1,0 +1,435 @@
+//go:build cgo
+
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"framehub/protocol"
+)
+
+// Config configures a Publisher.
+type Config struct {
+	Source string         // see OpenSource
+	Loop   bool           // files: repeat
+	FPS    float64        // cap on frames sent per second (0: the source's rate)
+	Width  int            // resize to this width (0: keep; with Height 0, keep aspect)
+	Height int            // resize to this height (0: keep; with Width 0, keep aspect)
+	Flip   string         // "", "h", "v" or "both"
+	Rotate int            // 0, 90, 180 or 270 degrees clockwise
+	Filter []Filter       // applied in order after resize, flip and rotate
+	Codec  protocol.Codec // CodecJPEG (default) or CodecRaw
+	// Quality is the JPEG quality, 1 to 100 (default 80).
+	Quality int
+	Sender  SenderConfig
+	Logger  *slog.Logger // nil discards
+}
+
+func (c *Config) check() error {
+	if c.Codec == 0 {
+		c.Codec = protocol.CodecJPEG
+	}
+	if c.Quality == 0 {
+		c.Quality = 80
+	}
+	switch {
+	case c.Quality < 1 || c.Quality > 100:
+		return fmt.Errorf("quality %d: must be 1 to 100", c.Quality)
+	case c.Codec != protocol.CodecJPEG && c.Codec != protocol.CodecRaw:
+		return fmt.Errorf("codec %v: use jpeg or raw", c.Codec)
+	case c.FPS < 0 || c.Width < 0 || c.Height < 0:
+		return errors.New("fps, width and height must not be negative")
+	case c.Width > 7680 || c.Height > 4320:
+		return fmt.Errorf("size %dx%d: at most 7680x4320", c.Width, c.Height)
+	case c.Rotate != 0 && c.Rotate != 90 && c.Rotate != 180 && c.Rotate != 270:
+		return fmt.Errorf("rotate %d: use 0, 90, 180 or 270", c.Rotate)
+	}
+	switch c.Flip {
+	case "", "none", "h", "v", "both":
+	default:
+		return fmt.Errorf("flip %q: use h, v or both", c.Flip)
+	}
+	return nil
+}
+
+// Publisher captures from a source and publishes to a hub channel. Create
+// it with New, call Run once, then Close.
+type Publisher struct {
+	cfg    Config
+	log    *slog.Logger
+	src    Source
+	sender *Sender
+	slot   *slot
+
+	// Owned by the sender goroutine (Run).
+	resized, flipped, rotated gocv.Mat
+	msg                       []byte
+	fps                       float64 // smoothed send rate, for overlays
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+// New opens the source (so a missing camera or unreadable file fails here,
+// clearly) and prepares the connection to the hub.
+func New(cfg Config) (*Publisher, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Sender.Logger == nil {
+		cfg.Sender.Logger = log
+	}
+	sender, err := NewSender(cfg.Sender)
+	if err != nil {
+		return nil, err
+	}
+	src, err := OpenSource(cfg.Source, SourceOptions{Loop: cfg.Loop, FPS: cfg.FPS, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return &Publisher{cfg: cfg, log: log, src: src, sender: sender, slot: newSlot(),
+		resized: gocv.NewMat(), flipped: gocv.NewMat(), rotated: gocv.NewMat()}, nil
+}
+
+// Source returns a description of the source.
+func (p *Publisher) Source() string { return p.src.String() }
+
+// Connected reports whether the publisher is connected to the hub.
+func (p *Publisher) Connected() bool { return p.sender.Connected() }
+
+// Stats returns the counters so far. Safe to call from any goroutine.
+func (p *Publisher) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.stats
+	s.Skipped = p.slot.skippedCount()
+	s.Reconnects = p.sender.Reconnects()
+	return s
+}
+
+// Run publishes until ctx ends (nil), a file source ends (nil, after its
+// last frame is sent), or an error that retrying cannot fix: the source
+// failing, the hub refusing the channel, or a newer publisher taking over.
+func (p *Publisher) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	capErr := make(chan error, 1)
+	go func() { capErr <- p.captureLoop(ctx) }()
+	err := p.sendLoop(ctx)
+	cancel()
+	cerr := <-capErr
+	if err == nil && cerr != nil && !errors.Is(cerr, context.Canceled) && !errors.Is(cerr, io.EOF) {
+		err = cerr
+	}
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// captureLoop reads frames into free Mats and offers each as the newest.
+// With an FPS cap, frames that come sooner than the cap allows are read
+// (so the source's own buffer never holds stale frames) and dropped.
+func (p *Publisher) captureLoop(ctx context.Context) error {
+	defer p.slot.finish()
+	var minGap time.Duration
+	if p.cfg.FPS > 0 {
+		minGap = time.Duration(float64(time.Second) / p.cfg.FPS * 0.9)
+	}
+	var seq uint64
+	var last time.Time
+	for {
+		f := p.slot.free()
+		err := p.src.Read(ctx, &f.mat)
+		now := time.Now()
+		if err != nil {
+			p.slot.release(f)
+			return err
+		}
+		p.mu.Lock()
+		p.stats.Captured++
+		p.mu.Unlock()
+		if minGap > 0 && !last.IsZero() && now.Sub(last) < minGap {
+			p.slot.release(f)
+			continue
+		}
+		last = now
+		seq++
+		f.seq, f.captured = seq, now
+		p.slot.put(f)
+	}
+}
+
+// sendLoop connects, takes the newest frame, processes, encodes and sends
+// it, and does it again.
+func (p *Publisher) sendLoop(ctx context.Context) error {
+	var lastSent time.Time
+	for {
+		if err := p.sender.Connect(ctx); err != nil {
+			return err
+		}
+		f, ok := p.slot.take(ctx)
+		if !ok {
+			return ctx.Err() // nil when the source ended
+		}
+		start := time.Now()
+		msg, w, h, err := p.encode(f)
+		p.slot.release(f)
+		if err != nil {
+			return err
+		}
+		encoded := time.Since(start)
+		if err := p.sender.Send(ctx, msg); err != nil {
+			if errors.Is(err, ErrReplaced) || ctx.Err() != nil {
+				return err
+			}
+			continue // reconnect on the next round, with a fresh frame
+		}
+		now := time.Now()
+		if !lastSent.IsZero() {
+			inst := 1 / now.Sub(lastSent).Seconds()
+			if p.fps == 0 {
+				p.fps = inst
+			} else {
+				p.fps += 0.1 * (inst - p.fps)
+			}
+		}
+		lastSent = now
+		p.mu.Lock()
+		p.stats.Sent++
+		p.stats.Bytes += uint64(len(msg))
+		p.stats.EncodeTime += encoded
+		p.stats.Width, p.stats.Height = w, h
+		p.mu.Unlock()
+	}
+}
+
+// encode processes a captured frame and encodes it, with its header, into
+// p.msg, which is reused from frame to frame.
+func (p *Publisher) encode(cf *capFrame) ([]byte, int, int, error) {
+	fr := Frame{Mat: &cf.mat, Seq: cf.seq, Captured: cf.captured, Channel: p.cfg.Sender.Channel, FPS: p.fps}
+	p.transform(&fr)
+	for _, flt := range p.cfg.Filter {
+		if err := flt.Apply(&fr); err != nil {
+			return nil, 0, 0, fmt.Errorf("filter: %w", err)
+		}
+	}
+	m := fr.Mat
+	if m.Empty() || m.Type()&7 != gocv.MatTypeCV8U&7 {
+		return nil, 0, 0, fmt.Errorf("filters left a frame that is empty or not 8-bit")
+	}
+	w, h, ch := m.Cols(), m.Rows(), m.Channels()
+	hdr := protocol.Header{Codec: p.cfg.Codec, Flags: protocol.FlagKey, Width: uint32(w), Height: uint32(h),
+		Seq: cf.seq, CaptureTime: cf.captured.UnixNano()}
+	p.msg = append(p.msg[:0], make([]byte, protocol.HeaderLen)...)
+	switch p.cfg.Codec {
+	case protocol.CodecJPEG:
+		buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, *m, []int{gocv.IMWriteJpegQuality, p.cfg.Quality})
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("jpeg encode: %w", err)
+		}
+		p.msg = append(p.msg, buf.GetBytes()...)
+		buf.Close()
+	case protocol.CodecRaw:
+		if !m.IsContinuous() {
+			return nil, 0, 0, fmt.Errorf("raw frame is not continuous in memory")
+		}
+		px, err := m.DataPtrUint8()
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("raw frame: %w", err)
+		}
+		p.msg = append(p.msg, px...)
+		hdr.ElemType, hdr.Channels = protocol.ElemUint8, uint8(ch)
+	}
+	hdr.PayloadLen = uint32(len(p.msg) - protocol.HeaderLen)
+	protocol.PutHeader(p.msg, hdr)
+	return p.msg, w, h, nil
+}
+
+// transform applies resize, flip and rotate, each into its own reused Mat.
+func (p *Publisher) transform(fr *Frame) {
+	src := fr.Mat
+	if w, h := p.targetSize(src.Cols(), src.Rows()); w != src.Cols() || h != src.Rows() {
+		gocv.Resize(*src, &p.resized, image.Pt(w, h), 0, 0, gocv.InterpolationArea)
+		src = &p.resized
+	}
+	flip := 2 // not an OpenCV flip code: no flip
+	switch p.cfg.Flip {
+	case "h":
+		flip = 1
+	case "v":
+		flip = 0
+	case "both":
+		flip = -1
+	}
+	if flip != 2 {
+		gocv.Flip(*src, &p.flipped, flip)
+		src = &p.flipped
+	}
+	if p.cfg.Rotate != 0 {
+		code := gocv.Rotate90Clockwise
+		switch p.cfg.Rotate {
+		case 180:
+			code = gocv.Rotate180Clockwise
+		case 270:
+			code = gocv.Rotate90CounterClockwise
+		}
+		gocv.Rotate(*src, &p.rotated, code)
+		src = &p.rotated
+	}
+	fr.Mat = src
+}
+
+// targetSize returns the size after resizing, keeping the aspect ratio
+// when only one side is given.
+func (p *Publisher) targetSize(w, h int) (int, int) {
+	tw, th := p.cfg.Width, p.cfg.Height
+	switch {
+	case tw == 0 && th == 0:
+		return w, h
+	case th == 0:
+		return tw, max(1, (h*tw+w/2)/w)
+	case tw == 0:
+		return max(1, (w*th+h/2)/h), th
+	}
+	return tw, th
+}
+
+// Close releases the source, the connection and every Mat. Call it after
+// Run has returned.
+func (p *Publisher) Close() error {
+	err := p.src.Close()
+	p.sender.Close()
+	p.slot.close()
+	p.resized.Close()
+	p.flipped.Close()
+	p.rotated.Close()
+	for _, f := range p.cfg.Filter {
+		if c, ok := f.(io.Closer); ok {
+			c.Close()
+		}
+	}
+	return err
+}
+
+// capFrame is a captured frame in one of the slot's Mats.
+type capFrame struct {
+	mat      gocv.Mat
+	seq      uint64
+	captured time.Time
+}
+
+// slot hands the newest captured frame from capture to the sender. It owns
+// three Mats: one being captured into, one waiting as the newest, one being
+// encoded. Putting a frame while another waits returns the waiting one to
+// the free list and counts it as skipped; nothing ever queues.
+type slot struct {
+	mu      sync.Mutex
+	frees   []*capFrame
+	ready   *capFrame
+	done    bool // capture has ended
+	skipped uint64
+	all     []*capFrame
+	wake    chan struct{} // capacity 1
+}
+
+func newSlot() *slot {
+	s := &slot{wake: make(chan struct{}, 1)}
+	for range 3 {
+		f := &capFrame{mat: gocv.NewMat()}
+		s.frees = append(s.frees, f)
+		s.all = append(s.all, f)
+	}
+	return s
+}
+
+// free returns a Mat to capture into. There is always one: capture holds
+// at most one, the slot one, the sender one.
+func (s *slot) free() *capFrame {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.frees[len(s.frees)-1]
+	s.frees = s.frees[:len(s.frees)-1]
+	return f
+}
+
+func (s *slot) release(f *capFrame) {
+	s.mu.Lock()
+	s.frees = append(s.frees, f)
+	s.mu.Unlock()
+}
+
+// put makes f the newest frame.
+func (s *slot) put(f *capFrame) {
+	s.mu.Lock()
+	if s.ready != nil {
+		s.skipped++
+		s.frees = append(s.frees, s.ready)
+	}
+	s.ready = f
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *slot) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// finish marks the end of capture; take returns false once the last frame
+// has been taken.
+func (s *slot) finish() {
+	s.mu.Lock()
+	s.done = true
+	s.mu.Unlock()
+	s.poke()
+}
+
+// take waits for the newest frame. It returns false when ctx ends or
+// capture has finished and no frame is left.
+func (s *slot) take(ctx context.Context) (*capFrame, bool) {
+	for {
+		s.mu.Lock()
+		f, done := s.ready, s.done
+		s.ready = nil
+		s.mu.Unlock()
+		if f != nil {
+			return f, true
+		}
+		if done {
+			return nil, false
+		}
+		select {
+		case <-s.wake:
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+}
+
+func (s *slot) skippedCount() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.skipped
+}
+
+func (s *slot) close() {
+	for _, f := range s.all {
+		f.mat.Close()
+	}
+}

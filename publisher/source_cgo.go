@@ -1,0 +1,320 @@
+//go:build cgo
+
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"framehub/internal/backoff"
+)
+
+// Source delivers frames. Read waits for the next frame, as the source
+// paces it, and decodes it into m (BGR, 8-bit). It returns io.EOF at the end
+// of a file that does not loop. A Source is used by one goroutine.
+type Source interface {
+	Read(ctx context.Context, m *gocv.Mat) error
+	Close() error
+	String() string
+}
+
+// SourceOptions tune OpenSource.
+type SourceOptions struct {
+	Loop   bool         // files: start again at the end
+	FPS    float64      // test pattern: frame rate (default 30)
+	Logger *slog.Logger // reopen attempts of live sources
+}
+
+// OpenSource opens a source described by spec:
+//
+//	0, 1, …           a camera by index (/dev/videoN on Linux)
+//	test, test:WxH    the built-in animated test pattern (default 1280x720)
+//	gst:PIPELINE      a GStreamer pipeline ending in appsink
+//	rtsp://…, http://…, https://…  a stream, through OpenCV's FFmpeg backend
+//	anything else     a video file, paced to its own frame rate
+//
+// A missing camera, an unreadable file or a URL that cannot be opened is a
+// clear error here; a live source (camera, URL, pipeline) that fails later
+// is reopened with backoff.
+func OpenSource(spec string, opt SourceOptions) (Source, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case spec == "":
+		return nil, errors.New("no source given: use a camera index (0), a file, a URL, gst:PIPELINE or test")
+	case spec == "test" || strings.HasPrefix(spec, "test:"):
+		return newPattern(spec, opt.FPS)
+	case strings.HasPrefix(spec, "gst:"):
+		return openLive(spec, "GStreamer pipeline", opt.Logger, func() (*gocv.VideoCapture, error) {
+			return gocv.VideoCaptureFileWithAPI(strings.TrimPrefix(spec, "gst:"), gocv.VideoCaptureGstreamer)
+		})
+	case isDigits(spec):
+		idx, err := strconv.Atoi(spec)
+		if err != nil {
+			return nil, fmt.Errorf("camera index %q: %w", spec, err)
+		}
+		if runtime.GOOS == "linux" {
+			dev := fmt.Sprintf("/dev/video%d", idx)
+			if _, err := os.Stat(dev); err != nil {
+				return nil, fmt.Errorf("no camera %d: %s does not exist (is a camera connected?)", idx, dev)
+			}
+		}
+		return openLive(spec, "camera "+spec, opt.Logger, func() (*gocv.VideoCapture, error) {
+			return gocv.VideoCaptureDevice(idx)
+		})
+	case strings.Contains(spec, "://"):
+		return openLive(spec, "stream "+spec, opt.Logger, func() (*gocv.VideoCapture, error) {
+			return gocv.VideoCaptureFileWithAPI(spec, gocv.VideoCaptureFFmpeg)
+		})
+	default:
+		return openFile(spec, opt.Loop)
+	}
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// capture wraps an OpenCV VideoCapture.
+type capture struct {
+	name string
+	vc   *gocv.VideoCapture
+}
+
+func (c *capture) String() string { return c.name }
+
+func (c *capture) Close() error {
+	if c.vc == nil {
+		return nil
+	}
+	err := c.vc.Close()
+	c.vc = nil
+	return err
+}
+
+// fileSource plays a video file at its own frame rate.
+type fileSource struct {
+	capture
+	path  string
+	loop  bool
+	every time.Duration
+	next  time.Time
+}
+
+func openFile(path string, loop bool) (Source, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("video file: %w", err)
+	}
+	st, err := f.Stat()
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("video file: %w", err)
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("video file %s is a directory", path)
+	}
+	vc, err := openVideoFile(path)
+	if err != nil || !vc.IsOpened() {
+		if vc != nil {
+			vc.Close()
+		}
+		return nil, fmt.Errorf("cannot read video file %s: OpenCV could not open it as video", path)
+	}
+	fps := vc.Get(gocv.VideoCaptureFPS)
+	if fps <= 0 || fps > 1000 || math.IsNaN(fps) {
+		fps = 30
+	}
+	return &fileSource{capture: capture{name: "file " + path, vc: vc}, path: path, loop: loop,
+		every: time.Duration(float64(time.Second) / fps)}, nil
+}
+
+// FPS returns the file's frame rate.
+func (s *fileSource) FPS() float64 { return float64(time.Second) / float64(s.every) }
+
+func (s *fileSource) Read(ctx context.Context, m *gocv.Mat) error {
+	if err := sleepUntil(ctx, s.next); err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		if s.vc.Read(m) && !m.Empty() {
+			break
+		}
+		if !s.loop || attempt > 0 {
+			if attempt > 0 {
+				return fmt.Errorf("%s: no frame after rewinding", s.name)
+			}
+			return io.EOF
+		}
+		// Rewind; some containers cannot seek, so reopen instead.
+		s.vc.Close()
+		vc, err := openVideoFile(s.path)
+		if err != nil || !vc.IsOpened() {
+			if vc != nil {
+				vc.Close()
+			}
+			s.vc = nil
+			return fmt.Errorf("cannot reopen %s to loop it", s.path)
+		}
+		s.vc = vc
+	}
+	now := time.Now()
+	if s.next.IsZero() || now.Sub(s.next) > time.Second {
+		s.next = now // first frame, or we fell far behind: do not rush to catch up
+	}
+	s.next = s.next.Add(s.every)
+	return nil
+}
+
+// openVideoFile opens a file with OpenCV's FFmpeg backend only: letting
+// OpenCV try every backend makes a bad file print a page of exceptions from
+// the GStreamer and image-sequence backends.
+func openVideoFile(path string) (*gocv.VideoCapture, error) {
+	return gocv.VideoCaptureFileWithAPI(path, gocv.VideoCaptureFFmpeg)
+}
+
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// liveSource is a camera, stream or pipeline: it paces itself, and when it
+// fails it is reopened with backoff until the context ends.
+type liveSource struct {
+	capture
+	open func() (*gocv.VideoCapture, error)
+	log  *slog.Logger
+	b    backoff.Backoff
+}
+
+func openLive(spec, name string, log *slog.Logger, open func() (*gocv.VideoCapture, error)) (Source, error) {
+	vc, err := open()
+	if err != nil || !vc.IsOpened() {
+		if vc != nil {
+			vc.Close()
+		}
+		return nil, fmt.Errorf("cannot open %s", name)
+	}
+	return &liveSource{capture: capture{name: name, vc: vc}, open: open, log: log.With("source", name)}, nil
+}
+
+func (s *liveSource) Read(ctx context.Context, m *gocv.Mat) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if s.vc != nil && s.vc.Read(m) && !m.Empty() {
+			s.b.Reset()
+			return nil
+		}
+		if s.vc != nil {
+			s.log.Warn("source stopped delivering frames; reopening with backoff")
+			s.vc.Close()
+			s.vc = nil
+		}
+		if !s.b.Sleep(ctx) {
+			return ctx.Err()
+		}
+		vc, err := s.open()
+		if err != nil || !vc.IsOpened() {
+			if vc != nil {
+				vc.Close()
+			}
+			s.log.Debug("reopen failed")
+			continue
+		}
+		s.log.Info("source reopened")
+		s.vc = vc
+	}
+}
+
+// pattern is the built-in test pattern: colour bars, a bouncing ball, a
+// frame counter and the time, drawn with OpenCV at a fixed rate.
+type pattern struct {
+	w, h  int
+	every time.Duration
+	next  time.Time
+	n     uint64
+	bg    gocv.Mat // the static background, drawn once
+}
+
+func newPattern(spec string, fps float64) (Source, error) {
+	w, h := 1280, 720
+	if size, ok := strings.CutPrefix(spec, "test:"); ok {
+		if _, err := fmt.Sscanf(size, "%dx%d", &w, &h); err != nil || w < 64 || h < 48 || w > 7680 || h > 4320 {
+			return nil, fmt.Errorf("test pattern size %q: use WxH between 64x48 and 7680x4320", size)
+		}
+	}
+	if fps <= 0 {
+		fps = 30
+	}
+	p := &pattern{w: w, h: h, every: time.Duration(float64(time.Second) / fps),
+		bg: gocv.NewMatWithSize(h, w, gocv.MatTypeCV8UC3)}
+	bars := []color.RGBA{{192, 192, 192, 0}, {192, 192, 0, 0}, {0, 192, 192, 0}, {0, 192, 0, 0},
+		{192, 0, 192, 0}, {192, 0, 0, 0}, {0, 0, 192, 0}, {16, 16, 16, 0}}
+	for i, c := range bars {
+		r := image.Rect(i*w/len(bars), 0, (i+1)*w/len(bars), h)
+		gocv.Rectangle(&p.bg, r, c, -1)
+	}
+	return p, nil
+}
+
+func (p *pattern) String() string { return fmt.Sprintf("test pattern %dx%d", p.w, p.h) }
+
+func (p *pattern) Close() error { return p.bg.Close() }
+
+func (p *pattern) Read(ctx context.Context, m *gocv.Mat) error {
+	if err := sleepUntil(ctx, p.next); err != nil {
+		return err
+	}
+	now := time.Now()
+	if p.next.IsZero() || now.Sub(p.next) > time.Second {
+		p.next = now
+	}
+	p.next = p.next.Add(p.every)
+	p.n++
+	p.bg.CopyTo(m)
+	// A ball bouncing across the frame, so motion and staleness are visible.
+	t := float64(p.n) / 30
+	r := p.h / 10
+	x := r + int(float64(p.w-2*r)*(0.5+0.5*math.Sin(t*1.3)))
+	y := r + int(float64(p.h-2*r)*(0.5+0.5*math.Abs(math.Sin(t*2.1))))
+	gocv.Circle(m, image.Pt(x, y), r, color.RGBA{255, 255, 255, 0}, -1)
+	gocv.Circle(m, image.Pt(x, y), r/2, color.RGBA{0, 0, 255, 0}, -1)
+	scale := float64(p.h) / 360
+	label := fmt.Sprintf("framehub  #%06d  %s", p.n, now.Format("15:04:05.000"))
+	box := image.Rect(0, p.h-int(40*scale), p.w, p.h)
+	gocv.Rectangle(m, box, color.RGBA{0, 0, 0, 0}, -1)
+	gocv.PutText(m, label, image.Pt(int(10*scale), p.h-int(12*scale)), gocv.FontHersheySimplex, scale*0.8,
+		color.RGBA{255, 255, 255, 0}, max(1, int(2*scale)))
+	return nil
+}
