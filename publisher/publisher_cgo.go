@@ -73,6 +73,7 @@ type Publisher struct {
 	// Owned by the sender goroutine (Run).
 	resized, flipped, rotated gocv.Mat
 	msg                       []byte
+	jpegParams                []int
 	fps                       float64 // smoothed send rate, for overlays
 
 	mu    sync.Mutex
@@ -234,10 +235,14 @@ func (p *Publisher) encode(cf *capFrame) ([]byte, int, int, error) {
 	w, h, ch := m.Cols(), m.Rows(), m.Channels()
 	hdr := protocol.Header{Codec: p.cfg.Codec, Flags: protocol.FlagKey, Width: uint32(w), Height: uint32(h),
 		Seq: cf.seq, CaptureTime: cf.captured.UnixNano()}
-	p.msg = append(p.msg[:0], make([]byte, protocol.HeaderLen)...)
+	var zero [protocol.HeaderLen]byte // filled in by PutHeader below
+	p.msg = append(p.msg[:0], zero[:]...)
 	switch p.cfg.Codec {
 	case protocol.CodecJPEG:
-		buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, *m, []int{gocv.IMWriteJpegQuality, p.cfg.Quality})
+		if p.jpegParams == nil {
+			p.jpegParams = []int{gocv.IMWriteJpegQuality, p.cfg.Quality}
+		}
+		buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, *m, p.jpegParams)
 		if err != nil {
 			return nil, 0, 0, fmt.Errorf("jpeg encode: %w", err)
 		}

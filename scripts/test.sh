@@ -18,6 +18,8 @@ echo "== CGO_ENABLED=0 build (hub and watch without OpenCV)" >&2
 CGO_ENABLED=0 go build -o /dev/null ./cmd/framehub
 echo "== go test -race" >&2
 go test -race -count=1 -timeout 20m ./...
+echo "== gocv Mat leaks (-tags matprofile)" >&2
+go test -count=1 -tags matprofile ./publisher ./subscriber
 echo "== fuzz (${FUZZTIME:=10s} per target; FUZZTIME=10m for a longer run)" >&2
 for target in FuzzParseMessage FuzzReader; do
   go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" ./protocol

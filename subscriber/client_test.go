@@ -3,8 +3,10 @@ package subscriber
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -16,7 +18,20 @@ import (
 	"framehub/protocol"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+			code = 1
+		}
+		if n, where := matLeaks(); n > 0 {
+			fmt.Fprintf(os.Stderr, "%d gocv Mats left open:\n%s", n, where)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 // runHub serves a hub on addr ("127.0.0.1:0" for any port) and returns the
 // address and a stop function that shuts it down.

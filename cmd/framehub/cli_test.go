@@ -24,14 +24,16 @@ import (
 )
 
 // nocgoBin is a framehub binary built with CGO_ENABLED=0, the static build
-// servers without OpenCV run.
-var nocgoBin string
+// servers without OpenCV run. binDir holds it and any other binary the tests
+// build.
+var nocgoBin, binDir string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "framehub-cli")
 	if err != nil {
 		panic(err)
 	}
+	binDir = dir
 	nocgoBin = filepath.Join(dir, "framehub-nocgo")
 	cmd := exec.Command("go", "build", "-o", nocgoBin, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -1,0 +1,207 @@
+//go:build cgo
+
+package main
+
+import (
+	"bytes"
+	"image/jpeg"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	cgoOnce sync.Once
+	cgoBin  string
+	cgoErr  error
+)
+
+// cgoBinary builds the full framehub binary (with OpenCV) once.
+func cgoBinary(t *testing.T) string {
+	t.Helper()
+	cgoOnce.Do(func() {
+		cgoBin = filepath.Join(binDir, "framehub")
+		out, err := exec.Command("go", "build", "-o", cgoBin, ".").CombinedOutput()
+		if err != nil {
+			cgoErr = err
+			t.Logf("%s", out)
+		}
+	})
+	if cgoErr != nil {
+		t.Fatalf("build: %v", cgoErr)
+	}
+	return cgoBin
+}
+
+func makeClip(t *testing.T, frames int) string {
+	t.Helper()
+	ffmpeg, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Fatalf("ffmpeg: %v (scripts/setup.sh installs it)", err)
+	}
+	out := filepath.Join(t.TempDir(), "clip.mp4")
+	if b, err := exec.Command(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10",
+		"-frames:v", strconv.Itoa(frames), "-pix_fmt", "yuv420p", out).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v %s", err, b)
+	}
+	return out
+}
+
+func TestPublishFileToWatch(t *testing.T) {
+	bin := cgoBinary(t)
+	_, addr := startHub(t, bin)
+	clip := makeClip(t, 20)
+	w := start(t, bin, nil, "watch", "--hub", addr, "--channel", "clip", "--count", "20", "--duration", "30s", "--json", "--quiet")
+	time.Sleep(300 * time.Millisecond)
+	p := start(t, bin, nil, "publish", "--hub", "http://"+addr, "--channel", "clip", "--source", clip, "--quality", "90")
+	if err := p.wait(t, 30*time.Second); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	if err := w.wait(t, 30*time.Second); err != nil {
+		t.Fatalf("watch: %v", err)
+	}
+	if !strings.Contains(p.errText(), "sent=20") || !strings.Contains(w.outText(), `"frames":20`) || !strings.Contains(w.outText(), `"width":320`) {
+		t.Fatalf("publish said:\n%s\nwatch printed: %s", p.errText(), w.outText())
+	}
+	if !regexp.MustCompile(`clip  captured .* fps  sent .* fps .* 320x240`).MatchString(p.errText()) {
+		t.Errorf("publish printed no status line:\n%s", p.errText())
+	}
+}
+
+func TestPublishErrorsAreOneLine(t *testing.T) {
+	bin := cgoBinary(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"publish", "--channel", "x", "--source", "9"}, "no camera 9"},
+		{[]string{"publish", "--channel", "x", "--source", "/no/such.mp4"}, "no such file"},
+		{[]string{"publish", "--channel", "x", "--source", "test", "--filter", "sepia"}, "unknown filter"},
+		{[]string{"publish", "--channel", "x", "--source", "test", "--codec", "h264"}, "--codec"},
+		{[]string{"publish", "--channel", "x/y", "--source", "test"}, "invalid channel name"},
+		{[]string{"record", "--channel", "x", "--out", "a.gif"}, ".avi"},
+	} {
+		out, err := exec.Command(bin, c.args...).CombinedOutput()
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if err == nil || !strings.Contains(lines[len(lines)-1], c.want) {
+			t.Errorf("framehub %v: err %v, output %q; want a failure whose last line mentions %q", c.args, err, out, c.want)
+		}
+	}
+}
+
+func TestViewOffscreen(t *testing.T) {
+	bin := cgoBinary(t)
+	_, addr := startHub(t, bin)
+	pub := start(t, bin, nil, "publish", "--hub", addr, "--channel", "v", "--source", "test:320x240", "--quiet")
+	_ = pub
+	v := start(t, bin, []string{"QT_QPA_PLATFORM=offscreen"}, "view", "--hub", addr, "--channel", "v", "--channel", "w", "--duration", "3s")
+	if err := v.wait(t, 20*time.Second); err != nil {
+		t.Fatalf("view exited with %v", err)
+	}
+	m := regexp.MustCompile(`v: (\d+) frames received, (\d+) shown`).FindStringSubmatch(v.errText())
+	if m == nil || m[2] == "0" {
+		t.Fatalf("view showed no frames:\n%s", v.errText())
+	}
+	if !strings.Contains(v.errText(), "w: 0 frames received, 0 shown") {
+		t.Errorf("second window (no publisher) not reported:\n%s", v.errText())
+	}
+}
+
+func TestViewWithoutDisplayFailsClearly(t *testing.T) {
+	bin := cgoBinary(t)
+	cmd := exec.Command(bin, "view", "--hub", "127.0.0.1:1", "--channel", "x")
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "DISPLAY=") && !strings.HasPrefix(e, "WAYLAND_DISPLAY=") && !strings.HasPrefix(e, "QT_QPA_PLATFORM=") {
+			env = append(env, e)
+		}
+	}
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "no display") {
+		t.Fatalf("view without a display: %v, %q; want exit 1 with 'no display' (not a Qt abort)", err, out)
+	}
+}
+
+func TestRecordStopsCleanlyOnInterrupt(t *testing.T) {
+	bin := cgoBinary(t)
+	_, addr := startHub(t, bin)
+	start(t, bin, nil, "publish", "--hub", addr, "--channel", "r", "--source", "test:320x240", "--quiet")
+	out := filepath.Join(t.TempDir(), "r.avi")
+	r := start(t, bin, nil, "record", "--hub", addr, "--channel", "r", "--out", out)
+	r.waitLog(t, regexp.MustCompile(`msg=recording`), 10*time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	r.cmd.Process.Signal(syscall.SIGINT)
+	if err := r.wait(t, 10*time.Second); err != nil {
+		t.Fatalf("record after SIGINT: %v", err)
+	}
+	m := regexp.MustCompile(`(\d+) written`).FindStringSubmatch(r.errText())
+	if m == nil || m[1] == "0" {
+		t.Fatalf("record wrote nothing:\n%s", r.errText())
+	}
+	probe, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "stream=nb_read_frames,width", "-of", "csv=p=0", out).Output()
+	if err != nil || strings.TrimSpace(string(probe)) != "320,"+m[1] {
+		t.Fatalf("ffprobe of the interrupted recording: %q %v; want 320,%s", probe, err, m[1])
+	}
+}
+
+func TestDemo(t *testing.T) {
+	bin := cgoBinary(t)
+	d := start(t, bin, nil, "demo", "--listen", "127.0.0.1:0", "--quiet")
+	var base string
+	deadline := time.Now().Add(20 * time.Second)
+	re := regexp.MustCompile(`open in a browser\s+(http://127\.0\.0\.1:\d+)/`)
+	for base == "" && time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(d.outText()); m != nil {
+			base = m[1]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if base == "" {
+		t.Fatalf("demo printed no URL:\n%s", d.outText())
+	}
+	for _, want := range []string{"framehub watch --hub " + base + " --channel demo", "publishing test"} {
+		if !strings.Contains(d.outText(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, d.outText())
+		}
+	}
+	var body []byte
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/channels/demo/snapshot.jpg")
+		if err == nil {
+			body, _ = readAll(resp)
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cfg, err := jpeg.DecodeConfig(bytes.NewReader(body))
+	if err != nil || cfg.Width != 1280 || cfg.Height != 720 {
+		t.Fatalf("demo snapshot: %v %dx%d; want the 1280x720 test pattern", err, cfg.Width, cfg.Height)
+	}
+	d.cmd.Process.Signal(syscall.SIGINT)
+	if err := d.wait(t, 10*time.Second); err != nil {
+		t.Fatalf("demo exit after SIGINT: %v", err)
+	}
+	if !strings.Contains(d.errText(), "hub stopped") || !strings.Contains(d.errText(), "publisher stopped") {
+		t.Fatalf("demo did not stop both parts:\n%s", d.errText())
+	}
+}
+
+func readAll(resp *http.Response) ([]byte, error) {
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, err := b.ReadFrom(resp.Body)
+	return b.Bytes(), err
+}

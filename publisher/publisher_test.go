@@ -1,0 +1,540 @@
+//go:build cgo
+
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"gocv.io/x/gocv"
+
+	"framehub/hub"
+	"framehub/protocol"
+	"framehub/subscriber"
+)
+
+// atExit holds clean-ups of files shared by several tests or benchmarks.
+var atExit []func()
+
+func TestMain(m *testing.M) {
+	os.Setenv("OPENCV_LOG_LEVEL", "ERROR")
+	code := m.Run()
+	for _, f := range atExit {
+		f()
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+			code = 1
+		}
+		if n, where := matLeaks(); n > 0 {
+			fmt.Fprintf(os.Stderr, "%d gocv Mats left open:\n%s", n, where)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func testHub(t *testing.T) string {
+	t.Helper()
+	h := hub.New(hub.Config{})
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() { h.Close(); srv.Close() })
+	return srv.URL
+}
+
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s not installed (scripts/setup.sh installs it)", name)
+		}
+		t.Skipf("%s not installed", name)
+	}
+	return p
+}
+
+// makeClip writes a test clip with Debian's ffmpeg: testsrc2 (moving
+// pattern with a burned-in timestamp), every frame different.
+func makeClip(t *testing.T, w, h, fps, frames int) string {
+	t.Helper()
+	ffmpeg := requireTool(t, "ffmpeg")
+	out := filepath.Join(t.TempDir(), "clip.avi")
+	cmd := exec.Command(ffmpeg, "-v", "error", "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", w, h, fps),
+		"-frames:v", fmt.Sprint(frames), "-c:v", "mjpeg", "-q:v", "2", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, b)
+	}
+	return out
+}
+
+// clipFrames decodes every frame of a clip with OpenCV.
+func clipFrames(t *testing.T, path string) []gocv.Mat {
+	t.Helper()
+	vc, err := gocv.VideoCaptureFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	var out []gocv.Mat
+	for {
+		m := gocv.NewMat()
+		if !vc.Read(&m) || m.Empty() {
+			m.Close()
+			break
+		}
+		out = append(out, m)
+	}
+	t.Cleanup(func() {
+		for _, m := range out {
+			m.Close()
+		}
+	})
+	return out
+}
+
+// received is a frame kept by a test subscriber.
+type received struct {
+	hdr     protocol.Header
+	payload []byte
+	age     time.Duration
+}
+
+// collect subscribes to channel and keeps frames until stop returns true
+// for the frames so far or ctx ends.
+func collect(t *testing.T, ctx context.Context, base, channel string, stop func([]received) bool) (func() []received, *subscriber.Client) {
+	t.Helper()
+	cl, err := subscriber.New(subscriber.Config{Hub: base, Channel: channel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got []received
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cl.Run(ctx, func(f *subscriber.Frame) error {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, received{hdr: f.Header, payload: append([]byte(nil), f.Payload...), age: f.Age()})
+			if stop != nil && stop(got) {
+				return subscriber.ErrStop
+			}
+			return nil
+		})
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cl.Connected() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return func() []received {
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return got
+	}, cl
+}
+
+// meanAbsDiff compares two pictures of the same size, 0 (same) to 255.
+func meanAbsDiff(t *testing.T, a, b gocv.Mat) float64 {
+	t.Helper()
+	if a.Rows() != b.Rows() || a.Cols() != b.Cols() {
+		t.Fatalf("sizes differ: %dx%d and %dx%d", a.Cols(), a.Rows(), b.Cols(), b.Rows())
+	}
+	d := gocv.NewMat()
+	defer d.Close()
+	gocv.AbsDiff(a, b, &d)
+	s := d.Mean()
+	return (s.Val1 + s.Val2 + s.Val3) / 3
+}
+
+func decode(t *testing.T, r received) gocv.Mat {
+	t.Helper()
+	m := gocv.NewMat()
+	f := protocol.Frame{Header: r.hdr, Payload: r.payload}
+	if err := subscriber.DecodeMat(&f, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func runPublisher(t *testing.T, ctx context.Context, cfg Config) (Stats, error) {
+	t.Helper()
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	err = p.Run(ctx)
+	return p.Stats(), err
+}
+
+func TestFileThroughHubMatchesClip(t *testing.T) {
+	const n = 30
+	clip := makeClip(t, 320, 240, 10, n)
+	want := clipFrames(t, clip)
+	if len(want) != n {
+		t.Fatalf("clip has %d frames; want %d", len(want), n)
+	}
+	base := testHub(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	frames, _ := collect(t, ctx, base, "clip", func(got []received) bool { return got[len(got)-1].hdr.Seq == n })
+	st, err := runPublisher(t, ctx, Config{Source: clip, Quality: 95, Sender: SenderConfig{Hub: base, Channel: "clip"}})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got := frames()
+	if st.Captured != n || st.Sent != n || st.Skipped != 0 {
+		t.Fatalf("publisher stats %+v; want %d captured and sent, none skipped at 10 fps", st, n)
+	}
+	if len(got) != n {
+		t.Fatalf("received %d frames; want %d", len(got), n)
+	}
+	closer := 0
+	for i, r := range got {
+		if r.hdr.Seq != uint64(i+1) || r.hdr.Width != 320 || r.hdr.Height != 240 || r.hdr.Codec != protocol.CodecJPEG {
+			t.Fatalf("frame %d: seq %d %dx%d %v; want seq %d 320x240 jpeg", i, r.hdr.Seq, r.hdr.Width, r.hdr.Height, r.hdr.Codec, i+1)
+		}
+		m := decode(t, r)
+		own := meanAbsDiff(t, m, want[i])
+		if own > 4 {
+			t.Errorf("frame %d differs from the clip's frame %d by %.2f (mean abs); want a match", r.hdr.Seq, i, own)
+		}
+		if i > 0 && own < meanAbsDiff(t, m, want[i-1]) {
+			closer++
+		}
+		m.Close()
+	}
+	if closer < n-2 {
+		t.Errorf("only %d of %d frames are closer to their own clip frame than to the previous one", closer, n-1)
+	}
+}
+
+func TestLoopRepeatsTheFile(t *testing.T) {
+	const n = 6
+	clip := makeClip(t, 160, 120, 30, n)
+	want := clipFrames(t, clip)
+	base := testHub(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	frames, _ := collect(t, ctx, base, "loop", func(got []received) bool { return len(got) >= 2*n+2 })
+	pctx, pcancel := context.WithCancel(ctx)
+	defer pcancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := runPublisher(t, pctx, Config{Source: clip, Loop: true, Quality: 95, Sender: SenderConfig{Hub: base, Channel: "loop"}})
+		errc <- err
+	}()
+	got := frames()
+	pcancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(got) < 2*n+2 {
+		t.Fatalf("received %d frames; want more than the file's %d", len(got), n)
+	}
+	// Sequence numbers keep counting; the pictures start over.
+	for i, r := range got {
+		if i > 0 && r.hdr.Seq <= got[i-1].hdr.Seq {
+			t.Fatalf("sequence went from %d to %d", got[i-1].hdr.Seq, r.hdr.Seq)
+		}
+		if r.hdr.Seq > 2*n {
+			continue
+		}
+		m := decode(t, r)
+		idx := int((r.hdr.Seq - 1) % n)
+		other := (idx + n/2) % n
+		if d, o := meanAbsDiff(t, m, want[idx]), meanAbsDiff(t, m, want[other]); d > 8 || d >= o {
+			t.Errorf("seq %d differs from clip frame %d by %.2f (from frame %d by %.2f); want it to match frame %d", r.hdr.Seq, idx, d, other, o, idx)
+		}
+		m.Close()
+	}
+}
+
+func TestTestPattern(t *testing.T) {
+	base := testHub(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	frames, _ := collect(t, ctx, base, "pattern", func(got []received) bool { return len(got) >= 10 })
+	pctx, pcancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := runPublisher(t, pctx, Config{Source: "test:320x180", Sender: SenderConfig{Hub: base, Channel: "pattern"}})
+		errc <- err
+	}()
+	got := frames()
+	pcancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 10 {
+		t.Fatalf("received %d frames; want 10", len(got))
+	}
+	a, b := decode(t, got[0]), decode(t, got[len(got)-1])
+	defer a.Close()
+	defer b.Close()
+	if a.Cols() != 320 || a.Rows() != 180 {
+		t.Fatalf("pattern is %dx%d; want 320x180", a.Cols(), a.Rows())
+	}
+	if d := meanAbsDiff(t, a, b); d < 0.5 {
+		t.Fatalf("pattern frames do not change (diff %.2f); the ball and counter should move", d)
+	}
+}
+
+// slowFilter is a user-defined Filter that takes its time, as a heavy
+// detector would: the sender falls behind the 30 fps test pattern.
+type slowFilter struct{ d time.Duration }
+
+func (s slowFilter) Apply(*Frame) error { time.Sleep(s.d); return nil }
+
+func TestSlowSenderSkipsAndStaysFresh(t *testing.T) {
+	base := testHub(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	frames, _ := collect(t, ctx, base, "slow", func(got []received) bool { return len(got) >= 15 })
+	pctx, pcancel := context.WithCancel(ctx)
+	var st Stats
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		st, err = runPublisher(t, pctx, Config{Source: "test:320x180", FPS: 30, Filter: []Filter{slowFilter{100 * time.Millisecond}},
+			Sender: SenderConfig{Hub: base, Channel: "slow"}})
+		errc <- err
+	}()
+	got := frames()
+	pcancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	var maxAge time.Duration
+	gaps := 0
+	for i, r := range got {
+		maxAge = max(maxAge, r.age)
+		if i > 0 && r.hdr.Seq > got[i-1].hdr.Seq+1 {
+			gaps++
+		}
+	}
+	if st.Skipped == 0 || gaps < len(got)/2 {
+		t.Errorf("skipped %d, %d gaps in %d frames; a 10 fps sender of a 30 fps source must skip", st.Skipped, gaps, len(got))
+	}
+	// Age is the filter's 100 ms plus encoding, not a growing queue: 15
+	// frames at 10 fps from a 30 fps source would otherwise be ~1 s behind.
+	if maxAge > 400*time.Millisecond {
+		t.Errorf("frame age reached %v; want bounded near the 100 ms processing time", maxAge)
+	}
+}
+
+func TestURLSourceReadsHubMJPEG(t *testing.T) {
+	base := testHub(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Publisher A: the test pattern on channel "a".
+	actx, acancel := context.WithCancel(ctx)
+	defer acancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p, err := New(Config{Source: "test:320x240", Sender: SenderConfig{Hub: base, Channel: "a"}})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer p.Close()
+		p.Run(actx)
+	}()
+	defer wg.Wait()
+	defer acancel()
+	// Wait until channel a has a frame, so the MJPEG stream starts at once.
+	fa, _ := collect(t, ctx, base, "a", func(got []received) bool { return true })
+	fa()
+	// Publisher B re-publishes a's MJPEG stream, resized, as channel "b".
+	frames, _ := collect(t, ctx, base, "b", func(got []received) bool { return len(got) >= 5 })
+	bctx, bcancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := runPublisher(t, bctx, Config{Source: base + "/channels/a/stream.mjpeg", Width: 160, Sender: SenderConfig{Hub: base, Channel: "b"}})
+		errc <- err
+	}()
+	got := frames()
+	bcancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("URL publisher: %v", err)
+	}
+	if len(got) < 5 || got[0].hdr.Width != 160 || got[0].hdr.Height != 120 {
+		t.Fatalf("channel b: %d frames, first %dx%d; want 5 at 160x120", len(got), got[0].hdr.Width, got[0].hdr.Height)
+	}
+}
+
+func TestSourceErrors(t *testing.T) {
+	for _, c := range []struct{ src, want string }{
+		{"/no/such/clip.mp4", "no such file"},
+		{"7", "no camera 7"},
+		{"test:10x10", "test pattern size"},
+		{"", "no source"},
+		{"http://127.0.0.1:1/none.mjpeg", "cannot open stream"},
+	} {
+		_, err := New(Config{Source: c.src, Sender: SenderConfig{Hub: "127.0.0.1:1", Channel: "x"}})
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("source %q: error %v; want one line mentioning %q", c.src, err, c.want)
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "junk.mp4")
+	os.WriteFile(bad, []byte("this is not a video"), 0o644)
+	if _, err := New(Config{Source: bad, Sender: SenderConfig{Hub: "127.0.0.1:1", Channel: "x"}}); err == nil || !strings.Contains(err.Error(), "cannot read video file") {
+		t.Errorf("junk file: %v", err)
+	}
+	for _, cfg := range []Config{
+		{Source: "test", Quality: 101},
+		{Source: "test", Rotate: 45},
+		{Source: "test", Flip: "sideways"},
+		{Source: "test", Sender: SenderConfig{Hub: "127.0.0.1:1", Channel: "../x"}},
+	} {
+		if cfg.Sender.Channel == "" {
+			cfg.Sender = SenderConfig{Hub: "127.0.0.1:1", Channel: "x"}
+		}
+		if p, err := New(cfg); err == nil {
+			p.Close()
+			t.Errorf("New(%+v) accepted a bad config", cfg)
+		}
+	}
+}
+
+func TestHubDownThenUp(t *testing.T) {
+	// A publisher started before its hub keeps trying and then publishes.
+	p, err := New(Config{Source: "test:160x120", Sender: SenderConfig{Hub: "127.0.0.1:1", Channel: "x",
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := p.Run(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run against a down hub: %v; want it to keep retrying until the context ends", err)
+	}
+	if st := p.Stats(); st.Sent != 0 || st.Captured == 0 {
+		t.Fatalf("stats %+v; want frames captured (and dropped) while the hub is down", st)
+	}
+}
+
+func TestFilters(t *testing.T) {
+	src := gocv.NewMatWithSize(120, 160, gocv.MatTypeCV8UC3)
+	defer src.Close()
+	src.SetTo(gocv.NewScalar(30, 60, 200, 0))
+	gocv.Rectangle(&src, image.Rect(40, 30, 120, 90), colorWhite, -1)
+	apply := func(spec string) gocv.Mat {
+		f, err := ParseFilter(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := src.Clone()
+		defer in.Close()
+		fr := Frame{Mat: &in, Channel: "cam", Captured: time.Now(), FPS: 25}
+		if err := f.Apply(&fr); err != nil {
+			t.Fatal(err)
+		}
+		out := fr.Mat.Clone()
+		if c, ok := f.(interface{ Close() error }); ok {
+			c.Close()
+		}
+		return out
+	}
+	gray := apply("gray")
+	defer gray.Close()
+	if gray.Channels() != 1 {
+		t.Errorf("gray has %d channels; want 1", gray.Channels())
+	}
+	// BGR (30,60,200) is mostly red: luma = 0.299 R + 0.587 G + 0.114 B ≈ 98.
+	if v := gray.GetUCharAt(5, 5); v < 90 || v > 106 {
+		t.Errorf("gray of BGR(30,60,200) = %d; want about 98", v)
+	}
+	blur := apply("blur=9")
+	defer blur.Close()
+	// At the rectangle's edge a blur mixes white and red.
+	if v := blur.GetVecbAt(60, 40); v[0] == 255 || v[0] == 30 {
+		t.Errorf("blur left the edge pixel at %v; want a mix", v)
+	}
+	edges := apply("edges")
+	defer edges.Close()
+	if edges.Channels() != 1 || edges.GetUCharAt(60, 40) != 255 && edges.GetUCharAt(60, 39) != 255 || edges.GetUCharAt(5, 5) != 0 {
+		t.Errorf("edges: want 255 on the rectangle's border and 0 in flat areas")
+	}
+	over := apply("overlay")
+	defer over.Close()
+	if d := meanAbsDiff(t, over, src); d == 0 {
+		t.Errorf("overlay changed no pixel")
+	}
+	for _, bad := range []string{"blur=4", "blur=x", "edges=9:1", "sepia", "gray=1"} {
+		if _, err := ParseFilter(bad); err == nil {
+			t.Errorf("ParseFilter(%q) accepted", bad)
+		}
+	}
+}
+
+func TestProcessingPipeline(t *testing.T) {
+	base := testHub(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		name  string
+		cfg   Config
+		w, h  uint32
+		codec protocol.Codec
+		ch    uint8
+	}{
+		{"resize_width_keeps_aspect", Config{Width: 160}, 160, 90, protocol.CodecJPEG, 0},
+		{"rotate90", Config{Rotate: 90}, 180, 320, protocol.CodecJPEG, 0},
+		{"raw_gray", Config{Codec: protocol.CodecRaw, Width: 64, Height: 48, Filter: mustFilters(t, "gray")}, 64, 48, protocol.CodecRaw, 1},
+		{"raw_bgr", Config{Codec: protocol.CodecRaw, Height: 36}, 64, 36, protocol.CodecRaw, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			frames, _ := collect(t, ctx, base, c.name, func(got []received) bool { return len(got) >= 2 })
+			pctx, pcancel := context.WithCancel(ctx)
+			errc := make(chan error, 1)
+			cfg := c.cfg
+			cfg.Source = "test:320x180"
+			cfg.Sender = SenderConfig{Hub: base, Channel: c.name}
+			go func() { _, err := runPublisher(t, pctx, cfg); errc <- err }()
+			got := frames()
+			pcancel()
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			h := got[0].hdr
+			if h.Width != c.w || h.Height != c.h || h.Codec != c.codec || h.Channels != c.ch {
+				t.Fatalf("frame %dx%d %v ch %d; want %dx%d %v ch %d", h.Width, h.Height, h.Codec, h.Channels, c.w, c.h, c.codec, c.ch)
+			}
+			m := decode(t, got[0])
+			m.Close()
+		})
+	}
+}
+
+func mustFilters(t *testing.T, specs ...string) []Filter {
+	var fs []Filter
+	for _, s := range specs {
+		f, err := ParseFilter(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs = append(fs, f)
+	}
+	return fs
+}
+
+var colorWhite = color.RGBA{255, 255, 255, 0}
