@@ -4,10 +4,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -32,7 +34,8 @@ type wsConn struct {
 	channel string
 	log     *slog.Logger
 
-	closeOnce sync.Once
+	closeOnce  sync.Once
+	closedByUs atomic.Bool // we sent a close frame: let the peer read it before the socket goes
 }
 
 // closeWith sends a close frame with code and reason (at most once), then
@@ -40,6 +43,7 @@ type wsConn struct {
 // from any goroutine: gorilla allows WriteControl concurrently with writes.
 func (c *wsConn) closeWith(code int, reason string) {
 	c.closeOnce.Do(func() {
+		c.closedByUs.Store(true)
 		msg := websocket.FormatCloseMessage(code, truncate(reason, 123))
 		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(controlWait))
 		// The reader sees the peer's close reply (or the deadline) and returns;
@@ -91,7 +95,26 @@ func (h *Hub) unregister(c *wsConn) {
 	h.mu.Lock()
 	delete(h.conns, c)
 	h.mu.Unlock()
+	if c.closedByUs.Load() {
+		c.drain()
+	}
 	_ = c.ws.Close()
+}
+
+// Bounds on draining a peer we closed on.
+const (
+	drainWait  = time.Second
+	drainBytes = 4 << 20
+)
+
+// drain reads and discards what the peer is still sending (say, the rest of
+// an oversized message), for a moment, before the socket is closed. Closing
+// a socket with unread input makes the kernel send a reset, and a reset can
+// destroy the close frame that tells the peer why it was refused.
+func (c *wsConn) drain() {
+	nc := c.ws.NetConn()
+	_ = nc.SetReadDeadline(time.Now().Add(drainWait))
+	_, _ = io.CopyN(io.Discard, nc, drainBytes)
 }
 
 // keepAlive arms the read deadline and extends it on every pong.

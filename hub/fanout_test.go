@@ -47,7 +47,11 @@ func newFanoutRig(tb testing.TB, n int) *fanoutRig {
 			}
 		}()
 	}
-	r.ch = r.h.lookup("bench")
+	// Dial returns before the hub's handler registers the subscriber.
+	for r.ch == nil {
+		r.ch = r.h.lookup("bench")
+		time.Sleep(time.Millisecond)
+	}
 	for {
 		r.ch.mu.Lock()
 		k := len(r.ch.subs)

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"framehub/static"
 	"net/http"
 	"slices"
 	"strconv"
@@ -17,6 +18,12 @@ func (h *Hub) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /api/channels", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, h.Channels()) })
 	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, h.Stats()) })
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { servePage(w, "index.html") })
+	files := http.FileServerFS(static.Files)
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		files.ServeHTTP(w, r)
+	})))
 	return mux
 }
 
@@ -101,6 +108,31 @@ func (h *Hub) serveMJPEG(w http.ResponseWriter, r *http.Request, name string) {
 		}
 		mb.delivered.Add(1)
 	}
+}
+
+// contentSecurityPolicy lets the page run only the hub's own scripts
+// (no inline or foreign script), style itself only from its stylesheet,
+// draw blob: images, and connect back to the hub (WebSocket included).
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; worker-src 'self'; style-src 'self'; " +
+	"img-src 'self' blob: data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+func setSecurityHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+}
+
+// servePage writes one of the embedded HTML pages.
+func servePage(w http.ResponseWriter, name string) {
+	b, err := static.Files.ReadFile(name)
+	if err != nil {
+		http.Error(w, "page missing from the build", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(b)
 }
 
 func sortInfos(in []ChannelInfo) {

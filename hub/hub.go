@@ -169,8 +169,18 @@ func New(cfg Config) *Hub {
 // path, before any redirect or upgrade: "..", "%2e%2e", "a/b" and other
 // invalid names get 400.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setSecurityHeaders(w.Header())
 	p := r.URL.EscapedPath()
 	switch {
+	case strings.HasPrefix(p, "/view/"):
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if _, ok := h.channelFromPath(w, r, strings.TrimPrefix(p, "/view/")); ok {
+			servePage(w, "view.html")
+		}
 	case strings.HasPrefix(p, protocol.PathPublish):
 		if name, ok := h.channelFromPath(w, r, strings.TrimPrefix(p, protocol.PathPublish)); ok {
 			h.servePublish(w, r, name)

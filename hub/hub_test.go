@@ -39,6 +39,8 @@ func testHub(t *testing.T, cfg Config) (*Hub, string) {
 	t.Cleanup(func() {
 		h.Close()
 		srv.Close()
+		// The tests' own http.Get calls leave keep-alive connections.
+		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 	})
 	return h, srv.URL
 }

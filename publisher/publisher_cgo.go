@@ -180,6 +180,9 @@ func (p *Publisher) sendLoop(ctx context.Context) error {
 	var lastSent time.Time
 	for {
 		if err := p.sender.Connect(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return err
 		}
 		f, ok := p.slot.take(ctx)
@@ -194,7 +197,10 @@ func (p *Publisher) sendLoop(ctx context.Context) error {
 		}
 		encoded := time.Since(start)
 		if err := p.sender.Send(ctx, msg); err != nil {
-			if errors.Is(err, ErrReplaced) || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				return ctx.Err() // stopping: a connection error on the way out is not a failure
+			}
+			if errors.Is(err, ErrReplaced) {
 				return err
 			}
 			continue // reconnect on the next round, with a fresh frame

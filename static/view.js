@@ -1,0 +1,66 @@
+// The channel page: one channel large on a canvas, with its stats.
+'use strict';
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const channel = decodeURIComponent(location.pathname.replace(/^\/view\//, ''));
+  if (!FH.validChannelName(channel)) {
+    $('name').textContent = 'invalid channel name';
+    return;
+  }
+  document.title = channel + ' · framehub';
+  $('name').textContent = channel;
+  const params = new URLSearchParams(location.search);
+  const delayMs = Number(params.get('test-delay-ms')) || 0; // test hook: a slow decoder
+
+  const player = new FH.Player($('canvas'), channel, {
+    delayMs,
+    onChange: (s) => render(),
+  });
+  window.framehub = { player }; // for tests and the curious
+
+  function render() {
+    const s = player.stats();
+    let state = s.state;
+    if (s.state === 'reconnecting') state = 'reconnecting in ' + (s.retryInMs / 1000).toFixed(1) + ' s';
+    if (s.state === 'waiting') state = 'connected, waiting for frames';
+    $('state').textContent = state;
+    $('state').dataset.state = s.state;
+    if (s.drawn > 0) {
+      $('stats').textContent = s.width + '×' + s.height + ' ' + s.codec + '  ·  ' + s.fps + ' fps  ·  age ' +
+        Math.round(s.ageP50) + ' ms (p99 ' + Math.round(s.ageP99) + ')  ·  #' + s.lastSeq +
+        '  ·  skipped ' + s.skipped;
+    }
+    const nolive = $('nolive');
+    nolive.hidden = !s.stale;
+    if (s.stale) nolive.textContent = 'no live video · last frame ' + (s.lastFrameAgeMs / 1000).toFixed(0) + ' s ago';
+    $('labels').textContent = s.labels.length ? 'boxes: ' + s.labels.join(', ') : '';
+  }
+  setInterval(render, 250);
+
+  // Pause the subscription while the tab is hidden.
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) player.stop('paused');
+    else player.start();
+    render();
+  });
+  if (!document.hidden) player.start();
+
+  $('fullscreen').addEventListener('click', () => {
+    const el = $('stage');
+    if (document.fullscreenElement) document.exitFullscreen();
+    else if (el.requestFullscreen) el.requestFullscreen();
+  });
+  $('save').addEventListener('click', () => {
+    const s = player.stats();
+    if (!s.drawn) return;
+    $('canvas').toBlob((blob) => {
+      const a = document.createElement('a');
+      a.href = URL.createObjectURL(blob);
+      a.download = channel + '-' + s.lastSeq + '.jpg';
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+    }, 'image/jpeg', 0.92);
+  });
+})();
