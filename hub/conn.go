@@ -140,12 +140,22 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request, name string) 
 		http.Error(w, "hub shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	defer h.handlers.Done()
 	c := h.upgrade(w, r, name, int64(h.cfg.MaxFrameBytes))
 	if c == nil {
+		h.handlers.Done()
 		return
 	}
-	defer h.unregister(c)
+	// The connection outlives this handler: returning lets net/http free
+	// the request and the connection's HTTP buffers, about 8 KB each.
+	go func() {
+		defer h.handlers.Done()
+		defer h.unregister(c)
+		h.runPublisher(c, name)
+	}()
+}
+
+// runPublisher reads and publishes a publisher's frames until it leaves.
+func (h *Hub) runPublisher(c *wsConn, name string) {
 	h.counters.PublishersConnected.Add(1)
 
 	now := time.Now()
@@ -191,7 +201,7 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request, name string) 
 func (h *Hub) readFrames(c *wsConn, ch *channel) (n uint64, why string) {
 	h.keepAlive(c)
 	for {
-		typ, msg, err := c.ws.ReadMessage()
+		typ, r, err := c.ws.NextReader()
 		if err != nil {
 			h.readFailure(c, err)
 			return n, closeReason(err)
@@ -203,7 +213,21 @@ func (h *Hub) readFrames(c *wsConn, ch *channel) (n uint64, why string) {
 			c.closeWith(websocket.CloseUnsupportedData, "publishers send binary frames")
 			return n, "sent text"
 		}
-		pf, err := protocol.ParseMessage(msg, h.limits)
+		msg, err := h.readMessage(r)
+		var ioErr readError
+		if errors.As(err, &ioErr) {
+			h.readFailure(c, ioErr.err)
+			return n, closeReason(ioErr.err)
+		}
+		var pf protocol.Frame
+		if err == nil {
+			pf, err = protocol.ParseMessage(msg, h.limits)
+		}
+		if errors.Is(err, protocol.ErrTooBig) {
+			h.refuse(reasonTooBig, c.remote, "frame over the limit", slog.String("channel", c.channel), slog.String("error", err.Error()))
+			c.closeWith(websocket.CloseMessageTooBig, err.Error())
+			return n, "frame too big"
+		}
 		if err != nil {
 			h.refuse(reasonBadFrame, c.remote, "invalid frame", slog.String("channel", c.channel), slog.String("error", err.Error()))
 			c.closeWith(websocket.CloseInvalidFramePayloadData, "invalid frame: "+err.Error())
@@ -218,6 +242,54 @@ func (h *Hub) readFrames(c *wsConn, ch *channel) (n uint64, why string) {
 		h.counters.FramesIn.Add(1)
 		n++
 	}
+}
+
+// readError marks a failure to read from the connection (as opposed to a
+// message that is malformed).
+type readError struct{ err error }
+
+func (e readError) Error() string { return e.err.Error() }
+
+// readMessage reads one publisher message. It reads the fixed header first
+// and checks the declared length against the limits, then allocates the
+// message once at its exact size and reads the rest, instead of growing a
+// buffer as it goes (a 100 KB frame would take a dozen allocations and
+// copies). A message longer than it declares is an error; a shorter one is
+// left for ParseMessage to reject.
+func (h *Hub) readMessage(r io.Reader) ([]byte, error) {
+	var hdr [protocol.HeaderLen]byte
+	k, err := io.ReadFull(r, hdr[:])
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		return hdr[:k], nil // too short: ParseMessage says why
+	}
+	if err != nil {
+		return nil, readError{err}
+	}
+	ph, err := protocol.ParseHeader(hdr[:])
+	if err != nil {
+		return nil, err
+	}
+	size := uint64(ph.HeaderLen) + ph.BodyLen()
+	if size > uint64(h.limits.MaxFrameBytes) {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", protocol.ErrTooBig, size, h.limits.MaxFrameBytes)
+	}
+	msg := make([]byte, size)
+	copy(msg, hdr[:])
+	k, err = io.ReadFull(r, msg[protocol.HeaderLen:])
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		return msg[:protocol.HeaderLen+k], nil // shorter than declared: ParseMessage says so
+	}
+	if err != nil {
+		return nil, readError{err}
+	}
+	// Nothing may follow the declared end.
+	var extra [1]byte
+	if m, err := r.Read(extra[:]); m > 0 {
+		return nil, fmt.Errorf("%w: message longer than its header says", protocol.ErrLength)
+	} else if err != nil && err != io.EOF {
+		return nil, readError{err}
+	}
+	return msg, nil
 }
 
 func closeReason(err error) string {
@@ -245,12 +317,21 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request, name string
 		http.Error(w, "hub shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	defer h.handlers.Done()
 	c := h.upgrade(w, r, name, protocol.MaxControlBytes)
 	if c == nil {
+		h.handlers.Done()
 		return
 	}
-	defer h.unregister(c)
+	// As for publishers: the connection lives on in its own goroutines.
+	go func() {
+		defer h.handlers.Done()
+		defer h.unregister(c)
+		h.runSubscriber(c, name)
+	}()
+}
+
+// runSubscriber serves one subscriber until it leaves or is evicted.
+func (h *Hub) runSubscriber(c *wsConn, name string) {
 	h.counters.SubscribersConnected.Add(1)
 	if h.cfg.SendBuffer > 0 {
 		if tcp, ok := c.ws.NetConn().(*net.TCPConn); ok {

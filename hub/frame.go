@@ -55,7 +55,8 @@ func (f *frame) jpegBytes() (jpg, part []byte, err error) {
 		}
 		if f.jpegErr == nil {
 			f.part = []byte("--" + mjpegBoundary + "\r\nContent-Type: image/jpeg\r\nContent-Length: " +
-				strconv.Itoa(len(f.jpeg)) + "\r\nX-Frame-Seq: " + strconv.FormatUint(f.hdr.Seq, 10) + "\r\n\r\n")
+				strconv.Itoa(len(f.jpeg)) + "\r\nX-Frame-Seq: " + strconv.FormatUint(f.hdr.Seq, 10) +
+				"\r\nX-Capture-Time: " + strconv.FormatInt(f.hdr.CaptureTime, 10) + "\r\n\r\n")
 		}
 	})
 	return f.jpeg, f.part, f.jpegErr

@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"runtime/metrics"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -153,9 +154,13 @@ func New(cfg Config) *Hub {
 		done:     make(chan struct{}),
 	}
 	h.upgrader = websocket.Upgrader{
-		HandshakeTimeout:  cfg.HandshakeTimeout,
-		ReadBufferSize:    4 << 10,
-		WriteBufferSize:   4 << 10,
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		// Read buffers: reuse the HTTP server's, already allocated for the
+		// handshake. Write buffers: lent from a pool only while a message is
+		// written through one; prepared frames and control frames need none,
+		// so an idle or subscribing connection holds no write buffer at all.
+		ReadBufferSize:    0,
+		WriteBufferPool:   &sync.Pool{},
 		EnableCompression: false, // a read limit does not bound a decompressed message
 		Error:             h.upgradeError,
 	}
@@ -404,6 +409,8 @@ type Stats struct {
 	Replaced             uint64            `json:"publishers_replaced"`
 	Evicted              uint64            `json:"subscribers_evicted"`
 	Refused              map[string]uint64 `json:"refused"`
+	Goroutines           uint64            `json:"goroutines"`
+	HeapBytes            uint64            `json:"heap_bytes"` // live and unswept heap objects
 }
 
 // Stats returns the hub's counters.
@@ -424,6 +431,16 @@ func (h *Hub) Stats() Stats {
 	}
 	for i := range numReasons {
 		s.Refused[i.String()] = h.counters.Refused[i].Load()
+	}
+	// runtime/metrics reads these without stopping the world, unlike
+	// runtime.ReadMemStats.
+	sample := []metrics.Sample{{Name: "/sched/goroutines:goroutines"}, {Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() == metrics.KindUint64 {
+		s.Goroutines = sample[0].Value.Uint64()
+	}
+	if sample[1].Value.Kind() == metrics.KindUint64 {
+		s.HeapBytes = sample[1].Value.Uint64()
 	}
 	return s
 }

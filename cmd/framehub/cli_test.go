@@ -279,3 +279,32 @@ func TestEnvVars(t *testing.T) {
 	re := regexp.MustCompile(`"msg":"hub listening","addr":"(127\.0\.0\.1:\d+)"`)
 	p.waitLog(t, re, 10*time.Second)
 }
+
+func TestBenchCommand(t *testing.T) {
+	out, err := exec.Command(nocgoBin, "--log-level", "warn", "bench", "--subscribers", "3", "--slow", "1", "--stalled", "1",
+		"--duration", "1s", "--warmup", "500ms", "--width", "320", "--height", "240", "--baseline", "--json").Output()
+	if err != nil {
+		t.Fatalf("bench: %v", err)
+	}
+	var rep struct {
+		Hub struct {
+			FastFPS struct {
+				Median float64 `json:"median"`
+			} `json:"fast_fps"`
+			ServerCPUPerGB float64 `json:"server_cpu_s_per_gb"`
+		} `json:"hub"`
+		Baseline *struct {
+			Target string `json:"target"`
+		} `json:"baseline"`
+		Ratios map[string]float64 `json:"ratio_to_baseline"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("bench --json printed %q: %v", out, err)
+	}
+	if rep.Hub.FastFPS.Median < 10 || rep.Baseline == nil || rep.Baseline.Target != "raw-tcp" || len(rep.Ratios) == 0 {
+		t.Fatalf("bench report %s", out)
+	}
+	if b, err := exec.Command(nocgoBin, "bench", "--slow", "20", "--subscribers", "2").CombinedOutput(); err == nil || !strings.Contains(string(b), "--slow") {
+		t.Fatalf("bench with more slow than subscribers: %v %s", err, b)
+	}
+}

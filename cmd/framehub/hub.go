@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -23,6 +25,7 @@ func hubFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "pong-wait", Value: hub.DefaultPongWait, Usage: "drop a connection silent for this long (must exceed --ping-interval)", EnvVars: []string{"FRAMEHUB_PONG_WAIT"}},
 		&cli.IntFlag{Name: "credit-window", Value: hub.DefaultCreditWindow, Usage: "frames in flight to a credit-mode subscriber that names no window (max 8)", EnvVars: []string{"FRAMEHUB_CREDIT_WINDOW"}},
 		&cli.DurationFlag{Name: "channel-ttl", Value: hub.DefaultChannelTTL, Usage: "how long a channel without a publisher stays listed with its last frame", EnvVars: []string{"FRAMEHUB_CHANNEL_TTL"}},
+		&cli.StringFlag{Name: "pprof-listen", Usage: "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default, never on the hub's own port", EnvVars: []string{"FRAMEHUB_PPROF_LISTEN"}},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 3 * time.Second, Usage: "on SIGINT/SIGTERM, how long to wait for connections to close", EnvVars: []string{"FRAMEHUB_SHUTDOWN_TIMEOUT"}},
 	}
 }
@@ -36,6 +39,13 @@ func hubCommand() *cli.Command {
 			cfg, err := hubConfig(c)
 			if err != nil {
 				return err
+			}
+			if addr := c.String("pprof-listen"); addr != "" {
+				stop, err := servePprof(addr, cfg.Logger)
+				if err != nil {
+					return err
+				}
+				defer stop()
 			}
 			return runHub(c.Context, cfg, c.String("listen"), c.Duration("shutdown-timeout"), nil)
 		},
@@ -65,6 +75,25 @@ func hubConfig(c *cli.Context) (hub.Config, error) {
 		return cfg, fmt.Errorf("--credit-window %d: must be 1 to %d", cfg.CreditWindow, hub.MaxCreditWindow)
 	}
 	return cfg, nil
+}
+
+// servePprof serves net/http/pprof's handlers on their own listener, so
+// profiles are never reachable through the hub's port.
+func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof-listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	log.Info("pprof listening", "addr", ln.Addr().String())
+	return func() { srv.Close(); <-done }, nil
 }
 
 // runHub serves a hub on addr until ctx ends, then shuts it down within

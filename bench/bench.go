@@ -1,0 +1,536 @@
+// Package bench is framehub's load generator: it runs a hub (as a child
+// process, so its CPU and memory are read from /proc apart from the load
+// generator's) or an external one, publishes pre-encoded JPEG frames, and
+// measures what fast, slow, stalled, idle and churning subscribers get. With
+// a baseline it runs the same load against a minimal raw-TCP fan-out
+// (ServeRawTCP), the physical limit on the machine, and reports each figure
+// next to it as a ratio: absolute numbers on a shared machine are noisy,
+// ratios within one run are not.
+//
+// It is pure Go and works in the CGO_ENABLED=0 build.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"framehub/subscriber"
+)
+
+// Config describes a benchmark run. Zero fields take the defaults noted.
+type Config struct {
+	// Hub, if set, is an external hub to load (with HubPID for its /proc
+	// figures); otherwise the benchmark starts HubBinary hub as a child.
+	Hub       string
+	HubPID    int
+	HubBinary string   // default: this executable
+	HubArgs   []string // extra flags for the child hub
+
+	Mode        string // "ws" (default) or "mjpeg"
+	Subscribers int    // readers, fast and slow (default 10)
+	Slow        int    // how many of them read slowly
+	SlowFPS     float64
+	Stalled     int // extra subscribers that connect and never read
+	Idle        int // extra subscribers on a channel that has no publisher
+	Channels    int // channels, one publisher each; readers spread over them (default 1)
+	Credit      int // WebSocket readers ask for credit mode with this window (0: off)
+	Churn       int // short-lived subscribers started per second during the run
+
+	Duration time.Duration // measured time (default 10s)
+	Warmup   time.Duration // before measuring (default 2s)
+	Width    int           // default 1280
+	Height   int           // default 720
+	Quality  int           // default 80
+	FPS      float64       // default 30
+
+	Baseline bool      // also run the raw-TCP baseline
+	Progress io.Writer // a line per second while measuring; nil for none
+	Logger   *slog.Logger
+}
+
+func (c *Config) fill() error {
+	if c.Mode == "" {
+		c.Mode = "ws"
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.Subscribers, 10)
+	def(&c.Channels, 1)
+	def(&c.Width, 1280)
+	def(&c.Height, 720)
+	def(&c.Quality, 80)
+	if c.FPS == 0 {
+		c.FPS = 30
+	}
+	if c.SlowFPS == 0 {
+		c.SlowFPS = 10
+	}
+	if c.Duration == 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Warmup == 0 {
+		c.Warmup = 2 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case c.Mode != "ws" && c.Mode != "mjpeg":
+		return fmt.Errorf("mode %q: use ws or mjpeg", c.Mode)
+	case c.Subscribers < 0 || c.Slow < 0 || c.Stalled < 0 || c.Idle < 0 || c.Churn < 0 || c.Credit < 0:
+		return errors.New("subscriber counts must not be negative")
+	case c.Slow > c.Subscribers:
+		return fmt.Errorf("--slow %d is more than --subscribers %d", c.Slow, c.Subscribers)
+	case c.Channels < 1 || c.Channels > 10000:
+		return fmt.Errorf("channels %d: use 1 to 10000", c.Channels)
+	case c.FPS <= 0 || c.FPS > 1000 || c.SlowFPS <= 0:
+		return errors.New("fps and slow fps must be positive (fps at most 1000)")
+	case c.Duration < time.Second || c.Duration > time.Hour:
+		return fmt.Errorf("duration %v: use 1s to 1h", c.Duration)
+	case c.Baseline && c.Channels > 1:
+		return errors.New("the raw-TCP baseline fans out one channel: use --channels 1 with --baseline")
+	case c.Baseline && c.Mode != "ws":
+		return errors.New("the raw-TCP baseline is compared with WebSocket subscribers: use --mode ws with --baseline")
+	case c.Hub != "" && c.HubPID == 0:
+		return errors.New("--hub needs --hub-pid, to read the hub's CPU and memory from /proc")
+	}
+	if c.HubBinary == "" && c.Hub == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find the framehub binary: %w", err)
+		}
+		c.HubBinary = exe
+	}
+	return nil
+}
+
+// Dist summarises delivered frame rates across subscribers.
+type Dist struct {
+	Min    float64 `json:"min"`
+	P10    float64 `json:"p10"`
+	Median float64 `json:"median"`
+}
+
+// Ages are frame ages in milliseconds (receive time minus capture time).
+type Ages struct {
+	P50 float64 `json:"p50"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// Result is one target's figures.
+type Result struct {
+	Target         string  `json:"target"` // "hub" or "raw-tcp"
+	PublishedFPS   float64 `json:"published_fps"`
+	FastFPS        Dist    `json:"fast_fps"`
+	SlowFPS        Dist    `json:"slow_fps"`
+	FastDelivered  Dist    `json:"fast_delivered_fraction"` // of the frames published to their channel
+	DeliveredMBps  float64 `json:"delivered_mb_per_s"`
+	FastAge        Ages    `json:"fast_age_ms"`
+	SlowAge        Ages    `json:"slow_age_ms"`
+	Skipped        uint64  `json:"skipped"` // gaps in sequence numbers, all readers
+	ServerCPU      float64 `json:"server_cpu_s"`
+	ServerCPUPerGB float64 `json:"server_cpu_s_per_gb"`
+	ServerRSSMB    float64 `json:"server_rss_mb"`
+	HeapMB         float64 `json:"heap_mb,omitempty"` // hub only
+	Goroutines     uint64  `json:"goroutines,omitempty"`
+	LoadgenCPU     float64 `json:"loadgen_cpu_s"`
+	IdleKBPerSub   float64 `json:"idle_kb_per_subscriber,omitempty"`
+	Evicted        uint64  `json:"evicted,omitempty"`
+	Churn          *Churn  `json:"churn,omitempty"`
+}
+
+// Churn reports whether the hub returns to its resting state after many
+// short-lived subscribers.
+type Churn struct {
+	Started          uint64  `json:"started"`
+	GoroutinesBefore uint64  `json:"goroutines_before"`
+	GoroutinesAfter  uint64  `json:"goroutines_after"` // 3 s after the churn stopped
+	HeapMBBefore     float64 `json:"heap_mb_before"`
+	HeapMBAfter      float64 `json:"heap_mb_after"`
+}
+
+// Report is the outcome of Run.
+type Report struct {
+	Mode        string             `json:"mode"`
+	Subscribers int                `json:"subscribers"`
+	Slow        int                `json:"slow"`
+	SlowFPS     float64            `json:"slow_fps"`
+	Stalled     int                `json:"stalled"`
+	Idle        int                `json:"idle"`
+	Channels    int                `json:"channels"`
+	Credit      int                `json:"credit"`
+	Churn       int                `json:"churn_per_s"`
+	FrameBytes  int                `json:"frame_bytes"`
+	Width       int                `json:"width"`
+	Height      int                `json:"height"`
+	FPS         float64            `json:"fps"`
+	Seconds     float64            `json:"duration_s"`
+	Hub         Result             `json:"hub"`
+	Baseline    *Result            `json:"baseline,omitempty"`
+	Ratios      map[string]float64 `json:"ratio_to_baseline,omitempty"`
+}
+
+// Run runs the benchmark described by cfg.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	frames, err := PatternFrames(cfg.Width, cfg.Height, cfg.Quality, 8)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Mode: cfg.Mode, Subscribers: cfg.Subscribers, Slow: cfg.Slow, SlowFPS: cfg.SlowFPS, Stalled: cfg.Stalled, Idle: cfg.Idle,
+		Channels: cfg.Channels, Credit: cfg.Credit, Churn: cfg.Churn, FrameBytes: len(frames[0]),
+		Width: cfg.Width, Height: cfg.Height, FPS: cfg.FPS, Seconds: cfg.Duration.Seconds()}
+
+	hubRes, err := runTarget(ctx, &cfg, frames, targetHub)
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	rep.Hub = *hubRes
+	if cfg.Baseline {
+		base, err := runTarget(ctx, &cfg, frames, targetRaw)
+		if err != nil {
+			return nil, fmt.Errorf("baseline: %w", err)
+		}
+		rep.Baseline = base
+		rep.Ratios = ratios(hubRes, base)
+	}
+	return rep, nil
+}
+
+func ratios(h, b *Result) map[string]float64 {
+	r := map[string]float64{}
+	add := func(name string, hv, bv float64) {
+		if bv > 0 {
+			r[name] = round3(hv / bv)
+		}
+	}
+	add("fast_fps_median", h.FastFPS.Median, b.FastFPS.Median)
+	add("fast_fps_min", h.FastFPS.Min, b.FastFPS.Min)
+	add("fast_delivered_min", h.FastDelivered.Min, b.FastDelivered.Min)
+	add("delivered_mb_per_s", h.DeliveredMBps, b.DeliveredMBps)
+	add("fast_age_p50", h.FastAge.P50, b.FastAge.P50)
+	add("fast_age_p99", h.FastAge.P99, b.FastAge.P99)
+	add("slow_age_p50", h.SlowAge.P50, b.SlowAge.P50)
+	add("server_cpu_per_gb", h.ServerCPUPerGB, b.ServerCPUPerGB)
+	add("server_rss", h.ServerRSSMB, b.ServerRSSMB)
+	return r
+}
+
+type target int
+
+const (
+	targetHub target = iota
+	targetRaw
+)
+
+func (t target) String() string { return [...]string{"hub", "raw-tcp"}[t] }
+
+// run is the state of one target's run.
+type run struct {
+	cfg       *Config
+	target    target
+	addr      string // host:port
+	pid       int
+	frames    [][]byte
+	measuring atomic.Bool
+	published []atomic.Uint64 // per channel, while measuring
+	stop      chan struct{}   // closed to stop readers and publishers
+	wg        sync.WaitGroup
+	closersMu sync.Mutex
+	closers   []io.Closer
+	churned   atomic.Uint64
+}
+
+func (r *run) track(c io.Closer) {
+	r.closersMu.Lock()
+	r.closers = append(r.closers, c)
+	r.closersMu.Unlock()
+}
+
+func runTarget(ctx context.Context, cfg *Config, frames [][]byte, t target) (*Result, error) {
+	r := &run{cfg: cfg, target: t, frames: frames, published: make([]atomic.Uint64, cfg.Channels), stop: make(chan struct{})}
+	var srv *child
+	var err error
+	switch {
+	case t == targetHub && cfg.Hub != "":
+		base, err := hubAddr(cfg.Hub)
+		if err != nil {
+			return nil, err
+		}
+		r.addr, r.pid = base, cfg.HubPID
+	case t == targetHub:
+		args := append([]string{"--log-format", "json", "hub", "--listen", "127.0.0.1:0"}, cfg.HubArgs...)
+		srv, err = startChild(ctx, cfg.HubBinary, args, "hub listening")
+	default:
+		srv, err = startChild(ctx, cfg.HubBinary, []string{"--log-format", "json", "bench-rawtcp", "--listen", "127.0.0.1:0"}, "rawtcp listening")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if srv != nil {
+		defer srv.stop()
+		r.addr, r.pid = srv.addr, srv.pid()
+	}
+	defer r.shutdown()
+	log := cfg.Logger.With("target", t.String())
+	res := &Result{Target: t.String()}
+
+	// Idle subscribers first, to measure what each one costs the server.
+	if cfg.Idle > 0 && t == targetHub {
+		rss0, _ := procRSS(r.pid)
+		if err := r.connectMany(ctx, cfg.Idle, func(i int) error { return r.startIdle(ctx) }); err != nil {
+			return nil, fmt.Errorf("idle subscribers: %w", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		rss1, _ := procRSS(r.pid)
+		res.IdleKBPerSub = round3(float64(int64(rss1)-int64(rss0)) / 1024 / float64(cfg.Idle))
+		log.Info("idle subscribers connected", "count", cfg.Idle, "kb_each", res.IdleKBPerSub)
+	}
+	if err := r.connectMany(ctx, cfg.Stalled, func(i int) error { return r.startStalled(i % cfg.Channels) }); err != nil {
+		return nil, fmt.Errorf("stalled subscribers: %w", err)
+	}
+	readers := make([]*reader, cfg.Subscribers)
+	for i := range readers {
+		readers[i] = &reader{slow: i < cfg.Slow, channel: i % cfg.Channels}
+	}
+	if err := r.connectMany(ctx, len(readers), func(i int) error { return r.startReader(ctx, readers[i]) }); err != nil {
+		return nil, fmt.Errorf("subscribers: %w", err)
+	}
+	for ch := range cfg.Channels {
+		if err := r.startPublisher(ctx, ch); err != nil {
+			return nil, fmt.Errorf("publisher: %w", err)
+		}
+	}
+	log.Info("load running; warming up", "subscribers", cfg.Subscribers, "stalled", cfg.Stalled, "channels", cfg.Channels)
+	if !sleepCtx(ctx, cfg.Warmup) {
+		return nil, ctx.Err()
+	}
+
+	var churn *Churn
+	if cfg.Churn > 0 && t == targetHub {
+		st, err := hubStats(r.addr)
+		if err != nil {
+			return nil, err
+		}
+		churn = &Churn{GoroutinesBefore: st.Goroutines, HeapMBBefore: mb(st.HeapBytes)}
+	}
+	cpu0, _ := procCPU(r.pid)
+	self0 := selfCPU()
+	for _, rd := range readers {
+		rd.progress.Store(0) // the first progress line counts measured frames only
+	}
+	start := time.Now()
+	r.measuring.Store(true)
+	churnStop := make(chan struct{})
+	if churn != nil {
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); r.churn(ctx, churnStop) }()
+	}
+	r.progress(ctx, readers, start)
+	r.measuring.Store(false)
+	close(churnStop)
+	secs := time.Since(start).Seconds()
+	cpu1, _ := procCPU(r.pid)
+	res.LoadgenCPU = round3(selfCPU() - self0)
+	rss, _ := procRSS(r.pid)
+	res.ServerRSSMB = mb(rss)
+	res.ServerCPU = round3(cpu1 - cpu0)
+	if t == targetHub {
+		if st, err := hubStats(r.addr); err == nil {
+			res.HeapMB, res.Goroutines, res.Evicted = mb(st.HeapBytes), st.Goroutines, st.Evicted
+		}
+	}
+	r.summarise(res, readers, secs)
+	if churn != nil {
+		time.Sleep(3 * time.Second) // let the last short-lived subscribers leave
+		churn.Started = r.churned.Load()
+		if st, err := hubStats(r.addr); err == nil {
+			churn.GoroutinesAfter, churn.HeapMBAfter = st.Goroutines, mb(st.HeapBytes)
+		}
+		res.Churn = churn
+	}
+	log.Info("measured", "fast_fps_median", res.FastFPS.Median, "server_cpu_s", res.ServerCPU)
+	return res, nil
+}
+
+// summarise computes a target's figures from its readers.
+func (r *run) summarise(res *Result, readers []*reader, secs float64) {
+	var published float64
+	for i := range r.published {
+		published += float64(r.published[i].Load())
+	}
+	res.PublishedFPS = round3(published / float64(len(r.published)) / secs)
+	var fastFPS, slowFPS, fastFrac, fastAges, slowAges []float64
+	var bytes uint64
+	for _, rd := range readers {
+		frames, n, skipped, a := rd.figures()
+		fps := float64(frames) / secs
+		bytes += n
+		res.Skipped += skipped
+		if rd.slow {
+			slowFPS = append(slowFPS, fps)
+			slowAges = append(slowAges, a...)
+			continue
+		}
+		fastFPS = append(fastFPS, fps)
+		fastAges = append(fastAges, a...)
+		if p := r.published[rd.channel].Load(); p > 0 {
+			fastFrac = append(fastFrac, min(1, float64(frames)/float64(p)))
+		}
+	}
+	res.FastFPS, res.SlowFPS, res.FastDelivered = dist(fastFPS), dist(slowFPS), dist(fastFrac)
+	res.FastAge, res.SlowAge = ages(fastAges), ages(slowAges)
+	res.DeliveredMBps = round3(float64(bytes) / 1e6 / secs)
+	if bytes > 0 {
+		res.ServerCPUPerGB = round3(res.ServerCPU / (float64(bytes) / 1e9))
+	}
+}
+
+// progress prints a line a second until the measured time is over.
+func (r *run) progress(ctx context.Context, readers []*reader, start time.Time) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	end := start.Add(r.cfg.Duration)
+	for time.Now().Before(end) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if r.cfg.Progress == nil {
+			continue
+		}
+		var fps []float64
+		for _, rd := range readers {
+			if !rd.slow {
+				fps = append(fps, float64(rd.progress.Swap(0)))
+			}
+		}
+		slices.Sort(fps)
+		cpu, _ := procCPU(r.pid)
+		rss, _ := procRSS(r.pid)
+		med := 0.0
+		if len(fps) > 0 {
+			med = fps[len(fps)/2]
+		}
+		fmt.Fprintf(r.cfg.Progress, "bench %s: %2.0fs  fast subscribers' fps median %5.1f  server cpu %6.2fs  rss %6.1f MB\n",
+			r.target, time.Since(start).Seconds(), med, cpu, mb(rss))
+	}
+}
+
+// connectMany runs start for 0..n-1 with bounded concurrency, so that the
+// server's listen backlog is not overrun.
+func (r *run) connectMany(ctx context.Context, n int, start func(i int) error) error {
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	var first atomic.Pointer[error]
+	for i := range n {
+		if ctx.Err() != nil || first.Load() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			var err error
+			for attempt := 0; attempt < 5; attempt++ {
+				if err = start(i); err == nil {
+					return
+				}
+				time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
+			}
+			first.CompareAndSwap(nil, &err)
+		}()
+	}
+	wg.Wait()
+	if e := first.Load(); e != nil {
+		return *e
+	}
+	return ctx.Err()
+}
+
+// shutdown stops every reader, publisher and connection of the run.
+func (r *run) shutdown() {
+	close(r.stop)
+	r.closersMu.Lock()
+	for _, c := range r.closers {
+		c.Close()
+	}
+	r.closersMu.Unlock()
+	r.wg.Wait()
+}
+
+func channelName(i int) string { return fmt.Sprintf("bench-%d", i) }
+
+func hubAddr(hub string) (string, error) {
+	u, _, err := parseHub(hub)
+	if err != nil {
+		return "", err
+	}
+	return u, nil
+}
+
+func hubStats(addr string) (struct {
+	Goroutines uint64 `json:"goroutines"`
+	HeapBytes  uint64 `json:"heap_bytes"`
+	Evicted    uint64 `json:"subscribers_evicted"`
+}, error) {
+	var st struct {
+		Goroutines uint64 `json:"goroutines"`
+		HeapBytes  uint64 `json:"heap_bytes"`
+		Evicted    uint64 `json:"subscribers_evicted"`
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + addr + "/api/stats")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, jsonDecode(resp.Body, &st)
+}
+
+func dist(v []float64) Dist {
+	if len(v) == 0 {
+		return Dist{}
+	}
+	slices.Sort(v)
+	return Dist{Min: round3(v[0]), P10: round3(subscriber.Percentile(v, 10)), Median: round3(subscriber.Percentile(v, 50))}
+}
+
+func ages(v []float64) Ages {
+	if len(v) == 0 {
+		return Ages{}
+	}
+	slices.Sort(v)
+	return Ages{P50: round3(subscriber.Percentile(v, 50)), P99: round3(subscriber.Percentile(v, 99)), Max: round3(v[len(v)-1])}
+}
+
+func mb(b uint64) float64 { return round3(float64(b) / (1 << 20)) }
+
+func round3(v float64) float64 { return float64(int64(v*1000+0.5)) / 1000 }
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

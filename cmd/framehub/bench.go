@@ -1,0 +1,80 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"framehub/bench"
+)
+
+func benchCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "load a hub with subscribers on loopback and measure fan-out, freshness and memory",
+		UsageText: "framehub bench --subscribers N --duration D [--baseline] [--json] [--slow M --slow-fps F] " +
+			"[--stalled K] [--idle K] [--channels C] [--credit W] [--churn R] [--mode ws|mjpeg]",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "subscribers", Value: 10, Usage: "subscribers that read (fast, and --slow of them slow)", EnvVars: []string{"FRAMEHUB_BENCH_SUBSCRIBERS"}},
+			&cli.DurationFlag{Name: "duration", Value: 10e9, Usage: "measured time, after --warmup", EnvVars: []string{"FRAMEHUB_DURATION"}},
+			&cli.DurationFlag{Name: "warmup", Value: 2e9, Usage: "time before measuring", EnvVars: []string{"FRAMEHUB_BENCH_WARMUP"}},
+			&cli.BoolFlag{Name: "baseline", Usage: "also run a minimal raw-TCP fan-out of the same load and print ratios", EnvVars: []string{"FRAMEHUB_BENCH_BASELINE"}},
+			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object on stdout", EnvVars: []string{"FRAMEHUB_JSON"}},
+			&cli.StringFlag{Name: "mode", Value: "ws", Usage: "ws (WebSocket subscribers) or mjpeg (HTTP MJPEG readers)", EnvVars: []string{"FRAMEHUB_BENCH_MODE"}},
+			&cli.IntFlag{Name: "slow", Usage: "how many subscribers read slowly", EnvVars: []string{"FRAMEHUB_BENCH_SLOW"}},
+			&cli.Float64Flag{Name: "slow-fps", Value: 10, Usage: "frames per second a slow subscriber reads", EnvVars: []string{"FRAMEHUB_BENCH_SLOW_FPS"}},
+			&cli.IntFlag{Name: "stalled", Usage: "extra subscribers that connect and never read", EnvVars: []string{"FRAMEHUB_BENCH_STALLED"}},
+			&cli.IntFlag{Name: "idle", Usage: "extra subscribers on a channel with no publisher (memory per subscriber)", EnvVars: []string{"FRAMEHUB_BENCH_IDLE"}},
+			&cli.IntFlag{Name: "channels", Value: 1, Usage: "channels, one publisher each; subscribers spread over them", EnvVars: []string{"FRAMEHUB_BENCH_CHANNELS"}},
+			&cli.IntFlag{Name: "credit", Usage: "WebSocket subscribers use credit mode with this window (0: off)", EnvVars: []string{"FRAMEHUB_CREDIT"}},
+			&cli.IntFlag{Name: "churn", Usage: "short-lived subscribers started per second while measuring", EnvVars: []string{"FRAMEHUB_BENCH_CHURN"}},
+			&cli.IntFlag{Name: "width", Value: 1280, Usage: "frame width", EnvVars: []string{"FRAMEHUB_WIDTH"}},
+			&cli.IntFlag{Name: "height", Value: 720, Usage: "frame height", EnvVars: []string{"FRAMEHUB_HEIGHT"}},
+			&cli.IntFlag{Name: "quality", Value: 80, Usage: "JPEG quality of the pre-encoded frames", EnvVars: []string{"FRAMEHUB_QUALITY"}},
+			&cli.Float64Flag{Name: "fps", Value: 30, Usage: "frames per second per channel", EnvVars: []string{"FRAMEHUB_FPS"}},
+			&cli.StringFlag{Name: "hub", Usage: "load this running hub instead of starting one (needs --hub-pid)", EnvVars: []string{"FRAMEHUB_HUB"}},
+			&cli.IntFlag{Name: "hub-pid", Usage: "PID of the --hub, to read its CPU and memory from /proc", EnvVars: []string{"FRAMEHUB_BENCH_HUB_PID"}},
+			&cli.StringFlag{Name: "hub-flags", Usage: "extra flags for the hub the benchmark starts, e.g. \"--write-timeout 2s\"", EnvVars: []string{"FRAMEHUB_BENCH_HUB_FLAGS"}},
+		},
+		Action: func(c *cli.Context) error {
+			cfg := bench.Config{
+				Hub: c.String("hub"), HubPID: c.Int("hub-pid"), HubArgs: strings.Fields(c.String("hub-flags")),
+				Mode: c.String("mode"), Subscribers: c.Int("subscribers"), Slow: c.Int("slow"), SlowFPS: c.Float64("slow-fps"),
+				Stalled: c.Int("stalled"), Idle: c.Int("idle"), Channels: c.Int("channels"), Credit: c.Int("credit"),
+				Churn: c.Int("churn"), Duration: c.Duration("duration"), Warmup: c.Duration("warmup"),
+				Width: c.Int("width"), Height: c.Int("height"), Quality: c.Int("quality"), FPS: c.Float64("fps"),
+				Baseline: c.Bool("baseline"), Progress: c.App.ErrWriter, Logger: logger(c),
+			}
+			rep, err := bench.Run(c.Context, cfg)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return json.NewEncoder(c.App.Writer).Encode(rep)
+			}
+			return rep.WriteTable(c.App.Writer)
+		},
+	}
+}
+
+// benchRawTCPCommand serves the benchmark's raw-TCP baseline; the benchmark
+// starts it as a child process.
+func benchRawTCPCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "bench-rawtcp",
+		Hidden: true,
+		Usage:  "serve the benchmark's raw-TCP fan-out baseline",
+		Flags:  []cli.Flag{&cli.StringFlag{Name: "listen", Value: "127.0.0.1:0"}},
+		Action: func(c *cli.Context) error {
+			ln, err := net.Listen("tcp", c.String("listen"))
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", c.String("listen"), err)
+			}
+			logger(c).Info("rawtcp listening", "addr", ln.Addr().String())
+			return bench.ServeRawTCP(c.Context, ln)
+		},
+	}
+}
