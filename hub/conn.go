@@ -135,22 +135,28 @@ func (h *Hub) readFailure(c *wsConn, err error) {
 }
 
 func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request, name string) {
+	h.serveWebSocket(w, r, name, int64(h.cfg.MaxFrameBytes), h.runPublisher)
+}
+
+// serveWebSocket upgrades a request and runs the connection in its own
+// goroutine, which Shutdown waits for. The handler returns at once: that
+// lets net/http free the request, its headers and the connection's HTTP
+// write buffer, which would otherwise live as long as the WebSocket.
+func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request, name string, readLimit int64, run func(*wsConn, string)) {
 	if !h.track() {
 		h.refuse(reasonShuttingDown, r.RemoteAddr, "connection during shutdown")
 		http.Error(w, "hub shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	c := h.upgrade(w, r, name, int64(h.cfg.MaxFrameBytes))
+	c := h.upgrade(w, r, name, readLimit)
 	if c == nil {
 		h.handlers.Done()
 		return
 	}
-	// The connection outlives this handler: returning lets net/http free
-	// the request and the connection's HTTP buffers, about 8 KB each.
 	go func() {
 		defer h.handlers.Done()
 		defer h.unregister(c)
-		h.runPublisher(c, name)
+		run(c, name)
 	}()
 }
 
@@ -312,22 +318,7 @@ type subscriber struct {
 }
 
 func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request, name string) {
-	if !h.track() {
-		h.refuse(reasonShuttingDown, r.RemoteAddr, "connection during shutdown")
-		http.Error(w, "hub shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	c := h.upgrade(w, r, name, protocol.MaxControlBytes)
-	if c == nil {
-		h.handlers.Done()
-		return
-	}
-	// As for publishers: the connection lives on in its own goroutines.
-	go func() {
-		defer h.handlers.Done()
-		defer h.unregister(c)
-		h.runSubscriber(c, name)
-	}()
+	h.serveWebSocket(w, r, name, protocol.MaxControlBytes, h.runSubscriber)
 }
 
 // runSubscriber serves one subscriber until it leaves or is evicted.

@@ -742,3 +742,44 @@ func TestHubNeverImportsGocv(t *testing.T) {
 		}
 	}
 }
+
+// silentPeer does the WebSocket handshake on endpoint by hand and then
+// neither sends nor reads: a peer that vanished without closing.
+func silentPeer(t *testing.T, base, endpoint, channel string) net.Conn {
+	t.Helper()
+	addr := strings.TrimPrefix(base, "http://")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fmt.Fprintf(c, "GET %s%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", endpoint, channel, addr)
+	buf := make([]byte, 1024)
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if n, err := c.Read(buf); err != nil || !bytes.Contains(buf[:n], []byte(" 101 ")) {
+		t.Fatalf("handshake: %v %q", err, buf[:n])
+	}
+	return c
+}
+
+func TestDeadPeersAreDropped(t *testing.T) {
+	h, base := testHub(t, Config{PingInterval: 100 * time.Millisecond, PongWait: 400 * time.Millisecond})
+	silentPeer(t, base, protocol.PathPublish, "cam")
+	silentPeer(t, base, protocol.PathSubscribe, "cam")
+	eventually(t, 3*time.Second, "the silent publisher to count as live", func() bool {
+		chs := h.Channels()
+		return len(chs) == 1 && chs[0].Live
+	})
+	start := time.Now()
+	// Neither answers pings: both are dropped after the pong wait.
+	eventually(t, 3*time.Second, "the silent peers to be dropped", func() bool {
+		return h.Stats().Connections == 0
+	})
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("dead peers lingered %v; want about the 400 ms pong wait", d)
+	}
+	if chs := h.Channels(); len(chs) != 0 && chs[0].Live {
+		t.Errorf("channel still live after its publisher vanished: %+v", chs)
+	}
+}

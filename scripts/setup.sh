@@ -27,6 +27,6 @@ if ((${#missing[@]})); then
 fi
 
 if ! command -v go >/dev/null; then
-  echo "setup: Go 1.24 or newer is required (https://go.dev/doc/install); Debian 12's golang package is too old" >&2
+  echo "setup: Go 1.26 or newer is required (https://go.dev/doc/install); Debian 12's golang package is too old" >&2
   exit 1
 fi

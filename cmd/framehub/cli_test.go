@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/urfave/cli/v2"
 
 	"framehub/protocol"
 	"framehub/subscriber"
@@ -306,5 +308,31 @@ func TestBenchCommand(t *testing.T) {
 	}
 	if b, err := exec.Command(nocgoBin, "bench", "--slow", "20", "--subscribers", "2").CombinedOutput(); err == nil || !strings.Contains(string(b), "--slow") {
 		t.Fatalf("bench with more slow than subscribers: %v %s", err, b)
+	}
+}
+
+// TestEveryFlagHasAnEnvVar keeps the promise that every flag can also be
+// set from a FRAMEHUB_ environment variable (bench's own flags use
+// FRAMEHUB_BENCH_, so that they do not collide with the hub's).
+func TestEveryFlagHasAnEnvVar(t *testing.T) {
+	app := newApp(io.Discard, io.Discard)
+	check := func(where string, flags []cli.Flag) {
+		for _, f := range flags {
+			name := f.Names()[0]
+			ev, ok := f.(interface{ GetEnvVars() []string })
+			if !ok || len(ev.GetEnvVars()) == 0 {
+				t.Errorf("%s --%s has no environment variable", where, name)
+				continue
+			}
+			if got := ev.GetEnvVars()[0]; !strings.HasPrefix(got, "FRAMEHUB_") {
+				t.Errorf("%s --%s reads %s; want a FRAMEHUB_ variable", where, name, got)
+			}
+		}
+	}
+	check("framehub", app.Flags)
+	for _, c := range app.Commands {
+		if !c.Hidden {
+			check(c.Name, c.Flags)
+		}
 	}
 }
