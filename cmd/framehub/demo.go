@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/urfave/cli/v2"
@@ -60,18 +61,19 @@ func demoCommand() *cli.Command {
 			}
 			pcfg.Source = demoSource(c.String("source"))
 			ch := c.String("channel")
+			prog := programName()
 			fmt.Fprintf(c.App.Writer, `
 framehub demo: publishing %s to channel %q
 
   open in a browser   %s/
                       %s/view/%s
-  watch in terminal   framehub watch --hub %s --channel %s
-  native window       framehub view --hub %s --channel %s
+  watch in terminal   %s watch --hub %s --channel %s
+  native window       %s view --hub %s --channel %s
   any MJPEG player    ffplay %s/channels/%s/stream.mjpeg
 
 Ctrl-C stops.
 
-`, pcfg.Source, ch, base, base, ch, base, ch, base, ch, base, ch)
+`, pcfg.Source, ch, base, base, ch, prog, base, ch, prog, base, ch, base, ch)
 			var wg sync.WaitGroup
 			pubErr := make(chan error, 1)
 			wg.Add(1)
@@ -99,6 +101,17 @@ Ctrl-C stops.
 			return first
 		},
 	}
+}
+
+// programName is how to run this binary again, as the user ran it
+// ("bin/framehub" after scripts/demo.sh), or "framehub" for a go run
+// build or one found on the PATH.
+func programName() string {
+	p := os.Args[0]
+	if !strings.ContainsRune(p, os.PathSeparator) || strings.Contains(p, "go-build") {
+		return "framehub"
+	}
+	return p
 }
 
 // demoSource picks camera 0 when one is there and the test pattern
