@@ -135,26 +135,33 @@ func (h *Hub) readFailure(c *wsConn, err error) {
 }
 
 func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request, name string) {
-	h.serveWebSocket(w, r, name, int64(h.cfg.MaxFrameBytes), h.runPublisher)
+	h.serveWebSocket(w, r, name, false, int64(h.cfg.MaxFrameBytes), h.runPublisher)
 }
 
 // serveWebSocket upgrades a request and runs the connection in its own
 // goroutine, which Shutdown waits for. The handler returns at once: that
 // lets net/http free the request, its headers and the connection's HTTP
 // write buffer, which would otherwise live as long as the WebSocket.
-func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request, name string, readLimit int64, run func(*wsConn, string)) {
+func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request, name string, sub bool, readLimit int64, run func(*wsConn, string)) {
 	if !h.track() {
 		h.refuse(reasonShuttingDown, r.RemoteAddr, "connection during shutdown")
 		http.Error(w, "hub shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	release, ok := h.admit(w, r, name, sub)
+	if !ok {
+		h.handlers.Done()
+		return
+	}
 	c := h.upgrade(w, r, name, readLimit)
 	if c == nil {
+		release()
 		h.handlers.Done()
 		return
 	}
 	go func() {
 		defer h.handlers.Done()
+		defer release()
 		defer h.unregister(c)
 		run(c, name)
 	}()
@@ -318,7 +325,7 @@ type subscriber struct {
 }
 
 func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request, name string) {
-	h.serveWebSocket(w, r, name, protocol.MaxControlBytes, h.runSubscriber)
+	h.serveWebSocket(w, r, name, true, int64(h.cfg.MaxControlBytes), h.runSubscriber)
 }
 
 // runSubscriber serves one subscriber until it leaves or is evicted.

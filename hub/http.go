@@ -59,6 +59,11 @@ func (h *Hub) serveMJPEG(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	defer h.handlers.Done()
+	release, ok := h.admit(w, r, name, true)
+	if !ok {
+		return
+	}
+	defer release()
 	rc := http.NewResponseController(w)
 	hd := w.Header()
 	hd.Set("Content-Type", "multipart/x-mixed-replace;boundary="+mjpegBoundary)

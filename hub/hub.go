@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/metrics"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,6 +61,13 @@ const (
 	DefaultChannelTTL = 60 * time.Second
 	// DefaultHandshakeTimeout bounds the WebSocket upgrade.
 	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultMaxMetaBytes bounds the JSON side data of one frame.
+	DefaultMaxMetaBytes = 64 << 10
+	// DefaultMaxChannels bounds the channels a hub keeps.
+	DefaultMaxChannels = 1000
+	// DefaultMaxSubscribers bounds subscribers (WebSocket and MJPEG) in
+	// total and on any one channel.
+	DefaultMaxSubscribers = 20000
 	// refusalLogInterval is the least time between two log lines about the
 	// same kind of refusal; the ones in between are counted and summarised.
 	refusalLogInterval = 10 * time.Second
@@ -73,6 +81,7 @@ type Config struct {
 	Logger           *slog.Logger // nil discards
 	MaxFrameBytes    int          // largest publisher message
 	MaxMetaBytes     int          // largest metadata in a frame (default 64 KiB)
+	MaxControlBytes  int          // largest subscriber control message (default and most protocol.MaxControlBytes)
 	SendBuffer       int          // subscriber socket SO_SNDBUF in bytes; negative leaves the OS default
 	WriteTimeout     time.Duration
 	PingInterval     time.Duration
@@ -80,6 +89,14 @@ type Config struct {
 	CreditWindow     int
 	ChannelTTL       time.Duration
 	HandshakeTimeout time.Duration
+	// AllowedOrigins lists browser origins ("https://app.example:8443")
+	// allowed besides the hub's own. A WebSocket upgrade whose Origin header
+	// differs from the hub's in scheme, host or port and is not listed gets
+	// 403. Requests with no Origin (non-browser clients) are not affected.
+	AllowedOrigins           []string
+	MaxChannels              int // channels the hub keeps (default 1000)
+	MaxSubscribers           int // subscribers in total (default 20000)
+	MaxSubscribersPerChannel int // subscribers on one channel (default MaxSubscribers)
 }
 
 func (c *Config) fill() {
@@ -97,7 +114,7 @@ func (c *Config) fill() {
 		}
 	}
 	def(&c.MaxFrameBytes, DefaultMaxFrameBytes)
-	def(&c.MaxMetaBytes, protocol.DefaultLimits.MaxMetaBytes)
+	def(&c.MaxMetaBytes, DefaultMaxMetaBytes)
 	def(&c.SendBuffer, DefaultSendBuffer)
 	def(&c.CreditWindow, DefaultCreditWindow)
 	c.CreditWindow = min(max(c.CreditWindow, 1), MaxCreditWindow)
@@ -107,6 +124,12 @@ func (c *Config) fill() {
 	if c.PongWait <= c.PingInterval {
 		c.PongWait = c.PingInterval * 5 / 2
 	}
+	if c.MaxControlBytes <= 0 || c.MaxControlBytes > protocol.MaxControlBytes {
+		c.MaxControlBytes = protocol.MaxControlBytes
+	}
+	def(&c.MaxChannels, DefaultMaxChannels)
+	def(&c.MaxSubscribers, DefaultMaxSubscribers)
+	def(&c.MaxSubscribersPerChannel, c.MaxSubscribers)
 	defd(&c.ChannelTTL, DefaultChannelTTL)
 	defd(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 }
@@ -116,17 +139,20 @@ func (c *Config) fill() {
 // methods are safe for concurrent use.
 type Hub struct {
 	// Static after construction.
-	cfg      Config
-	log      *slog.Logger
-	limits   protocol.Limits
-	upgrader websocket.Upgrader
-	http     http.Handler // routes other than the WebSocket endpoints
-	started  time.Time
+	cfg            Config
+	log            *slog.Logger
+	limits         protocol.Limits
+	upgrader       websocket.Upgrader
+	http           http.Handler // routes other than the WebSocket endpoints
+	allowedOrigins []string     // lower case, no trailing slash
+	started        time.Time
 
 	mu       sync.Mutex
 	channels map[string]*channel
 	conns    map[*wsConn]struct{}
 	closing  bool
+
+	subscribers atomic.Int64 // WebSocket and MJPEG subscribers, reserved before the upgrade
 
 	done       chan struct{} // closed when shutdown begins
 	handlers   sync.WaitGroup
@@ -153,6 +179,9 @@ func New(cfg Config) *Hub {
 		conns:    make(map[*wsConn]struct{}),
 		done:     make(chan struct{}),
 	}
+	for _, o := range cfg.AllowedOrigins {
+		h.allowedOrigins = append(h.allowedOrigins, strings.ToLower(strings.TrimSuffix(o, "/")))
+	}
 	h.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		// Read buffers: reuse the HTTP server's, already allocated for the
@@ -163,6 +192,7 @@ func New(cfg Config) *Hub {
 		WriteBufferPool:   &sync.Pool{},
 		EnableCompression: false, // a read limit does not bound a decompressed message
 		Error:             h.upgradeError,
+		CheckOrigin:       h.checkOrigin,
 	}
 	h.http = h.routes()
 	h.janitorWG.Add(1)
@@ -382,18 +412,22 @@ type Counters struct {
 type reason int
 
 const (
-	reasonBadName      reason = iota // channel name fails the pattern
-	reasonBadFrame                   // a publisher message fails validation
-	reasonTooBig                     // a message over the read limit
-	reasonMessageType                // text from a publisher, binary from a subscriber
-	reasonBadControl                 // an unreadable control message
-	reasonUpgrade                    // a failed WebSocket handshake (bad origin, not a WebSocket request)
-	reasonShuttingDown               // a connection attempt during shutdown
+	reasonBadName            reason = iota // channel name fails the pattern
+	reasonBadFrame                         // a publisher message fails validation
+	reasonTooBig                           // a message over the read limit
+	reasonMessageType                      // text from a publisher, binary from a subscriber
+	reasonBadControl                       // an unreadable control message
+	reasonUpgrade                          // a failed WebSocket handshake (bad origin, not a WebSocket request)
+	reasonShuttingDown                     // a connection attempt during shutdown
+	reasonOrigin                           // a browser upgrade from a foreign origin
+	reasonTooManyChannels                  // a new channel past MaxChannels
+	reasonTooManySubscribers               // a subscriber past MaxSubscribers or MaxSubscribersPerChannel
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"bad_channel_name", "bad_frame", "too_big", "wrong_message_type", "bad_control", "bad_handshake", "shutting_down",
+	"foreign_origin", "too_many_channels", "too_many_subscribers",
 }
 
 func (r reason) String() string { return reasonNames[r] }
@@ -473,6 +507,58 @@ func (h *Hub) refuse(r reason, remote, msg string, attrs ...slog.Attr) {
 		attrs = append(attrs, slog.Uint64("suppressed_since_last", n))
 	}
 	h.log.LogAttrs(context.Background(), slog.LevelWarn, "refused: "+msg, attrs...)
+}
+
+// checkOrigin accepts a WebSocket upgrade with no Origin (not a browser),
+// from the hub's own origin (same scheme, host and port), or from an
+// origin in AllowedOrigins.
+func (h *Hub) checkOrigin(r *http.Request) bool {
+	origins := r.Header["Origin"]
+	if len(origins) == 0 {
+		return true
+	}
+	o := strings.ToLower(strings.TrimSuffix(origins[0], "/"))
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if o == scheme+"://"+strings.ToLower(r.Host) || slices.Contains(h.allowedOrigins, o) {
+		return true
+	}
+	h.refuse(reasonOrigin, r.RemoteAddr, "websocket from a foreign origin", slog.String("origin", truncate(origins[0], 100)))
+	return false
+}
+
+// admit checks the limits before a WebSocket or MJPEG subscriber (sub) or a
+// publisher is upgraded, and reserves the subscriber's place. It answers
+// the request itself when it refuses; release undoes the reservation.
+func (h *Hub) admit(w http.ResponseWriter, r *http.Request, name string, sub bool) (release func(), ok bool) {
+	h.mu.Lock()
+	c := h.channels[name]
+	newChannel := c == nil
+	nchan := len(h.channels)
+	h.mu.Unlock()
+	if newChannel && nchan >= h.cfg.MaxChannels {
+		h.refuse(reasonTooManyChannels, r.RemoteAddr, "channel limit reached", slog.Int("limit", h.cfg.MaxChannels))
+		http.Error(w, "too many channels on this hub", http.StatusServiceUnavailable)
+		return nil, false
+	}
+	if !sub {
+		return func() {}, true
+	}
+	onChannel := 0
+	if c != nil {
+		c.mu.Lock()
+		onChannel = len(c.subs)
+		c.mu.Unlock()
+	}
+	if n := h.subscribers.Add(1); n > int64(h.cfg.MaxSubscribers) || onChannel >= h.cfg.MaxSubscribersPerChannel {
+		h.subscribers.Add(-1)
+		h.refuse(reasonTooManySubscribers, r.RemoteAddr, "subscriber limit reached", slog.String("channel", name))
+		http.Error(w, "too many subscribers", http.StatusServiceUnavailable)
+		return nil, false
+	}
+	return func() { h.subscribers.Add(-1) }, true
 }
 
 // upgradeError answers a failed WebSocket handshake.

@@ -8,11 +8,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"framehub/hub"
+	"framehub/protocol"
 )
 
 func hubFlags() []cli.Flag {
@@ -25,6 +27,13 @@ func hubFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "pong-wait", Value: hub.DefaultPongWait, Usage: "drop a connection silent for this long (must exceed --ping-interval)", EnvVars: []string{"FRAMEHUB_PONG_WAIT"}},
 		&cli.IntFlag{Name: "credit-window", Value: hub.DefaultCreditWindow, Usage: "frames in flight to a credit-mode subscriber that names no window (max 8)", EnvVars: []string{"FRAMEHUB_CREDIT_WINDOW"}},
 		&cli.DurationFlag{Name: "channel-ttl", Value: hub.DefaultChannelTTL, Usage: "how long a channel without a publisher stays listed with its last frame", EnvVars: []string{"FRAMEHUB_CHANNEL_TTL"}},
+		&cli.IntFlag{Name: "max-metadata-bytes", Value: hub.DefaultMaxMetaBytes, Usage: "largest JSON side data in one frame", EnvVars: []string{"FRAMEHUB_MAX_METADATA_BYTES"}},
+		&cli.IntFlag{Name: "max-control-bytes", Value: protocol.MaxControlBytes, Usage: fmt.Sprintf("largest control message a subscriber may send (64 to %d)", protocol.MaxControlBytes), EnvVars: []string{"FRAMEHUB_MAX_CONTROL_BYTES"}},
+		&cli.IntFlag{Name: "max-channels", Value: hub.DefaultMaxChannels, Usage: "channels the hub keeps; a publisher of one more gets 503", EnvVars: []string{"FRAMEHUB_MAX_CHANNELS"}},
+		&cli.IntFlag{Name: "max-subscribers", Value: hub.DefaultMaxSubscribers, Usage: "subscribers (WebSocket and MJPEG) in total; one more gets 503", EnvVars: []string{"FRAMEHUB_MAX_SUBSCRIBERS"}},
+		&cli.IntFlag{Name: "max-subscribers-per-channel", Usage: "subscribers on one channel (0: same as --max-subscribers)", EnvVars: []string{"FRAMEHUB_MAX_SUBSCRIBERS_PER_CHANNEL"}},
+		&cli.StringSliceFlag{Name: "allowed-origins", Usage: "browser origins besides the hub's own that may open WebSockets (e.g. https://app.example:8443); others get 403", EnvVars: []string{"FRAMEHUB_ALLOWED_ORIGINS"}},
+		&cli.DurationFlag{Name: "handshake-timeout", Value: hub.DefaultHandshakeTimeout, Usage: "time allowed for a WebSocket upgrade", EnvVars: []string{"FRAMEHUB_HANDSHAKE_TIMEOUT"}},
 		&cli.StringFlag{Name: "pprof-listen", Usage: "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default, never on the hub's own port", EnvVars: []string{"FRAMEHUB_PPROF_LISTEN"}},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 3 * time.Second, Usage: "on SIGINT/SIGTERM, how long to wait for connections to close", EnvVars: []string{"FRAMEHUB_SHUTDOWN_TIMEOUT"}},
 	}
@@ -63,6 +72,19 @@ func hubConfig(c *cli.Context) (hub.Config, error) {
 		PongWait:      c.Duration("pong-wait"),
 		CreditWindow:  c.Int("credit-window"),
 		ChannelTTL:    c.Duration("channel-ttl"),
+
+		MaxMetaBytes:             c.Int("max-metadata-bytes"),
+		MaxControlBytes:          c.Int("max-control-bytes"),
+		MaxChannels:              c.Int("max-channels"),
+		MaxSubscribers:           c.Int("max-subscribers"),
+		MaxSubscribersPerChannel: c.Int("max-subscribers-per-channel"),
+		AllowedOrigins:           c.StringSlice("allowed-origins"),
+		HandshakeTimeout:         c.Duration("handshake-timeout"),
+	}
+	for _, o := range cfg.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return cfg, fmt.Errorf("--allowed-origins %q: want scheme://host[:port], e.g. https://app.example:8443", o)
+		}
 	}
 	switch {
 	case cfg.MaxFrameBytes < 1024:
@@ -71,6 +93,14 @@ func hubConfig(c *cli.Context) (hub.Config, error) {
 		return cfg, fmt.Errorf("--write-timeout, --ping-interval and --channel-ttl must be positive")
 	case cfg.PongWait <= cfg.PingInterval:
 		return cfg, fmt.Errorf("--pong-wait %v must exceed --ping-interval %v", cfg.PongWait, cfg.PingInterval)
+	case cfg.MaxMetaBytes < 1 || cfg.MaxMetaBytes > cfg.MaxFrameBytes:
+		return cfg, fmt.Errorf("--max-metadata-bytes %d: must be 1 to --max-frame-bytes", cfg.MaxMetaBytes)
+	case cfg.MaxControlBytes < 64 || cfg.MaxControlBytes > protocol.MaxControlBytes:
+		return cfg, fmt.Errorf("--max-control-bytes %d: must be 64 to %d", cfg.MaxControlBytes, protocol.MaxControlBytes)
+	case cfg.MaxChannels < 1 || cfg.MaxSubscribers < 1 || cfg.MaxSubscribersPerChannel < 0:
+		return cfg, fmt.Errorf("--max-channels and --max-subscribers must be at least 1")
+	case cfg.HandshakeTimeout <= 0:
+		return cfg, fmt.Errorf("--handshake-timeout must be positive")
 	case cfg.CreditWindow < 1 || cfg.CreditWindow > hub.MaxCreditWindow:
 		return cfg, fmt.Errorf("--credit-window %d: must be 1 to %d", cfg.CreditWindow, hub.MaxCreditWindow)
 	}
