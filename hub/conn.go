@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -56,11 +55,7 @@ func (c *wsConn) closeWith(code int, reason string) {
 // RST and frees the socket's buffers at once instead of trying to deliver
 // what a stalled peer never reads.
 func (c *wsConn) reset() {
-	nc := c.ws.NetConn()
-	if tc, ok := nc.(*tls.Conn); ok {
-		nc = tc.NetConn()
-	}
-	if tcp, ok := nc.(*net.TCPConn); ok {
+	if tcp := tcpConn(c.ws.NetConn()); tcp != nil {
 		_ = tcp.SetLinger(0)
 	}
 	_ = c.ws.Close()
@@ -332,7 +327,7 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request, name string
 func (h *Hub) runSubscriber(c *wsConn, name string) {
 	h.counters.SubscribersConnected.Add(1)
 	if h.cfg.SendBuffer > 0 {
-		if tcp, ok := c.ws.NetConn().(*net.TCPConn); ok {
+		if tcp := tcpConn(c.ws.NetConn()); tcp != nil {
 			_ = tcp.SetWriteBuffer(h.cfg.SendBuffer)
 		}
 	}

@@ -16,8 +16,28 @@ func (h *Hub) routes() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /api/channels", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, h.Channels()) })
-	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, h.Stats()) })
+	mux.HandleFunc("GET /api/channels", func(w http.ResponseWriter, r *http.Request) {
+		list := h.Channels()
+		if h.auth != nil && h.auth.open&RightView == 0 {
+			p := h.auth.identify(r, false)
+			if !p.valid {
+				h.deny(w, r, p, "", RightView)
+				return
+			}
+			list = slices.DeleteFunc(list, func(c ChannelInfo) bool { return !p.allows(h.auth.open, c.Name, RightView) })
+		}
+		writeJSON(w, list)
+	})
+	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) {
+		if h.auth != nil && h.auth.open&RightView == 0 {
+			if p := h.auth.identify(r, false); !p.valid || p.rights&RightView == 0 {
+				h.deny(w, r, p, "", RightView)
+				return
+			}
+		}
+		writeJSON(w, h.Stats())
+	})
+	mux.HandleFunc("POST /api/token", h.serveToken)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { servePage(w, "index.html") })
 	files := http.FileServerFS(static.Files)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

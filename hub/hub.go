@@ -97,6 +97,17 @@ type Config struct {
 	MaxChannels              int // channels the hub keeps (default 1000)
 	MaxSubscribers           int // subscribers in total (default 20000)
 	MaxSubscribersPerChannel int // subscribers on one channel (default MaxSubscribers)
+	// Per-IP limits, enforced by h.Listener: open connections, and new
+	// connections per second (sustained; bursts of twice that). Loopback
+	// clients are exempt unless LimitLoopback is set, so a local reverse
+	// proxy or benchmark is not throttled.
+	MaxConnsPerIP     int     // default 256
+	ConnRatePerIP     float64 // default 50
+	LimitLoopback     bool
+	ReadHeaderTimeout time.Duration // for h.Server (default 10 s): slowloris
+	// Auth, when not nil, requires tokens for the rights it grants; see
+	// NewAuth. Nil leaves every endpoint open.
+	Auth *Auth
 }
 
 func (c *Config) fill() {
@@ -127,6 +138,11 @@ func (c *Config) fill() {
 	if c.MaxControlBytes <= 0 || c.MaxControlBytes > protocol.MaxControlBytes {
 		c.MaxControlBytes = protocol.MaxControlBytes
 	}
+	def(&c.MaxConnsPerIP, DefaultMaxConnsPerIP)
+	if c.ConnRatePerIP <= 0 {
+		c.ConnRatePerIP = DefaultConnRatePerIP
+	}
+	defd(&c.ReadHeaderTimeout, DefaultReadHeaderTimout)
 	def(&c.MaxChannels, DefaultMaxChannels)
 	def(&c.MaxSubscribers, DefaultMaxSubscribers)
 	def(&c.MaxSubscribersPerChannel, c.MaxSubscribers)
@@ -145,6 +161,8 @@ type Hub struct {
 	upgrader       websocket.Upgrader
 	http           http.Handler // routes other than the WebSocket endpoints
 	allowedOrigins []string     // lower case, no trailing slash
+	auth           *Auth
+	ipl            *ipLimiter
 	started        time.Time
 
 	mu       sync.Mutex
@@ -167,8 +185,10 @@ type Hub struct {
 func New(cfg Config) *Hub {
 	cfg.fill()
 	h := &Hub{
-		cfg: cfg,
-		log: cfg.Logger,
+		ipl:  newIPLimiter(cfg.MaxConnsPerIP, cfg.ConnRatePerIP),
+		auth: cfg.Auth,
+		cfg:  cfg,
+		log:  cfg.Logger,
 		limits: protocol.Limits{
 			MaxFrameBytes: cfg.MaxFrameBytes,
 			MaxMetaBytes:  cfg.MaxMetaBytes,
@@ -193,6 +213,7 @@ func New(cfg Config) *Hub {
 		EnableCompression: false, // a read limit does not bound a decompressed message
 		Error:             h.upgradeError,
 		CheckOrigin:       h.checkOrigin,
+		Subprotocols:      []string{Subprotocol},
 	}
 	h.http = h.routes()
 	h.janitorWG.Add(1)
@@ -217,11 +238,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			servePage(w, "view.html")
 		}
 	case strings.HasPrefix(p, protocol.PathPublish):
-		if name, ok := h.channelFromPath(w, r, strings.TrimPrefix(p, protocol.PathPublish)); ok {
+		if name, ok := h.channelFromPath(w, r, strings.TrimPrefix(p, protocol.PathPublish)); ok && h.authorize(w, r, name, RightPublish, false) {
 			h.servePublish(w, r, name)
 		}
 	case strings.HasPrefix(p, protocol.PathSubscribe):
-		if name, ok := h.channelFromPath(w, r, strings.TrimPrefix(p, protocol.PathSubscribe)); ok {
+		if name, ok := h.channelFromPath(w, r, strings.TrimPrefix(p, protocol.PathSubscribe)); ok && h.authorize(w, r, name, RightView, false) {
 			h.serveSubscribe(w, r, name)
 		}
 	case strings.HasPrefix(p, "/channels/"):
@@ -237,7 +258,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		if name, ok := h.channelFromPath(w, r, rest[:i]); ok {
+		if name, ok := h.channelFromPath(w, r, rest[:i]); ok && h.authorize(w, r, name, RightView, true) {
 			if rest[i+1:] == "snapshot.jpg" {
 				h.serveSnapshot(w, r, name)
 			} else {
@@ -336,6 +357,7 @@ func (h *Hub) janitor() {
 				}
 			}
 			h.mu.Unlock()
+			h.ipl.sweep(now)
 			if logStats {
 				for _, in := range h.Channels() {
 					h.log.Debug("channel stats", "channel", in.Name, "live", in.Live, "fps", in.FPS,
@@ -422,12 +444,17 @@ const (
 	reasonOrigin                           // a browser upgrade from a foreign origin
 	reasonTooManyChannels                  // a new channel past MaxChannels
 	reasonTooManySubscribers               // a subscriber past MaxSubscribers or MaxSubscribersPerChannel
+	reasonUnauthorized                     // no token, or an unknown or expired one
+	reasonForbidden                        // a valid token without the right
+	reasonTooManyConnsPerIP                // an address past MaxConnsPerIP
+	reasonConnRatePerIP                    // an address past ConnRatePerIP
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"bad_channel_name", "bad_frame", "too_big", "wrong_message_type", "bad_control", "bad_handshake", "shutting_down",
-	"foreign_origin", "too_many_channels", "too_many_subscribers",
+	"foreign_origin", "too_many_channels", "too_many_subscribers", "unauthorized", "forbidden",
+	"too_many_connections_per_ip", "connection_rate_per_ip",
 }
 
 func (r reason) String() string { return reasonNames[r] }

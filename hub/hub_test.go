@@ -28,7 +28,20 @@ import (
 	"framehub/protocol"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain fails the run if any goroutine outlives the tests. Idle
+// keep-alive connections of the shared HTTP client are closed first: they
+// belong to the client, not to the hub.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	http.DefaultClient.CloseIdleConnections()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 // testHub starts a hub behind a real loopback listener and stops both when
 // the test ends.

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -615,4 +616,47 @@ func noisyFrame(t testing.TB, seed uint64) *protocol.Frame {
 		}
 	}
 	return jpegFrame(t, img, 80)
+}
+
+// TestPageAsksForViewToken: on a hub that needs a view token the page asks
+// for one, says so when it is wrong, keeps a good one in session storage
+// (a reload does not ask again), and sends it as a subprotocol, so frames
+// are drawn; the grid uses it for /api/channels.
+func TestPageAsksForViewToken(t *testing.T) {
+	const token = "page-view-token-7e6d5c4b3a"
+	auth, err := hub.NewAuth([]hub.Grant{{Token: token, Rights: hub.RightView, Channels: []string{"*"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startHub(t, "127.0.0.1:0", hub.Config{Auth: auth}) // publishing stays open on loopback
+	startFeed(t, s.url(), "cam1", 15, solidJPEG(t, 320, 240, color.RGBA{0, 160, 0, 255}))
+	ctx := browser(t)
+	navigate(t, ctx, s.url()+"/view/cam1")
+	submit := func(tok string) {
+		waitJS(t, ctx, "the token form", `!!document.getElementById('auth-token')`, 10*time.Second)
+		eval[bool](t, ctx, `(() => { document.getElementById('auth-token').value = `+strconv.Quote(tok)+`;
+			document.getElementById('auth').requestSubmit(); return true; })()`)
+	}
+	submit("not-the-token-at-all")
+	waitJS(t, ctx, "the form again, saying the token was refused",
+		`!!document.getElementById('auth') && document.getElementById('auth').textContent.includes('refused')`, 10*time.Second)
+	submit(token)
+	waitJS(t, ctx, "frames drawn with the token", `framehub.player.stats().drawn > 3`, 15*time.Second)
+	if c := centre(t, ctx); !near(c, color.RGBA{0, 160, 0, 255}, 40) {
+		t.Fatalf("centre pixel %v, want green", c)
+	}
+	if got := eval[string](t, ctx, `sessionStorage.getItem('framehub.token')`); got != token {
+		t.Fatalf("session storage holds %q", got)
+	}
+	navigate(t, ctx, s.url()+"/view/cam1")
+	waitJS(t, ctx, "frames after a reload", `framehub.player.stats().drawn > 3`, 15*time.Second)
+	if eval[bool](t, ctx, `!!document.getElementById('auth')`) {
+		t.Fatal("the page asked again after a reload")
+	}
+	navigate(t, ctx, s.url()+"/")
+	waitJS(t, ctx, "the grid lists cam1", `framehubGrid.channels().includes('cam1')`, 10*time.Second)
+	shot(t, ctx, "token-grid")
+	if n := s.h.Stats().Refused["unauthorized"]; n == 0 {
+		t.Fatal("the wrong token was not refused by the hub")
+	}
 }

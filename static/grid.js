@@ -53,7 +53,7 @@
   async function refresh() {
     let list;
     try {
-      const resp = await fetch('/api/channels', { cache: 'no-store' });
+      const resp = await FH.auth.fetchWithToken('/api/channels');
       if (!resp.ok) throw new Error(resp.status);
       list = await resp.json();
       $('summary').textContent = list.length + (list.length === 1 ? ' channel' : ' channels');

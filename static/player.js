@@ -72,14 +72,16 @@
     // opts.credit: frames in flight (default 2: one decoding, one waiting)
     // opts.delayMs: test hook, an artificial per-frame decoding delay
     // opts.maxWidth: decode at most this wide (thumbnails), 0 for full size
-    // opts.protocols: WebSocket subprotocols (e.g. carrying a view token)
+    // opts.protocols: WebSocket subprotocols, or a function that returns them
+    //   when connecting (FH.auth.protocols carries the view token)
     // opts.onChange: called when the connection state changes
     constructor(canvas, channel, opts) {
       if (!FH.validChannelName(channel)) throw new Error('invalid channel name');
       this.canvas = canvas;
       this.g = canvas.getContext('2d');
       this.channel = channel;
-      this.opts = Object.assign({ credit: 2, delayMs: 0, maxWidth: 0, protocols: undefined, onChange: null }, opts || {});
+      const protocols = FH.auth ? FH.auth.protocols : undefined;
+      this.opts = Object.assign({ credit: 2, delayMs: 0, maxWidth: 0, protocols, onChange: null }, opts || {});
       this.state = 'idle';
       this.running = false;
       this.ws = null;
@@ -130,7 +132,8 @@
       this.setState('connecting');
       let ws;
       try {
-        ws = new WebSocket(subscribeURL(this.channel), this.opts.protocols);
+        const p = this.opts.protocols;
+        ws = new WebSocket(subscribeURL(this.channel), typeof p === 'function' ? p() : p);
       } catch (e) {
         this.retry();
         return;

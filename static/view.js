@@ -43,7 +43,14 @@
     else player.start();
     render();
   });
-  if (!document.hidden) player.start();
+  // Ask for a view token first if the hub needs one for this channel (401
+  // or 403 on the snapshot; 404 only means no frame yet).
+  (async () => {
+    try {
+      await FH.auth.fetchWithToken('/channels/' + channel + '/snapshot.jpg', { method: 'HEAD' });
+    } catch (e) { /* hub unreachable: the player retries and says so */ }
+    if (!document.hidden) player.start();
+  })();
 
   $('fullscreen').addEventListener('click', () => {
     const el = $('stage');

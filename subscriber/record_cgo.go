@@ -9,6 +9,7 @@ import (
 	"image"
 	"log/slog"
 	"math"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"time"
@@ -64,7 +65,10 @@ func Record(ctx context.Context, cfg RecordConfig) (RecordStats, error) {
 	st.FPS = cfg.FPS
 	if st.FPS <= 0 {
 		st.FPS = 30
-		if infos, err := Channels(ctx, cc.Hub, cc.Header, nil); err == nil {
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cc.TLS, Proxy: http.ProxyFromEnvironment}}
+		infos, err := Channels(ctx, cc.Hub, cc.Header, hc)
+		hc.CloseIdleConnections()
+		if err == nil {
 			for _, in := range infos {
 				if in.Name == cc.Channel && in.FPS >= 1 {
 					st.FPS = math.Round(in.FPS)

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/urfave/cli/v2"
+	"go.uber.org/goleak"
 
 	"framehub/protocol"
 	"framehub/subscriber"
@@ -45,6 +48,13 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	http.DefaultClient.CloseIdleConnections()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
@@ -143,9 +153,21 @@ func publishFrames(t *testing.T, addr, channel string, from, to uint64, size int
 }
 
 func sendFrames(addr, channel string, from, to uint64, size int) error {
-	u, _ := protocol.ChannelURL(addr, protocol.PathPublish, channel)
-	c, _, err := websocket.DefaultDialer.Dial(u, nil)
+	return sendFramesAs(addr, channel, from, to, size, nil, nil)
+}
+
+// sendFramesAs publishes with handshake headers (a token) and TLS settings.
+func sendFramesAs(addr, channel string, from, to uint64, size int, hd http.Header, tlsConf *tls.Config) error {
+	u, err := protocol.ChannelURL(addr, protocol.PathPublish, channel)
 	if err != nil {
+		return err
+	}
+	d := websocket.Dialer{TLSClientConfig: tlsConf, HandshakeTimeout: 5 * time.Second}
+	c, resp, err := d.Dial(u, hd)
+	if err != nil {
+		if resp != nil {
+			return fmt.Errorf("%w (HTTP %d)", err, resp.StatusCode)
+		}
 		return err
 	}
 	defer c.Close()

@@ -28,6 +28,7 @@ func demoCommand() *cli.Command {
 	flags = append(flags,
 		&cli.StringFlag{Name: "channel", Value: "demo", Usage: "channel name", EnvVars: []string{"FRAMEHUB_CHANNEL"}},
 		&cli.StringFlag{Name: "source", Usage: "source (default: camera 0 if there is one, else the test pattern)", EnvVars: []string{"FRAMEHUB_SOURCE"}},
+		&cli.BoolFlag{Name: "insecure", Usage: "allow a non-loopback --listen (the demo has no tokens)", EnvVars: []string{"FRAMEHUB_INSECURE"}},
 	)
 	return &cli.Command{
 		Name:  "demo",
@@ -39,12 +40,15 @@ func demoCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if err := checkExposure(c.String("listen"), nil, c.Bool("insecure"), hcfg.Logger); err != nil {
+				return err
+			}
 			ctx, cancel := context.WithCancel(c.Context)
 			defer cancel()
 			ready := make(chan net.Addr, 1)
 			hubErr := make(chan error, 1)
 			go func() {
-				hubErr <- runHub(ctx, hcfg, c.String("listen"), c.Duration("shutdown-timeout"), func(a net.Addr) { ready <- a })
+				hubErr <- runHub(ctx, hcfg, c.String("listen"), nil, c.Duration("shutdown-timeout"), func(a net.Addr) { ready <- a })
 			}()
 			var addr net.Addr
 			select {

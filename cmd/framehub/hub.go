@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,10 @@ func hubFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-subscribers-per-channel", Usage: "subscribers on one channel (0: same as --max-subscribers)", EnvVars: []string{"FRAMEHUB_MAX_SUBSCRIBERS_PER_CHANNEL"}},
 		&cli.StringSliceFlag{Name: "allowed-origins", Usage: "browser origins besides the hub's own that may open WebSockets (e.g. https://app.example:8443); others get 403", EnvVars: []string{"FRAMEHUB_ALLOWED_ORIGINS"}},
 		&cli.DurationFlag{Name: "handshake-timeout", Value: hub.DefaultHandshakeTimeout, Usage: "time allowed for a WebSocket upgrade", EnvVars: []string{"FRAMEHUB_HANDSHAKE_TIMEOUT"}},
+		&cli.IntFlag{Name: "max-conns-per-ip", Value: hub.DefaultMaxConnsPerIP, Usage: "open connections from one address; more get 429", EnvVars: []string{"FRAMEHUB_MAX_CONNS_PER_IP"}},
+		&cli.Float64Flag{Name: "conn-rate-per-ip", Value: hub.DefaultConnRatePerIP, Usage: "new connections per second from one address (bursts of twice that); more get 429", EnvVars: []string{"FRAMEHUB_CONN_RATE_PER_IP"}},
+		&cli.BoolFlag{Name: "limit-loopback", Usage: "apply the per-address limits to loopback clients too (exempt by default: local proxies, benchmarks)", EnvVars: []string{"FRAMEHUB_LIMIT_LOOPBACK"}},
+		&cli.DurationFlag{Name: "read-header-timeout", Value: hub.DefaultReadHeaderTimout, Usage: "time a client has to send its request headers (slowloris)", EnvVars: []string{"FRAMEHUB_READ_HEADER_TIMEOUT"}},
 		&cli.StringFlag{Name: "pprof-listen", Usage: "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default, never on the hub's own port", EnvVars: []string{"FRAMEHUB_PPROF_LISTEN"}},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 3 * time.Second, Usage: "on SIGINT/SIGTERM, how long to wait for connections to close", EnvVars: []string{"FRAMEHUB_SHUTDOWN_TIMEOUT"}},
 	}
@@ -43,9 +48,19 @@ func hubCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "hub",
 		Usage: "run the hub: publishers push channels to it, viewers watch them",
-		Flags: hubFlags(),
+		Flags: append(hubFlags(), authFlags()...),
 		Action: func(c *cli.Context) error {
 			cfg, err := hubConfig(c)
+			if err != nil {
+				return err
+			}
+			if cfg.Auth, err = hubAuth(c, cfg.Logger); err != nil {
+				return err
+			}
+			if err := checkExposure(c.String("listen"), cfg.Auth, c.Bool("insecure"), cfg.Logger); err != nil {
+				return err
+			}
+			tlsConf, err := hubTLS(c)
 			if err != nil {
 				return err
 			}
@@ -56,7 +71,7 @@ func hubCommand() *cli.Command {
 				}
 				defer stop()
 			}
-			return runHub(c.Context, cfg, c.String("listen"), c.Duration("shutdown-timeout"), nil)
+			return runHub(c.Context, cfg, c.String("listen"), tlsConf, c.Duration("shutdown-timeout"), nil)
 		},
 	}
 }
@@ -80,6 +95,10 @@ func hubConfig(c *cli.Context) (hub.Config, error) {
 		MaxSubscribersPerChannel: c.Int("max-subscribers-per-channel"),
 		AllowedOrigins:           c.StringSlice("allowed-origins"),
 		HandshakeTimeout:         c.Duration("handshake-timeout"),
+		MaxConnsPerIP:            c.Int("max-conns-per-ip"),
+		ConnRatePerIP:            c.Float64("conn-rate-per-ip"),
+		LimitLoopback:            c.Bool("limit-loopback"),
+		ReadHeaderTimeout:        c.Duration("read-header-timeout"),
 	}
 	for _, o := range cfg.AllowedOrigins {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
@@ -99,8 +118,10 @@ func hubConfig(c *cli.Context) (hub.Config, error) {
 		return cfg, fmt.Errorf("--max-control-bytes %d: must be 64 to %d", cfg.MaxControlBytes, protocol.MaxControlBytes)
 	case cfg.MaxChannels < 1 || cfg.MaxSubscribers < 1 || cfg.MaxSubscribersPerChannel < 0:
 		return cfg, fmt.Errorf("--max-channels and --max-subscribers must be at least 1")
-	case cfg.HandshakeTimeout <= 0:
-		return cfg, fmt.Errorf("--handshake-timeout must be positive")
+	case cfg.HandshakeTimeout <= 0 || cfg.ReadHeaderTimeout <= 0:
+		return cfg, fmt.Errorf("--handshake-timeout and --read-header-timeout must be positive")
+	case cfg.MaxConnsPerIP < 1 || cfg.ConnRatePerIP <= 0:
+		return cfg, fmt.Errorf("--max-conns-per-ip must be at least 1 and --conn-rate-per-ip positive")
 	case cfg.CreditWindow < 1 || cfg.CreditWindow > hub.MaxCreditWindow:
 		return cfg, fmt.Errorf("--credit-window %d: must be 1 to %d", cfg.CreditWindow, hub.MaxCreditWindow)
 	}
@@ -126,21 +147,24 @@ func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
 	return func() { srv.Close(); <-done }, nil
 }
 
-// runHub serves a hub on addr until ctx ends, then shuts it down within
-// grace. ready, if not nil, is called with the listening address.
-func runHub(ctx context.Context, cfg hub.Config, addr string, grace time.Duration, ready func(net.Addr)) error {
+// runHub serves a hub on addr (with TLS when tlsConf is not nil) until ctx
+// ends, then shuts it down within grace. ready, if not nil, is called with
+// the listening address.
+func runHub(ctx context.Context, cfg hub.Config, addr string, tlsConf *tls.Config, grace time.Duration, ready func(net.Addr)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	h := hub.New(cfg)
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		ErrorLog:          nil,
+	srv := h.Server()
+	// The per-address limits count TCP connections, beneath TLS.
+	ln = h.Listener(ln)
+	scheme := "http"
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+		scheme = "https"
 	}
-	cfg.Logger.Info("hub listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/")
+	cfg.Logger.Info("hub listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/", "auth", cfg.Auth != nil)
 	if ready != nil {
 		ready(ln.Addr())
 	}

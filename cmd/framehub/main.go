@@ -29,7 +29,7 @@ func main() {
 
 // newApp builds the command-line application; tests run it in-process.
 func newApp(stdout, stderr io.Writer) *cli.App {
-	cmds := []*cli.Command{hubCommand(), watchCommand(), benchCommand(), benchRawTCPCommand()}
+	cmds := []*cli.Command{hubCommand(), watchCommand(), tokenCommand(), benchCommand(), benchRawTCPCommand()}
 	cmds = append(cmds, cgoCommands()...)
 	return &cli.App{
 		Name:  "framehub",

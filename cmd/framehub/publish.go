@@ -60,11 +60,15 @@ func publishCommand() *cli.Command {
 
 // publisherConfig maps the publish flags to publisher.Config.
 func publisherConfig(c *cli.Context, hubURL string) (publisher.Config, error) {
+	hd, tlsConf, err := clientAuth(c)
+	if err != nil {
+		return publisher.Config{}, err
+	}
 	cfg := publisher.Config{
 		Source: c.String("source"), Loop: c.Bool("loop"), FPS: c.Float64("fps"),
 		Width: c.Int("width"), Height: c.Int("height"), Flip: c.String("flip"), Rotate: c.Int("rotate"),
 		Quality: c.Int("quality"), Logger: logger(c),
-		Sender: publisher.SenderConfig{Hub: hubURL, Channel: c.String("channel")},
+		Sender: publisher.SenderConfig{Hub: hubURL, Channel: c.String("channel"), Header: hd, TLS: tlsConf},
 	}
 	switch strings.ToLower(c.String("codec")) {
 	case "jpeg", "jpg":

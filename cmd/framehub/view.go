@@ -29,8 +29,12 @@ func viewCommand() *cli.Command {
 				defer cancel()
 			}
 			log := logger(c)
+			hd, tlsConf, err := clientAuth(c)
+			if err != nil {
+				return err
+			}
 			stats, err := subscriber.View(ctx, subscriber.ViewConfig{
-				Client:   subscriber.Config{Hub: c.String("hub")},
+				Client:   subscriber.Config{Hub: c.String("hub"), Header: hd, TLS: tlsConf},
 				Channels: c.StringSlice("channel"),
 				Logger:   log,
 			})
@@ -65,8 +69,12 @@ func recordCommand() *cli.Command {
 				ctx, cancel = context.WithTimeout(ctx, d)
 				defer cancel()
 			}
+			hd, tlsConf, err := clientAuth(c)
+			if err != nil {
+				return err
+			}
 			st, err := subscriber.Record(ctx, subscriber.RecordConfig{
-				Client:  subscriber.Config{Hub: c.String("hub"), Channel: c.String("channel")},
+				Client:  subscriber.Config{Hub: c.String("hub"), Channel: c.String("channel"), Header: hd, TLS: tlsConf},
 				Out:     c.String("out"),
 				Segment: c.Duration("segment"),
 				FPS:     c.Float64("fps"),

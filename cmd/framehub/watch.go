@@ -19,9 +19,9 @@ import (
 
 // clientFlags are the flags every client shares.
 func clientFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "hub", Value: "http://127.0.0.1:8080", Usage: "hub address: http://, https://, ws://, wss:// or host:port", EnvVars: []string{"FRAMEHUB_HUB"}},
-	}
+	}, clientSecurityFlags()...)
 }
 
 func watchCommand() *cli.Command {
@@ -53,8 +53,12 @@ func runWatch(c *cli.Context) error {
 			return fmt.Errorf("--save: %w", err)
 		}
 	}
+	hd, tlsConf, err := clientAuth(c)
+	if err != nil {
+		return err
+	}
 	cl, err := subscriber.New(subscriber.Config{Hub: c.String("hub"), Channel: c.String("channel"),
-		Credit: c.Int("credit"), Logger: log})
+		Credit: c.Int("credit"), Logger: log, Header: hd, TLS: tlsConf})
 	if err != nil {
 		return err
 	}
