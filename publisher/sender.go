@@ -41,7 +41,7 @@ type SenderConfig struct {
 	TLS          *tls.Config
 	WriteTimeout time.Duration // one frame write; default 5s
 	MinBackoff   time.Duration // default 250ms
-	MaxBackoff   time.Duration // default 5s
+	MaxBackoff   time.Duration // default 1s: a channel's only publisher comes back first
 	Logger       *slog.Logger  // nil discards
 }
 
@@ -70,6 +70,11 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 5 * time.Second
+	}
+	if cfg.MaxBackoff <= 0 {
+		// Publishers are few and every viewer of the channel waits for
+		// this one, so it retries more often than subscribers do.
+		cfg.MaxBackoff = time.Second
 	}
 	log := cfg.Logger
 	if log == nil {

@@ -161,7 +161,7 @@
 
     // retry reconnects after a capped, jittered backoff.
     retry() {
-      const ceil = Math.min(5000, 250 * Math.pow(2, this.failures));
+      const ceil = Math.min(2500, 250 * Math.pow(2, this.failures));
       this.failures++;
       const delay = ceil / 2 + Math.random() * (ceil / 2);
       this.retryAt = performance.now() + delay;

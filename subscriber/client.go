@@ -53,7 +53,7 @@ type Config struct {
 	TLS           *tls.Config
 	MaxFrameBytes int           // default protocol.DefaultLimits.MaxFrameBytes
 	MinBackoff    time.Duration // default 250ms
-	MaxBackoff    time.Duration // default 5s
+	MaxBackoff    time.Duration // default 2.5s
 	Logger        *slog.Logger  // nil discards
 }
 

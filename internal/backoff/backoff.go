@@ -12,7 +12,8 @@ import (
 // Backoff yields growing delays: each call to Next doubles the ceiling from
 // Min up to Max and returns a random delay between half the ceiling and the
 // ceiling. Reset starts over after a success. The zero value uses 250 ms and
-// 5 s. Not safe for concurrent use.
+// 2.5 s: after a hub restart every client is back within about 2.5 s,
+// however long the hub was down. Not safe for concurrent use.
 type Backoff struct {
 	Min, Max time.Duration
 	ceil     time.Duration
@@ -25,7 +26,7 @@ func (b *Backoff) Next() time.Duration {
 		lo = 250 * time.Millisecond
 	}
 	if hi < lo {
-		hi = max(lo, 5*time.Second)
+		hi = max(lo, 2500*time.Millisecond)
 	}
 	if b.ceil < lo {
 		b.ceil = lo
