@@ -54,7 +54,12 @@ type Config struct {
 	MaxFrameBytes int           // default protocol.DefaultLimits.MaxFrameBytes
 	MinBackoff    time.Duration // default 250ms
 	MaxBackoff    time.Duration // default 2.5s
-	Logger        *slog.Logger  // nil discards
+	// IdleTimeout drops a connection on which nothing (no frame, no ping)
+	// arrived for this long, and reconnects: the hub pings every 10 s by
+	// default, so only a vanished hub or a cut network is that quiet.
+	// Default 30s.
+	IdleTimeout time.Duration
+	Logger      *slog.Logger // nil discards
 }
 
 // Client connects to a hub channel and reconnects forever, with capped,
@@ -99,6 +104,10 @@ func (c *Client) Reconnects() uint64 { return c.reconnects.Load() }
 
 // Connected reports whether the client is connected now.
 func (c *Client) Connected() bool { return c.connected.Load() }
+
+// DefaultIdleTimeout is Config.IdleTimeout's default: three of the hub's
+// default ping intervals.
+const DefaultIdleTimeout = 30 * time.Second
 
 // PermanentError is a refusal that retrying cannot fix, such as a bad
 // channel name (HTTP 400) or a missing right (401, 403).
@@ -225,8 +234,21 @@ func (c *Client) session(ctx context.Context, ws *websocket.Conn, fn FrameFunc) 
 			return false, connError{err}
 		}
 	}
+	idle := c.cfg.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	ws.SetPingHandler(func(data string) error {
+		_ = ws.SetReadDeadline(time.Now().Add(idle))
+		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		if err == websocket.ErrCloseSent {
+			return nil
+		}
+		return err
+	})
 	got := false
 	for {
+		_ = ws.SetReadDeadline(time.Now().Add(idle))
 		typ, msg, err := ws.ReadMessage()
 		if err != nil {
 			return got, connError{err}

@@ -182,3 +182,55 @@ func TestCreditClientAcks(t *testing.T) {
 		t.Fatalf("Run = %v after %d frames; want 10 frames with acks", err, n)
 	}
 }
+
+// TestSilentHubIsDropped: a hub that accepts the connection and then says
+// nothing at all (no frames, no pings: it vanished, or the network was
+// cut) is given up after IdleTimeout, and the client dials again.
+func TestSilentHubIsDropped(t *testing.T) {
+	var mu sync.Mutex
+	var accepted []time.Time
+	var conns []*websocket.Conn
+	up := websocket.Upgrader{}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		accepted = append(accepted, time.Now())
+		conns = append(conns, ws) // held open and silent
+		mu.Unlock()
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(ln) }()
+	defer func() {
+		srv.Close()
+		<-done
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	cl, err := New(Config{Hub: "http://" + ln.Addr().String(), Channel: "cam", IdleTimeout: 400 * time.Millisecond,
+		MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	cl.Run(ctx, func(*Frame) error { return nil })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(accepted) < 2 {
+		t.Fatalf("connected %d times in %v; a silent hub must be dropped after the idle timeout and dialled again", len(accepted), time.Since(start))
+	}
+	if gap := accepted[1].Sub(accepted[0]); gap < 400*time.Millisecond || gap > 1200*time.Millisecond {
+		t.Fatalf("redialled %v after the first connection; want the idle timeout (400 ms) plus a short backoff", gap)
+	}
+}
