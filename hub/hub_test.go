@@ -23,25 +23,13 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"go.uber.org/goleak"
 
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
-// TestMain fails the run if any goroutine outlives the tests. Idle
-// keep-alive connections of the shared HTTP client are closed first: they
-// belong to the client, not to the hub.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	http.DefaultClient.CloseIdleConnections()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+// TestMain fails the run if any goroutine outlives the tests.
+func TestMain(m *testing.M) { os.Exit(testutil.Check(m.Run())) }
 
 // testHub starts a hub behind a real loopback listener and stops both when
 // the test ends.
@@ -195,22 +183,8 @@ func TestSubscriberWaitsForPublisher(t *testing.T) {
 // tiny receive buffer, then never reads again.
 func stalledSubscriber(t *testing.T, base, channel string) net.Conn {
 	t.Helper()
-	addr := strings.TrimPrefix(base, "http://")
-	d := net.Dialer{Control: nil}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, _, _ := rawClient(t, base, protocol.PathSubscribe+channel, "")
 	c.(*net.TCPConn).SetReadBuffer(4096)
-	t.Cleanup(func() { c.Close() })
-	fmt.Fprintf(c, "GET %s%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", protocol.PathSubscribe, channel, addr)
-	buf := make([]byte, 4096)
-	c.SetReadDeadline(time.Now().Add(3 * time.Second))
-	n, err := c.Read(buf)
-	if err != nil || !bytes.Contains(buf[:n], []byte(" 101 ")) {
-		t.Fatalf("handshake: %v %q", err, buf[:n])
-	}
 	return c
 }
 
@@ -644,23 +618,9 @@ func getJSON(t *testing.T, url string, v any) {
 	}
 }
 
-// requireTool finds a command, skipping the test when it is missing on a
-// developer's machine but failing in CI, where the setup script installs it.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not installed (scripts/setup.sh installs it)", name)
-		}
-		t.Skipf("%s not installed; run scripts/setup.sh", name)
-	}
-	return p
-}
-
 func TestMJPEGReadByFFmpeg(t *testing.T) {
-	ffprobe := requireTool(t, "ffprobe")
-	ffmpeg := requireTool(t, "ffmpeg")
+	ffprobe := testutil.RequireTool(t, "ffprobe")
+	ffmpeg := testutil.RequireTool(t, "ffmpeg")
 	_, base := testHub(t, Config{})
 	pub := dial(t, base, protocol.PathPublish, "cam")
 	jpgs := [][]byte{testJPEG(t, 320, 240, color.RGBA{255, 0, 0, 255}), testJPEG(t, 320, 240, color.RGBA{0, 0, 255, 255})}
@@ -742,7 +702,7 @@ func TestShutdownSendsGoingAway(t *testing.T) {
 }
 
 func TestHubNeverImportsGocv(t *testing.T) {
-	goBin := requireTool(t, "go")
+	goBin := testutil.RequireTool(t, "go")
 	cmd := exec.Command(goBin, "list", "-deps", ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	out, err := cmd.CombinedOutput()
@@ -760,19 +720,7 @@ func TestHubNeverImportsGocv(t *testing.T) {
 // neither sends nor reads: a peer that vanished without closing.
 func silentPeer(t *testing.T, base, endpoint, channel string) net.Conn {
 	t.Helper()
-	addr := strings.TrimPrefix(base, "http://")
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	fmt.Fprintf(c, "GET %s%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", endpoint, channel, addr)
-	buf := make([]byte, 1024)
-	c.SetReadDeadline(time.Now().Add(3 * time.Second))
-	if n, err := c.Read(buf); err != nil || !bytes.Contains(buf[:n], []byte(" 101 ")) {
-		t.Fatalf("handshake: %v %q", err, buf[:n])
-	}
+	c, _, _ := rawClient(t, base, endpoint+channel, "")
 	return c
 }
 

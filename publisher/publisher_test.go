@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
 	"gocv.io/x/gocv"
 
 	"framehub/hub"
+	"framehub/internal/testutil"
 	"framehub/protocol"
 	"framehub/subscriber"
 )
@@ -34,17 +34,7 @@ func TestMain(m *testing.M) {
 	for _, f := range atExit {
 		f()
 	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-			code = 1
-		}
-		if n, where := matLeaks(); n > 0 {
-			fmt.Fprintf(os.Stderr, "%d gocv Mats left open:\n%s", n, where)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testutil.Check(code, matLeakCheck))
 }
 
 func testHub(t *testing.T) string {
@@ -55,23 +45,11 @@ func testHub(t *testing.T) string {
 	return srv.URL
 }
 
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not installed (scripts/setup.sh installs it)", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
-}
-
 // makeClip writes a test clip with Debian's ffmpeg: testsrc2 (moving
 // pattern with a burned-in timestamp), every frame different.
 func makeClip(t *testing.T, w, h, fps, frames int) string {
 	t.Helper()
-	ffmpeg := requireTool(t, "ffmpeg")
+	ffmpeg := testutil.RequireTool(t, "ffmpeg")
 	out := filepath.Join(t.TempDir(), "clip.avi")
 	cmd := exec.Command(ffmpeg, "-v", "error", "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", w, h, fps),
 		"-frames:v", fmt.Sprint(frames), "-c:v", "mjpeg", "-q:v", "2", out)

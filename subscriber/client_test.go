@@ -3,7 +3,6 @@ package subscriber
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -12,25 +11,14 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"go.uber.org/goleak"
 
 	"framehub/hub"
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-			code = 1
-		}
-		if n, where := matLeaks(); n > 0 {
-			fmt.Fprintf(os.Stderr, "%d gocv Mats left open:\n%s", n, where)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testutil.Check(m.Run(), matLeakCheck))
 }
 
 // runHub serves a hub on addr ("127.0.0.1:0" for any port) and returns the

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -16,27 +15,16 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"framehub/internal/testutil"
 	"framehub/protocol"
 	"framehub/publisher"
 )
-
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not installed (scripts/setup.sh installs it)", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
-}
 
 // probe returns what Debian's ffprobe sees in a video file: codec, size and
 // the number of frames it decodes.
 func probe(t *testing.T, file string) (codec string, w, h, frames int) {
 	t.Helper()
-	out, err := exec.Command(requireTool(t, "ffprobe"), "-v", "error", "-count_frames", "-select_streams", "v:0",
+	out, err := exec.Command(testutil.RequireTool(t, "ffprobe"), "-v", "error", "-count_frames", "-select_streams", "v:0",
 		"-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json", file).Output()
 	if err != nil {
 		t.Fatalf("ffprobe %s: %v", file, err)
@@ -95,7 +83,7 @@ func TestRecordFileIsValid(t *testing.T) {
 			addr, _ := runHub(t, "127.0.0.1:0")
 			base := "http://" + addr
 			clip := filepath.Join(t.TempDir(), "clip.avi")
-			if out, err := exec.Command(requireTool(t, "ffmpeg"), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10",
+			if out, err := exec.Command(testutil.RequireTool(t, "ffmpeg"), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10",
 				"-frames:v", "20", "-c:v", "mjpeg", clip).CombinedOutput(); err != nil {
 				t.Fatalf("ffmpeg: %v %s", err, out)
 			}

@@ -22,8 +22,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/urfave/cli/v2"
-	"go.uber.org/goleak"
 
+	"framehub/internal/testutil"
 	"framehub/protocol"
 	"framehub/subscriber"
 )
@@ -46,15 +46,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := testutil.Check(m.Run())
 	os.RemoveAll(dir)
-	http.DefaultClient.CloseIdleConnections()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-			code = 1
-		}
-	}
 	os.Exit(code)
 }
 
