@@ -404,5 +404,9 @@ func (h *Hub) deny(w http.ResponseWriter, r *http.Request, p principal, channel 
 	}
 	h.refuse(reasonForbidden, r.RemoteAddr, "forbidden: token lacks the right",
 		slog.String("path", truncate(r.URL.EscapedPath(), 100)), slog.String("need", need.String()))
-	http.Error(w, "forbidden: this token has no "+need.String()+" right on channel "+channel, http.StatusForbidden)
+	what := "on channel " + channel
+	if channel == "" {
+		what = "here"
+	}
+	http.Error(w, "forbidden: this token has no "+need.String()+" right "+what, http.StatusForbidden)
 }

@@ -142,7 +142,7 @@ func (c *Config) fill() {
 	if c.ConnRatePerIP <= 0 {
 		c.ConnRatePerIP = DefaultConnRatePerIP
 	}
-	defd(&c.ReadHeaderTimeout, DefaultReadHeaderTimout)
+	defd(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	def(&c.MaxChannels, DefaultMaxChannels)
 	def(&c.MaxSubscribers, DefaultMaxSubscribers)
 	def(&c.MaxSubscribersPerChannel, c.MaxSubscribers)

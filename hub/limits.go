@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"crypto/tls"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,9 +17,9 @@ import (
 
 // Defaults for the per-IP limits.
 const (
-	DefaultMaxConnsPerIP    = 256
-	DefaultConnRatePerIP    = 50 // new connections per second, sustained
-	DefaultReadHeaderTimout = 10 * time.Second
+	DefaultMaxConnsPerIP     = 256
+	DefaultConnRatePerIP     = 50 // new connections per second, sustained
+	DefaultReadHeaderTimeout = 10 * time.Second
 )
 
 // ipLimiter counts open connections and new-connection tokens per IP.
@@ -104,9 +103,12 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
-		ip := ap.Addr().Unmap()
-		if err != nil || (ip.IsLoopback() && !l.h.cfg.LimitLoopback) {
+		ta, ok := c.RemoteAddr().(*net.TCPAddr)
+		if !ok {
+			return c, nil
+		}
+		ip := ta.AddrPort().Addr().Unmap()
+		if ip.IsLoopback() && !l.h.cfg.LimitLoopback {
 			return c, nil
 		}
 		ok, why := l.h.ipl.acquire(ip, time.Now())
@@ -148,9 +150,7 @@ func tcpConn(nc net.Conn) *net.TCPConn {
 		switch c := nc.(type) {
 		case *net.TCPConn:
 			return c
-		case *tls.Conn:
-			nc = c.NetConn()
-		case interface{ NetConn() net.Conn }:
+		case interface{ NetConn() net.Conn }: // *tls.Conn, *limitedConn
 			nc = c.NetConn()
 		default:
 			return nil

@@ -38,7 +38,7 @@ func hubFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-conns-per-ip", Value: hub.DefaultMaxConnsPerIP, Usage: "open connections from one address; more get 429", EnvVars: []string{"FRAMEHUB_MAX_CONNS_PER_IP"}},
 		&cli.Float64Flag{Name: "conn-rate-per-ip", Value: hub.DefaultConnRatePerIP, Usage: "new connections per second from one address (bursts of twice that); more get 429", EnvVars: []string{"FRAMEHUB_CONN_RATE_PER_IP"}},
 		&cli.BoolFlag{Name: "limit-loopback", Usage: "apply the per-address limits to loopback clients too (exempt by default: local proxies, benchmarks)", EnvVars: []string{"FRAMEHUB_LIMIT_LOOPBACK"}},
-		&cli.DurationFlag{Name: "read-header-timeout", Value: hub.DefaultReadHeaderTimout, Usage: "time a client has to send its request headers (slowloris)", EnvVars: []string{"FRAMEHUB_READ_HEADER_TIMEOUT"}},
+		&cli.DurationFlag{Name: "read-header-timeout", Value: hub.DefaultReadHeaderTimeout, Usage: "time a client has to send its request headers (slowloris)", EnvVars: []string{"FRAMEHUB_READ_HEADER_TIMEOUT"}},
 		&cli.StringFlag{Name: "pprof-listen", Usage: "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default, never on the hub's own port", EnvVars: []string{"FRAMEHUB_PPROF_LISTEN"}},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 3 * time.Second, Usage: "on SIGINT/SIGTERM, how long to wait for connections to close", EnvVars: []string{"FRAMEHUB_SHUTDOWN_TIMEOUT"}},
 	}
