@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"framehub/internal/backoff"
 	"framehub/subscriber"
 )
 
@@ -317,7 +318,7 @@ func runTarget(ctx context.Context, cfg *Config, frames [][]byte, t target) (*Re
 		}
 	}
 	log.Info("load running; warming up", "subscribers", cfg.Subscribers, "stalled", cfg.Stalled, "channels", cfg.Channels)
-	if !sleepCtx(ctx, cfg.Warmup) {
+	if !backoff.Wait(ctx, cfg.Warmup) {
 		return nil, ctx.Err()
 	}
 
@@ -523,14 +524,3 @@ func ages(v []float64) Ages {
 func mb(b uint64) float64 { return round3(float64(b) / (1 << 20)) }
 
 func round3(v float64) float64 { return float64(int64(v*1000+0.5)) / 1000 }
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}

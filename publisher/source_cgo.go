@@ -197,14 +197,8 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	backoff.Wait(ctx, d)
+	return ctx.Err()
 }
 
 // liveSource is a camera, stream or pipeline: it paces itself, and when it

@@ -42,8 +42,11 @@ func (b *Backoff) Reset() { b.ceil = 0 }
 
 // Sleep waits for the next delay or until ctx is done, and reports whether
 // the full delay passed.
-func (b *Backoff) Sleep(ctx context.Context) bool {
-	t := time.NewTimer(b.Next())
+func (b *Backoff) Sleep(ctx context.Context) bool { return Wait(ctx, b.Next()) }
+
+// Wait waits for d or until ctx is done, and reports whether d passed.
+func Wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
