@@ -110,6 +110,9 @@ func runWatch(c *cli.Context) error {
 	})
 	close(stopStatus)
 	wg.Wait()
+	if err != nil && n == 0 && !c.Bool("json") {
+		return err // refused before any frame: the error says it all, a zero summary adds noise
+	}
 	sum := stats.Summary(time.Now())
 	sum.Channel = c.String("channel")
 	sum.Reconnects = cl.Reconnects()
