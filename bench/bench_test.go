@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
@@ -123,7 +124,7 @@ func TestRawTCPFanout(t *testing.T) {
 	pub.Write([]byte{rawPublisher})
 	w := protocol.NewWriter(pub)
 	f := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: 8, Height: 8, Seq: 42, CaptureTime: 7},
-		Payload: append([]byte{0xFF, 0xD8}, bytes.Repeat([]byte{9}, 50000)...)}
+		Payload: testutil.FakeJPEG(8, 8, 42, 50002)}
 	if err := w.WriteFrame(&f); err != nil {
 		t.Fatal(err)
 	}

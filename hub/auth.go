@@ -70,16 +70,6 @@ const MaxSignedTTL = 24 * time.Hour
 // signedPrefix starts every signed token; configured tokens may not.
 const signedPrefix = "fh1."
 
-// SubprotocolAuthPrefix starts the WebSocket subprotocol value that carries
-// a token from a browser, which cannot set headers on a WebSocket: the
-// token follows, base64url-encoded without padding. The hub answers with
-// the plain Subprotocol, never echoing the token.
-const SubprotocolAuthPrefix = "framehub.auth."
-
-// Subprotocol is the WebSocket subprotocol the hub selects when a client
-// offers it.
-const Subprotocol = "framehub"
-
 // Grant gives a token rights on the channels that match any of its
 // patterns (path.Match globs over channel names: "*", "cam-*", "lobby").
 type Grant struct {
@@ -245,7 +235,7 @@ func (a *Auth) identify(r *http.Request, query bool) principal {
 	}
 	if tok == "" {
 		for _, p := range websocketProtocols(r) {
-			if s, ok := strings.CutPrefix(p, SubprotocolAuthPrefix); ok {
+			if s, ok := strings.CutPrefix(p, protocol.SubprotocolAuthPrefix); ok {
 				if b, err := base64.RawURLEncoding.DecodeString(s); err == nil {
 					tok = string(b)
 				}
@@ -254,7 +244,7 @@ func (a *Auth) identify(r *http.Request, query bool) principal {
 		}
 	}
 	if tok == "" && query {
-		if q := r.URL.Query().Get("token"); strings.HasPrefix(q, signedPrefix) {
+		if q := r.URL.Query().Get(protocol.QueryToken); strings.HasPrefix(q, signedPrefix) {
 			tok = q
 		}
 	}
@@ -390,7 +380,12 @@ func (h *Hub) authorize(w http.ResponseWriter, r *http.Request, channel string, 
 func (h *Hub) deny(w http.ResponseWriter, r *http.Request, p principal, channel string, need Right) {
 	// A random pause makes guessing slow and timing useless; it costs the
 	// attacker one of its connections (bounded per IP) for that long.
-	time.Sleep(50*time.Millisecond + mrand.N(100*time.Millisecond))
+	switch d := h.cfg.DenyDelay; {
+	case d == 0:
+		time.Sleep(50*time.Millisecond + mrand.N(100*time.Millisecond))
+	case d > 0:
+		time.Sleep(d)
+	}
 	if !p.valid {
 		what := "no token"
 		if p.present {
@@ -399,7 +394,11 @@ func (h *Hub) deny(w http.ResponseWriter, r *http.Request, p principal, channel 
 		h.refuse(reasonUnauthorized, r.RemoteAddr, "unauthorized: "+what,
 			slog.String("path", truncate(r.URL.EscapedPath(), 100)), slog.String("need", need.String()))
 		w.Header().Set("WWW-Authenticate", `Bearer realm="framehub"`)
-		http.Error(w, "unauthorized: this hub needs a "+need.String()+" token (Authorization: Bearer TOKEN)", http.StatusUnauthorized)
+		msg := "unauthorized: this hub needs a " + need.String() + " token"
+		if p.present {
+			msg = "unauthorized: the " + need.String() + " token is unknown or expired"
+		}
+		http.Error(w, msg+" (clients: --token or --token-file; HTTP: Authorization: Bearer TOKEN)", http.StatusUnauthorized)
 		return
 	}
 	h.refuse(reasonForbidden, r.RemoteAddr, "forbidden: token lacks the right",

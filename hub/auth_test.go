@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"framehub/protocol"
 )
 
 const (
@@ -101,7 +103,7 @@ func newAuthRig(t *testing.T) *authRig {
 		send(t, c, frameMsg(uint64(i+1), 16, 16, testJPEG(t, 16, 16, color.RGBA{200, 30, 40, 255}), nil))
 	}
 	eventually(t, 5*time.Second, "both channels have a frame", func() bool {
-		a, b := h.lookup("cam-a"), h.lookup("lobby")
+		a, b := h.table.lookup("cam-a"), h.table.lookup("lobby")
 		return a != nil && b != nil && a.newest() != nil && b.newest() != nil
 	})
 	return &authRig{h: h, base: base, logs: logs, auth: a}
@@ -235,7 +237,7 @@ func TestTokensOnEveryEndpoint(t *testing.T) {
 
 func TestBrowserSubprotocolToken(t *testing.T) {
 	r := newAuthRig(t)
-	d := websocket.Dialer{Subprotocols: []string{"framehub", SubprotocolAuthPrefix + base64.RawURLEncoding.EncodeToString([]byte(viewToken))}}
+	d := websocket.Dialer{Subprotocols: []string{"framehub", protocol.SubprotocolAuthPrefix + base64.RawURLEncoding.EncodeToString([]byte(viewToken))}}
 	c, resp, err := d.Dial(wsURL(r.base, "/ws/subscribe/", "cam-a"), nil)
 	if err != nil {
 		t.Fatalf("subscribe with the token as a subprotocol: %v (%v)", err, resp)
@@ -247,7 +249,7 @@ func TestBrowserSubprotocolToken(t *testing.T) {
 	if f, _ := readFrame(t, c, 5*time.Second); f.Header.Width != 16 {
 		t.Fatalf("frame %+v", f.Header)
 	}
-	d.Subprotocols[1] = SubprotocolAuthPrefix + base64.RawURLEncoding.EncodeToString([]byte(wrongToken))
+	d.Subprotocols[1] = protocol.SubprotocolAuthPrefix + base64.RawURLEncoding.EncodeToString([]byte(wrongToken))
 	if _, resp, err := d.Dial(wsURL(r.base, "/ws/subscribe/", "cam-a"), nil); err == nil || resp.StatusCode != 401 {
 		t.Fatalf("wrong subprotocol token: %v %v", err, resp)
 	}
@@ -256,7 +258,7 @@ func TestBrowserSubprotocolToken(t *testing.T) {
 func TestChannelListIsFilteredByToken(t *testing.T) {
 	r := newAuthRig(t)
 	names := func(tok string) []string {
-		var list []ChannelInfo
+		var list []protocol.ChannelInfo
 		_, body, _ := httpStatus(t, r.base+"/api/channels", bearer(tok))
 		if err := json.Unmarshal([]byte(body), &list); err != nil {
 			t.Fatalf("%v: %s", err, body)
@@ -344,7 +346,7 @@ func TestSecretsNeverShow(t *testing.T) {
 			record(httpStatus(t, r.base+p, bearer(tok)))
 		}
 		for _, ep := range []string{"/ws/subscribe/cam-a", "/ws/publish/cam-a", "/ws/subscribe/lobby"} {
-			d := websocket.Dialer{Subprotocols: []string{"framehub", SubprotocolAuthPrefix + base64.RawURLEncoding.EncodeToString([]byte(tok))}}
+			d := websocket.Dialer{Subprotocols: []string{"framehub", protocol.SubprotocolAuthPrefix + base64.RawURLEncoding.EncodeToString([]byte(tok))}}
 			c, resp, err := d.Dial(wsURL(r.base, ep, ""), bearer(tok))
 			if resp != nil {
 				b, _ := io.ReadAll(resp.Body)

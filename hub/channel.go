@@ -3,24 +3,37 @@ package hub
 import (
 	"sync"
 	"time"
+
+	"framehub/protocol"
 )
 
 // channel is one camera's stream: its current publisher, its newest frame
-// and its subscribers. All fields after name are guarded by mu.
+// and its subscribers.
 type channel struct {
 	name string // static after construction
 
-	mu     sync.Mutex
-	pub    *wsConn               // current publisher, or nil
+	// Guarded by the table's mutex.
+	claims int // publishers admitted and not yet gone, handshakes included
+
+	mu     sync.Mutex            // guards everything below
+	pub    publisherConn         // current publisher, or nil
 	latest *frame                // newest frame, or nil
+	prev   *frame                // the frame latest replaced: slow subscribers may still be sending it
 	subs   map[*mailbox]struct{} // WebSocket and MJPEG readers
 
 	frames, bytes   uint64    // published since the channel was created
+	dropped         uint64    // frames over the publisher frame-rate cap
 	departedSkipped uint64    // overwritten frames of subscribers that have left
 	rateAt          time.Time // when fps and bitrate were last computed
 	rateFrames      uint64    // frames at rateAt
 	rateBytes       uint64
 	fps, bitrate    float64
+}
+
+// publisherConn is what a channel needs of its publisher: a way to close it
+// when a newer one takes over.
+type publisherConn interface {
+	replaced()
 }
 
 func newChannel(name string, now time.Time) *channel {
@@ -29,15 +42,25 @@ func newChannel(name string, now time.Time) *channel {
 
 // publish makes f the newest frame and offers it to every subscriber. It
 // never waits for a subscriber: each offer is an atomic swap and a
-// non-blocking wake-up, and allocates nothing.
-func (c *channel) publish(f *frame) {
+// non-blocking wake-up, and allocates nothing. It returns the frame that
+// is no longer held (the one before the previous newest), whose memory
+// the caller releases.
+func (c *channel) publish(f *frame) (released *frame) {
 	c.mu.Lock()
-	c.latest = f
+	released, c.prev, c.latest = c.prev, c.latest, f
 	c.frames++
 	c.bytes += uint64(len(f.msg))
 	for m := range c.subs {
 		m.put(f)
 	}
+	c.mu.Unlock()
+	return released
+}
+
+// drop counts a frame not relayed because its publisher is over the rate cap.
+func (c *channel) drop() {
+	c.mu.Lock()
+	c.dropped++
 	c.mu.Unlock()
 }
 
@@ -62,7 +85,7 @@ func (c *channel) removeSub(m *mailbox) {
 }
 
 // setPublisher makes p the publisher and returns the one it replaces.
-func (c *channel) setPublisher(p *wsConn) (old *wsConn) {
+func (c *channel) setPublisher(p publisherConn) (old publisherConn) {
 	c.mu.Lock()
 	old, c.pub = c.pub, p
 	c.mu.Unlock()
@@ -71,7 +94,7 @@ func (c *channel) setPublisher(p *wsConn) (old *wsConn) {
 
 // clearPublisher removes p if it is still the publisher (a publisher that
 // was replaced must not unset its successor).
-func (c *channel) clearPublisher(p *wsConn) {
+func (c *channel) clearPublisher(p publisherConn) {
 	c.mu.Lock()
 	if c.pub == p {
 		c.pub = nil
@@ -86,32 +109,15 @@ func (c *channel) newest() *frame {
 	return c.latest
 }
 
-// ChannelInfo describes a channel in GET /api/channels.
-type ChannelInfo struct {
-	Name           string  `json:"name"`
-	Live           bool    `json:"live"` // a publisher is connected
-	Width          uint32  `json:"width"`
-	Height         uint32  `json:"height"`
-	Codec          string  `json:"codec"`
-	FPS            float64 `json:"fps"`
-	BitrateBPS     float64 `json:"bitrate_bps"`
-	Subscribers    int     `json:"subscribers"`
-	Frames         uint64  `json:"frames"`
-	Bytes          uint64  `json:"bytes"`
-	Skipped        uint64  `json:"skipped"` // frames overwritten in subscribers' mailboxes
-	Seq            uint64  `json:"seq"`
-	LastFrameAgeMS float64 `json:"last_frame_age_ms"` // since the hub received the newest frame; -1 if none
-}
-
 // info reports the channel's state and whether it should be listed: it has
 // a publisher, or a frame younger than ttl.
-func (c *channel) info(now time.Time, ttl time.Duration) (ChannelInfo, bool) {
+func (c *channel) info(now time.Time, ttl time.Duration) (protocol.ChannelInfo, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	in := ChannelInfo{
+	in := protocol.ChannelInfo{
 		Name: c.name, Live: c.pub != nil, FPS: round2(c.fps), BitrateBPS: round2(c.bitrate),
 		Subscribers: len(c.subs), Frames: c.frames, Bytes: c.bytes, Skipped: c.departedSkipped,
-		LastFrameAgeMS: -1,
+		Dropped: c.dropped, LastFrameAgeMS: -1,
 	}
 	for m := range c.subs {
 		in.Skipped += m.overwritten.Load()
@@ -139,18 +145,42 @@ func (c *channel) tick(now time.Time) {
 	c.rateAt, c.rateFrames, c.rateBytes = now, c.frames, c.bytes
 }
 
-// expired reports whether the channel can be forgotten: no publisher, no
-// subscribers, and no frame younger than ttl. It also drops a stale frame
-// so that a channel kept only by waiting subscribers is not listed with it.
-func (c *channel) expired(now time.Time, ttl time.Duration) bool {
+// forgetStale drops frames older than ttl when the channel has no
+// publisher, so that a channel kept only by waiting subscribers is not
+// listed with them, and returns the bytes released.
+func (c *channel) forgetStale(now time.Time, ttl time.Duration) (released int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.pub != nil {
-		return false
+	if c.pub != nil || c.latest == nil || now.Sub(c.latest.received) < ttl {
+		return 0
 	}
-	if c.latest != nil && now.Sub(c.latest.received) >= ttl {
-		c.latest = nil
+	return c.clearFramesLocked()
+}
+
+// clearFramesLocked forgets both held frames and returns their size.
+func (c *channel) clearFramesLocked() int64 {
+	var n int64
+	for _, f := range []*frame{c.latest, c.prev} {
+		if f != nil {
+			n += f.size
+		}
 	}
+	c.latest, c.prev = nil, nil
+	return n
+}
+
+// hasFrame reports whether the channel holds a frame.
+func (c *channel) hasFrame() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.latest != nil
+}
+
+// idle reports whether nothing but the table holds the channel: no
+// subscriber and no frame. Claims are the table's to check.
+func (c *channel) idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return c.latest == nil && len(c.subs) == 0
 }
 

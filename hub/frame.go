@@ -2,28 +2,29 @@ package hub
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"image/jpeg"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"framehub/protocol"
 )
 
-// frame is one published frame. It is immutable once built: every
-// subscriber shares the same value, and the WebSocket framing is done once,
-// in prepared, whatever the number of subscribers.
+// frame is one published frame. It is immutable once built, and exists
+// once: buf holds, back to back, the WebSocket frame header the hub sends
+// it with, then the frame exactly as the publisher sent it (header,
+// metadata, payload). Every subscriber writes wire, every HTTP reader
+// serves payload, and all of them alias buf.
 type frame struct {
 	hdr      protocol.Header
-	meta     []byte // aliases msg
-	payload  []byte // aliases msg
-	msg      []byte // the whole message as the publisher sent it
-	prepared *websocket.PreparedMessage
-	received time.Time // hub clock
+	meta     []byte // aliases buf
+	payload  []byte // aliases buf
+	msg      []byte // the frame as the publisher sent it; aliases buf
+	wire     []byte // msg with its WebSocket framing in front; aliases buf
+	size     int64  // bytes charged to the memory budget: cap(buf)
+	received time.Time
 
 	// Built on first use by an HTTP reader, then shared.
 	jpegOnce sync.Once
@@ -32,12 +33,31 @@ type frame struct {
 	jpegErr  error
 }
 
-func newFrame(msg []byte, f protocol.Frame, now time.Time) (*frame, error) {
-	pm, err := websocket.NewPreparedMessage(websocket.BinaryMessage, msg)
-	if err != nil {
-		return nil, fmt.Errorf("prepare message: %w", err)
+// newFrame builds a frame from buf, whose first wsRoom bytes are free and
+// whose rest is the message that f was parsed from. It writes the
+// WebSocket header of an unmasked, final binary frame (RFC 6455 §5.2) into
+// the room, right before the message.
+func newFrame(buf []byte, f protocol.Frame, now time.Time) *frame {
+	msg := buf[wsRoom:]
+	var hdr [wsRoom]byte
+	hdr[0] = 0x80 | 0x2 // FIN, opcode binary
+	n := 2
+	switch l := len(msg); {
+	case l < 126:
+		hdr[1] = byte(l)
+	case l <= 0xFFFF:
+		hdr[1] = 126
+		binary.BigEndian.PutUint16(hdr[2:], uint16(l))
+		n = 4
+	default:
+		hdr[1] = 127
+		binary.BigEndian.PutUint64(hdr[2:], uint64(l))
+		n = 10
 	}
-	return &frame{hdr: f.Header, meta: f.Meta, payload: f.Payload, msg: msg, prepared: pm, received: now}, nil
+	start := wsRoom - n
+	copy(buf[start:], hdr[:n])
+	return &frame{hdr: f.Header, meta: f.Meta, payload: f.Payload, msg: msg, wire: buf[start:],
+		size: int64(cap(buf)), received: now}
 }
 
 // mjpegBoundary separates the parts of the MJPEG stream.
@@ -46,7 +66,9 @@ const mjpegBoundary = "framehub-frame"
 // jpegBytes returns the frame as a JPEG file and the multipart part header
 // for it, building them once. Raw 8-bit gray, BGR and BGRA frames are
 // encoded here, once for all HTTP readers, so that snapshots and MJPEG work
-// for raw channels too.
+// for raw channels too. The part carries the frame's sequence number and
+// capture time (X-Frame-Seq, X-Capture-Time in Unix ns, and X-Timestamp in
+// Unix seconds with a fraction, as several MJPEG clients read it).
 func (f *frame) jpegBytes() (jpg, part []byte, err error) {
 	f.jpegOnce.Do(func() {
 		f.jpeg = f.payload
@@ -56,10 +78,16 @@ func (f *frame) jpegBytes() (jpg, part []byte, err error) {
 		if f.jpegErr == nil {
 			f.part = []byte("--" + mjpegBoundary + "\r\nContent-Type: image/jpeg\r\nContent-Length: " +
 				strconv.Itoa(len(f.jpeg)) + "\r\nX-Frame-Seq: " + strconv.FormatUint(f.hdr.Seq, 10) +
-				"\r\nX-Capture-Time: " + strconv.FormatInt(f.hdr.CaptureTime, 10) + "\r\n\r\n")
+				"\r\nX-Capture-Time: " + strconv.FormatInt(f.hdr.CaptureTime, 10) +
+				"\r\nX-Timestamp: " + unixSeconds(f.hdr.CaptureTime) + "\r\n\r\n")
 		}
 	})
 	return f.jpeg, f.part, f.jpegErr
+}
+
+// unixSeconds formats Unix nanoseconds as seconds with six decimals.
+func unixSeconds(ns int64) string {
+	return strconv.FormatFloat(float64(ns)/1e9, 'f', 6, 64)
 }
 
 // encodeRaw converts a raw 8-bit frame to JPEG at quality 85.
@@ -74,35 +102,3 @@ func encodeRaw(h protocol.Header, px []byte) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
-
-// mailbox is a subscriber's one-slot inbox. A publisher puts the newest
-// frame in it without ever waiting; a frame not yet taken when the next one
-// arrives is overwritten and counted. Safe for concurrent use by one or more
-// publishers and one taker.
-type mailbox struct {
-	slot        atomic.Pointer[frame]
-	wake        chan struct{} // capacity 1: "look at the slot"
-	overwritten atomic.Uint64
-	delivered   atomic.Uint64 // frames the taker has sent on
-}
-
-func newMailbox() *mailbox { return &mailbox{wake: make(chan struct{}, 1)} }
-
-// put stores f as the newest frame and wakes the taker.
-func (m *mailbox) put(f *frame) {
-	if old := m.slot.Swap(f); old != nil {
-		m.overwritten.Add(1)
-	}
-	m.poke()
-}
-
-// poke wakes the taker without changing the slot.
-func (m *mailbox) poke() {
-	select {
-	case m.wake <- struct{}{}:
-	default:
-	}
-}
-
-// take empties the slot and returns what it held, or nil.
-func (m *mailbox) take() *frame { return m.slot.Swap(nil) }

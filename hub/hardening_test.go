@@ -62,14 +62,14 @@ func TestCapacityLimits(t *testing.T) {
 	h, base := testHub(t, Config{MaxChannels: 2, MaxSubscribers: 3, MaxSubscribersPerChannel: 2})
 	dial(t, base, protocol.PathPublish, "a")
 	dial(t, base, protocol.PathPublish, "b")
-	eventually(t, 3*time.Second, "two channels", func() bool { return h.lookup("a") != nil && h.lookup("b") != nil })
+	eventually(t, 3*time.Second, "two channels", func() bool { return h.table.lookup("a") != nil && h.table.lookup("b") != nil })
 	if got := upgradeStatus(t, base, protocol.PathPublish+"c", nil); got != http.StatusServiceUnavailable {
 		t.Errorf("third channel: %d; want 503", got)
 	}
 	dial(t, base, protocol.PathSubscribe, "a")
 	dial(t, base, protocol.PathSubscribe, "a")
 	eventually(t, 3*time.Second, "two subscribers on a", func() bool {
-		c := h.lookup("a")
+		c := h.table.lookup("a")
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return len(c.subs) == 2
@@ -191,7 +191,7 @@ func TestRawFrameAttacks(t *testing.T) {
 		h, base := testHub(t, Config{MaxFrameBytes: limit})
 		c, br, _ := rawClient(t, base, protocol.PathPublish+"cam", "")
 		// A frame that declares 80 KB, sent in 16 KB fragments.
-		msg := frameMsg(1, 8, 8, fakeJPEG(1, 80<<10), nil)
+		msg := frameMsg(1, 8, 8, fakeJPEG(8, 8, 1, 80<<10), nil)
 		for i := 0; i < len(msg); i += 16 << 10 {
 			end := min(i+16<<10, len(msg))
 			op := byte(0) // continuation
@@ -210,7 +210,7 @@ func TestRawFrameAttacks(t *testing.T) {
 	t.Run("compression_bit_without_negotiation", func(t *testing.T) {
 		_, base := testHub(t, Config{})
 		c, br, _ := rawClient(t, base, protocol.PathPublish+"cam", "")
-		c.Write(clientFrame(true, true, 2, frameMsg(1, 8, 8, fakeJPEG(1, 100), nil)))
+		c.Write(clientFrame(true, true, 2, frameMsg(1, 8, 8, fakeJPEG(8, 8, 1, 100), nil)))
 		if code := readClose(t, c, br); code != websocket.CloseProtocolError {
 			t.Fatalf("close code %d; want 1002 (protocol error)", code)
 		}
@@ -237,27 +237,42 @@ func TestRawFrameAttacks(t *testing.T) {
 // message path (header-first read, full check, framing once for everyone):
 // it must never panic, and whatever it accepts must be a valid frame.
 func FuzzPublisherMessage(f *testing.F) {
-	f.Add(frameMsg(1, 8, 8, fakeJPEG(1, 64), nil))
-	f.Add(frameMsg(2, 8, 8, fakeJPEG(2, 64), []byte(`{"boxes":[]}`)))
+	f.Add(frameMsg(1, 8, 8, fakeJPEG(8, 8, 1, 64), nil))
+	f.Add(frameMsg(2, 8, 8, fakeJPEG(8, 8, 2, 64), []byte(`{"boxes":[]}`)))
 	f.Add([]byte("FHUB"))
-	f.Add(append(frameMsg(1, 8, 8, fakeJPEG(1, 64), nil), 0))
+	f.Add(append(frameMsg(1, 8, 8, fakeJPEG(8, 8, 1, 64), nil), 0))
 	h := New(Config{MaxFrameBytes: 1 << 16})
 	defer h.Close()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		msg, err := h.readMessage(bytes.NewReader(b))
+		buf, err := h.readMessage(bytes.NewReader(b))
+		if err != nil {
+			if n := h.mem.used.Load(); n != 0 {
+				t.Fatalf("refused message left %d bytes charged to the budget", n)
+			}
+			return
+		}
+		defer h.mem.release(int64(cap(buf)))
+		pf, err := protocol.ParseMessage(buf[wsRoom:], h.limits)
 		if err != nil {
 			return
 		}
-		pf, err := protocol.ParseMessage(msg, h.limits)
-		if err != nil {
-			return
-		}
-		fr, err := newFrame(msg, pf, time.Now())
-		if err != nil {
-			t.Fatalf("accepted frame could not be framed: %v", err)
-		}
+		fr := newFrame(buf, pf, time.Now())
 		if !bytes.Equal(fr.msg, b) {
 			t.Fatalf("accepted %d bytes but kept %d", len(b), len(fr.msg))
+		}
+		// The WebSocket framing in front states the message's length.
+		n := int(fr.wire[1] & 0x7F)
+		switch n {
+		case 126:
+			n = int(fr.wire[2])<<8 | int(fr.wire[3])
+		case 127:
+			n = 0
+			for _, c := range fr.wire[2:10] {
+				n = n<<8 | int(c)
+			}
+		}
+		if fr.wire[0] != 0x82 || n != len(b) || len(fr.wire)-len(b) > wsRoom {
+			t.Fatalf("websocket header %x does not frame %d bytes", fr.wire[:len(fr.wire)-len(b)], len(b))
 		}
 	})
 }

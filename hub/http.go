@@ -1,12 +1,13 @@
 package hub
 
 import (
-	"framehub/static"
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
+
+	"framehub/protocol"
+	"framehub/static"
 )
 
 // routes returns the handler for everything but the WebSocket endpoints.
@@ -24,7 +25,7 @@ func (h *Hub) routes() http.Handler {
 				h.deny(w, r, p, "", RightView)
 				return
 			}
-			list = slices.DeleteFunc(list, func(c ChannelInfo) bool { return !p.allows(h.auth.open, c.Name, RightView) })
+			list = slices.DeleteFunc(list, func(c protocol.ChannelInfo) bool { return !p.allows(h.auth.open, c.Name, RightView) })
 		}
 		writeJSON(w, list)
 	})
@@ -37,6 +38,8 @@ func (h *Hub) routes() http.Handler {
 		}
 		writeJSON(w, h.Stats())
 	})
+	// Limits are not secret: a page needs them before it has a token.
+	mux.HandleFunc("GET "+protocol.PathLimits, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, h.Limits()) })
 	mux.HandleFunc("POST /api/token", h.serveToken)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { servePage(w, "index.html") })
 	files := http.FileServerFS(static.Files)
@@ -49,7 +52,7 @@ func (h *Hub) routes() http.Handler {
 
 func (h *Hub) serveSnapshot(w http.ResponseWriter, r *http.Request, name string) {
 	var f *frame
-	if c := h.lookup(name); c != nil {
+	if c := h.table.lookup(name); c != nil {
 		f = c.newest()
 	}
 	if f == nil {
@@ -67,6 +70,7 @@ func (h *Hub) serveSnapshot(w http.ResponseWriter, r *http.Request, name string)
 	hd.Set("Content-Length", strconv.Itoa(len(jpg)))
 	hd.Set("X-Frame-Seq", strconv.FormatUint(f.hdr.Seq, 10))
 	hd.Set("X-Capture-Time", strconv.FormatInt(f.hdr.CaptureTime, 10))
+	hd.Set("X-Timestamp", unixSeconds(f.hdr.CaptureTime))
 	_, _ = w.Write(jpg)
 }
 
@@ -74,12 +78,11 @@ func (h *Hub) serveSnapshot(w http.ResponseWriter, r *http.Request, name string)
 // with the same newest-frame rule as WebSocket subscribers: one mailbox,
 // and a write deadline per frame.
 func (h *Hub) serveMJPEG(w http.ResponseWriter, r *http.Request, name string) {
-	if !h.track() {
-		http.Error(w, "hub shutting down", http.StatusServiceUnavailable)
+	if !h.track(w, r) {
 		return
 	}
 	defer h.handlers.Done()
-	release, ok := h.admit(w, r, name, true)
+	release, ok := h.admitSubscriber(w, r, name)
 	if !ok {
 		return
 	}
@@ -94,8 +97,8 @@ func (h *Hub) serveMJPEG(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	mb := newMailbox()
-	ch := h.channelFor(name, func(ch *channel) { ch.addSub(mb) })
-	defer ch.removeSub(mb)
+	ch := h.table.join(name, mb)
+	defer h.table.leave(ch, mb)
 	log := h.log.With("channel", name, "remote", r.RemoteAddr)
 	log.Debug("mjpeg reader connected")
 	ctx := r.Context()
@@ -158,8 +161,4 @@ func servePage(w http.ResponseWriter, name string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
 	_, _ = w.Write(b)
-}
-
-func sortInfos(in []ChannelInfo) {
-	slices.SortFunc(in, func(a, b ChannelInfo) int { return strings.Compare(a.Name, b.Name) })
 }

@@ -73,16 +73,9 @@ func testJPEG(t testing.TB, w, h int, c color.RGBA) []byte {
 	return buf.Bytes()
 }
 
-// fakeJPEG is a payload that passes the hub's SOI check; its bytes encode
-// seq so subscribers can check content.
-func fakeJPEG(seq uint64, size int) []byte {
-	b := make([]byte, size)
-	b[0], b[1] = 0xFF, 0xD8
-	for i := 2; i < size; i++ {
-		b[i] = byte(seq + uint64(i))
-	}
-	return b
-}
+// fakeJPEG is a payload of size bytes that passes the hub's checks for a
+// w×h JPEG; its bytes encode seq so subscribers can check content.
+func fakeJPEG(w, h int, seq uint64, size int) []byte { return testutil.FakeJPEG(w, h, seq, size) }
 
 func frameMsg(seq uint64, w, h uint32, payload []byte, meta []byte) []byte {
 	f := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Flags: protocol.FlagKey, Width: w, Height: h,
@@ -136,7 +129,7 @@ func TestFanoutContent(t *testing.T) {
 	// Publish one frame at a time and wait for every subscriber to get it, so
 	// each one must see every frame with the right bytes.
 	for seq := uint64(1); seq <= nframes; seq++ {
-		msg := frameMsg(seq, 64, 48, fakeJPEG(seq, 3000+int(seq)), nil)
+		msg := frameMsg(seq, 64, 48, fakeJPEG(64, 48, seq, 3000+int(seq)), nil)
 		send(t, pub, msg)
 		for i, s := range subs {
 			f, got := readFrame(t, s, 5*time.Second)
@@ -152,7 +145,7 @@ func TestNewSubscriberGetsNewestFrameAtOnce(t *testing.T) {
 	pub := dial(t, base, protocol.PathPublish, "cam")
 	probe := dial(t, base, protocol.PathSubscribe, "cam")
 	for seq := uint64(1); seq <= 5; seq++ {
-		send(t, pub, frameMsg(seq, 8, 8, fakeJPEG(seq, 100), nil))
+		send(t, pub, frameMsg(seq, 8, 8, fakeJPEG(8, 8, seq, 100), nil))
 	}
 	eventually(t, 5*time.Second, "frame 5 on probe", func() bool { f, _ := readFrame(t, probe, 5*time.Second); return f.Seq == 5 })
 	late := dial(t, base, protocol.PathSubscribe, "cam")
@@ -166,14 +159,14 @@ func TestSubscriberWaitsForPublisher(t *testing.T) {
 	sub := dial(t, base, protocol.PathSubscribe, "later")
 	time.Sleep(100 * time.Millisecond) // nothing to read yet, and still connected
 	pub := dial(t, base, protocol.PathPublish, "later")
-	send(t, pub, frameMsg(1, 8, 8, fakeJPEG(1, 50), nil))
+	send(t, pub, frameMsg(1, 8, 8, fakeJPEG(8, 8, 1, 50), nil))
 	if f, _ := readFrame(t, sub, 3*time.Second); f.Seq != 1 {
 		t.Fatalf("got seq %d; want 1", f.Seq)
 	}
 	// The publisher leaves and a new one appears: the same subscriber goes on.
 	pub.Close()
 	pub2 := dial(t, base, protocol.PathPublish, "later")
-	send(t, pub2, frameMsg(100, 8, 8, fakeJPEG(100, 50), nil))
+	send(t, pub2, frameMsg(100, 8, 8, fakeJPEG(8, 8, 100, 50), nil))
 	if f, _ := readFrame(t, sub, 3*time.Second); f.Seq != 100 {
 		t.Fatalf("after the publisher came back got seq %d; want 100", f.Seq)
 	}
@@ -221,7 +214,7 @@ func TestStalledSubscriberIsEvictedAndDelaysNoOne(t *testing.T) {
 	// subscriber reads nothing.
 	const n = 150
 	for seq := uint64(1); seq <= n; seq++ {
-		send(t, pub, frameMsg(seq, 640, 480, fakeJPEG(seq, 200_000), nil))
+		send(t, pub, frameMsg(seq, 640, 480, fakeJPEG(640, 480, seq, 200_000), nil))
 		time.Sleep(10 * time.Millisecond)
 	}
 	eventually(t, 5*time.Second, "healthy subscriber to get the last frame", func() bool { return lastSeq.Load() == n })
@@ -271,7 +264,7 @@ func TestSlowSubscriberSkipsAndStaysFresh(t *testing.T) {
 				return
 			default:
 			}
-			if pub.WriteMessage(websocket.BinaryMessage, frameMsg(seq, 320, 240, fakeJPEG(seq, 60_000), nil)) != nil {
+			if pub.WriteMessage(websocket.BinaryMessage, frameMsg(seq, 320, 240, fakeJPEG(320, 240, seq, 60_000), nil)) != nil {
 				return
 			}
 			time.Sleep(10 * time.Millisecond)
@@ -344,7 +337,7 @@ func TestCreditModeBoundsInFlight(t *testing.T) {
 			pub := dial(t, base, protocol.PathPublish, "cam")
 			// Paced, so that each frame could be sent on its own if credit allowed.
 			for seq := uint64(1); seq <= 30; seq++ {
-				send(t, pub, frameMsg(seq, 8, 8, fakeJPEG(seq, 100), nil))
+				send(t, pub, frameMsg(seq, 8, 8, fakeJPEG(8, 8, seq, 100), nil))
 				time.Sleep(10 * time.Millisecond)
 			}
 			next := func(when string) uint64 {
@@ -378,7 +371,7 @@ func TestCreditModeBoundsInFlight(t *testing.T) {
 			}
 			noMore("after one ack")
 			// An ack is cumulative: acknowledging 30 returns every credit.
-			send(t, pub, frameMsg(31, 8, 8, fakeJPEG(31, 100), nil))
+			send(t, pub, frameMsg(31, 8, 8, fakeJPEG(8, 8, 31, 100), nil))
 			noMore("frame 31 without credit")
 			sub.WriteJSON(protocol.Control{Op: protocol.OpAck, Seq: 30})
 			if seq := next("after acking 30"); seq != 31 {
@@ -408,13 +401,13 @@ func TestPublisherTakeover(t *testing.T) {
 	h, base := testHub(t, Config{})
 	sub := dial(t, base, protocol.PathSubscribe, "cam")
 	old := dial(t, base, protocol.PathPublish, "cam")
-	send(t, old, frameMsg(1, 8, 8, fakeJPEG(1, 50), nil))
+	send(t, old, frameMsg(1, 8, 8, fakeJPEG(8, 8, 1, 50), nil))
 	readFrame(t, sub, 3*time.Second)
 	newer := dial(t, base, protocol.PathPublish, "cam")
-	if code, text := closeCode(t, old); code != CloseReplaced || !strings.Contains(text, "replaced") {
-		t.Fatalf("old publisher closed with %d %q; want %d replaced", code, text, CloseReplaced)
+	if code, text := closeCode(t, old); code != protocol.CloseReplaced || !strings.Contains(text, "replaced") {
+		t.Fatalf("old publisher closed with %d %q; want %d replaced", code, text, protocol.CloseReplaced)
 	}
-	send(t, newer, frameMsg(500, 8, 8, fakeJPEG(500, 50), nil))
+	send(t, newer, frameMsg(500, 8, 8, fakeJPEG(8, 8, 500, 50), nil))
 	if f, _ := readFrame(t, sub, 3*time.Second); f.Seq != 500 {
 		t.Fatalf("subscriber got %d; want the new publisher's 500", f.Seq)
 	}
@@ -459,7 +452,7 @@ func TestBadChannelNames(t *testing.T) {
 }
 
 func TestBadPublisherInput(t *testing.T) {
-	good := frameMsg(1, 16, 16, fakeJPEG(1, 100), nil)
+	good := frameMsg(1, 16, 16, fakeJPEG(16, 16, 1, 100), nil)
 	for _, c := range []struct {
 		name    string
 		typ     int
@@ -470,9 +463,9 @@ func TestBadPublisherInput(t *testing.T) {
 		{"bad_magic", websocket.BinaryMessage, append([]byte("XXXX"), good[4:]...), websocket.CloseInvalidFramePayloadData, "bad_frame"},
 		{"truncated", websocket.BinaryMessage, good[:len(good)-3], websocket.CloseInvalidFramePayloadData, "bad_frame"},
 		{"not_jpeg", websocket.BinaryMessage, frameMsg(2, 16, 16, []byte{1, 2, 3, 4}, nil), websocket.CloseInvalidFramePayloadData, "bad_frame"},
-		{"bad_metadata", websocket.BinaryMessage, frameMsg(2, 16, 16, fakeJPEG(2, 10), []byte("{oops")), websocket.CloseInvalidFramePayloadData, "bad_frame"},
+		{"bad_metadata", websocket.BinaryMessage, frameMsg(2, 16, 16, fakeJPEG(16, 16, 2, 10), []byte("{oops")), websocket.CloseInvalidFramePayloadData, "bad_frame"},
 		{"text", websocket.TextMessage, []byte("hello"), websocket.CloseUnsupportedData, "wrong_message_type"},
-		{"too_big", websocket.BinaryMessage, frameMsg(2, 16, 16, fakeJPEG(2, 70_000), nil), websocket.CloseMessageTooBig, "too_big"},
+		{"too_big", websocket.BinaryMessage, frameMsg(2, 16, 16, fakeJPEG(16, 16, 2, 70_000), nil), websocket.CloseMessageTooBig, "too_big"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h, base := testHub(t, Config{MaxFrameBytes: 64 << 10})
@@ -677,7 +670,7 @@ func TestShutdownSendsGoingAway(t *testing.T) {
 	defer srv.Close()
 	sub := dial(t, srv.URL, protocol.PathSubscribe, "cam")
 	pub := dial(t, srv.URL, protocol.PathPublish, "cam")
-	send(t, pub, frameMsg(1, 8, 8, fakeJPEG(1, 40), nil))
+	send(t, pub, frameMsg(1, 8, 8, fakeJPEG(8, 8, 1, 40), nil))
 	readFrame(t, sub, 3*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()

@@ -265,7 +265,7 @@ func TestThousandStalledSubscribers(t *testing.T) {
 	tick := time.NewTicker(time.Second / time.Duration(fps))
 	for seq := uint64(1); time.Since(start) < window+4*time.Second; seq++ {
 		<-tick.C
-		send(t, pub, frameMsg(seq, 1280, 720, fakeJPEG(seq, 90_000), nil))
+		send(t, pub, frameMsg(seq, 1280, 720, fakeJPEG(1280, 720, seq, 90_000), nil))
 		if time.Since(start) >= window {
 			if sentAfterWindow == 0 {
 				for i := range got {

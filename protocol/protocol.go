@@ -101,6 +101,8 @@ var (
 	ErrSize      = errors.New("bad picture size")
 	ErrPayload   = errors.New("payload does not match codec")
 	ErrMetadata  = errors.New("metadata is not a JSON object")
+	ErrJPEG      = errors.New("bad JPEG frame header")
+	ErrPixels    = errors.New("picture exceeds pixel limit")
 )
 
 // Header is the fixed part of a frame. The zero value is not a valid header;
@@ -220,13 +222,20 @@ type Limits struct {
 	MaxFrameBytes int    // whole frame: header, metadata and payload
 	MaxMetaBytes  int    // metadata
 	MaxDimension  uint32 // width and height each
+	// MaxPixels bounds width × height: what a decoder allocates for the
+	// picture, which a small JPEG can make huge.
+	MaxPixels uint64
 }
+
+// DefaultMaxPixels allows 8K UHD (7680×4320) and refuses anything larger.
+const DefaultMaxPixels = 7680 * 4320
 
 // DefaultLimits are generous enough for raw 4K BGR frames.
 var DefaultLimits = Limits{
 	MaxFrameBytes: 32 << 20,
 	MaxMetaBytes:  64 << 10,
 	MaxDimension:  16384,
+	MaxPixels:     DefaultMaxPixels,
 }
 
 // check validates the parts of h that depend on limits and on the codec's
@@ -241,6 +250,9 @@ func (l Limits) check(h *Header) error {
 	}
 	if h.Width == 0 || h.Height == 0 || h.Width > l.MaxDimension || h.Height > l.MaxDimension {
 		return fmt.Errorf("%w: %dx%d (limit %d per side)", ErrSize, h.Width, h.Height, l.MaxDimension)
+	}
+	if px := uint64(h.Width) * uint64(h.Height); px > l.MaxPixels {
+		return fmt.Errorf("%w: %dx%d is %d pixels, limit %d", ErrPixels, h.Width, h.Height, px, l.MaxPixels)
 	}
 	if h.Codec == CodecRaw {
 		want := uint64(h.Width) * uint64(h.Height) * uint64(h.Channels) * uint64(h.ElemType.Size())
@@ -281,9 +293,10 @@ func AppendFrame(dst []byte, f *Frame) []byte {
 
 // ParseMessage decodes a WebSocket message that holds one frame and checks
 // it completely: header, limits, that the lengths add up to len(msg)
-// exactly, that a JPEG payload starts with SOI and a raw one has the size its
-// shape gives, and that metadata is a JSON object. The returned frame
-// aliases msg. It never panics.
+// exactly, that a JPEG payload's own frame header (SOF) states the size the
+// frame's header does and a raw payload has the size its shape gives, that
+// the picture is within the pixel limit, and that metadata is a JSON object.
+// The returned frame aliases msg. It never panics.
 func ParseMessage(msg []byte, lim Limits) (Frame, error) {
 	var f Frame
 	h, err := ParseHeader(msg)
@@ -308,10 +321,13 @@ func ParseMessage(msg []byte, lim Limits) (Frame, error) {
 	return f, nil
 }
 
-// checkBody checks the payload against the codec and the metadata's form.
+// checkBody checks the payload against the codec (the size a decoder will
+// read from a JPEG must be the header's) and the metadata's form.
 func checkBody(f *Frame) error {
-	if f.Codec == CodecJPEG && (len(f.Payload) < 2 || f.Payload[0] != 0xFF || f.Payload[1] != 0xD8) {
-		return fmt.Errorf("%w: jpeg payload does not start with SOI (FF D8)", ErrPayload)
+	if f.Codec == CodecJPEG {
+		if err := checkJPEG(&f.Header, f.Payload); err != nil {
+			return err
+		}
 	}
 	if len(f.Meta) > 0 && !isJSONObject(f.Meta) {
 		return ErrMetadata

@@ -30,16 +30,23 @@ type tcase struct {
 	err   error  // for invalid cases: the sentinel ParseMessage returns
 }
 
-var jpegStub = []byte{0xFF, 0xD8, 0xFF, 0xD9}
+// jpegStub returns the smallest stream JPEGSize reads as w×h: SOI, a
+// baseline frame header (SOF0) with one component, EOI. It is not
+// decodable; the hub and the parsers never decode.
+func jpegStub(w, h int) []byte {
+	return []byte{0xFF, 0xD8,
+		0xFF, 0xC0, 0x00, 0x0B, 0x08, byte(h >> 8), byte(h), byte(w >> 8), byte(w), 0x01, 0x01, 0x11, 0x00,
+		0xFF, 0xD9}
+}
 
 func frameCases() []tcase {
 	valid := []struct {
 		name string
 		f    Frame
 	}{
-		{"jpeg_minimal", Frame{Header: Header{Codec: CodecJPEG, Flags: FlagKey, Width: 4, Height: 2, Seq: 1, CaptureTime: captureTime}, Payload: jpegStub}},
+		{"jpeg_minimal", Frame{Header: Header{Codec: CodecJPEG, Flags: FlagKey, Width: 4, Height: 2, Seq: 1, CaptureTime: captureTime}, Payload: jpegStub(4, 2)}},
 		{"jpeg_metadata", Frame{Header: Header{Codec: CodecJPEG, Flags: FlagKey, Width: 1280, Height: 720, Seq: 0x0102030405060708, CaptureTime: captureTime},
-			Meta: []byte(`{"boxes":[{"x":10,"y":20,"w":30,"h":40,"label":"cat"}]}`), Payload: jpegStub}},
+			Meta: []byte(`{"boxes":[{"x":10,"y":20,"w":30,"h":40,"label":"cat"}]}`), Payload: jpegStub(1280, 720)}},
 		{"raw_bgr_2x2", Frame{Header: Header{Codec: CodecRaw, Flags: FlagKey, ElemType: ElemUint8, Channels: 3, Width: 2, Height: 2, Seq: 7, CaptureTime: captureTime},
 			Payload: []byte{0, 0, 255, 0, 255, 0, 255, 0, 0, 255, 255, 255}}},
 		{"raw_gray_u16", Frame{Header: Header{Codec: CodecRaw, ElemType: ElemUint16, Channels: 1, Width: 2, Height: 1, Seq: 9, CaptureTime: -1},
@@ -76,6 +83,17 @@ func frameCases() []tcase {
 		f.Meta = []byte(`[1,2]`)
 		return AppendFrame(nil, &f)
 	})
+	jpegCase := func(name string, err error, w, h uint32, payload []byte) {
+		f := cs[0].frame
+		f.Width, f.Height, f.Payload = w, h, payload
+		cs = append(cs, tcase{name: name, bytes: AppendFrame(nil, &f), err: err})
+	}
+	// The dimension bomb: a small JPEG whose own frame header is far larger
+	// than the frame header says.
+	jpegCase("jpeg_sof_mismatch", ErrJPEG, 16, 16, jpegStub(8000, 8000))
+	jpegCase("jpeg_no_sof", ErrJPEG, 4, 2, []byte{0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02, 0xFF, 0xD9})
+	jpegCase("jpeg_truncated_segment", ErrJPEG, 4, 2, jpegStub(4, 2)[:8])
+	jpegCase("too_many_pixels", ErrPixels, 4096, 2048, jpegStub(4096, 2048))
 	mut("raw_size_mismatch", ErrPayload, func(b []byte) []byte {
 		f := cs[2].frame
 		f.Payload = f.Payload[:11]
@@ -85,7 +103,7 @@ func frameCases() []tcase {
 }
 
 // testLimits are small so that the too-big cases stay small.
-var testLimits = Limits{MaxFrameBytes: 1 << 20, MaxMetaBytes: 4096, MaxDimension: 8192}
+var testLimits = Limits{MaxFrameBytes: 1 << 20, MaxMetaBytes: 4096, MaxDimension: 8192, MaxPixels: 4 << 20}
 
 func TestParseMessage(t *testing.T) {
 	for _, c := range frameCases() {
@@ -273,6 +291,7 @@ var sentinelNames = map[error]string{
 	ErrShort: "ErrShort", ErrMagic: "ErrMagic", ErrVersion: "ErrVersion", ErrKind: "ErrKind",
 	ErrCodec: "ErrCodec", ErrFlags: "ErrFlags", ErrHeaderLen: "ErrHeaderLen", ErrLength: "ErrLength",
 	ErrTooBig: "ErrTooBig", ErrSize: "ErrSize", ErrPayload: "ErrPayload", ErrMetadata: "ErrMetadata",
+	ErrJPEG: "ErrJPEG", ErrPixels: "ErrPixels",
 }
 
 func vectorsFor(cs []tcase) []goldenVector {
@@ -299,7 +318,8 @@ func TestGolden(t *testing.T) {
 	cs := frameCases()
 	dir := filepath.Join("testdata", "golden")
 	idx, err := json.MarshalIndent(map[string]any{
-		"limits":  map[string]any{"max_frame_bytes": testLimits.MaxFrameBytes, "max_meta_bytes": testLimits.MaxMetaBytes, "max_dimension": testLimits.MaxDimension},
+		"limits": map[string]any{"max_frame_bytes": testLimits.MaxFrameBytes, "max_meta_bytes": testLimits.MaxMetaBytes,
+			"max_dimension": testLimits.MaxDimension, "max_pixels": testLimits.MaxPixels},
 		"vectors": vectorsFor(cs),
 	}, "", "  ")
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -101,7 +102,9 @@ func (s *Sender) Reconnects() uint64 {
 
 // Connect makes sure the sender is connected, dialing with backoff until it
 // is or ctx ends. A refusal that retrying cannot fix (bad channel name,
-// missing right) and ErrReplaced are returned at once.
+// missing right: a *protocol.RefusedError) is returned at once; one that
+// waiting can fix (429 too many connections, 503 hub full) is retried with
+// backoff like an unreachable hub.
 func (s *Sender) Connect(ctx context.Context) error {
 	if s.Connected() {
 		return nil
@@ -119,10 +122,14 @@ func (s *Sender) Connect(ctx context.Context) error {
 			s.log.Info("connected to hub", "url", s.url)
 			return nil
 		}
-		if resp != nil && resp.StatusCode >= 400 && resp.StatusCode < 500 {
+		if resp != nil && resp.StatusCode >= 400 {
 			buf := make([]byte, 200)
 			n, _ := resp.Body.Read(buf)
-			return fmt.Errorf("hub refused publishing to %s: %s %s", s.cfg.Channel, resp.Status, buf[:n])
+			rerr := &protocol.RefusedError{Status: resp.StatusCode, Reason: strings.TrimSpace(string(buf[:n]))}
+			if rerr.Permanent() {
+				return rerr
+			}
+			err = rerr
 		}
 		failures++
 		level := slog.LevelDebug
@@ -197,7 +204,7 @@ func (s *Sender) drop(err error) error {
 	s.mu.Unlock()
 	var cerr *websocket.CloseError
 	if errors.As(ce, &cerr) {
-		if cerr.Code == 4001 {
+		if cerr.Code == protocol.CloseReplaced {
 			return ErrReplaced
 		}
 		err = fmt.Errorf("hub closed the connection: %d %s", cerr.Code, cerr.Text)

@@ -411,7 +411,7 @@ func TestSlowPageStaysFresh(t *testing.T) {
 	if float64(st.Received) > 0.5*float64(sent) {
 		t.Errorf("page received %d of %d frames sent; credit mode should have held most back in the hub", st.Received, sent)
 	}
-	var chans []hub.ChannelInfo
+	var chans []protocol.ChannelInfo
 	resp, err := http.Get(s.url() + "/api/channels")
 	if err != nil {
 		t.Fatal(err)
@@ -477,7 +477,7 @@ func TestPausesWhenHidden(t *testing.T) {
 	navigate(t, ctx, s.url()+"/view/cam")
 	waitJS(t, ctx, "frames drawn", `framehub.player.stats().drawn > 0`, 15*time.Second)
 	subscribers := func() int {
-		var chans []hub.ChannelInfo
+		var chans []protocol.ChannelInfo
 		resp, err := http.Get(s.url() + "/api/channels")
 		if err != nil {
 			t.Fatal(err)
@@ -527,8 +527,8 @@ func TestGoldenVectorsInPage(t *testing.T) {
 	if err := json.Unmarshal(raw, &idx); err != nil {
 		t.Fatal(err)
 	}
-	limits := fmt.Sprintf(`{maxFrameBytes: %d, maxMetaBytes: %d, maxDimension: %d}`,
-		idx.Limits["max_frame_bytes"], idx.Limits["max_meta_bytes"], idx.Limits["max_dimension"])
+	limits := fmt.Sprintf(`{maxFrameBytes: %d, maxMetaBytes: %d, maxDimension: %d, maxPixels: %d}`,
+		idx.Limits["max_frame_bytes"], idx.Limits["max_meta_bytes"], idx.Limits["max_dimension"], idx.Limits["max_pixels"])
 	for _, rv := range idx.Vectors {
 		var want map[string]any
 		json.Unmarshal(rv, &want)

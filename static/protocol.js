@@ -12,7 +12,8 @@
   const CODEC_RAW = 2;
   const KNOWN_FLAGS = 0x01;
   const ELEM_SIZE = { 1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 8 };
-  const DEFAULT_LIMITS = { maxFrameBytes: 32 << 20, maxMetaBytes: 64 << 10, maxDimension: 16384 };
+  // The Go package's DefaultLimits: 8K UHD is the largest picture.
+  const DEFAULT_LIMITS = { maxFrameBytes: 32 << 20, maxMetaBytes: 64 << 10, maxDimension: 16384, maxPixels: 7680 * 4320 };
 
   // FrameError carries the name of the Go sentinel error it matches.
   class FrameError extends Error {
@@ -30,6 +31,46 @@
     } catch (e) {
       return false;
     }
+  }
+
+  // jpegSize reads the picture size a decoder will use from a JPEG's frame
+  // header (SOFn), walking the marker segments up to the first scan, like
+  // protocol.JPEGSize in Go. It throws ErrJPEG for a stream with no SOI, a
+  // truncated or malformed segment, no frame header before the image data,
+  // more than one, or a zero size.
+  function jpegSize(b) {
+    const n = b.length;
+    if (n < 2 || b[0] !== 0xff || b[1] !== 0xd8) throw new FrameError('ErrJPEG', 'no SOI marker');
+    let found = false;
+    let width = 0;
+    let height = 0;
+    let i = 2;
+    for (;;) {
+      if (i >= n) break;
+      if (b[i] !== 0xff) throw new FrameError('ErrJPEG', 'expected a marker at byte ' + i);
+      while (i < n && b[i] === 0xff) i++;
+      if (i >= n) break;
+      const m = b[i++];
+      if (m === 0x01 || (m >= 0xd0 && m <= 0xd7)) continue; // standalone
+      if (m === 0xd8 || m === 0x00) throw new FrameError('ErrJPEG', 'unexpected marker ' + m);
+      if (m === 0xd9 || m === 0xda) {
+        if (!found) throw new FrameError('ErrJPEG', 'no frame header (SOF) before the image data');
+        return { width, height };
+      }
+      if (i + 2 > n) break;
+      const len = (b[i] << 8) | b[i + 1];
+      if (len < 2 || i + len > n) throw new FrameError('ErrJPEG', 'segment overruns the file');
+      if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
+        if (len < 8) throw new FrameError('ErrJPEG', 'short frame header');
+        if (found) throw new FrameError('ErrJPEG', 'more than one frame header');
+        found = true;
+        height = (b[i + 3] << 8) | b[i + 4];
+        width = (b[i + 5] << 8) | b[i + 6];
+        if (width === 0 || height === 0) throw new FrameError('ErrJPEG', 'frame header says ' + width + 'x' + height);
+      }
+      i += len;
+    }
+    throw new FrameError('ErrJPEG', 'file ends before the image data');
   }
 
   // parseFrame decodes one WebSocket message (ArrayBuffer or Uint8Array).
@@ -80,14 +121,24 @@
     if (h.width === 0 || h.height === 0 || h.width > lim.maxDimension || h.height > lim.maxDimension) {
       throw new FrameError('ErrSize', h.width + 'x' + h.height);
     }
+    if (h.width * h.height > (lim.maxPixels || DEFAULT_LIMITS.maxPixels)) {
+      throw new FrameError('ErrPixels', h.width + 'x' + h.height + ' exceeds the pixel limit');
+    }
     if (h.codec === CODEC_RAW && h.width * h.height * h.channels * ELEM_SIZE[h.elemType] !== h.payloadLen) {
       throw new FrameError('ErrPayload', 'raw size does not match its shape');
     }
     if (total !== n) throw new FrameError('ErrLength', 'header says ' + total + ' bytes, message has ' + n);
     const metaBytes = u8.subarray(h.headerLen, h.headerLen + h.metaLen);
     h.payload = u8.subarray(h.headerLen + h.metaLen);
-    if (h.codec === CODEC_JPEG && (h.payload.length < 2 || h.payload[0] !== 0xff || h.payload[1] !== 0xd8)) {
-      throw new FrameError('ErrPayload', 'jpeg payload does not start with SOI');
+    if (h.codec === CODEC_JPEG) {
+      if (h.payload.length < 2 || h.payload[0] !== 0xff || h.payload[1] !== 0xd8) {
+        throw new FrameError('ErrPayload', 'jpeg payload does not start with SOI');
+      }
+      // The decoder allocates for the JPEG's own size: it must be the header's.
+      const sz = jpegSize(h.payload);
+      if (sz.width !== h.width || sz.height !== h.height) {
+        throw new FrameError('ErrJPEG', 'the JPEG is ' + sz.width + 'x' + sz.height + ' but the header says ' + h.width + 'x' + h.height);
+      }
     }
     h.metaText = '';
     h.meta = null;
@@ -139,7 +190,7 @@
 
   root.FH = Object.assign(root.FH || {}, {
     MAGIC, VERSION, HEADER_LEN, CODEC_JPEG, CODEC_RAW, DEFAULT_LIMITS,
-    FrameError, parseFrame, rawToRGBA, decodeSource, resizeOptions,
+    FrameError, parseFrame, jpegSize, rawToRGBA, decodeSource, resizeOptions,
     validChannelName: (s) => CHANNEL_NAME.test(s),
   });
 })(self);

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,12 +49,16 @@ type Config struct {
 	// Credit, if positive, asks the hub for acknowledged delivery with this
 	// many frames in flight; the client acknowledges each frame after its
 	// FrameFunc returns.
-	Credit        int
-	Header        http.Header // extra handshake headers, e.g. Authorization
-	TLS           *tls.Config
-	MaxFrameBytes int           // default protocol.DefaultLimits.MaxFrameBytes
-	MinBackoff    time.Duration // default 250ms
-	MaxBackoff    time.Duration // default 2.5s
+	Credit int
+	Header http.Header // extra handshake headers, e.g. Authorization
+	TLS    *tls.Config
+	// Guard caps what the client accepts whatever its hub says: frame,
+	// metadata and picture size. The client follows the limits the hub
+	// announces in its handshake, each capped by Guard. Zero fields take
+	// protocol.ClientGuard's.
+	Guard      protocol.Limits
+	MinBackoff time.Duration // default 250ms
+	MaxBackoff time.Duration // default 2.5s
 	// IdleTimeout drops a connection on which nothing (no frame, no ping)
 	// arrived for this long, and reconnects: the hub pings every 10 s by
 	// default, so only a vanished hub or a cut network is that quiet.
@@ -73,6 +78,8 @@ type Client struct {
 
 	reconnects atomic.Uint64
 	connected  atomic.Bool
+	invalid    atomic.Uint64
+	lastBadLog atomic.Int64 // Unix ns of the last "invalid frame" log line
 }
 
 // New checks cfg and returns a Client.
@@ -81,12 +88,22 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Credit < 0 {
-		return nil, fmt.Errorf("credit window %d: must be 0 (off) or more", cfg.Credit)
+	if cfg.Credit < 0 || cfg.Credit > protocol.MaxCreditWindow {
+		return nil, fmt.Errorf("credit window %d: must be 0 (off) to %d", cfg.Credit, protocol.MaxCreditWindow)
 	}
-	lim := protocol.DefaultLimits
-	if cfg.MaxFrameBytes > 0 {
-		lim.MaxFrameBytes = cfg.MaxFrameBytes
+	if cfg.Credit > 0 {
+		// Credit mode from the first frame: no race with a control message.
+		u += "?" + protocol.QueryWindow + "=" + strconv.Itoa(cfg.Credit)
+	}
+	lim := protocol.ClientGuard
+	if g := cfg.Guard; g.MaxFrameBytes > 0 {
+		lim.MaxFrameBytes = g.MaxFrameBytes
+	}
+	if g := cfg.Guard; g.MaxMetaBytes > 0 {
+		lim.MaxMetaBytes = g.MaxMetaBytes
+	}
+	if g := cfg.Guard; g.MaxPixels > 0 {
+		lim.MaxPixels = g.MaxPixels
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -104,6 +121,10 @@ func (c *Client) Reconnects() uint64 { return c.reconnects.Load() }
 
 // Connected reports whether the client is connected now.
 func (c *Client) Connected() bool { return c.connected.Load() }
+
+// Invalid returns how many frames the client refused (past its guard, or
+// malformed) and skipped.
+func (c *Client) Invalid() uint64 { return c.invalid.Load() }
 
 // DefaultIdleTimeout is Config.IdleTimeout's default: three of the hub's
 // default ping intervals.
@@ -153,7 +174,7 @@ func (c *Client) Run(ctx context.Context, fn FrameFunc) error {
 		}
 		everConnected = true
 		c.log.Info("connected", "url", c.url)
-		gotFrame, err := c.session(ctx, ws, fn)
+		gotFrame, err := c.session(ctx, ws, protocol.ClientLimits(resp.Header, c.limits), fn)
 		if errors.Is(err, ErrStop) {
 			return nil
 		}
@@ -203,12 +224,13 @@ func permanent(resp *http.Response) error {
 	return nil
 }
 
-// session reads frames from one connection. It reports whether any frame
-// arrived, and returns a connError when the connection ends.
-func (c *Client) session(ctx context.Context, ws *websocket.Conn, fn FrameFunc) (bool, error) {
+// session reads frames from one connection, accepting what the hub said it
+// accepts (lim). It reports whether any frame arrived, and returns a
+// connError when the connection ends.
+func (c *Client) session(ctx context.Context, ws *websocket.Conn, lim protocol.Limits, fn FrameFunc) (bool, error) {
 	c.connected.Store(true)
 	defer c.connected.Store(false)
-	ws.SetReadLimit(int64(c.limits.MaxFrameBytes))
+	ws.SetReadLimit(int64(lim.MaxFrameBytes))
 	// Closing the connection is how a cancelled context interrupts a read.
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -229,11 +251,6 @@ func (c *Client) session(ctx context.Context, ws *websocket.Conn, fn FrameFunc) 
 		_ = ws.Close()
 	}()
 
-	if c.cfg.Credit > 0 {
-		if err := ws.WriteJSON(protocol.Control{Op: protocol.OpCredit, Window: c.cfg.Credit}); err != nil {
-			return false, connError{err}
-		}
-	}
 	idle := c.cfg.IdleTimeout
 	if idle <= 0 {
 		idle = DefaultIdleTimeout
@@ -257,9 +274,21 @@ func (c *Client) session(ctx context.Context, ws *websocket.Conn, fn FrameFunc) 
 		if typ != websocket.BinaryMessage {
 			continue
 		}
-		pf, err := protocol.ParseMessage(msg, c.limits)
+		pf, err := protocol.ParseMessage(msg, lim)
 		if err != nil {
-			return got, fmt.Errorf("hub sent an invalid frame: %w", err)
+			// Skip it, as a viewer must: a frame past this client's guard
+			// (or broken) harms no later frame. Its ack returns the credit.
+			c.invalid.Add(1)
+			if now.UnixNano()-c.lastBadLog.Load() > int64(10*time.Second) {
+				c.lastBadLog.Store(now.UnixNano())
+				c.log.Warn("skipped a frame this client refuses", "error", err.Error(), "skipped_so_far", c.invalid.Load())
+			}
+			if _, herr := protocol.ParseHeader(msg); herr == nil && c.cfg.Credit > 0 {
+				if err := ws.WriteJSON(protocol.Control{Op: protocol.OpAck, Seq: pf.Seq}); err != nil {
+					return got, connError{err}
+				}
+			}
+			continue
 		}
 		got = true
 		f := Frame{Frame: pf, Received: now, Size: len(msg)}

@@ -63,7 +63,7 @@ func publish(t *testing.T, addr, channel string, from, to uint64) {
 	defer c.Close()
 	for seq := from; seq <= to; seq++ {
 		f := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: 4, Height: 4, Seq: seq,
-			CaptureTime: time.Now().UnixNano()}, Payload: []byte{0xFF, 0xD8, 0xFF, 0xD9}}
+			CaptureTime: time.Now().UnixNano()}, Payload: testutil.FakeJPEG(4, 4, seq, 40)}
 		if err := c.WriteMessage(websocket.BinaryMessage, protocol.AppendFrame(nil, &f)); err != nil {
 			t.Fatal(err)
 		}

@@ -164,8 +164,7 @@ func sendFramesAs(addr, channel string, from, to uint64, size int, hd http.Heade
 		return err
 	}
 	defer c.Close()
-	payload := make([]byte, size)
-	payload[0], payload[1] = 0xFF, 0xD8
+	payload := testutil.FakeJPEG(160, 120, from, size)
 	for seq := from; seq <= to; seq++ {
 		f := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: 160, Height: 120, Seq: seq,
 			CaptureTime: time.Now().UnixNano()}, Payload: payload}

@@ -10,6 +10,10 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/url"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -28,11 +32,15 @@ func hubFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "pong-wait", Value: hub.DefaultPongWait, Usage: "drop a connection silent for this long (must exceed --ping-interval)", EnvVars: []string{"FRAMEHUB_PONG_WAIT"}},
 		&cli.IntFlag{Name: "credit-window", Value: hub.DefaultCreditWindow, Usage: "frames in flight to a credit-mode subscriber that names no window (max 8)", EnvVars: []string{"FRAMEHUB_CREDIT_WINDOW"}},
 		&cli.DurationFlag{Name: "channel-ttl", Value: hub.DefaultChannelTTL, Usage: "how long a channel without a publisher stays listed with its last frame", EnvVars: []string{"FRAMEHUB_CHANNEL_TTL"}},
+		&cli.Uint64Flag{Name: "max-pixels", Value: hub.DefaultMaxPixels, Usage: "largest width × height of a frame (default: 8K UHD, 7680×4320); a JPEG's own size is checked too", EnvVars: []string{"FRAMEHUB_MAX_PIXELS"}},
+		&cli.StringFlag{Name: "max-memory", Value: "auto", Usage: "bytes of frames the hub may hold (e.g. 2GiB, 512MiB); past it new frames are refused with 1013. auto: a quarter of RAM, or half the container's limit", EnvVars: []string{"FRAMEHUB_MAX_MEMORY"}},
+		&cli.Float64Flag{Name: "max-fps-per-publisher", Value: hub.DefaultMaxFPSPerPublisher, Usage: "frames per second relayed from one publisher; the rest are dropped and counted", EnvVars: []string{"FRAMEHUB_MAX_FPS_PER_PUBLISHER"}},
 		&cli.IntFlag{Name: "max-metadata-bytes", Value: hub.DefaultMaxMetaBytes, Usage: "largest JSON side data in one frame", EnvVars: []string{"FRAMEHUB_MAX_METADATA_BYTES"}},
 		&cli.IntFlag{Name: "max-control-bytes", Value: protocol.MaxControlBytes, Usage: fmt.Sprintf("largest control message a subscriber may send (64 to %d)", protocol.MaxControlBytes), EnvVars: []string{"FRAMEHUB_MAX_CONTROL_BYTES"}},
 		&cli.IntFlag{Name: "max-channels", Value: hub.DefaultMaxChannels, Usage: "channels the hub keeps; a publisher of one more gets 503", EnvVars: []string{"FRAMEHUB_MAX_CHANNELS"}},
 		&cli.IntFlag{Name: "max-subscribers", Value: hub.DefaultMaxSubscribers, Usage: "subscribers (WebSocket and MJPEG) in total; one more gets 503", EnvVars: []string{"FRAMEHUB_MAX_SUBSCRIBERS"}},
 		&cli.IntFlag{Name: "max-subscribers-per-channel", Usage: "subscribers on one channel (0: same as --max-subscribers)", EnvVars: []string{"FRAMEHUB_MAX_SUBSCRIBERS_PER_CHANNEL"}},
+		&cli.StringSliceFlag{Name: "allowed-hosts", Usage: "host names the hub answers to besides loopback names and IP addresses (e.g. camhub.lan); on loopback, other names get 403 (DNS rebinding)", EnvVars: []string{"FRAMEHUB_ALLOWED_HOSTS"}},
 		&cli.StringSliceFlag{Name: "allowed-origins", Usage: "browser origins besides the hub's own that may open WebSockets (e.g. https://app.example:8443); others get 403", EnvVars: []string{"FRAMEHUB_ALLOWED_ORIGINS"}},
 		&cli.DurationFlag{Name: "handshake-timeout", Value: hub.DefaultHandshakeTimeout, Usage: "time allowed for a WebSocket upgrade", EnvVars: []string{"FRAMEHUB_HANDSHAKE_TIMEOUT"}},
 		&cli.IntFlag{Name: "max-conns-per-ip", Value: hub.DefaultMaxConnsPerIP, Usage: "open connections from one address; more get 429", EnvVars: []string{"FRAMEHUB_MAX_CONNS_PER_IP"}},
@@ -89,6 +97,10 @@ func hubConfig(c *cli.Context) (hub.Config, error) {
 		ChannelTTL:    c.Duration("channel-ttl"),
 
 		MaxMetaBytes:             c.Int("max-metadata-bytes"),
+		MaxPixels:                c.Uint64("max-pixels"),
+		MaxFPSPerPublisher:       c.Float64("max-fps-per-publisher"),
+		AllowedHosts:             c.StringSlice("allowed-hosts"),
+		LoopbackOnly:             isLoopback(c.String("listen")),
 		MaxControlBytes:          c.Int("max-control-bytes"),
 		MaxChannels:              c.Int("max-channels"),
 		MaxSubscribers:           c.Int("max-subscribers"),
@@ -105,7 +117,21 @@ func hubConfig(c *cli.Context) (hub.Config, error) {
 			return cfg, fmt.Errorf("--allowed-origins %q: want scheme://host[:port], e.g. https://app.example:8443", o)
 		}
 	}
+	mem, err := parseMemory(c.String("max-memory"))
+	if err != nil {
+		return cfg, err
+	}
+	cfg.MaxMemory = mem
+	for _, hn := range cfg.AllowedHosts {
+		if hn == "" || strings.ContainsAny(hn, "/:@ ") {
+			return cfg, fmt.Errorf("--allowed-hosts %q: want a host name such as camhub.lan (no scheme or port)", hn)
+		}
+	}
 	switch {
+	case cfg.MaxPixels < 64*64:
+		return cfg, fmt.Errorf("--max-pixels %d: must be at least 4096", cfg.MaxPixels)
+	case cfg.MaxFPSPerPublisher < 1:
+		return cfg, fmt.Errorf("--max-fps-per-publisher %g: must be at least 1", cfg.MaxFPSPerPublisher)
 	case cfg.MaxFrameBytes < 1024:
 		return cfg, fmt.Errorf("--max-frame-bytes %d: must be at least 1024", cfg.MaxFrameBytes)
 	case cfg.WriteTimeout <= 0 || cfg.PingInterval <= 0 || cfg.ChannelTTL <= 0:
@@ -128,6 +154,31 @@ func hubConfig(c *cli.Context) (hub.Config, error) {
 	return cfg, nil
 }
 
+// parseMemory reads a byte size: "auto", a number of bytes, or a number
+// with a unit (KiB, MiB, GiB, TiB, or KB, MB, GB, TB in powers of 1000).
+func parseMemory(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.EqualFold(s, "auto") {
+		return hub.DefaultMaxMemory(), nil
+	}
+	units := []struct {
+		suffix string
+		mult   float64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	mult, num := 1.0, s
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			mult, num = u.mult, strings.TrimSpace(n)
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v*mult < 16<<20 || v*mult > 1<<50 {
+		return 0, fmt.Errorf("--max-memory %q: want auto or a size of at least 16MiB, such as 512MiB or 4GiB", s)
+	}
+	return int64(v * mult), nil
+}
+
 // servePprof serves net/http/pprof's handlers on their own listener, so
 // profiles are never reachable through the hub's port.
 func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
@@ -147,6 +198,17 @@ func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
 	return func() { srv.Close(); <-done }, nil
 }
 
+// setMemoryLimit makes the Go runtime collect garbage harder as the heap
+// nears the hub's frame budget plus room for everything else, so that
+// frames the budget has let go are returned before the process grows past
+// it. GOMEMLIMIT, when set, wins.
+func setMemoryLimit(budget int64) {
+	if os.Getenv("GOMEMLIMIT") != "" || budget <= 0 {
+		return
+	}
+	debug.SetMemoryLimit(budget + budget/4 + 256<<20)
+}
+
 // runHub serves a hub on addr (with TLS when tlsConf is not nil) until ctx
 // ends, then shuts it down within grace. ready, if not nil, is called with
 // the listening address.
@@ -155,6 +217,7 @@ func runHub(ctx context.Context, cfg hub.Config, addr string, tlsConf *tls.Confi
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	setMemoryLimit(cfg.MaxMemory)
 	h := hub.New(cfg)
 	srv := h.Server()
 	// The per-address limits count TCP connections, beneath TLS.

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"framehub/hub"
+	"framehub/internal/testutil"
 	"framehub/protocol"
 	"framehub/publisher"
 	"framehub/subscriber"
@@ -249,8 +250,7 @@ func TestHubRestartReconnectTimes(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			defer s.Close()
-			payload := make([]byte, 20_000)
-			payload[0], payload[1] = 0xFF, 0xD8
+			payload := testutil.FakeJPEG(320, 240, 1, 20_000)
 			tick := time.NewTicker(time.Second / fps)
 			defer tick.Stop()
 			var buf []byte

@@ -49,3 +49,21 @@ func RequireTool(t testing.TB, name string) string {
 	}
 	return p
 }
+
+// FakeJPEG returns a size-byte payload that passes every check the hub
+// makes on a JPEG without decoding it: SOI, a baseline frame header (SOF0)
+// stating w×h, a scan header, then filler bytes derived from seed (so a
+// test can tell frames apart by content). It is not decodable. size is
+// raised to the 31 bytes of markers if smaller.
+func FakeJPEG(w, h int, seed uint64, size int) []byte {
+	head := []byte{0xFF, 0xD8,
+		0xFF, 0xC0, 0x00, 0x0B, 0x08, byte(h >> 8), byte(h), byte(w >> 8), byte(w), 0x01, 0x01, 0x11, 0x00,
+		0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3F, 0x00}
+	b := make([]byte, max(size, len(head)+2))
+	n := copy(b, head)
+	for i := n; i < len(b)-2; i++ {
+		b[i] = byte(seed+uint64(i)) & 0x7F // never 0xFF: no marker inside the filler
+	}
+	b[len(b)-2], b[len(b)-1] = 0xFF, 0xD9
+	return b
+}

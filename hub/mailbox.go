@@ -1,0 +1,35 @@
+package hub
+
+import "sync/atomic"
+
+// mailbox is a subscriber's one-slot inbox. A publisher puts the newest
+// frame in it without ever waiting; a frame not yet taken when the next one
+// arrives is overwritten and counted. Safe for concurrent use by one or more
+// publishers and one taker.
+type mailbox struct {
+	slot        atomic.Pointer[frame]
+	wake        chan struct{} // capacity 1: "look at the slot"
+	overwritten atomic.Uint64
+	delivered   atomic.Uint64 // frames the taker has sent on
+}
+
+func newMailbox() *mailbox { return &mailbox{wake: make(chan struct{}, 1)} }
+
+// put stores f as the newest frame and wakes the taker.
+func (m *mailbox) put(f *frame) {
+	if old := m.slot.Swap(f); old != nil {
+		m.overwritten.Add(1)
+	}
+	m.poke()
+}
+
+// poke wakes the taker without changing the slot.
+func (m *mailbox) poke() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take empties the slot and returns what it held, or nil.
+func (m *mailbox) take() *frame { return m.slot.Swap(nil) }

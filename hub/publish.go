@@ -1,0 +1,295 @@
+package hub
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"framehub/protocol"
+)
+
+// publisher is one publishing WebSocket connection.
+type publisher struct {
+	*wsConn
+	h  *Hub
+	ch *channel
+}
+
+// replaced closes a publisher that a newer one took over.
+func (p *publisher) replaced() {
+	p.h.counters.Replaced.Add(1)
+	p.h.events.logf(slog.LevelInfo, "replaced:"+p.channel, "publisher replaced by a newer one",
+		slog.String("channel", p.channel), slog.String("remote", p.remote))
+	p.closeWith(protocol.CloseReplaced, "replaced by a newer publisher")
+}
+
+func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request, name string) {
+	if !h.track(w, r) {
+		return
+	}
+	ch, ok := h.admitPublisher(w, r, name)
+	if !ok {
+		h.handlers.Done()
+		return
+	}
+	h.serveWebSocket(w, r, name, int64(h.cfg.MaxFrameBytes), func() { h.table.unclaim(ch) }, func(c *wsConn) {
+		h.runPublisher(&publisher{wsConn: c, h: h, ch: ch})
+	})
+}
+
+// runPublisher reads and publishes a publisher's frames until it leaves.
+func (h *Hub) runPublisher(p *publisher) {
+	h.counters.PublishersConnected.Add(1)
+	h.publishers.Add(1)
+	defer h.publishers.Add(-1)
+	start := time.Now()
+	if old := p.ch.setPublisher(p); old != nil {
+		old.replaced()
+	}
+	h.events.logf(slog.LevelInfo, "connected:"+p.channel, "publisher connected",
+		slog.String("channel", p.channel), slog.String("remote", p.remote))
+
+	// A pinger keeps the read deadline honest on a publisher that is alive
+	// but between frames; it stops when the reader returns.
+	stopPing := make(chan struct{})
+	var pingWG sync.WaitGroup
+	pingWG.Add(1)
+	go func() {
+		defer pingWG.Done()
+		t := time.NewTicker(h.cfg.PingInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopPing:
+				return
+			case <-t.C:
+				if p.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(controlWait)) != nil {
+					return
+				}
+			}
+		}
+	}()
+
+	frames, dropped, why := h.readFrames(p)
+	close(stopPing)
+	pingWG.Wait()
+	p.ch.clearPublisher(p)
+	h.events.logf(slog.LevelInfo, "left:"+p.channel, "publisher left", slog.String("channel", p.channel),
+		slog.String("remote", p.remote), slog.Uint64("frames", frames), slog.Uint64("dropped", dropped),
+		slog.Float64("seconds", round2(time.Since(start).Seconds())), slog.String("why", why))
+}
+
+// rateCap lets through at most rate frames per second, with bursts of a
+// quarter second's worth (at least 4), dropping the rest.
+type rateCap struct {
+	rate, burst, tokens float64
+	last                time.Time
+}
+
+func newRateCap(rate float64) *rateCap {
+	b := max(rate/4, 4)
+	return &rateCap{rate: rate, burst: b, tokens: b}
+}
+
+func (r *rateCap) allow(now time.Time) bool {
+	r.tokens = min(r.burst, r.tokens+now.Sub(r.last).Seconds()*r.rate)
+	r.last = now
+	if r.tokens < 1 {
+		return false
+	}
+	r.tokens--
+	return true
+}
+
+// readFrames reads and publishes frames until the connection ends. It
+// returns the frames published, those dropped over the rate cap, and why
+// it stopped.
+func (h *Hub) readFrames(p *publisher) (n, dropped uint64, why string) {
+	h.keepAlive(p.wsConn)
+	rc := newRateCap(h.cfg.MaxFPSPerPublisher)
+	for {
+		typ, r, err := p.ws.NextReader()
+		if err != nil {
+			h.readFailure(p.wsConn, err)
+			return n, dropped, closeReason(err)
+		}
+		now := time.Now()
+		_ = p.ws.SetReadDeadline(now.Add(h.cfg.PongWait))
+		if typ != websocket.BinaryMessage {
+			h.refuse(reasonMessageType, p.remote, "publisher sent a text message", slog.String("channel", p.channel))
+			p.closeWith(websocket.CloseUnsupportedData, "publishers send binary frames")
+			return n, dropped, "sent text"
+		}
+		buf, err := h.readMessage(r)
+		if buf != nil && !rc.allow(time.Now()) {
+			// Over the cap: read (the stream must go on) but not relayed.
+			h.mem.release(int64(cap(buf)))
+			p.ch.drop()
+			dropped++
+			h.counters.FramesDropped.Add(1)
+			h.events.logf(slog.LevelWarn, "dropped:"+p.channel, "publisher over the frame-rate cap; frames dropped",
+				slog.String("channel", p.channel), slog.String("remote", p.remote), slog.Float64("max_fps", h.cfg.MaxFPSPerPublisher))
+			continue
+		}
+		f, why := h.acceptFrame(p.wsConn, buf, err)
+		if f == nil {
+			return n, dropped, why
+		}
+		if old := p.ch.publish(f); old != nil {
+			h.mem.release(old.size)
+		}
+		h.counters.FramesIn.Add(1)
+		n++
+	}
+}
+
+// acceptFrame turns what readMessage returned into a frame, or refuses it:
+// it counts the refusal, closes the publisher with the matching code and
+// returns nil and why. The channel keeps its last good frame.
+func (h *Hub) acceptFrame(c *wsConn, buf []byte, err error) (*frame, string) {
+	var ioErr readError
+	if errors.As(err, &ioErr) {
+		h.readFailure(c, ioErr.err)
+		return nil, closeReason(ioErr.err)
+	}
+	var pf protocol.Frame
+	if err == nil {
+		pf, err = protocol.ParseMessage(buf[wsRoom:], h.limits)
+	}
+	if err == nil {
+		return newFrame(buf, pf, time.Now()), ""
+	}
+	if buf != nil {
+		h.mem.release(int64(cap(buf)))
+	}
+	r, code, why := reasonBadFrame, websocket.CloseInvalidFramePayloadData, "invalid frame"
+	switch {
+	case errors.Is(err, errMemory):
+		r, code, why = reasonMemory, protocol.CloseTryAgainLater, "over the hub's memory budget"
+	case errors.Is(err, protocol.ErrTooBig):
+		r, code, why = reasonTooBig, websocket.CloseMessageTooBig, "frame too big"
+	case errors.Is(err, protocol.ErrJPEG):
+		r, why = reasonBadJPEG, "bad jpeg"
+	case errors.Is(err, protocol.ErrPixels):
+		r, why = reasonTooManyPixels, "too many pixels"
+	}
+	h.refuse(r, c.remote, "publisher frame refused: "+why, slog.String("channel", c.channel), slog.String("error", err.Error()))
+	text := err.Error()
+	if code == websocket.CloseInvalidFramePayloadData {
+		text = "invalid frame: " + text
+	}
+	c.closeWith(code, text)
+	return nil, why
+}
+
+// readError marks a failure to read from the connection (as opposed to a
+// message that is malformed).
+type readError struct{ err error }
+
+func (e readError) Error() string { return e.err.Error() }
+
+// errMemory means a frame would pass the hub's memory budget.
+var errMemory = errors.New("hub memory budget exceeded; try again later")
+
+// readMessage reads one publisher message into a buffer with wsRoom free
+// bytes in front, charged to the memory budget (the caller releases it
+// or hands it to a frame). It reads the fixed header first and checks the
+// declared length against the limits; then it reads the body into a
+// buffer that grows with what arrives (see memory.go), never allocating
+// what a header merely declares. A message shorter or longer than it
+// declares is an error. On error the returned buffer is nil and nothing
+// stays charged.
+func (h *Hub) readMessage(r io.Reader) ([]byte, error) {
+	var hdr [protocol.HeaderLen]byte
+	k, err := io.ReadFull(r, hdr[:])
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		return nil, fmt.Errorf("%w: %d bytes, need %d", protocol.ErrShort, k, protocol.HeaderLen)
+	}
+	if err != nil {
+		return nil, readError{err}
+	}
+	ph, err := protocol.ParseHeader(hdr[:])
+	if err != nil {
+		return nil, err
+	}
+	size := uint64(ph.HeaderLen) + ph.BodyLen()
+	if size > uint64(h.limits.MaxFrameBytes) {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", protocol.ErrTooBig, size, h.limits.MaxFrameBytes)
+	}
+	total := wsRoom + int(size)
+
+	// grow moves what has arrived into a buffer of capacity n, charging the
+	// difference; intermediate buffers go back to their pool.
+	var buf []byte
+	charged := int64(0)
+	grow := func(n int) error {
+		if !h.mem.reserve(int64(n)) {
+			return errMemory
+		}
+		var nb []byte
+		if n == total {
+			nb = make([]byte, len(buf), n) // the frame's own buffer
+		} else {
+			nb = getChunk(chunkClass(n))[:len(buf)]
+		}
+		copy(nb, buf)
+		if buf != nil {
+			h.mem.release(int64(cap(buf)))
+			putChunk(buf)
+		}
+		buf, charged = nb, int64(n)
+		return nil
+	}
+	fail := func(err error) ([]byte, error) {
+		h.mem.release(charged)
+		if buf != nil && cap(buf) != total {
+			putChunk(buf)
+		}
+		return nil, err
+	}
+	first := total
+	if total > firstChunk {
+		first = firstChunk
+	}
+	if err := grow(first); err != nil {
+		return fail(err)
+	}
+	buf = append(buf[:0], make([]byte, wsRoom)...)
+	buf = append(buf, hdr[:]...)
+	for len(buf) < total {
+		if len(buf) == cap(buf) {
+			next := cap(buf) * 4
+			if next >= total || next > maxChunk {
+				next = total
+			}
+			if err := grow(next); err != nil {
+				return fail(err)
+			}
+		}
+		m, err := r.Read(buf[len(buf):min(cap(buf), total)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fail(readError{err})
+		}
+	}
+	if len(buf) < total {
+		return fail(fmt.Errorf("%w: header says %d bytes, message has %d", protocol.ErrLength, size, len(buf)-wsRoom))
+	}
+	// Nothing may follow the declared end.
+	var extra [1]byte
+	if m, err := r.Read(extra[:]); m > 0 {
+		return fail(fmt.Errorf("%w: message longer than its header says", protocol.ErrLength))
+	} else if err != nil && err != io.EOF {
+		return fail(readError{err})
+	}
+	return buf, nil
+}

@@ -1,0 +1,171 @@
+package protocol
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+)
+
+// WebSocket close codes the hub sends besides the standard ones (RFC 6455:
+// 1001 going away on shutdown, 1003 wrong message type, 1007 invalid frame,
+// 1008 policy, 1009 too big, 1013 try again later).
+const (
+	CloseReplaced      = 4001 // a newer publisher took over the channel
+	CloseRevoked       = 4003 // the connection's token no longer grants its right
+	CloseTryAgainLater = 1013 // the hub is over its memory budget; retry later
+)
+
+// WebSocket subprotocols. A browser, which cannot set headers on a
+// WebSocket, offers SubprotocolAuthPrefix followed by its token
+// (base64url, no padding) alongside Subprotocol; the hub selects the plain
+// Subprotocol and never echoes the token.
+const (
+	Subprotocol           = "framehub"
+	SubprotocolAuthPrefix = "framehub.auth."
+)
+
+// Query parameters.
+const (
+	// QueryWindow on a subscribe URL asks for credit mode from the first
+	// frame: /ws/subscribe/cam?window=1. It has the same meaning as a
+	// {"op":"credit"} control message, without the race of sending one
+	// after the connection opens.
+	QueryWindow = "window"
+	// QueryToken carries a signed, short-lived token on the HTTP endpoints
+	// that a URL alone must reach (snapshot, MJPEG). Never on a WebSocket.
+	QueryToken = "token"
+)
+
+// MaxCreditWindow is the largest credit window a subscriber may ask for.
+const MaxCreditWindow = 8
+
+// HTTP response headers on a WebSocket handshake (and on GET /api/limits
+// as JSON, see HubLimits) that state the hub's limits, so that a client
+// accepts what its hub accepts.
+const (
+	HeaderMaxFrameBytes = "Framehub-Max-Frame-Bytes"
+	HeaderMaxMetaBytes  = "Framehub-Max-Metadata-Bytes"
+	HeaderMaxPixels     = "Framehub-Max-Pixels"
+)
+
+// PathLimits is the hub endpoint that serves HubLimits.
+const PathLimits = "/api/limits"
+
+// HubLimits are the limits a hub enforces on frames, served at GET
+// /api/limits. A client follows them, capped by its own memory guard.
+type HubLimits struct {
+	MaxFrameBytes   int    `json:"max_frame_bytes"`
+	MaxMetaBytes    int    `json:"max_metadata_bytes"`
+	MaxPixels       uint64 `json:"max_pixels"`
+	MaxDimension    uint32 `json:"max_dimension"`
+	MaxControlBytes int    `json:"max_control_bytes"`
+	MaxCreditWindow int    `json:"max_credit_window"`
+}
+
+// SetHeaders writes the limits as handshake response headers.
+func (l HubLimits) SetHeaders(h http.Header) {
+	h.Set(HeaderMaxFrameBytes, strconv.Itoa(l.MaxFrameBytes))
+	h.Set(HeaderMaxMetaBytes, strconv.Itoa(l.MaxMetaBytes))
+	h.Set(HeaderMaxPixels, strconv.FormatUint(l.MaxPixels, 10))
+}
+
+// ClientLimits returns the limits a client applies to frames from a hub
+// that announced its own in h (handshake response headers): the hub's,
+// each capped by guard, the client's own memory guard. Headers that are
+// missing or unreadable leave guard's value.
+func ClientLimits(h http.Header, guard Limits) Limits {
+	lim := guard
+	if v, err := strconv.Atoi(h.Get(HeaderMaxFrameBytes)); err == nil && v > 0 {
+		lim.MaxFrameBytes = min(v, guard.MaxFrameBytes)
+	}
+	if v, err := strconv.Atoi(h.Get(HeaderMaxMetaBytes)); err == nil && v > 0 {
+		lim.MaxMetaBytes = min(v, guard.MaxMetaBytes)
+	}
+	if v, err := strconv.ParseUint(h.Get(HeaderMaxPixels), 10, 64); err == nil && v > 0 {
+		lim.MaxPixels = min(v, guard.MaxPixels)
+	}
+	return lim
+}
+
+// ClientGuard is the memory guard clients apply whatever their hub says:
+// a frame of up to 256 MiB (raw 8K BGR is 100 MB), metadata up to 16 MiB,
+// and pictures up to 8K UHD.
+var ClientGuard = Limits{
+	MaxFrameBytes: 256 << 20,
+	MaxMetaBytes:  16 << 20,
+	MaxDimension:  DefaultLimits.MaxDimension,
+	MaxPixels:     DefaultMaxPixels,
+}
+
+// ChannelInfo describes a channel in GET /api/channels.
+type ChannelInfo struct {
+	Name           string  `json:"name"`
+	Live           bool    `json:"live"` // a publisher is connected
+	Width          uint32  `json:"width"`
+	Height         uint32  `json:"height"`
+	Codec          string  `json:"codec"`
+	FPS            float64 `json:"fps"`
+	BitrateBPS     float64 `json:"bitrate_bps"`
+	Subscribers    int     `json:"subscribers"`
+	Frames         uint64  `json:"frames"`
+	Bytes          uint64  `json:"bytes"`
+	Skipped        uint64  `json:"skipped"` // frames overwritten in subscribers' mailboxes
+	Dropped        uint64  `json:"dropped"` // frames over the publisher frame-rate cap, not relayed
+	Seq            uint64  `json:"seq"`
+	LastFrameAgeMS float64 `json:"last_frame_age_ms"` // since the hub received the newest frame; -1 if none
+}
+
+// Stats is the hub-wide picture served at GET /api/stats. Counts named
+// "…_total" are totals since the hub started; the others are the present.
+type Stats struct {
+	UptimeSeconds    float64 `json:"uptime_seconds"`
+	Channels         int     `json:"channels"`         // channels with a publisher or a recent frame: what --max-channels counts
+	WaitingChannels  int     `json:"waiting_channels"` // names with subscribers waiting and nothing published
+	Connections      int     `json:"connections"`      // open WebSocket connections
+	Publishers       int     `json:"publishers"`       // connected now
+	Subscribers      int     `json:"subscribers"`      // WebSocket and MJPEG, connected now: what --max-subscribers counts
+	PublishersTotal  uint64  `json:"publishers_total"`
+	SubscribersTotal uint64  `json:"subscribers_total"`
+	FramesIn         uint64  `json:"frames_in_total"`
+	FramesDropped    uint64  `json:"frames_dropped_total"` // over --max-fps-per-publisher
+	Replaced         uint64  `json:"publishers_replaced_total"`
+	Evicted          uint64  `json:"subscribers_evicted_total"`
+	// FrameMemoryBytes is what the memory budget counts now: frames being
+	// received, and each channel's newest frame and the one before it.
+	FrameMemoryBytes uint64            `json:"frame_memory_bytes"`
+	MaxMemoryBytes   uint64            `json:"max_memory_bytes"`
+	Refused          map[string]uint64 `json:"refused"`
+	Goroutines       uint64            `json:"goroutines"`
+	HeapBytes        uint64            `json:"heap_bytes"` // live and unswept heap objects
+}
+
+// RefusedError is a hub's refusal of a connection or request: the HTTP
+// status (or WebSocket close code) and the reason the hub gave.
+type RefusedError struct {
+	Status int    // HTTP status, or 0 when Code is set
+	Code   int    // WebSocket close code, or 0
+	Reason string // the hub's text, trimmed
+}
+
+func (e *RefusedError) Error() string {
+	if e.Code != 0 {
+		return fmt.Sprintf("hub closed the connection: %d %s", e.Code, e.Reason)
+	}
+	return fmt.Sprintf("hub refused: %d %s: %s", e.Status, http.StatusText(e.Status), e.Reason)
+}
+
+// Permanent reports whether retrying cannot help: a bad request, a missing
+// or refused token, a replaced publisher. Rate limits (429), a full hub
+// (503) and a memory budget (1013) are worth retrying with backoff.
+func (e *RefusedError) Permanent() bool {
+	switch e.Status {
+	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound,
+		http.StatusMisdirectedRequest:
+		return true
+	}
+	switch e.Code {
+	case CloseReplaced, CloseRevoked:
+		return true
+	}
+	return false
+}
