@@ -57,6 +57,21 @@ func (c *channel) publish(f *frame) (released *frame) {
 	return released
 }
 
+// retirePrev stops counting the frame before the newest, as its
+// publisher starts reading the next frame (which will replace it), and
+// returns its size for the budget. A publisher streaming frames of one
+// size so needs no more budget than its channel already holds.
+func (c *channel) retirePrev() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.prev == nil {
+		return 0
+	}
+	n := c.prev.size
+	c.prev = nil
+	return n
+}
+
 // drop counts a frame not relayed because its publisher is over the rate cap.
 func (c *channel) drop() {
 	c.mu.Lock()

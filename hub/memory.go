@@ -14,7 +14,10 @@ import (
 // counts: the buffers of frames being received (sized by the bytes that
 // have arrived, never by what a header declares), and for every channel
 // its newest frame and the one before it, which a slow subscriber may still
-// be writing. Each frame exists once: one buffer holds the WebSocket
+// be writing, until the channel's publisher starts on the next frame.
+// At the budget, new channels and bigger frames are refused, while a
+// publisher streaming frames of one size keeps within what its channel
+// already holds. Each frame exists once: one buffer holds the WebSocket
 // framing, the frame header, metadata and payload, and every subscriber,
 // snapshot and MJPEG reader shares it.
 
@@ -82,8 +85,10 @@ func cgroupMemoryLimit() int64 {
 
 // Receive buffers. A publisher's frame is read into a buffer that grows as
 // bytes arrive: it starts at the declared size when that is small, else at
-// firstChunk, and grows fourfold up to the declared size, so a header that
-// declares 16 MiB and a body that never comes costs firstChunk, not 16 MiB.
+// firstChunk, and grows fourfold, straight to the declared size once an
+// eighth of it has arrived; so a header that declares 16 MiB and a body
+// that never comes costs firstChunk, not 16 MiB, and what is allocated is
+// never more than eight times what arrived.
 // Intermediate buffers come from pools; the last one, sized exactly, becomes
 // the frame.
 const (

@@ -119,6 +119,7 @@ func (h *Hub) readFrames(p *publisher) (n, dropped uint64, why string) {
 			h.readFailure(p.wsConn, err)
 			return n, dropped, closeReason(err)
 		}
+		h.mem.release(p.ch.retirePrev())
 		now := time.Now()
 		_ = p.ws.SetReadDeadline(now.Add(h.cfg.PongWait))
 		if typ != websocket.BinaryMessage {
@@ -264,8 +265,11 @@ func (h *Hub) readMessage(r io.Reader) ([]byte, error) {
 	buf = append(buf, hdr[:]...)
 	for len(buf) < total {
 		if len(buf) == cap(buf) {
+			// Fourfold, or straight to the exact size once an eighth of it
+			// has arrived: at most eight times what arrived is allocated,
+			// and a frame just over a chunk does not pass through two.
 			next := cap(buf) * 4
-			if next >= total || next > maxChunk {
+			if cap(buf)*8 >= total || next > maxChunk {
 				next = total
 			}
 			if err := grow(next); err != nil {

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,5 +223,76 @@ func TestSilentHubIsDropped(t *testing.T) {
 	}
 	if gap := accepted[1].Sub(accepted[0]); gap < 400*time.Millisecond || gap > 1200*time.Millisecond {
 		t.Fatalf("redialled %v after the first connection; want the idle timeout (400 ms) plus a short backoff", gap)
+	}
+}
+
+// TestClientFollowsHubLimits: a hub run with larger limits than the
+// defaults relays a frame with 100 KB of metadata and an 8K
+// picture; the client accepts what its hub accepts (announced in the
+// handshake), and a client whose own guard is smaller skips such a frame,
+// counts it, acks it, and goes on with the next.
+func TestClientFollowsHubLimits(t *testing.T) {
+	h := hub.New(hub.Config{MaxMetaBytes: 200_000})
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() { h.Close(); srv.Close() })
+	meta := []byte(`{"note":"` + strings.Repeat("x", 100_000) + `"}`)
+	big := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: 7680, Height: 4320, Seq: 1,
+		CaptureTime: time.Now().UnixNano()}, Meta: meta, Payload: testutil.FakeJPEG(7680, 4320, 1, 500)}
+	small := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: 8, Height: 8, Seq: 2,
+		CaptureTime: time.Now().UnixNano()}, Payload: testutil.FakeJPEG(8, 8, 2, 100)}
+
+	run := func(channel string, guard protocol.Limits) (seqs []uint64, invalid uint64) {
+		cl, err := New(Config{Hub: srv.URL, Channel: channel, Credit: 1, Guard: guard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done := make(chan error, 1)
+		var shown atomic.Int32
+		go func() {
+			done <- cl.Run(ctx, func(f *Frame) error {
+				seqs = append(seqs, f.Seq)
+				shown.Add(1)
+				if f.Seq == 2 {
+					return ErrStop
+				}
+				return nil
+			})
+		}()
+		u, _ := protocol.ChannelURL(srv.URL, protocol.PathPublish, channel)
+		pub, _, err := websocket.DefaultDialer.Dial(u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pub.Close()
+		for !cl.Connected() {
+			select {
+			case err := <-done:
+				t.Fatalf("Run ended before connecting: %v", err)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		pub.WriteMessage(websocket.BinaryMessage, protocol.AppendFrame(nil, &big))
+		// With a window of one, frame 2 reaches the client only if frame 1
+		// was acknowledged, whether shown or skipped.
+		deadline := time.Now().Add(5 * time.Second)
+		for cl.Invalid() == 0 && shown.Load() == 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		pub.WriteMessage(websocket.BinaryMessage, protocol.AppendFrame(nil, &small))
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		return seqs, cl.Invalid()
+	}
+	if seqs, inv := run("a", protocol.Limits{}); len(seqs) != 2 || seqs[0] != 1 || inv != 0 {
+		t.Fatalf("default guard: frames %v, %d refused; want both frames", seqs, inv)
+	}
+	if seqs, inv := run("b", protocol.Limits{MaxMetaBytes: 64 << 10}); len(seqs) != 1 || seqs[0] != 2 || inv != 1 {
+		t.Fatalf("64 KiB metadata guard: frames %v, %d refused; want frame 1 skipped, frame 2 shown", seqs, inv)
+	}
+	if seqs, inv := run("c", protocol.Limits{MaxPixels: 1920 * 1080}); len(seqs) != 1 || seqs[0] != 2 || inv != 1 {
+		t.Fatalf("1080p pixel guard: frames %v, %d refused; want frame 1 skipped, frame 2 shown", seqs, inv)
 	}
 }
