@@ -637,6 +637,13 @@ func TestPageAsksForViewToken(t *testing.T) {
 		eval[bool](t, ctx, `(() => { document.getElementById('auth-token').value = `+strconv.Quote(tok)+`;
 			document.getElementById('auth').requestSubmit(); return true; })()`)
 	}
+	// The prompt reads well: WCAG AA contrast (4.5:1) for its text, the
+	// field and the button.
+	waitJS(t, ctx, "the token form", `!!document.getElementById('auth-token')`, 10*time.Second)
+	shot(t, ctx, "token-prompt")
+	if ratio := eval[float64](t, ctx, contrastJS); ratio < 4.5 {
+		t.Fatalf("token prompt contrast %.2f:1; want at least 4.5:1", ratio)
+	}
 	submit("not-the-token-at-all")
 	waitJS(t, ctx, "the form again, saying the token was refused",
 		`!!document.getElementById('auth') && document.getElementById('auth').textContent.includes('refused')`, 10*time.Second)
@@ -660,3 +667,26 @@ func TestPageAsksForViewToken(t *testing.T) {
 		t.Fatal("the wrong token was not refused by the hub")
 	}
 }
+
+// contrastJS is the lowest WCAG contrast ratio, text against the
+// background it is shown on, of the token form's message, field and button.
+const contrastJS = `(() => {
+	const rgb = (c) => c.match(/[\d.]+/g).slice(0, 3).map(Number);
+	const lum = (c) => {
+		const [r, g, b] = rgb(c).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+		return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+	};
+	const bg = (el) => {
+		for (let e = el; e; e = e.parentElement) {
+			const c = getComputedStyle(e).backgroundColor;
+			if (c !== 'transparent' && !/^rgba\(.*, 0\)$/.test(c)) return c;
+		}
+		return 'rgb(255, 255, 255)';
+	};
+	const ratio = (el) => {
+		const [a, b] = [lum(getComputedStyle(el).color), lum(bg(el))].sort((x, y) => y - x);
+		return (a + 0.05) / (b + 0.05);
+	};
+	const form = document.getElementById('auth');
+	return Math.min(ratio(form.querySelector('p')), ratio(document.getElementById('auth-token')), ratio(form.querySelector('button')));
+})()`
