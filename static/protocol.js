@@ -143,7 +143,9 @@
     h.metaText = '';
     h.meta = null;
     if (h.metaLen > 0) {
-      h.metaText = new TextDecoder().decode(metaBytes);
+      // ignoreBOM keeps a byte-order mark, so that, as in Go, metadata that
+      // starts with one is not a JSON object.
+      h.metaText = new TextDecoder('utf-8', { ignoreBOM: true }).decode(metaBytes);
       if (!isJSONObject(h.metaText)) throw new FrameError('ErrMetadata', 'metadata is not a JSON object');
       h.meta = JSON.parse(h.metaText);
     }
