@@ -85,12 +85,29 @@ func browser(t testing.TB) context.Context {
 }
 
 // hubServer is a hub on a real loopback listener, restartable on the same
-// address.
+// address. It notes the URI of every request it serves.
 type hubServer struct {
 	addr string
 	h    *hub.Hub
 	srv  *http.Server
 	done chan struct{}
+
+	mu       sync.Mutex
+	requests []string // request URIs, in the order they arrived
+}
+
+// requested returns the URIs of the requests served so far whose path is
+// path.
+func (s *hubServer) requested(path string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, u := range s.requests {
+		if p, _, _ := strings.Cut(u, "?"); p == path {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 func startHub(t testing.TB, addr string, cfg hub.Config) *hubServer {
@@ -107,7 +124,12 @@ func startHub(t testing.TB, addr string, cfg hub.Config) *hubServer {
 		t.Fatal(err)
 	}
 	s := &hubServer{addr: ln.Addr().String(), h: hub.New(cfg), done: make(chan struct{})}
-	s.srv = &http.Server{Handler: s.h}
+	s.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.requests = append(s.requests, r.URL.RequestURI())
+		s.mu.Unlock()
+		s.h.ServeHTTP(w, r)
+	})}
 	go func() { defer close(s.done); s.srv.Serve(ln) }()
 	t.Cleanup(s.stop)
 	return s
@@ -137,12 +159,27 @@ type feed struct {
 
 func startFeed(t testing.TB, base, channel string, fps int, f *protocol.Frame) *feed {
 	t.Helper()
+	fd := &feed{}
+	fd.frame.Store(f)
+	fd.run(t, base, channel, fps, func(uint64) *protocol.Frame { return fd.frame.Load() })
+	return fd
+}
+
+// startFeedFunc is startFeed with the frame for each sequence number from
+// next, which runs on the feed's goroutine.
+func startFeedFunc(t testing.TB, base, channel string, fps int, next func(seq uint64) *protocol.Frame) *feed {
+	t.Helper()
+	fd := &feed{}
+	fd.run(t, base, channel, fps, next)
+	return fd
+}
+
+func (fd *feed) run(t testing.TB, base, channel string, fps int, next func(seq uint64) *protocol.Frame) {
+	t.Helper()
 	u, err := protocol.ChannelURL(base, protocol.PathPublish, channel)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd := &feed{}
-	fd.frame.Store(f)
 	ctx, cancel := context.WithCancel(context.Background())
 	fd.cancel = cancel
 	fd.wg.Add(1)
@@ -169,7 +206,7 @@ func startFeed(t testing.TB, base, channel string, fps int, f *protocol.Frame) *
 					continue
 				}
 			}
-			fr := *fd.frame.Load()
+			fr := *next(seq)
 			fr.Seq, fr.CaptureTime = seq, time.Now().UnixNano()
 			buf = protocol.AppendFrame(buf[:0], &fr)
 			if c.WriteMessage(websocket.BinaryMessage, buf) != nil {
@@ -181,7 +218,6 @@ func startFeed(t testing.TB, base, channel string, fps int, f *protocol.Frame) *
 		}
 	}()
 	t.Cleanup(fd.stop)
-	return fd
 }
 
 func (f *feed) stop() { f.cancel(); f.wg.Wait() }
@@ -264,6 +300,9 @@ type playerStats struct {
 	AgeP99     float64  `json:"ageP99"`
 	Skipped    int      `json:"skipped"`
 	Dropped    int      `json:"dropped"`
+	Bad        int      `json:"bad"`     // frames skipped: refused by the parser, or their decode failed
+	BadMeta    int      `json:"badMeta"` // frames drawn without the metadata the page could not use
+	Problem    string   `json:"problem"` // the last reason for either
 	LastSeq    string   `json:"lastSeq"`
 	Width      int      `json:"width"`
 	Height     int      `json:"height"`

@@ -37,10 +37,11 @@ func mutate(r *rand.Rand, b []byte) []byte {
 }
 
 // metadataEdits are metadata texts that JSON parsers are known to differ
-// on.
+// on, and shapes the page must not trust.
 var metadataEdits = []string{
 	"\xEF\xBB\xBF{}", " \r\n\t{}", "{}x", "[]", "null", "{\"a\":\"\xff\"}", "{\"a\":\"\x00\"}", "{\"a\":1}\x00",
 	`{"a":1,}`, `{"a":01}`, `{"a":1e999}`, `{"__proto__":{"x":1}}`, `{"a":"\ud800"}`, `{"a":[[[[[[[[]]]]]]]]}`,
+	`{"boxes":[null]}`, `{"boxes":{"length":3}}`, `{"boxes":[{"x":1,"y":2,"w":3,"h":4,"label":7,"score":2}]}`,
 }
 
 // mutateOnce makes one mutation of m, which it may modify.
@@ -142,8 +143,9 @@ func goCode(msg []byte, lim protocol.Limits) string {
 // TestParseFrameMutations runs the page's parser over thousands of
 // deterministic random mutations of each golden vector. It must only ever
 // return a frame or throw a FrameError (a TypeError, a RangeError or a
-// hang is a bug), and it must agree with Go's protocol.ParseMessage on
-// every one, the error included.
+// hang is a bug), the metadata of any frame it returns must go through
+// FH.frameBoxes without throwing, and it must agree with Go's
+// protocol.ParseMessage on every one, the error included.
 func TestParseFrameMutations(t *testing.T) {
 	s := startHub(t, "127.0.0.1:0", hub.Config{})
 	ctx := browser(t)
@@ -192,10 +194,16 @@ func TestParseFrameMutations(t *testing.T) {
 			const lim = `+jsLim+`;
 			return `+string(list)+`.map((s) => {
 				const b = Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+				let f;
 				try {
-					FH.parseFrame(b, lim);
+					f = FH.parseFrame(b, lim);
 				} catch (e) {
 					return e instanceof FH.FrameError ? e.code : '! ' + e;
+				}
+				try {
+					FH.frameBoxes(f.meta);
+				} catch (e) {
+					return '! frameBoxes: ' + e;
 				}
 				return '';
 			});
