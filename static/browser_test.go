@@ -85,12 +85,29 @@ func browser(t testing.TB) context.Context {
 }
 
 // hubServer is a hub on a real loopback listener, restartable on the same
-// address.
+// address. It notes the URI of every request it serves.
 type hubServer struct {
 	addr string
 	h    *hub.Hub
 	srv  *http.Server
 	done chan struct{}
+
+	mu       sync.Mutex
+	requests []string // request URIs, in the order they arrived
+}
+
+// requested returns the URIs of the requests served so far whose path is
+// path.
+func (s *hubServer) requested(path string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, u := range s.requests {
+		if p, _, _ := strings.Cut(u, "?"); p == path {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 func startHub(t testing.TB, addr string, cfg hub.Config) *hubServer {
@@ -107,7 +124,12 @@ func startHub(t testing.TB, addr string, cfg hub.Config) *hubServer {
 		t.Fatal(err)
 	}
 	s := &hubServer{addr: ln.Addr().String(), h: hub.New(cfg), done: make(chan struct{})}
-	s.srv = &http.Server{Handler: s.h}
+	s.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.requests = append(s.requests, r.URL.RequestURI())
+		s.mu.Unlock()
+		s.h.ServeHTTP(w, r)
+	})}
 	go func() { defer close(s.done); s.srv.Serve(ln) }()
 	t.Cleanup(s.stop)
 	return s
@@ -137,12 +159,27 @@ type feed struct {
 
 func startFeed(t testing.TB, base, channel string, fps int, f *protocol.Frame) *feed {
 	t.Helper()
+	fd := &feed{}
+	fd.frame.Store(f)
+	fd.run(t, base, channel, fps, func(uint64) *protocol.Frame { return fd.frame.Load() })
+	return fd
+}
+
+// startFeedFunc is startFeed with the frame for each sequence number from
+// next, which runs on the feed's goroutine.
+func startFeedFunc(t testing.TB, base, channel string, fps int, next func(seq uint64) *protocol.Frame) *feed {
+	t.Helper()
+	fd := &feed{}
+	fd.run(t, base, channel, fps, next)
+	return fd
+}
+
+func (fd *feed) run(t testing.TB, base, channel string, fps int, next func(seq uint64) *protocol.Frame) {
+	t.Helper()
 	u, err := protocol.ChannelURL(base, protocol.PathPublish, channel)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd := &feed{}
-	fd.frame.Store(f)
 	ctx, cancel := context.WithCancel(context.Background())
 	fd.cancel = cancel
 	fd.wg.Add(1)
@@ -169,7 +206,7 @@ func startFeed(t testing.TB, base, channel string, fps int, f *protocol.Frame) *
 					continue
 				}
 			}
-			fr := *fd.frame.Load()
+			fr := *next(seq)
 			fr.Seq, fr.CaptureTime = seq, time.Now().UnixNano()
 			buf = protocol.AppendFrame(buf[:0], &fr)
 			if c.WriteMessage(websocket.BinaryMessage, buf) != nil {
@@ -181,7 +218,6 @@ func startFeed(t testing.TB, base, channel string, fps int, f *protocol.Frame) *
 		}
 	}()
 	t.Cleanup(fd.stop)
-	return fd
 }
 
 func (f *feed) stop() { f.cancel(); f.wg.Wait() }
@@ -264,6 +300,9 @@ type playerStats struct {
 	AgeP99     float64  `json:"ageP99"`
 	Skipped    int      `json:"skipped"`
 	Dropped    int      `json:"dropped"`
+	Bad        int      `json:"bad"`     // frames skipped: refused by the parser, or their decode failed
+	BadMeta    int      `json:"badMeta"` // frames drawn without the metadata the page could not use
+	Problem    string   `json:"problem"` // the last reason for either
 	LastSeq    string   `json:"lastSeq"`
 	Width      int      `json:"width"`
 	Height     int      `json:"height"`
@@ -637,6 +676,13 @@ func TestPageAsksForViewToken(t *testing.T) {
 		eval[bool](t, ctx, `(() => { document.getElementById('auth-token').value = `+strconv.Quote(tok)+`;
 			document.getElementById('auth').requestSubmit(); return true; })()`)
 	}
+	// The prompt reads well: WCAG AA contrast (4.5:1) for its text, the
+	// field and the button.
+	waitJS(t, ctx, "the token form", `!!document.getElementById('auth-token')`, 10*time.Second)
+	shot(t, ctx, "token-prompt")
+	if ratio := eval[float64](t, ctx, contrastJS); ratio < 4.5 {
+		t.Fatalf("token prompt contrast %.2f:1; want at least 4.5:1", ratio)
+	}
 	submit("not-the-token-at-all")
 	waitJS(t, ctx, "the form again, saying the token was refused",
 		`!!document.getElementById('auth') && document.getElementById('auth').textContent.includes('refused')`, 10*time.Second)
@@ -660,3 +706,26 @@ func TestPageAsksForViewToken(t *testing.T) {
 		t.Fatal("the wrong token was not refused by the hub")
 	}
 }
+
+// contrastJS is the lowest WCAG contrast ratio, text against the
+// background it is shown on, of the token form's message, field and button.
+const contrastJS = `(() => {
+	const rgb = (c) => c.match(/[\d.]+/g).slice(0, 3).map(Number);
+	const lum = (c) => {
+		const [r, g, b] = rgb(c).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+		return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+	};
+	const bg = (el) => {
+		for (let e = el; e; e = e.parentElement) {
+			const c = getComputedStyle(e).backgroundColor;
+			if (c !== 'transparent' && !/^rgba\(.*, 0\)$/.test(c)) return c;
+		}
+		return 'rgb(255, 255, 255)';
+	};
+	const ratio = (el) => {
+		const [a, b] = [lum(getComputedStyle(el).color), lum(bg(el))].sort((x, y) => y - x);
+		return (a + 0.05) / (b + 0.05);
+	};
+	const form = document.getElementById('auth');
+	return Math.min(ratio(form.querySelector('p')), ratio(document.getElementById('auth-token')), ratio(form.querySelector('button')));
+})()`

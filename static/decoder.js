@@ -1,19 +1,24 @@
 // framehub decoder worker: turns a frame's payload into an ImageBitmap off
 // the main thread. JPEG goes through createImageBitmap (the browser's own
-// decoder); raw pixels are converted to RGBA first.
+// decoder); raw pixels are converted to RGBA first. Every message is
+// re-checked against the page's own guard before anything is allocated for
+// it (FH.checkDecodable), whoever sent it. Every message gets one answer,
+// {id, bitmap} or {id, error}.
 'use strict';
 importScripts('/static/protocol.js');
 
 self.onmessage = async (e) => {
   const m = e.data;
+  const id = m !== null && typeof m === 'object' ? m.id : undefined;
   try {
+    FH.checkDecodable(m);
     const bitmap = await createImageBitmap(FH.decodeSource(m), FH.resizeOptions(m));
     if (m.delayMs > 0) {
       // Test hook: a deliberately slow decoder.
       await new Promise((r) => setTimeout(r, m.delayMs));
     }
-    self.postMessage({ id: m.id, bitmap }, [bitmap]);
+    self.postMessage({ id, bitmap }, [bitmap]);
   } catch (err) {
-    self.postMessage({ id: m.id, error: String(err) });
+    self.postMessage({ id, error: err instanceof FH.FrameError ? err.message : String(err) });
   }
 };

@@ -68,9 +68,11 @@
       if (!cards.has(ch.name)) addCard(ch.name);
       const c = cards.get(ch.name);
       const ps = c.player.stats();
-      c.info.textContent = ch.width + '×' + ch.height + '  ·  ' + ch.fps.toFixed(1) + ' fps  ·  age ' +
+      let info = ch.width + '×' + ch.height + '  ·  ' + ch.fps.toFixed(1) + ' fps  ·  age ' +
         fmtAge(ps.drawn ? ps.ageP50 : ch.last_frame_age_ms) + '  ·  ' + ch.subscribers +
         (ch.subscribers === 1 ? ' viewer' : ' viewers');
+      if (ps.bad) info += '  ·  ' + ps.bad + (ps.bad === 1 ? ' bad frame' : ' bad frames') + ' skipped';
+      c.info.textContent = info;
       c.nolive.hidden = ch.live && !ps.stale;
       c.el.classList.toggle('offline', !ch.live);
     }
@@ -90,6 +92,7 @@
     channels: () => Array.from(cards.keys()),
     stats: () => Object.fromEntries(Array.from(cards, ([n, c]) => [n, c.player.stats()])),
   };
+  FH.loadLimits(); // fetched alongside the channel list; players wait for it before subscribing
   refresh();
   setInterval(refresh, 1500);
 })();

@@ -1,59 +1,142 @@
 // framehub canvas player: subscribes to a channel over WebSocket in credit
 // mode, decodes only the newest frame (off the main thread, in a Worker),
 // and draws on requestAnimationFrame. Used by the channel page and the grid.
+//
+// No frame can stop it: a frame the parser refuses, one whose decode fails
+// and one whose metadata cannot be used are counted (stats().bad,
+// stats().badMeta, stats().problem) and acknowledged like any other, so the
+// hub keeps sending, and the next frames are drawn.
 'use strict';
 (function (root) {
   const FH = root.FH;
   const AGE_SAMPLES = 300; // frame ages kept for percentiles
-  const STALE_MS = 2500; // no frame for this long: "no live video"
+  const STALE_MS = 2500; // no frame drawn for this long: "no live video"
+  // A decode that has not answered after this long (plus the test delay)
+  // means its worker is hung or gone: the worker is replaced.
+  const DECODE_TIMEOUT_MS = 10000;
+  // After this many worker failures in a row, a decoder gives up on
+  // workers and decodes on the main thread.
+  const WORKER_FAILURES = 3;
+  const PROBLEM_CHARS = 160; // of the last problem's description kept
 
-  // A small pool of decoder workers, one per core (at most 4), shared by the
-  // players on the page; each player sticks to one worker so its frames stay
-  // in order. Without Worker support, createImageBitmap runs on the main
-  // thread (it still decodes asynchronously).
-  const pool = [];
-  let poolTried = false;
-  let nextWorker = 0;
-  const waiting = new Map();
-  let nextID = 1;
-
-  function pickDecoder() {
-    if (!poolTried) {
-      poolTried = true;
-      const n = Math.min(Math.max(navigator.hardwareConcurrency || 1, 1), 4);
-      try {
-        for (let i = 0; i < n; i++) {
-          const w = new Worker('/static/decoder.js');
-          w.onmessage = (e) => {
-            const cb = waiting.get(e.data.id);
-            waiting.delete(e.data.id);
-            if (cb) cb(e.data.bitmap, e.data.error);
-          };
-          pool.push(w);
-        }
-      } catch (e) {
-        pool.length = 0;
-      }
+  // The hub's limits, capped by the page's guard: fetched once per page
+  // load, before the first subscription. A failed fetch leaves the guard and
+  // is tried again on the next connection.
+  let limits = null;
+  let limitsLoad = null;
+  function loadLimits() {
+    if (limits) return Promise.resolve(limits);
+    if (!limitsLoad) {
+      limitsLoad = fetch('/api/limits', { cache: 'no-store' })
+        .then((r) => {
+          if (!r.ok) throw new Error('HTTP ' + r.status);
+          return r.json();
+        })
+        .then((j) => (limits = FH.clientLimits(j)), () => FH.CLIENT_GUARD)
+        .finally(() => { limitsLoad = null; });
     }
-    if (!pool.length) return null;
-    return pool[nextWorker++ % pool.length];
+    return limitsLoad;
   }
 
-  // decode turns a parsed frame into an ImageBitmap, at most maxWidth wide.
-  function decode(w, f, delayMs, maxWidth) {
-    const m = {
-      codec: f.codec, payload: f.payload.slice().buffer, // a copy the worker can own
-      width: f.width, height: f.height, channels: f.channels, delayMs, maxWidth,
-    };
-    if (w) {
+  // decodeHere decodes on the main thread (createImageBitmap is still
+  // asynchronous), with the worker's checks and test delay.
+  function decodeHere(m) {
+    return new Promise((resolve) => {
+      FH.checkDecodable(m);
+      resolve(createImageBitmap(FH.decodeSource(m), FH.resizeOptions(m)));
+    }).then((b) => (m.delayMs > 0 ? new Promise((r) => setTimeout(() => r(b), m.delayMs)) : b));
+  }
+
+  let nextID = 1;
+
+  // Decoder owns one worker and the decodes waiting on it. A worker that
+  // reports an error, sends what cannot be read or stops answering is
+  // ended: every decode waiting on it fails (its player counts and
+  // acknowledges the frame), and the next decode starts a new worker.
+  class Decoder {
+    constructor() {
+      this.worker = null;
+      this.pending = new Map(); // id -> {resolve, reject, timer}
+      this.failures = 0; // worker failures since one last answered
+      this.here = typeof Worker === 'undefined'; // decode on the main thread
+    }
+
+    usesWorker() { return !this.here; }
+
+    spawn() {
+      const w = new Worker('/static/decoder.js');
+      w.onmessage = (e) => this.answer(e.data);
+      w.onerror = (e) => {
+        e.preventDefault();
+        this.fail(w, 'decoder worker failed' + (e.message ? ': ' + e.message : ''));
+      };
+      w.onmessageerror = () => this.fail(w, 'decoder worker sent a message that cannot be read');
+      this.worker = w;
+    }
+
+    answer(d) {
+      const p = d !== null && typeof d === 'object' ? this.pending.get(d.id) : undefined;
+      if (!p) return;
+      this.pending.delete(d.id);
+      clearTimeout(p.timer);
+      this.failures = 0;
+      if (d.bitmap) p.resolve(d.bitmap);
+      else p.reject(new Error(d.error ? String(d.error) : 'the decoder returned nothing'));
+    }
+
+    // fail ends worker w, if it is still this decoder's, and fails every
+    // decode waiting on it.
+    fail(w, reason) {
+      if (w !== this.worker) return;
+      w.terminate();
+      this.worker = null;
+      if (++this.failures >= WORKER_FAILURES) this.here = true;
+      const waiting = Array.from(this.pending.values());
+      this.pending.clear();
+      for (const p of waiting) {
+        clearTimeout(p.timer);
+        p.reject(new Error(reason));
+      }
+    }
+
+    // decode resolves to an ImageBitmap of m, or rejects; it never hangs
+    // longer than timeoutMs on a worker.
+    decode(m, timeoutMs) {
+      if (!this.here && !this.worker) {
+        try {
+          this.spawn();
+        } catch (e) {
+          this.here = true;
+        }
+      }
+      if (this.here) return decodeHere(m);
+      const w = this.worker;
       return new Promise((resolve, reject) => {
-        m.id = nextID++;
-        waiting.set(m.id, (bitmap, err) => (err ? reject(new Error(err)) : resolve(bitmap)));
-        w.postMessage(m, [m.payload]);
+        const id = nextID++;
+        m.id = id;
+        const timer = setTimeout(() => this.fail(w, 'decoder worker did not answer within ' + timeoutMs + ' ms'), timeoutMs);
+        this.pending.set(id, { resolve, reject, timer });
+        try {
+          w.postMessage(m, [m.payload]);
+        } catch (e) {
+          this.pending.delete(id);
+          clearTimeout(timer);
+          reject(e);
+        }
       });
     }
-    const p = createImageBitmap(FH.decodeSource(m), FH.resizeOptions(m));
-    return delayMs > 0 ? p.then((b) => new Promise((r) => setTimeout(() => r(b), delayMs))) : p;
+  }
+
+  // Decoders are shared by the players on the page, one per core (at most
+  // four), each started when first picked; a player sticks to one, so its
+  // frames stay in order.
+  const decoders = [];
+  let nextDecoder = 0;
+  function pickDecoder() {
+    const n = Math.min(Math.max(navigator.hardwareConcurrency || 1, 1), 4);
+    const i = nextDecoder++ % n;
+    if (!decoders[i]) decoders[i] = new Decoder();
+    return decoders[i];
   }
 
   function percentile(sorted, p) {
@@ -62,15 +145,27 @@
     return sorted[Math.min(Math.max(rank, 1), sorted.length) - 1];
   }
 
-  function subscribeURL(channel) {
+  // subscribeURL asks for credit mode with credit frames in flight from
+  // the first frame (protocol.QueryWindow).
+  function subscribeURL(channel, credit) {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    return scheme + '//' + location.host + '/ws/subscribe/' + channel;
+    return scheme + '//' + location.host + '/ws/subscribe/' + channel + '?window=' + credit;
+  }
+
+  // boxText is what is drawn by a box: its label, and its score with two
+  // decimals when it has one.
+  function boxText(b) {
+    const score = b.score === null ? '' : b.score.toFixed(2);
+    return b.label && score ? b.label + ' ' + score : b.label || score;
   }
 
   class Player {
     // canvas: where to draw; channel: a valid channel name.
-    // opts.credit: frames in flight (default 2: one decoding, one waiting)
+    // opts.credit: frames in flight (default 2: one decoding, one waiting),
+    //   1 to the hub's max_credit_window
     // opts.delayMs: test hook, an artificial per-frame decoding delay
+    // opts.decodeTimeoutMs: how long a decoder worker may take to answer
+    //   before it is replaced (default 10 s, plus delayMs)
     // opts.maxWidth: decode at most this wide (thumbnails), 0 for full size
     // opts.protocols: WebSocket subprotocols, or a function that returns them
     //   when connecting (FH.auth.protocols carries the view token)
@@ -81,23 +176,31 @@
       this.g = canvas.getContext('2d');
       this.channel = channel;
       const protocols = FH.auth ? FH.auth.protocols : undefined;
-      this.opts = Object.assign({ credit: 2, delayMs: 0, maxWidth: 0, protocols, onChange: null }, opts || {});
+      this.opts = Object.assign({
+        credit: 2, delayMs: 0, decodeTimeoutMs: DECODE_TIMEOUT_MS, maxWidth: 0, protocols, onChange: null,
+      }, opts || {});
+      if (!(this.opts.decodeTimeoutMs > 0)) this.opts.decodeTimeoutMs = DECODE_TIMEOUT_MS;
+      if (!(this.opts.delayMs > 0)) this.opts.delayMs = 0;
+      this.limits = FH.CLIENT_GUARD;
       this.state = 'idle';
       this.running = false;
       this.ws = null;
       this.gen = 0; // connection generation: acks go only to the connection a frame came from
+      this.arrived = 0; // binary messages received on this connection
+      this.acked = 0; // the arrival number of the newest message acknowledged on it
       this.failures = 0;
       this.retryTimer = 0;
       this.retryAt = 0;
+      this.decoder = null;
       this.decoding = false;
       this.pending = null; // newest frame waiting for the decoder
       this.ready = null; // decoded, waiting for the next animation frame
       this.rafID = 0;
       this.labels = [];
       this.s = {
-        received: 0, drawn: 0, dropped: 0, gaps: 0, bad: 0, reconnects: 0,
+        received: 0, drawn: 0, dropped: 0, gaps: 0, bad: 0, badMeta: 0, problem: '', reconnects: 0,
         lastRecvSeq: null, lastSeq: null, width: 0, height: 0, codec: 0,
-        ages: [], drawTimes: [], lastFrameAt: 0, connectedOnce: false,
+        ages: [], drawTimes: [], lastDrawAt: 0, connectedOnce: false,
       };
     }
 
@@ -126,27 +229,38 @@
       if (this.opts.onChange) this.opts.onChange(s);
     }
 
+    // connect subscribes once the hub's limits are known.
     connect() {
       this.gen++;
       const gen = this.gen;
       this.setState('connecting');
+      loadLimits().then((lim) => {
+        if (gen !== this.gen || !this.running) return;
+        this.limits = lim;
+        this.open(gen);
+      });
+    }
+
+    open(gen) {
+      const credit = Math.min(Math.max(Math.floor(this.opts.credit) || 1, 1), this.limits.maxCreditWindow);
       let ws;
       try {
         const p = this.opts.protocols;
-        ws = new WebSocket(subscribeURL(this.channel), typeof p === 'function' ? p() : p);
+        ws = new WebSocket(subscribeURL(this.channel, credit), typeof p === 'function' ? p() : p);
       } catch (e) {
         this.retry();
         return;
       }
       ws.binaryType = 'arraybuffer';
       this.ws = ws;
+      this.arrived = 0;
+      this.acked = 0;
       ws.onopen = () => {
         if (gen !== this.gen) return;
         if (this.s.connectedOnce) this.s.reconnects++;
         this.s.connectedOnce = true;
         this.failures = 0;
         this.setState('waiting');
-        ws.send(JSON.stringify({ op: 'credit', window: this.opts.credit }));
       };
       ws.onmessage = (ev) => {
         if (gen === this.gen) this.onMessage(ev.data, gen);
@@ -172,27 +286,62 @@
       }, delay);
     }
 
+    // ack acknowledges a message {gen, n, seq}: n is its arrival number on
+    // its connection. Acks are cumulative (the hub frees the acknowledged
+    // frame and every frame sent before it), so one that an ack of a later
+    // message already covered is not sent again.
     ack(f) {
-      if (f.gen === this.gen && this.ws && this.ws.readyState === WebSocket.OPEN) {
-        this.ws.send('{"op":"ack","seq":' + f.seq.toString() + '}');
+      if (f.gen !== this.gen || f.n <= this.acked) return;
+      const ws = this.ws;
+      if (ws && ws.readyState === WebSocket.OPEN) {
+        ws.send('{"op":"ack","seq":' + f.seq.toString() + '}');
+        this.acked = f.n;
       }
     }
 
+    // skip counts a message or frame that will not be drawn and keeps why.
+    skip(why) {
+      this.s.bad++;
+      this.note(why);
+    }
+
+    note(why) {
+      this.s.problem = String(why).slice(0, PROBLEM_CHARS);
+    }
+
     onMessage(data, gen) {
+      const s = this.s;
+      if (typeof data === 'string') {
+        this.skip('unexpected text message from the hub'); // frames are binary; text carries no credit
+        return;
+      }
+      const n = ++this.arrived;
       let f;
       try {
-        f = FH.parseFrame(data);
+        f = FH.parseFrame(data, this.limits);
       } catch (e) {
-        this.s.bad++;
+        this.skip(e instanceof FH.FrameError ? e.message : 'cannot parse frame: ' + e);
+        const seq = FH.peekSeq(data);
+        if (seq === null) {
+          // Nothing to acknowledge it by, so the credit it holds is lost
+          // on this connection: start a fresh one.
+          if (this.ws) this.ws.close(4000, 'frame without a sequence number');
+          return;
+        }
+        this.ack({ gen, n, seq });
         return;
       }
       f.gen = gen;
-      const s = this.s;
+      f.n = n;
+      const meta = FH.frameBoxes(f.meta);
+      f.boxes = meta.boxes;
+      if (meta.problem) {
+        s.badMeta++;
+        this.note('metadata: ' + meta.problem);
+      }
       s.received++;
-      s.lastFrameAt = performance.now();
       if (s.lastRecvSeq !== null && f.seq > s.lastRecvSeq + 1n) s.gaps += Number(f.seq - s.lastRecvSeq - 1n);
       s.lastRecvSeq = f.seq;
-      if (this.state !== 'live') this.setState('live');
       if (this.decoding) {
         // Keep only the newest frame while the decoder is busy. The dropped
         // one is not acknowledged on its own: acks are cumulative, and the
@@ -207,17 +356,25 @@
 
     startDecode(f) {
       this.decoding = true;
-      if (this.decoder === undefined) this.decoder = pickDecoder();
-      decode(this.decoder, f, this.opts.delayMs, this.opts.maxWidth).then(
-        (bitmap) => this.decoded(f, bitmap, null),
-        (err) => this.decoded(f, null, err),
-      );
+      if (!this.decoder) this.decoder = pickDecoder();
+      let p;
+      try {
+        const m = {
+          codec: f.codec, payload: f.payload.slice().buffer, // a copy the worker can own
+          width: f.width, height: f.height, elemType: f.elemType, channels: f.channels,
+          maxPixels: this.limits.maxPixels, delayMs: this.opts.delayMs, maxWidth: this.opts.maxWidth,
+        };
+        p = this.decoder.decode(m, this.opts.decodeTimeoutMs + this.opts.delayMs);
+      } catch (e) {
+        p = Promise.reject(e);
+      }
+      p.then((bitmap) => this.decoded(f, bitmap, null), (err) => this.decoded(f, null, err || new Error('decode failed')));
     }
 
     decoded(f, bitmap, err) {
       this.decoding = false;
-      if (err) {
-        this.s.bad++;
+      if (err || !bitmap) {
+        this.skip('decode failed: ' + (err && err.message ? err.message : String(err)));
         this.ack(f);
       } else {
         if (this.ready) {
@@ -240,59 +397,75 @@
       if (!r) return;
       this.ready = null;
       const f = r.f;
-      const bw = r.bitmap.width;
-      const bh = r.bitmap.height;
-      if (this.canvas.width !== bw || this.canvas.height !== bh) {
-        this.canvas.width = bw;
-        this.canvas.height = bh;
+      try {
+        const bw = r.bitmap.width;
+        const bh = r.bitmap.height;
+        if (this.canvas.width !== bw || this.canvas.height !== bh) {
+          this.canvas.width = bw;
+          this.canvas.height = bh;
+        }
+        this.g.drawImage(r.bitmap, 0, 0);
+        this.drawBoxes(f, bw / f.width);
+        const s = this.s;
+        const now = performance.now();
+        s.drawn++;
+        s.lastDrawAt = now;
+        s.lastSeq = f.seq;
+        s.width = f.width;
+        s.height = f.height;
+        s.codec = f.codec;
+        s.ages.push(Date.now() - f.captureTimeMs);
+        if (s.ages.length > AGE_SAMPLES) s.ages.shift();
+        s.drawTimes.push(now);
+        while (s.drawTimes.length && now - s.drawTimes[0] > 1000) s.drawTimes.shift();
+        if (f.gen === this.gen && this.ws) this.setState('live');
+      } catch (e) {
+        this.skip('cannot draw frame: ' + e);
+      } finally {
+        r.bitmap.close();
+        this.ack(f);
       }
-      this.g.drawImage(r.bitmap, 0, 0);
-      r.bitmap.close();
-      this.drawBoxes(f, bw / f.width);
-      const s = this.s;
-      const now = performance.now();
-      s.drawn++;
-      s.lastSeq = f.seq;
-      s.width = f.width;
-      s.height = f.height;
-      s.codec = f.codec;
-      s.ages.push(Date.now() - f.captureTimeMs);
-      if (s.ages.length > AGE_SAMPLES) s.ages.shift();
-      s.drawTimes.push(now);
-      while (s.drawTimes.length && now - s.drawTimes[0] > 1000) s.drawTimes.shift();
-      this.ack(f);
     }
 
-    // drawBoxes draws metadata boxes, {"boxes":[{"x","y","w","h","label"}]},
-    // over the picture. Labels are drawn as canvas text, never as HTML.
-    // Coordinates are in frame pixels; scale maps them to the canvas.
+    // drawBoxes draws a frame's metadata boxes (FH.frameBoxes: already
+    // checked) over the picture, each with its label and score as canvas
+    // text, never as HTML, on a dark band so it reads on any picture.
+    // Coordinates are in frame pixels; scale maps them to the canvas. Lines
+    // and text keep a readable size however small the canvas is shown.
     drawBoxes(f, scale) {
-      const boxes = f.meta && Array.isArray(f.meta.boxes) ? f.meta.boxes : [];
+      const boxes = f.boxes || [];
       this.labels = [];
       if (!boxes.length) return;
       const g = this.g;
-      const w = f.width * scale;
-      const lw = Math.max(2, Math.round(w / 400));
+      const w = this.canvas.width;
+      const px = this.canvas.clientWidth > 0 ? w / this.canvas.clientWidth : 1; // canvas pixels per CSS pixel
+      const lw = Math.max(2, Math.round(2 * px), Math.round(w / 400));
+      const font = Math.max(12, Math.round(12 * px), Math.round(w / 60));
+      g.save();
       g.lineWidth = lw;
       g.strokeStyle = '#3f3';
-      g.fillStyle = '#3f3';
-      g.font = Math.max(12, Math.round(w / 60)) + 'px sans-serif';
-      for (const b of boxes.slice(0, 256)) {
-        if (![b.x, b.y, b.w, b.h].every(Number.isFinite)) continue;
+      g.font = font + 'px sans-serif';
+      g.textBaseline = 'bottom';
+      for (const b of boxes) {
         const x = b.x * scale;
         const y = b.y * scale;
         g.strokeRect(x, y, b.w * scale, b.h * scale);
-        if (typeof b.label === 'string') {
-          const label = b.label.slice(0, 64);
-          this.labels.push(label);
-          g.fillText(label, x + lw, Math.max(y - lw * 2, 12));
-        }
+        const text = boxText(b);
+        if (!text) continue;
+        this.labels.push(text);
+        // Above the box, or inside its top edge when there is no room.
+        const base = y - lw >= font ? y - lw : y + lw + font;
+        g.fillStyle = 'rgba(0, 0, 0, 0.6)';
+        g.fillRect(x, base - font, g.measureText(text).width + 2 * lw, font);
+        g.fillStyle = '#3f3';
+        g.fillText(text, x + lw, base);
       }
+      g.restore();
     }
 
-    // stale reports whether frames stopped arriving after some were shown.
+    // stale reports whether frames stopped being drawn after some were.
     stale() {
-      return this.s.drawn > 0 && performance.now() - this.s.lastFrameAt > STALE_MS;
+      return this.s.drawn > 0 && performance.now() - this.s.lastDrawAt > STALE_MS;
     }
 
     // stats is what the page shows, and what tests read.
@@ -309,19 +482,21 @@
         skipped: s.gaps + s.dropped,
         dropped: s.dropped,
         bad: s.bad,
+        badMeta: s.badMeta,
+        problem: s.problem,
         lastSeq: s.lastSeq === null ? null : s.lastSeq.toString(),
         width: s.width,
         height: s.height,
         codec: s.codec === FH.CODEC_RAW ? 'raw' : s.codec === FH.CODEC_JPEG ? 'jpeg' : '',
         reconnects: s.reconnects,
-        lastFrameAgeMs: s.lastFrameAt ? performance.now() - s.lastFrameAt : null,
+        lastFrameAgeMs: s.lastDrawAt ? performance.now() - s.lastDrawAt : null,
         retryInMs: this.state === 'reconnecting' ? Math.max(0, this.retryAt - performance.now()) : 0,
         stale: this.stale(),
         labels: this.labels.slice(),
-        worker: !!this.decoder,
+        worker: !!this.decoder && this.decoder.usesWorker(),
       };
     }
   }
 
-  root.FH = Object.assign(root.FH || {}, { Player, percentile });
+  root.FH = Object.assign(root.FH || {}, { Player, percentile, loadLimits, boxText });
 })(self);

@@ -12,8 +12,15 @@
   const CODEC_RAW = 2;
   const KNOWN_FLAGS = 0x01;
   const ELEM_SIZE = { 1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 8 };
-  // The Go package's DefaultLimits: 8K UHD is the largest picture.
-  const DEFAULT_LIMITS = { maxFrameBytes: 32 << 20, maxMetaBytes: 64 << 10, maxDimension: 16384, maxPixels: 7680 * 4320 };
+  // CLIENT_GUARD is the page's own memory guard, Go's protocol.ClientGuard:
+  // whatever its hub announces, the page parses no frame over 256 MiB, no
+  // metadata over 16 MiB, and decodes no picture larger than 8K UHD.
+  const CLIENT_GUARD = Object.freeze({
+    maxFrameBytes: 256 << 20, maxMetaBytes: 16 << 20, maxDimension: 16384, maxPixels: 7680 * 4320,
+    maxCreditWindow: 8, // protocol.MaxCreditWindow
+  });
+  const MAX_BOXES = 256; // metadata boxes drawn per frame
+  const MAX_LABEL = 64; // characters of a box label drawn
 
   // FrameError carries the name of the Go sentinel error it matches.
   class FrameError extends Error {
@@ -73,12 +80,42 @@
     throw new FrameError('ErrJPEG', 'file ends before the image data');
   }
 
-  // parseFrame decodes one WebSocket message (ArrayBuffer or Uint8Array).
-  // It returns the header fields, the metadata (parsed JSON object or null)
-  // and the payload as a Uint8Array view of the message, or throws a
-  // FrameError. seq and captureTimeNs are BigInts; captureTimeMs is a Number.
+  // clientLimits returns the limits the page applies to frames from a hub
+  // that announced j (the JSON of GET /api/limits, protocol.HubLimits): the
+  // hub's, each capped by CLIENT_GUARD, like protocol.ClientLimits in Go.
+  // Fields that are missing or not positive integers leave the guard's value.
+  function clientLimits(j) {
+    const lim = Object.assign({}, CLIENT_GUARD);
+    if (j === null || typeof j !== 'object') return lim;
+    const take = (key, field) => {
+      const v = j[key];
+      if (Number.isSafeInteger(v) && v > 0) lim[field] = Math.min(v, CLIENT_GUARD[field]);
+    };
+    take('max_frame_bytes', 'maxFrameBytes');
+    take('max_metadata_bytes', 'maxMetaBytes');
+    take('max_pixels', 'maxPixels');
+    take('max_dimension', 'maxDimension');
+    take('max_credit_window', 'maxCreditWindow');
+    return lim;
+  }
+
+  // peekSeq returns a binary message's sequence number as a BigInt, read
+  // from where the header keeps it whether or not the frame is valid, or
+  // null if the message is too short to hold one. A viewer in credit mode
+  // acknowledges a frame it skipped by this number.
+  function peekSeq(data) {
+    const u8 = data instanceof Uint8Array ? data : data instanceof ArrayBuffer ? new Uint8Array(data) : null;
+    if (!u8 || u8.byteLength < 28) return null;
+    return new DataView(u8.buffer, u8.byteOffset, 28).getBigUint64(20);
+  }
+
+  // parseFrame decodes one WebSocket message (ArrayBuffer or Uint8Array)
+  // under limits (CLIENT_GUARD by default). It returns the header fields,
+  // the metadata (parsed JSON object or null) and the payload as a
+  // Uint8Array view of the message, or throws a FrameError. seq and
+  // captureTimeNs are BigInts; captureTimeMs is a Number.
   function parseFrame(buf, limits) {
-    const lim = limits || DEFAULT_LIMITS;
+    const lim = limits || CLIENT_GUARD;
     const u8 = buf instanceof Uint8Array ? buf : new Uint8Array(buf);
     const n = u8.byteLength;
     if (n < HEADER_LEN) throw new FrameError('ErrShort', n + ' bytes, need ' + HEADER_LEN);
@@ -121,7 +158,7 @@
     if (h.width === 0 || h.height === 0 || h.width > lim.maxDimension || h.height > lim.maxDimension) {
       throw new FrameError('ErrSize', h.width + 'x' + h.height);
     }
-    if (h.width * h.height > (lim.maxPixels || DEFAULT_LIMITS.maxPixels)) {
+    if (h.width * h.height > (lim.maxPixels || CLIENT_GUARD.maxPixels)) {
       throw new FrameError('ErrPixels', h.width + 'x' + h.height + ' exceeds the pixel limit');
     }
     if (h.codec === CODEC_RAW && h.width * h.height * h.channels * ELEM_SIZE[h.elemType] !== h.payloadLen) {
@@ -143,11 +180,90 @@
     h.metaText = '';
     h.meta = null;
     if (h.metaLen > 0) {
-      h.metaText = new TextDecoder().decode(metaBytes);
+      // ignoreBOM keeps a byte-order mark, so that, as in Go, metadata that
+      // starts with one is not a JSON object.
+      h.metaText = new TextDecoder('utf-8', { ignoreBOM: true }).decode(metaBytes);
       if (!isJSONObject(h.metaText)) throw new FrameError('ErrMetadata', 'metadata is not a JSON object');
       h.meta = JSON.parse(h.metaText);
     }
     return h;
+  }
+
+  // frameBoxes returns the boxes of a frame's metadata,
+  // {"boxes":[{"x","y","w","h","label","score"}]}, that can be drawn, and
+  // what was wrong with the rest. Metadata is only known to be a JSON object:
+  // a box must be an object with finite numbers x, y, w and h, or it is
+  // left out; a label must be a string (cut to MAX_LABEL characters) and a
+  // score a number from 0 to 1, or they are left out; boxes past MAX_BOXES
+  // are left out. problem is '' when nothing was left out. It never throws.
+  function frameBoxes(meta) {
+    const out = { boxes: [], problem: '' };
+    const own = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+    if (meta === null || typeof meta !== 'object' || !own(meta, 'boxes')) return out;
+    const list = meta.boxes;
+    if (!Array.isArray(list)) {
+      out.problem = '"boxes" is not a list';
+      return out;
+    }
+    const bad = (why) => { if (!out.problem) out.problem = why; };
+    if (list.length > MAX_BOXES) bad(list.length + ' boxes, drawing the first ' + MAX_BOXES);
+    for (let i = 0; i < Math.min(list.length, MAX_BOXES); i++) {
+      const b = list[i];
+      if (b === null || typeof b !== 'object' || Array.isArray(b)) {
+        bad('box ' + i + ' is not an object');
+        continue;
+      }
+      const x = own(b, 'x') ? b.x : undefined;
+      const y = own(b, 'y') ? b.y : undefined;
+      const w = own(b, 'w') ? b.w : undefined;
+      const h = own(b, 'h') ? b.h : undefined;
+      if (![x, y, w, h].every(Number.isFinite)) {
+        bad('box ' + i + ': x, y, w and h must be finite numbers');
+        continue;
+      }
+      const box = { x, y, w, h, label: '', score: null };
+      if (own(b, 'label')) {
+        if (typeof b.label === 'string') box.label = b.label.slice(0, MAX_LABEL);
+        else bad('box ' + i + ': label is not a string');
+      }
+      if (own(b, 'score')) {
+        if (Number.isFinite(b.score) && b.score >= 0 && b.score <= 1) box.score = b.score;
+        else bad('box ' + i + ': score is not a number from 0 to 1');
+      }
+      out.boxes.push(box);
+    }
+    return out;
+  }
+
+  // checkDecodable re-checks a decode request {codec, payload (an
+  // ArrayBuffer), width, height, elemType, channels, maxPixels} just before
+  // anything is allocated for it, whatever checked it before: the size
+  // against the page's own guard (and maxPixels, when smaller), a JPEG's
+  // own frame header against that size, a raw payload's length against its
+  // shape. The decoder worker runs it on every message. It throws FrameError.
+  function checkDecodable(m) {
+    const w = m.width;
+    const h = m.height;
+    if (!Number.isSafeInteger(w) || !Number.isSafeInteger(h) || w <= 0 || h <= 0 ||
+        w > CLIENT_GUARD.maxDimension || h > CLIENT_GUARD.maxDimension) {
+      throw new FrameError('ErrSize', w + 'x' + h);
+    }
+    const maxPixels = Math.min(CLIENT_GUARD.maxPixels, m.maxPixels > 0 ? m.maxPixels : Infinity);
+    if (w * h > maxPixels) throw new FrameError('ErrPixels', w + 'x' + h + ' exceeds the pixel limit of the page');
+    if (!(m.payload instanceof ArrayBuffer)) throw new FrameError('ErrPayload', 'no payload');
+    const b = new Uint8Array(m.payload);
+    if (m.codec === CODEC_JPEG) {
+      const sz = jpegSize(b);
+      if (sz.width !== w || sz.height !== h) {
+        throw new FrameError('ErrJPEG', 'the JPEG is ' + sz.width + 'x' + sz.height + ' but the frame says ' + w + 'x' + h);
+      }
+    } else if (m.codec === CODEC_RAW) {
+      const es = ELEM_SIZE[m.elemType];
+      if (!es || !(m.channels >= 1 && m.channels <= 4)) throw new FrameError('ErrCodec', 'raw layout');
+      if (b.length !== w * h * m.channels * es) throw new FrameError('ErrPayload', 'raw size does not match its shape');
+    } else {
+      throw new FrameError('ErrCodec', String(m.codec));
+    }
   }
 
   // rawToRGBA converts a raw 8-bit frame (gray, BGR or BGRA) to RGBA pixels
@@ -189,8 +305,9 @@
   const CHANNEL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
   root.FH = Object.assign(root.FH || {}, {
-    MAGIC, VERSION, HEADER_LEN, CODEC_JPEG, CODEC_RAW, DEFAULT_LIMITS,
-    FrameError, parseFrame, jpegSize, rawToRGBA, decodeSource, resizeOptions,
+    MAGIC, VERSION, HEADER_LEN, CODEC_JPEG, CODEC_RAW, CLIENT_GUARD, MAX_BOXES, MAX_LABEL,
+    FrameError, parseFrame, peekSeq, clientLimits, jpegSize, frameBoxes, checkDecodable,
+    rawToRGBA, decodeSource, resizeOptions,
     validChannelName: (s) => CHANNEL_NAME.test(s),
   });
 })(self);

@@ -11,25 +11,42 @@
   $('name').textContent = channel;
   const params = new URLSearchParams(location.search);
   const delayMs = Number(params.get('test-delay-ms')) || 0; // test hook: a slow decoder
+  // Test hook: how long a decoder worker may stay silent before it is replaced.
+  const decodeTimeoutMs = Number(params.get('test-decode-timeout-ms')) || undefined;
 
   const player = new FH.Player($('canvas'), channel, {
     delayMs,
+    decodeTimeoutMs,
     onChange: (s) => render(),
   });
   window.framehub = { player }; // for tests and the curious
 
+  const plural = (n, one, many) => n + ' ' + (n === 1 ? one : many);
+
+  // render shows the player's state in the header, by the same rule as the
+  // "no live video" mark on the canvas, and its stats under the picture,
+  // with the frames it had to skip and why.
   function render() {
     const s = player.stats();
+    let key = s.state;
     let state = s.state;
     if (s.state === 'reconnecting') state = 'reconnecting in ' + (s.retryInMs / 1000).toFixed(1) + ' s';
-    if (s.state === 'waiting') state = 'connected, waiting for frames';
+    else if (s.stale && (s.state === 'live' || s.state === 'waiting')) {
+      key = 'stale';
+      state = 'no live video';
+    } else if (s.state === 'waiting') state = 'connected, waiting for frames';
+    if (s.bad) state += ' · ' + plural(s.bad, 'bad frame', 'bad frames') + ' skipped';
     $('state').textContent = state;
-    $('state').dataset.state = s.state;
+    $('state').dataset.state = key;
+    const parts = [];
     if (s.drawn > 0) {
-      $('stats').textContent = s.width + '×' + s.height + ' ' + s.codec + '  ·  ' + s.fps + ' fps  ·  age ' +
-        Math.round(s.ageP50) + ' ms (p99 ' + Math.round(s.ageP99) + ')  ·  #' + s.lastSeq +
-        '  ·  skipped ' + s.skipped;
+      parts.push(s.width + '×' + s.height + ' ' + s.codec, s.fps + ' fps',
+        'age ' + Math.round(s.ageP50) + ' ms (p99 ' + Math.round(s.ageP99) + ')', '#' + s.lastSeq, 'skipped ' + s.skipped);
     }
+    if (s.bad) parts.push('bad frames ' + s.bad);
+    if (s.badMeta) parts.push('bad metadata ' + s.badMeta);
+    $('stats').textContent = parts.join('  ·  ');
+    $('problem').textContent = s.problem ? 'last problem: ' + s.problem : '';
     const nolive = $('nolive');
     nolive.hidden = !s.stale;
     if (s.stale) nolive.textContent = 'no live video · last frame ' + (s.lastFrameAgeMs / 1000).toFixed(0) + ' s ago';
@@ -43,8 +60,11 @@
     else player.start();
     render();
   });
-  // Ask for a view token first if the hub needs one for this channel (401
-  // or 403 on the snapshot; 404 only means no frame yet).
+  // The hub's limits (no token needed): the player waits for them before
+  // it subscribes. Meanwhile, ask for a view token first if the hub needs
+  // one for this channel (401 or 403 on the snapshot; 404 only means no
+  // frame yet).
+  FH.loadLimits();
   (async () => {
     try {
       await FH.auth.fetchWithToken('/channels/' + channel + '/snapshot.jpg', { method: 'HEAD' });

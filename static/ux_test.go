@@ -1,0 +1,85 @@
+package static_test
+
+import (
+	"image/color"
+	"strings"
+	"testing"
+	"time"
+
+	"framehub/hub"
+)
+
+// TestHeaderFollowsStaleness: when frames stop while the connection stays
+// up (the publisher left, the hub keeps the channel), the header stops
+// saying "live" as soon as the canvas says "no live video", and says live
+// again when frames come back.
+func TestHeaderFollowsStaleness(t *testing.T) {
+	s := startHub(t, "127.0.0.1:0", hub.Config{})
+	grey := solidJPEG(t, 320, 180, color.RGBA{120, 120, 120, 255})
+	fd := startFeed(t, s.url(), "cam", 15, grey)
+	ctx := browser(t)
+	navigate(t, ctx, s.url()+"/view/cam")
+	waitJS(t, ctx, "a live header", `document.getElementById('state').dataset.state === 'live' && framehub.player.stats().drawn > 3`, 15*time.Second)
+	fd.stop()
+	waitJS(t, ctx, "the no-live-video mark", `!document.getElementById('nolive').hidden`, 10*time.Second)
+	waitJS(t, ctx, "the header to agree with the canvas", `(() => {
+		const st = document.getElementById('state');
+		return !document.getElementById('nolive').hidden && st.dataset.state === 'stale' && st.textContent === 'no live video';
+	})()`, time.Second)
+	if st := stats(t, ctx); st.State != "live" {
+		t.Fatalf("player state %q; want the connection still up (live), so that only staleness changed the header", st.State)
+	}
+	if c := eval[string](t, ctx, `getComputedStyle(document.getElementById('state')).color`); c == "rgb(68, 204, 68)" {
+		t.Fatalf("stale header is live green %s", c)
+	}
+	shot(t, ctx, "stale-header")
+	startFeed(t, s.url(), "cam", 15, grey)
+	waitJS(t, ctx, "the header live again", `(() => {
+		const st = document.getElementById('state');
+		return document.getElementById('nolive').hidden && st.dataset.state === 'live' && st.textContent === 'live';
+	})()`, 10*time.Second)
+}
+
+// TestGridDrawsBoxesAndScores: grid thumbnails draw a frame's metadata
+// boxes, with the label and the score (two decimals) as canvas text, a box
+// with a score and no label included; markup in a label stays text.
+func TestGridDrawsBoxesAndScores(t *testing.T) {
+	s := startHub(t, "127.0.0.1:0", hub.Config{})
+	f := solidJPEG(t, 640, 360, color.RGBA{0, 0, 0, 255})
+	f.Meta = []byte(`{"boxes":[{"x":100,"y":100,"w":200,"h":120,"label":"person","score":0.87},` +
+		`{"x":400,"y":60,"w":100,"h":100,"score":0.5},` +
+		`{"x":300,"y":250,"w":50,"h":50,"label":"<img src=x id=pwn onerror=\"window.pwned=1\">"}]}`)
+	startFeed(t, s.url(), "cam", 10, f)
+	ctx := browser(t)
+	navigate(t, ctx, s.url()+"/")
+	waitJS(t, ctx, "the thumbnail's boxes", `(() => {
+		const s = framehubGrid.stats().cam;
+		return !!s && s.drawn > 2 && s.labels.length === 3;
+	})()`, 15*time.Second)
+	labels := eval[[]string](t, ctx, `framehubGrid.stats().cam.labels`)
+	if got := strings.Join(labels, "|"); got != `person 0.87|0.50|<img src=x id=pwn onerror="window.pwned=1">` {
+		t.Fatalf("thumbnail labels %q; want the label with its score, the score alone, the markup as text", labels)
+	}
+	// The thumbnail decodes 480 wide: frame coordinates × 0.75. The first
+	// box's left edge is green; above the second box, where its score is
+	// written, there are green text pixels on the black picture.
+	got := eval[[]int](t, ctx, `(() => {
+		const c = document.querySelector('[data-channel="cam"] canvas');
+		const g = c.getContext('2d');
+		const edge = g.getImageData(75, 120, 1, 1).data;
+		const band = g.getImageData(302, 10, 40, 33).data;
+		let text = 0;
+		for (let i = 0; i < band.length; i += 4) if (band[i + 1] > 150 && band[i] < 120) text++;
+		return [c.width, edge[0], edge[1], text];
+	})()`)
+	if got[0] != 480 || got[1] > 120 || got[2] < 150 {
+		t.Errorf("thumbnail %d wide, box edge rgb(%d, %d, …); want 480 wide and a green edge", got[0], got[1], got[2])
+	}
+	if got[3] < 10 {
+		t.Errorf("%d green pixels where the second box's score is written; want its text", got[3])
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('#pwn').length + (window.pwned ? 100 : 0)`); n != 0 {
+		t.Fatalf("markup from a label became an element (%d)", n)
+	}
+	shot(t, ctx, "grid-boxes")
+}
