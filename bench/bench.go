@@ -17,7 +17,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -30,11 +29,18 @@ import (
 // Config describes a benchmark run. Zero fields take the defaults noted.
 type Config struct {
 	// Hub, if set, is an external hub to load (with HubPID for its /proc
-	// figures); otherwise the benchmark starts HubBinary hub as a child.
-	Hub       string
-	HubPID    int
-	HubBinary string   // default: this executable
-	HubArgs   []string // extra flags for the child hub
+	// figures); otherwise the benchmark runs HubCommand as a child.
+	Hub    string
+	HubPID int
+	// HubCommand and BaselineCommand start the servers to load as child
+	// processes: the program and its arguments. Each must log, as a JSON
+	// line on stderr, its Ready message with the address it listens on in
+	// "addr". The caller knows how (the framehub command passes its own
+	// "hub" and "bench-rawtcp" subcommands); the package does not.
+	HubCommand      []string
+	HubReady        string
+	BaselineCommand []string
+	BaselineReady   string
 
 	Mode        string // "ws" (default) or "mjpeg"
 	Subscribers int    // readers, fast and slow (default 10)
@@ -107,12 +113,11 @@ func (c *Config) fill() error {
 	case c.Hub != "" && c.HubPID == 0:
 		return errors.New("--hub needs --hub-pid, to read the hub's CPU and memory from /proc")
 	}
-	if c.HubBinary == "" && c.Hub == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return fmt.Errorf("find the framehub binary: %w", err)
-		}
-		c.HubBinary = exe
+	if c.Hub == "" && len(c.HubCommand) == 0 {
+		return errors.New("no hub to load: give Hub and HubPID, or HubCommand")
+	}
+	if c.Baseline && len(c.BaselineCommand) == 0 {
+		return errors.New("the baseline needs BaselineCommand")
 	}
 	return nil
 }
@@ -275,10 +280,9 @@ func runTarget(ctx context.Context, cfg *Config, frames [][]byte, t target) (*Re
 		}
 		r.addr, r.pid = base, cfg.HubPID
 	case t == targetHub:
-		args := append([]string{"--log-format", "json", "hub", "--listen", "127.0.0.1:0"}, cfg.HubArgs...)
-		srv, err = startChild(ctx, cfg.HubBinary, args, "hub listening")
+		srv, err = startChild(ctx, cfg.HubCommand[0], cfg.HubCommand[1:], cfg.HubReady)
 	default:
-		srv, err = startChild(ctx, cfg.HubBinary, []string{"--log-format", "json", "bench-rawtcp", "--listen", "127.0.0.1:0"}, "rawtcp listening")
+		srv, err = startChild(ctx, cfg.BaselineCommand[0], cfg.BaselineCommand[1:], cfg.BaselineReady)
 	}
 	if err != nil {
 		return nil, err

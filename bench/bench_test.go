@@ -173,7 +173,9 @@ func TestTinyScenario(t *testing.T) {
 	bin := framehubBinary(t)
 	var progress bytes.Buffer
 	rep, err := Run(context.Background(), Config{
-		HubBinary: bin, Subscribers: 4, Slow: 1, SlowFPS: 5, Stalled: 2, Idle: 20, Churn: 5,
+		HubCommand: []string{bin, "--log-format", "json", "hub", "--listen", "127.0.0.1:0"}, HubReady: "hub listening",
+		BaselineCommand: []string{bin, "--log-format", "json", "bench-rawtcp", "--listen", "127.0.0.1:0"}, BaselineReady: "rawtcp listening",
+		Subscribers: 4, Slow: 1, SlowFPS: 5, Stalled: 2, Idle: 20, Churn: 5,
 		Duration: 2 * time.Second, Warmup: 500 * time.Millisecond, Width: 320, Height: 240, FPS: 20,
 		Baseline: true, Progress: &progress,
 	})

@@ -48,9 +48,10 @@ func isIPLiteral(host string) bool {
 }
 
 // trustedHost reports whether host names the hub in a way no web page's
-// DNS can forge: a loopback name, an IP address, or an allowed host.
+// DNS can forge: a loopback name, an IP address, an allowed host, or this
+// machine's own name.
 func (h *Hub) trustedHost(host string) bool {
-	return isLoopbackName(host) || isIPLiteral(host) || slices.Contains(h.allowedHosts, host)
+	return isLoopbackName(host) || isIPLiteral(host) || slices.Contains(h.allowedHosts, host) || slices.Contains(h.ownNames, host)
 }
 
 // checkHost answers 403 to a request whose Host the hub does not answer to.

@@ -231,6 +231,18 @@ func TestOriginNeverVouchedForByAForgeableHost(t *testing.T) {
 		t.Errorf("foreign_origin refusals = %d; want 2", got)
 	}
 
+	// This machine's own name is the hub's own origin, without making the
+	// Host check strict.
+	_, base3 := testHub(t, Config{OwnNames: []string{"camhost"}})
+	port3 := base3[strings.LastIndexByte(base3, ':')+1:]
+	hd3 := http.Header{"Host": {"camhost:" + port3}, "Origin": {"http://camhost:" + port3}}
+	if got := upgradeStatus(t, base3, protocol.PathSubscribe+"cam", hd3); got != 101 {
+		t.Errorf("page opened under the machine's own name: %d; want 101", got)
+	}
+	if got := requestWithHost(t, base3, "/healthz", "other.example:"+port3); got != http.StatusOK {
+		t.Errorf("another Host on a hub with only its own names: %d; want 200", got)
+	}
+
 	// Named hosts the operator allows are the hub's own.
 	h2, base2 := testHub(t, Config{AllowedHosts: []string{"camhub.lan"}})
 	port2 := base2[strings.LastIndexByte(base2, ':')+1:]

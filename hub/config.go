@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"io/fs"
 	"log/slog"
 	"time"
 
@@ -93,7 +94,11 @@ type Config struct {
 	// loopback names and IP addresses. On a hub that is not LoopbackOnly an
 	// empty list accepts any Host; a non-empty one refuses the others with
 	// 403. A page served under one of these names may open WebSockets.
-	AllowedHosts             []string
+	AllowedHosts []string
+	// OwnNames are this machine's own host names (the command passes
+	// os.Hostname): a page opened under one is the hub's own origin, like
+	// one under an IP address, without making the Host check strict.
+	OwnNames                 []string
 	MaxChannels              int // channels with a publisher or a frame (default 1000)
 	MaxSubscribers           int // subscribers in total (default 20000)
 	MaxSubscribersPerChannel int // subscribers on one channel (default MaxSubscribers)
@@ -108,6 +113,10 @@ type Config struct {
 	// Auth, when not nil, requires tokens for the rights it grants; see
 	// NewAuth. Nil leaves every endpoint open.
 	Auth *Auth
+	// Page is the web page the hub serves at /, /view/{channel} and
+	// /static/ (index.html, view.html and their files; the command passes
+	// framehub/static). Nil serves no page: those paths get 404.
+	Page fs.FS
 	// DenyDelay is the pause before answering a request without the right
 	// token (default 50 to 150 ms, random): it makes guessing slow. Tests
 	// may set a negative value for none.

@@ -1,13 +1,13 @@
 package hub
 
 import (
+	"io/fs"
 	"net/http"
 	"slices"
 	"strconv"
 	"time"
 
 	"framehub/protocol"
-	"framehub/static"
 )
 
 // routes returns the handler for everything but the WebSocket endpoints.
@@ -41,12 +41,21 @@ func (h *Hub) routes() http.Handler {
 	// Limits are not secret: a page needs them before it has a token.
 	mux.HandleFunc("GET "+protocol.PathLimits, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, h.Limits()) })
 	mux.HandleFunc("POST /api/token", h.serveToken)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { servePage(w, "index.html") })
-	files := http.FileServerFS(static.Files)
+	if h.cfg.Page == nil {
+		return mux
+	}
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { h.servePage(w, "index.html") })
+	files := http.FileServerFS(h.cfg.Page)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")
 		files.ServeHTTP(w, r)
 	})))
+	// Browsers ask for /favicon.ico whatever the page says.
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=86400")
+		w.Header().Set("Content-Type", "image/svg+xml")
+		h.serveFile(w, r, "favicon.svg")
+	})
 	return mux
 }
 
@@ -151,14 +160,23 @@ func setSecurityHeaders(h http.Header) {
 	h.Set("X-Frame-Options", "DENY")
 }
 
-// servePage writes one of the embedded HTML pages.
-func servePage(w http.ResponseWriter, name string) {
-	b, err := static.Files.ReadFile(name)
-	if err != nil {
-		http.Error(w, "page missing from the build", http.StatusInternalServerError)
+// servePage writes one of the page's HTML files.
+func (h *Hub) servePage(w http.ResponseWriter, name string) {
+	if h.cfg.Page == nil {
+		http.Error(w, "this hub serves no web page", http.StatusNotFound)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
+	h.serveFile(w, nil, name)
+}
+
+// serveFile writes one of the page's files as it is.
+func (h *Hub) serveFile(w http.ResponseWriter, _ *http.Request, name string) {
+	b, err := fs.ReadFile(h.cfg.Page, name)
+	if err != nil {
+		http.Error(w, "page file missing from the build", http.StatusInternalServerError)
+		return
+	}
 	_, _ = w.Write(b)
 }

@@ -44,6 +44,7 @@ type Hub struct {
 	http           http.Handler // routes other than the channel endpoints
 	allowedOrigins []string     // lower case, no trailing slash
 	allowedHosts   []string     // lower case
+	ownNames       []string     // lower case
 	auth           *Auth
 	ipl            *ipLimiter
 	started        time.Time
@@ -96,6 +97,9 @@ func New(cfg Config) *Hub {
 	for _, n := range cfg.AllowedHosts {
 		h.allowedHosts = append(h.allowedHosts, hostName(n))
 	}
+	for _, n := range cfg.OwnNames {
+		h.ownNames = append(h.ownNames, hostName(n))
+	}
 	h.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		// Read buffers: reuse the HTTP server's, already allocated for the
@@ -137,7 +141,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if _, ok := h.channelFromPath(w, r, strings.TrimPrefix(p, "/view/")); ok {
-			servePage(w, "view.html")
+			h.servePage(w, "view.html")
 		}
 	case strings.HasPrefix(p, protocol.PathPublish):
 		if name, ok := h.channelFromPath(w, r, strings.TrimPrefix(p, protocol.PathPublish)); ok && h.authorize(w, r, name, RightPublish, false) {

@@ -694,21 +694,6 @@ func TestShutdownSendsGoingAway(t *testing.T) {
 	}
 }
 
-func TestHubNeverImportsGocv(t *testing.T) {
-	goBin := testutil.RequireTool(t, "go")
-	cmd := exec.Command(goBin, "list", "-deps", ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		if strings.HasPrefix(dep, "gocv.io/") {
-			t.Fatalf("hub depends on %s; it must build without cgo or OpenCV", dep)
-		}
-	}
-}
-
 // silentPeer does the WebSocket handshake on endpoint by hand and then
 // neither sends nor reads: a peer that vanished without closing.
 func silentPeer(t *testing.T, base, endpoint, channel string) net.Conn {

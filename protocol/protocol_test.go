@@ -444,3 +444,17 @@ func TestChannelURL(t *testing.T) {
 		t.Errorf("ChannelURL accepted a bad channel name")
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"http://hub:8080/channels/cam/stream.mjpeg?token=fh1.cam.v.123.abc", "http://hub:8080/channels/cam/stream.mjpeg?token=REDACTED"},
+		{"rtsp://admin:hunter2@10.0.0.9:554/stream1", "rtsp://REDACTED@10.0.0.9:554/stream1"},
+		{"https://cam.example/x?a=1&key=s3cret&b=2", "https://cam.example/x?a=1&key=REDACTED&b=2"},
+		{"clip.mp4", "clip.mp4"},
+		{"http://h/path@not-userinfo", "http://h/path@not-userinfo"},
+	} {
+		if got := RedactURL(c.in); got != c.want {
+			t.Errorf("RedactURL(%q) = %q; want %q", c.in, got, c.want)
+		}
+	}
+}

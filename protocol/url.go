@@ -77,3 +77,29 @@ func ChannelURL(hub, endpoint, channel string) (string, error) {
 	ws.Path += endpoint + channel
 	return ws.String(), nil
 }
+
+// RedactURL hides credentials in a URL before it is logged or shown in an
+// error: user info, and any token, key or signature in the query. Strings
+// that are not URLs come back unchanged.
+func RedactURL(s string) string {
+	i := strings.Index(s, "://")
+	if i < 0 {
+		return s
+	}
+	rest := s[i+3:]
+	if at := strings.IndexByte(rest, '@'); at >= 0 && at < strings.IndexAny(rest+"/", "/?") {
+		rest = "REDACTED@" + rest[at+1:]
+	}
+	if q := strings.IndexByte(rest, '?'); q >= 0 {
+		parts := strings.Split(rest[q+1:], "&")
+		for k, p := range parts {
+			name, _, _ := strings.Cut(p, "=")
+			switch strings.ToLower(name) {
+			case "token", "key", "auth", "password", "pass", "secret", "access_token", "sig", "signature":
+				parts[k] = name + "=REDACTED"
+			}
+		}
+		rest = rest[:q+1] + strings.Join(parts, "&")
+	}
+	return s[:i+3] + rest
+}

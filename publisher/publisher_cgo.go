@@ -14,6 +14,7 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"framehub/internal/dial"
 	"framehub/protocol"
 )
 
@@ -200,8 +201,9 @@ func (p *Publisher) sendLoop(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err() // stopping: a connection error on the way out is not a failure
 			}
-			if errors.Is(err, ErrReplaced) {
-				return err
+			var derr *dial.Error
+			if errors.Is(err, ErrReplaced) || errors.As(err, &derr) {
+				return err // replaced, refused, or a hub never reached
 			}
 			continue // reconnect on the next round, with a fresh frame
 		}

@@ -20,13 +20,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 
-	"framehub/internal/backoff"
+	"framehub/internal/dial"
 	"framehub/protocol"
 )
 
@@ -43,17 +42,19 @@ type SenderConfig struct {
 	WriteTimeout time.Duration // one frame write; default 5s
 	MinBackoff   time.Duration // default 250ms
 	MaxBackoff   time.Duration // default 1s: a channel's only publisher comes back first
-	Logger       *slog.Logger  // nil discards
+	// ConnectTimeout bounds the retries before the first connection
+	// (default 5 s; negative: forever): see package dial.
+	ConnectTimeout time.Duration
+	Logger         *slog.Logger // nil discards
 }
 
 // Sender holds the connection to the hub and reconnects it with capped,
 // jittered backoff. Send and Close must not be called concurrently with
 // each other or themselves; Connected may be called from any goroutine.
 type Sender struct {
-	cfg SenderConfig
-	url string
-	log *slog.Logger
-	b   backoff.Backoff
+	cfg    SenderConfig
+	dialer *dial.Dialer
+	log    *slog.Logger
 
 	mu         sync.Mutex // guards the fields below
 	ws         *websocket.Conn
@@ -65,8 +66,7 @@ type Sender struct {
 
 // NewSender checks cfg and returns a Sender; it connects on the first Send.
 func NewSender(cfg SenderConfig) (*Sender, error) {
-	u, err := protocol.ChannelURL(cfg.Hub, protocol.PathPublish, cfg.Channel)
-	if err != nil {
+	if err := protocol.CheckChannelName(cfg.Channel); err != nil {
 		return nil, err
 	}
 	if cfg.WriteTimeout <= 0 {
@@ -81,8 +81,13 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sender{cfg: cfg, url: u, log: log.With("channel", cfg.Channel),
-		b: backoff.Backoff{Min: cfg.MinBackoff, Max: cfg.MaxBackoff}}, nil
+	log = log.With("channel", cfg.Channel)
+	d, err := dial.New(dial.Config{Hub: cfg.Hub, Header: cfg.Header, TLS: cfg.TLS, ConnectTimeout: cfg.ConnectTimeout,
+		MinBackoff: cfg.MinBackoff, MaxBackoff: cfg.MaxBackoff, WriteBufferSize: 64 << 10, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return &Sender{cfg: cfg, dialer: d, log: log}, nil
 }
 
 // Connected reports whether the sender has a live connection.
@@ -101,44 +106,21 @@ func (s *Sender) Reconnects() uint64 {
 }
 
 // Connect makes sure the sender is connected, dialing with backoff until it
-// is or ctx ends. A refusal that retrying cannot fix (bad channel name,
-// missing right: a *protocol.RefusedError) is returned at once; one that
-// waiting can fix (429 too many connections, 503 hub full) is retried with
-// backoff like an unreachable hub.
+// is or ctx ends, with package dial's refusal policy: a refusal retrying
+// cannot fix (bad channel name, missing right) or a hub never reached
+// within the connect timeout ends it with a *dial.Error; 429 and 503 are
+// retried.
 func (s *Sender) Connect(ctx context.Context) error {
 	if s.Connected() {
 		return nil
 	}
-	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second, TLSClientConfig: s.cfg.TLS,
-		Proxy: http.ProxyFromEnvironment, WriteBufferSize: 64 << 10}
-	failures := 0
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		ws, resp, err := dialer.DialContext(ctx, s.url, s.cfg.Header)
-		if err == nil {
-			s.attach(ws)
-			s.log.Info("connected to hub", "url", s.url)
-			return nil
-		}
-		if resp != nil && resp.StatusCode >= 400 {
-			buf := make([]byte, 200)
-			n, _ := resp.Body.Read(buf)
-			rerr := &protocol.RefusedError{Status: resp.StatusCode, Reason: strings.TrimSpace(string(buf[:n]))}
-			if rerr.Permanent() {
-				return rerr
-			}
-			err = rerr
-		}
-		failures++
-		level := slog.LevelDebug
-		if failures == 1 {
-			level = slog.LevelWarn
-		}
-		s.log.Log(ctx, level, "cannot reach hub; retrying with backoff", "url", s.url, "attempt", failures, "error", err.Error())
-		s.b.Sleep(ctx)
+	ws, _, err := s.dialer.Dial(ctx, protocol.PathPublish, s.cfg.Channel, "")
+	if err != nil {
+		return err
 	}
+	s.attach(ws)
+	s.log.Info("connected to hub", "hub", s.dialer.HTTPBase())
+	return nil
 }
 
 // attach installs a new connection and starts its reader, which answers
@@ -184,7 +166,7 @@ func (s *Sender) Send(ctx context.Context, msg []byte) error {
 	if err := ws.WriteMessage(websocket.BinaryMessage, msg); err != nil {
 		return s.drop(err)
 	}
-	s.b.Reset()
+	s.dialer.ResetBackoff()
 	return nil
 }
 
@@ -202,12 +184,11 @@ func (s *Sender) drop(err error) error {
 	s.mu.Lock()
 	ce := s.closeErr
 	s.mu.Unlock()
-	var cerr *websocket.CloseError
-	if errors.As(ce, &cerr) {
-		if cerr.Code == protocol.CloseReplaced {
+	if rerr := dial.CloseError(ce); rerr != nil {
+		if rerr.Code == protocol.CloseReplaced {
 			return ErrReplaced
 		}
-		err = fmt.Errorf("hub closed the connection: %d %s", cerr.Code, cerr.Text)
+		err = rerr
 	}
 	s.log.Warn("lost connection to hub; reconnecting", "error", err.Error())
 	return err

@@ -19,6 +19,8 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"framehub/protocol"
+
 	"framehub/internal/backoff"
 )
 
@@ -77,7 +79,7 @@ func OpenSource(spec string, opt SourceOptions) (Source, error) {
 			return gocv.VideoCaptureDevice(idx)
 		})
 	case strings.Contains(spec, "://"):
-		return openLive(spec, "stream "+spec, opt.Logger, func() (*gocv.VideoCapture, error) {
+		return openLive(spec, "stream "+protocol.RedactURL(spec), opt.Logger, func() (*gocv.VideoCapture, error) {
 			return gocv.VideoCaptureFileWithAPI(spec, gocv.VideoCaptureFFmpeg)
 		})
 	default:

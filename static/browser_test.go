@@ -28,6 +28,7 @@ import (
 
 	"framehub/hub"
 	"framehub/protocol"
+	"framehub/static"
 )
 
 func TestMain(m *testing.M) {
@@ -122,6 +123,9 @@ func startHub(t testing.TB, addr string, cfg hub.Config) *hubServer {
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.Page == nil {
+		cfg.Page = static.Files
 	}
 	s := &hubServer{addr: ln.Addr().String(), h: hub.New(cfg), done: make(chan struct{})}
 	s.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

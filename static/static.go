@@ -6,8 +6,9 @@ package static
 import "embed"
 
 // Files are the page's files at the root of the FS: index.html (the grid
-// of channels), view.html (one channel), and the scripts and stylesheet
-// they load from /static/.
+// of channels), view.html (one channel), and the scripts, stylesheet and
+// icon they load from /static/. The hub serves them when the command
+// hands them to it (hub.Config.Page).
 //
-//go:embed *.html *.js *.css
+//go:embed *.html *.js *.css *.svg
 var Files embed.FS

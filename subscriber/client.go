@@ -18,7 +18,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"framehub/internal/backoff"
+	"framehub/internal/dial"
 	"framehub/protocol"
 )
 
@@ -59,6 +59,9 @@ type Config struct {
 	Guard      protocol.Limits
 	MinBackoff time.Duration // default 250ms
 	MaxBackoff time.Duration // default 2.5s
+	// ConnectTimeout bounds the retries before the first connection
+	// (default 5 s; negative: forever): see package dial.
+	ConnectTimeout time.Duration
 	// IdleTimeout drops a connection on which nothing (no frame, no ping)
 	// arrived for this long, and reconnects: the hub pings every 10 s by
 	// default, so only a vanished hub or a cut network is that quiet.
@@ -72,7 +75,8 @@ type Config struct {
 // called once. Reconnects and Connected are safe to call concurrently.
 type Client struct {
 	cfg    Config
-	url    string
+	dialer *dial.Dialer
+	query  string
 	limits protocol.Limits
 	log    *slog.Logger
 
@@ -84,16 +88,16 @@ type Client struct {
 
 // New checks cfg and returns a Client.
 func New(cfg Config) (*Client, error) {
-	u, err := protocol.ChannelURL(cfg.Hub, protocol.PathSubscribe, cfg.Channel)
-	if err != nil {
+	if err := protocol.CheckChannelName(cfg.Channel); err != nil {
 		return nil, err
 	}
 	if cfg.Credit < 0 || cfg.Credit > protocol.MaxCreditWindow {
 		return nil, fmt.Errorf("credit window %d: must be 0 (off) to %d", cfg.Credit, protocol.MaxCreditWindow)
 	}
+	query := ""
 	if cfg.Credit > 0 {
 		// Credit mode from the first frame: no race with a control message.
-		u += "?" + protocol.QueryWindow + "=" + strconv.Itoa(cfg.Credit)
+		query = protocol.QueryWindow + "=" + strconv.Itoa(cfg.Credit)
 	}
 	lim := protocol.ClientGuard
 	if g := cfg.Guard; g.MaxFrameBytes > 0 {
@@ -109,11 +113,23 @@ func New(cfg Config) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Client{cfg: cfg, url: u, limits: lim, log: log.With("channel", cfg.Channel)}, nil
+	log = log.With("channel", cfg.Channel)
+	d, err := dial.New(dial.Config{Hub: cfg.Hub, Header: cfg.Header, TLS: cfg.TLS, ConnectTimeout: cfg.ConnectTimeout,
+		MinBackoff: cfg.MinBackoff, MaxBackoff: cfg.MaxBackoff, ReadBufferSize: 64 << 10, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return &Client{cfg: cfg, dialer: d, query: query, limits: lim, log: log}, nil
 }
 
 // URL returns the WebSocket URL the client connects to.
-func (c *Client) URL() string { return c.url }
+func (c *Client) URL() string {
+	u, _ := c.dialer.URL(protocol.PathSubscribe, c.cfg.Channel, c.query)
+	return u
+}
+
+// HubURL returns the hub's HTTP base URL.
+func (c *Client) HubURL() string { return c.dialer.HTTPBase() }
 
 // Reconnects returns how many times the client connected again after its
 // first connection.
@@ -130,50 +146,25 @@ func (c *Client) Invalid() uint64 { return c.invalid.Load() }
 // default ping intervals.
 const DefaultIdleTimeout = 30 * time.Second
 
-// PermanentError is a refusal that retrying cannot fix, such as a bad
-// channel name (HTTP 400) or a missing right (401, 403).
-type PermanentError struct {
-	Status int
-	Body   string
-}
-
-func (e *PermanentError) Error() string {
-	return fmt.Sprintf("hub refused the connection: %d %s %s", e.Status, http.StatusText(e.Status), e.Body)
-}
-
 // Run receives frames and calls fn for each until ctx ends (it returns
 // nil), fn returns ErrStop (nil) or another error (that error), or the hub
-// refuses the connection permanently (a *PermanentError).
+// cannot be reached or refuses the client as package dial says (a
+// *dial.Error, which wraps a *protocol.RefusedError for a refusal).
 func (c *Client) Run(ctx context.Context, fn FrameFunc) error {
-	b := backoff.Backoff{Min: c.cfg.MinBackoff, Max: c.cfg.MaxBackoff}
-	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second, TLSClientConfig: c.cfg.TLS,
-		Proxy: http.ProxyFromEnvironment, ReadBufferSize: 64 << 10}
 	everConnected := false
-	failures := 0 // dial failures in a row: the first is a warning, the rest debug
 	for ctx.Err() == nil {
-		ws, resp, err := dialer.DialContext(ctx, c.url, c.cfg.Header)
+		ws, resp, err := c.dialer.Dial(ctx, protocol.PathSubscribe, c.cfg.Channel, c.query)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
-			if perr := permanent(resp); perr != nil {
-				return perr
-			}
-			failures++
-			level := slog.LevelDebug
-			if failures == 1 {
-				level = slog.LevelWarn
-			}
-			c.log.Log(ctx, level, "cannot reach hub; retrying with backoff", "url", c.url, "attempt", failures, "error", err.Error())
-			b.Sleep(ctx)
-			continue
+			return err
 		}
-		failures = 0
 		if everConnected {
 			c.reconnects.Add(1)
 		}
 		everConnected = true
-		c.log.Info("connected", "url", c.url)
+		c.log.Info("connected", "hub", c.dialer.HTTPBase())
 		gotFrame, err := c.session(ctx, ws, protocol.ClientLimits(resp.Header, c.limits), fn)
 		if errors.Is(err, ErrStop) {
 			return nil
@@ -185,10 +176,14 @@ func (c *Client) Run(ctx context.Context, fn FrameFunc) error {
 			break
 		}
 		if gotFrame {
-			b.Reset()
+			c.dialer.ResetBackoff()
 		}
 		c.log.Warn("disconnected from hub; reconnecting", "error", errString(err))
-		b.Sleep(ctx)
+		// Jittered, so viewers cut off by one hub restart do not all come
+		// back in the same instant.
+		if !c.dialer.Pause(ctx) {
+			break
+		}
 	}
 	return nil
 }
@@ -209,19 +204,6 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-func permanent(resp *http.Response) error {
-	if resp == nil {
-		return nil
-	}
-	switch resp.StatusCode {
-	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
-		buf := make([]byte, 200)
-		n, _ := resp.Body.Read(buf)
-		return &PermanentError{Status: resp.StatusCode, Body: string(buf[:n])}
-	}
-	return nil
 }
 
 // session reads frames from one connection, accepting what the hub said it

@@ -130,18 +130,23 @@ func TestReconnectsAfterHubRestart(t *testing.T) {
 }
 
 func TestPermanentRefusal(t *testing.T) {
-	addr, _ := runHub(t, "127.0.0.1:0")
-	cl, err := New(Config{Hub: addr, Channel: "ok"})
+	auth, err := hub.NewAuth([]hub.Grant{{Token: "view-token-0123456789", Rights: hub.RightView, Channels: []string{"*"}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl.url = "ws://" + addr + "/ws/subscribe/%2e%2e" // what a buggy client might send
-	err = cl.Run(context.Background(), func(*Frame) error { return nil })
-	var pe *PermanentError
-	if !errors.As(err, &pe) || pe.Status != http.StatusBadRequest {
-		t.Fatalf("Run = %v; want a PermanentError with 400", err)
+	h := hub.New(hub.Config{Auth: auth, DenyDelay: -1})
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() { h.Close(); srv.Close() })
+	cl, err := New(Config{Hub: srv.URL, Channel: "ok"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := New(Config{Hub: addr, Channel: "a/b"}); err == nil {
+	err = cl.Run(context.Background(), func(*Frame) error { return nil })
+	var rerr *protocol.RefusedError
+	if !errors.As(err, &rerr) || rerr.Status != http.StatusUnauthorized || !strings.Contains(err.Error(), "--token-file") {
+		t.Fatalf("Run = %v; want a 401 refusal with a hint naming --token-file", err)
+	}
+	if _, err := New(Config{Hub: srv.URL, Channel: "a/b"}); err == nil {
 		t.Fatal("New accepted an invalid channel name")
 	}
 }

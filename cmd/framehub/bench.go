@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -40,9 +41,17 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "hub-flags", Usage: "extra flags for the hub the benchmark starts, e.g. \"--write-timeout 2s\"", EnvVars: []string{"FRAMEHUB_BENCH_HUB_FLAGS"}},
 		},
 		Action: func(c *cli.Context) error {
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find the framehub binary: %w", err)
+			}
 			cfg := bench.Config{
-				Hub: c.String("hub"), HubPID: c.Int("hub-pid"), HubArgs: strings.Fields(c.String("hub-flags")),
-				Mode: c.String("mode"), Subscribers: c.Int("subscribers"), Slow: c.Int("slow"), SlowFPS: c.Float64("slow-fps"),
+				Hub: c.String("hub"), HubPID: c.Int("hub-pid"),
+				HubCommand:      append([]string{exe, "--log-format", "json", "hub", "--listen", "127.0.0.1:0"}, strings.Fields(c.String("hub-flags"))...),
+				HubReady:        "hub listening",
+				BaselineCommand: []string{exe, "--log-format", "json", "bench-rawtcp", "--listen", "127.0.0.1:0"},
+				BaselineReady:   "rawtcp listening",
+				Mode:            c.String("mode"), Subscribers: c.Int("subscribers"), Slow: c.Int("slow"), SlowFPS: c.Float64("slow-fps"),
 				Stalled: c.Int("stalled"), Idle: c.Int("idle"), Channels: c.Int("channels"), Credit: c.Int("credit"),
 				Churn: c.Int("churn"), Duration: c.Duration("duration"), Warmup: c.Duration("warmup"),
 				Width: c.Int("width"), Height: c.Int("height"), Quality: c.Int("quality"), FPS: c.Float64("fps"),

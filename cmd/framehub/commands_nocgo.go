@@ -4,6 +4,13 @@ package main
 
 import "github.com/urfave/cli/v2"
 
-// cgoCommands returns the commands that need OpenCV: none in a build
-// without cgo, which serves hub and watch only.
-func cgoCommands() []*cli.Command { return nil }
+// cgoCommands returns, in a build without cgo, stand-ins for the commands
+// that need OpenCV: asking for one says what to build instead.
+func cgoCommands() []*cli.Command {
+	return []*cli.Command{
+		needsOpenCV("publish", "capture a camera, file, stream or test pattern and publish it to a hub channel"),
+		needsOpenCV("view", "show channels in native windows"),
+		needsOpenCV("record", "record a channel to a video file"),
+		needsOpenCV("demo", "run a hub and a publisher in one process"),
+	}
+}

@@ -3,21 +3,28 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"framehub/hub"
 	"framehub/publisher"
 )
 
 func demoCommand() *cli.Command {
-	flags := hubFlags()
+	flags := append(hubFlags(), authFlags()...)
 	for _, f := range publishFlags() {
 		switch f.Names()[0] {
 		case "channel", "source":
@@ -28,7 +35,6 @@ func demoCommand() *cli.Command {
 	flags = append(flags,
 		&cli.StringFlag{Name: "channel", Value: "demo", Usage: "channel name", EnvVars: []string{"FRAMEHUB_CHANNEL"}},
 		&cli.StringFlag{Name: "source", Usage: "source (default: camera 0 if there is one, else the test pattern)", EnvVars: []string{"FRAMEHUB_SOURCE"}},
-		&cli.BoolFlag{Name: "insecure", Usage: "allow a non-loopback --listen (the demo has no tokens)", EnvVars: []string{"FRAMEHUB_INSECURE"}},
 	)
 	return &cli.Command{
 		Name:  "demo",
@@ -40,7 +46,14 @@ func demoCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := checkExposure(c.String("listen"), nil, c.Bool("insecure"), hcfg.Logger); err != nil {
+			if hcfg.Auth, err = hubAuth(c, hcfg.Logger); err != nil {
+				return err
+			}
+			if err := checkExposure(c.String("listen"), hcfg.Auth, c.Bool("insecure"), hcfg.Logger); err != nil {
+				return err
+			}
+			tlsConf, err := hubTLS(c)
+			if err != nil {
 				return err
 			}
 			ctx, cancel := context.WithCancel(c.Context)
@@ -48,7 +61,7 @@ func demoCommand() *cli.Command {
 			ready := make(chan net.Addr, 1)
 			hubErr := make(chan error, 1)
 			go func() {
-				hubErr <- runHub(ctx, hcfg, c.String("listen"), nil, c.Duration("shutdown-timeout"), func(a net.Addr) { ready <- a })
+				hubErr <- runHub(ctx, hcfg, c.String("listen"), tlsConf, c.Duration("shutdown-timeout"), func(a net.Addr) { ready <- a })
 			}()
 			var addr net.Addr
 			select {
@@ -56,8 +69,33 @@ func demoCommand() *cli.Command {
 			case err := <-hubErr:
 				return err
 			}
-			base := "http://" + addr.String()
-			pcfg, err := publisherConfig(c, base)
+			scheme := "http"
+			if tlsConf != nil {
+				scheme = "https"
+			}
+			base := strings.TrimSuffix(openURLs(scheme, addr)[0], "/")
+			// The demo's own publisher reaches its hub on loopback, with a
+			// publish token the hub signed for its channel when tokens are on.
+			local := scheme + "://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(addr.(*net.TCPAddr).Port))
+			pcfg, err := publisherConfig(c, local)
+			if err == nil && hcfg.Auth != nil && hcfg.Auth.Open()&hub.RightPublish == 0 {
+				var tok string
+				tok, err = hcfg.Auth.Sign(c.String("channel"), hub.RightPublish, time.Now().Add(hub.MaxSignedTTL))
+				pcfg.Sender.Header = http.Header{"Authorization": {"Bearer " + tok}}
+			}
+			if tlsConf != nil {
+				// The demo's publisher pins the very certificate its hub
+				// serves (it dials 127.0.0.1, a name the certificate need
+				// not carry), instead of verifying a chain.
+				leaf := tlsConf.Certificates[0].Certificate[0]
+				pcfg.Sender.TLS = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true,
+					VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+						if len(raw) == 0 || !bytes.Equal(raw[0], leaf) {
+							return errors.New("demo: the hub's certificate is not the one it was given")
+						}
+						return nil
+					}}
+			}
 			if err != nil {
 				cancel()
 				<-hubErr

@@ -20,6 +20,7 @@ import (
 
 	"framehub/hub"
 	"framehub/protocol"
+	"framehub/static"
 )
 
 func hubFlags() []cli.Flag {
@@ -87,6 +88,7 @@ func hubCommand() *cli.Command {
 // hubConfig maps the hub flags to hub.Config.
 func hubConfig(c *cli.Context) (hub.Config, error) {
 	cfg := hub.Config{
+		Page:          static.Files,
 		Logger:        logger(c),
 		MaxFrameBytes: c.Int("max-frame-bytes"),
 		SendBuffer:    c.Int("send-buffer"),
@@ -101,6 +103,7 @@ func hubConfig(c *cli.Context) (hub.Config, error) {
 		MaxFPSPerPublisher:       c.Float64("max-fps-per-publisher"),
 		AllowedHosts:             c.StringSlice("allowed-hosts"),
 		LoopbackOnly:             isLoopback(c.String("listen")),
+		OwnNames:                 ownNames(),
 		MaxControlBytes:          c.Int("max-control-bytes"),
 		MaxChannels:              c.Int("max-channels"),
 		MaxSubscribers:           c.Int("max-subscribers"),
@@ -209,6 +212,50 @@ func setMemoryLimit(budget int64) {
 	debug.SetMemoryLimit(budget + budget/4 + 256<<20)
 }
 
+// ownNames returns this machine's host name, which the hub treats as its
+// own origin for pages opened under it.
+func ownNames() []string {
+	if name, err := os.Hostname(); err == nil && name != "" {
+		return []string{name}
+	}
+	return nil
+}
+
+// openURLs returns URLs a person can open to reach a listener: for a
+// wildcard address (0.0.0.0, ::) this machine's host name and each
+// interface's address, instead of "http://[::]:8080".
+func openURLs(scheme string, addr net.Addr) []string {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok || !ta.IP.IsUnspecified() {
+		return []string{scheme + "://" + addr.String() + "/"}
+	}
+	port := strconv.Itoa(ta.Port)
+	var out []string
+	if name, err := os.Hostname(); err == nil && name != "" {
+		out = append(out, scheme+"://"+net.JoinHostPort(name, port)+"/")
+	}
+	var loop []string
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok || ipn.IP.IsLinkLocalUnicast() || (ta.IP.To4() != nil && ipn.IP.To4() == nil) {
+				continue
+			}
+			u := scheme + "://" + net.JoinHostPort(ipn.IP.String(), port) + "/"
+			if ipn.IP.IsLoopback() {
+				loop = append(loop, u)
+			} else {
+				out = append(out, u)
+			}
+		}
+	}
+	out = append(out, loop...)
+	if len(out) == 0 {
+		out = []string{scheme + "://" + net.JoinHostPort("127.0.0.1", port) + "/"}
+	}
+	return out
+}
+
 // runHub serves a hub on addr (with TLS when tlsConf is not nil) until ctx
 // ends, then shuts it down within grace. ready, if not nil, is called with
 // the listening address.
@@ -227,7 +274,8 @@ func runHub(ctx context.Context, cfg hub.Config, addr string, tlsConf *tls.Confi
 		ln = tls.NewListener(ln, tlsConf)
 		scheme = "https"
 	}
-	cfg.Logger.Info("hub listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/", "auth", cfg.Auth != nil)
+	urls := openURLs(scheme, ln.Addr())
+	cfg.Logger.Info("hub listening", "addr", ln.Addr().String(), "url", urls[0], "urls", strings.Join(urls, " "), "auth", cfg.Auth != nil)
 	if ready != nil {
 		ready(ln.Addr())
 	}

@@ -31,38 +31,43 @@ func main() {
 func newApp(stdout, stderr io.Writer) *cli.App {
 	cmds := []*cli.Command{hubCommand(), watchCommand(), tokenCommand(), benchCommand(), benchRawTCPCommand()}
 	cmds = append(cmds, cgoCommands()...)
+	finish(cmds)
 	return &cli.App{
 		Name:  "framehub",
 		Usage: "live camera frames from many machines to many eyes, newest frame always wins",
 		Description: "Run a hub, publish a camera to it, and watch channels in a browser " +
 			"(http://HUB/), natively (view) or from the terminal (watch).",
-		Writer:    stdout,
-		ErrWriter: stderr,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"FRAMEHUB_LOG_LEVEL"}},
-			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", EnvVars: []string{"FRAMEHUB_LOG_FORMAT"}},
-		},
+		Writer:         stdout,
+		ErrWriter:      stderr,
+		Flags:          globalFlags(),
 		Commands:       cmds,
 		Before:         func(c *cli.Context) error { _, err := newLogger(c); return err },
+		OnUsageError:   usageError,
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors and exits
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return fmt.Errorf("no command %q (see 'framehub --help')", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
 	}
 }
 
 // newLogger builds the logger the global flags ask for, writing to stderr.
 func newLogger(c *cli.Context) (*slog.Logger, error) {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", c.String("log-level"))
+	if err := level.UnmarshalText([]byte(global(c, "log-level"))); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", global(c, "log-level"))
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	w := c.App.ErrWriter
-	switch strings.ToLower(c.String("log-format")) {
+	switch strings.ToLower(global(c, "log-format")) {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("--log-format %q: use text or json", c.String("log-format"))
+	return nil, fmt.Errorf("--log-format %q: use text or json", global(c, "log-format"))
 }
 
 // logger returns the logger for a command; Before has already checked the

@@ -68,7 +68,8 @@ func publisherConfig(c *cli.Context, hubURL string) (publisher.Config, error) {
 		Source: c.String("source"), Loop: c.Bool("loop"), FPS: c.Float64("fps"),
 		Width: c.Int("width"), Height: c.Int("height"), Flip: c.String("flip"), Rotate: c.Int("rotate"),
 		Quality: c.Int("quality"), Logger: logger(c),
-		Sender: publisher.SenderConfig{Hub: hubURL, Channel: c.String("channel"), Header: hd, TLS: tlsConf},
+		Sender: publisher.SenderConfig{Hub: hubURL, Channel: c.String("channel"), Header: hd, TLS: tlsConf,
+			ConnectTimeout: connectTimeout(c)},
 	}
 	switch strings.ToLower(c.String("codec")) {
 	case "jpeg", "jpg":
@@ -95,9 +96,10 @@ func runPublisher(ctx context.Context, c *cli.Context, cfg publisher.Config) err
 		return err
 	}
 	defer p.Close()
-	cfg.Logger.Info("publishing", "source", p.Source(), "channel", cfg.Sender.Channel, "hub", cfg.Sender.Hub)
+	cfg.Logger.Info("publishing", "source", protocol.RedactURL(p.Source()), "channel", cfg.Sender.Channel, "hub", cfg.Sender.Hub)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	status := newStatusLine(c.App.ErrWriter)
 	if !c.Bool("quiet") {
 		wg.Add(1)
 		go func() {
@@ -111,7 +113,7 @@ func runPublisher(ctx context.Context, c *cli.Context, cfg publisher.Config) err
 					return
 				case now := <-t.C:
 					cur := p.Stats()
-					fmt.Fprintf(c.App.ErrWriter, "%s  %s\n", cfg.Sender.Channel, publisher.Status(prev, cur, now.Sub(at), p.Connected()))
+					status.show(cfg.Sender.Channel + "  " + publisher.Status(prev, cur, now.Sub(at), p.Connected()))
 					prev, at = cur, now
 				}
 			}
@@ -120,6 +122,7 @@ func runPublisher(ctx context.Context, c *cli.Context, cfg publisher.Config) err
 	err = p.Run(ctx)
 	close(stop)
 	wg.Wait()
+	status.done()
 	s := p.Stats()
 	cfg.Logger.Info("publisher stopped", "captured", s.Captured, "sent", s.Sent, "skipped", s.Skipped,
 		"bytes", s.Bytes, "reconnects", s.Reconnects)
@@ -133,7 +136,7 @@ func runPublisher(ctx context.Context, c *cli.Context, cfg publisher.Config) err
 // would print several lines before our one-line error), unless the user
 // set OPENCV_LOG_LEVEL or asked for debug logs.
 func quietOpenCV(c *cli.Context) {
-	if os.Getenv("OPENCV_LOG_LEVEL") == "" && !strings.EqualFold(c.String("log-level"), "debug") {
+	if os.Getenv("OPENCV_LOG_LEVEL") == "" && !strings.EqualFold(global(c, "log-level"), "debug") {
 		os.Setenv("OPENCV_LOG_LEVEL", "SILENT")
 	}
 }

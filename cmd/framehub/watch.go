@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"framehub/internal/dial"
 	"framehub/protocol"
 	"framehub/subscriber"
 )
@@ -21,7 +22,27 @@ import (
 func clientFlags() []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "hub", Value: "http://127.0.0.1:8080", Usage: "hub address: http://, https://, ws://, wss:// or host:port", EnvVars: []string{"FRAMEHUB_HUB"}},
+		&cli.DurationFlag{Name: "connect-timeout", Value: dial.DefaultConnectTimeout, Usage: "give up if the hub cannot be reached for this long at start (0: keep trying); once connected, reconnects never give up", EnvVars: []string{"FRAMEHUB_CONNECT_TIMEOUT"}},
 	}, clientSecurityFlags()...)
+}
+
+// clientConfig maps the client flags to a subscriber.Config for channel.
+func clientConfig(c *cli.Context, channel string) (subscriber.Config, error) {
+	hd, tlsConf, err := clientAuth(c)
+	if err != nil {
+		return subscriber.Config{}, err
+	}
+	return subscriber.Config{Hub: c.String("hub"), Channel: channel, Header: hd, TLS: tlsConf,
+		ConnectTimeout: connectTimeout(c), Logger: logger(c)}, nil
+}
+
+// connectTimeout is --connect-timeout as the dial package takes it (0 on
+// the command line means forever).
+func connectTimeout(c *cli.Context) time.Duration {
+	if d := c.Duration("connect-timeout"); d > 0 {
+		return d
+	}
+	return -1
 }
 
 func watchCommand() *cli.Command {
@@ -53,12 +74,12 @@ func runWatch(c *cli.Context) error {
 			return fmt.Errorf("--save: %w", err)
 		}
 	}
-	hd, tlsConf, err := clientAuth(c)
+	ccfg, err := clientConfig(c, c.String("channel"))
 	if err != nil {
 		return err
 	}
-	cl, err := subscriber.New(subscriber.Config{Hub: c.String("hub"), Channel: c.String("channel"),
-		Credit: c.Int("credit"), Logger: log, Header: hd, TLS: tlsConf})
+	ccfg.Credit, ccfg.Logger = c.Int("credit"), log
+	cl, err := subscriber.New(ccfg)
 	if err != nil {
 		return err
 	}
@@ -74,6 +95,7 @@ func runWatch(c *cli.Context) error {
 	// The status line goes out once a second from its own goroutine.
 	var wg sync.WaitGroup
 	stopStatus := make(chan struct{})
+	status := newStatusLine(c.App.ErrWriter)
 	if !c.Bool("quiet") {
 		wg.Add(1)
 		go func() {
@@ -89,7 +111,7 @@ func runWatch(c *cli.Context) error {
 					if !cl.Connected() {
 						state = "  (not connected)"
 					}
-					fmt.Fprintf(c.App.ErrWriter, "%s  %s%s\n", c.String("channel"), stats.Status(now), state)
+					status.show(fmt.Sprintf("%s  %s%s", c.String("channel"), stats.Status(now), state))
 				}
 			}
 		}()
@@ -110,6 +132,7 @@ func runWatch(c *cli.Context) error {
 	})
 	close(stopStatus)
 	wg.Wait()
+	status.done()
 	if err != nil && n == 0 && !c.Bool("json") {
 		return err // refused before any frame: the error says it all, a zero summary adds noise
 	}
@@ -129,7 +152,12 @@ func runWatch(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if count > 0 && n < count && !errors.Is(c.Context.Err(), context.Canceled) {
+	interrupted := errors.Is(c.Context.Err(), context.Canceled)
+	if n == 0 && !interrupted {
+		return fmt.Errorf("no frames in %v: is anyone publishing channel %q? (framehub publish --hub %s --channel %s …)",
+			dur, c.String("channel"), cl.HubURL(), c.String("channel"))
+	}
+	if count > 0 && n < count && !interrupted {
 		return fmt.Errorf("got %d of %d frames before --duration ran out", n, count)
 	}
 	return nil
