@@ -5,6 +5,7 @@ package subscriber
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -159,6 +160,37 @@ func TestRecordSegments(t *testing.T) {
 	}
 	if total != int(st.Written) {
 		t.Errorf("segments hold %d frames; recorder wrote %d", total, st.Written)
+	}
+}
+
+// TestDecodeMatChecksBeforeAllocating: DecodeMat refuses a picture past
+// its limit, and a JPEG whose own size differs from its header's, before
+// OpenCV allocates anything. Allowed the same picture, OpenCV allocates
+// 256 MiB, which shows the measurement can see it.
+func TestDecodeMatChecksBeforeAllocating(t *testing.T) {
+	bomb := testutil.BombJPEG(16384, 16384)
+	m := gocv.NewMat()
+	defer m.Close()
+	resetPeakRSS(t)
+	before := peakRSS(t, "self")
+	f := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: 16384, Height: 16384}, Payload: bomb}
+	if err := DecodeMat(&f, &m); !errors.Is(err, protocol.ErrPixels) {
+		t.Fatalf("DecodeMat of a 16384x16384 JPEG = %v; want ErrPixels", err)
+	}
+	lying := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: 16, Height: 16}, Payload: bomb}
+	if err := DecodeMatLimit(&lying, &m, 1<<30); !errors.Is(err, protocol.ErrJPEG) {
+		t.Fatalf("DecodeMat of a JPEG of 16384x16384 in a 16x16 frame = %v; want ErrJPEG", err)
+	}
+	if grew := peakRSS(t, "self") - before; grew > 32<<20 {
+		t.Fatalf("peak RSS grew by %d MiB refusing two frames", grew>>20)
+	}
+	if err := DecodeMatLimit(&f, &m, 1<<28); err != nil || m.Cols() != 16384 {
+		t.Fatalf("DecodeMat allowed 2^28 pixels: %v, %d columns", err, m.Cols())
+	}
+	m.Close()
+	m = gocv.NewMat()
+	if grew := peakRSS(t, "self") - before; grew < 200<<20 {
+		t.Fatalf("peak RSS grew by only %d MiB decoding 16384x16384: the measurement is blind", grew>>20)
 	}
 }
 

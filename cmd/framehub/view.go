@@ -39,7 +39,7 @@ func viewCommand() *cli.Command {
 				Logger:   log,
 			})
 			for _, s := range stats {
-				fmt.Fprintf(c.App.ErrWriter, "%s: %d frames received, %d shown\n", s.Channel, s.Received, s.Shown)
+				fmt.Fprintf(c.App.ErrWriter, "%s: %d frames received, %d shown, %d refused\n", s.Channel, s.Received, s.Shown, s.Refused)
 			}
 			return err
 		},
