@@ -8,8 +8,12 @@ import (
 	"image/png"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,6 +90,119 @@ func waitSubscribers(t *testing.T, addr string, n int) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// probeFrames returns how many frames ffprobe decodes from a video file,
+// and their size.
+func probeFrames(t *testing.T, file string) (n int, size string) {
+	t.Helper()
+	out, err := exec.Command(testutil.RequireTool(t, "ffprobe"), "-v", "quiet", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "stream=nb_read_frames,width,height", "-of", "csv=p=0", file).Output()
+	f := strings.Split(strings.TrimSpace(string(out)), ",")
+	if err != nil || len(f) != 3 {
+		return 0, ""
+	}
+	n, _ = strconv.Atoi(f[2])
+	return n, f[0] + "x" + f[1]
+}
+
+// exitCode returns a finished process's exit status (-1 if a signal ended it).
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+var summaryRE = regexp.MustCompile(`(\d+) frames received, (\d+) written .* (\d+) refused, (\d+) dropped`)
+
+// TestRecordSurvivesKill9: a recording killed with SIGKILL, which no
+// program can catch, keeps every frame it had written. On the old code an
+// .mp4 killed so was 44 bytes, no frame. The recorder here is the build
+// without cgo: .mkv needs no OpenCV.
+func TestRecordSurvivesKill9(t *testing.T) {
+	frames := cameraFrames(320, 240, 300)
+	_, addr := startHub(t, nocgoBin)
+	out := filepath.Join(t.TempDir(), "kill.mkv")
+	r := start(t, nocgoBin, nil, "record", "--hub", addr, "--channel", "k", "--out", out, "--fps", "10")
+	waitSubscribers(t, addr, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	pushed := make(chan struct{})
+	go func() {
+		defer close(pushed)
+		pushFrames(t, ctx, addr, "k", 100*time.Millisecond, frames)
+	}()
+	defer func() { cancel(); <-pushed }()
+	// Kill it as soon as the file, read while it grows, holds 20 frames.
+	deadline := time.Now().Add(20 * time.Second)
+	var before int
+	for before < 20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the growing file never decoded to 20 frames (last: %d)", before)
+		}
+		time.Sleep(50 * time.Millisecond)
+		before, _ = probeFrames(t, out)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	r.wait(t, 10*time.Second)
+	cancel()
+	st, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, size := probeFrames(t, out)
+	if n < before || size != "320x240" {
+		t.Fatalf("after kill -9 the %d-byte file decodes to %d frames of %s; it held %d before the kill", st.Size(), n, size, before)
+	}
+	// The file ends with whole frames, or with part of the one being
+	// written when the kill came: ffmpeg may say so, and nothing else.
+	msg, _ := exec.Command(testutil.RequireTool(t, "ffmpeg"), "-v", "error", "-i", out, "-f", "null", "-").CombinedOutput()
+	for _, line := range strings.Split(strings.TrimSpace(string(msg)), "\n") {
+		if line != "" && !strings.Contains(line, "File ended prematurely") {
+			t.Fatalf("ffmpeg decoding the killed recording: %s", msg)
+		}
+	}
+	t.Logf("killed with %d frames visible; the %d-byte file decodes to %d frames", before, st.Size(), n)
+}
+
+// TestRecordDiskFull: a recorder that cannot write (here the file size
+// limit, ulimit -f, set to 256 KiB for the child: writes past it fail with
+// EFBIG as they would with ENOSPC on a full disk) exits non-zero naming
+// the error; the file keeps the frames that fit. On the old code: exit 0,
+// "N written".
+func TestRecordDiskFull(t *testing.T) {
+	frames := cameraFrames(640, 480, 200)
+	_, addr := startHub(t, nocgoBin)
+	out := filepath.Join(t.TempDir(), "full.mkv")
+	r := startLimited(t, 256<<10, nocgoBin, "record", "--hub", addr, "--channel", "f", "--out", out, "--fps", "20")
+	waitSubscribers(t, addr, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pushed := make(chan struct{})
+	go func() {
+		defer close(pushed)
+		pushFrames(t, ctx, addr, "f", 50*time.Millisecond, frames)
+	}()
+	err := r.wait(t, 20*time.Second)
+	cancel()
+	<-pushed
+	lines := strings.Split(strings.TrimSpace(r.errText()), "\n")
+	last := lines[len(lines)-1]
+	if exitCode(err) != 1 || !strings.Contains(last, "write "+out+": file too large") {
+		t.Fatalf("record on a full disk: %v, last line %q; want exit 1 naming the write error", err, last)
+	}
+	st, _ := os.Stat(out)
+	n, size := probeFrames(t, out)
+	if n < 5 || size != "640x480" {
+		t.Fatalf("the %d-byte file decodes to %d frames of %s; want the frames that fit", st.Size(), n, size)
+	}
+	t.Logf("exit %d: %s; the %d-byte file decodes to %d frames", exitCode(err), last, st.Size(), n)
 }
 
 // TestWatchSaveSkipsWhatItCannotSave: a raw frame that PNG cannot hold
