@@ -1,7 +1,9 @@
-// Package subscriber receives a channel's frames from a hub. It has no cgo
-// dependency: the headless client and its statistics build everywhere,
-// while the native viewer and the recorder (which need OpenCV) live in
-// cgo-only files.
+// Package subscriber receives a channel's frames from a hub, shows them and
+// records them. The headless client, its statistics and the recorder's
+// Matroska writer have no cgo dependency and build everywhere; the native
+// viewer, DecodeMat and the recorder's OpenCV formats (.avi, .mp4) live in
+// cgo-only files. Every decoder checks a frame's picture size
+// (PictureSize) before it allocates.
 package subscriber
 
 import (

@@ -28,6 +28,12 @@ func TestMain(m *testing.M) {
 // address and a stop function that shuts it down.
 func runHub(t *testing.T, addr string) (string, func()) {
 	t.Helper()
+	return runHubConfig(t, addr, hub.Config{})
+}
+
+// runHubConfig is runHub with a hub configuration.
+func runHubConfig(t *testing.T, addr string, cfg hub.Config) (string, func()) {
+	t.Helper()
 	var ln net.Listener
 	var err error
 	for range 50 { // the port of a hub just stopped may take a moment to free
@@ -39,7 +45,7 @@ func runHub(t *testing.T, addr string) (string, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := hub.New(hub.Config{})
+	h := hub.New(cfg)
 	srv := &http.Server{Handler: h}
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(ln) }()

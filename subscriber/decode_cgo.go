@@ -10,14 +10,28 @@ import (
 	"framehub/protocol"
 )
 
-// DecodeMat decodes a frame's picture into dst as 8-bit BGR or gray: JPEG
-// through OpenCV's decoder, raw pixels by copying them into a Mat of the
-// frame's shape. dst is replaced; the caller owns it and must Close it.
+// DecodeMat decodes a frame's picture into dst as 8-bit BGR, BGRA or gray:
+// JPEG through OpenCV's decoder, raw pixels by copying them into a Mat of
+// the frame's shape. It is DecodeMatLimit with the default pixel limit,
+// protocol.DefaultMaxPixels.
 func DecodeMat(f *protocol.Frame, dst *gocv.Mat) error {
+	return DecodeMatLimit(f, dst, 0)
+}
+
+// DecodeMatLimit is DecodeMat with a pixel limit. It first checks the size
+// the decoder would allocate with PictureSize, and refuses a picture past
+// maxPixels (0 means protocol.DefaultMaxPixels) with an error wrapping
+// protocol.ErrPixels before anything is allocated. dst is replaced only on
+// success; the caller owns it and must Close it.
+func DecodeMatLimit(f *protocol.Frame, dst *gocv.Mat, maxPixels uint64) error {
+	w, h, err := PictureSize(f, maxPixels)
+	if err != nil {
+		return err
+	}
 	switch f.Codec {
 	case protocol.CodecJPEG:
 		m, err := gocv.IMDecode(f.Payload, gocv.IMReadUnchanged)
-		if err != nil || m.Empty() {
+		if err != nil || m.Empty() || m.Cols() != w || m.Rows() != h {
 			m.Close()
 			return fmt.Errorf("frame %d: cannot decode jpeg", f.Seq)
 		}

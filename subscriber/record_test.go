@@ -5,16 +5,21 @@ package subscriber
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"image"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"gocv.io/x/gocv"
 
+	"framehub/hub"
 	"framehub/internal/testutil"
 	"framehub/protocol"
 	"framehub/publisher"
@@ -78,7 +83,7 @@ func publishSource(t *testing.T, ctx context.Context, wg *sync.WaitGroup, base, 
 }
 
 func TestRecordFileIsValid(t *testing.T) {
-	for _, ext := range []string{".avi", ".mp4"} {
+	for _, ext := range []string{".mkv", ".avi", ".mp4"} {
 		t.Run(ext, func(t *testing.T) {
 			addr, _ := runHub(t, "127.0.0.1:0")
 			base := "http://" + addr
@@ -90,27 +95,16 @@ func TestRecordFileIsValid(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "rec"+ext)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			rctx, rcancel := context.WithCancel(ctx)
-			type result struct {
-				st  RecordStats
-				err error
-			}
-			res := make(chan result, 1)
-			go func() {
-				st, err := Record(rctx, RecordConfig{Client: Config{Hub: base, Channel: "rec"}, Out: out, FPS: 10})
-				res <- result{st, err}
-			}()
-			time.Sleep(300 * time.Millisecond) // let the recorder subscribe
+			rec := startRecord(t, RecordConfig{Client: Config{Hub: base, Channel: "rec"}, Out: out, FPS: 10})
+			waitSubscribers(t, addr, 1)
 			var wg sync.WaitGroup
 			publishSource(t, ctx, &wg, base, "rec", clip)
 			wg.Wait() // the file has been published: 20 frames at 10 fps
-			time.Sleep(200 * time.Millisecond)
-			rcancel() // what Ctrl-C does
-			r := <-res
-			if r.err != nil {
-				t.Fatalf("Record: %v", r.err)
+			rec.waitReceived(t, 20)
+			st, err := rec.stop(t) // what Ctrl-C does
+			if err != nil {
+				t.Fatalf("Record: %v", err)
 			}
-			st := r.st
 			if st.Received < 18 || st.Written < 18 || st.Written > 21 || len(st.Files) != 1 {
 				t.Fatalf("record stats %+v; want about 20 frames written to one file", st)
 			}
@@ -119,46 +113,346 @@ func TestRecordFileIsValid(t *testing.T) {
 				t.Fatalf("OpenCV reads %d frames of %dx%d; want %d of 320x240", n, w, h, st.Written)
 			}
 			codec, pw, ph, pn := probe(t, out)
-			wantCodec := map[string]string{".avi": "mjpeg", ".mp4": "mpeg4"}[ext]
+			wantCodec := map[string]string{".mkv": "mjpeg", ".avi": "mjpeg", ".mp4": "mpeg4"}[ext]
 			if codec != wantCodec || pw != 320 || ph != 240 || pn != int(st.Written) {
 				t.Fatalf("ffprobe sees %s %dx%d, %d frames; want %s 320x240, %d frames", codec, pw, ph, pn, wantCodec, st.Written)
+			}
+			if msg := ffmpegDecode(t, out); msg != "" {
+				t.Fatalf("ffmpeg -v error: %s", msg)
 			}
 		})
 	}
 }
 
 func TestRecordSegments(t *testing.T) {
+	for _, ext := range []string{".mkv", ".avi"} {
+		t.Run(ext, func(t *testing.T) {
+			addr, _ := runHub(t, "127.0.0.1:0")
+			base := "http://" + addr
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			pctx, pcancel := context.WithCancel(ctx)
+			var wg sync.WaitGroup
+			publishSource(t, pctx, &wg, base, "seg", "test:160x120")
+			defer func() { pcancel(); wg.Wait() }()
+			out := filepath.Join(t.TempDir(), "seg"+ext)
+			rctx, rcancel := context.WithTimeout(ctx, 2500*time.Millisecond)
+			defer rcancel()
+			st, err := Record(rctx, RecordConfig{Client: Config{Hub: base, Channel: "seg"}, Out: out, FPS: 30, Segment: time.Second})
+			if err != nil {
+				t.Fatalf("Record: %v", err)
+			}
+			if len(st.Files) < 2 || len(st.Files) > 3 {
+				t.Fatalf("files %v; want 2 or 3 one-second segments in 2.5 s", st.Files)
+			}
+			total := 0
+			for i, f := range st.Files {
+				if want := filepath.Join(filepath.Dir(out), fmt.Sprintf("seg-%04d%s", i+1, ext)); f != want {
+					t.Errorf("segment %d is %s; want %s", i, f, want)
+				}
+				n, w, h := countFrames(t, f)
+				if n == 0 || w != 160 || h != 120 {
+					t.Errorf("segment %s: %d frames of %dx%d", f, n, w, h)
+				}
+				total += n
+			}
+			if total != int(st.Written) {
+				t.Errorf("segments hold %d frames; recorder wrote %d", total, st.Written)
+			}
+		})
+	}
+}
+
+// recording is a Record call running in the background.
+type recording struct {
+	cancel   context.CancelFunc
+	done     chan struct{}
+	received atomic.Uint64
+	st       RecordStats
+	err      error
+}
+
+// startRecord runs Record until stop is called or the test ends.
+func startRecord(t *testing.T, cfg RecordConfig) *recording {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &recording{cancel: cancel, done: make(chan struct{})}
+	cfg.OnFrame = func(st RecordStats) { r.received.Store(st.Received) }
+	go func() {
+		defer close(r.done)
+		r.st, r.err = Record(ctx, cfg)
+	}()
+	t.Cleanup(func() { cancel(); <-r.done })
+	return r
+}
+
+// waitReceived waits until the recorder has handled n frames.
+func (r *recording) waitReceived(t *testing.T, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.received.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the recorder handled %d frames in 10 s; want %d", r.received.Load(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// stop ends the recording as Ctrl-C does and returns what Record did; it
+// fails the test if Record takes more than 5 s to return.
+func (r *recording) stop(t *testing.T) (RecordStats, error) {
+	t.Helper()
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Record did not return within 5 s of its context ending")
+	}
+	return r.st, r.err
+}
+
+// decodeVideo reads every frame of a video file with OpenCV and counts
+// them by size.
+func decodeVideo(t *testing.T, file string) (n int, sizes map[image.Point]int) {
+	t.Helper()
+	vc, err := gocv.VideoCaptureFile(file)
+	if err != nil {
+		t.Fatalf("open %s: %v", file, err)
+	}
+	defer vc.Close()
+	m := gocv.NewMat()
+	defer m.Close()
+	sizes = map[image.Point]int{}
+	for vc.Read(&m) && !m.Empty() {
+		n++
+		sizes[image.Pt(m.Cols(), m.Rows())]++
+	}
+	return n, sizes
+}
+
+// TestRecordPublisherClock: the capture times a publisher sends decide
+// where frames go, but cannot stretch or squash the file. Twenty frames
+// sent at 20 fps make about twenty frames, one second of video, whether
+// the publisher's clock is right, stuck, running backwards or racing
+// ahead (on the old code: 1, 1 and 2,798 frames).
+func TestRecordPublisherClock(t *testing.T) {
+	const n, fps = 20, 20
+	t0 := time.Now().UnixNano()
+	clocks := []struct {
+		name    string
+		capture func(i int) int64 // 0: the time of sending
+	}{
+		{"steady", func(int) int64 { return 0 }},
+		{"stuck", func(int) int64 { return t0 }},
+		{"backwards", func(i int) int64 { return t0 - int64(i)*int64(time.Second) }},
+		{"racing", func(i int) int64 { return t0 + int64(i)*int64(4900*time.Millisecond) }},
+	}
+	for _, ext := range []string{".mkv", ".avi"} {
+		for _, c := range clocks {
+			t.Run(ext+"/"+c.name, func(t *testing.T) {
+				addr, _ := runHub(t, "127.0.0.1:0")
+				out := filepath.Join(t.TempDir(), "clock"+ext)
+				rec := startRecord(t, RecordConfig{Client: Config{Hub: addr, Channel: "c"}, Out: out, FPS: fps})
+				waitSubscribers(t, addr, 1)
+				frames := make([]protocol.Frame, n)
+				for i := range frames {
+					frames[i] = jpegFrame(64, 48, testutil.JPEG(64, 48, i))
+					frames[i].CaptureTime = c.capture(i)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				pushFrames(t, ctx, addr, "c", time.Second/fps, frames)
+				rec.waitReceived(t, n)
+				st, err := rec.stop(t)
+				if err != nil {
+					t.Fatalf("Record: %v", err)
+				}
+				if st.Received != n || st.Written < n-3 || st.Written > n+3 {
+					t.Fatalf("received %d, wrote %d frames; want about %d of %d", st.Received, st.Written, n, n)
+				}
+				got, sizes := decodeVideo(t, out)
+				if got != int(st.Written) || sizes[image.Pt(64, 48)] != got {
+					t.Fatalf("the file decodes to %d frames %v; the recorder wrote %d", got, sizes, st.Written)
+				}
+			})
+		}
+	}
+}
+
+// TestRecordStopsWhileFilling: at a constant frame rate, an outage is
+// filled by repeating the last picture. Recorded at 1000 fps, a 2 s outage
+// takes seconds to fill with 640x480 MPEG-4 frames; the old code ignored
+// Ctrl-C until it was done. The filling now stops when the context ends,
+// and is bounded by the frame rate and the recorder's clock.
+func TestRecordStopsWhileFilling(t *testing.T) {
+	const fps = MaxRecordFPS
 	addr, _ := runHub(t, "127.0.0.1:0")
-	base := "http://" + addr
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	out := filepath.Join(t.TempDir(), "fill.mp4")
+	start := time.Now()
+	rec := startRecord(t, RecordConfig{Client: Config{Hub: addr, Channel: "c"}, Out: out, FPS: fps})
+	waitSubscribers(t, addr, 1)
+	frame := func(i int) protocol.Frame { return jpegFrame(640, 480, testutil.JPEG(640, 480, i)) }
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	pctx, pcancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	publishSource(t, pctx, &wg, base, "seg", "test:160x120")
-	defer func() { pcancel(); wg.Wait() }()
-	out := filepath.Join(t.TempDir(), "seg.avi")
-	rctx, rcancel := context.WithTimeout(ctx, 2500*time.Millisecond)
-	defer rcancel()
-	st, err := Record(rctx, RecordConfig{Client: Config{Hub: base, Channel: "seg"}, Out: out, FPS: 30, Segment: time.Second})
+	pushFrames(t, ctx, addr, "c", 2*time.Second, []protocol.Frame{frame(0)}) // then 2 s of nothing
+	pushFrames(t, ctx, addr, "c", time.Millisecond, []protocol.Frame{frame(1)})
+	rec.waitReceived(t, 1)
+	time.Sleep(300 * time.Millisecond) // Ctrl-C while the gap is being filled
+	stopAt := time.Now()
+	st, err := rec.stop(t)
+	latency := time.Since(stopAt)
 	if err != nil {
 		t.Fatalf("Record: %v", err)
 	}
-	if len(st.Files) < 2 || len(st.Files) > 3 {
-		t.Fatalf("files %v; want 2 or 3 one-second segments in 2.5 s", st.Files)
+	elapsed := time.Since(start)
+	if limit := uint64(fps * (elapsed + 2*recordSlack).Seconds()); st.Written > limit {
+		t.Fatalf("wrote %d frames in %v at %d fps; want at most %d", st.Written, elapsed, fps, limit)
 	}
-	total := 0
-	for i, f := range st.Files {
-		if want := filepath.Join(filepath.Dir(out), fmt.Sprintf("seg-%04d.avi", i+1)); f != want {
-			t.Errorf("segment %d is %s; want %s", i, f, want)
-		}
-		n, w, h := countFrames(t, f)
-		if n == 0 || w != 160 || h != 120 {
-			t.Errorf("segment %s: %d frames of %dx%d", f, n, w, h)
-		}
-		total += n
+	if latency > 500*time.Millisecond {
+		t.Fatalf("Record returned %v after its context ended; want under 500 ms", latency)
 	}
-	if total != int(st.Written) {
-		t.Errorf("segments hold %d frames; recorder wrote %d", total, st.Written)
+	t.Logf("%d frames received, %d written in %v; returned %v after cancel", st.Received, st.Written, elapsed.Round(time.Millisecond), latency.Round(time.Millisecond))
+}
+
+// TestRecordSizeChange: a first frame of another size no longer decides
+// the file's size: a new size starts a new file (after at least a second
+// of the old one), each file at its frames' own size.
+func TestRecordSizeChange(t *testing.T) {
+	for _, ext := range []string{".mkv", ".avi"} {
+		t.Run(ext, func(t *testing.T) {
+			addr, _ := runHub(t, "127.0.0.1:0")
+			out := filepath.Join(t.TempDir(), "size"+ext)
+			rec := startRecord(t, RecordConfig{Client: Config{Hub: addr, Channel: "c"}, Out: out, FPS: 10})
+			waitSubscribers(t, addr, 1)
+			var frames []protocol.Frame
+			for i := range 30 {
+				w, h := 320, 240
+				if i < 5 {
+					w, h = 64, 48
+				}
+				frames = append(frames, jpegFrame(w, h, testutil.JPEG(w, h, i)))
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			pushFrames(t, ctx, addr, "c", 100*time.Millisecond, frames)
+			rec.waitReceived(t, 30)
+			st, err := rec.stop(t)
+			if err != nil {
+				t.Fatalf("Record: %v", err)
+			}
+			want := []string{out, strings.TrimSuffix(out, ext) + "-0002" + ext}
+			if fmt.Sprint(st.Files) != fmt.Sprint(want) {
+				t.Fatalf("files %v; want %v", st.Files, want)
+			}
+			n1, s1 := decodeVideo(t, want[0])
+			n2, s2 := decodeVideo(t, want[1])
+			if n1 < 4 || s1[image.Pt(64, 48)] != n1 || n2 < 17 || s2[image.Pt(320, 240)] != n2 {
+				t.Fatalf("first file %d frames %v, second %d frames %v; want 5 of 64x48, then about 20 of 320x240", n1, s1, n2, s2)
+			}
+		})
+	}
+}
+
+// TestRecordBrokenFrameOfAnotherSize: through OpenCV, a frame is decoded
+// before it may start a new file, so an undecodable frame of another size
+// is refused and the recording stays in its file.
+func TestRecordBrokenFrameOfAnotherSize(t *testing.T) {
+	addr, _ := runHub(t, "127.0.0.1:0")
+	out := filepath.Join(t.TempDir(), "broken.avi")
+	rec := startRecord(t, RecordConfig{Client: Config{Hub: addr, Channel: "c"}, Out: out, FPS: 10})
+	waitSubscribers(t, addr, 1)
+	var frames []protocol.Frame
+	for i := range 25 {
+		frames = append(frames, jpegFrame(320, 240, testutil.JPEG(320, 240, i)))
+	}
+	frames[15] = jpegFrame(640, 480, testutil.FakeJPEG(640, 480, 1, 2000))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pushFrames(t, ctx, addr, "c", 100*time.Millisecond, frames)
+	rec.waitReceived(t, 25)
+	st, err := rec.stop(t)
+	if err != nil {
+		t.Fatalf("Record: %v", err)
+	}
+	if len(st.Files) != 1 || st.Refused != 1 {
+		t.Fatalf("stats %+v; want one file and the broken frame refused", st)
+	}
+	if n, sizes := decodeVideo(t, out); n < 22 || sizes[image.Pt(320, 240)] != n {
+		t.Fatalf("the file decodes to %d frames %v; want about 25 of 320x240", n, sizes)
+	}
+}
+
+// TestRecordRefusesHugePictures: a hub allowing 2^28 pixels and a client
+// whose guard allows as much relay 16384x16384 JPEGs; the recorder's own
+// pixel limit refuses them before anything is decoded, counts them, and
+// goes on with the next frames.
+func TestRecordRefusesHugePictures(t *testing.T) {
+	for _, ext := range []string{".avi", ".mkv"} {
+		t.Run(ext, func(t *testing.T) {
+			addr, _ := runHubConfig(t, "127.0.0.1:0", hub.Config{MaxPixels: 1 << 28})
+			out := filepath.Join(t.TempDir(), "huge"+ext)
+			rec := startRecord(t, RecordConfig{Client: Config{Hub: addr, Channel: "c", Guard: protocol.Limits{MaxPixels: 1 << 28}},
+				Out: out, FPS: 10})
+			waitSubscribers(t, addr, 1)
+			var frames []protocol.Frame
+			for i := range 10 {
+				frames = append(frames, jpegFrame(320, 240, testutil.JPEG(320, 240, i)))
+			}
+			frames = append(frames[:5], append(hugeFrames(), frames[5:]...)...)
+			resetPeakRSS(t)
+			before := peakRSS(t, "self")
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			pushFrames(t, ctx, addr, "c", 100*time.Millisecond, frames)
+			rec.waitReceived(t, 12)
+			st, err := rec.stop(t)
+			grew := peakRSS(t, "self") - before
+			if err != nil {
+				t.Fatalf("Record: %v", err)
+			}
+			if st.Received != 12 || st.Refused != 2 || len(st.Files) != 1 {
+				t.Fatalf("stats %+v; want 12 frames received, the 2 huge ones refused, one file", st)
+			}
+			n, sizes := decodeVideo(t, out)
+			if n < 9 || sizes[image.Pt(320, 240)] != n {
+				t.Fatalf("the file decodes to %d frames %v; want the 10 ordinary ones, at 320x240", n, sizes)
+			}
+			if grew > 100<<20 {
+				t.Fatalf("peak RSS grew by %d MiB while recording; the 16384x16384 frame was decoded", grew>>20)
+			}
+			t.Logf("peak RSS grew by %d MiB", grew>>20)
+		})
+	}
+}
+
+// TestDecodeMatChecksBeforeAllocating: DecodeMat refuses a picture past
+// its limit, and a JPEG whose own size differs from its header's, before
+// OpenCV allocates anything. Allowed the same picture, OpenCV allocates
+// 256 MiB, which shows the measurement can see it.
+func TestDecodeMatChecksBeforeAllocating(t *testing.T) {
+	bomb := testutil.BombJPEG(16384, 16384)
+	m := gocv.NewMat()
+	defer m.Close()
+	resetPeakRSS(t)
+	before := peakRSS(t, "self")
+	f := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: 16384, Height: 16384}, Payload: bomb}
+	if err := DecodeMat(&f, &m); !errors.Is(err, protocol.ErrPixels) {
+		t.Fatalf("DecodeMat of a 16384x16384 JPEG = %v; want ErrPixels", err)
+	}
+	lying := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: 16, Height: 16}, Payload: bomb}
+	if err := DecodeMatLimit(&lying, &m, 1<<30); !errors.Is(err, protocol.ErrJPEG) {
+		t.Fatalf("DecodeMat of a JPEG of 16384x16384 in a 16x16 frame = %v; want ErrJPEG", err)
+	}
+	if grew := peakRSS(t, "self") - before; grew > 32<<20 {
+		t.Fatalf("peak RSS grew by %d MiB refusing two frames", grew>>20)
+	}
+	if err := DecodeMatLimit(&f, &m, 1<<28); err != nil || m.Cols() != 16384 {
+		t.Fatalf("DecodeMat allowed 2^28 pixels: %v, %d columns", err, m.Cols())
+	}
+	m.Close()
+	m = gocv.NewMat()
+	if grew := peakRSS(t, "self") - before; grew < 200<<20 {
+		t.Fatalf("peak RSS grew by only %d MiB decoding 16384x16384: the measurement is blind", grew>>20)
 	}
 }
 

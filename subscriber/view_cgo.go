@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/color"
 	"log/slog"
+	"math"
 	"os"
 	"runtime"
 	"sync"
@@ -20,9 +21,30 @@ import (
 
 // ViewConfig configures View.
 type ViewConfig struct {
-	Client   Config   // Hub, Header, TLS, backoff; Channel is set per window
+	Client   Config   // Hub, Header, TLS, Guard, backoff; Channel is set per window
 	Channels []string // one window each
-	Logger   *slog.Logger
+	// MaxPixels is the viewer's own limit on a frame's width × height,
+	// checked before a frame is decoded whatever the client accepted.
+	// 0 means protocol.DefaultMaxPixels.
+	MaxPixels uint64
+	Logger    *slog.Logger
+}
+
+// A window takes the size of the frames it shows, scaled down (keeping the
+// aspect ratio) to fit within MaxWindowWidth × MaxWindowHeight, which
+// leaves room for the window's toolbar and status bar on a 1366×768
+// laptop screen. It is sized again when the frame size changes; in
+// between, the user may resize it.
+const (
+	MaxWindowWidth  = 1280
+	MaxWindowHeight = 720
+)
+
+// fitWindow returns the window size for a w×h picture: the picture's own,
+// scaled down to fit MaxWindowWidth × MaxWindowHeight.
+func fitWindow(w, h int) image.Point {
+	scale := min(1, float64(MaxWindowWidth)/float64(w), float64(MaxWindowHeight)/float64(h))
+	return image.Pt(max(1, int(math.Round(float64(w)*scale))), max(1, int(math.Round(float64(h)*scale))))
 }
 
 // ErrNoDisplay is returned by View when no display is set: OpenCV's Qt
@@ -38,7 +60,11 @@ func HasDisplay() bool {
 type ViewStats struct {
 	Channel  string
 	Received uint64 // frames that arrived
-	Shown    uint64 // frames decoded and drawn; the rest were replaced by newer ones first
+	Shown    uint64 // frames decoded and drawn; the rest were replaced by newer ones first or refused
+	// Refused counts frames skipped because they cannot be shown: past the
+	// client's guard or the viewer's pixel limit, malformed or not
+	// decodable.
+	Refused uint64
 }
 
 // viewWindow is one channel's window and the newest frame waiting for it.
@@ -48,9 +74,14 @@ type viewWindow struct {
 	pending atomic.Pointer[Frame] // newest received, not yet shown
 	recv    atomic.Uint64
 	shown   uint64
+	refused uint64
 	fps     float64
 	last    time.Time
 	mat     gocv.Mat
+	sizedTo image.Point // frame size the window was last fitted to
+	// Static after creation.
+	maxPixels uint64
+	client    *Client
 }
 
 // View opens a window per channel and shows each channel's newest frame
@@ -86,7 +117,8 @@ func View(ctx context.Context, cfg ViewConfig) ([]ViewStats, error) {
 	defer cancel()
 	wins := make([]*viewWindow, len(clients))
 	for i, ch := range cfg.Channels {
-		wins[i] = &viewWindow{name: ch, win: gocv.NewWindow("framehub: " + ch), mat: gocv.NewMat()}
+		wins[i] = &viewWindow{name: ch, win: gocv.NewWindow("framehub: " + ch), mat: gocv.NewMat(),
+			maxPixels: cfg.MaxPixels, client: clients[i]}
 	}
 	defer func() {
 		for _, w := range wins {
@@ -126,11 +158,16 @@ func View(ctx context.Context, cfg ViewConfig) ([]ViewStats, error) {
 		w.win.IMShow(waiting)
 	}
 	var loopErr error
+	var lastRefusalLog time.Time
 	for ctx.Err() == nil {
 		for _, w := range wins {
 			if f := w.pending.Swap(nil); f != nil {
 				if err := w.show(f); err != nil {
-					log.Warn("cannot show frame", "channel", w.name, "error", err.Error())
+					w.refused++
+					if now := time.Now(); now.Sub(lastRefusalLog) >= refusalLogEvery {
+						lastRefusalLog = now
+						log.Warn("cannot show frame", "channel", w.name, "error", err.Error(), "refused_so_far", w.refused)
+					}
 				}
 			}
 		}
@@ -147,15 +184,21 @@ func View(ctx context.Context, cfg ViewConfig) ([]ViewStats, error) {
 	}
 	stats := make([]ViewStats, len(wins))
 	for i, w := range wins {
-		stats[i] = ViewStats{Channel: w.name, Received: w.recv.Load(), Shown: w.shown}
+		stats[i] = ViewStats{Channel: w.name, Received: w.recv.Load(), Shown: w.shown, Refused: w.refused + w.client.Invalid()}
 	}
 	return stats, loopErr
 }
 
-// show decodes f and draws it with its fps and age.
+// show decodes f and draws it with its fps and age, fitting the window to
+// the frame when the frame size changes.
 func (w *viewWindow) show(f *Frame) error {
-	if err := DecodeMat(&f.Frame, &w.mat); err != nil {
+	if err := DecodeMatLimit(&f.Frame, &w.mat, w.maxPixels); err != nil {
 		return err
+	}
+	if size := image.Pt(w.mat.Cols(), w.mat.Rows()); size != w.sizedTo {
+		fit := fitWindow(size.X, size.Y)
+		w.win.ResizeWindow(fit.X, fit.Y)
+		w.sizedTo = size
 	}
 	if w.mat.Channels() != 3 {
 		// Gray or BGRA: convert, so the overlay can be drawn in colour.

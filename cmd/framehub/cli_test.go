@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,6 +35,9 @@ import (
 var nocgoBin, binDir string
 
 func TestMain(m *testing.M) {
+	if limit := os.Getenv(envFileSizeLimit); limit != "" {
+		execWithFileSizeLimit(limit) // a child started by startLimited
+	}
 	dir, err := os.MkdirTemp("", "framehub-cli")
 	if err != nil {
 		panic(err)
@@ -49,6 +53,43 @@ func TestMain(m *testing.M) {
 	code := testutil.Check(m.Run())
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// Environment of a test binary re-executed by startLimited.
+const (
+	envFileSizeLimit = "FRAMEHUB_TEST_FILE_SIZE_LIMIT" // bytes
+	envExec          = "FRAMEHUB_TEST_EXEC"            // the binary to run under it
+)
+
+// startLimited starts bin as start does, but with a file size limit of
+// limit bytes (RLIMIT_FSIZE, what ulimit -f sets): past it, a write fails
+// with EFBIG, as on a full disk. The test binary re-executes itself, sets
+// the limit, and replaces itself with bin (see TestMain).
+func startLimited(t *testing.T, limit int64, bin string, args ...string) *proc {
+	t.Helper()
+	return start(t, os.Args[0], []string{fmt.Sprintf("%s=%d", envFileSizeLimit, limit), envExec + "=" + bin}, args...)
+}
+
+// execWithFileSizeLimit is the re-executed test binary of startLimited:
+// it limits the size of the files it may write, then becomes the binary
+// named by envExec with its own arguments. It does not return.
+func execWithFileSizeLimit(limit string) {
+	n, err := strconv.ParseUint(limit, 10, 64)
+	if err == nil {
+		err = syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: n, Max: n})
+	}
+	if err == nil {
+		bin := os.Getenv(envExec)
+		var env []string
+		for _, e := range os.Environ() {
+			if !strings.HasPrefix(e, envFileSizeLimit+"=") && !strings.HasPrefix(e, envExec+"=") {
+				env = append(env, e)
+			}
+		}
+		err = syscall.Exec(bin, append([]string{bin}, os.Args[1:]...), env)
+	}
+	fmt.Fprintln(os.Stderr, "file size limit:", err)
+	os.Exit(2)
 }
 
 // proc is a framehub child process whose stderr the test can search.
@@ -277,6 +318,16 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"hub", "--listen", "127.0.0.1:99999"}, "listen on"},
 		{[]string{"hub", "--ping-interval", "10s", "--pong-wait", "5s"}, "must exceed"},
 		{[]string{"watch"}, "channel"},
+		{[]string{"record", "--channel", "x", "--out", "x.avi"}, "record to .mkv"}, // this binary has no OpenCV
+		{[]string{"record", "--channel", "x", "--fps", "5000"}, "--fps 5000: must be 0 to 1000"},
+		{[]string{"watch", "--channel", "x", "--credit", "9"}, "--credit 9: must be 0 to 8"},
+		{[]string{"watch", "--channel", "x", "--duration", "-1s"}, "--duration -1s: must not be negative"},
+		{[]string{"watch", "--channel", "x", "--connect-timeout", "-2s"}, "--connect-timeout -2s"},
+		{[]string{"hub", "--max-memory", "12 parsecs"}, "--max-memory"},
+		{[]string{"hub", "--max-pixels", "10"}, "--max-pixels 10"},
+		{[]string{"hub", "--bogus"}, "flag provided but not defined: -bogus (see 'framehub hub --help')"},
+		{[]string{"publish", "--channel", "x"}, "needs OpenCV"}, // the static build's stand-in
+		{[]string{"nosuch"}, `no command "nosuch"`},
 	} {
 		cmd := exec.Command(nocgoBin, c.args...)
 		out, err := cmd.CombinedOutput()
@@ -287,7 +338,32 @@ func TestCLIErrors(t *testing.T) {
 		if !strings.Contains(string(out), c.want) || strings.Contains(string(out), "panic") {
 			t.Errorf("framehub %v said %q; want it to mention %q", c.args, out, c.want)
 		}
+		// One line, not a help dump.
+		if lines := strings.Count(strings.TrimSpace(string(out)), "\n"); lines > 0 && !strings.Contains(string(out), "level=") {
+			t.Errorf("framehub %v printed %d lines; want the error alone:\n%s", c.args, lines+1, out)
+		}
 	}
+}
+
+// TestGlobalFlagsAnywhere: --log-level and --log-format work before and
+// after the subcommand, and after wins.
+func TestGlobalFlagsAnywhere(t *testing.T) {
+	for _, args := range [][]string{
+		{"--log-format", "json", "hub", "--listen", "127.0.0.1:0"},
+		{"hub", "--log-format", "json", "--listen", "127.0.0.1:0"},
+		{"--log-format", "text", "hub", "--log-format", "json", "--listen", "127.0.0.1:0"},
+	} {
+		p := start(t, nocgoBin, nil, args...)
+		p.waitLog(t, regexp.MustCompile(`"msg":"hub listening"`), 10*time.Second)
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		if err := p.wait(t, 10*time.Second); err != nil {
+			t.Fatalf("hub %v: %v", args, err)
+		}
+	}
+	// Debug lines appear with --log-level debug after the subcommand.
+	p := start(t, nocgoBin, nil, "watch", "--channel", "x", "--log-level", "debug", "--hub", "127.0.0.1:1", "--connect-timeout", "300ms")
+	p.waitLog(t, regexp.MustCompile(`level=DEBUG|cannot reach hub`), 10*time.Second)
+	p.wait(t, 10*time.Second)
 }
 
 func TestEnvVars(t *testing.T) {

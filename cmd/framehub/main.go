@@ -1,7 +1,7 @@
 // Command framehub moves live camera frames from the machines that capture
 // them to everyone who watches, newest frame first. It is one binary with a
-// subcommand per role: hub, watch, and (when built with cgo and OpenCV)
-// publish, view, record and demo.
+// subcommand per role: hub, watch, record, and (when built with cgo and
+// OpenCV) publish, view and demo.
 package main
 
 import (
@@ -29,7 +29,7 @@ func main() {
 
 // newApp builds the command-line application; tests run it in-process.
 func newApp(stdout, stderr io.Writer) *cli.App {
-	cmds := []*cli.Command{hubCommand(), watchCommand(), tokenCommand(), benchCommand(), benchRawTCPCommand()}
+	cmds := []*cli.Command{hubCommand(), watchCommand(), recordCommand(), tokenCommand(), benchCommand(), benchRawTCPCommand()}
 	cmds = append(cmds, cgoCommands()...)
 	finish(cmds)
 	return &cli.App{

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"errors"
 	"encoding/pem"
 	"log/slog"
 	"math/big"
@@ -344,4 +345,70 @@ func (p *proc) waitLogOrExit(re *regexp.Regexp, d time.Duration) bool {
 		}
 	}
 	return false
+}
+
+// TestClientErrorsSayWhatToDo: each way a new user's first command can
+// fail ends with a non-zero exit, the cause, and what to do, instead of
+// retrying silently and exiting 0 with 0 frames.
+func TestClientErrorsSayWhatToDo(t *testing.T) {
+	dir := t.TempDir()
+	testCA(t, dir)
+	_, tlsAddr := startHub(t, nocgoBin, "--tls-cert", filepath.Join(dir, "cert.pem"), "--tls-key", filepath.Join(dir, "key.pem"))
+	viewF := filepath.Join(dir, "view.token")
+	os.WriteFile(viewF, []byte("view-token-for-this-test-1234\n"), 0o600)
+	keyF := filepath.Join(dir, "signing.key")
+	os.WriteFile(keyF, []byte("signing-key-for-this-test-5678\n"), 0o600)
+	_, authAddr := startHub(t, nocgoBin, "--view-token-file", viewF, "--token-secret-file", keyF)
+	_, openAddr := startHub(t, nocgoBin)
+	free := func() string {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		defer ln.Close()
+		return ln.Addr().String()
+	}()
+	expired := filepath.Join(dir, "expired.token")
+	// A signed token that expired: the hub calls it unknown or expired.
+	a, _ := hub.NewAuth(nil, []byte("signing-key-for-this-test-5678"))
+	tok, _ := a.Sign("cam1", hub.RightView, time.Now().Add(-time.Minute))
+	os.WriteFile(expired, []byte(tok), 0o600)
+
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string // in stderr
+		max  time.Duration
+	}{
+		{"hub not running", []string{"watch", "--hub", free, "--channel", "cam1", "--connect-timeout", "1s"},
+			[]string{"connection refused", "is the hub running", "framehub hub"}, 8 * time.Second},
+		{"unknown host", []string{"watch", "--hub", "http://no-such-hub.invalid:8080", "--channel", "cam1"},
+			[]string{"no such host", "check the host name in --hub"}, 3 * time.Second},
+		{"private CA", []string{"watch", "--hub", "https://" + tlsAddr, "--channel", "cam1"},
+			[]string{"certificate", "--ca FILE"}, 3 * time.Second},
+		{"no token", []string{"watch", "--hub", authAddr, "--channel", "cam1"},
+			[]string{"401", "needs a token", "--token-file"}, 3 * time.Second},
+		{"wrong token", []string{"watch", "--hub", authAddr, "--channel", "cam1", "--token", "not-the-view-token-at-all"},
+			[]string{"401", "unknown or expired", "--token"}, 3 * time.Second},
+		{"expired token", []string{"watch", "--hub", authAddr, "--channel", "cam1", "--token-file", expired},
+			[]string{"401", "wrong, or expired"}, 3 * time.Second},
+		{"nobody publishing", []string{"watch", "--hub", openAddr, "--channel", "empty", "--duration", "1s"},
+			[]string{"no frames in 1s", `is anyone publishing channel "empty"`}, 8 * time.Second},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			start := time.Now()
+			cmd := exec.Command(nocgoBin, c.args...)
+			out, err := cmd.CombinedOutput()
+			took := time.Since(start)
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Fatalf("exit: %v; want status 1\n%s", err, out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			if took > c.max {
+				t.Errorf("took %v; want at most %v", took, c.max)
+			}
+		})
+	}
 }

@@ -117,10 +117,20 @@ func runWatch(c *cli.Context) error {
 		}()
 	}
 	n := 0
+	var unsaved int
+	var lastUnsavedLog time.Time
 	err = cl.Run(ctx, func(f *subscriber.Frame) error {
 		stats.Observe(f)
 		if dir != "" {
-			if err := saveFrame(dir, c.String("channel"), f); err != nil {
+			err := saveFrame(dir, c.String("channel"), f)
+			if errors.Is(err, errNotSaved) {
+				// The frame's fault, not the disk's: skip it and go on.
+				unsaved++
+				if now := time.Now(); now.Sub(lastUnsavedLog) >= 10*time.Second {
+					lastUnsavedLog = now
+					log.Warn("frame not saved", "error", err.Error(), "unsaved_so_far", unsaved)
+				}
+			} else if err != nil {
 				return err
 			}
 		}
@@ -133,6 +143,9 @@ func runWatch(c *cli.Context) error {
 	close(stopStatus)
 	wg.Wait()
 	status.done()
+	if unsaved > 0 {
+		log.Warn("frames not saved", "count", unsaved)
+	}
 	if err != nil && n == 0 && !c.Bool("json") {
 		return err // refused before any frame: the error says it all, a zero summary adds noise
 	}
@@ -163,9 +176,19 @@ func runWatch(c *cli.Context) error {
 	return nil
 }
 
+// errNotSaved marks a frame saveFrame refuses: past the pixel limit,
+// malformed, or raw of a kind PNG cannot hold. Other errors are the file
+// system's.
+var errNotSaved = errors.New("frame not saved")
+
 // saveFrame writes a frame under dir: JPEG payloads as they came, raw
-// 8-bit frames as PNG.
+// 8-bit frames as PNG. It checks the picture's size against the decoders'
+// pixel limit first (a saved JPEG is decoded by whoever opens it, and the
+// PNG encoder allocates a copy of the picture).
 func saveFrame(dir, channel string, f *subscriber.Frame) error {
+	if _, _, err := subscriber.PictureSize(&f.Frame, protocol.DefaultMaxPixels); err != nil {
+		return fmt.Errorf("%w: %w", errNotSaved, err)
+	}
 	base := filepath.Join(dir, fmt.Sprintf("%s-%010d", channel, f.Seq))
 	if f.Codec == protocol.CodecJPEG {
 		if err := os.WriteFile(base+".jpg", f.Payload, 0o644); err != nil {
@@ -175,7 +198,7 @@ func saveFrame(dir, channel string, f *subscriber.Frame) error {
 	}
 	img, err := protocol.RawImage(f.Header, f.Payload)
 	if err != nil {
-		return fmt.Errorf("save frame %d: %w", f.Seq, err)
+		return fmt.Errorf("%w: frame %d: %w", errNotSaved, f.Seq, err)
 	}
 	out, err := os.Create(base + ".png")
 	if err != nil {
@@ -185,5 +208,8 @@ func saveFrame(dir, channel string, f *subscriber.Frame) error {
 		out.Close()
 		return fmt.Errorf("save frame: %w", err)
 	}
-	return out.Close()
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("save frame: %w", err)
+	}
+	return nil
 }

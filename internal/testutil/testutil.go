@@ -4,7 +4,11 @@
 package testutil
 
 import (
+	"bytes"
 	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
 	"net/http"
 	"os"
 	"os/exec"
@@ -66,4 +70,47 @@ func FakeJPEG(w, h int, seed uint64, size int) []byte {
 	}
 	b[len(b)-2], b[len(b)-1] = 0xFF, 0xD9
 	return b
+}
+
+// BombJPEG returns a JPEG of a few hundred bytes that decoders accept and
+// that states a w×h picture in its frame header: a 16×16 gray picture
+// with its size rewritten. libjpeg (and so OpenCV) allocates the whole
+// picture, warns about the missing data and fills it in; Go's decoder
+// fails after reading the header. Unlike FakeJPEG, it is what a hostile
+// publisher would send to make viewers allocate.
+func BombJPEG(w, h int) []byte {
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, image.NewGray(image.Rect(0, 0, 16, 16)), nil); err != nil {
+		panic(err) // encoding to memory does not fail
+	}
+	b := buf.Bytes()
+	for i := 2; i+9 < len(b); i++ {
+		if b[i] == 0xFF && b[i+1] == 0xC0 { // SOF0: length(2) precision(1) height(2) width(2)
+			b[i+5], b[i+6], b[i+7], b[i+8] = byte(h>>8), byte(h), byte(w>>8), byte(w)
+			return b
+		}
+	}
+	panic("testutil: Go's JPEG encoder wrote no SOF0")
+}
+
+// JPEG returns a real, decodable JPEG of w×h, as a camera would send: a
+// gradient with a white bar whose position, and a background level, depend
+// on i, so consecutive frames differ.
+func JPEG(w, h, i int) []byte {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	bar := (i * 7) % max(w, 1)
+	for y := range h {
+		for x := range w {
+			c := color.RGBA{byte(x * 255 / max(w, 1)), byte(y * 255 / max(h, 1)), byte(40 + (i*9)%160), 255}
+			if x >= bar && x < bar+max(w/16, 1) {
+				c = color.RGBA{255, 255, 255, 255}
+			}
+			img.SetRGBA(x, y, c)
+		}
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 85}); err != nil {
+		panic(err) // encoding to memory does not fail
+	}
+	return b.Bytes()
 }

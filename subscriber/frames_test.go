@@ -1,0 +1,116 @@
+package subscriber
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"framehub/internal/testutil"
+	"framehub/protocol"
+)
+
+// jpegFrame is a frame carrying payload, a JPEG of w×h.
+func jpegFrame(w, h int, payload []byte) protocol.Frame {
+	return protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: uint32(w), Height: uint32(h)}, Payload: payload}
+}
+
+// hugeFrames returns what a hostile publisher sends between ordinary
+// frames: consistent 16384x16384 JPEGs, one that libjpeg decodes (to
+// 256 MiB of gray) and one that is only a header.
+func hugeFrames() []protocol.Frame {
+	return []protocol.Frame{
+		jpegFrame(16384, 16384, testutil.BombJPEG(16384, 16384)),
+		jpegFrame(16384, 16384, testutil.FakeJPEG(16384, 16384, 1, 600)),
+	}
+}
+
+// pushFrames publishes frames to channel at one per interval, numbering
+// them from 1 and stamping the capture time of those that have none with
+// the time of sending. It returns when all are sent or ctx ends.
+func pushFrames(t *testing.T, ctx context.Context, addr, channel string, interval time.Duration, frames []protocol.Frame) {
+	t.Helper()
+	u, err := protocol.ChannelURL(addr, protocol.PathPublish, channel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := websocket.DefaultDialer.DialContext(ctx, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for i, f := range frames {
+		f.Seq = uint64(i + 1)
+		if f.CaptureTime == 0 {
+			f.CaptureTime = time.Now().UnixNano()
+		}
+		if err := c.WriteMessage(websocket.BinaryMessage, protocol.AppendFrame(nil, &f)); err != nil {
+			t.Fatalf("publish frame %d: %v", i+1, err)
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// waitSubscribers waits until the hub at addr counts n subscribers.
+func waitSubscribers(t *testing.T, addr string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/api/stats")
+		if err == nil {
+			var st protocol.Stats
+			err = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			if err == nil && st.Subscribers >= n {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub did not see %d subscribers within 10 s", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// resetPeakRSS makes the kernel forget this process's peak resident size
+// (VmHWM), so that peakRSS measures from now on.
+func resetPeakRSS(t *testing.T) {
+	t.Helper()
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		t.Skipf("cannot reset the peak RSS on this system: %v", err)
+	}
+}
+
+// peakRSS returns a process's peak resident size in bytes, from
+// /proc/PID/status ("self" for this one). The kernel's counts are
+// approximate, so a difference of two may be slightly negative.
+func peakRSS(t *testing.T, pid string) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		t.Fatalf("peak RSS: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmHWM:" {
+			kb, err := strconv.ParseUint(f[1], 10, 64)
+			if err != nil {
+				t.Fatalf("peak RSS: %q", line)
+			}
+			return int64(kb << 10)
+		}
+	}
+	t.Fatalf("no VmHWM in /proc/%s/status", pid)
+	return 0
+}
