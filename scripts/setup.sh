@@ -7,7 +7,10 @@ set -euo pipefail
 # ffmpeg: test clips and the MJPEG client the tests use
 # chromium: the browser tests; xvfb/xauth: native-window tests with a display
 # fonts-dejavu-core: text in screenshots
-pkgs=(libopencv-dev pkg-config g++ ffmpeg chromium xvfb xauth fonts-dejavu-core)
+# python3-numpy, python3-opencv, python3-websockets: the Python client (clients/python), for
+#   Debian's own /usr/bin/python3
+pkgs=(libopencv-dev pkg-config g++ ffmpeg chromium xvfb xauth fonts-dejavu-core
+  python3-numpy python3-opencv python3-websockets)
 
 missing=()
 for p in "${pkgs[@]}"; do
