@@ -6,6 +6,7 @@ build`. Every process a test starts is stopped by its PID in a cleanup.
 Everything listens on 127.0.0.1 only, and waits poll until a deadline.
 """
 
+import atexit
 import json
 import os
 import re
@@ -31,6 +32,12 @@ GOLDEN = os.path.join(REPO, "protocol", "testdata", "golden")
 
 _bin = None
 _tmp = tempfile.mkdtemp(prefix="framehub-pytest-")
+atexit.register(shutil.rmtree, _tmp, ignore_errors=True)
+
+
+def tempdir(prefix):
+    """Returns a new directory, removed when the suite ends."""
+    return tempfile.mkdtemp(prefix=prefix, dir=_tmp)
 
 
 def framehub_bin():

@@ -3,7 +3,6 @@
 import os
 import signal
 import subprocess
-import tempfile
 import unittest
 
 import cv2
@@ -28,7 +27,7 @@ class TestExamples(unittest.TestCase):
 
     def test_publish_camera_with_a_file(self):
         ffmpeg = hubtest.require_tool("ffmpeg")
-        clip = os.path.join(tempfile.mkdtemp(prefix="clip-"), "clip.mp4")
+        clip = os.path.join(hubtest.tempdir("clip-"), "clip.mp4")
         subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
                                 "-t", "20", "-pix_fmt", "yuv420p", clip], check=True, timeout=60)
         p = hubtest.run_python(self, "publish_camera.py", clip, "example-file", self.hub.url)

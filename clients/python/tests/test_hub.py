@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import statistics
-import tempfile
 import threading
 import time
 import unittest
@@ -30,7 +29,7 @@ class TestWithGo(unittest.TestCase):
         self.addCleanup(pub.close)
         frames = [hubtest.pattern(1280, 720, n) for n in range(30)]
         hubtest.Pump(self, pub, fps=30, frames=frames)
-        out = tempfile.mkdtemp(prefix="watch-")
+        out = hubtest.tempdir("watch-")
         w = hubtest.Proc([hubtest.framehub_bin(), "watch", "--hub", self.hub.url, "--channel", "py-to-go",
                           "--count", "30", "--duration", "15s", "--json", "--quiet", "--save", out])
         self.addCleanup(w.stop)
