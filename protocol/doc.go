@@ -1,8 +1,8 @@
 // Package protocol is framehub's wire format: one frame per WebSocket binary
 // message, or a sequence of frames on a raw TCP byte stream. It uses only the
 // standard library, so the hub, the clients and the tests share one decoder
-// (the browser page has its own, checked against the same golden vectors in
-// testdata/golden).
+// (the browser page and the Python client in clients/python have their own,
+// checked against the same golden vectors in testdata/golden).
 //
 // # Frame layout
 //

@@ -7,7 +7,11 @@ set -euo pipefail
 # ffmpeg: test clips and the MJPEG client the tests use
 # chromium: the browser tests; xvfb/xauth: native-window tests with a display
 # fonts-dejavu-core: text in screenshots
-pkgs=(libopencv-dev pkg-config g++ ffmpeg chromium xvfb xauth fonts-dejavu-core)
+# python3-numpy, python3-opencv, python3-websockets: the Python client (clients/python), for
+#   Debian's own /usr/bin/python3; opencv-data: the Haar cascades its face example uses;
+#   opencv-doc: examples/data/messi5.jpg, the face that example's test detects
+pkgs=(libopencv-dev pkg-config g++ ffmpeg chromium xvfb xauth fonts-dejavu-core
+  python3-numpy python3-opencv python3-websockets opencv-data opencv-doc)
 
 missing=()
 for p in "${pkgs[@]}"; do
