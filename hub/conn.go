@@ -35,13 +35,67 @@ type wsConn struct {
 	sub     atomic.Pointer[subscriber] // set for subscribers, for the write watchdog
 
 	closeOnce  sync.Once
-	closedByUs atomic.Bool // we sent a close frame: let the peer read it before the socket goes
+	closedByUs atomic.Bool            // we sent a close frame: let the peer read it before the socket goes
+	ended      atomic.Pointer[ending] // why the hub ended the connection, if it did
 }
 
-// closeWith sends a close frame with code and reason (at most once), then
-// closes the socket after a moment so the peer can read it. Safe to call
-// from any goroutine: gorilla allows WriteControl concurrently with writes.
-func (c *wsConn) closeWith(code int, reason string) {
+// endKind is how a connection ended.
+type endKind uint8
+
+const (
+	endPeerClosed endKind = iota // the peer sent a close frame
+	endLost                      // the connection broke, or went silent past the pong wait
+	endRefused                   // the hub refused something the peer sent (ending.refused says what)
+	endReplaced                  // a newer publisher took the channel
+	endShutdown                  // the hub is shutting down
+	endEvicted                   // a write stalled past the write timeout
+)
+
+var endNames = [...]string{"peer_closed", "lost", "refused", "replaced", "shutdown", "evicted"}
+
+func (k endKind) String() string { return endNames[k] }
+
+// ending is why a connection ended, as logged when it goes.
+type ending struct {
+	kind    endKind
+	refused reason // for endRefused
+	detail  string // the close text, or the error
+}
+
+// attrs are the log attributes of e.
+func (e ending) attrs() []slog.Attr {
+	a := []slog.Attr{slog.String("end", e.kind.String())}
+	if e.kind == endRefused {
+		a = append(a, slog.String("reason", e.refused.String()))
+	}
+	if e.detail != "" {
+		a = append(a, slog.String("detail", truncate(e.detail, 200)))
+	}
+	return a
+}
+
+// endedBy returns why the connection ended: as the hub recorded it when it
+// ended it, or else from the error that ended the read.
+func (c *wsConn) endedBy(err error) ending {
+	if e := c.ended.Load(); e != nil {
+		return *e
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return ending{kind: endPeerClosed, detail: fmt.Sprintf("%d %s", ce.Code, ce.Text)}
+	}
+	if err == nil {
+		return ending{kind: endLost}
+	}
+	return ending{kind: endLost, detail: err.Error()}
+}
+
+// closeWith records why the hub ends the connection, sends a close frame
+// with code and text (at most once), then closes the socket after a moment
+// so the peer can read it. Safe to call from any goroutine: gorilla allows
+// WriteControl concurrently with writes.
+func (c *wsConn) closeWith(why ending, code int, reason string) {
+	c.ended.CompareAndSwap(nil, &why)
 	c.closeOnce.Do(func() {
 		c.closedByUs.Store(true)
 		msg := websocket.FormatCloseMessage(code, truncate(reason, 123))
@@ -80,7 +134,7 @@ func (h *Hub) upgrade(w http.ResponseWriter, r *http.Request, channel string, re
 	}
 	h.mu.Unlock()
 	if closing {
-		c.closeWith(websocket.CloseGoingAway, "hub shutting down")
+		c.closeWith(ending{kind: endShutdown}, websocket.CloseGoingAway, "hub shutting down")
 		_ = ws.Close()
 		return nil
 	}
@@ -125,7 +179,7 @@ func (h *Hub) keepAlive(c *wsConn) {
 func (h *Hub) readFailure(c *wsConn, err error) {
 	if errors.Is(err, websocket.ErrReadLimit) {
 		h.refuse(reasonTooBig, c.remote, "message over the read limit", slog.String("channel", c.channel))
-		c.closeWith(websocket.CloseMessageTooBig, "message too big")
+		c.closeWith(ending{kind: endRefused, refused: reasonTooBig}, websocket.CloseMessageTooBig, "message too big")
 	}
 }
 
@@ -147,12 +201,4 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request, name string
 		defer h.unregister(c)
 		run(c)
 	}()
-}
-
-func closeReason(err error) string {
-	var ce *websocket.CloseError
-	if errors.As(err, &ce) {
-		return fmt.Sprintf("closed (%d %s)", ce.Code, ce.Text)
-	}
-	return err.Error()
 }

@@ -263,7 +263,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			closers.Add(1)
 			go func() {
 				defer closers.Done()
-				c.closeWith(websocket.CloseGoingAway, "hub shutting down")
+				c.closeWith(ending{kind: endShutdown}, websocket.CloseGoingAway, "hub shutting down")
 			}()
 		}
 		closers.Wait()

@@ -328,12 +328,9 @@ func TestCreditModeBoundsInFlight(t *testing.T) {
 	for _, window := range []int{1, 2, 3} {
 		t.Run(fmt.Sprint("window", window), func(t *testing.T) {
 			_, base := testHub(t, Config{})
-			sub := dial(t, base, protocol.PathSubscribe, "cam")
-			if err := sub.WriteJSON(protocol.Control{Op: protocol.OpCredit, Window: window}); err != nil {
-				t.Fatal(err)
-			}
+			// Credit mode from the first frame, asked in the URL.
+			sub := dial(t, base, protocol.PathSubscribe, fmt.Sprintf("cam?window=%d", window))
 			in := frames(t, sub)
-			time.Sleep(50 * time.Millisecond) // let the hub read the request before frames flow
 			pub := dial(t, base, protocol.PathPublish, "cam")
 			// Paced, so that each frame could be sent on its own if credit allowed.
 			for seq := uint64(1); seq <= 30; seq++ {

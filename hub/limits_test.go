@@ -280,7 +280,13 @@ func TestThousandStalledSubscribers(t *testing.T) {
 		}
 	}
 	tick.Stop()
-	time.Sleep(300 * time.Millisecond) // the last frames in flight
+	// The last frames in flight arrive.
+	deadline := time.Now().Add(3 * time.Second)
+	for i := range got {
+		for got[i].Load()-countsAtWindow[i] < sentAfterWindow*9/10 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	for i := range got {
 		if n := got[i].Load() - countsAtWindow[i]; n < sentAfterWindow*9/10 {
 			t.Errorf("healthy subscriber %d got %d of the %d frames sent after the eviction window", i, n, sentAfterWindow)

@@ -26,7 +26,7 @@ func (p *publisher) replaced() {
 	p.h.counters.Replaced.Add(1)
 	p.h.events.logf(slog.LevelInfo, "replaced:"+p.channel, "publisher replaced by a newer one",
 		slog.String("channel", p.channel), slog.String("remote", p.remote))
-	p.closeWith(protocol.CloseReplaced, "replaced by a newer publisher")
+	p.closeWith(ending{kind: endReplaced}, protocol.CloseReplaced, "replaced by a newer publisher")
 }
 
 func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request, name string) {
@@ -76,13 +76,14 @@ func (h *Hub) runPublisher(p *publisher) {
 		}
 	}()
 
-	frames, dropped, why := h.readFrames(p)
+	frames, dropped, end := h.readFrames(p)
 	close(stopPing)
 	pingWG.Wait()
 	p.ch.clearPublisher(p)
-	h.events.logf(slog.LevelInfo, "left:"+p.channel, "publisher left", slog.String("channel", p.channel),
-		slog.String("remote", p.remote), slog.Uint64("frames", frames), slog.Uint64("dropped", dropped),
-		slog.Float64("seconds", round2(time.Since(start).Seconds())), slog.String("why", why))
+	attrs := append([]slog.Attr{slog.String("channel", p.channel), slog.String("remote", p.remote),
+		slog.Uint64("frames", frames), slog.Uint64("dropped", dropped),
+		slog.Float64("seconds", round2(time.Since(start).Seconds()))}, end.attrs()...)
+	h.events.logf(slog.LevelInfo, "left:"+p.channel, "publisher left", attrs...)
 }
 
 // rateCap lets through at most rate frames per second, with bursts of a
@@ -108,24 +109,24 @@ func (r *rateCap) allow(now time.Time) bool {
 }
 
 // readFrames reads and publishes frames until the connection ends. It
-// returns the frames published, those dropped over the rate cap, and why
-// it stopped.
-func (h *Hub) readFrames(p *publisher) (n, dropped uint64, why string) {
+// returns the frames published, those dropped over the rate cap, and how
+// it ended.
+func (h *Hub) readFrames(p *publisher) (n, dropped uint64, end ending) {
 	h.keepAlive(p.wsConn)
 	rc := newRateCap(h.cfg.MaxFPSPerPublisher)
 	for {
 		typ, r, err := p.ws.NextReader()
 		if err != nil {
 			h.readFailure(p.wsConn, err)
-			return n, dropped, closeReason(err)
+			return n, dropped, p.endedBy(err)
 		}
 		h.mem.release(p.ch.retirePrev())
 		now := time.Now()
 		_ = p.ws.SetReadDeadline(now.Add(h.cfg.PongWait))
 		if typ != websocket.BinaryMessage {
 			h.refuse(reasonMessageType, p.remote, "publisher sent a text message", slog.String("channel", p.channel))
-			p.closeWith(websocket.CloseUnsupportedData, "publishers send binary frames")
-			return n, dropped, "sent text"
+			p.closeWith(ending{kind: endRefused, refused: reasonMessageType}, websocket.CloseUnsupportedData, "publishers send binary frames")
+			return n, dropped, p.endedBy(nil)
 		}
 		buf, err := h.readMessage(r)
 		if buf != nil && !rc.allow(time.Now()) {
@@ -138,9 +139,9 @@ func (h *Hub) readFrames(p *publisher) (n, dropped uint64, why string) {
 				slog.String("channel", p.channel), slog.String("remote", p.remote), slog.Float64("max_fps", h.cfg.MaxFPSPerPublisher))
 			continue
 		}
-		f, why := h.acceptFrame(p.wsConn, buf, err)
+		f, end := h.acceptFrame(p.wsConn, buf, err)
 		if f == nil {
-			return n, dropped, why
+			return n, dropped, end
 		}
 		if old := p.ch.publish(f); old != nil {
 			h.mem.release(old.size)
@@ -152,19 +153,20 @@ func (h *Hub) readFrames(p *publisher) (n, dropped uint64, why string) {
 
 // acceptFrame turns what readMessage returned into a frame, or refuses it:
 // it counts the refusal, closes the publisher with the matching code and
-// returns nil and why. The channel keeps its last good frame.
-func (h *Hub) acceptFrame(c *wsConn, buf []byte, err error) (*frame, string) {
+// returns nil and how the connection ended. The channel keeps its last
+// good frame.
+func (h *Hub) acceptFrame(c *wsConn, buf []byte, err error) (*frame, ending) {
 	var ioErr readError
 	if errors.As(err, &ioErr) {
 		h.readFailure(c, ioErr.err)
-		return nil, closeReason(ioErr.err)
+		return nil, c.endedBy(ioErr.err)
 	}
 	var pf protocol.Frame
 	if err == nil {
 		pf, err = protocol.ParseMessage(buf[wsRoom:], h.limits)
 	}
 	if err == nil {
-		return newFrame(buf, pf, time.Now()), ""
+		return newFrame(buf, pf, time.Now()), ending{}
 	}
 	if buf != nil {
 		h.mem.release(int64(cap(buf)))
@@ -185,8 +187,8 @@ func (h *Hub) acceptFrame(c *wsConn, buf []byte, err error) (*frame, string) {
 	if code == websocket.CloseInvalidFramePayloadData {
 		text = "invalid frame: " + text
 	}
-	c.closeWith(code, text)
-	return nil, why
+	c.closeWith(ending{kind: endRefused, refused: r, detail: text}, code, text)
+	return nil, c.endedBy(nil)
 }
 
 // readError marks a failure to read from the connection (as opposed to a

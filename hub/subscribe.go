@@ -86,35 +86,37 @@ func (h *Hub) runSubscriber(s *subscriber) {
 		defer writerWG.Done()
 		h.writeLoop(s, stop)
 	}()
-	why := h.readControl(s)
+	end := h.readControl(s)
 	close(stop)
 	writerWG.Wait()
 	h.table.leave(ch, s.mb)
-	h.events.logf(slog.LevelDebug, "sub:"+s.channel, "subscriber left", slog.String("channel", s.channel), slog.String("remote", s.remote),
+	attrs := append([]slog.Attr{slog.String("channel", s.channel), slog.String("remote", s.remote),
 		slog.Uint64("sent", s.mb.delivered.Load()), slog.Uint64("skipped", s.mb.overwritten.Load()),
-		slog.Float64("seconds", round2(time.Since(start).Seconds())), slog.String("why", why))
+		slog.Float64("seconds", round2(time.Since(start).Seconds()))}, end.attrs()...)
+	h.events.logf(slog.LevelDebug, "sub:"+s.channel, "subscriber left", attrs...)
 }
 
-// readControl reads control messages until the connection ends.
-func (h *Hub) readControl(s *subscriber) string {
+// readControl reads control messages until the connection ends, and
+// returns how it ended.
+func (h *Hub) readControl(s *subscriber) ending {
 	h.keepAlive(s.wsConn)
 	for {
 		typ, msg, err := s.ws.ReadMessage()
 		if err != nil {
 			h.readFailure(s.wsConn, err)
-			return closeReason(err)
+			return s.endedBy(err)
 		}
 		_ = s.ws.SetReadDeadline(time.Now().Add(h.cfg.PongWait))
 		if typ != websocket.TextMessage {
 			h.refuse(reasonMessageType, s.remote, "subscriber sent a binary message", slog.String("channel", s.channel))
-			s.closeWith(websocket.CloseUnsupportedData, "subscribers send JSON text control messages")
-			return "sent binary"
+			s.closeWith(ending{kind: endRefused, refused: reasonMessageType}, websocket.CloseUnsupportedData, "subscribers send JSON text control messages")
+			return s.endedBy(nil)
 		}
 		ctl, err := protocol.ParseControl(msg)
 		if err != nil {
 			h.refuse(reasonBadControl, s.remote, "bad control message", slog.String("channel", s.channel), slog.String("error", err.Error()))
-			s.closeWith(websocket.CloseInvalidFramePayloadData, err.Error())
-			return "bad control message"
+			s.closeWith(ending{kind: endRefused, refused: reasonBadControl, detail: err.Error()}, websocket.CloseInvalidFramePayloadData, err.Error())
+			return s.endedBy(nil)
 		}
 		switch ctl.Op {
 		case protocol.OpCredit:
@@ -205,6 +207,7 @@ func (h *Hub) evict(s *subscriber) {
 	if !s.evicted.CompareAndSwap(false, true) {
 		return
 	}
+	s.ended.CompareAndSwap(nil, &ending{kind: endEvicted})
 	h.counters.Evicted.Add(1)
 	h.events.logf(slog.LevelInfo, "evicted:"+s.channel, "subscriber evicted: write deadline missed",
 		slog.String("channel", s.channel), slog.String("remote", s.remote), slog.Duration("write_timeout", h.cfg.WriteTimeout),

@@ -7,5 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 mkdir -p bin
+echo "demo: building bin/framehub (the first build compiles the OpenCV bindings: about 2 minutes; later ones take seconds)..." >&2
 go build -o bin/framehub ./cmd/framehub
+echo "demo: starting; Ctrl-C stops it" >&2
 exec bin/framehub demo "$@"

@@ -31,7 +31,7 @@
   // and never echoes the token back.
   function protocols() {
     const t = get();
-    return t ? ['framehub', 'framehub.auth.' + b64url(t)] : ['framehub'];
+    return t ? [FH.SUBPROTOCOL, FH.SUBPROTOCOL_AUTH_PREFIX + b64url(t)] : [FH.SUBPROTOCOL];
   }
 
   let asking = null;

@@ -35,7 +35,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		// chromedp's connection to the browser winds down asynchronously.
 		goleak.IgnoreTopFunction("github.com/chromedp/chromedp.(*Browser).run"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 	)
 }
 

@@ -27,7 +27,7 @@
   function loadLimits() {
     if (limits) return Promise.resolve(limits);
     if (!limitsLoad) {
-      limitsLoad = fetch('/api/limits', { cache: 'no-store' })
+      limitsLoad = fetch(FH.PATH_LIMITS, { cache: 'no-store' })
         .then((r) => {
           if (!r.ok) throw new Error('HTTP ' + r.status);
           return r.json();
@@ -149,7 +149,7 @@
   // the first frame (protocol.QueryWindow).
   function subscribeURL(channel, credit) {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    return scheme + '//' + location.host + '/ws/subscribe/' + channel + '?window=' + credit;
+    return scheme + '//' + location.host + FH.PATH_SUBSCRIBE + channel + '?' + FH.QUERY_WINDOW + '=' + credit;
   }
 
   // boxText is what is drawn by a box: its label, and its score with two

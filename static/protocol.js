@@ -12,6 +12,15 @@
   const CODEC_RAW = 2;
   const KNOWN_FLAGS = 0x01;
   const ELEM_SIZE = { 1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 8 };
+  // Endpoints, subprotocols, query names and close codes: Go's protocol
+  // package is their home; static/constants_test.go checks these against it.
+  const PATH_SUBSCRIBE = '/ws/subscribe/';
+  const PATH_LIMITS = '/api/limits';
+  const SUBPROTOCOL = 'framehub';
+  const SUBPROTOCOL_AUTH_PREFIX = 'framehub.auth.';
+  const QUERY_WINDOW = 'window';
+  const CLOSE_REPLACED = 4001;
+  const CLOSE_REVOKED = 4003;
   // CLIENT_GUARD is the page's own memory guard, Go's protocol.ClientGuard:
   // whatever its hub announces, the page parses no frame over 256 MiB, no
   // metadata over 16 MiB, and decodes no picture larger than 8K UHD.
@@ -306,6 +315,7 @@
 
   root.FH = Object.assign(root.FH || {}, {
     MAGIC, VERSION, HEADER_LEN, CODEC_JPEG, CODEC_RAW, CLIENT_GUARD, MAX_BOXES, MAX_LABEL,
+    PATH_SUBSCRIBE, PATH_LIMITS, SUBPROTOCOL, SUBPROTOCOL_AUTH_PREFIX, QUERY_WINDOW, CLOSE_REPLACED, CLOSE_REVOKED,
     FrameError, parseFrame, peekSeq, clientLimits, jpegSize, frameBoxes, checkDecodable,
     rawToRGBA, decodeSource, resizeOptions,
     validChannelName: (s) => CHANNEL_NAME.test(s),

@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"framehub/hub"
+	"framehub/internal/hubtest"
 	"framehub/internal/testutil"
 	"framehub/protocol"
 )
@@ -34,31 +35,8 @@ func runHub(t *testing.T, addr string) (string, func()) {
 // runHubConfig is runHub with a hub configuration.
 func runHubConfig(t *testing.T, addr string, cfg hub.Config) (string, func()) {
 	t.Helper()
-	var ln net.Listener
-	var err error
-	for range 50 { // the port of a hub just stopped may take a moment to free
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := hub.New(cfg)
-	srv := &http.Server{Handler: h}
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(ln) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			h.Close()
-			srv.Close()
-			<-done
-		})
-	}
-	t.Cleanup(stop)
-	return ln.Addr().String(), stop
+	h := hubtest.StartAt(t, addr, cfg)
+	return h.Addr, h.Stop
 }
 
 // publish sends frames seq from..to at about 100 fps.
@@ -173,10 +151,7 @@ func TestCreditClientAcks(t *testing.T) {
 			return nil
 		})
 	}()
-	for !cl.Connected() {
-		time.Sleep(10 * time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond)
+	hubtest.WaitSubscribers(t, addr, 1, 5*time.Second)
 	// With a window of one, the client only gets more than one frame if it
 	// acknowledges each.
 	publish(t, addr, "cam", 1, 60)

@@ -2,16 +2,13 @@ package subscriber
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
+	"framehub/internal/hubtest"
 	"framehub/internal/testutil"
 	"framehub/protocol"
 )
@@ -36,52 +33,13 @@ func hugeFrames() []protocol.Frame {
 // the time of sending. It returns when all are sent or ctx ends.
 func pushFrames(t *testing.T, ctx context.Context, addr, channel string, interval time.Duration, frames []protocol.Frame) {
 	t.Helper()
-	u, err := protocol.ChannelURL(addr, protocol.PathPublish, channel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _, err := websocket.DefaultDialer.DialContext(ctx, u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for i, f := range frames {
-		f.Seq = uint64(i + 1)
-		if f.CaptureTime == 0 {
-			f.CaptureTime = time.Now().UnixNano()
-		}
-		if err := c.WriteMessage(websocket.BinaryMessage, protocol.AppendFrame(nil, &f)); err != nil {
-			t.Fatalf("publish frame %d: %v", i+1, err)
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return
-		}
-	}
+	hubtest.Publish(t, ctx, addr, channel, interval, frames)
 }
 
 // waitSubscribers waits until the hub at addr counts n subscribers.
 func waitSubscribers(t *testing.T, addr string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/api/stats")
-		if err == nil {
-			var st protocol.Stats
-			err = json.NewDecoder(resp.Body).Decode(&st)
-			resp.Body.Close()
-			if err == nil && st.Subscribers >= n {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the hub did not see %d subscribers within 10 s", n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	hubtest.WaitSubscribers(t, addr, n, 15*time.Second)
 }
 
 // resetPeakRSS makes the kernel forget this process's peak resident size

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"framehub/internal/hubtest"
 )
 
 var (
@@ -60,7 +62,7 @@ func TestPublishFileToWatch(t *testing.T) {
 	_, addr := startHub(t, bin)
 	clip := makeClip(t, 20)
 	w := start(t, bin, nil, "watch", "--hub", addr, "--channel", "clip", "--count", "20", "--duration", "30s", "--json", "--quiet")
-	time.Sleep(300 * time.Millisecond)
+	waitSubscribers(t, addr, 1)
 	p := start(t, bin, nil, "publish", "--hub", "http://"+addr, "--channel", "clip", "--source", clip, "--quality", "90")
 	if err := p.wait(t, 30*time.Second); err != nil {
 		t.Fatalf("publish: %v", err)
@@ -139,7 +141,11 @@ func TestRecordStopsCleanlyOnInterrupt(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "r.avi")
 	r := start(t, bin, nil, "record", "--hub", addr, "--channel", "r", "--out", out)
 	r.waitLog(t, regexp.MustCompile(`msg=recording`), 10*time.Second)
-	time.Sleep(1500 * time.Millisecond)
+	// Interrupt once frames are being written.
+	hubtest.Eventually(t, 10*time.Second, "frames in the file", func() bool {
+		st, err := os.Stat(out)
+		return err == nil && st.Size() > 10_000
+	})
 	r.cmd.Process.Signal(syscall.SIGINT)
 	if err := r.wait(t, 10*time.Second); err != nil {
 		t.Fatalf("record after SIGINT: %v", err)

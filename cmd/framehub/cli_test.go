@@ -222,7 +222,7 @@ func TestHubAndWatch(t *testing.T) {
 	dir := t.TempDir()
 	w := start(t, nocgoBin, nil, "watch", "--hub", "http://"+addr, "--channel", "cam1", "--count", "20",
 		"--duration", "20s", "--json", "--save", dir)
-	time.Sleep(200 * time.Millisecond)
+	waitSubscribers(t, addr, 1)
 	publishFrames(t, addr, "cam1", 1, 40, 5000)
 	if err := w.wait(t, 20*time.Second); err != nil {
 		t.Fatalf("watch: %v", err)
@@ -270,7 +270,7 @@ func TestWatchReconnectsAfterHubRestart(t *testing.T) {
 	hub1 := start(t, nocgoBin, nil, "hub", "--listen", addr)
 	hub1.waitLog(t, listenRE, 10*time.Second)
 	w := start(t, nocgoBin, nil, "watch", "--hub", "ws://"+addr, "--channel", "cam", "--duration", "30s", "--count", "10", "--json")
-	time.Sleep(300 * time.Millisecond)
+	waitSubscribers(t, addr, 1)
 	publishFrames(t, addr, "cam", 1, 5, 1000)
 	hub1.cmd.Process.Signal(syscall.SIGTERM)
 	if err := hub1.wait(t, 10*time.Second); err != nil {

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"image/color"
 	"image/png"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,8 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
+	"framehub/internal/hubtest"
 	"framehub/internal/testutil"
 	"framehub/protocol"
 	"framehub/subscriber"
@@ -47,49 +44,13 @@ func cameraFrames(w, h, n int) []protocol.Frame {
 // stamped with the time of sending, until all are sent or ctx ends.
 func pushFrames(t *testing.T, ctx context.Context, addr, channel string, interval time.Duration, frames []protocol.Frame) {
 	t.Helper()
-	u, err := protocol.ChannelURL(addr, protocol.PathPublish, channel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _, err := websocket.DefaultDialer.DialContext(ctx, u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for i, f := range frames {
-		f.Seq = uint64(i + 1)
-		f.CaptureTime = time.Now().UnixNano()
-		if err := c.WriteMessage(websocket.BinaryMessage, protocol.AppendFrame(nil, &f)); err != nil {
-			t.Fatalf("publish frame %d: %v", i+1, err)
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return
-		}
-	}
+	hubtest.Publish(t, ctx, addr, channel, interval, frames)
 }
 
 // waitSubscribers waits until the hub at addr counts n subscribers.
 func waitSubscribers(t *testing.T, addr string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		var st protocol.Stats
-		if resp, err := http.Get("http://" + addr + "/api/stats"); err == nil {
-			err = json.NewDecoder(resp.Body).Decode(&st)
-			resp.Body.Close()
-			if err == nil && st.Subscribers >= n {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the hub did not see %d subscribers within 15 s", n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	hubtest.WaitSubscribers(t, addr, n, 15*time.Second)
 }
 
 // probeFrames returns how many frames ffprobe decodes from a video file,

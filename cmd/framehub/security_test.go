@@ -58,7 +58,7 @@ func TestTokensEndToEnd(t *testing.T) {
 
 	w := start(t, nocgoBin, nil, "watch", "--hub", "http://"+addr, "--channel", "cam1", "--count", "10",
 		"--duration", "20s", "--json", "--token-file", viewF)
-	time.Sleep(200 * time.Millisecond)
+	hp.waitLog(t, regexp.MustCompile(`subscriber connected`), 10*time.Second) // debug log: /api/stats needs a token here
 	if err := sendFramesAs(addr, "cam1", 1, 1, 500, nil, nil); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("publishing without a token: %v, want 401", err)
 	}
@@ -209,7 +209,7 @@ func TestTLSHubAndClients(t *testing.T) {
 	pemCA, _ := os.ReadFile(filepath.Join(dir, "ca.pem"))
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pemCA)
-	time.Sleep(200 * time.Millisecond)
+	w.waitLog(t, regexp.MustCompile(`msg=connected`), 10*time.Second)
 	if err := sendFramesAs("wss://"+addr, "cam1", 1, 20, 500, nil, &tls.Config{RootCAs: pool}); err != nil {
 		t.Fatalf("publish over wss: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"framehub/hub"
+	"framehub/internal/hubtest"
 	"framehub/internal/testutil"
 	"framehub/protocol"
 )
@@ -53,10 +54,7 @@ func authHub(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := hub.New(hub.Config{Auth: auth, DenyDelay: -1})
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() { h.Close(); srv.Close() })
-	return srv.URL
+	return hubtest.Start(t, hub.Config{Auth: auth, DenyDelay: -1}).URL
 }
 
 func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
@@ -68,9 +66,7 @@ func TestRefusalPolicy(t *testing.T) {
 	notHub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) }))
 	notFound := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(func() { tlsHub.Close(); tlsSrv.Close(); notHub.Close(); notFound.Close() })
-	plainHub := hub.New(hub.Config{})
-	plainSrv := httptest.NewServer(plainHub)
-	t.Cleanup(func() { plainHub.Close(); plainSrv.Close() })
+	plainSrv := hubtest.Start(t, hub.Config{})
 
 	for _, c := range []struct {
 		name    string

@@ -1,0 +1,217 @@
+// Package hubtest is the one test harness for hubs: it starts a real hub on
+// a loopback port, publishes and subscribes over real WebSockets as the
+// clients do, and waits for conditions with deadlines instead of sleeps.
+// Only tests import it; the hub's own package tests, which look at its
+// insides, have their own helpers.
+package hubtest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"framehub/hub"
+	"framehub/internal/testutil"
+	"framehub/protocol"
+)
+
+// Hub is a running hub on 127.0.0.1.
+type Hub struct {
+	*hub.Hub
+	Addr string // host:port
+	URL  string // http://host:port
+
+	srv  *http.Server
+	done chan struct{}
+	once sync.Once
+}
+
+// Start serves a hub with cfg on a free loopback port ("127.0.0.1:0") and
+// stops it when the test ends.
+func Start(t testing.TB, cfg hub.Config) *Hub { return StartAt(t, "127.0.0.1:0", cfg) }
+
+// StartAt serves a hub on addr, retrying for a moment if the port of a hub
+// just stopped is not free yet, and stops it when the test ends.
+func StartAt(t testing.TB, addr string, cfg hub.Config) *Hub {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for range 100 {
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Hub{Hub: hub.New(cfg), Addr: ln.Addr().String(), done: make(chan struct{})}
+	h.URL = "http://" + h.Addr
+	h.srv = &http.Server{Handler: h.Hub}
+	go func() { defer close(h.done); _ = h.srv.Serve(ln) }()
+	t.Cleanup(h.Stop)
+	return h
+}
+
+// Stop shuts the hub down and closes its listener; later calls do nothing.
+func (h *Hub) Stop() {
+	h.once.Do(func() {
+		_ = h.Hub.Close()
+		_ = h.srv.Close()
+		<-h.done
+		http.DefaultClient.CloseIdleConnections()
+	})
+}
+
+// Frame returns a valid frame message: a w×h fake JPEG of size bytes whose
+// content depends on seq, captured now, with meta (may be nil).
+func Frame(seq uint64, w, h, size int, meta []byte) []byte {
+	f := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Flags: protocol.FlagKey,
+		Width: uint32(w), Height: uint32(h), Seq: seq, CaptureTime: time.Now().UnixNano()},
+		Meta: meta, Payload: testutil.FakeJPEG(w, h, seq, size)}
+	return protocol.AppendFrame(nil, &f)
+}
+
+// Publish publishes frames to channel on the hub at addr (host:port or a
+// URL), one per interval, numbered from 1; frames with no capture time are
+// stamped with the time of sending. It returns when all are sent or ctx
+// ends, and fails the test if the hub refuses.
+func Publish(t testing.TB, ctx context.Context, addr, channel string, interval time.Duration, frames []protocol.Frame) {
+	t.Helper()
+	u, err := protocol.ChannelURL(addr, protocol.PathPublish, channel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := websocket.DefaultDialer.DialContext(ctx, u, nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		t.Fatalf("publish to %s: %v", channel, err)
+	}
+	defer c.Close()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for i, f := range frames {
+		f.Seq = uint64(i + 1)
+		if f.CaptureTime == 0 {
+			f.CaptureTime = time.Now().UnixNano()
+		}
+		if err := c.WriteMessage(websocket.BinaryMessage, protocol.AppendFrame(nil, &f)); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			t.Errorf("publish frame %d: %v", i+1, err)
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Stats reads the hub's /api/stats over HTTP.
+func Stats(addr string) (protocol.Stats, error) {
+	base, _, err := protocol.HubURL(addr)
+	if err != nil {
+		return protocol.Stats{}, err
+	}
+	resp, err := http.Get(base.String() + "/api/stats")
+	if err != nil {
+		return protocol.Stats{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return protocol.Stats{}, errors.New("GET /api/stats: " + resp.Status)
+	}
+	var st protocol.Stats
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	return st, err
+}
+
+// WaitSubscribers waits, at most d, until the hub at addr counts at least
+// n subscribers: a test's clients have connected.
+func WaitSubscribers(t testing.TB, addr string, n int, d time.Duration) {
+	t.Helper()
+	Eventually(t, d, "subscribers to connect", func() bool {
+		st, err := Stats(addr)
+		return err == nil && st.Subscribers >= n
+	})
+}
+
+// Eventually polls cond every 10 ms until it holds, and fails the test
+// with what it was waiting for if d passes first.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Subscribe connects a WebSocket subscriber to channel (query, such as
+// "window=1", may be empty) and returns the frames it receives, parsed
+// with the default limits, in order; the channel closes when the
+// connection ends. The subscriber goes when the test ends.
+func Subscribe(t testing.TB, addr, channel, query string) (*websocket.Conn, <-chan protocol.Frame) {
+	t.Helper()
+	u, err := protocol.ChannelURL(addr, protocol.PathSubscribe, channel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if query != "" {
+		u += "?" + query
+	}
+	c, _, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatalf("subscribe to %s: %v", channel, err)
+	}
+	out := make(chan protocol.Frame, 256)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(out)
+		for {
+			_, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if f, err := protocol.ParseMessage(msg, protocol.DefaultLimits); err == nil {
+				select {
+				case out <- f:
+				default: // the test stopped reading: newest-wins here too
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-done })
+	return c, out
+}
+
+// Next returns the next frame from in, failing the test if none arrives
+// within d or the connection ended.
+func Next(t testing.TB, in <-chan protocol.Frame, d time.Duration) protocol.Frame {
+	t.Helper()
+	select {
+	case f, ok := <-in:
+		if !ok {
+			t.Fatal("the subscription ended")
+		}
+		return f
+	case <-time.After(d):
+		t.Fatalf("no frame within %v", d)
+	}
+	return protocol.Frame{}
+}
