@@ -15,7 +15,7 @@ func TestPageConstantsMatchGo(t *testing.T) {
 	ctx := browser(t)
 	navigate(t, ctx, s.url()+"/")
 	type consts struct {
-		Magic, Version, HeaderLen, CodecJPEG, CodecRaw int
+		Magic, Version, HeaderLen, CodecJPEG, CodecRaw                  int
 		PathSubscribe, PathLimits, Subprotocol, AuthPrefix, QueryWindow string
 		CloseReplaced, CloseRevoked                                     int
 	}
