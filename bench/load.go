@@ -117,15 +117,14 @@ func (r *run) startReader(ctx context.Context, rd *reader) error {
 		return r.startMJPEG(ctx, rd)
 	default:
 		d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 64 << 10}
-		c, _, err := d.DialContext(ctx, "ws://"+r.addr+protocol.PathSubscribe+channelName(rd.channel), nil)
+		u := "ws://" + r.addr + protocol.PathSubscribe + channelName(rd.channel)
+		if r.cfg.Credit > 0 {
+			// Credit mode from the first frame.
+			u += "?" + protocol.QueryWindow + "=" + strconv.Itoa(r.cfg.Credit)
+		}
+		c, _, err := d.DialContext(ctx, u, nil)
 		if err != nil {
 			return err
-		}
-		if r.cfg.Credit > 0 {
-			if err := c.WriteJSON(protocol.Control{Op: protocol.OpCredit, Window: r.cfg.Credit}); err != nil {
-				c.Close()
-				return err
-			}
 		}
 		r.track(c.NetConn())
 		r.goLoop(func() {
@@ -149,14 +148,17 @@ func (r *run) startReader(ctx context.Context, rd *reader) error {
 					return
 				}
 				rd.record(r, h.Seq, h.CaptureTime, protocol.HeaderLen+n, time.Now())
+				// A slow reader takes its time over the frame first; like a
+				// real viewer, it acknowledges a frame once it has consumed
+				// it, so the next one the hub sends is the newest.
+				if !r.pace(rd, &next) {
+					return
+				}
 				if r.cfg.Credit > 0 {
 					ack := strconv.AppendUint([]byte(`{"op":"ack","seq":`), h.Seq, 10)
 					if c.WriteMessage(websocket.TextMessage, append(ack, '}')) != nil {
 						return
 					}
-				}
-				if !r.pace(rd, &next) {
-					return
 				}
 			}
 		})

@@ -53,7 +53,7 @@ var readmeCommands = map[string]string{
 	"framehub token --token-secret-file signing.key --channel cam1 --ttl 60s":                                                                                                 "run",
 }
 
-// readmeLines returns the framehub command lines of the README's fenced
+// readmeLines returns the framehub command lines of the README's ```sh
 // code blocks, continuation lines joined and comments dropped.
 func readmeLines(t *testing.T) []string {
 	t.Helper()
@@ -65,7 +65,10 @@ func readmeLines(t *testing.T) []string {
 	in, pending := false, ""
 	for _, line := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(line, "```") {
-			in = !in
+			// Only shell blocks are commands to run; ```text shows what
+			// cannot run here (other programs, other machines).
+			lang := strings.TrimPrefix(line, "```")
+			in = !in && (lang == "sh" || lang == "bash")
 			continue
 		}
 		if !in {
