@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
@@ -475,7 +476,7 @@ func TestCreditWindowIsExact(t *testing.T) {
 }
 
 func TestReplacementFightIsLoggedAtABoundedRate(t *testing.T) {
-	var logs lockedBuffer
+	var logs testutil.LockedBuffer
 	h, base := testHub(t, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	const rounds = 150
 	for range rounds {

@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -10,12 +9,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
@@ -26,24 +25,6 @@ const (
 	wrongToken = "wrong-secret-guess-0e1d2c3b4a"
 	signingKey = "signing-key-9f8e7d6c5b4a3928"
 )
-
-// lockedBuffer collects log output from many goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestParseTokens(t *testing.T) {
 	good := "# token rights channels\n\n" + pubToken + " publish cam-*\n" + viewToken + " view cam-a,lobby\n" + adminToken + " publish,view *\n"
@@ -76,7 +57,7 @@ func TestParseTokens(t *testing.T) {
 type authRig struct {
 	h    *Hub
 	base string
-	logs *lockedBuffer
+	logs *testutil.LockedBuffer
 	auth *Auth
 }
 
@@ -91,7 +72,7 @@ func newAuthRig(t *testing.T) *authRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testutil.LockedBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h, base := testHub(t, Config{Auth: a, Logger: log})
 	for i, ch := range []string{"cam-a", "lobby"} {

@@ -3,7 +3,6 @@ package hub
 import (
 	"bufio"
 	"fmt"
-	"framehub/protocol"
 	"net"
 	"net/http"
 	"net/netip"
@@ -15,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"framehub/protocol"
 )
 
 // limitServer serves a hub through its own Server and Listener, as the

@@ -9,24 +9,8 @@ import (
 	"time"
 
 	"framehub/internal/hubtest"
-	"framehub/internal/testutil"
 	"framehub/protocol"
 )
-
-// jpegFrame is a frame carrying payload, a JPEG of w×h.
-func jpegFrame(w, h int, payload []byte) protocol.Frame {
-	return protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: uint32(w), Height: uint32(h)}, Payload: payload}
-}
-
-// hugeFrames returns what a hostile publisher sends between ordinary
-// frames: consistent 16384x16384 JPEGs, one that libjpeg decodes (to
-// 256 MiB of gray) and one that is only a header.
-func hugeFrames() []protocol.Frame {
-	return []protocol.Frame{
-		jpegFrame(16384, 16384, testutil.BombJPEG(16384, 16384)),
-		jpegFrame(16384, 16384, testutil.FakeJPEG(16384, 16384, 1, 600)),
-	}
-}
 
 // pushFrames publishes frames to channel at one per interval, numbering
 // them from 1 and stamping the capture time of those that have none with

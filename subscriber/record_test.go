@@ -20,6 +20,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"framehub/hub"
+	"framehub/internal/hubtest"
 	"framehub/internal/testutil"
 	"framehub/protocol"
 	"framehub/publisher"
@@ -256,7 +257,7 @@ func TestRecordPublisherClock(t *testing.T) {
 				waitSubscribers(t, addr, 1)
 				frames := make([]protocol.Frame, n)
 				for i := range frames {
-					frames[i] = jpegFrame(64, 48, testutil.JPEG(64, 48, i))
+					frames[i] = hubtest.JPEGFrame(64, 48, testutil.JPEG(64, 48, i))
 					frames[i].CaptureTime = c.capture(i)
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -291,7 +292,7 @@ func TestRecordStopsWhileFilling(t *testing.T) {
 	start := time.Now()
 	rec := startRecord(t, RecordConfig{Client: Config{Hub: addr, Channel: "c"}, Out: out, FPS: fps})
 	waitSubscribers(t, addr, 1)
-	frame := func(i int) protocol.Frame { return jpegFrame(640, 480, testutil.JPEG(640, 480, i)) }
+	frame := func(i int) protocol.Frame { return hubtest.JPEGFrame(640, 480, testutil.JPEG(640, 480, i)) }
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	pushFrames(t, ctx, addr, "c", 2*time.Second, []protocol.Frame{frame(0)}) // then 2 s of nothing
@@ -330,7 +331,7 @@ func TestRecordSizeChange(t *testing.T) {
 				if i < 5 {
 					w, h = 64, 48
 				}
-				frames = append(frames, jpegFrame(w, h, testutil.JPEG(w, h, i)))
+				frames = append(frames, hubtest.JPEGFrame(w, h, testutil.JPEG(w, h, i)))
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -363,9 +364,9 @@ func TestRecordBrokenFrameOfAnotherSize(t *testing.T) {
 	waitSubscribers(t, addr, 1)
 	var frames []protocol.Frame
 	for i := range 25 {
-		frames = append(frames, jpegFrame(320, 240, testutil.JPEG(320, 240, i)))
+		frames = append(frames, hubtest.JPEGFrame(320, 240, testutil.JPEG(320, 240, i)))
 	}
-	frames[15] = jpegFrame(640, 480, testutil.FakeJPEG(640, 480, 1, 2000))
+	frames[15] = hubtest.JPEGFrame(640, 480, testutil.FakeJPEG(640, 480, 1, 2000))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	pushFrames(t, ctx, addr, "c", 100*time.Millisecond, frames)
@@ -396,9 +397,9 @@ func TestRecordRefusesHugePictures(t *testing.T) {
 			waitSubscribers(t, addr, 1)
 			var frames []protocol.Frame
 			for i := range 10 {
-				frames = append(frames, jpegFrame(320, 240, testutil.JPEG(320, 240, i)))
+				frames = append(frames, hubtest.JPEGFrame(320, 240, testutil.JPEG(320, 240, i)))
 			}
-			frames = append(frames[:5], append(hugeFrames(), frames[5:]...)...)
+			frames = append(frames[:5], append(hubtest.HugeFrames(), frames[5:]...)...)
 			resetPeakRSS(t)
 			before := peakRSS(t, "self")
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"framehub/hub"
+	"framehub/internal/hubtest"
 	"framehub/internal/testutil"
 	"framehub/protocol"
 )
@@ -35,9 +36,9 @@ func TestViewRefusesHugePictures(t *testing.T) {
 	waitSubscribers(t, addr, 1)
 	var frames []protocol.Frame
 	for i := range 6 {
-		frames = append(frames, jpegFrame(320, 240, testutil.JPEG(320, 240, i)))
+		frames = append(frames, hubtest.JPEGFrame(320, 240, testutil.JPEG(320, 240, i)))
 	}
-	frames = append(frames[:3], append(hugeFrames(), frames[3:]...)...)
+	frames = append(frames[:3], append(hubtest.HugeFrames(), frames[3:]...)...)
 	resetPeakRSS(t)
 	before := peakRSS(t, "self")
 	// Slow enough that the window shows each frame before the next comes.

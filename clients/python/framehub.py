@@ -719,6 +719,54 @@ def _encode_meta(meta):
         raise ValueError(f"metadata: {e}") from None
 
 
+
+async def _keep_connected(client, kind, backoff, running, dial, session, pause):
+    """The reconnect loop Publisher and Subscriber share. While running()
+    holds: dial (with backoff between failures), run session(ws) until the
+    connection ends, and dial again. session returns (progressed, err): err
+    None means closed as asked; progress resets the backoff. A refusal
+    retrying cannot fix (bad name, token, replaced) stops the client with
+    client._fail; so does a bug, rather than dying silently."""
+    who = kind + " " + client.channel
+    failures = 0
+    ever = False
+    try:
+        while running():
+            try:
+                ws = await dial()
+            except RefusedError as e:
+                if e.permanent:
+                    client._fail(e)
+                    return
+                err = e
+            except _DIAL_ERRORS as e:
+                err = e
+            else:
+                failures = 0
+                if ever:
+                    client.reconnects += 1
+                ever = True
+                progressed, err = await session(ws)
+                if err is None:
+                    return  # closed as asked
+                if isinstance(err, RefusedError) and err.permanent:
+                    client._fail(err)
+                    return
+                if progressed:
+                    backoff.reset()
+                log.warning("%s: lost the hub (%s); reconnecting", who, err)
+                await pause(backoff.next())
+                continue
+            failures += 1
+            _log_dial_failure(who, client.url, failures, err)
+            await pause(backoff.next())
+    except asyncio.CancelledError:
+        pass
+    except Exception as e:  # a bug: tell the caller rather than die silently
+        log.exception("%s: stopped", who)
+        client._fail(FramehubError(f"{kind} stopped: {e!r}"))
+
+
 class Publisher:
     """Publishes frames to one channel of a hub.
 
@@ -917,45 +965,13 @@ class Publisher:
             self._lock.notify_all()
 
     async def _main(self):
-        backoff = _Backoff(0.25, 1.0)
-        failures = 0
-        ever = False
-        try:
-            while not self._finished():
-                try:
-                    ws = await _dial(self.url, self._headers, 4096, 1, self._ssl)
-                except RefusedError as e:
-                    if e.permanent:
-                        self._fail(e)
-                        return
-                    err = e
-                except _DIAL_ERRORS as e:
-                    err = e
-                else:
-                    failures = 0
-                    if ever:
-                        self.reconnects += 1
-                    ever = True
-                    sent_before = self.sent
-                    err = await self._session(ws)
-                    if err is None:
-                        return  # closed as asked
-                    if isinstance(err, RefusedError) and err.permanent:
-                        self._fail(err)
-                        return
-                    if self.sent > sent_before:
-                        backoff.reset()
-                    log.warning("publisher %s: lost the hub (%s); reconnecting", self.channel, err)
-                    await self._pause(backoff.next())
-                    continue
-                failures += 1
-                _log_dial_failure("publisher " + self.channel, self.url, failures, err)
-                await self._pause(backoff.next())
-        except asyncio.CancelledError:
-            pass
-        except Exception as e:  # a bug: tell the caller rather than die silently
-            log.exception("publisher %s: stopped", self.channel)
-            self._fail(FramehubError(f"publisher stopped: {e!r}"))
+        async def session(ws):
+            sent_before = self.sent
+            err = await self._session(ws)
+            return self.sent > sent_before, err
+
+        await _keep_connected(self, "publisher", _Backoff(0.25, 1.0), lambda: not self._finished(),
+                              lambda: _dial(self.url, self._headers, 4096, 1, self._ssl), session, self._pause)
 
     async def _pause(self, delay):
         """Sleeps for delay seconds, or less if closing leaves nothing to send."""
@@ -1166,43 +1182,14 @@ class Subscriber:
             self._cond.notify_all()
 
     async def _main(self):
-        backoff = _Backoff(0.25, 2.5)
-        failures = 0
-        ever = False
-        try:
-            while True:
-                try:
-                    ws = await _dial(self.url, self._headers, self._guard.max_frame_bytes, 2 * MAX_CREDIT_WINDOW,
-                                     self._ssl)
-                except RefusedError as e:
-                    if e.permanent:
-                        self._fail(e)
-                        return
-                    err = e
-                except _DIAL_ERRORS as e:
-                    err = e
-                else:
-                    failures = 0
-                    if ever:
-                        self.reconnects += 1
-                    ever = True
-                    got, err = await self._session(ws)
-                    if isinstance(err, RefusedError) and err.permanent:
-                        self._fail(err)
-                        return
-                    if got:
-                        backoff.reset()
-                    log.warning("subscriber %s: lost the hub (%s); reconnecting", self.channel, err)
-                    await asyncio.sleep(backoff.next())
-                    continue
-                failures += 1
-                _log_dial_failure("subscriber " + self.channel, self.url, failures, err)
-                await asyncio.sleep(backoff.next())
-        except asyncio.CancelledError:
-            pass
-        except Exception as e:  # a bug: tell the caller rather than die silently
-            log.exception("subscriber %s: stopped", self.channel)
-            self._fail(FramehubError(f"subscriber stopped: {e!r}"))
+        async def session(ws):
+            got, err = await self._session(ws)
+            return got, err if err is not None else ClosedError("the connection ended")
+
+        await _keep_connected(self, "subscriber", _Backoff(0.25, 2.5), lambda: True,
+                              lambda: _dial(self.url, self._headers, self._guard.max_frame_bytes,
+                                            2 * MAX_CREDIT_WINDOW, self._ssl),
+                              session, asyncio.sleep)
 
     async def _session(self, ws):
         """Receives frames on one connection until it ends. Returns whether

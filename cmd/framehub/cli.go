@@ -64,12 +64,8 @@ var flagRanges = map[string]map[string]rng{
 		"fps":             {0, 1000, "frames per second; 0 is the source's"},
 		"connect-timeout": {0, 86400, "seconds; 0 retries forever"},
 	},
-	"hub": {
-		"send-buffer": {-1, 1 << 30, "bytes; -1 leaves the OS default"},
-	},
-	"demo": {
-		"send-buffer": {-1, 1 << 30, "bytes; -1 leaves the OS default"},
-	},
+	"hub":  hubRanges,
+	"demo": hubRanges,
 	"bench": {
 		"fps":         {0.1, 1000, "frames per second"},
 		"subscribers": {0, 1e6, ""},
@@ -78,6 +74,11 @@ var flagRanges = map[string]map[string]rng{
 		"width":       {16, 16384, "pixels"},
 		"height":      {16, 16384, "pixels"},
 	},
+}
+
+// hubRanges are the hub flags' ranges, for hub and demo.
+var hubRanges = map[string]rng{
+	"send-buffer": {-1, 1 << 30, "bytes; -1 leaves the OS default"},
 }
 
 // checkRanges returns a one-line error for the first numeric or duration

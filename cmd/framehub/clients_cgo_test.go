@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"framehub/internal/hubtest"
 	"framehub/internal/testutil"
 	"framehub/protocol"
 )
@@ -52,16 +53,6 @@ func trackPeakRSS(p *proc) func() uint64 {
 	return func() uint64 { <-done; return peak.Load() }
 }
 
-// hugeFrames are what a hostile publisher sends between ordinary frames:
-// consistent 16384x16384 JPEGs, one that libjpeg decodes (to 256 MiB of
-// gray) and one that is only a header.
-func hugeFrames() []protocol.Frame {
-	return []protocol.Frame{
-		jpegFrame(16384, 16384, testutil.BombJPEG(16384, 16384)),
-		jpegFrame(16384, 16384, testutil.FakeJPEG(16384, 16384, 1, 600)),
-	}
-}
-
 // TestClientsSkipHugePictures: a hub that allows 2^28 pixels relays
 // 16384x16384 JPEGs between ordinary frames. Every client (record to .mkv
 // without OpenCV and to .avi with it, watch --save, view) skips them
@@ -70,7 +61,7 @@ func hugeFrames() []protocol.Frame {
 func TestClientsSkipHugePictures(t *testing.T) {
 	bin := cgoBinary(t)
 	frames := cameraFrames(320, 240, 40) // before the clients' --duration starts
-	frames = append(frames[:10], append(hugeFrames(), frames[10:]...)...)
+	frames = append(frames[:10], append(hubtest.HugeFrames(), frames[10:]...)...)
 	_, addr := startHub(t, nocgoBin, "--max-pixels", strconv.Itoa(1<<28))
 	dir := t.TempDir()
 	saveDir := filepath.Join(dir, "saved")
@@ -186,7 +177,7 @@ func TestRecordTinyFrames(t *testing.T) {
 	bin := cgoBinary(t)
 	var frames []protocol.Frame
 	for i := range 3 {
-		frames = append(frames, jpegFrame(4, 4, testutil.JPEG(4, 4, i)))
+		frames = append(frames, hubtest.JPEGFrame(4, 4, testutil.JPEG(4, 4, i)))
 	}
 	frames = append(frames, cameraFrames(320, 240, 25)...)
 	_, addr := startHub(t, nocgoBin)

@@ -21,18 +21,13 @@ import (
 	"framehub/subscriber"
 )
 
-// jpegFrame is a frame carrying payload, a JPEG of w×h.
-func jpegFrame(w, h int, payload []byte) protocol.Frame {
-	return protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: uint32(w), Height: uint32(h)}, Payload: payload}
-}
-
 // cameraFrames returns n real w×h JPEG frames: ten different pictures,
 // repeated (encoding large ones takes a while).
 func cameraFrames(w, h, n int) []protocol.Frame {
 	frames := make([]protocol.Frame, n)
 	for i := range frames {
 		if i < 10 {
-			frames[i] = jpegFrame(w, h, testutil.JPEG(w, h, i))
+			frames[i] = hubtest.JPEGFrame(w, h, testutil.JPEG(w, h, i))
 		} else {
 			frames[i] = frames[i%10]
 		}
@@ -181,7 +176,7 @@ func TestWatchSaveSkipsWhatItCannotSave(t *testing.T) {
 	}
 	raw := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecRaw, ElemType: protocol.ElemUint8, Channels: 3, Width: 64, Height: 48}, Payload: bgr}
 	float := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecRaw, ElemType: protocol.ElemFloat32, Channels: 1, Width: 4, Height: 4}, Payload: make([]byte, 4*4*4)}
-	frames := []protocol.Frame{raw, float, jpegFrame(64, 48, testutil.JPEG(64, 48, 0)), raw}
+	frames := []protocol.Frame{raw, float, hubtest.JPEGFrame(64, 48, testutil.JPEG(64, 48, 0)), raw}
 	pushFrames(t, context.Background(), addr, "s", 50*time.Millisecond, frames)
 	if err := w.wait(t, 20*time.Second); err != nil {
 		t.Fatalf("watch --save: %v", err)
@@ -216,7 +211,7 @@ func TestWatchSaveSkipsWhatItCannotSave(t *testing.T) {
 // to find out.
 func TestSaveFrameChecksPictureSize(t *testing.T) {
 	dir := t.TempDir()
-	f := subscriber.Frame{Frame: jpegFrame(16384, 16384, testutil.BombJPEG(16384, 16384))}
+	f := subscriber.Frame{Frame: hubtest.JPEGFrame(16384, 16384, testutil.BombJPEG(16384, 16384))}
 	err := saveFrame(dir, "c", &f)
 	if !errors.Is(err, errNotSaved) || !errors.Is(err, protocol.ErrPixels) {
 		t.Fatalf("saveFrame of a 16384x16384 JPEG = %v; want errNotSaved and ErrPixels", err)

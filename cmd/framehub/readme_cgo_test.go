@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os"
@@ -12,12 +11,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"framehub/internal/hubtest"
+	"framehub/internal/testutil"
 )
 
 // readmeCommands are the README's framehub command lines, each with what
@@ -193,7 +192,7 @@ func TestREADMECommandsRun(t *testing.T) {
 			cmd := exec.Command(bin, args...)
 			cmd.Dir = dir
 			cmd.Env = append(os.Environ(), env...)
-			var out syncBuffer
+			var out testutil.LockedBuffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -239,22 +238,4 @@ func TestREADMECommandsRun(t *testing.T) {
 	if len(lines) < 10 {
 		t.Fatalf("found only %d command lines in the README", len(lines))
 	}
-}
-
-// syncBuffer collects a child's stdout and stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -215,3 +215,19 @@ func Next(t testing.TB, in <-chan protocol.Frame, d time.Duration) protocol.Fram
 	}
 	return protocol.Frame{}
 }
+
+// JPEGFrame is a frame carrying payload, a JPEG of w×h; Publish numbers and
+// stamps it.
+func JPEGFrame(w, h int, payload []byte) protocol.Frame {
+	return protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: uint32(w), Height: uint32(h)}, Payload: payload}
+}
+
+// HugeFrames are what a hostile publisher sends between ordinary frames to
+// a hub that allows them: consistent 16384×16384 JPEGs, one that libjpeg
+// decodes (to 256 MiB of gray) and one that is only a header.
+func HugeFrames() []protocol.Frame {
+	return []protocol.Frame{
+		JPEGFrame(16384, 16384, testutil.BombJPEG(16384, 16384)),
+		JPEGFrame(16384, 16384, testutil.FakeJPEG(16384, 16384, 1, 600)),
+	}
+}

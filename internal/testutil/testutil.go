@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -113,4 +114,24 @@ func JPEG(w, h, i int) []byte {
 		panic(err) // encoding to memory does not fail
 	}
 	return b.Bytes()
+}
+
+// LockedBuffer collects output (a logger's, a child process's) written
+// from several goroutines.
+type LockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns what was written so far.
+func (l *LockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
