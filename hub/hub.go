@@ -50,6 +50,7 @@ type Hub struct {
 	table          *table
 	mem            *budget
 	events         *eventLog
+	link           *busLink // the hub's side of Config.Bus, or nil
 
 	mu      sync.Mutex
 	conns   map[*wsConn]struct{}
@@ -113,6 +114,10 @@ func New(cfg Config) *Hub {
 	h.janitorWG.Add(2)
 	go h.janitor()
 	go h.watchdog()
+	if cfg.Bus != nil {
+		h.link = newBusLink(h, cfg.Bus)
+		cfg.Bus.Start(busNode{h.link})
+	}
 	return h
 }
 
@@ -201,7 +206,9 @@ func (h *Hub) track(w http.ResponseWriter, r *http.Request) bool {
 
 // Channels returns the listed channels (those with a publisher or a recent
 // frame), sorted by name.
-func (h *Hub) Channels() []protocol.ChannelInfo { return h.table.infos(h.cfg.ChannelTTL) }
+func (h *Hub) Channels() []protocol.ChannelInfo {
+	return h.busChannels(h.table.infos(h.cfg.ChannelTTL))
+}
 
 // Limits returns the limits the hub enforces on frames, as served at GET
 // /api/limits and in every WebSocket handshake.
@@ -223,6 +230,9 @@ func (h *Hub) janitor() {
 			h.mem.release(h.table.sweep(now, h.cfg.ChannelTTL))
 			h.ipl.sweep(now)
 			h.events.flush(now)
+			if h.link != nil {
+				h.link.sweep(now)
+			}
 			if now.Sub(lastStats) >= statsInterval && h.log.Enabled(context.Background(), slog.LevelDebug) {
 				lastStats = now
 				for _, in := range h.Channels() {
@@ -273,6 +283,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 				c.reset()
 			}
 			<-finished
+		}
+		if h.link != nil {
+			_ = h.link.bus.Close() // its errors are the bus's to log
 		}
 		h.janitorWG.Wait()
 	})
