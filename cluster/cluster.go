@@ -97,10 +97,6 @@ const (
 	headroom = 1024
 	// maxParts bounds the chunks of one frame.
 	maxParts = 4096
-	// pendingMsgs is the pending-message limit of a frame subscription:
-	// small, because its handler only files chunks and relays the newest
-	// frame. The byte limit is two of the largest messages.
-	pendingMsgs = 16
 	// maxAnnouncement bounds an announcement's JSON.
 	maxAnnouncement = 16 << 10
 )
@@ -307,7 +303,7 @@ func (b *Bus) Start(n hub.BusNode) {
 		b.log.Error("nats subscribe failed", "subject", b.subj.dirAll(), "error", err.Error())
 	}
 	if b.inboxSub, err = b.nc.Subscribe(b.subj.inbox(b.id), b.onInbox); err == nil {
-		_ = b.inboxSub.SetPendingLimits(pendingMsgs, 2*b.maxMessage())
+		b.setPendingLimits(b.inboxSub)
 	} else {
 		b.log.Error("nats subscribe failed", "subject", b.subj.inbox(b.id), "error", err.Error())
 	}
@@ -410,6 +406,18 @@ func (b *Bus) maxMessage() int {
 		n = m
 	}
 	return n
+}
+
+// setPendingLimits gives a frame subscription small pending limits: two
+// frames of the hub's largest size, in as many messages as their chunks
+// take. Past them the NATS client drops messages (counted in Dropped);
+// within them the handler keeps only the newest complete frame, so what
+// waits is never more than two frames' worth, and never stale for long.
+func (b *Bus) setPendingLimits(sub *nats.Subscription) {
+	maxFrame := b.node.MaxFrameBytes()
+	room := b.maxMessage() - headroom
+	parts := (maxFrame + room - 1) / room
+	_ = sub.SetPendingLimits(2*parts+2, 2*(maxFrame+parts*headroom)+b.maxMessage())
 }
 
 // Status reports the connection and the bus's counters; the hub adds its

@@ -35,7 +35,7 @@ const (
 
 // natsServer runs a NATS server in the test process on a loopback port
 // (port 0: any) and stops it when the test ends.
-func natsServer(t *testing.T, port int, maxPayload int32) *server.Server {
+func natsServer(t testing.TB, port int, maxPayload int32) *server.Server {
 	t.Helper()
 	if port == 0 {
 		port = -1
@@ -77,7 +77,7 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-func startNode(t *testing.T, natsURL, name string, tune func(*Config, *hub.Config)) *node {
+func startNode(t testing.TB, natsURL, name string, tune func(*Config, *hub.Config)) *node {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -106,7 +106,7 @@ func (n *node) stop() {
 }
 
 // cluster starts a NATS server and n hubs on it, named hub0, hub1, …
-func cluster(t *testing.T, n int) (*server.Server, []*node) {
+func cluster(t testing.TB, n int) (*server.Server, []*node) {
 	t.Helper()
 	s := natsServer(t, 0, 0)
 	nodes := make([]*node, n)
@@ -124,7 +124,7 @@ func cluster(t *testing.T, n int) (*server.Server, []*node) {
 	return s, nodes
 }
 
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -135,7 +135,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func dial(t *testing.T, base, path, channel string) *websocket.Conn {
+func dial(t testing.TB, base, path, channel string) *websocket.Conn {
 	t.Helper()
 	c, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+path+channel, nil)
 	if err != nil {
@@ -174,7 +174,7 @@ type reader struct {
 	err  error
 }
 
-func subscribe(t *testing.T, base, channel string) *reader {
+func subscribe(t testing.TB, base, channel string) *reader {
 	t.Helper()
 	c := dial(t, base, protocol.PathSubscribe, channel)
 	r := &reader{conn: c, done: make(chan struct{})}
@@ -215,7 +215,7 @@ func (r *reader) last() []byte {
 	return r.msgs[len(r.msgs)-1]
 }
 
-func seqOf(t *testing.T, msg []byte) uint64 {
+func seqOf(t testing.TB, msg []byte) uint64 {
 	t.Helper()
 	h, err := protocol.ParseHeader(msg)
 	if err != nil {
@@ -224,7 +224,7 @@ func seqOf(t *testing.T, msg []byte) uint64 {
 	return h.Seq
 }
 
-func (r *reader) waitSeq(t *testing.T, seq uint64, what string) {
+func (r *reader) waitSeq(t testing.TB, seq uint64, what string) {
 	t.Helper()
 	eventually(t, waitLong, what, func() bool {
 		m := r.last()
@@ -232,21 +232,21 @@ func (r *reader) waitSeq(t *testing.T, seq uint64, what string) {
 	})
 }
 
-func send(t *testing.T, c *websocket.Conn, msg []byte) {
+func send(t testing.TB, c *websocket.Conn, msg []byte) {
 	t.Helper()
 	if err := c.WriteMessage(websocket.BinaryMessage, msg); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
 }
 
-func stats(t *testing.T, base string) protocol.Stats {
+func stats(t testing.TB, base string) protocol.Stats {
 	t.Helper()
 	var s protocol.Stats
 	getJSON(t, base+"/api/stats", &s)
 	return s
 }
 
-func getJSON(t *testing.T, url string, v any) {
+func getJSON(t testing.TB, url string, v any) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -258,7 +258,7 @@ func getJSON(t *testing.T, url string, v any) {
 	}
 }
 
-func getText(t *testing.T, url string) (int, string) {
+func getText(t testing.TB, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -270,7 +270,7 @@ func getText(t *testing.T, url string) (int, string) {
 }
 
 // connByName returns the NATS server's view of a hub's connection.
-func connByName(t *testing.T, s *server.Server, hubName string) *server.ConnInfo {
+func connByName(t testing.TB, s *server.Server, hubName string) *server.ConnInfo {
 	t.Helper()
 	cz, err := s.Connz(&server.ConnzOptions{Subscriptions: true})
 	if err != nil {
@@ -502,7 +502,7 @@ func TestListing(t *testing.T) {
 }
 
 // closeCode reads until the connection closes and returns its close code.
-func closeCode(t *testing.T, c *websocket.Conn) (int, string) {
+func closeCode(t testing.TB, c *websocket.Conn) (int, string) {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(waitLong))
 	for {

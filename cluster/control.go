@@ -230,7 +230,7 @@ func (b *Bus) subscribeFeed(f *feed) {
 		b.log.Warn("nats subscribe failed", "channel", f.channel, "error", err.Error())
 		return
 	}
-	_ = sub.SetPendingLimits(pendingMsgs, 2*min(b.maxMessage(), b.node.MaxFrameBytes()+headroom))
+	b.setPendingLimits(sub)
 	b.mu.Lock()
 	current := b.feeds[f.channel] == f
 	if current {
