@@ -111,11 +111,13 @@ func New(cfg Config) *Hub {
 		Subprotocols:      []string{protocol.Subprotocol},
 	}
 	h.http = h.routes()
+	if cfg.Bus != nil {
+		h.link = newBusLink(h, cfg.Bus) // before the janitor, which reads it
+	}
 	h.janitorWG.Add(2)
 	go h.janitor()
 	go h.watchdog()
-	if cfg.Bus != nil {
-		h.link = newBusLink(h, cfg.Bus)
+	if h.link != nil {
 		cfg.Bus.Start(busNode{h.link})
 	}
 	return h
