@@ -92,10 +92,24 @@ func TestHostileBusMessages(t *testing.T) {
 	nc := hostile(t, s.ClientURL())
 	subj := "framehub.frame.cam"
 	good := frameMsg(1, 3000)
+	var feedSub *nats.Subscription
+	b.bus.mu.Lock()
+	feedSub = b.bus.feeds["cam"].sub
+	b.bus.mu.Unlock()
+	sent := 0
+	// pubMsg sends a message and waits until the hub has handled it, so
+	// that none is dropped over the pending limits on a busy machine.
 	pubMsg := func(m *nats.Msg) {
+		t.Helper()
 		if err := nc.PublishMsg(m); err != nil {
 			t.Fatal(err)
 		}
+		sent++
+		eventually(t, waitLong, "the message handled", func() bool {
+			d, _ := feedSub.Delivered()
+			p, _, _ := feedSub.Pending()
+			return d >= int64(sent) && p == 0
+		})
 	}
 	// Whole messages are checked when relayed, and a newer one overtakes
 	// an older one waiting (newest wins), so send them one at a time.

@@ -95,6 +95,9 @@ const (
 	// headroom is kept free under max_payload in every message for the
 	// NATS headers.
 	headroom = 1024
+	// minChunk is the smallest chunk the pending limits allow for: NATS
+	// servers take at least 64 KiB messages.
+	minChunk = 64 << 10
 	// maxParts bounds the chunks of one frame.
 	maxParts = 4096
 	// maxAnnouncement bounds an announcement's JSON.
@@ -409,15 +412,15 @@ func (b *Bus) maxMessage() int {
 }
 
 // setPendingLimits gives a frame subscription small pending limits: two
-// frames of the hub's largest size, in as many messages as their chunks
-// take. Past them the NATS client drops messages (counted in Dropped);
-// within them the handler keeps only the newest complete frame, so what
-// waits is never more than two frames' worth, and never stale for long.
+// frames of the hub's largest size, in bytes, and in as many messages as
+// their chunks take even if the sender's server allows only 64 KiB
+// messages. Past them the NATS client drops messages (counted in
+// Dropped); within them the handler keeps only the newest complete frame,
+// so what waits is never more than two frames' worth.
 func (b *Bus) setPendingLimits(sub *nats.Subscription) {
 	maxFrame := b.node.MaxFrameBytes()
-	room := b.maxMessage() - headroom
-	parts := (maxFrame + room - 1) / room
-	_ = sub.SetPendingLimits(2*parts+2, 2*(maxFrame+parts*headroom)+b.maxMessage())
+	parts := (maxFrame + minChunk - 1) / minChunk
+	_ = sub.SetPendingLimits(2*parts+8, 2*(maxFrame+parts*headroom)+b.maxMessage())
 }
 
 // Status reports the connection and the bus's counters; the hub adds its
