@@ -356,7 +356,7 @@ func (b *Bus) onAnnounce(m *nats.Msg) {
 		b.node.Refused(ch, hub.BusBadAnnouncement, "bad hub, name or generation")
 		return
 	}
-	refresh := min(max(time.Duration(w.RefreshMS)*time.Millisecond, 100*time.Millisecond), time.Minute)
+	refresh := min(max(time.Duration(w.RefreshMS)*time.Millisecond, 100*time.Millisecond), 10*time.Second)
 	a := hub.Announcement{Channel: ch, Claim: hub.Claim{Hub: w.Hub, Gen: w.Gen}, HubName: w.Name, Live: w.Live,
 		Info: w.Info, Expires: time.Now().Add(3 * refresh)}
 	a.Info.Name = ch

@@ -497,6 +497,11 @@ func (n busNode) Announced(a Announcement) {
 	var beaten *publisher
 	var reannounce *Announcement
 	l.mu.Lock()
+	if l.chans[a.Channel] == nil && len(l.chans) >= l.maxEntries() {
+		l.mu.Unlock()
+		l.busRefuse(a.Channel, busTooManyChannels, "announcement of one channel too many")
+		return
+	}
 	bc := l.chanLocked(a.Channel)
 	bc.maxGen = max(bc.maxGen, a.Claim.Gen)
 	switch c := a.Claim.Compare(bc.best); {
@@ -565,6 +570,12 @@ func (n busNode) Local() []Announcement {
 	}
 	return out
 }
+
+// maxEntries bounds the channels the hub keeps track of for the bus
+// (announced by other hubs, read or published here): four times the
+// channels it may hold itself, so that announcements of made-up names
+// cannot grow it without bound.
+func (l *busLink) maxEntries() int { return 4*l.h.cfg.MaxChannels + 64 }
 
 // sweep forgets what the hub knows of channels nobody here reads or
 // publishes and no live hub publishes. The janitor calls it.

@@ -153,3 +153,24 @@ func TestHubNeverImportsABus(t *testing.T) {
 		}
 	}
 }
+
+// TestBusAnnouncementsAreBounded: announcements of made-up channels cannot
+// grow what the hub keeps without bound; the excess is refused and counted.
+func TestBusAnnouncementsAreBounded(t *testing.T) {
+	bus := &fakeBus{}
+	h, _ := testHub(t, Config{Bus: bus, MaxChannels: 1})
+	limit := h.link.maxEntries()
+	for i := range limit + 50 {
+		bus.node.Announced(Announcement{Channel: "made-up-" + itoa(i), Claim: Claim{"evil", 1}, HubName: "evil", Live: true,
+			Expires: time.Now().Add(time.Minute)})
+	}
+	h.link.mu.Lock()
+	n := len(h.link.chans)
+	h.link.mu.Unlock()
+	if n != limit {
+		t.Fatalf("%d channels kept; want the limit, %d", n, limit)
+	}
+	if got := h.Stats().Cluster.Refused["too_many_channels"]; got != 50 {
+		t.Fatalf("refused %d announcements; want 50", got)
+	}
+}
