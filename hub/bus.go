@@ -348,9 +348,10 @@ func (h *Hub) publishFrame(p *publisher, f *frame) (released *frame) {
 	if !current {
 		return f // released at once, as if it had been overwritten
 	}
-	released = p.ch.publish(f)
+	// The bus first: its path is the longer one, and its sender should not
+	// queue behind every local subscriber's writer that publish wakes.
 	h.link.bus.Publish(p.channel, p.claim, f.msg)
-	return released
+	return p.ch.publish(f)
 }
 
 // awaitBusFrame waits, for a snapshot, for the newest frame of a channel
