@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -666,5 +668,30 @@ func TestNATSRestart(t *testing.T) {
 		if seq := seqOf(t, m); seq == 2 || seq == 3 {
 			t.Errorf("frame %d, published while NATS was down, crossed later: stale", seq)
 		}
+	}
+}
+
+// TestMJPEGAcrossHubs: an MJPEG reader is interest like a WebSocket
+// subscriber: its hub subscribes, and it gets frames published on
+// another hub, with their sequence numbers.
+func TestMJPEGAcrossHubs(t *testing.T) {
+	_, nodes := cluster(t, 2)
+	req, _ := http.NewRequest(http.MethodGet, nodes[1].url+"/channels/cam/stream.mjpeg", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	eventually(t, waitLong, "hub1 watching cam for its MJPEG reader", func() bool { return nodes[1].bus.Status().Watching == 1 })
+	pub := dial(t, nodes[0].url, protocol.PathPublish, "cam")
+	eventually(t, waitLong, "hub0 sending", func() bool { return nodes[0].bus.Status().Sending == 1 })
+	send(t, pub, frameMsg(42, 3000))
+	_, params, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	part, err := multipart.NewReader(resp.Body, params["boundary"]).NextPart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := part.Header.Get("X-Frame-Seq"); got != "42" {
+		t.Fatalf("MJPEG part has seq %q; want 42", got)
 	}
 }
