@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/goleak"
 
 	"framehub/internal/testutil"
@@ -207,5 +208,49 @@ func TestTinyScenario(t *testing.T) {
 	}
 	if _, err := json.Marshal(rep); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestClusterScenario runs the cross-hub benchmark on two child hubs and
+// a NATS server embedded in the test process: every figure is there and
+// each interested hub gets about one copy of each frame.
+func TestClusterScenario(t *testing.T) {
+	bin := framehubBinary(t)
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, HTTPHost: "127.0.0.1", HTTPPort: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	if !ns.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	var progress bytes.Buffer
+	rep, err := RunCluster(context.Background(), ClusterConfig{
+		Hubs: 2, Subscribers: 2, HubBinary: bin, NATS: ns.ClientURL(), NATSMonitor: "http://" + ns.MonitorAddr().String(),
+		Duration: 2 * time.Second, Warmup: 300 * time.Millisecond, Width: 320, Height: 240, FPS: 20, Progress: &progress,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.PerHub) != 2 || rep.Published < 20 {
+		t.Fatalf("report %+v", rep)
+	}
+	local, remote := rep.PerHub[0], rep.PerHub[1]
+	if local.FPSMedian < 10 || remote.FPSMedian < 10 || remote.Age.P50 <= 0 || local.CPU <= 0 || remote.CPUPerGB <= 0 {
+		t.Errorf("implausible figures: local %+v remote %+v", local, remote)
+	}
+	if remote.BusCopiesIn < 0.9 || remote.BusCopiesIn > 1.2 || local.BusCopiesOut < 0.9 || local.BusCopiesOut > 1.2 || local.BusCopiesIn > 0.1 {
+		t.Errorf("bus copies: remote in %v, local out %v, local in %v; want about 1, 1, 0", remote.BusCopiesIn, local.BusCopiesOut, local.BusCopiesIn)
+	}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil || !strings.Contains(table.String(), "bus copies in per frame") {
+		t.Errorf("table: %v\n%s", err, table.String())
+	}
+	if !strings.Contains(progress.String(), "bench cluster:") {
+		t.Errorf("no progress lines: %q", progress.String())
+	}
+	if err := (&ClusterConfig{Hubs: 3}).fill(); err == nil || !strings.Contains(err.Error(), "--nats-server") {
+		t.Errorf("a cluster config without NATS: %v", err)
 	}
 }

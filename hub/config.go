@@ -117,6 +117,10 @@ type Config struct {
 	// /static/ (index.html, view.html and their files; the command passes
 	// framehub/static). Nil serves no page: those paths get 404.
 	Page fs.FS
+	// Bus, when not nil, links the hub with others so that they act as one
+	// (see Bus; package cluster implements it over NATS). The hub starts it
+	// and closes it on Shutdown. Nil: a hub on its own, as before.
+	Bus Bus
 	// DenyDelay is the pause before answering a request without the right
 	// token (default 50 to 150 ms, random): it makes guessing slow. Tests
 	// may set a negative value for none.

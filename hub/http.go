@@ -15,7 +15,7 @@ func (h *Hub) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
+		_, _ = w.Write([]byte(h.health()))
 	})
 	mux.HandleFunc("GET /api/channels", func(w http.ResponseWriter, r *http.Request) {
 		list := h.Channels()
@@ -65,6 +65,9 @@ func (h *Hub) serveSnapshot(w http.ResponseWriter, r *http.Request, name string)
 		f = c.newest()
 	}
 	if f == nil {
+		f = h.awaitBusFrame(r.Context(), name)
+	}
+	if f == nil {
 		http.Error(w, "no frame on channel "+name, http.StatusNotFound)
 		return
 	}
@@ -106,8 +109,8 @@ func (h *Hub) serveMJPEG(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	mb := newMailbox()
-	ch := h.table.join(name, mb)
-	defer h.table.leave(ch, mb)
+	ch := h.join(name, mb)
+	defer h.leave(ch, mb)
 	log := h.log.With("channel", name, "remote", r.RemoteAddr)
 	log.Debug("mjpeg reader connected")
 	ctx := r.Context()

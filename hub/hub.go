@@ -51,6 +51,7 @@ type Hub struct {
 	table          *table
 	mem            *budget
 	events         *eventLog
+	link           *busLink // the hub's side of Config.Bus, or nil
 
 	mu      sync.Mutex
 	conns   map[*wsConn]struct{}
@@ -114,9 +115,15 @@ func New(cfg Config) *Hub {
 		Subprotocols:      []string{protocol.Subprotocol},
 	}
 	h.http = h.routes()
+	if cfg.Bus != nil {
+		h.link = newBusLink(h, cfg.Bus) // before the janitor, which reads it
+	}
 	h.janitorWG.Add(2)
 	go h.janitor()
 	go h.watchdog()
+	if h.link != nil {
+		cfg.Bus.Start(busNode{h.link})
+	}
 	return h
 }
 
@@ -205,7 +212,9 @@ func (h *Hub) track(w http.ResponseWriter, r *http.Request) bool {
 
 // Channels returns the listed channels (those with a publisher or a recent
 // frame), sorted by name.
-func (h *Hub) Channels() []protocol.ChannelInfo { return h.table.infos(h.cfg.ChannelTTL) }
+func (h *Hub) Channels() []protocol.ChannelInfo {
+	return h.busChannels(h.table.infos(h.cfg.ChannelTTL))
+}
 
 // Limits returns the limits the hub enforces on frames, as served at GET
 // /api/limits and in every WebSocket handshake.
@@ -227,6 +236,9 @@ func (h *Hub) janitor() {
 			h.mem.release(h.table.sweep(now, h.cfg.ChannelTTL))
 			h.ipl.sweep(now)
 			h.events.flush(now)
+			if h.link != nil {
+				h.link.sweep(now)
+			}
 			if now.Sub(lastStats) >= statsInterval && h.log.Enabled(context.Background(), slog.LevelDebug) {
 				lastStats = now
 				for _, in := range h.Channels() {
@@ -277,6 +289,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 				c.reset()
 			}
 			<-finished
+		}
+		if h.link != nil {
+			_ = h.link.bus.Close() // its errors are the bus's to log
 		}
 		h.janitorWG.Wait()
 	})

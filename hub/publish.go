@@ -17,8 +17,9 @@ import (
 // publisher is one publishing WebSocket connection.
 type publisher struct {
 	*wsConn
-	h  *Hub
-	ch *channel
+	h     *Hub
+	ch    *channel
+	claim Claim // its hold on the channel across hubs (clustered hubs only)
 }
 
 // replaced closes a publisher that a newer one took over.
@@ -52,6 +53,7 @@ func (h *Hub) runPublisher(p *publisher) {
 	if old := p.ch.setPublisher(p); old != nil {
 		old.replaced()
 	}
+	h.busClaim(p)
 	h.events.logf(slog.LevelInfo, "connected:"+p.channel, "publisher connected",
 		slog.String("channel", p.channel), slog.String("remote", p.remote))
 
@@ -80,6 +82,7 @@ func (h *Hub) runPublisher(p *publisher) {
 	close(stopPing)
 	pingWG.Wait()
 	p.ch.clearPublisher(p)
+	h.busRelease(p)
 	attrs := append([]slog.Attr{slog.String("channel", p.channel), slog.String("remote", p.remote),
 		slog.Uint64("frames", frames), slog.Uint64("dropped", dropped),
 		slog.Float64("seconds", round2(time.Since(start).Seconds()))}, end.attrs()...)
@@ -143,7 +146,7 @@ func (h *Hub) readFrames(p *publisher) (n, dropped uint64, end ending) {
 		if f == nil {
 			return n, dropped, end
 		}
-		if old := p.ch.publish(f); old != nil {
+		if old := h.publishFrame(p, f); old != nil {
 			h.mem.release(old.size)
 		}
 		h.counters.FramesIn.Add(1)

@@ -90,6 +90,7 @@ func (h *Hub) Stats() protocol.Stats {
 	for i := range numReasons {
 		s.Refused[i.String()] = h.counters.Refused[i].Load()
 	}
+	s.Cluster = h.busStats()
 	// runtime/metrics reads these without stopping the world, unlike
 	// runtime.ReadMemStats.
 	sample := []metrics.Sample{{Name: "/sched/goroutines:goroutines"}, {Name: "/memory/classes/heap/objects:bytes"}}

@@ -75,7 +75,7 @@ func (h *Hub) runSubscriber(s *subscriber) {
 		s.mb.poke()
 		return nil
 	})
-	ch := h.table.join(s.channel, s.mb)
+	ch := h.join(s.channel, s.mb)
 	h.events.logf(slog.LevelDebug, "sub:"+s.channel, "subscriber connected", slog.String("channel", s.channel), slog.String("remote", s.remote))
 	start := time.Now()
 
@@ -89,7 +89,7 @@ func (h *Hub) runSubscriber(s *subscriber) {
 	end := h.readControl(s)
 	close(stop)
 	writerWG.Wait()
-	h.table.leave(ch, s.mb)
+	h.leave(ch, s.mb)
 	attrs := append([]slog.Attr{slog.String("channel", s.channel), slog.String("remote", s.remote),
 		slog.Uint64("sent", s.mb.delivered.Load()), slog.Uint64("skipped", s.mb.overwritten.Load()),
 		slog.Float64("seconds", round2(time.Since(start).Seconds()))}, end.attrs()...)

@@ -113,6 +113,9 @@ type ChannelInfo struct {
 	Dropped        uint64  `json:"dropped"` // frames over the publisher frame-rate cap, not relayed
 	Seq            uint64  `json:"seq"`
 	LastFrameAgeMS float64 `json:"last_frame_age_ms"` // since the hub received the newest frame; -1 if none
+	// Hub names the hub the channel's publisher is connected to, on a hub
+	// that is part of a cluster (--nats); empty otherwise.
+	Hub string `json:"hub,omitempty"`
 }
 
 // Stats is the hub-wide picture served at GET /api/stats. Counts named
@@ -137,6 +140,49 @@ type Stats struct {
 	Refused          map[string]uint64 `json:"refused"`
 	Goroutines       uint64            `json:"goroutines"`
 	HeapBytes        uint64            `json:"heap_bytes"` // live and unswept heap objects
+	// Cluster is the hub's link to the other hubs (--nats), or nil.
+	Cluster *ClusterStats `json:"cluster,omitempty"`
+}
+
+// ClusterStats is a clustered hub's view of its bus (NATS), in GET
+// /api/stats. Counts named "…_total" are totals since the hub started.
+type ClusterStats struct {
+	// State is "connected", "connecting", "reconnecting" or "closed"; a hub
+	// that is not connected serves its own publishers only (degraded).
+	State      string `json:"state"`
+	Server     string `json:"server,omitempty"` // the NATS server connected to, credentials removed
+	Hub        string `json:"hub"`              // this hub's name in channel listings
+	HubID      string `json:"hub_id"`           // unique per hub process
+	MaxPayload int64  `json:"max_payload"`      // the server's largest message; bigger frames cross in chunks
+	Reconnects uint64 `json:"reconnects_total"`
+	// Channels this hub receives from the bus (it has local subscribers),
+	// sends to it (another hub wants them), and sees published elsewhere.
+	Watching       int `json:"watching"`
+	Sending        int `json:"sending"`
+	RemoteChannels int `json:"remote_channels"`
+	// Out: frames of local publishers sent to other hubs, those sent in
+	// chunks, those a newer frame replaced before the sender got to them,
+	// and those that could not be sent (NATS down).
+	FramesOut  uint64 `json:"frames_out_total"`
+	BytesOut   uint64 `json:"bytes_out_total"`
+	ChunkedOut uint64 `json:"chunked_out_total"`
+	SkippedOut uint64 `json:"skipped_out_total"`
+	FailedOut  uint64 `json:"failed_out_total"`
+	// In: frames from the bus relayed to local subscribers; complete frames
+	// a newer one overtook before they were relayed (newest wins); messages
+	// the NATS client dropped over its pending limits (a slow hub); frames
+	// not relayed because a newer publisher holds the channel or a newer
+	// frame was already relayed.
+	FramesIn  uint64 `json:"frames_in_total"`
+	BytesIn   uint64 `json:"bytes_in_total"`
+	SkippedIn uint64 `json:"skipped_in_total"`
+	DroppedIn uint64 `json:"dropped_in_total"`
+	Stale     uint64 `json:"stale_total"`
+	// Refused counts messages from the bus refused, by reason: the frame
+	// checks a publisher's frames get (bad_frame, too_big, bad_jpeg,
+	// too_many_pixels, over_memory_budget, too_many_channels) and the bus's
+	// own (bad_envelope, bad_chunk, incomplete_frame, bad_announcement).
+	Refused map[string]uint64 `json:"refused"`
 }
 
 // RefusedError is a hub's refusal of a connection or request: the HTTP

@@ -39,8 +39,15 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "hub", Usage: "load this running hub instead of starting one (needs --hub-pid)", EnvVars: []string{"FRAMEHUB_HUB"}},
 			&cli.IntFlag{Name: "hub-pid", Usage: "PID of the --hub, to read its CPU and memory from /proc", EnvVars: []string{"FRAMEHUB_BENCH_HUB_PID"}},
 			&cli.StringFlag{Name: "hub-flags", Usage: "extra flags for the hub the benchmark starts, e.g. \"--write-timeout 2s\"", EnvVars: []string{"FRAMEHUB_BENCH_HUB_FLAGS"}},
+			&cli.IntFlag{Name: "cluster", Usage: "cross-hub benchmark: start this many hubs joined by NATS, publish on the first, --subscribers on each", EnvVars: []string{"FRAMEHUB_BENCH_CLUSTER"}},
+			&cli.StringFlag{Name: "nats-server", Usage: "with --cluster: a nats-server binary to start on loopback (scripts/bench-cluster.sh builds one)", EnvVars: []string{"FRAMEHUB_BENCH_NATS_SERVER"}},
+			&cli.StringFlag{Name: "nats", Usage: "with --cluster: a running NATS server's URL instead of --nats-server", EnvVars: []string{"FRAMEHUB_BENCH_NATS"}},
+			&cli.StringFlag{Name: "nats-monitor", Usage: "with --nats: the server's monitoring URL (http://HOST:8222), for the bus figures", EnvVars: []string{"FRAMEHUB_BENCH_NATS_MONITOR"}},
 		},
 		Action: func(c *cli.Context) error {
+			if c.Int("cluster") > 0 {
+				return benchCluster(c)
+			}
 			exe, err := os.Executable()
 			if err != nil {
 				return fmt.Errorf("find the framehub binary: %w", err)
@@ -86,4 +93,21 @@ func benchRawTCPCommand() *cli.Command {
 			return bench.ServeRawTCP(c.Context, ln)
 		},
 	}
+}
+
+// benchCluster runs framehub bench --cluster N.
+func benchCluster(c *cli.Context) error {
+	rep, err := bench.RunCluster(c.Context, bench.ClusterConfig{
+		Hubs: c.Int("cluster"), Subscribers: c.Int("subscribers"), HubArgs: strings.Fields(c.String("hub-flags")),
+		NATSServer: c.String("nats-server"), NATS: c.String("nats"), NATSMonitor: c.String("nats-monitor"),
+		Duration: c.Duration("duration"), Warmup: c.Duration("warmup"), Width: c.Int("width"), Height: c.Int("height"),
+		Quality: c.Int("quality"), FPS: c.Float64("fps"), Progress: c.App.ErrWriter, Logger: logger(c),
+	})
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return json.NewEncoder(c.App.Writer).Encode(rep)
+	}
+	return rep.WriteTable(c.App.Writer)
 }

@@ -57,7 +57,7 @@ func hubCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "hub",
 		Usage: "run the hub: publishers push channels to it, viewers watch them",
-		Flags: append(hubFlags(), authFlags()...),
+		Flags: append(append(hubFlags(), authFlags()...), natsFlags()...),
 		Action: func(c *cli.Context) error {
 			cfg, err := hubConfig(c)
 			if err != nil {
@@ -72,6 +72,14 @@ func hubCommand() *cli.Command {
 			tlsConf, err := hubTLS(c)
 			if err != nil {
 				return err
+			}
+			bus, err := natsBus(c, cfg.Logger)
+			if err != nil {
+				return err
+			}
+			if bus != nil {
+				cfg.Bus = bus
+				defer bus.Close() // the hub closes it; this covers a hub that never started
 			}
 			if addr := c.String("pprof-listen"); addr != "" {
 				stop, err := servePprof(addr, cfg.Logger)

@@ -1,0 +1,667 @@
+package hub
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"framehub/protocol"
+)
+
+// Scale-out. Several hubs act as one through a Bus, which package cluster
+// implements over NATS; the hub never imports it, and states here what it
+// needs of a bus (Bus) and what it offers one (BusNode). A hub without a
+// bus (Config.Bus nil) runs none of this: each hook below starts with a
+// nil check.
+//
+// The rules the hub applies:
+//   - Interest. The hub tells the bus when a channel gets its first local
+//     reader (a WebSocket subscriber, an MJPEG reader, a snapshot waiting
+//     for a frame) and when it loses its last (Watch, Unwatch). The bus
+//     receives a channel's frames only while it is watched, and sends a
+//     local publisher's frames only while another hub watches the channel.
+//   - Trust. Nothing from the bus is trusted more than a publisher: a frame
+//     from the bus is read into one buffer charged to the memory budget and
+//     checked by protocol.ParseMessage with the hub's limits, exactly as a
+//     publisher's frame is; a refusal is counted under its reason and
+//     logged at a bounded rate, and the channel keeps its last good frame.
+//   - One publisher per channel across the cluster. A publisher holds a
+//     Claim on its channel; the larger claim wins, and a local publisher
+//     whose claim another hub's beats is closed with 4001, as when a newer
+//     publisher connects to the same hub.
+//   - Order. A frame from the bus is relayed only if it comes from the
+//     channel's winning claim and its sequence number is above the last one
+//     relayed from that claim: no subscriber gets a frame twice, or an older
+//     frame after a newer one.
+
+// Claim is a publisher's hold on a channel across hubs. Claims are ordered
+// by Gen, then by Hub; the larger wins. A hub gives a new publisher
+// Gen = max(its clock in Unix milliseconds, 1 + the largest Gen it has seen
+// for the channel). So a publisher that connects once its hub has heard of
+// the current one always wins, whatever the clocks say; two claims made
+// before either hub heard of the other (a race within the bus's delay, or
+// during a partition) are ordered by the hubs' clocks, then by hub ID.
+type Claim struct {
+	Hub string // ID of the publisher's hub (Bus.Self), unique per process
+	Gen uint64
+}
+
+// Compare returns -1, 0 or +1 as c is smaller than, equal to or larger
+// than d.
+func (c Claim) Compare(d Claim) int {
+	if c.Gen != d.Gen {
+		return cmp.Compare(c.Gen, d.Gen)
+	}
+	return strings.Compare(c.Hub, d.Hub)
+}
+
+// Announcement is a hub's statement that one of its publishers holds a
+// channel (Live) or has left it.
+type Announcement struct {
+	Channel string
+	Claim   Claim
+	HubName string // the publishing hub's name, for listings
+	Live    bool
+	Info    protocol.ChannelInfo // the channel as the publishing hub sees it
+	// Expires is when a receiver forgets a live announcement that has not
+	// been repeated (the publishing hub died or lost the bus). The bus
+	// sets it on receipt, from its own clock.
+	Expires time.Time
+}
+
+// Bus links hubs so that they act as one. Its methods are called by the
+// hub and must never block on the network: a bus does its sending in its
+// own goroutines. All methods are safe for concurrent use. The hub calls
+// Close from Shutdown.
+type Bus interface {
+	// Self returns this hub's ID on the bus (unique per process, used in
+	// claims) and its name (shown in listings).
+	Self() (id, name string)
+	// Start hands the bus the hub's side. New calls it once; the bus may
+	// call n from then until Close returns.
+	Start(n BusNode)
+	// Publish offers a frame of a local publisher holding c: msg is the
+	// frame exactly as the publisher sent it, immutable, and may be kept
+	// until sent. The bus sends it to the hubs that want the channel, or
+	// drops it; a newer frame of the channel may replace it unsent.
+	Publish(channel string, c Claim, msg []byte)
+	// Watch and Unwatch say that channel got its first local reader and
+	// lost its last; calls for a channel alternate, Watch first.
+	Watch(channel string)
+	Unwatch(channel string)
+	// Claim announces that a local publisher now holds a channel (calling
+	// it again with the same claim repeats the announcement at once, for a
+	// hub that announced a smaller one); Release that it has left.
+	Claim(a Announcement)
+	Release(a Announcement)
+	// Status reports the link's state and counters.
+	Status() protocol.ClusterStats
+	// Close leaves the bus. No BusNode method is called once it returns.
+	Close() error
+}
+
+// BusNode is the hub as its bus sees it. Its methods are safe for
+// concurrent use and do not block on the network.
+type BusNode interface {
+	// Receive checks a frame that came from the bus (parts are its bytes
+	// in order: one part, or its chunks) from claim from, and relays it to
+	// local readers if it is valid, from the channel's winning claim and
+	// newer than what they were sent. It copies parts and keeps none.
+	Receive(channel string, from Claim, parts [][]byte)
+	// Announced records another hub's announcement.
+	Announced(a Announcement)
+	// Latest returns the newest frame of a channel that a local publisher
+	// holds (immutable; for a hub that has just become interested), or
+	// false.
+	Latest(channel string) (Claim, []byte, bool)
+	// Local returns an announcement for every channel a local publisher
+	// holds.
+	Local() []Announcement
+	// MaxFrameBytes is the largest frame the hub accepts.
+	MaxFrameBytes() int
+	// Reserve charges n bytes that the bus holds for a frame (chunks being
+	// reassembled) to the hub's memory budget, or reports that they would
+	// pass it; Release gives them back.
+	Reserve(n int64) bool
+	Release(n int64)
+	// Refused counts and logs, at a bounded rate, a message from the bus
+	// refused before it became a frame.
+	Refused(channel string, why BusRefusal, detail string)
+}
+
+// BusRefusal is why a bus refused a message before it became a frame.
+type BusRefusal int
+
+// Refusals a bus reports through BusNode.Refused.
+const (
+	// BusBadEnvelope: the message's headers are missing or malformed, or
+	// name another channel than its subject, or this hub as the sender.
+	BusBadEnvelope BusRefusal = iota
+	// BusBadChunk: a chunk whose fields do not fit the frame it belongs to
+	// (index, count, sizes).
+	BusBadChunk
+	// BusIncomplete: a frame sent in chunks that was dropped before all its
+	// chunks arrived (a gap, a timeout, a newer frame, or the budget).
+	BusIncomplete
+	// BusBadAnnouncement: an announcement that does not parse or check.
+	BusBadAnnouncement
+	// BusOverBudget: chunks that would pass the hub's memory budget.
+	BusOverBudget
+
+	// Refusals of a complete frame, made by the hub.
+	busBadFrame
+	busTooBig
+	busBadJPEG
+	busTooManyPixels
+	busTooManyChannels
+	numBusRefusals
+)
+
+var busRefusalNames = [numBusRefusals]string{
+	"bad_envelope", "bad_chunk", "incomplete_frame", "bad_announcement", "over_memory_budget",
+	"bad_frame", "too_big", "bad_jpeg", "too_many_pixels", "too_many_channels",
+}
+
+func (r BusRefusal) String() string {
+	if r < 0 || r >= numBusRefusals {
+		return "unknown"
+	}
+	return busRefusalNames[r]
+}
+
+// busSnapshotWait is how long a snapshot of a channel published on
+// another hub waits for its frame to cross the bus.
+const busSnapshotWait = 2 * time.Second
+
+// busClaimTTL is how long a claim first seen in a frame (not yet
+// announced) counts as live.
+const busClaimTTL = 3 * time.Second
+
+// busLink is the hub's side of its bus.
+type busLink struct {
+	// Static after construction.
+	h    *Hub
+	bus  Bus
+	id   string
+	name string
+
+	// mu guards chans and every busChan; frames from the bus are relayed
+	// under it, so that the order check and the relay are one step.
+	// Lock order: mu, then table.mu, then channel.mu.
+	mu    sync.Mutex
+	chans map[string]*busChan
+
+	framesIn, bytesIn, stale atomic.Uint64
+	refused                  [numBusRefusals]atomic.Uint64
+}
+
+// busChan is what the hub knows of one channel across the cluster.
+type busChan struct {
+	interest int        // local readers: subscribers, MJPEG readers, waiting snapshots
+	best     Claim      // the winning claim (zero: none)
+	maxGen   uint64     // the largest Gen seen for the channel
+	bestName string     // name of best's hub
+	local    *publisher // the local publisher holding best, or nil
+	remote   bool       // best is another hub's publisher…
+	expires  time.Time  // …until then, unless announced again
+	info     protocol.ChannelInfo
+	taken    bool     // a frame of best has been relayed…
+	lastSeq  uint64   // …and this was the last one's sequence number
+	fed      *channel // channel claimed in the table while frames from the bus feed it
+}
+
+func (b *busChan) live(now time.Time) bool {
+	return b.local != nil || (b.remote && now.Before(b.expires))
+}
+
+func (b *busChan) idle(now time.Time) bool {
+	return b.interest == 0 && b.local == nil && !b.live(now) && b.fed == nil
+}
+
+func newBusLink(h *Hub, bus Bus) *busLink {
+	l := &busLink{h: h, bus: bus, chans: make(map[string]*busChan)}
+	l.id, l.name = bus.Self()
+	return l
+}
+
+func (l *busLink) chanLocked(name string) *busChan {
+	bc := l.chans[name]
+	if bc == nil {
+		bc = &busChan{}
+		l.chans[name] = bc
+	}
+	return bc
+}
+
+// adoptLocked makes c, another hub's claim, the channel's winner, and
+// returns the local publisher it beats, which the caller closes once mu
+// is released.
+func (l *busLink) adoptLocked(bc *busChan, c Claim, hubName string, expires time.Time) (beaten *publisher) {
+	if c != bc.best {
+		bc.taken, bc.bestName = false, c.Hub // the ID until an announcement names it
+	}
+	bc.best, bc.remote, bc.expires = c, true, expires
+	bc.maxGen = max(bc.maxGen, c.Gen)
+	if hubName != "" {
+		bc.bestName = hubName
+	}
+	beaten, bc.local = bc.local, nil
+	return beaten
+}
+
+// replacedRemotely closes a local publisher that a newer one on another
+// hub took over.
+func (h *Hub) replacedRemotely(p *publisher, hubName string) {
+	p.ch.clearPublisher(p)
+	h.counters.Replaced.Add(1)
+	h.events.logf(slog.LevelInfo, "replaced:"+p.channel, "publisher replaced by a newer one on another hub",
+		slog.String("channel", p.channel), slog.String("remote", p.remote), slog.String("hub", hubName))
+	p.closeWith(ending{kind: endReplaced, detail: "on hub " + hubName}, protocol.CloseReplaced, "replaced by a newer publisher on hub "+hubName)
+}
+
+// join adds a reader's mailbox to the named channel and, on a clustered
+// hub, counts it as local interest.
+func (h *Hub) join(name string, m *mailbox) *channel {
+	c := h.table.join(name, m)
+	if l := h.link; l != nil {
+		l.mu.Lock()
+		bc := l.chanLocked(name)
+		bc.interest++
+		if bc.interest == 1 {
+			l.bus.Watch(name)
+		}
+		l.mu.Unlock()
+	}
+	return c
+}
+
+// leave undoes join. When a channel loses its last local reader, the bus
+// stops receiving it, and the table claim that frames from the bus held is
+// given back (the channel stays listed with its last frame for the TTL).
+func (h *Hub) leave(c *channel, m *mailbox) {
+	h.table.leave(c, m)
+	if l := h.link; l != nil {
+		l.mu.Lock()
+		bc := l.chanLocked(c.name)
+		bc.interest--
+		if bc.interest == 0 {
+			l.bus.Unwatch(c.name)
+			if bc.fed != nil {
+				h.table.unclaim(bc.fed)
+				bc.fed = nil
+			}
+		}
+		l.mu.Unlock()
+	}
+}
+
+// busClaim gives a publisher that has just taken its channel on this hub
+// a claim that beats every claim the hub knows, and announces it.
+func (h *Hub) busClaim(p *publisher) {
+	l := h.link
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	bc := l.chanLocked(p.channel)
+	gen := max(uint64(time.Now().UnixMilli()), bc.maxGen+1, bc.best.Gen+1)
+	p.claim = Claim{Hub: l.id, Gen: gen}
+	bc.best, bc.maxGen, bc.bestName = p.claim, gen, l.name
+	bc.local, bc.remote, bc.taken = p, false, false
+	a := Announcement{Channel: p.channel, Claim: p.claim, HubName: l.name, Live: true}
+	l.mu.Unlock()
+	l.bus.Claim(a)
+}
+
+// busRelease tells the bus that a publisher has left (or was replaced):
+// the bus stops offering its frames and announces that its claim is over.
+func (h *Hub) busRelease(p *publisher) {
+	l := h.link
+	if l == nil || p.claim == (Claim{}) {
+		return
+	}
+	l.mu.Lock()
+	if bc := l.chans[p.channel]; bc != nil && bc.local == p {
+		bc.local = nil
+	}
+	l.mu.Unlock()
+	l.bus.Release(Announcement{Channel: p.channel, Claim: p.claim, HubName: l.name})
+}
+
+// publishFrame makes f the newest frame of p's channel and, on a clustered
+// hub, offers it to the bus. A publisher that a newer one on another hub
+// has replaced publishes nothing more (it is being closed).
+func (h *Hub) publishFrame(p *publisher, f *frame) (released *frame) {
+	if h.link == nil {
+		return p.ch.publish(f)
+	}
+	p.ch.mu.Lock()
+	current := p.ch.pub == publisherConn(p)
+	p.ch.mu.Unlock()
+	if !current {
+		return f // released at once, as if it had been overwritten
+	}
+	// The bus first: its path is the longer one, and its sender should not
+	// queue behind every local subscriber's writer that publish wakes.
+	h.link.bus.Publish(p.channel, p.claim, f.msg)
+	return p.ch.publish(f)
+}
+
+// awaitBusFrame waits, for a snapshot, for the newest frame of a channel
+// that a publisher on another hub holds: it joins the channel as a reader
+// for at most busSnapshotWait. It returns nil for a channel no hub is known
+// to publish.
+func (h *Hub) awaitBusFrame(ctx context.Context, name string) *frame {
+	l := h.link
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	bc := l.chans[name]
+	live := bc != nil && bc.live(time.Now())
+	l.mu.Unlock()
+	if !live {
+		return nil
+	}
+	mb := newMailbox()
+	c := h.join(name, mb)
+	defer h.leave(c, mb)
+	t := time.NewTimer(busSnapshotWait)
+	defer t.Stop()
+	select {
+	case <-mb.wake:
+		return mb.take()
+	case <-t.C:
+	case <-ctx.Done():
+	case <-h.done:
+	}
+	return nil
+}
+
+// busRefuse counts and logs a refused message from the bus.
+func (l *busLink) busRefuse(channel string, why BusRefusal, detail string) {
+	if why < 0 || why >= numBusRefusals {
+		return
+	}
+	l.refused[why].Add(1)
+	l.h.events.logf(slog.LevelWarn, "bus-refused:"+why.String(), "refused a message from the bus",
+		slog.String("reason", why.String()), slog.String("channel", truncate(channel, 64)), slog.String("error", truncate(detail, 200)))
+}
+
+// busNode is the BusNode of a hub.
+type busNode struct{ l *busLink }
+
+func (n busNode) MaxFrameBytes() int    { return n.l.h.limits.MaxFrameBytes }
+func (n busNode) Reserve(n2 int64) bool { return n.l.h.mem.reserve(n2) }
+func (n busNode) Release(n2 int64)      { n.l.h.mem.release(n2) }
+
+func (n busNode) Refused(channel string, why BusRefusal, detail string) {
+	n.l.busRefuse(channel, why, detail)
+}
+
+func (n busNode) Receive(channel string, from Claim, parts [][]byte) {
+	l, h := n.l, n.l.h
+	total := 0
+	for _, p := range parts {
+		total += len(p)
+	}
+	if total > h.limits.MaxFrameBytes {
+		l.busRefuse(channel, busTooBig, "frame of "+itoa(total)+" bytes, limit "+itoa(h.limits.MaxFrameBytes))
+		return
+	}
+	// Check the frame before it touches any state, exactly as a
+	// publisher's: one buffer charged to the budget, ParseMessage.
+	size := int64(wsRoom + total)
+	if !h.mem.reserve(size) {
+		l.busRefuse(channel, BusOverBudget, "frame of "+itoa(total)+" bytes")
+		return
+	}
+	buf := make([]byte, wsRoom, size)
+	for _, p := range parts {
+		buf = append(buf, p...)
+	}
+	pf, err := protocol.ParseMessage(buf[wsRoom:], h.limits)
+	if err != nil {
+		h.mem.release(size)
+		why := busBadFrame
+		switch {
+		case errors.Is(err, protocol.ErrTooBig):
+			why = busTooBig
+		case errors.Is(err, protocol.ErrJPEG):
+			why = busBadJPEG
+		case errors.Is(err, protocol.ErrPixels):
+			why = busTooManyPixels
+		}
+		l.busRefuse(channel, why, err.Error())
+		return
+	}
+	now := time.Now()
+	f := newFrame(buf, pf, now)
+
+	l.mu.Lock()
+	bc := l.chans[channel]
+	var beaten *publisher
+	ok := bc != nil && bc.interest > 0 && from.Hub != l.id
+	if ok {
+		switch c := from.Compare(bc.best); {
+		case c > 0:
+			beaten = l.adoptLocked(bc, from, "", now.Add(busClaimTTL))
+		case c < 0 || bc.local != nil:
+			ok = false // a replaced publisher's frame, still on its way
+		case bc.taken && pf.Seq <= bc.lastSeq:
+			ok = false // not newer than what was relayed
+		}
+	}
+	if ok && bc.fed == nil {
+		c, claimed := h.table.claim(channel)
+		if !claimed {
+			l.mu.Unlock()
+			h.mem.release(size)
+			l.busRefuse(channel, busTooManyChannels, "channel limit reached")
+			return
+		}
+		bc.fed = c
+	}
+	if ok {
+		h.mem.release(bc.fed.retirePrev())
+		if old := bc.fed.publish(f); old != nil {
+			h.mem.release(old.size)
+		}
+		bc.taken, bc.lastSeq = true, pf.Seq
+	}
+	l.mu.Unlock()
+	if beaten != nil {
+		h.replacedRemotely(beaten, from.Hub)
+	}
+	if !ok {
+		h.mem.release(size)
+		l.stale.Add(1)
+		return
+	}
+	l.framesIn.Add(1)
+	l.bytesIn.Add(uint64(total))
+}
+
+func (n busNode) Announced(a Announcement) {
+	l := n.l
+	if a.Claim.Hub == l.id || !protocol.ValidChannelName(a.Channel) {
+		return
+	}
+	now := time.Now()
+	var beaten *publisher
+	var reannounce *Announcement
+	l.mu.Lock()
+	if l.chans[a.Channel] == nil && len(l.chans) >= l.maxEntries() {
+		l.mu.Unlock()
+		l.busRefuse(a.Channel, busTooManyChannels, "announcement of one channel too many")
+		return
+	}
+	bc := l.chanLocked(a.Channel)
+	bc.maxGen = max(bc.maxGen, a.Claim.Gen)
+	switch c := a.Claim.Compare(bc.best); {
+	case !a.Live:
+		if c == 0 {
+			bc.remote = false
+		}
+	case c >= 0 || !bc.live(now):
+		// A larger claim, the winner again, or the only live one (a claim
+		// made during a partition, once the larger one has gone).
+		beaten = l.adoptLocked(bc, a.Claim, a.HubName, a.Expires)
+		bc.info = a.Info
+	case bc.local != nil:
+		// A smaller live claim: its hub has not heard of ours yet.
+		reannounce = &Announcement{Channel: a.Channel, Claim: bc.best, HubName: l.name, Live: true}
+	}
+	l.mu.Unlock()
+	if beaten != nil {
+		l.h.replacedRemotely(beaten, a.HubName)
+	}
+	if reannounce != nil {
+		l.bus.Claim(*reannounce)
+	}
+}
+
+func (n busNode) Latest(channel string) (Claim, []byte, bool) {
+	l := n.l
+	l.mu.Lock()
+	bc := l.chans[channel]
+	var p *publisher
+	if bc != nil {
+		p = bc.local
+	}
+	l.mu.Unlock()
+	if p == nil {
+		return Claim{}, nil, false
+	}
+	f := p.ch.newest()
+	if f == nil {
+		return Claim{}, nil, false
+	}
+	return p.claim, f.msg, true
+}
+
+func (n busNode) Local() []Announcement {
+	l := n.l
+	type held struct {
+		name  string
+		claim Claim
+		ch    *channel
+	}
+	var hs []held
+	l.mu.Lock()
+	for name, bc := range l.chans {
+		if bc.local != nil {
+			hs = append(hs, held{name, bc.best, bc.local.ch})
+		}
+	}
+	l.mu.Unlock()
+	now := time.Now()
+	out := make([]Announcement, 0, len(hs))
+	for _, x := range hs {
+		info, _ := x.ch.info(now, l.h.cfg.ChannelTTL)
+		info.Hub = l.name
+		out = append(out, Announcement{Channel: x.name, Claim: x.claim, HubName: l.name, Live: true, Info: info})
+	}
+	return out
+}
+
+// maxEntries bounds the channels the hub keeps track of for the bus
+// (announced by other hubs, read or published here): four times the
+// channels it may hold itself, so that announcements of made-up names
+// cannot grow it without bound.
+func (l *busLink) maxEntries() int { return 4*l.h.cfg.MaxChannels + 64 }
+
+// sweep forgets what the hub knows of channels nobody here reads or
+// publishes and no live hub publishes. The janitor calls it.
+func (l *busLink) sweep(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for name, bc := range l.chans {
+		if bc.idle(now) {
+			delete(l.chans, name)
+		}
+	}
+}
+
+// busChannels adds to a listing what the cluster knows: which hub has
+// each channel's publisher, and the live channels published elsewhere
+// that this hub holds nothing of.
+func (h *Hub) busChannels(list []protocol.ChannelInfo) []protocol.ChannelInfo {
+	l := h.link
+	if l == nil {
+		return list
+	}
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	listed := make(map[string]bool, len(list))
+	for i := range list {
+		in := &list[i]
+		listed[in.Name] = true
+		bc := l.chans[in.Name]
+		switch {
+		case in.Live || (bc != nil && bc.local != nil):
+			in.Hub = l.name
+		case bc != nil && bc.live(now):
+			in.Live, in.Hub = true, bc.bestName
+			in.FPS, in.BitrateBPS = bc.info.FPS, bc.info.BitrateBPS
+		}
+	}
+	n := len(list)
+	for name, bc := range l.chans {
+		if listed[name] || bc.local != nil || !bc.live(now) {
+			continue
+		}
+		in := bc.info
+		in.Name, in.Live, in.Hub, in.Subscribers, in.Skipped = name, true, bc.bestName, 0, 0
+		list = append(list, in)
+	}
+	if len(list) > n {
+		slices.SortFunc(list, func(a, b protocol.ChannelInfo) int { return strings.Compare(a.Name, b.Name) })
+	}
+	return list
+}
+
+// busStats returns the cluster part of Stats, or nil.
+func (h *Hub) busStats() *protocol.ClusterStats {
+	l := h.link
+	if l == nil {
+		return nil
+	}
+	s := l.bus.Status()
+	s.FramesIn, s.BytesIn, s.Stale = l.framesIn.Load(), l.bytesIn.Load(), l.stale.Load()
+	s.Refused = make(map[string]uint64, numBusRefusals)
+	for i := range numBusRefusals {
+		s.Refused[i.String()] = l.refused[i].Load()
+	}
+	now := time.Now()
+	l.mu.Lock()
+	for _, bc := range l.chans {
+		if bc.local == nil && bc.live(now) {
+			s.RemoteChannels++
+		}
+	}
+	l.mu.Unlock()
+	return &s
+}
+
+// health is the body of GET /healthz: "ok", or "degraded" with why when
+// the hub has lost its bus (it still serves its own publishers).
+func (h *Hub) health() string {
+	if h.link == nil {
+		return "ok\n"
+	}
+	if st := h.link.bus.Status(); st.State != "connected" {
+		return "degraded: nats " + st.State + "; serving local publishers only\n"
+	}
+	return "ok\n"
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
