@@ -51,7 +51,7 @@ func isIPLiteral(host string) bool {
 // DNS can forge: a loopback name, an IP address, an allowed host, or this
 // machine's own name.
 func (h *Hub) trustedHost(host string) bool {
-	return isLoopbackName(host) || isIPLiteral(host) || slices.Contains(h.allowedHosts, host) || slices.Contains(h.ownNames, host)
+	return isLoopbackName(host) || isIPLiteral(host) || slices.Contains(h.access().hosts, host) || slices.Contains(h.ownNames, host)
 }
 
 // checkHost answers 403 to a request whose Host the hub does not answer to.
@@ -60,11 +60,12 @@ func (h *Hub) checkHost(w http.ResponseWriter, r *http.Request) bool {
 		return true // HTTP/1.0 without Host: no name a page could have chosen
 	}
 	host := hostName(r.Host)
+	hosts := h.access().hosts
 	ok := true
 	switch {
 	case h.cfg.LoopbackOnly:
-		ok = isLoopbackName(host) || slices.Contains(h.allowedHosts, host)
-	case len(h.allowedHosts) > 0:
+		ok = isLoopbackName(host) || slices.Contains(hosts, host)
+	case len(hosts) > 0:
 		ok = h.trustedHost(host)
 	}
 	if ok {
@@ -86,7 +87,7 @@ func (h *Hub) originAllowed(r *http.Request) bool {
 		return true
 	}
 	o := strings.ToLower(strings.TrimSuffix(origins[0], "/"))
-	if slices.Contains(h.allowedOrigins, o) {
+	if slices.Contains(h.access().origins, o) {
 		return true
 	}
 	u, err := url.Parse(o)

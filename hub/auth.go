@@ -229,6 +229,12 @@ func (p principal) allows(open Right, channel string, need Right) bool {
 // URLs only) a signed token in ?token=. A configured token is compared
 // against every grant in constant time.
 func (a *Auth) identify(r *http.Request, query bool) principal {
+	return a.identifyToken(requestToken(r, query))
+}
+
+// requestToken returns the token a request carries, as identify reads it,
+// or "".
+func requestToken(r *http.Request, query bool) string {
 	tok := ""
 	if v := r.Header.Get("Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "Bearer ") {
 		tok = strings.TrimSpace(v[7:])
@@ -248,6 +254,11 @@ func (a *Auth) identify(r *http.Request, query bool) principal {
 			tok = q
 		}
 	}
+	return tok
+}
+
+// identifyToken finds who tok says the bearer is.
+func (a *Auth) identifyToken(tok string) principal {
 	if tok == "" {
 		return principal{}
 	}
@@ -300,7 +311,8 @@ func (a *Auth) verifySigned(tok string) principal {
 // /api/token with {"channel":"cam1","right":"view","ttl_seconds":60} and a
 // configured (not signed) token that has that right on that channel.
 func (h *Hub) serveToken(w http.ResponseWriter, r *http.Request) {
-	if h.auth == nil {
+	auth := h.access().auth
+	if auth == nil {
 		http.Error(w, "this hub has no access control; no token is needed", http.StatusNotFound)
 		return
 	}
@@ -331,14 +343,14 @@ func (h *Hub) serveToken(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("ttl_seconds: want 1 to %.0f", MaxSignedTTL.Seconds()), http.StatusBadRequest)
 		return
 	}
-	p := h.auth.identify(r, false)
+	p := auth.identify(r, false)
 	// A signed token may not mint more (403): its life must stay bounded.
 	if !p.valid || p.signed || !p.allows(0, req.Channel, right) {
 		h.deny(w, r, p, req.Channel, right)
 		return
 	}
 	exp := time.Now().Add(ttl).Truncate(time.Second)
-	tok, err := h.auth.Sign(req.Channel, right, exp)
+	tok, err := auth.Sign(req.Channel, right, exp)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -365,11 +377,12 @@ func websocketProtocols(r *http.Request) []string {
 // 403 (a valid token without this right or channel) after a short random
 // delay, counts and logs the refusal without the token, and returns false.
 func (h *Hub) authorize(w http.ResponseWriter, r *http.Request, channel string, need Right, query bool) bool {
-	if h.auth == nil || need&^h.auth.open == 0 {
+	auth := h.access().auth
+	if auth == nil || need&^auth.open == 0 {
 		return true
 	}
-	p := h.auth.identify(r, query)
-	if p.allows(h.auth.open, channel, need) {
+	p := auth.identify(r, query)
+	if p.allows(auth.open, channel, need) {
 		return true
 	}
 	h.deny(w, r, p, channel, need)

@@ -370,7 +370,7 @@ func (h *Hub) awaitBusFrame(ctx context.Context, name string) *frame {
 	if !live {
 		return nil
 	}
-	mb := newMailbox()
+	mb := newMailbox(readerWait)
 	c := h.join(name, mb)
 	defer h.leave(c, mb)
 	t := time.NewTimer(busSnapshotWait)

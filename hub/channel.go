@@ -10,7 +10,8 @@ import (
 // channel is one camera's stream: its current publisher, its newest frame
 // and its subscribers.
 type channel struct {
-	name string // static after construction
+	name string   // static after construction
+	age  Observer // frame ages at delivery, or nil; static after construction
 
 	// Guarded by the table's mutex.
 	claims int // publishers admitted and not yet gone, handshakes included
@@ -24,6 +25,8 @@ type channel struct {
 	frames, bytes   uint64    // published since the channel was created
 	dropped         uint64    // frames over the publisher frame-rate cap
 	departedSkipped uint64    // overwritten frames of subscribers that have left
+	departedOut     uint64    // frames written to subscribers that have left
+	departedBytes   uint64    // bytes written to subscribers that have left
 	rateAt          time.Time // when fps and bitrate were last computed
 	rateFrames      uint64    // frames at rateAt
 	rateBytes       uint64
@@ -36,8 +39,35 @@ type publisherConn interface {
 	replaced()
 }
 
-func newChannel(name string, now time.Time) *channel {
-	return &channel{name: name, subs: make(map[*mailbox]struct{}), rateAt: now}
+func newChannel(name string, now time.Time, age Observer) *channel {
+	return &channel{name: name, age: age, subs: make(map[*mailbox]struct{}), rateAt: now}
+}
+
+// observeAge records the age of f as a write of it to a subscriber ends.
+func (c *channel) observeAge(f *frame) {
+	if c.age != nil {
+		c.age.Observe(float64(time.Now().UnixNano()-f.hdr.CaptureTime) / 1e9)
+	}
+}
+
+// counters reads the channel's counters for a metrics exporter.
+func (c *channel) counters() ChannelCounters {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cc := ChannelCounters{Name: c.name, FramesIn: c.frames, FramesDropped: c.dropped,
+		FramesOut: c.departedOut, FramesSkipped: c.departedSkipped, BytesOut: c.departedBytes}
+	for m := range c.subs {
+		cc.FramesOut += m.delivered.Load()
+		cc.FramesSkipped += m.overwritten.Load()
+		cc.BytesOut += m.bytes.Load()
+		switch m.kind {
+		case readerWS:
+			cc.SubscribersWS++
+		case readerMJPEG:
+			cc.SubscribersMJPEG++
+		}
+	}
+	return cc
 }
 
 // publish makes f the newest frame and offers it to every subscriber. It
@@ -95,6 +125,8 @@ func (c *channel) removeSub(m *mailbox) {
 	if _, ok := c.subs[m]; ok {
 		delete(c.subs, m)
 		c.departedSkipped += m.overwritten.Load()
+		c.departedOut += m.delivered.Load()
+		c.departedBytes += m.bytes.Load()
 	}
 	c.mu.Unlock()
 }

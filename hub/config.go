@@ -121,6 +121,9 @@ type Config struct {
 	// (see Bus; package cluster implements it over NATS). The hub starts it
 	// and closes it on Shutdown. Nil: a hub on its own, as before.
 	Bus Bus
+	// Instruments, when not nil, receive what the hub measures on its hot
+	// path (package metrics exports them for Prometheus).
+	Instruments Instruments
 	// DenyDelay is the pause before answering a request without the right
 	// token (default 50 to 150 ms, random): it makes guessing slow. Tests
 	// may set a negative value for none.

@@ -32,6 +32,8 @@ type wsConn struct {
 	remote  string
 	channel string
 	log     *slog.Logger
+	right   Right                      // what it uses the channel for: RightPublish or RightView
+	token   string                     // what it presented, for Reload to check again; never logged
 	sub     atomic.Pointer[subscriber] // set for subscribers, for the write watchdog
 
 	closeOnce  sync.Once
@@ -49,9 +51,10 @@ const (
 	endReplaced                  // a newer publisher took the channel
 	endShutdown                  // the hub is shutting down
 	endEvicted                   // a write stalled past the write timeout
+	endRevoked                   // a reload took away its token's right
 )
 
-var endNames = [...]string{"peer_closed", "lost", "refused", "replaced", "shutdown", "evicted"}
+var endNames = [...]string{"peer_closed", "lost", "refused", "replaced", "shutdown", "evicted", "revoked"}
 
 func (k endKind) String() string { return endNames[k] }
 
@@ -119,14 +122,14 @@ func (c *wsConn) reset() {
 // upgrade performs the WebSocket handshake, telling the client the hub's
 // limits, and registers the connection. It returns nil if the handshake
 // failed (the upgrader answered) or the hub is shutting down.
-func (h *Hub) upgrade(w http.ResponseWriter, r *http.Request, channel string, readLimit int64) *wsConn {
+func (h *Hub) upgrade(w http.ResponseWriter, r *http.Request, channel string, right Right, readLimit int64) *wsConn {
 	ws, err := h.upgrader.Upgrade(w, r, h.limitHeaders)
 	if err != nil {
 		return nil
 	}
 	ws.SetReadLimit(readLimit)
-	c := &wsConn{ws: ws, nc: ws.NetConn(), remote: r.RemoteAddr, channel: channel,
-		log: h.log.With("channel", channel, "remote", r.RemoteAddr)}
+	c := &wsConn{ws: ws, nc: ws.NetConn(), remote: r.RemoteAddr, channel: channel, right: right,
+		token: requestToken(r, false), log: h.log.With("channel", channel, "remote", r.RemoteAddr)}
 	h.mu.Lock()
 	closing := h.closing
 	if !closing {
@@ -188,8 +191,8 @@ func (h *Hub) readFailure(c *wsConn, err error) {
 // lets net/http free the request, its headers and the connection's HTTP
 // write buffer, which would otherwise live as long as the WebSocket.
 // release, if not nil, runs when the connection ends or fails to open.
-func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request, name string, readLimit int64, release func(), run func(*wsConn)) {
-	c := h.upgrade(w, r, name, readLimit)
+func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request, name string, right Right, readLimit int64, release func(), run func(*wsConn)) {
+	c := h.upgrade(w, r, name, right, readLimit)
 	if c == nil {
 		release()
 		h.handlers.Done()

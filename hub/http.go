@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"io/fs"
 	"net/http"
 	"slices"
@@ -19,19 +20,19 @@ func (h *Hub) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /api/channels", func(w http.ResponseWriter, r *http.Request) {
 		list := h.Channels()
-		if h.auth != nil && h.auth.open&RightView == 0 {
-			p := h.auth.identify(r, false)
+		if auth := h.access().auth; auth != nil && auth.open&RightView == 0 {
+			p := auth.identify(r, false)
 			if !p.valid {
 				h.deny(w, r, p, "", RightView)
 				return
 			}
-			list = slices.DeleteFunc(list, func(c protocol.ChannelInfo) bool { return !p.allows(h.auth.open, c.Name, RightView) })
+			list = slices.DeleteFunc(list, func(c protocol.ChannelInfo) bool { return !p.allows(auth.open, c.Name, RightView) })
 		}
 		writeJSON(w, list)
 	})
 	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) {
-		if h.auth != nil && h.auth.open&RightView == 0 {
-			if p := h.auth.identify(r, false); !p.valid || p.rights&RightView == 0 {
+		if auth := h.access().auth; auth != nil && auth.open&RightView == 0 {
+			if p := auth.identify(r, false); !p.valid || p.rights&RightView == 0 {
 				h.deny(w, r, p, "", RightView)
 				return
 			}
@@ -108,12 +109,22 @@ func (h *Hub) serveMJPEG(w http.ResponseWriter, r *http.Request, name string) {
 	if err := rc.Flush(); err != nil {
 		return
 	}
-	mb := newMailbox()
+	mb := newMailbox(readerMJPEG)
 	ch := h.join(name, mb)
 	defer h.leave(ch, mb)
 	log := h.log.With("channel", name, "remote", r.RemoteAddr)
 	log.Debug("mjpeg reader connected")
-	ctx := r.Context()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	st := &stream{channel: name, token: requestToken(r, true), cancel: cancel}
+	h.mu.Lock()
+	h.streams[st] = struct{}{}
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		delete(h.streams, st)
+		h.mu.Unlock()
+	}()
 	crlf := []byte("\r\n")
 	for {
 		select {
@@ -146,7 +157,8 @@ func (h *Hub) serveMJPEG(w http.ResponseWriter, r *http.Request, name string) {
 			log.Debug("mjpeg reader left", "sent", mb.delivered.Load(), "skipped", mb.overwritten.Load(), "error", err.Error())
 			return
 		}
-		mb.delivered.Add(1)
+		mb.sent(len(part) + len(jpg) + len(crlf))
+		ch.observeAge(f)
 	}
 }
 

@@ -36,25 +36,25 @@ import (
 // methods are safe for concurrent use.
 type Hub struct {
 	// Static after construction.
-	cfg            Config
-	log            *slog.Logger
-	limits         protocol.Limits
-	limitHeaders   http.Header // the limits, as told to every WebSocket client
-	upgrader       websocket.Upgrader
-	http           http.Handler // routes other than the channel endpoints
-	allowedOrigins []string     // lower case, no trailing slash
-	allowedHosts   []string     // lower case
-	ownNames       []string     // lower case
-	auth           *Auth
-	ipl            *ipLimiter
-	started        time.Time
-	table          *table
-	mem            *budget
-	events         *eventLog
-	link           *busLink // the hub's side of Config.Bus, or nil
+	cfg          Config
+	log          *slog.Logger
+	limits       protocol.Limits
+	limitHeaders http.Header // the limits, as told to every WebSocket client
+	upgrader     websocket.Upgrader
+	http         http.Handler // routes other than the channel endpoints
+	ownNames     []string     // lower case
+	ipl          *ipLimiter
+	started      time.Time
+	table        *table
+	mem          *budget
+	events       *eventLog
+	link         *busLink // the hub's side of Config.Bus, or nil
+
+	acc atomic.Pointer[access] // tokens, origins and hosts; swapped by Reload
 
 	mu      sync.Mutex
 	conns   map[*wsConn]struct{}
+	streams map[*stream]struct{} // MJPEG readers, for Reload
 	closing bool
 
 	subscribers atomic.Int64 // WebSocket and MJPEG subscribers, reserved before the upgrade
@@ -73,10 +73,9 @@ type Hub struct {
 func New(cfg Config) *Hub {
 	cfg.fill()
 	h := &Hub{
-		ipl:  newIPLimiter(cfg.MaxConnsPerIP, cfg.ConnRatePerIP),
-		auth: cfg.Auth,
-		cfg:  cfg,
-		log:  cfg.Logger,
+		ipl: newIPLimiter(cfg.MaxConnsPerIP, cfg.ConnRatePerIP),
+		cfg: cfg,
+		log: cfg.Logger,
 		limits: protocol.Limits{
 			MaxFrameBytes: cfg.MaxFrameBytes,
 			MaxMetaBytes:  cfg.MaxMetaBytes,
@@ -85,19 +84,15 @@ func New(cfg Config) *Hub {
 		},
 		limitHeaders: http.Header{},
 		started:      time.Now(),
-		table:        newTable(cfg.MaxChannels),
+		table:        newTable(cfg.MaxChannels, cfg.Instruments),
 		mem:          &budget{max: cfg.MaxMemory},
 		events:       newEventLog(cfg.Logger, refusalLogInterval),
 		conns:        make(map[*wsConn]struct{}),
+		streams:      make(map[*stream]struct{}),
 		done:         make(chan struct{}),
 	}
 	cfg.limits().SetHeaders(h.limitHeaders)
-	for _, o := range cfg.AllowedOrigins {
-		h.allowedOrigins = append(h.allowedOrigins, strings.ToLower(strings.TrimSuffix(o, "/")))
-	}
-	for _, n := range cfg.AllowedHosts {
-		h.allowedHosts = append(h.allowedHosts, hostName(n))
-	}
+	h.acc.Store(newAccess(Access{Auth: cfg.Auth, AllowedOrigins: cfg.AllowedOrigins, AllowedHosts: cfg.AllowedHosts}))
 	for _, n := range cfg.OwnNames {
 		h.ownNames = append(h.ownNames, hostName(n))
 	}

@@ -7,13 +7,30 @@ import "sync/atomic"
 // arrives is overwritten and counted. Safe for concurrent use by one or more
 // publishers and one taker.
 type mailbox struct {
+	kind        readerKind // static after construction
 	slot        atomic.Pointer[frame]
 	wake        chan struct{} // capacity 1: "look at the slot"
 	overwritten atomic.Uint64
 	delivered   atomic.Uint64 // frames the taker has sent on
+	bytes       atomic.Uint64 // bytes the taker has sent on
 }
 
-func newMailbox() *mailbox { return &mailbox{wake: make(chan struct{}, 1)} }
+// readerKind is what reads a mailbox.
+type readerKind uint8
+
+const (
+	readerWS    readerKind = iota // a WebSocket subscriber
+	readerMJPEG                   // an HTTP MJPEG stream
+	readerWait                    // a snapshot waiting for a frame
+)
+
+func newMailbox(kind readerKind) *mailbox { return &mailbox{kind: kind, wake: make(chan struct{}, 1)} }
+
+// sent records a frame the taker wrote: n bytes, ending now.
+func (m *mailbox) sent(n int) {
+	m.delivered.Add(1)
+	m.bytes.Add(uint64(n))
+}
 
 // put stores f as the newest frame and wakes the taker.
 func (m *mailbox) put(f *frame) {

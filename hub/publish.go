@@ -39,7 +39,7 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request, name string) 
 		h.handlers.Done()
 		return
 	}
-	h.serveWebSocket(w, r, name, int64(h.cfg.MaxFrameBytes), func() { h.table.unclaim(ch) }, func(c *wsConn) {
+	h.serveWebSocket(w, r, name, RightPublish, int64(h.cfg.MaxFrameBytes), func() { h.table.unclaim(ch) }, func(c *wsConn) {
 		h.runPublisher(&publisher{wsConn: c, h: h, ch: ch})
 	})
 }

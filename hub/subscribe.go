@@ -50,8 +50,8 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request, name string
 		h.handlers.Done()
 		return
 	}
-	h.serveWebSocket(w, r, name, int64(h.cfg.MaxControlBytes), release, func(c *wsConn) {
-		s := &subscriber{wsConn: c, mb: newMailbox()}
+	h.serveWebSocket(w, r, name, RightView, int64(h.cfg.MaxControlBytes), release, func(c *wsConn) {
+		s := &subscriber{wsConn: c, mb: newMailbox(readerWS)}
 		if window > 0 {
 			s.credit.enable(window)
 		}
@@ -84,7 +84,7 @@ func (h *Hub) runSubscriber(s *subscriber) {
 	writerWG.Add(1)
 	go func() {
 		defer writerWG.Done()
-		h.writeLoop(s, stop)
+		h.writeLoop(s, ch, stop)
 	}()
 	end := h.readControl(s)
 	close(stop)
@@ -138,7 +138,7 @@ func (h *Hub) readControl(s *subscriber) ending {
 // has credit; frames published while a write is in progress overwrite each
 // other in the mailbox. A write that takes longer than WriteTimeout gets
 // the subscriber evicted by the watchdog.
-func (h *Hub) writeLoop(s *subscriber, stop <-chan struct{}) {
+func (h *Hub) writeLoop(s *subscriber, ch *channel, stop <-chan struct{}) {
 	ping := time.NewTicker(h.cfg.PingInterval)
 	defer ping.Stop()
 	for {
@@ -175,7 +175,8 @@ func (h *Hub) writeLoop(s *subscriber, stop <-chan struct{}) {
 			h.writeFailed(s, err)
 			return
 		}
-		s.mb.delivered.Add(1)
+		s.mb.sent(len(f.wire))
+		ch.observeAge(f)
 	}
 }
 

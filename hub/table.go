@@ -18,15 +18,27 @@ import (
 //
 // Lock order: table.mu, then channel.mu. Safe for concurrent use.
 type table struct {
-	max int // static: active channels allowed
+	max   int         // static: active channels allowed
+	instr Instruments // static; nil for none
 
 	mu       sync.Mutex
 	channels map[string]*channel
 	active   int // channels with a claim or a frame
 }
 
-func newTable(max int) *table {
-	return &table{max: max, channels: make(map[string]*channel)}
+func newTable(max int, instr Instruments) *table {
+	return &table{max: max, instr: instr, channels: make(map[string]*channel)}
+}
+
+// newChannelLocked creates and adds the named channel.
+func (t *table) newChannelLocked(name string) *channel {
+	var age Observer
+	if t.instr != nil {
+		age = t.instr.FrameAge(name)
+	}
+	c := newChannel(name, time.Now(), age)
+	t.channels[name] = c
+	return c
 }
 
 // activeLocked reports whether c counts against the limit.
@@ -46,8 +58,7 @@ func (t *table) claim(name string) (*channel, bool) {
 		}
 		t.active++
 		if c == nil {
-			c = newChannel(name, time.Now())
-			t.channels[name] = c
+			c = t.newChannelLocked(name)
 		}
 	}
 	c.claims++
@@ -73,8 +84,7 @@ func (t *table) join(name string, m *mailbox) *channel {
 	defer t.mu.Unlock()
 	c := t.channels[name]
 	if c == nil {
-		c = newChannel(name, time.Now())
-		t.channels[name] = c
+		c = t.newChannelLocked(name)
 	}
 	c.addSub(m)
 	return c
@@ -92,6 +102,9 @@ func (t *table) leave(c *channel, m *mailbox) {
 func (t *table) forgetIfUnusedLocked(c *channel) {
 	if c.claims == 0 && c.idle() && t.channels[c.name] == c {
 		delete(t.channels, c.name)
+		if t.instr != nil {
+			t.instr.Forget(c.name)
+		}
 	}
 }
 

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
 )
 
 // What every command shares, applied to the whole command tree in one
@@ -88,7 +90,7 @@ func checkRanges(c *cli.Context) error {
 		name := f.Names()[0]
 		var v float64
 		isDur := false
-		switch f.(type) {
+		switch underlying(f).(type) {
 		case *cli.IntFlag:
 			v = float64(c.Int(name))
 		case *cli.Int64Flag:
@@ -167,9 +169,16 @@ func finish(cmds []*cli.Command) {
 				}
 			}
 		}
+		loadConfig := func(*cli.Context) error { return nil }
+		if slices.Contains(configCommands, cmd.Name) {
+			loadConfig = withConfig(cmd)
+		}
 		before := cmd.Before
 		cmd.Before = func(c *cli.Context) error {
 			if _, err := newLogger(c); err != nil {
+				return err
+			}
+			if err := loadConfig(c); err != nil {
 				return err
 			}
 			for _, name := range required {
@@ -186,6 +195,29 @@ func finish(cmds []*cli.Command) {
 			return nil
 		}
 	}
+}
+
+// underlying returns the cli flag inside a flag wrapped for --config.
+func underlying(f cli.Flag) cli.Flag {
+	switch f := f.(type) {
+	case *altsrc.StringFlag:
+		return f.StringFlag
+	case *altsrc.StringSliceFlag:
+		return f.StringSliceFlag
+	case *altsrc.IntFlag:
+		return f.IntFlag
+	case *altsrc.Int64Flag:
+		return f.Int64Flag
+	case *altsrc.Uint64Flag:
+		return f.Uint64Flag
+	case *altsrc.Float64Flag:
+		return f.Float64Flag
+	case *altsrc.DurationFlag:
+		return f.DurationFlag
+	case *altsrc.BoolFlag:
+		return f.BoolFlag
+	}
+	return f
 }
 
 // needsOpenCV stands in, in a build without cgo, for a command that needs

@@ -426,3 +426,112 @@ func TestEveryFlagHasAnEnvVar(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigFile: a hub's flags read from YAML and TOML files, by flag
+// name; the command line wins over the environment, which wins over the
+// file; a key no flag has, a value of the wrong kind, or a missing file is
+// a one-line error naming it.
+func TestConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	p1, p2, p3 := freeLoopbackPort(t), freeLoopbackPort(t), freeLoopbackPort(t)
+	yamlF := filepath.Join(dir, "hub.yaml")
+	os.WriteFile(yamlF, []byte("# a hub\nlisten: 127.0.0.1:"+p1+"\nmax-pixels: 4000000\nallowed-hosts: [camhub.lan]\nwrite-timeout: 3s\n"), 0o644)
+	tomlF := filepath.Join(dir, "hub.toml")
+	os.WriteFile(tomlF, []byte("listen = \"127.0.0.1:"+p1+"\"\nmax-pixels = 5000000\n"), 0o644)
+	for _, c := range []struct {
+		name       string
+		file       string
+		env        []string
+		args       []string
+		wantPort   string
+		wantPixels uint64
+	}{
+		{"yaml", yamlF, nil, nil, p1, 4000000},
+		{"toml", tomlF, nil, nil, p1, 5000000},
+		{"env over file", yamlF, []string{"FRAMEHUB_LISTEN=127.0.0.1:" + p2}, nil, p2, 4000000},
+		{"flag over env", yamlF, []string{"FRAMEHUB_LISTEN=127.0.0.1:" + p2}, []string{"--listen", "127.0.0.1:" + p3, "--max-pixels", "6000000"}, p3, 6000000},
+		{"config from the environment", "", []string{"FRAMEHUB_CONFIG=" + yamlF}, nil, p1, 4000000},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := []string{"hub"}
+			if c.file != "" {
+				args = append(args, "--config", c.file)
+			}
+			p := start(t, nocgoBin, c.env, append(args, c.args...)...)
+			addr := p.waitLog(t, listenRE, 10*time.Second)[1]
+			if !strings.HasSuffix(addr, ":"+c.wantPort) {
+				t.Errorf("listening on %s; want port %s", addr, c.wantPort)
+			}
+			var lim protocol.HubLimits
+			resp, err := http.Get("http://" + addr + protocol.PathLimits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			json.NewDecoder(resp.Body).Decode(&lim)
+			resp.Body.Close()
+			if lim.MaxPixels != c.wantPixels {
+				t.Errorf("max pixels %d; want %d", lim.MaxPixels, c.wantPixels)
+			}
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			p.wait(t, 10*time.Second)
+		})
+	}
+	bad := func(name, content string) string {
+		f := filepath.Join(dir, name)
+		os.WriteFile(f, []byte(content), 0o644)
+		return f
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"hub", "--config", bad("typo.yaml", "listne: 127.0.0.1:0\n")}, `unknown key "listne"`},
+		{[]string{"hub", "--config", bad("kind.yaml", "write-timeout: banana\n")}, "write-timeout"},
+		{[]string{"hub", "--config", bad("syntax.toml", "listen = \n")}, "syntax.toml"},
+		{[]string{"hub", "--config", bad("conf.ini", "listen=x\n")}, "use a .yaml, .yml or .toml file"},
+		{[]string{"hub", "--config", filepath.Join(dir, "missing.yaml")}, "no such file"},
+		{[]string{"watch", "--config", bad("watch.yaml", "listen: 127.0.0.1:0\nchannel: cam\n")}, `unknown key "listen"`},
+		{[]string{"hub", "--config", "http://example.com/hub.yaml"}, "give a file path"},
+	} {
+		out, err := exec.Command(nocgoBin, c.args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) || strings.Count(strings.TrimSpace(string(out)), "\n") > 0 {
+			t.Errorf("framehub %v: %v %q; want one line with %q", c.args, err, out, c.want)
+		}
+	}
+}
+
+func freeLoopbackPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, p, _ := net.SplitHostPort(ln.Addr().String())
+	return p
+}
+
+// TestMetricsListen: --metrics-listen serves Prometheus metrics on its own
+// listener, never on the hub's port.
+func TestMetricsListen(t *testing.T) {
+	p, addr := startHub(t, nocgoBin, "--metrics-listen", "127.0.0.1:0")
+	maddr := p.waitLog(t, regexp.MustCompile(`msg="metrics listening" addr=(127\.0\.0\.1:\d+)`), 10*time.Second)[1]
+	publishFrames(t, addr, "cam1", 1, 5, 500)
+	resp, err := http.Get("http://" + maddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `framehub_frames_in_total{channel="cam1"} 5`) || !strings.Contains(string(body), "process_resident_memory_bytes") {
+		t.Fatalf("/metrics lacks the channel's frames or the process collector:\n%.2000s", body)
+	}
+	resp, err = http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("the hub's own port answers /metrics with %d; want 404", resp.StatusCode)
+	}
+}

@@ -56,12 +56,20 @@ func demoCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			started, stopSide, err := sideListeners(c, &hcfg)
+			if err != nil {
+				return err
+			}
+			defer stopSide()
 			ctx, cancel := context.WithCancel(c.Context)
 			defer cancel()
 			ready := make(chan net.Addr, 1)
 			hubErr := make(chan error, 1)
 			go func() {
-				hubErr <- runHub(ctx, hcfg, c.String("listen"), tlsConf, c.Duration("shutdown-timeout"), func(a net.Addr) { ready <- a })
+				hubErr <- runHub(ctx, hcfg, c.String("listen"), tlsConf, c.Duration("shutdown-timeout"), func(h *hub.Hub, a net.Addr) {
+					started(h, a)
+					ready <- a
+				})
 			}()
 			var addr net.Addr
 			select {

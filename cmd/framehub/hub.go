@@ -11,14 +11,18 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"framehub/hub"
+	"framehub/metrics"
 	"framehub/protocol"
 	"framehub/static"
 )
@@ -48,6 +52,7 @@ func hubFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "conn-rate-per-ip", Value: hub.DefaultConnRatePerIP, Usage: "new connections per second from one address (bursts of twice that); more get 429", EnvVars: []string{"FRAMEHUB_CONN_RATE_PER_IP"}},
 		&cli.BoolFlag{Name: "limit-loopback", Usage: "apply the per-address limits to loopback clients too (exempt by default: local proxies, benchmarks)", EnvVars: []string{"FRAMEHUB_LIMIT_LOOPBACK"}},
 		&cli.DurationFlag{Name: "read-header-timeout", Value: hub.DefaultReadHeaderTimeout, Usage: "time a client has to send its request headers (slowloris)", EnvVars: []string{"FRAMEHUB_READ_HEADER_TIMEOUT"}},
+		&cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics at /metrics on this address (its own listener, e.g. 127.0.0.1:9090); tokens do not apply there: keep it on loopback or a private network", EnvVars: []string{"FRAMEHUB_METRICS_LISTEN"}},
 		&cli.StringFlag{Name: "pprof-listen", Usage: "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default, never on the hub's own port", EnvVars: []string{"FRAMEHUB_PPROF_LISTEN"}},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 3 * time.Second, Usage: "on SIGINT/SIGTERM, how long to wait for connections to close", EnvVars: []string{"FRAMEHUB_SHUTDOWN_TIMEOUT"}},
 	}
@@ -81,14 +86,22 @@ func hubCommand() *cli.Command {
 				cfg.Bus = bus
 				defer bus.Close() // the hub closes it; this covers a hub that never started
 			}
-			if addr := c.String("pprof-listen"); addr != "" {
-				stop, err := servePprof(addr, cfg.Logger)
-				if err != nil {
-					return err
-				}
-				defer stop()
+			started, stop, err := sideListeners(c, &cfg)
+			if err != nil {
+				return err
 			}
-			return runHub(c.Context, cfg, c.String("listen"), tlsConf, c.Duration("shutdown-timeout"), nil)
+			defer stop()
+			// SIGHUP reloads tokens, origins and hosts, without dropping
+			// the connections they still admit.
+			var reloader sync.WaitGroup
+			defer reloader.Wait()
+			rctx, rcancel := context.WithCancel(c.Context)
+			defer rcancel()
+			return runHub(c.Context, cfg, c.String("listen"), tlsConf, c.Duration("shutdown-timeout"), func(h *hub.Hub, a net.Addr) {
+				started(h, a)
+				reloader.Add(1)
+				go func() { defer reloader.Done(); reloadOnHUP(rctx, c, h, cfg.Logger) }()
+			})
 		},
 	}
 }
@@ -123,21 +136,14 @@ func hubConfig(c *cli.Context) (hub.Config, error) {
 		LimitLoopback:            c.Bool("limit-loopback"),
 		ReadHeaderTimeout:        c.Duration("read-header-timeout"),
 	}
-	for _, o := range cfg.AllowedOrigins {
-		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			return cfg, fmt.Errorf("--allowed-origins %q: want scheme://host[:port], e.g. https://app.example:8443", o)
-		}
+	if err := checkOriginsHosts(cfg.AllowedOrigins, cfg.AllowedHosts); err != nil {
+		return cfg, err
 	}
 	mem, err := parseMemory(c.String("max-memory"))
 	if err != nil {
 		return cfg, err
 	}
 	cfg.MaxMemory = mem
-	for _, hn := range cfg.AllowedHosts {
-		if hn == "" || strings.ContainsAny(hn, "/:@ ") {
-			return cfg, fmt.Errorf("--allowed-hosts %q: want a host name such as camhub.lan (no scheme or port)", hn)
-		}
-	}
 	switch {
 	case cfg.MaxPixels < 64*64:
 		return cfg, fmt.Errorf("--max-pixels %d: must be at least 4096", cfg.MaxPixels)
@@ -190,22 +196,57 @@ func parseMemory(s string) (int64, error) {
 	return int64(v * mult), nil
 }
 
-// servePprof serves net/http/pprof's handlers on their own listener, so
-// profiles are never reachable through the hub's port.
-func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
+// sideListeners starts what --metrics-listen and --pprof-listen ask for,
+// each on its own listener so that neither is ever reachable through the
+// hub's port, and sets cfg's instruments for the metrics. started is for
+// runHub: it points the metrics at the hub once there is one. stop ends
+// the listeners.
+func sideListeners(c *cli.Context, cfg *hub.Config) (started func(*hub.Hub, net.Addr), stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+	started = func(*hub.Hub, net.Addr) {}
+	if addr := c.String("metrics-listen"); addr != "" {
+		exp := metrics.New()
+		cfg.Instruments = exp
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", exp.Handler())
+		s, err := serveSide(addr, "--metrics-listen", mux, cfg.Logger, "metrics listening")
+		if err != nil {
+			return nil, stop, err
+		}
+		stops = append(stops, s)
+		started = func(h *hub.Hub, _ net.Addr) { exp.Watch(h) }
+	}
+	if addr := c.String("pprof-listen"); addr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		s, err := serveSide(addr, "--pprof-listen", mux, cfg.Logger, "pprof listening")
+		if err != nil {
+			stop()
+			return nil, func() {}, err
+		}
+		stops = append(stops, s)
+	}
+	return started, stop, nil
+}
+
+// serveSide serves handler on its own listener at addr.
+func serveSide(addr, flag string, handler http.Handler, log *slog.Logger, msg string) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--pprof-listen %s: %w", addr, err)
+		return nil, fmt.Errorf("%s %s: %w", flag, addr, err)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ln) }()
-	log.Info("pprof listening", "addr", ln.Addr().String())
+	log.Info(msg, "addr", ln.Addr().String())
 	return func() { srv.Close(); <-done }, nil
 }
 
@@ -218,6 +259,69 @@ func setMemoryLimit(budget int64) {
 		return
 	}
 	debug.SetMemoryLimit(budget + budget/4 + 256<<20)
+}
+
+// checkOriginsHosts checks --allowed-origins and --allowed-hosts.
+func checkOriginsHosts(origins, hosts []string) error {
+	for _, o := range origins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return fmt.Errorf("--allowed-origins %q: want scheme://host[:port], e.g. https://app.example:8443", o)
+		}
+	}
+	for _, hn := range hosts {
+		if hn == "" || strings.ContainsAny(hn, "/:@ ") {
+			return fmt.Errorf("--allowed-hosts %q: want a host name such as camhub.lan (no scheme or port)", hn)
+		}
+	}
+	return nil
+}
+
+// reloadAccess reads again what a SIGHUP reloads: the token files
+// (--tokens-file, --publish-token-file, --view-token-file,
+// --token-secret-file) and the allowed origins and hosts, from the
+// --config file where that is where they came from.
+func reloadAccess(c *cli.Context, log *slog.Logger) (hub.Access, error) {
+	var a hub.Access
+	var err error
+	if a.Auth, err = hubAuth(c, log); err != nil {
+		return a, err
+	}
+	if err := checkExposure(c.String("listen"), a.Auth, c.Bool("insecure"), log); err != nil {
+		return a, err
+	}
+	a.AllowedOrigins, a.AllowedHosts = c.StringSlice("allowed-origins"), c.StringSlice("allowed-hosts")
+	if v, ok, err := fileStrings(c, "allowed-origins"); err != nil {
+		return a, err
+	} else if ok {
+		a.AllowedOrigins = v
+	}
+	if v, ok, err := fileStrings(c, "allowed-hosts"); err != nil {
+		return a, err
+	} else if ok {
+		a.AllowedHosts = v
+	}
+	return a, checkOriginsHosts(a.AllowedOrigins, a.AllowedHosts)
+}
+
+// reloadOnHUP reloads h's access settings on each SIGHUP until ctx ends.
+// A reload that fails keeps the settings in force and says why.
+func reloadOnHUP(ctx context.Context, c *cli.Context, h *hub.Hub, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		a, err := reloadAccess(c, log)
+		if err != nil {
+			log.Error("reload failed; the settings in force stay", "error", err.Error())
+			continue
+		}
+		h.Reload(a)
+	}
 }
 
 // ownNames returns this machine's host name, which the hub treats as its
@@ -266,8 +370,8 @@ func openURLs(scheme string, addr net.Addr) []string {
 
 // runHub serves a hub on addr (with TLS when tlsConf is not nil) until ctx
 // ends, then shuts it down within grace. ready, if not nil, is called with
-// the listening address.
-func runHub(ctx context.Context, cfg hub.Config, addr string, tlsConf *tls.Config, grace time.Duration, ready func(net.Addr)) error {
+// the hub and its listening address before it serves.
+func runHub(ctx context.Context, cfg hub.Config, addr string, tlsConf *tls.Config, grace time.Duration, ready func(*hub.Hub, net.Addr)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
@@ -285,7 +389,7 @@ func runHub(ctx context.Context, cfg hub.Config, addr string, tlsConf *tls.Confi
 	urls := openURLs(scheme, ln.Addr())
 	cfg.Logger.Info("hub listening", "addr", ln.Addr().String(), "url", urls[0], "urls", strings.Join(urls, " "), "auth", cfg.Auth != nil)
 	if ready != nil {
-		ready(ln.Addr())
+		ready(h, ln.Addr())
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

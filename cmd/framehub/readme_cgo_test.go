@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,17 +91,6 @@ func readmeLines(t *testing.T) []string {
 	return out
 }
 
-// freePort returns a loopback port nobody listens on now.
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, p, _ := net.SplitHostPort(ln.Addr().String())
-	return p
-}
-
 // TestREADMECommandsRun runs every framehub command line of the README as
 // written, in a directory holding the files the lines name (clip.mp4,
 // token files, a certificate), with a hub and publishers running for the
@@ -131,7 +119,7 @@ func TestREADMECommandsRun(t *testing.T) {
 
 	// The hub the clients use, and one with TLS and tokens, each with
 	// publishers on the channels the lines watch.
-	port, tlsPort := freePort(t), freePort(t)
+	port, tlsPort := freeLoopbackPort(t), freeLoopbackPort(t)
 	hp := start(t, bin, nil, "hub", "--listen", "127.0.0.1:"+port)
 	hp.waitLog(t, listenRE, 10*time.Second)
 	tp := start(t, bin, nil, "hub", "--listen", "127.0.0.1:"+tlsPort, "--tls-cert", filepath.Join(dir, "hub.crt"),
@@ -176,7 +164,7 @@ func TestREADMECommandsRun(t *testing.T) {
 			}
 			own := port
 			if server {
-				own = freePort(t)
+				own = freeLoopbackPort(t)
 				cmdline = strings.ReplaceAll(cmdline, ":8443", ":"+own)
 			}
 			cmdline = strings.ReplaceAll(cmdline, ":8080", ":"+own)

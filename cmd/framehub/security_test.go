@@ -28,6 +28,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"framehub/hub"
 	"framehub/internal/testutil"
 	"framehub/protocol"
@@ -410,5 +412,84 @@ func TestClientErrorsSayWhatToDo(t *testing.T) {
 				t.Errorf("took %v; want at most %v", took, c.max)
 			}
 		})
+	}
+}
+
+// TestSIGHUPReloadsTokens: a hub reloads its tokens file on SIGHUP. The
+// connection of a token taken out is closed with 4003; a publisher whose
+// token stayed keeps publishing to a viewer whose token stayed; the old
+// token is refused and a new one accepted; a reload of a broken file keeps
+// the tokens in force and says why.
+func TestSIGHUPReloadsTokens(t *testing.T) {
+	dir := t.TempDir()
+	const pub, keep, old, fresh = "publisher-token-0123456789", "kept-viewer-token-0123456", "old-viewer-token-0123456", "new-viewer-token-0123456"
+	tokens := filepath.Join(dir, "tokens")
+	write := func(s string) {
+		if err := os.WriteFile(tokens, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(pub + " publish *\n" + keep + " view cam\n" + old + " view *\n")
+	hp, addr := startHub(t, nocgoBin, "--tokens-file", tokens)
+	dialAs := func(endpoint, tok string) (*websocket.Conn, int) {
+		u, _ := protocol.ChannelURL(addr, endpoint, "cam")
+		c, resp, err := websocket.DefaultDialer.Dial(u, http.Header{"Authorization": {"Bearer " + tok}})
+		if err != nil {
+			if resp == nil {
+				t.Fatal(err)
+			}
+			return nil, resp.StatusCode
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, 101
+	}
+	publisher, _ := dialAs(protocol.PathPublish, pub)
+	kept, _ := dialAs(protocol.PathSubscribe, keep)
+	revoked, _ := dialAs(protocol.PathSubscribe, old)
+
+	write(pub + " publish *\n" + keep + " view cam\n" + fresh + " view *\n")
+	hp.cmd.Process.Signal(syscall.SIGHUP) // by PID: the hub this test started
+	revoked.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := revoked.ReadMessage()
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			if ce.Code != protocol.CloseRevoked {
+				t.Fatalf("revoked viewer closed with %d %q; want 4003", ce.Code, ce.Text)
+			}
+			break
+		}
+		if err != nil {
+			t.Fatalf("revoked viewer: %v; want close 4003", err)
+		}
+	}
+	hp.waitLog(t, regexp.MustCompile(`msg="access reloaded".*connections_closed=1`), 5*time.Second)
+	// The kept publisher and viewer go on.
+	f := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: 8, Height: 8, Seq: 9, CaptureTime: time.Now().UnixNano()},
+		Payload: testutil.FakeJPEG(8, 8, 9, 100)}
+	if err := publisher.WriteMessage(websocket.BinaryMessage, protocol.AppendFrame(nil, &f)); err != nil {
+		t.Fatalf("kept publisher: %v", err)
+	}
+	kept.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, msg, err := kept.ReadMessage(); err != nil {
+		t.Fatalf("kept viewer after the reload: %v", err)
+	} else if pf, _ := protocol.ParseMessage(msg, protocol.DefaultLimits); pf.Seq != 9 {
+		t.Fatalf("kept viewer got seq %d; want 9", pf.Seq)
+	}
+	if _, st := dialAs(protocol.PathSubscribe, old); st != http.StatusUnauthorized {
+		t.Errorf("old token after reload: %d; want 401", st)
+	}
+	if _, st := dialAs(protocol.PathSubscribe, fresh); st != 101 {
+		t.Errorf("new token after reload: %d; want 101", st)
+	}
+	// A broken file: the reload fails, the tokens in force stay.
+	write("this is not a tokens file\n")
+	hp.cmd.Process.Signal(syscall.SIGHUP)
+	hp.waitLog(t, regexp.MustCompile(`msg="reload failed; the settings in force stay".*line 1`), 5*time.Second)
+	if _, st := dialAs(protocol.PathSubscribe, fresh); st != 101 {
+		t.Errorf("after a failed reload the new token got %d; want 101", st)
+	}
+	if strings.Contains(hp.errText(), fresh) || strings.Contains(hp.errText(), old) {
+		t.Errorf("a token appeared in the hub's log:\n%s", hp.errText())
 	}
 }

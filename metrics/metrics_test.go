@@ -1,0 +1,175 @@
+package metrics_test
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"framehub/hub"
+	"framehub/internal/hubtest"
+	"framehub/internal/testutil"
+	"framehub/metrics"
+	"framehub/protocol"
+)
+
+func TestMain(m *testing.M) { os.Exit(testutil.Check(m.Run())) }
+
+// scrape reads the exporter's /metrics with Prometheus' own text parser.
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return fams
+}
+
+// value returns the value of the series of family name whose labels are
+// labels, and whether there is one.
+func value(fams map[string]*dto.MetricFamily, name string, labels map[string]string) (float64, bool) {
+	f := fams[name]
+	if f == nil {
+		return 0, false
+	}
+next:
+	for _, m := range f.Metric {
+		got := map[string]string{}
+		for _, l := range m.Label {
+			got[l.GetName()] = l.GetValue()
+		}
+		for k, v := range labels {
+			if got[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+func TestScrapeAfterKnownTraffic(t *testing.T) {
+	exp := metrics.New()
+	h := hubtest.Start(t, hub.Config{Instruments: exp, ChannelTTL: time.Second})
+	exp.Watch(h.Hub)
+	srv := httptest.NewServer(exp.Handler())
+	defer srv.Close()
+
+	// Two WebSocket subscribers and one MJPEG reader on cam1, then 20
+	// frames, each waited for, so every reader gets every one.
+	c1, in1 := hubtest.Subscribe(t, h.Addr, "cam1", "")
+	c2, in2 := hubtest.Subscribe(t, h.Addr, "cam1", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, h.URL+"/channels/cam1/stream.mjpeg", nil)
+	mjpeg, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mjpeg.Body.Close()
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := mjpeg.Body.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	hubtest.WaitSubscribers(t, h.Addr, 3, 5*time.Second)
+	frames := make([]protocol.Frame, 20)
+	for i := range frames {
+		frames[i] = hubtest.JPEGFrame(64, 48, testutil.FakeJPEG(64, 48, uint64(i), 500))
+	}
+	// Paced, so that no reader skips one.
+	hubtest.Publish(t, ctx, h.Addr, "cam1", 30*time.Millisecond, frames)
+	for _, in := range []<-chan protocol.Frame{in1, in2} {
+		for f := hubtest.Next(t, in, 5*time.Second); f.Seq < 20; f = hubtest.Next(t, in, 5*time.Second) {
+		}
+	}
+
+	// A refused request is counted by reason.
+	resp, _ := http.Get(h.URL + "/ws/subscribe/..")
+	resp.Body.Close()
+
+	hubtest.Eventually(t, 5*time.Second, "the MJPEG reader's 20 frames counted", func() bool {
+		v, _ := value(scrape(t, srv.URL), "framehub_frames_out_total", map[string]string{"channel": "cam1"})
+		return v >= 60
+	})
+	fams := scrape(t, srv.URL)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"framehub_frames_in_total", map[string]string{"channel": "cam1"}, 20},
+		{"framehub_frames_out_total", map[string]string{"channel": "cam1"}, 60},
+		{"framehub_frame_age_seconds", map[string]string{"channel": "cam1"}, 60},
+		{"framehub_subscribers", map[string]string{"channel": "cam1", "kind": "ws"}, 2},
+		{"framehub_subscribers", map[string]string{"channel": "cam1", "kind": "mjpeg"}, 1},
+		{"framehub_refusals_total", map[string]string{"reason": "bad_channel_name"}, 1},
+		{"framehub_evictions_total", nil, 0},
+		{"framehub_publishers", nil, 0},
+	} {
+		if got, ok := value(fams, c.name, c.labels); !ok || got != c.want {
+			t.Errorf("%s%v = %v (present %v); want %v", c.name, c.labels, got, ok, c.want)
+		}
+	}
+	// Bytes out: each WebSocket frame with its framing, each MJPEG part.
+	if b, _ := value(fams, "framehub_bytes_out_total", map[string]string{"channel": "cam1"}); b < 60*500 {
+		t.Errorf("bytes out %v; want at least 60 frames of 500 bytes", b)
+	}
+	// The histogram's buckets run from 1 ms to 10 s, and every age fits.
+	for _, m := range fams["framehub_frame_age_seconds"].Metric {
+		bs := m.Histogram.Bucket
+		if len(bs) > 0 && math.IsInf(bs[len(bs)-1].GetUpperBound(), 1) {
+			bs = bs[:len(bs)-1] // the text format spells out +Inf
+		}
+		if len(bs) != len(metrics.AgeBuckets) || bs[0].GetUpperBound() != 0.001 || bs[len(bs)-1].GetUpperBound() != 10 {
+			t.Fatalf("buckets %v", bs)
+		}
+		if n := bs[len(bs)-1].GetCumulativeCount(); n != m.Histogram.GetSampleCount() {
+			t.Errorf("%d of %d ages are under 10 s; frames on loopback are younger", n, m.Histogram.GetSampleCount())
+		}
+	}
+	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes"} {
+		if fams[name] == nil {
+			t.Errorf("no %s: the Go and process collectors are missing", name)
+		}
+	}
+
+	// When the channel goes (no one on it, its frame older than the TTL),
+	// its series go too.
+	c1.Close()
+	c2.Close()
+	cancel()
+	hubtest.Eventually(t, 10*time.Second, "cam1's series to go", func() bool {
+		fams := scrape(t, srv.URL)
+		_, in := value(fams, "framehub_frames_in_total", map[string]string{"channel": "cam1"})
+		_, age := value(fams, "framehub_frame_age_seconds", map[string]string{"channel": "cam1"})
+		return !in && !age
+	})
+}
