@@ -41,15 +41,16 @@ func readSecret(c *cli.Context, name string, log *slog.Logger) (string, error) {
 	return s, nil
 }
 
-// readPrivateFile reads a file that holds secrets and warns when others
-// may read it too.
+// readPrivateFile reads a file that holds secrets and warns when every
+// user of the machine may read it (a group, such as the framehub group the
+// service units use, is fine).
 func readPrivateFile(file, what string, log *slog.Logger) ([]byte, error) {
 	st, err := os.Stat(file)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if st.Mode().Perm()&0o077 != 0 && log != nil {
-		log.Warn("secret file is readable by other users; chmod 600 it", "file", file, "mode", st.Mode().Perm().String())
+	if st.Mode().Perm()&0o007 != 0 && log != nil {
+		log.Warn("secret file is open to every user; chmod 600 it (or 640 with a group such as framehub)", "file", file, "mode", st.Mode().Perm().String())
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
