@@ -28,6 +28,8 @@ import (
 //     lines that need a camera, on a machine without one).
 var readmeCommands = map[string]string{
 	"framehub hub": "run",
+	"framehub hub --metrics-listen 127.0.0.1:9090 --tokens-file tokens":                                  "run",
+	"framehub hub --config hub.yaml":                                                                     "run",
 	"framehub hub --listen 0.0.0.0:8080 --view-token-file view.token --publish-token-file publish.token": "run",
 	"framehub hub --listen 0.0.0.0:8080 --insecure":                                                      "run",
 	"framehub publish --hub http://HUB:8080 --channel front-door --source 0":                             "no camera 0",
@@ -45,6 +47,7 @@ var readmeCommands = map[string]string{
 	"framehub bench --subscribers 100 --slow 10 --slow-fps 10 --credit 1 --baseline":                                                                                          "run",
 	"framehub bench --subscribers 20 --stalled 1000 --json":                                                                                                                   "run",
 	"framehub bench --hub http://127.0.0.1:8080 --hub-pid 1234 --subscribers 50":                                                                                              "run",
+	"framehub bench --cluster 3 --nats-server bin/nats-server --subscribers 5":                                                                                                "run",
 	"framehub hub --listen 0.0.0.0:8443 --tls-cert hub.crt --tls-key hub.key --publish-token-file publish.token --view-token-file view.token --token-secret-file signing.key": "run",
 	"framehub publish --hub https://hub:8443 --channel cam1 --source 0 --token-file publish.token --ca ca.pem":                                                                "no camera 0",
 	"framehub watch --hub https://hub:8443 --channel cam1 --token-file view.token --ca ca.pem":                                                                                "run",
@@ -116,6 +119,17 @@ func TestREADMECommandsRun(t *testing.T) {
 	writeSecret(t, dir, "publish.token", pubTok)
 	writeSecret(t, dir, "view.token", viewTok)
 	writeSecret(t, dir, "signing.key", "signing-key-from-the-readme")
+	writeSecret(t, dir, "tokens", pubTok+" publish *\n"+viewTok+" view *\n")
+	if err := os.WriteFile(filepath.Join(dir, "hub.yaml"), []byte("listen: 127.0.0.1:8080\nmax-channels: 100\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// bin/nats-server, as scripts/bench-cluster.sh builds it (from the
+	// module go.mod pins; its packages are in the build cache already).
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "bin", "nats-server"), "github.com/nats-io/nats-server/v2")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build nats-server: %v\n%s", err, out)
+	}
 
 	// The hub the clients use, and one with TLS and tokens, each with
 	// publishers on the channels the lines watch.
@@ -166,6 +180,7 @@ func TestREADMECommandsRun(t *testing.T) {
 			if server {
 				own = freeLoopbackPort(t)
 				cmdline = strings.ReplaceAll(cmdline, ":8443", ":"+own)
+				cmdline = strings.ReplaceAll(cmdline, ":9090", ":"+freeLoopbackPort(t))
 			}
 			cmdline = strings.ReplaceAll(cmdline, ":8080", ":"+own)
 			cmdline = strings.ReplaceAll(cmdline, "--hub-pid 1234", "--hub-pid "+strconv.Itoa(hp.cmd.Process.Pid))
