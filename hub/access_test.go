@@ -57,7 +57,11 @@ func TestReloadRevokesOnlyWhatItMust(t *testing.T) {
 	defer mjpeg.Body.Close()
 	mjpegDone := make(chan struct{})
 	go func() { defer close(mjpegDone); io.Copy(io.Discard, mjpeg.Body) }()
-	eventually(t, 3*time.Second, "three readers", func() bool { return h.Stats().Subscribers == 3 })
+	eventually(t, 3*time.Second, "the publisher, two subscribers and a stream registered", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.conns) == 3 && len(h.streams) == 1
+	})
 
 	closed := h.Reload(Access{Auth: grantsAuth(t,
 		Grant{Token: newView, Rights: RightView, Channels: []string{"*"}},

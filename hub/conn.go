@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"framehub/protocol"
 )
 
 // controlWait bounds writing a close or ping frame.
@@ -140,6 +142,11 @@ func (h *Hub) upgrade(w http.ResponseWriter, r *http.Request, channel string, ri
 		c.closeWith(ending{kind: endShutdown}, websocket.CloseGoingAway, "hub shutting down")
 		_ = ws.Close()
 		return nil
+	}
+	// A Reload between the request's authorization and this registration
+	// did not see the connection: check it against the access in force now.
+	if !h.access().grants(c.token, channel, right) {
+		c.closeWith(ending{kind: endRevoked}, protocol.CloseRevoked, "token no longer grants this right")
 	}
 	return c
 }

@@ -120,6 +120,9 @@ func (h *Hub) serveMJPEG(w http.ResponseWriter, r *http.Request, name string) {
 	h.mu.Lock()
 	h.streams[st] = struct{}{}
 	h.mu.Unlock()
+	if !h.access().grants(st.token, name, RightView) {
+		cancel() // a Reload since the request was authorized took the right away
+	}
 	defer func() {
 		h.mu.Lock()
 		delete(h.streams, st)
