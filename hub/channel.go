@@ -23,6 +23,7 @@ type channel struct {
 
 	frames, bytes   uint64    // published since the channel was created
 	dropped         uint64    // frames over the publisher frame-rate cap
+	postCap         *rateCap  // the frame-rate cap shared by snapshot POSTs, made on the first
 	departedSkipped uint64    // overwritten frames of subscribers that have left
 	rateAt          time.Time // when fps and bitrate were last computed
 	rateFrames      uint64    // frames at rateAt
