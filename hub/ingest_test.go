@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -18,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"framehub/internal/testutil"
 	"framehub/protocol"
@@ -587,4 +590,138 @@ func TestUploadMethods(t *testing.T) {
 	if code, _ := post(t, base+"/channels/cam/other.jpg", "image/jpeg", nil, nil); code != 404 {
 		t.Fatalf("POST to another file: %d; want 404", code)
 	}
+	// A web page elsewhere cannot make its visitors' browsers publish.
+	jpg := testJPEG(t, 8, 8, color.RGBA{1, 1, 1, 255})
+	if code, _ := post(t, base+"/channels/cam/snapshot.jpg", "image/jpeg", jpg, http.Header{"Origin": {"http://evil.example"}}); code != 403 {
+		t.Fatalf("cross-origin POST: %d; want 403", code)
+	}
+	if code, _ := post(t, base+"/channels/cam/snapshot.jpg", "image/jpeg", jpg, http.Header{"Origin": {base}}); code != 200 {
+		t.Fatalf("POST from the hub's own origin: %d; want 200", code)
+	}
+}
+
+// TestUploadDeclaredLengthIsNotAllocated: 40 uploads each declare a
+// 15 MiB part and send 4 KB of it: the hub holds what arrived, in its
+// first read buffer each, not what they declared.
+func TestUploadDeclaredLengthIsNotAllocated(t *testing.T) {
+	h, base := testHub(t, Config{MaxFrameBytes: 16 << 20})
+	const n = 40
+	declared := fmt.Appendf(nil, "--ffmpeg\r\nContent-type: image/jpeg\r\nContent-length: %d\r\n\r\n", 15<<20)
+	head := cat(declared, fakeJPEG(8, 8, 1, 8192)[:4096]) // the start of a 15 MiB JPEG
+	for i := range n {
+		up := startUpload(t, base, fmt.Sprintf("/channels/s%d/stream.mjpeg", i))
+		if err := up.send(head); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hubWait(t, h, "every upload reading", func(st protocol.Stats) bool { return st.Publishers == n && st.FrameMemoryBytes > 0 })
+	time.Sleep(100 * time.Millisecond) // let any further (wrong) allocation show
+	if used := h.Stats().FrameMemoryBytes; used > n*64<<10 {
+		t.Fatalf("%d uploads declaring 15 MiB each hold %d bytes; want at most their first 64 KiB buffers", n, used)
+	}
+	t.Logf("%d uploads declaring 15 MiB each hold %.1f MiB in all", n, float64(h.Stats().FrameMemoryBytes)/(1<<20))
+}
+
+// TestUploadExpectContinue: curl sends bodies over 1 MiB only after the
+// hub's 100 Continue. A big snapshot goes through; a refused one is
+// answered at once, its body never sent.
+func TestUploadExpectContinue(t *testing.T) {
+	curl := testutil.RequireTool(t, "curl")
+	auth, err := NewAuth([]Grant{{Token: "publish-token-0123456789", Rights: RightPublish, Channels: []string{"*"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, base := testHub(t, Config{Auth: auth, DenyDelay: -1})
+	big := fakeJPEG(1920, 1080, 3, 3<<20)
+	file := filepath.Join(t.TempDir(), "big.jpg")
+	if err := os.WriteFile(file, big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(token string) (string, time.Duration) {
+		args := []string{"-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "--data-binary", "@" + file, "-H", "Content-Type: image/jpeg"}
+		if token != "" {
+			args = append(args, "-H", "Authorization: Bearer "+token)
+		}
+		start := time.Now()
+		out, err := exec.Command(curl, append(args, base+"/channels/cam/snapshot.jpg")...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("curl: %v %s", err, out)
+		}
+		return string(out), time.Since(start)
+	}
+	if code, _ := run("publish-token-0123456789"); code != "200" {
+		t.Fatalf("3 MiB snapshot with Expect: 100-continue: %s; want 200", code)
+	}
+	if code, got := snapshotBody(t, base, "cam"); code != 401 && !bytes.Equal(got, big) {
+		t.Fatalf("snapshot: %d", code)
+	}
+	code, took := run("")
+	if code != "401" || took > 900*time.Millisecond {
+		t.Fatalf("3 MiB snapshot without a token: %s after %v; want 401 at once (no 1 s drain, no body sent)", code, took)
+	}
+}
+
+// BenchmarkPublishPaths publishes the same real 640x360 JPEG (about
+// 13 KB) as fast as one client can, through each way in: WebSocket
+// frames, an upload of ffmpeg-style multipart parts, an upload of bare
+// JPEGs. It reports frames/s and MB/s into the hub (no subscriber).
+func BenchmarkPublishPaths(b *testing.B) {
+	jpg := testutil.JPEG(640, 360, 1)
+	for _, path := range []string{"websocket", "upload_mpjpeg", "upload_bare"} {
+		b.Run(path, func(b *testing.B) {
+			h := New(Config{MaxFPSPerPublisher: 1e9})
+			srv := httptest.NewServer(h)
+			defer func() { h.Close(); srv.Close() }()
+			b.SetBytes(int64(len(jpg)))
+			b.ResetTimer()
+			switch path {
+			case "websocket":
+				c, _, err := websocket.DefaultDialer.Dial(wsURL(srv.URL, protocol.PathPublish, "cam"), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				msg := frameMsg(1, 640, 360, jpg, nil)
+				for range b.N {
+					if err := c.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for h.Stats().FramesIn < uint64(b.N) {
+					time.Sleep(time.Millisecond)
+				}
+			default:
+				unit, ctype := part(jpg), ""
+				if path == "upload_bare" {
+					unit, ctype = jpg, "image/jpeg"
+				}
+				resp, err := http.Post(srv.URL+"/channels/cam/stream.mjpeg", ctype, &repeatBody{b: unit, n: b.N})
+				if err != nil {
+					b.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 || h.Stats().FramesIn != uint64(b.N) {
+					b.Fatalf("upload: %d, %d frames of %d", resp.StatusCode, h.Stats().FramesIn, b.N)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+		})
+	}
+}
+
+// repeatBody yields b n times, as an upload body of unknown length.
+type repeatBody struct {
+	b    []byte
+	n, i int
+}
+
+func (r *repeatBody) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		return 0, io.EOF
+	}
+	k := copy(p, r.b[r.i:])
+	if r.i += k; r.i == len(r.b) {
+		r.i, r.n = 0, r.n-1
+	}
+	return k, nil
 }
