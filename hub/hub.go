@@ -1,6 +1,7 @@
 // Package hub is framehub's relay: publishers push frames of a channel over
-// WebSocket, and the hub fans out only the newest frame of each channel to
-// any number of subscribers (WebSocket, MJPEG over HTTP, snapshots).
+// WebSocket (or upload JPEGs over HTTP: ingest.go), and the hub fans out
+// only the newest frame of each channel to any number of subscribers
+// (WebSocket, MJPEG over HTTP, snapshots).
 //
 // Freshness is the design rule. A publisher never waits for a subscriber:
 // publishing a frame stores it in each subscriber's one-slot mailbox, where

@@ -51,9 +51,10 @@ var readmeCommands = map[string]string{
 	"framehub publish --hub https://hub:8443 --channel cam1 --source 0 --token-file publish.token --ca ca.pem":                                                                "no camera 0",
 	"framehub watch --hub https://hub:8443 --channel cam1 --token-file view.token --ca ca.pem":                                                                                "run",
 	"framehub token --token-secret-file signing.key --channel cam1 --ttl 60s":                                                                                                 "run",
+	"framehub token --token-secret-file signing.key --channel door --right publish --ttl 24h":                                                                                 "run",
 }
 
-// readmeLines returns the framehub command lines of the README's fenced
+// readmeLines returns the framehub command lines of the README's ```sh
 // code blocks, continuation lines joined and comments dropped.
 func readmeLines(t *testing.T) []string {
 	t.Helper()
@@ -65,7 +66,10 @@ func readmeLines(t *testing.T) []string {
 	in, pending := false, ""
 	for _, line := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(line, "```") {
-			in = !in
+			// Only shell blocks are commands to run; ```text shows what
+			// cannot run here (other programs, other machines).
+			lang := strings.TrimPrefix(line, "```")
+			in = !in && (lang == "sh" || lang == "bash")
 			continue
 		}
 		if !in {
