@@ -695,3 +695,46 @@ func TestMJPEGAcrossHubs(t *testing.T) {
 		t.Fatalf("MJPEG part has seq %q; want 42", got)
 	}
 }
+
+// TestUploadsCrossHubs: an MJPEG upload to one hub reaches a subscriber
+// on another, and is replaced (409) by a newer WebSocket publisher on
+// another hub, like any publisher.
+func TestUploadsCrossHubs(t *testing.T) {
+	_, nodes := cluster(t, 2)
+	r := subscribe(t, nodes[1].url, "cam")
+	eventually(t, waitLong, "hub1 watching cam", func() bool { return nodes[1].bus.Status().Watching == 1 })
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(nodes[0].url+"/channels/cam/stream.mjpeg", "image/jpeg", pr)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	go func() {
+		for i := range 1000 {
+			if _, err := pw.Write(testutil.FakeJPEG(64, 48, uint64(i), 900)); err != nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond) // a 50 fps camera
+		}
+	}()
+	eventually(t, waitLong, "uploaded frames on hub1", func() bool { return r.count() >= 3 })
+	f, err := protocol.ParseMessage(r.last(), protocol.DefaultLimits)
+	if err != nil || f.Width != 64 || len(f.Payload) != 900 {
+		t.Fatalf("hub1 got %v, %dx%d, %d bytes; want the uploaded 64x48 JPEGs", err, f.Width, f.Height, len(f.Payload))
+	}
+	dial(t, nodes[1].url, protocol.PathPublish, "cam")
+	select {
+	case code := <-done:
+		if code != http.StatusConflict {
+			t.Fatalf("upload replaced from another hub answered %d; want 409", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upload went on after a newer publisher on another hub took the channel")
+	}
+	pw.CloseWithError(io.ErrClosedPipe)
+}

@@ -208,7 +208,7 @@ type busChan struct {
 	best     Claim      // the winning claim (zero: none)
 	maxGen   uint64     // the largest Gen seen for the channel
 	bestName string     // name of best's hub
-	local    *publisher // the local publisher holding best, or nil
+	local    localPublisher // the local publisher holding best, or nil
 	remote   bool       // best is another hub's publisher…
 	expires  time.Time  // …until then, unless announced again
 	info     protocol.ChannelInfo
@@ -243,7 +243,7 @@ func (l *busLink) chanLocked(name string) *busChan {
 // adoptLocked makes c, another hub's claim, the channel's winner, and
 // returns the local publisher it beats, which the caller closes once mu
 // is released.
-func (l *busLink) adoptLocked(bc *busChan, c Claim, hubName string, expires time.Time) (beaten *publisher) {
+func (l *busLink) adoptLocked(bc *busChan, c Claim, hubName string, expires time.Time) (beaten localPublisher) {
 	if c != bc.best {
 		bc.taken, bc.bestName = false, c.Hub // the ID until an announcement names it
 	}
@@ -258,12 +258,31 @@ func (l *busLink) adoptLocked(bc *busChan, c Claim, hubName string, expires time
 
 // replacedRemotely closes a local publisher that a newer one on another
 // hub took over.
-func (h *Hub) replacedRemotely(p *publisher, hubName string) {
-	p.ch.clearPublisher(p)
+func (h *Hub) replacedRemotely(p localPublisher, hubName string) {
+	lp := p.local()
+	lp.ch.clearPublisher(p)
 	h.counters.Replaced.Add(1)
-	h.events.logf(slog.LevelInfo, "replaced:"+p.channel, "publisher replaced by a newer one on another hub",
-		slog.String("channel", p.channel), slog.String("remote", p.remote), slog.String("hub", hubName))
-	p.closeWith(ending{kind: endReplaced, detail: "on hub " + hubName}, protocol.CloseReplaced, "replaced by a newer publisher on hub "+hubName)
+	h.events.logf(slog.LevelInfo, "replaced:"+lp.ch.name, "publisher replaced by a newer one on another hub",
+		slog.String("channel", lp.ch.name), slog.String("remote", p.remoteAddr()), slog.String("hub", hubName))
+	p.replacedOn(hubName)
+}
+
+// localPublisher is a publisher on this hub as the bus hooks see it: a
+// WebSocket publisher or an HTTP upload.
+type localPublisher interface {
+	publisherConn
+	// local returns what the hooks share: its channel and its claim.
+	local() *localPart
+	// remoteAddr is its client's address, for logs.
+	remoteAddr() string
+	// replacedOn ends it: a newer publisher on another hub took over.
+	replacedOn(hubName string)
+}
+
+// localPart is what every local publisher carries for the bus hooks.
+type localPart struct {
+	ch    *channel
+	claim Claim // its hold on the channel across hubs (clustered hubs only)
 }
 
 // join adds a reader's mailbox to the named channel and, on a clustered
@@ -304,54 +323,57 @@ func (h *Hub) leave(c *channel, m *mailbox) {
 
 // busClaim gives a publisher that has just taken its channel on this hub
 // a claim that beats every claim the hub knows, and announces it.
-func (h *Hub) busClaim(p *publisher) {
+func (h *Hub) busClaim(p localPublisher) {
 	l := h.link
 	if l == nil {
 		return
 	}
+	lp := p.local()
 	l.mu.Lock()
-	bc := l.chanLocked(p.channel)
+	bc := l.chanLocked(lp.ch.name)
 	gen := max(uint64(time.Now().UnixMilli()), bc.maxGen+1, bc.best.Gen+1)
-	p.claim = Claim{Hub: l.id, Gen: gen}
-	bc.best, bc.maxGen, bc.bestName = p.claim, gen, l.name
+	lp.claim = Claim{Hub: l.id, Gen: gen}
+	bc.best, bc.maxGen, bc.bestName = lp.claim, gen, l.name
 	bc.local, bc.remote, bc.taken = p, false, false
-	a := Announcement{Channel: p.channel, Claim: p.claim, HubName: l.name, Live: true}
+	a := Announcement{Channel: lp.ch.name, Claim: lp.claim, HubName: l.name, Live: true}
 	l.mu.Unlock()
 	l.bus.Claim(a)
 }
 
 // busRelease tells the bus that a publisher has left (or was replaced):
 // the bus stops offering its frames and announces that its claim is over.
-func (h *Hub) busRelease(p *publisher) {
+func (h *Hub) busRelease(p localPublisher) {
 	l := h.link
-	if l == nil || p.claim == (Claim{}) {
+	lp := p.local()
+	if l == nil || lp.claim == (Claim{}) {
 		return
 	}
 	l.mu.Lock()
-	if bc := l.chans[p.channel]; bc != nil && bc.local == p {
+	if bc := l.chans[lp.ch.name]; bc != nil && bc.local == p {
 		bc.local = nil
 	}
 	l.mu.Unlock()
-	l.bus.Release(Announcement{Channel: p.channel, Claim: p.claim, HubName: l.name})
+	l.bus.Release(Announcement{Channel: lp.ch.name, Claim: lp.claim, HubName: l.name})
 }
 
 // publishFrame makes f the newest frame of p's channel and, on a clustered
 // hub, offers it to the bus. A publisher that a newer one on another hub
 // has replaced publishes nothing more (it is being closed).
-func (h *Hub) publishFrame(p *publisher, f *frame) (released *frame) {
+func (h *Hub) publishFrame(p localPublisher, f *frame) (released *frame) {
+	lp := p.local()
 	if h.link == nil {
-		return p.ch.publish(f)
+		return lp.ch.publish(f)
 	}
-	p.ch.mu.Lock()
-	current := p.ch.pub == publisherConn(p)
-	p.ch.mu.Unlock()
+	lp.ch.mu.Lock()
+	current := lp.ch.pub == publisherConn(p)
+	lp.ch.mu.Unlock()
 	if !current {
 		return f // released at once, as if it had been overwritten
 	}
 	// The bus first: its path is the longer one, and its sender should not
 	// queue behind every local subscriber's writer that publish wakes.
-	h.link.bus.Publish(p.channel, p.claim, f.msg)
-	return p.ch.publish(f)
+	h.link.bus.Publish(lp.ch.name, lp.claim, f.msg)
+	return lp.ch.publish(f)
 }
 
 // awaitBusFrame waits, for a snapshot, for the newest frame of a channel
@@ -447,7 +469,7 @@ func (n busNode) Receive(channel string, from Claim, parts [][]byte) {
 
 	l.mu.Lock()
 	bc := l.chans[channel]
-	var beaten *publisher
+	var beaten localPublisher
 	ok := bc != nil && bc.interest > 0 && from.Hub != l.id
 	if ok {
 		switch c := from.Compare(bc.best); {
@@ -495,7 +517,7 @@ func (n busNode) Announced(a Announcement) {
 		return
 	}
 	now := time.Now()
-	var beaten *publisher
+	var beaten localPublisher
 	var reannounce *Announcement
 	l.mu.Lock()
 	if l.chans[a.Channel] == nil && len(l.chans) >= l.maxEntries() {
@@ -532,7 +554,7 @@ func (n busNode) Latest(channel string) (Claim, []byte, bool) {
 	l := n.l
 	l.mu.Lock()
 	bc := l.chans[channel]
-	var p *publisher
+	var p localPublisher
 	if bc != nil {
 		p = bc.local
 	}
@@ -540,11 +562,12 @@ func (n busNode) Latest(channel string) (Claim, []byte, bool) {
 	if p == nil {
 		return Claim{}, nil, false
 	}
-	f := p.ch.newest()
+	lp := p.local()
+	f := lp.ch.newest()
 	if f == nil {
 		return Claim{}, nil, false
 	}
-	return p.claim, f.msg, true
+	return lp.claim, f.msg, true
 }
 
 func (n busNode) Local() []Announcement {
@@ -558,7 +581,7 @@ func (n busNode) Local() []Announcement {
 	l.mu.Lock()
 	for name, bc := range l.chans {
 		if bc.local != nil {
-			hs = append(hs, held{name, bc.best, bc.local.ch})
+			hs = append(hs, held{name, bc.best, bc.local.local().ch})
 		}
 	}
 	l.mu.Unlock()

@@ -24,6 +24,7 @@ type channel struct {
 
 	frames, bytes   uint64    // published since the channel was created
 	dropped         uint64    // frames over the publisher frame-rate cap
+	postCap         *rateCap  // the frame-rate cap shared by snapshot POSTs, made on the first
 	departedSkipped uint64    // overwritten frames of subscribers that have left
 	departedOut     uint64    // frames written to subscribers that have left
 	departedBytes   uint64    // bytes written to subscribers that have left

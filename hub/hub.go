@@ -1,6 +1,7 @@
 // Package hub is framehub's relay: publishers push frames of a channel over
-// WebSocket, and the hub fans out only the newest frame of each channel to
-// any number of subscribers (WebSocket, MJPEG over HTTP, snapshots).
+// WebSocket (or upload JPEGs over HTTP: ingest.go), and the hub fans out
+// only the newest frame of each channel to any number of subscribers
+// (WebSocket, MJPEG over HTTP, snapshots).
 //
 // Freshness is the design rule. A publisher never waits for a subscriber:
 // publishing a frame stores it in each subscriber's one-slot mailbox, where
@@ -161,8 +162,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.NotFound(w, r)
 			return
 		}
+		if r.Method == http.MethodPost {
+			h.serveUpload(w, r, rest[:i], rest[i+1:]) // ingest.go
+			return
+		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
+			w.Header().Set("Allow", "GET, HEAD, POST")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}

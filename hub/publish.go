@@ -17,9 +17,16 @@ import (
 // publisher is one publishing WebSocket connection.
 type publisher struct {
 	*wsConn
-	h     *Hub
-	ch    *channel
-	claim Claim // its hold on the channel across hubs (clustered hubs only)
+	h *Hub
+	localPart
+}
+
+func (p *publisher) local() *localPart  { return &p.localPart }
+func (p *publisher) remoteAddr() string { return p.remote }
+
+// replacedOn closes a publisher that a newer one on another hub took over.
+func (p *publisher) replacedOn(hubName string) {
+	p.closeWith(ending{kind: endReplaced, detail: "on hub " + hubName}, protocol.CloseReplaced, "replaced by a newer publisher on hub "+hubName)
 }
 
 // replaced closes a publisher that a newer one took over.
@@ -40,7 +47,7 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request, name string) 
 		return
 	}
 	h.serveWebSocket(w, r, name, RightPublish, int64(h.cfg.MaxFrameBytes), func() { h.table.unclaim(ch) }, func(c *wsConn) {
-		h.runPublisher(&publisher{wsConn: c, h: h, ch: ch})
+		h.runPublisher(&publisher{wsConn: c, h: h, localPart: localPart{ch: ch}})
 	})
 }
 

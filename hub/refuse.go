@@ -44,6 +44,9 @@ const (
 	reasonForeignHost                      // a Host header the hub does not answer to (DNS rebinding)
 	reasonMemory                           // a frame past the memory budget
 	reasonBadQuery                         // a bad query parameter, such as ?window=
+	reasonBadUpload                        // an HTTP upload whose framing is broken: no boundary, a JPEG without its EOI, …
+	reasonMediaType                        // an HTTP upload that is not JPEG (its Content-Type, or its bytes)
+	reasonStalledUpload                    // an HTTP upload that sent nothing for PongWait
 	numReasons
 )
 
@@ -51,7 +54,7 @@ var reasonNames = [numReasons]string{
 	"bad_channel_name", "bad_frame", "too_big", "wrong_message_type", "bad_control", "bad_handshake", "shutting_down",
 	"foreign_origin", "too_many_channels", "too_many_subscribers", "unauthorized", "forbidden",
 	"too_many_connections_per_ip", "connection_rate_per_ip", "bad_jpeg", "too_many_pixels", "foreign_host",
-	"over_memory_budget", "bad_query",
+	"over_memory_budget", "bad_query", "bad_upload", "unsupported_media_type", "stalled_upload",
 }
 
 func (r reason) String() string { return reasonNames[r] }

@@ -45,6 +45,7 @@ type SourceOptions struct {
 //	0, 1, …           a camera by index (/dev/videoN on Linux)
 //	test, test:WxH    the built-in animated test pattern (default 1280x720)
 //	gst:PIPELINE      a GStreamer pipeline ending in appsink
+//	-                 a Motion JPEG stream on stdin (ffmpeg -f mjpeg -, libcamera-vid)
 //	rtsp://…, http://…, https://…  a stream, through OpenCV's FFmpeg backend
 //	anything else     a video file, paced to its own frame rate
 //
@@ -58,6 +59,8 @@ func OpenSource(spec string, opt SourceOptions) (Source, error) {
 	switch {
 	case spec == "":
 		return nil, errors.New("no source given: use a camera index (0), a file, a URL, gst:PIPELINE or test")
+	case spec == "-":
+		return openStdinSource()
 	case spec == "test" || strings.HasPrefix(spec, "test:"):
 		return newPattern(spec, opt.FPS)
 	case strings.HasPrefix(spec, "gst:"):

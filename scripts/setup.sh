@@ -4,13 +4,13 @@
 set -euo pipefail
 
 # libopencv-dev + pkg-config + g++: gocv (cgo) for publish, view, record, demo
-# ffmpeg: test clips and the MJPEG client the tests use
+# ffmpeg: test clips and the MJPEG client the tests use; curl: the README's upload lines and their tests
 # chromium: the browser tests; xvfb/xauth: native-window tests with a display
 # fonts-dejavu-core: text in screenshots
 # python3-numpy, python3-opencv, python3-websockets: the Python client (clients/python), for
 #   Debian's own /usr/bin/python3; opencv-data: the Haar cascades its face example uses;
 #   opencv-doc: examples/data/messi5.jpg, the face that example's test detects
-pkgs=(libopencv-dev pkg-config g++ ffmpeg chromium xvfb xauth fonts-dejavu-core
+pkgs=(libopencv-dev pkg-config g++ ffmpeg curl chromium xvfb xauth fonts-dejavu-core
   python3-numpy python3-opencv python3-websockets opencv-data opencv-doc)
 
 missing=()

@@ -8,7 +8,7 @@ import "github.com/urfave/cli/v2"
 // that need OpenCV: asking for one says what to build instead.
 func cgoCommands() []*cli.Command {
 	return []*cli.Command{
-		needsOpenCV("publish", "capture a camera, file, stream or test pattern and publish it to a hub channel"),
+		publishCommand(), // MJPEG from stdin or a URL; the rest says it needs OpenCV
 		needsOpenCV("view", "show channels in native windows"),
 		needsOpenCV("demo", "run a hub and a publisher in one process"),
 	}

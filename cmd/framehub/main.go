@@ -1,7 +1,8 @@
 // Command framehub moves live camera frames from the machines that capture
 // them to everyone who watches, newest frame first. It is one binary with a
-// subcommand per role: hub, watch, record, and (when built with cgo and
-// OpenCV) publish, view and demo.
+// subcommand per role: hub, watch, record, publish (Motion JPEG from stdin
+// or a URL in every build; cameras, files and processing when built with
+// cgo and OpenCV), and with OpenCV view and demo.
 package main
 
 import (

@@ -4,12 +4,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -17,45 +14,25 @@ import (
 	"framehub/publisher"
 )
 
-func publishFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "channel", Required: true, Usage: "channel to publish to", EnvVars: []string{"FRAMEHUB_CHANNEL"}},
-		&cli.StringFlag{Name: "source", Value: "0", Usage: "camera index (0), video file, rtsp/http(s) URL, gst:PIPELINE, or test[:WxH]", EnvVars: []string{"FRAMEHUB_SOURCE"}},
-		&cli.BoolFlag{Name: "loop", Usage: "repeat a video file", EnvVars: []string{"FRAMEHUB_LOOP"}},
-		&cli.Float64Flag{Name: "fps", Usage: "cap frames sent per second (0: the source's rate; test pattern: 30)", EnvVars: []string{"FRAMEHUB_FPS"}},
-		&cli.IntFlag{Name: "width", Usage: "resize to this width (alone: keep aspect)", EnvVars: []string{"FRAMEHUB_WIDTH"}},
-		&cli.IntFlag{Name: "height", Usage: "resize to this height (alone: keep aspect)", EnvVars: []string{"FRAMEHUB_HEIGHT"}},
-		&cli.StringFlag{Name: "flip", Usage: "h, v or both", EnvVars: []string{"FRAMEHUB_FLIP"}},
-		&cli.IntFlag{Name: "rotate", Usage: "0, 90, 180 or 270 degrees clockwise", EnvVars: []string{"FRAMEHUB_ROTATE"}},
-		&cli.StringSliceFlag{Name: "filter", Usage: "processing steps in order: gray, blur=K, edges[=LO:HI], overlay (repeat or comma-separate)", EnvVars: []string{"FRAMEHUB_FILTER"}},
-		&cli.IntFlag{Name: "quality", Value: 80, Usage: "JPEG quality, 1 to 100", EnvVars: []string{"FRAMEHUB_QUALITY"}},
-		&cli.StringFlag{Name: "codec", Value: "jpeg", Usage: "jpeg, or raw (uncompressed BGR/gray pixels)", EnvVars: []string{"FRAMEHUB_CODEC"}},
-		&cli.DurationFlag{Name: "duration", Usage: "stop after this long (0: until Ctrl-C or the end of a file)", EnvVars: []string{"FRAMEHUB_DURATION"}},
-		&cli.BoolFlag{Name: "quiet", Usage: "no status line each second", EnvVars: []string{"FRAMEHUB_QUIET"}},
-	}
-}
+// openCVBuild says this binary has OpenCV: publish can capture cameras,
+// files and pipelines, and process frames.
+const openCVBuild = true
 
-func publishCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "publish",
-		Usage:     "capture a camera, file, stream or test pattern, process it and publish it to a hub channel",
-		UsageText: "framehub publish --hub URL --channel NAME --source S [--width W] [--filter gray,overlay] [--quality 80]",
-		Flags:     append(clientFlags(), publishFlags()...),
-		Action: func(c *cli.Context) error {
-			quietOpenCV(c)
-			cfg, err := publisherConfig(c, c.String("hub"))
-			if err != nil {
-				return err
-			}
-			ctx := c.Context
-			if d := c.Duration("duration"); d > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, d)
-				defer cancel()
-			}
-			return runPublisher(ctx, c, cfg)
-		},
+// runOpenCVPublish publishes through OpenCV: capture (or decode), process,
+// encode.
+func runOpenCVPublish(c *cli.Context) error {
+	quietOpenCV(c)
+	cfg, err := publisherConfig(c, c.String("hub"))
+	if err != nil {
+		return err
 	}
+	ctx := c.Context
+	if d := c.Duration("duration"); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	return runPublisher(ctx, c, cfg)
 }
 
 // publisherConfig maps the publish flags to publisher.Config.
@@ -96,40 +73,7 @@ func runPublisher(ctx context.Context, c *cli.Context, cfg publisher.Config) err
 		return err
 	}
 	defer p.Close()
-	cfg.Logger.Info("publishing", "source", protocol.RedactURL(p.Source()), "channel", cfg.Sender.Channel, "hub", cfg.Sender.Hub)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	status := newStatusLine(c.App.ErrWriter)
-	if !c.Bool("quiet") {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			prev, at := p.Stats(), time.Now()
-			for {
-				select {
-				case <-stop:
-					return
-				case now := <-t.C:
-					cur := p.Stats()
-					status.show(cfg.Sender.Channel + "  " + publisher.Status(prev, cur, now.Sub(at), p.Connected()))
-					prev, at = cur, now
-				}
-			}
-		}()
-	}
-	err = p.Run(ctx)
-	close(stop)
-	wg.Wait()
-	status.done()
-	s := p.Stats()
-	cfg.Logger.Info("publisher stopped", "captured", s.Captured, "sent", s.Sent, "skipped", s.Skipped,
-		"bytes", s.Bytes, "reconnects", s.Reconnects)
-	if errors.Is(err, context.DeadlineExceeded) {
-		return nil // --duration ran out
-	}
-	return err
+	return runWithStatus(ctx, c, cfg.Sender, cfg.Logger, p)
 }
 
 // quietOpenCV silences OpenCV's own console warnings (a missing camera

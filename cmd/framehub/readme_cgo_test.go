@@ -52,6 +52,7 @@ var readmeCommands = map[string]string{
 	"framehub publish --hub https://hub:8443 --channel cam1 --source 0 --token-file publish.token --ca ca.pem":                                                                "no camera 0",
 	"framehub watch --hub https://hub:8443 --channel cam1 --token-file view.token --ca ca.pem":                                                                                "run",
 	"framehub token --token-secret-file signing.key --channel cam1 --ttl 60s":                                                                                                 "run",
+	"framehub token --token-secret-file signing.key --channel door --right publish --ttl 24h":                                                                                 "run",
 }
 
 // readmeLines returns the framehub command lines of the README's ```sh

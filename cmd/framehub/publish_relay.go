@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"framehub/protocol"
+	"framehub/publisher"
+)
+
+// publish in both builds. Sources that need no OpenCV (- for a Motion JPEG
+// stream on stdin, an http(s) MJPEG URL) are relayed: their JPEGs go to
+// the hub as they are, without decoding. Every other source, and any
+// processing, needs the OpenCV build (publish.go); the build without it
+// says so in one line.
+
+func publishFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "channel", Required: true, Usage: "channel to publish to", EnvVars: []string{"FRAMEHUB_CHANNEL"}},
+		&cli.StringFlag{Name: "source", Value: "0", Usage: "camera index (0), video file, rtsp/http(s) URL, gst:PIPELINE, test[:WxH], or - (MJPEG on stdin)", EnvVars: []string{"FRAMEHUB_SOURCE"}},
+		&cli.BoolFlag{Name: "loop", Usage: "repeat a video file", EnvVars: []string{"FRAMEHUB_LOOP"}},
+		&cli.Float64Flag{Name: "fps", Usage: "cap frames sent per second (0: the source's rate; test pattern: 30)", EnvVars: []string{"FRAMEHUB_FPS"}},
+		&cli.IntFlag{Name: "width", Usage: "resize to this width (alone: keep aspect)", EnvVars: []string{"FRAMEHUB_WIDTH"}},
+		&cli.IntFlag{Name: "height", Usage: "resize to this height (alone: keep aspect)", EnvVars: []string{"FRAMEHUB_HEIGHT"}},
+		&cli.StringFlag{Name: "flip", Usage: "h, v or both", EnvVars: []string{"FRAMEHUB_FLIP"}},
+		&cli.IntFlag{Name: "rotate", Usage: "0, 90, 180 or 270 degrees clockwise", EnvVars: []string{"FRAMEHUB_ROTATE"}},
+		&cli.StringSliceFlag{Name: "filter", Usage: "processing steps in order: gray, blur=K, edges[=LO:HI], overlay (repeat or comma-separate)", EnvVars: []string{"FRAMEHUB_FILTER"}},
+		&cli.IntFlag{Name: "quality", Value: 80, Usage: "JPEG quality, 1 to 100", EnvVars: []string{"FRAMEHUB_QUALITY"}},
+		&cli.StringFlag{Name: "codec", Value: "jpeg", Usage: "jpeg, or raw (uncompressed BGR/gray pixels)", EnvVars: []string{"FRAMEHUB_CODEC"}},
+		&cli.DurationFlag{Name: "duration", Usage: "stop after this long (0: until Ctrl-C or the end of a file)", EnvVars: []string{"FRAMEHUB_DURATION"}},
+		&cli.BoolFlag{Name: "quiet", Usage: "no status line each second", EnvVars: []string{"FRAMEHUB_QUIET"}},
+	}
+}
+
+func publishCommand() *cli.Command {
+	usage := "capture a camera, file, stream or test pattern, process it and publish it to a hub channel"
+	if !openCVBuild {
+		usage = "publish a Motion JPEG stream (stdin, or an http(s) MJPEG URL) to a hub channel, as it is"
+	}
+	return &cli.Command{
+		Name:  "publish",
+		Usage: usage,
+		UsageText: "framehub publish --hub URL --channel NAME --source S [--width W] [--filter gray,overlay] [--quality 80]\n" +
+			"   ffmpeg ... -f mjpeg - | framehub publish --hub URL --channel NAME --source -",
+		Flags:  append(clientFlags(), publishFlags()...),
+		Action: publishAction,
+	}
+}
+
+// processingFlags are the publish flags that need frames decoded.
+var processingFlags = []string{"width", "height", "flip", "rotate", "filter", "quality", "codec"}
+
+// publishAction relays what needs no OpenCV and hands the rest to it.
+func publishAction(c *cli.Context) error {
+	src := c.String("source")
+	if !publisher.IsRelaySource(src) {
+		if !openCVBuild {
+			return fmt.Errorf("--source %s needs OpenCV, and this binary was built without it (CGO_ENABLED=0): it publishes "+
+				"only --source - (MJPEG on stdin) and http(s) MJPEG URLs; build with cgo and libopencv-dev (bash scripts/setup.sh; go build ./cmd/framehub)",
+				protocol.RedactURL(src))
+		}
+		return runOpenCVPublish(c)
+	}
+	for _, name := range processingFlags {
+		if !c.IsSet(name) || (name == "codec" && strings.EqualFold(c.String(name), "jpeg")) {
+			continue
+		}
+		if openCVBuild {
+			return runOpenCVPublish(c) // decode, process, encode
+		}
+		return fmt.Errorf("--%s needs OpenCV, and this binary was built without it (CGO_ENABLED=0): it publishes the JPEGs of "+
+			"--source %s as they are, without decoding them; drop --%s, or build with cgo and libopencv-dev", name, shortSource(src), name)
+	}
+	if c.IsSet("loop") {
+		return fmt.Errorf("--loop repeats a video file; --source %s is a stream", shortSource(src))
+	}
+	err := runRelay(c)
+	if openCVBuild && src != "-" && errors.Is(err, protocol.ErrNotJPEG) {
+		// Not MJPEG (an MP4 or HLS URL, say): OpenCV's FFmpeg reads it.
+		logger(c).Info("the source is not an MJPEG stream; reading it with OpenCV", "source", protocol.RedactURL(src))
+		return runOpenCVPublish(c)
+	}
+	return err
+}
+
+func shortSource(src string) string {
+	if src == "-" {
+		return "-"
+	}
+	return protocol.RedactURL(src)
+}
+
+// runRelay publishes a relay source. An http(s) source is opened before
+// anything else, so an error that says it is not MJPEG comes first.
+func runRelay(c *cli.Context) error {
+	hd, tlsConf, err := clientAuth(c)
+	if err != nil {
+		return err
+	}
+	log := logger(c)
+	cfg := publisher.RelayConfig{Source: c.String("source"), FPS: c.Float64("fps"), Logger: log,
+		Sender: publisher.SenderConfig{Hub: c.String("hub"), Channel: c.String("channel"), Header: hd, TLS: tlsConf,
+			ConnectTimeout: connectTimeout(c)}}
+	if tlsConf != nil {
+		// --ca trusts a private CA for the source too (another hub, say).
+		cfg.Client = &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf.Clone(), Proxy: http.ProxyFromEnvironment}}
+	}
+	ctx := c.Context
+	if d := c.Duration("duration"); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	r, err := publisher.NewRelay(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return runWithStatus(ctx, c, cfg.Sender, log, r)
+}
+
+// publishing is what runWithStatus needs: a Publisher or a Relay.
+type publishing interface {
+	Run(ctx context.Context) error
+	Stats() publisher.Stats
+	Connected() bool
+	Source() string
+}
+
+// runWithStatus runs p with a status line each second on stderr.
+func runWithStatus(ctx context.Context, c *cli.Context, sc publisher.SenderConfig, log *slog.Logger, p publishing) error {
+	log.Info("publishing", "source", protocol.RedactURL(p.Source()), "channel", sc.Channel, "hub", sc.Hub)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	status := newStatusLine(c.App.ErrWriter)
+	if !c.Bool("quiet") {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			prev, at := p.Stats(), time.Now()
+			for {
+				select {
+				case <-stop:
+					return
+				case now := <-t.C:
+					cur := p.Stats()
+					status.show(sc.Channel + "  " + publisher.Status(prev, cur, now.Sub(at), p.Connected()))
+					prev, at = cur, now
+				}
+			}
+		}()
+	}
+	err := p.Run(ctx)
+	close(stop)
+	wg.Wait()
+	status.done()
+	s := p.Stats()
+	log.Info("publisher stopped", "captured", s.Captured, "sent", s.Sent, "skipped", s.Skipped,
+		"bytes", s.Bytes, "reconnects", s.Reconnects)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil // --duration ran out
+	}
+	return err
+}
