@@ -204,13 +204,13 @@ type busLink struct {
 
 // busChan is what the hub knows of one channel across the cluster.
 type busChan struct {
-	interest int        // local readers: subscribers, MJPEG readers, waiting snapshots
-	best     Claim      // the winning claim (zero: none)
-	maxGen   uint64     // the largest Gen seen for the channel
-	bestName string     // name of best's hub
+	interest int            // local readers: subscribers, MJPEG readers, waiting snapshots
+	best     Claim          // the winning claim (zero: none)
+	maxGen   uint64         // the largest Gen seen for the channel
+	bestName string         // name of best's hub
 	local    localPublisher // the local publisher holding best, or nil
-	remote   bool       // best is another hub's publisher…
-	expires  time.Time  // …until then, unless announced again
+	remote   bool           // best is another hub's publisher…
+	expires  time.Time      // …until then, unless announced again
 	info     protocol.ChannelInfo
 	taken    bool     // a frame of best has been relayed…
 	lastSeq  uint64   // …and this was the last one's sequence number
