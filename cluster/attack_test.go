@@ -234,6 +234,8 @@ func (n *fakeNode) Local() []hub.Announcement               { return nil }
 func (n *fakeNode) MaxFrameBytes() int                      { return 1 << 20 }
 func (n *fakeNode) Reserve(b int64) bool                    { n.reserved.Add(b); return true }
 func (n *fakeNode) Release(b int64)                         { n.reserved.Add(-b) }
+func (n *fakeNode) RemoteInterest(string, int)              {}
+
 func (n *fakeNode) Refused(_ string, why hub.BusRefusal, _ string) {
 	n.mu.Lock()
 	n.refused[why]++

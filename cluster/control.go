@@ -155,7 +155,8 @@ func (b *Bus) reconcile(tick bool) {
 	b.joinNow = nil
 	var newClaims []*claimState
 	var announce []hub.Announcement
-	for _, cl := range b.claims {
+	interest := map[string]int{} // channels whose wanters expired
+	for ch, cl := range b.claims {
 		if cl.sub == nil {
 			newClaims = append(newClaims, cl)
 		}
@@ -164,14 +165,21 @@ func (b *Bus) reconcile(tick bool) {
 		}
 		cl.announce = false
 		if tick {
+			before := len(cl.wanters)
 			for id, until := range cl.wanters {
 				if !now.Before(until) {
 					delete(cl.wanters, id)
 				}
 			}
+			if len(cl.wanters) != before {
+				interest[ch] = len(cl.wanters)
+			}
 		}
 	}
 	b.mu.Unlock()
+	for ch, n := range interest {
+		b.node.RemoteInterest(ch, n)
+	}
 
 	for _, f := range retired {
 		if f.sub != nil {
@@ -311,13 +319,17 @@ func (b *Bus) onWant(cl *claimState, ch string, m *nats.Msg) {
 		b.mu.Unlock()
 		return
 	}
+	before := len(cl.wanters)
 	if kind == wantLeave {
 		delete(cl.wanters, id)
 	} else if _, known := cl.wanters[id]; known || len(cl.wanters) < maxWanters {
 		cl.wanters[id] = now.Add(3 * b.cfg.AnnounceInterval)
 	}
-	claim := cl.a.Claim
+	claim, after := cl.a.Claim, len(cl.wanters)
 	b.mu.Unlock()
+	if after != before {
+		b.node.RemoteInterest(ch, after)
+	}
 	if kind != wantJoin || !b.subj.isInbox(m.Reply) {
 		return
 	}

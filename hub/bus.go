@@ -134,6 +134,10 @@ type BusNode interface {
 	// Refused counts and logs, at a bounded rate, a message from the bus
 	// refused before it became a frame.
 	Refused(channel string, why BusRefusal, detail string)
+	// RemoteInterest says how many other hubs want a channel that a local
+	// publisher holds, when that changes: they count as its viewers (a
+	// publisher started on demand captures while it has any).
+	RemoteInterest(channel string, hubs int)
 }
 
 // BusRefusal is why a bus refused a message before it became a frame.
@@ -568,6 +572,12 @@ func (n busNode) Latest(channel string) (Claim, []byte, bool) {
 		return Claim{}, nil, false
 	}
 	return lp.claim, f.msg, true
+}
+
+func (n busNode) RemoteInterest(channel string, hubs int) {
+	if c := n.l.h.table.lookup(channel); c != nil {
+		c.setRemoteInterest(hubs)
+	}
 }
 
 func (n busNode) Local() []Announcement {

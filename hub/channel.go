@@ -18,6 +18,7 @@ type channel struct {
 
 	mu     sync.Mutex            // guards everything below
 	pub    publisherConn         // current publisher, or nil
+	remote int                   // other hubs that want the channel (clustered hubs)
 	latest *frame                // newest frame, or nil
 	prev   *frame                // the frame latest replaced: slow subscribers may still be sending it
 	subs   map[*mailbox]struct{} // WebSocket and MJPEG readers
@@ -117,7 +118,49 @@ func (c *channel) addSub(m *mailbox) {
 	if c.latest != nil {
 		m.put(c.latest)
 	}
+	c.viewersChangedLocked()
 	c.mu.Unlock()
+}
+
+// viewersNotifier is a publisher that wants to know how many read its
+// channel (a WebSocket publisher does; an upload has no way back).
+type viewersNotifier interface {
+	viewers(n int)
+}
+
+// viewersChangedLocked tells the publisher the channel's reader count.
+// It does not block: the publisher sends the notice from its own
+// goroutine.
+func (c *channel) viewersChangedLocked() {
+	if n, ok := c.pub.(viewersNotifier); ok {
+		n.viewers(len(c.subs) + c.remote)
+	}
+}
+
+// idleOnDemand reports whether the channel's publisher captures on demand
+// and nobody reads the channel now.
+func (c *channel) idleOnDemand() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	od, ok := c.pub.(interface{ isOnDemand() bool })
+	return ok && od.isOnDemand() && len(c.subs)+c.remote == 0
+}
+
+// viewerCount returns the channel's readers, other hubs included.
+func (c *channel) viewerCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.subs) + c.remote
+}
+
+// setRemoteInterest records how many other hubs want the channel.
+func (c *channel) setRemoteInterest(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.remote != n {
+		c.remote = n
+		c.viewersChangedLocked()
+	}
 }
 
 // removeSub unregisters m and keeps its skip count in the channel's total.
@@ -128,6 +171,7 @@ func (c *channel) removeSub(m *mailbox) {
 		c.departedSkipped += m.overwritten.Load()
 		c.departedOut += m.delivered.Load()
 		c.departedBytes += m.bytes.Load()
+		c.viewersChangedLocked()
 	}
 	c.mu.Unlock()
 }
@@ -136,6 +180,7 @@ func (c *channel) removeSub(m *mailbox) {
 func (c *channel) setPublisher(p publisherConn) (old publisherConn) {
 	c.mu.Lock()
 	old, c.pub = c.pub, p
+	c.viewersChangedLocked()
 	c.mu.Unlock()
 	return old
 }
@@ -166,6 +211,10 @@ func (c *channel) info(now time.Time, ttl time.Duration) (protocol.ChannelInfo, 
 		Name: c.name, Live: c.pub != nil, FPS: round2(c.fps), BitrateBPS: round2(c.bitrate),
 		Subscribers: len(c.subs), Frames: c.frames, Bytes: c.bytes, Skipped: c.departedSkipped,
 		Dropped: c.dropped, LastFrameAgeMS: -1,
+	}
+	if od, ok := c.pub.(interface{ isOnDemand() bool }); ok && od.isOnDemand() {
+		in.OnDemand = true
+		in.Idle = len(c.subs)+c.remote == 0
 	}
 	for m := range c.subs {
 		in.Skipped += m.overwritten.Load()

@@ -64,6 +64,14 @@ func (h *Hub) serveSnapshot(w http.ResponseWriter, r *http.Request, name string)
 	var f *frame
 	if c := h.table.lookup(name); c != nil {
 		f = c.newest()
+		if c.idleOnDemand() {
+			// An on-demand camera that nobody watches has stopped: wake it
+			// and wait a moment for a fresh frame rather than answer with
+			// the last one it sent before it went idle.
+			if fresh := h.awaitFresh(r.Context(), name); fresh != nil {
+				f = fresh
+			}
+		}
 	}
 	if f == nil {
 		f = h.awaitBusFrame(r.Context(), name)
@@ -85,6 +93,36 @@ func (h *Hub) serveSnapshot(w http.ResponseWriter, r *http.Request, name string)
 	hd.Set("X-Capture-Time", strconv.FormatInt(f.hdr.CaptureTime, 10))
 	hd.Set("X-Timestamp", unixSeconds(f.hdr.CaptureTime))
 	_, _ = w.Write(jpg)
+}
+
+// onDemandSnapshotWait is how long a snapshot of an idle on-demand channel
+// waits for its publisher to wake and send a fresh frame.
+const onDemandSnapshotWait = 2 * time.Second
+
+// awaitFresh joins a channel as a reader, which wakes an on-demand
+// publisher, and returns the first frame published after it joined, or
+// nil after onDemandSnapshotWait.
+func (h *Hub) awaitFresh(ctx context.Context, name string) *frame {
+	start := time.Now()
+	mb := newMailbox(readerWait)
+	c := h.join(name, mb)
+	defer h.leave(c, mb)
+	t := time.NewTimer(onDemandSnapshotWait)
+	defer t.Stop()
+	for {
+		select {
+		case <-mb.wake:
+			if f := mb.take(); f != nil && f.received.After(start) {
+				return f
+			}
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return nil
+		case <-h.done:
+			return nil
+		}
+	}
 }
 
 // serveMJPEG streams the channel as multipart/x-mixed-replace JPEG parts,

@@ -1,12 +1,14 @@
 package hub
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -19,7 +21,23 @@ type publisher struct {
 	*wsConn
 	h *Hub
 	localPart
+	onDemand bool // static: it captures only while someone watches
+
+	viewerCount atomic.Int64  // the channel's readers, as last told
+	notify      chan struct{} // capacity 1: "send the count"
 }
+
+// viewers records the channel's reader count and wakes the goroutine that
+// sends it. It never blocks.
+func (p *publisher) viewers(n int) {
+	p.viewerCount.Store(int64(n))
+	select {
+	case p.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (p *publisher) isOnDemand() bool { return p.onDemand }
 
 func (p *publisher) local() *localPart  { return &p.localPart }
 func (p *publisher) remoteAddr() string { return p.remote }
@@ -38,6 +56,18 @@ func (p *publisher) replaced() {
 }
 
 func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request, name string) {
+	onDemand := false
+	if v, ok := r.URL.Query()[protocol.QueryOnDemand]; ok {
+		switch v[0] {
+		case "1", "true":
+			onDemand = true
+		case "0", "false":
+		default:
+			h.refuse(reasonBadQuery, r.RemoteAddr, "bad on_demand in publish URL", slog.String("on_demand", truncate(v[0], 20)))
+			http.Error(w, "on_demand: want 1 or 0", http.StatusBadRequest)
+			return
+		}
+	}
 	if !h.track(w, r) {
 		return
 	}
@@ -47,7 +77,7 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request, name string) 
 		return
 	}
 	h.serveWebSocket(w, r, name, RightPublish, int64(h.cfg.MaxFrameBytes), func() { h.table.unclaim(ch) }, func(c *wsConn) {
-		h.runPublisher(&publisher{wsConn: c, h: h, localPart: localPart{ch: ch}})
+		h.runPublisher(&publisher{wsConn: c, h: h, localPart: localPart{ch: ch}, onDemand: onDemand, notify: make(chan struct{}, 1)})
 	})
 }
 
@@ -64,8 +94,10 @@ func (h *Hub) runPublisher(p *publisher) {
 	h.events.logf(slog.LevelInfo, "connected:"+p.channel, "publisher connected",
 		slog.String("channel", p.channel), slog.String("remote", p.remote))
 
-	// A pinger keeps the read deadline honest on a publisher that is alive
-	// but between frames; it stops when the reader returns.
+	// The publisher's writer: pings keep the read deadline honest on a
+	// publisher that is alive but between frames, and the viewer count
+	// goes out when it changes (the newest count; changes in between are
+	// folded). It stops when the reader returns.
 	stopPing := make(chan struct{})
 	var pingWG sync.WaitGroup
 	pingWG.Add(1)
@@ -73,12 +105,24 @@ func (h *Hub) runPublisher(p *publisher) {
 		defer pingWG.Done()
 		t := time.NewTicker(h.cfg.PingInterval)
 		defer t.Stop()
+		sent := int64(-1)
 		for {
 			select {
 			case <-stopPing:
 				return
 			case <-t.C:
 				if p.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(controlWait)) != nil {
+					return
+				}
+			case <-p.notify:
+				n := p.viewerCount.Load()
+				if n == sent {
+					continue
+				}
+				sent = n
+				msg, _ := json.Marshal(protocol.ViewersNotice{Op: protocol.OpViewers, Count: int(n)})
+				_ = p.ws.SetWriteDeadline(time.Now().Add(controlWait))
+				if p.ws.WriteMessage(websocket.TextMessage, msg) != nil {
 					return
 				}
 			}

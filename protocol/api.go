@@ -34,7 +34,27 @@ const (
 	// QueryToken carries a signed, short-lived token on the HTTP endpoints
 	// that a URL alone must reach (snapshot, MJPEG). Never on a WebSocket.
 	QueryToken = "token"
+	// QueryOnDemand on a publish URL (/ws/publish/cam?on_demand=1) says
+	// the publisher captures only while someone watches: the hub tells it
+	// how many do (see ViewersNotice) and lists the channel as on demand.
+	QueryOnDemand = "on_demand"
 )
+
+// OpViewers is the op of the hub's notice to a publisher.
+const OpViewers = "viewers"
+
+// ViewersNotice is the JSON text message a hub sends a publisher, at once
+// when it connects and whenever the count changes:
+//
+//	{"op":"viewers","count":3}
+//
+// Count is the channel's readers: WebSocket subscribers, MJPEG readers,
+// snapshots waiting for a fresh frame, and other hubs that want the
+// channel. A publisher started on demand captures while it is above zero.
+type ViewersNotice struct {
+	Op    string `json:"op"`
+	Count int    `json:"count"`
+}
 
 // MaxCreditWindow is the largest credit window a subscriber may ask for.
 const MaxCreditWindow = 8
@@ -113,6 +133,8 @@ type ChannelInfo struct {
 	Dropped        uint64  `json:"dropped"` // frames over the publisher frame-rate cap, not relayed
 	Seq            uint64  `json:"seq"`
 	LastFrameAgeMS float64 `json:"last_frame_age_ms"` // since the hub received the newest frame; -1 if none
+	OnDemand       bool    `json:"on_demand"`         // the publisher captures only while someone watches
+	Idle           bool    `json:"idle"`              // on demand, and nobody watches: no frames now
 	// Hub names the hub the channel's publisher is connected to, on a hub
 	// that is part of a cluster (--nats); empty otherwise.
 	Hub string `json:"hub,omitempty"`

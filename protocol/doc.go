@@ -51,4 +51,10 @@
 // [Control]): {"op":"credit","window":N} switches the connection to
 // acknowledged delivery, in which the hub keeps at most N frames in flight,
 // and {"op":"ack","seq":S} reports that frame S has been consumed.
+//
+// The hub sends a publisher one kind of JSON text message, a
+// [ViewersNotice]: {"op":"viewers","count":N}, when the publisher connects
+// and whenever the number of the channel's readers changes. A publisher
+// that connected with ?on_demand=1 captures and encodes only while N is
+// above zero. Publishers ignore text messages they do not know.
 package protocol

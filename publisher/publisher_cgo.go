@@ -32,7 +32,12 @@ type Config struct {
 	// Quality is the JPEG quality, 1 to 100 (default 80).
 	Quality int
 	Sender  SenderConfig
-	Logger  *slog.Logger // nil discards
+	// OnDemand captures and encodes only while someone watches the channel
+	// (the hub says how many do): in between a camera or stream is
+	// released and a file or the test pattern pauses, so the publisher
+	// uses next to no CPU, and it keeps its connection to the hub.
+	OnDemand bool
+	Logger   *slog.Logger // nil discards
 }
 
 func (c *Config) check() error {
@@ -94,6 +99,7 @@ func New(cfg Config) (*Publisher, error) {
 	if cfg.Sender.Logger == nil {
 		cfg.Sender.Logger = log
 	}
+	cfg.Sender.OnDemand = cfg.Sender.OnDemand || cfg.OnDemand
 	sender, err := NewSender(cfg.Sender)
 	if err != nil {
 		return nil, err
@@ -154,6 +160,13 @@ func (p *Publisher) captureLoop(ctx context.Context) error {
 	var seq uint64
 	var last time.Time
 	for {
+		if p.cfg.OnDemand {
+			if n, known := p.sender.Viewers(); !known || n == 0 {
+				if err := p.idle(ctx); err != nil {
+					return err
+				}
+			}
+		}
 		f := p.slot.free()
 		err := p.src.Read(ctx, &f.mat)
 		now := time.Now()
@@ -174,6 +187,23 @@ func (p *Publisher) captureLoop(ctx context.Context) error {
 		p.slot.put(f)
 	}
 }
+
+// idle releases the source and waits until the hub says someone watches.
+func (p *Publisher) idle(ctx context.Context) error {
+	if r, ok := p.src.(interface{ Release() }); ok {
+		r.Release()
+	}
+	p.log.Info("nobody is watching: capture paused")
+	start := time.Now()
+	if !p.sender.AwaitViewers(ctx) {
+		return ctx.Err()
+	}
+	n, _ := p.sender.Viewers()
+	p.log.Info("watched again: capture resumed", "viewers", n, "paused_s", round1(time.Since(start).Seconds()))
+	return nil
+}
+
+func round1(v float64) float64 { return float64(int64(v*10+0.5)) / 10 }
 
 // sendLoop connects, takes the newest frame, processes, encodes and sends
 // it, and does it again.

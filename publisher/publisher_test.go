@@ -9,10 +9,12 @@ import (
 	"image"
 	"image/color"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -536,3 +538,114 @@ func mustFilters(t *testing.T, specs ...string) []Filter {
 }
 
 var colorWhite = color.RGBA{255, 255, 255, 0}
+
+// TestOnDemandCapturesOnlyWhileWatched: an on-demand publisher keeps its
+// connection but captures nothing while nobody watches; the first
+// subscriber gets a fresh frame within a second; when it leaves, capture
+// stops again; a snapshot wakes it too.
+func TestOnDemandCapturesOnlyWhileWatched(t *testing.T) {
+	h := hubtest.Start(t, hub.Config{})
+	p, err := New(Config{Source: "test:320x240", OnDemand: true, Sender: SenderConfig{Hub: h.URL, Channel: "cam"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+	hubtest.Eventually(t, 5*time.Second, "the publisher connected", p.Connected)
+	idleStart := p.Stats().Captured
+	time.Sleep(700 * time.Millisecond) // nobody watching: nothing may be captured in this time
+	if n := p.Stats().Captured - idleStart; n > 0 {
+		t.Fatalf("captured %d frames while nobody watched", n)
+	}
+	var in protocol.ChannelInfo
+	for _, c := range h.Channels() {
+		in = c
+	}
+	if !in.OnDemand || !in.Idle {
+		t.Fatalf("/api/channels says %+v; want on_demand and idle", in)
+	}
+
+	start := time.Now()
+	c, frames := hubtest.Subscribe(t, h.Addr, "cam", "")
+	f := hubtest.Next(t, frames, 5*time.Second)
+	wake := time.Since(start)
+	if age := time.Since(time.Unix(0, f.CaptureTime)); age > time.Second {
+		t.Fatalf("first frame after waking is %v old; want a fresh one", age)
+	}
+	if wake > time.Second {
+		t.Errorf("first frame %v after the first subscriber; want within 1 s", wake)
+	}
+	t.Logf("first fresh frame %v after the first subscriber", wake.Round(time.Millisecond))
+	c.Close()
+	hubtest.Eventually(t, 5*time.Second, "capture paused again", func() bool {
+		n := p.Stats().Captured
+		time.Sleep(300 * time.Millisecond)
+		return p.Stats().Captured == n
+	})
+
+	// A snapshot wakes it and gets a fresh frame.
+	start = time.Now()
+	resp, err := http.Get(h.URL + "/channels/cam/snapshot.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	ns, _ := strconv.ParseInt(resp.Header.Get("X-Capture-Time"), 10, 64)
+	if resp.StatusCode != 200 || time.Unix(0, ns).Before(start) {
+		t.Fatalf("snapshot %d of a frame captured %v before it was asked for; want a fresh one", resp.StatusCode, start.Sub(time.Unix(0, ns)))
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOnDemandReleasesALiveSource: while nobody watches, an on-demand
+// publisher lets go of a live source (here another channel's MJPEG stream,
+// as it would a camera): the stream is closed, and opened again when a
+// viewer comes.
+func TestOnDemandReleasesALiveSource(t *testing.T) {
+	h := hubtest.Start(t, hub.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	frames := make([]protocol.Frame, 3000)
+	for i := range frames {
+		frames[i] = hubtest.JPEGFrame(160, 120, testutil.JPEG(160, 120, i%10))
+	}
+	feedDone := make(chan struct{})
+	go func() { defer close(feedDone); hubtest.Publish(t, ctx, h.Addr, "src", 33*time.Millisecond, frames) }()
+	defer func() { cancel(); <-feedDone }()
+	mjpegReaders := func() int {
+		for _, c := range h.ChannelCounters() {
+			if c.Name == "src" {
+				return c.SubscribersMJPEG
+			}
+		}
+		return 0
+	}
+	p, err := New(Config{Source: h.URL + "/channels/src/stream.mjpeg", OnDemand: true,
+		Sender: SenderConfig{Hub: h.URL, Channel: "cam"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+	hubtest.Eventually(t, 5*time.Second, "the idle publisher to let go of the stream", func() bool {
+		return p.Connected() && mjpegReaders() == 0
+	})
+	c, in := hubtest.Subscribe(t, h.Addr, "cam", "")
+	hubtest.Next(t, in, 10*time.Second)
+	if n := mjpegReaders(); n != 1 {
+		t.Fatalf("%d readers of the source stream while watched; want 1", n)
+	}
+	c.Close()
+	hubtest.Eventually(t, 5*time.Second, "the stream let go again", func() bool { return mjpegReaders() == 0 })
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -16,11 +16,13 @@ package publisher
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -45,7 +47,11 @@ type SenderConfig struct {
 	// ConnectTimeout bounds the retries before the first connection
 	// (default 5 s; negative: forever): see package dial.
 	ConnectTimeout time.Duration
-	Logger         *slog.Logger // nil discards
+	// OnDemand tells the hub that this publisher captures only while
+	// someone watches (?on_demand=1), for its listings; Viewers says how
+	// many do either way.
+	OnDemand bool
+	Logger   *slog.Logger // nil discards
 }
 
 // Sender holds the connection to the hub and reconnects it with capped,
@@ -55,6 +61,9 @@ type Sender struct {
 	cfg    SenderConfig
 	dialer *dial.Dialer
 	log    *slog.Logger
+
+	viewers     atomic.Int64  // the hub's last viewer notice; -1 before the first on a connection
+	viewersWake chan struct{} // capacity 1: the count changed
 
 	mu         sync.Mutex // guards the fields below
 	ws         *websocket.Conn
@@ -87,7 +96,9 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sender{cfg: cfg, dialer: d, log: log}, nil
+	s := &Sender{cfg: cfg, dialer: d, log: log, viewersWake: make(chan struct{}, 1)}
+	s.viewers.Store(-1)
+	return s, nil
 }
 
 // Connected reports whether the sender has a live connection.
@@ -114,7 +125,11 @@ func (s *Sender) Connect(ctx context.Context) error {
 	if s.Connected() {
 		return nil
 	}
-	ws, _, err := s.dialer.Dial(ctx, protocol.PathPublish, s.cfg.Channel, "")
+	query := ""
+	if s.cfg.OnDemand {
+		query = protocol.QueryOnDemand + "=1"
+	}
+	ws, _, err := s.dialer.Dial(ctx, protocol.PathPublish, s.cfg.Channel, query)
 	if err != nil {
 		return err
 	}
@@ -134,11 +149,21 @@ func (s *Sender) attach(ws *websocket.Conn) {
 	s.everUp = true
 	s.ws, s.readerDone, s.closeErr = ws, done, nil
 	s.mu.Unlock()
-	ws.SetReadLimit(4096) // the hub sends only control frames
+	ws.SetReadLimit(4096) // the hub sends only control frames and small notices
+	s.setViewers(-1)
 	go func() {
 		defer close(done)
+		defer s.setViewers(-1)
 		for {
-			if _, _, err := ws.ReadMessage(); err != nil {
+			typ, msg, err := ws.ReadMessage()
+			if err == nil && typ == websocket.TextMessage {
+				var n protocol.ViewersNotice
+				if json.Unmarshal(msg, &n) == nil && n.Op == protocol.OpViewers && n.Count >= 0 {
+					s.setViewers(int64(n.Count))
+				}
+				continue // other notices: not for this version
+			}
+			if err != nil {
 				var ce *websocket.CloseError
 				if errors.As(err, &ce) {
 					s.mu.Lock()
@@ -150,6 +175,38 @@ func (s *Sender) attach(ws *websocket.Conn) {
 			}
 		}
 	}()
+}
+
+// setViewers records the hub's count (-1: none yet) and wakes a waiter.
+func (s *Sender) setViewers(n int64) {
+	if s.viewers.Swap(n) != n {
+		select {
+		case s.viewersWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Viewers returns how many read the channel, as the hub last said, and
+// whether it has said on the current connection.
+func (s *Sender) Viewers() (n int, known bool) {
+	v := s.viewers.Load()
+	return int(max(v, 0)), v >= 0
+}
+
+// AwaitViewers waits until the hub says someone reads the channel, or ctx
+// ends (false). Not connected counts as nobody.
+func (s *Sender) AwaitViewers(ctx context.Context) bool {
+	for {
+		if n, known := s.Viewers(); known && n > 0 {
+			return true
+		}
+		select {
+		case <-s.viewersWake:
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // Send writes one encoded frame, connecting first if needed. On a write

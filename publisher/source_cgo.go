@@ -210,9 +210,10 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 // fails it is reopened with backoff until the context ends.
 type liveSource struct {
 	capture
-	open func() (*gocv.VideoCapture, error)
-	log  *slog.Logger
-	b    backoff.Backoff
+	open     func() (*gocv.VideoCapture, error)
+	log      *slog.Logger
+	b        backoff.Backoff
+	released bool // closed while idle on demand: open again at once
 }
 
 func openLive(spec, name string, log *slog.Logger, open func() (*gocv.VideoCapture, error)) (Source, error) {
@@ -226,7 +227,26 @@ func openLive(spec, name string, log *slog.Logger, open func() (*gocv.VideoCaptu
 	return &liveSource{capture: capture{name: name, vc: vc}, open: open, log: log.With("source", name)}, nil
 }
 
+// Release closes the device or stream while the publisher idles on
+// demand (a camera's light goes off, a stream stops downloading); the next
+// Read opens it again.
+func (s *liveSource) Release() {
+	if s.vc != nil {
+		s.vc.Close()
+		s.vc = nil
+	}
+	s.released = true
+}
+
 func (s *liveSource) Read(ctx context.Context, m *gocv.Mat) error {
+	if s.released {
+		s.released = false
+		if vc, err := s.open(); err == nil && vc.IsOpened() {
+			s.vc = vc
+		} else if vc != nil {
+			vc.Close()
+		}
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"image/jpeg"
 	"net/http"
 	"os"
@@ -216,4 +217,55 @@ func readAll(resp *http.Response) ([]byte, error) {
 	var b bytes.Buffer
 	_, err := b.ReadFrom(resp.Body)
 	return b.Bytes(), err
+}
+
+// cpuSeconds reads a process's user+system CPU time from /proc.
+func cpuSeconds(t *testing.T, pid int) float64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+// TestPublishOnDemand: `publish --on-demand` uses next to no CPU while
+// nobody watches, keeps its connection, and sends fresh frames within a
+// second of the first viewer.
+func TestPublishOnDemand(t *testing.T) {
+	bin := cgoBinary(t)
+	_, addr := startHub(t, bin)
+	p := start(t, bin, nil, "publish", "--hub", addr, "--channel", "od", "--source", "test:1280x720", "--on-demand", "--quiet")
+	p.waitLog(t, regexp.MustCompile(`capture paused`), 20*time.Second)
+	pid := p.cmd.Process.Pid
+	c0 := cpuSeconds(t, pid)
+	time.Sleep(2 * time.Second) // measuring the idle publisher's CPU over a window
+	idle := cpuSeconds(t, pid) - c0
+	began := time.Now()
+	w := start(t, bin, nil, "watch", "--hub", addr, "--channel", "od", "--count", "30", "--duration", "20s", "--json", "--quiet")
+	if err := w.wait(t, 30*time.Second); err != nil {
+		t.Fatalf("watch: %v", err)
+	}
+	watched := cpuSeconds(t, pid) - c0 - idle
+	var sum struct {
+		FirstFrameMS float64 `json:"first_frame_ms"`
+		Frames       int     `json:"frames"`
+	}
+	if err := json.Unmarshal([]byte(w.outText()), &sum); err != nil || sum.Frames != 30 {
+		t.Fatalf("watch printed %q: %v", w.outText(), err)
+	}
+	t.Logf("idle publisher: %.2f CPU s in 2 s; watched: %.2f CPU s for 30 frames in %.1f s; first frame %.0f ms after subscribing",
+		idle, watched, time.Since(began).Seconds(), sum.FirstFrameMS)
+	if idle > 0.1 {
+		t.Errorf("the idle on-demand publisher used %.2f CPU s in 2 s; want next to none", idle)
+	}
+	if sum.FirstFrameMS > 1000 {
+		t.Errorf("first frame %.0f ms after subscribing; want within 1 s", sum.FirstFrameMS)
+	}
+	if !strings.Contains(p.errText(), "capture resumed") {
+		t.Errorf("publisher did not say it resumed:\n%s", p.errText())
+	}
 }

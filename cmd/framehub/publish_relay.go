@@ -37,6 +37,7 @@ func publishFlags() []cli.Flag {
 		&cli.StringFlag{Name: "codec", Value: "jpeg", Usage: "jpeg, or raw (uncompressed BGR/gray pixels)", EnvVars: []string{"FRAMEHUB_CODEC"}},
 		&cli.DurationFlag{Name: "duration", Usage: "stop after this long (0: until Ctrl-C or the end of a file)", EnvVars: []string{"FRAMEHUB_DURATION"}},
 		&cli.BoolFlag{Name: "quiet", Usage: "no status line each second", EnvVars: []string{"FRAMEHUB_QUIET"}},
+		&cli.BoolFlag{Name: "on-demand", Usage: "capture and encode only while someone watches the channel (a camera or stream is released meanwhile); needs the OpenCV build", EnvVars: []string{"FRAMEHUB_ON_DEMAND"}},
 	}
 }
 
@@ -56,7 +57,7 @@ func publishCommand() *cli.Command {
 }
 
 // processingFlags are the publish flags that need frames decoded.
-var processingFlags = []string{"width", "height", "flip", "rotate", "filter", "quality", "codec"}
+var processingFlags = []string{"width", "height", "flip", "rotate", "filter", "quality", "codec", "on-demand"}
 
 // publishAction relays what needs no OpenCV and hands the rest to it.
 func publishAction(c *cli.Context) error {
