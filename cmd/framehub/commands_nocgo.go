@@ -11,6 +11,7 @@ func cgoCommands() []*cli.Command {
 		needsOpenCV("publish", "capture a camera, file, stream or test pattern and publish it to a hub channel"),
 		needsOpenCV("view", "show channels in native windows"),
 		needsOpenCV("demo", "run a hub and a publisher in one process"),
+		needsOpenCV("process", "run processing steps on a channel and publish the result to another"),
 	}
 }
 
