@@ -245,6 +245,9 @@ type Stats struct {
 	Reconnects uint64
 	Width      int
 	Height     int
+	// MetaDropped counts frames sent without the metadata filters gave
+	// them (it did not marshal, or was larger than the hub accepts).
+	MetaDropped uint64
 }
 
 // Status formats the change between two Stats over dt as a status line.
