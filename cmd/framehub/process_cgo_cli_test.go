@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,5 +106,37 @@ func TestProcessErrorsAreOneLine(t *testing.T) {
 		if err == nil || len(lines) != 1 || !strings.Contains(lines[0], c.want) {
 			t.Errorf("framehub process %v: %v, %q; want one line mentioning %q", c.args, err, out, c.want)
 		}
+	}
+}
+
+// TestDemoShowsAProcessedChannel: the demo runs a motion worker on its
+// channel, so the grid shows a channel with boxes next to the original:
+// the test pattern's ball moves, and its boxes arrive.
+func TestDemoShowsAProcessedChannel(t *testing.T) {
+	bin := cgoBinary(t)
+	d := start(t, bin, nil, "demo", "--listen", "127.0.0.1:0", "--quiet")
+	re := regexp.MustCompile(`processed channel\s+(http://127\.0\.0\.1:\d+)/view/demo-motion`)
+	var base string
+	deadline := time.Now().Add(20 * time.Second)
+	for base == "" && time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(d.outText()); m != nil {
+			base = m[1]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if base == "" {
+		t.Fatalf("demo printed no processed channel:\n%s", d.outText())
+	}
+	w := start(t, nocgoBin, nil, "watch", "--hub", base, "--channel", "demo-motion", "--count", "30", "--duration", "15s", "--json", "--quiet")
+	if err := w.wait(t, 20*time.Second); err != nil {
+		t.Fatalf("watch demo-motion: %v\n%s", err, w.errText())
+	}
+	var sum subscriber.Summary
+	if err := json.Unmarshal([]byte(w.outText()), &sum); err != nil || sum.Frames != 30 || sum.Boxes.Frames < 20 || sum.Boxes.Labels["motion"] == 0 {
+		t.Fatalf("watch demo-motion: %v %s; want 30 frames, most with motion boxes", err, w.outText())
+	}
+	d.cmd.Process.Signal(syscall.SIGINT)
+	if err := d.wait(t, 10*time.Second); err != nil {
+		t.Fatalf("demo exit after SIGINT: %v\n%s", err, d.errText())
 	}
 }
