@@ -18,7 +18,7 @@ import (
 
 // testHub serves a real hub on loopback for the test and returns its
 // address (host:port).
-func testHub(t *testing.T, cfg hub.Config) string {
+func testHub(t testing.TB, cfg hub.Config) string {
 	t.Helper()
 	h := hub.New(cfg)
 	srv := httptest.NewServer(h) // 127.0.0.1, a free port
@@ -36,7 +36,7 @@ type picture struct {
 // push publishes pics in order, one per interval, numbered from first and
 // stamped with the time of sending, until all are sent or ctx ends. It
 // returns the capture time of each frame sent, by sequence number.
-func push(t *testing.T, ctx context.Context, addr, channel string, first uint64, interval time.Duration, pics []picture) map[uint64]int64 {
+func push(t testing.TB, ctx context.Context, addr, channel string, first uint64, interval time.Duration, pics []picture) map[uint64]int64 {
 	t.Helper()
 	s, err := publisher.NewSender(publisher.SenderConfig{Hub: addr, Channel: channel})
 	if err != nil {
@@ -86,7 +86,7 @@ type collector struct {
 }
 
 // collect subscribes to channel until the test ends.
-func collect(t *testing.T, addr, channel string) *collector {
+func collect(t testing.TB, addr, channel string) *collector {
 	t.Helper()
 	cl, err := subscriber.New(subscriber.Config{Hub: addr, Channel: channel, Credit: 4})
 	if err != nil {
@@ -127,7 +127,7 @@ func (c *collector) all() []received {
 
 // waitFor waits until ok holds for the frames so far (checked as frames
 // arrive, and every 10 ms), or fails the test after timeout.
-func (c *collector) waitFor(t *testing.T, timeout time.Duration, what string, ok func([]received) bool) []received {
+func (c *collector) waitFor(t testing.TB, timeout time.Duration, what string, ok func([]received) bool) []received {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -159,7 +159,7 @@ func hubConfig() hub.Config { return hub.Config{} }
 // stoppableHub serves a hub on addr ("127.0.0.1:0" for a free port) until
 // stop is called or the test ends, so that a test can restart a hub on
 // the same address.
-func stoppableHub(t *testing.T, addr string) (string, func()) {
+func stoppableHub(t testing.TB, addr string) (string, func()) {
 	t.Helper()
 	var ln net.Listener
 	var err error

@@ -22,6 +22,10 @@ const (
 	maxSteps = 32
 	// maxStepName bounds a step name read from an input frame.
 	maxStepName = 64
+	// maxInputMeta bounds the input metadata read at all: a hub may allow
+	// up to 16 MiB, which would take a worker long to parse, and no hub
+	// relays that much on to the output by default (64 KiB).
+	maxInputMeta = 1 << 20
 )
 
 // Keys this package writes; an input frame's values for them are read
@@ -75,11 +79,15 @@ type MetaProblem struct {
 // parseInput reads an input frame's metadata. It keeps what is valid and
 // drops the rest, reporting what it dropped: boxes by protocol.ParseBoxes
 // rules, "steps" entries that are not {"name":string,"ms":number}, keys
-// nested deeper than maxPassDepth, keys past maxPassKeys. It never fails.
+// nested deeper than maxPassDepth, keys past maxPassKeys, and metadata
+// larger than maxInputMeta whole. It never fails.
 func parseInput(meta []byte) (Meta, *MetaProblem) {
 	var m Meta
 	if len(meta) == 0 {
 		return m, nil
+	}
+	if len(meta) > maxInputMeta {
+		return m, &MetaProblem{Reason: fmt.Sprintf("%d bytes of metadata, more than the %d read", len(meta), maxInputMeta), Dropped: 1}
 	}
 	var p MetaProblem
 	bad := func(n int, format string, args ...any) {

@@ -36,6 +36,7 @@ var hostileMeta = []struct {
 	{"too many boxes", `{"boxes":[` + strings.TrimSuffix(strings.Repeat(`{"x":1,"y":2,"w":3,"h":4},`, 300), ",") + `]}`, protocol.MaxBoxes, true},
 	{"huge string", `{"blob":"` + strings.Repeat("A", 60000) + `"}`, 0, false},
 	{"our own keys", `{"gate":{"motion":"yes"},"boxes_dropped":"lots"}`, 0, false},
+	{"more than is read", `{"boxes":[{"x":1,"y":2,"w":3,"h":4}],"blob":"` + strings.Repeat("B", maxInputMeta) + `"}`, 0, true},
 }
 
 func manyKeys(n int) string {

@@ -12,10 +12,12 @@ import (
 	"image/color"
 	"image/draw"
 	"image/jpeg"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,13 +37,13 @@ const dataDir = "/usr/share/doc/opencv-doc/examples/data"
 // messiFace is where the face in messi5.jpg is (checked by eye).
 var messiFace = image.Rect(227, 94, 264, 131)
 
-func dataFile(t *testing.T, name string) string {
+func dataFile(t testing.TB, name string) string {
 	t.Helper()
 	return testutil.RequireFile(t, filepath.Join(dataDir, name))
 }
 
 // still returns a JPEG file as a picture.
-func still(t *testing.T, name string) picture {
+func still(t testing.TB, name string) picture {
 	t.Helper()
 	b, err := os.ReadFile(dataFile(t, name))
 	if err != nil {
@@ -65,7 +67,7 @@ func repeat(p picture, n int) []picture {
 
 // videoFrames decodes frames first..first+n-1 of a video and encodes each
 // as a JPEG of quality 90, as a camera publisher would send them.
-func videoFrames(t *testing.T, name string, first, n int) []picture {
+func videoFrames(t testing.TB, name string, first, n int) []picture {
 	t.Helper()
 	vc, err := gocv.VideoCaptureFile(dataFile(t, name))
 	if err != nil {
@@ -102,7 +104,7 @@ type running struct {
 
 // start makes a Processor of cfg (steps given as specs) and runs it until
 // the test ends.
-func start(t *testing.T, cfg Config, specs ...string) *running {
+func start(t testing.TB, cfg Config, specs ...string) *running {
 	t.Helper()
 	if len(specs) > 0 {
 		steps, err := ParseSteps(specs, StepOptions{})
@@ -144,7 +146,7 @@ func iou(b protocol.Box, r image.Rectangle) float64 {
 }
 
 // decode returns a JPEG's picture.
-func decode(t *testing.T, b []byte) *image.RGBA {
+func decode(t testing.TB, b []byte) *image.RGBA {
 	t.Helper()
 	img, err := jpeg.Decode(bytes.NewReader(b))
 	if err != nil {
@@ -156,7 +158,7 @@ func decode(t *testing.T, b []byte) *image.RGBA {
 }
 
 // encode returns img as a JPEG picture of quality 90.
-func encode(t *testing.T, img image.Image) picture {
+func encode(t testing.TB, img image.Image) picture {
 	t.Helper()
 	var b bytes.Buffer
 	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 90}); err != nil {
@@ -275,7 +277,7 @@ func settled(r *running) func([]received) bool {
 // lockstep publishes pics one at a time, each once the previous one's
 // result has arrived (or the processor has dropped it): every frame is
 // processed, none skipped, so runs can be compared frame by frame.
-func lockstep(t *testing.T, ctx context.Context, addr, channel string, first uint64, pics []picture, out *collector, r *running) {
+func lockstep(t testing.TB, ctx context.Context, addr, channel string, first uint64, pics []picture, out *collector, r *running) {
 	t.Helper()
 	s, err := publisher.NewSender(publisher.SenderConfig{Hub: addr, Channel: channel})
 	if err != nil {
@@ -300,7 +302,7 @@ func lockstep(t *testing.T, ctx context.Context, addr, channel string, first uin
 // movingSquare returns n frames of a still picture with a 40×40 red square
 // on it at square(i), and that function: the square moves 12 pixels a
 // frame for the first moving frames, then stands still.
-func movingSquare(t *testing.T, bg *image.RGBA, n, moving int) ([]picture, func(i int) image.Rectangle) {
+func movingSquare(t testing.TB, bg *image.RGBA, n, moving int) ([]picture, func(i int) image.Rectangle) {
 	t.Helper()
 	square := func(i int) image.Rectangle {
 		x := 20 + 12*min(i, moving-1)
@@ -358,12 +360,12 @@ func TestMotionOnlyWhereSomethingMoves(t *testing.T) {
 // up, and each keeps its input's capture time.
 func TestOrderWithFourWorkers(t *testing.T) {
 	addr := testHub(t, hubConfig())
-	pics := videoFrames(t, "Megamind.avi", 0, 60)
+	pics := videoFrames(t, "Megamind.avi", 0, 90)
 	out := collect(t, addr, "faces4")
 	r := start(t, Config{Hub: addr, In: "film", Out: "faces4", Workers: 4}, "faces,draw")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	sent := push(t, ctx, addr, "film", 1, 1000*time.Millisecond/60, pics) // 60 fps: more than four workers keep up with
+	sent := push(t, ctx, addr, "film", 1, time.Second/40, pics) // 40 fps for 2.25 s: more than four workers keep up with
 	out.waitFor(t, 10*time.Second, "every frame taken processed", settled(r))
 	fs := out.all()
 	for i, f := range fs {
@@ -417,8 +419,8 @@ func TestSlowStepSkipsInsteadOfLagging(t *testing.T) {
 	st := r.p.Stats()
 	t.Logf("published %d of %d; skipped %d; processing p50 %.1f ms, waiting p50 %.1f ms, age added p50 %.1f ms p99 %.1f ms; ages of the last frames %v",
 		len(fs), len(pics), st.Skipped, st.ProcMSP50, st.WaitMSP50, st.AddedMSP50, st.AddedMSP99, late)
-	if st.Skipped < uint64(len(pics))/2 || len(fs) < 15 {
-		t.Fatalf("%d skipped, %d published; want most frames skipped, one published per step", st.Skipped, len(fs))
+	if st.Skipped < uint64(len(pics))/2 || len(fs) < 8 {
+		t.Fatalf("%d skipped, %d published; want most frames skipped, about one published per step (3 s / %v)", st.Skipped, len(fs), step)
 	}
 	if st.AddedMSP50 > st.ProcMSP50+20 {
 		t.Errorf("age added p50 %.1f ms; want at most processing (%.1f ms) + 20 ms", st.AddedMSP50, st.ProcMSP50)
@@ -479,7 +481,8 @@ func TestHostileInputMetadata(t *testing.T) {
 		}
 	}
 	out := collect(t, addr, "checked")
-	r := start(t, Config{Hub: addr, In: "cam", Out: "checked"}, "faces")
+	var logged lockedBuffer
+	r := start(t, Config{Hub: addr, In: "cam", Out: "checked", Logger: slog.New(slog.NewTextHandler(&logged, nil))}, "faces")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	began := time.Now()
@@ -507,6 +510,29 @@ func TestHostileInputMetadata(t *testing.T) {
 	if perFrame > time.Second {
 		t.Errorf("%v per frame: hostile metadata slowed the worker", perFrame)
 	}
+	elapsed := time.Since(began)
+	if n := strings.Count(logged.String(), "input metadata partly left out"); n < 1 || n > 1+int(elapsed/logEvery) {
+		t.Errorf("%d log lines about bad metadata in %v; want one, and at most one per %v\n%s", n, elapsed, logEvery, logged.String())
+	}
+}
+
+// lockedBuffer is a log's destination that the test reads while the
+// processor writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // TestOutputMetadataWithinTheHubLimit: a hub that takes 2 KiB of metadata,
@@ -650,12 +676,12 @@ type gateRun struct {
 // runGate processes every one of pics in lockstep, with or without the
 // motion gate, and measures this process's CPU time per frame (the hub and
 // the test's own publishing and subscribing included: the same in both).
-func runGate(t *testing.T, addr, name string, pics []picture, gate bool, specs ...string) gateRun {
+func runGate(t testing.TB, addr, name string, pics []picture, gate bool, specs ...string) gateRun {
 	t.Helper()
 	in, outCh := name+"-in", name+"-out"
 	out := collect(t, addr, outCh)
 	r := start(t, Config{Hub: addr, In: in, Out: outCh, Gate: gate}, specs...)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second+time.Duration(len(pics))*time.Second)
 	defer cancel()
 	cpu0 := cpuTime()
 	lockstep(t, ctx, addr, in, 1, pics[:motionWarmup], out, r)
@@ -734,7 +760,7 @@ func matched(b protocol.Box, boxes []protocol.Box) bool {
 // lostTracks counts what the ungated run follows for more than three
 // frames (a person, a face) that the gated run misses in more than three
 // frames in a row, and says so.
-func lostTracks(t *testing.T, plain, gated gateRun, frames int) int {
+func lostTracks(t testing.TB, plain, gated gateRun, frames int) int {
 	t.Helper()
 	lost := 0
 	for _, tr := range tracks(plain.boxes, frames) {
