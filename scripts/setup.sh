@@ -3,11 +3,19 @@
 # Debian 12 machine with Go needs nothing else. Safe to run again.
 set -euo pipefail
 
-# libopencv-dev + pkg-config + g++: gocv (cgo) for publish, view, record, demo
-# ffmpeg: test clips and the MJPEG client the tests use
-# chromium: the browser tests; xvfb/xauth: native-window tests with a display
-# fonts-dejavu-core: text in screenshots
-pkgs=(libopencv-dev pkg-config g++ ffmpeg chromium xvfb xauth fonts-dejavu-core)
+# One package a line, so that branches adding packages merge cleanly.
+pkgs=(
+  libopencv-dev     # gocv (cgo) for publish, view, record, demo, process
+  pkg-config        # finds OpenCV for cgo
+  g++               # cgo's C++ (gocv, process/detect_cgo.cpp)
+  ffmpeg            # test clips and the MJPEG client the tests use
+  chromium          # the browser tests
+  xvfb              # native-window tests with a display
+  xauth             # for xvfb-run
+  fonts-dejavu-core # text in screenshots
+  opencv-data       # Haar cascades: process's faces and blur-faces steps
+  opencv-doc        # sample pictures and videos (faces, pedestrians) the process tests use
+)
 
 missing=()
 for p in "${pkgs[@]}"; do
