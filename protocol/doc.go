@@ -45,6 +45,38 @@
 // framehub supports); only the header is big-endian. Colour order is BGR, as
 // OpenCV delivers it, so viewers that want RGB swap channels 0 and 2.
 //
+// # Metadata
+//
+// Metadata is side data about the picture, a UTF-8 JSON object of at most
+// the hub's Framehub-Max-Metadata-Bytes. Keys are free, but these have a
+// meaning every framehub client shares (the web page draws boxes, `watch
+// --json` counts them, `view` and `record --draw-boxes` draw them, and
+// `framehub process` writes them):
+//
+//	{
+//	  "boxes": [                     detections, in pixels of this frame
+//	    {"x": 227, "y": 94,          top-left corner (may lie outside the picture)
+//	     "w": 37, "h": 37,           size
+//	     "label": "face",            optional; readers keep the first 64 characters
+//	     "score": 0.877,             optional confidence, 0 to 1; left out when unknown
+//	     "carried": true}            optional: carried forward from an earlier frame
+//	  ],                             (a motion-gated detector did not run on this one)
+//	  "boxes_dropped": 12,           boxes left out to fit the hub's limit
+//	  "steps": [                     processing steps that made this frame, in order
+//	    {"name": "motion", "ms": 3.1},
+//	    {"name": "faces", "ms": 0, "gated": true}   skipped by the motion gate
+//	  ],
+//	  "gate": {"motion": false,      the motion gate's verdict: did anything move,
+//	           "refresh": true,      did the detectors run on the whole picture anyway,
+//	           "regions": 0}         in how many moving regions
+//	}
+//
+// Metadata is not trusted (see [ParseBoxes]): a box whose x, y, w or h is
+// not a number is left out, as is a label that is not a string, a score
+// that is not a number from 0 to 1, and boxes past [MaxBoxes]; keys are
+// case-sensitive. Labels are text: every reader draws them as text, never
+// as markup.
+//
 // # Control messages
 //
 // A subscriber may send small JSON text messages to the hub (see

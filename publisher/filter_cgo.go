@@ -23,6 +23,12 @@ type Frame struct {
 	Captured time.Time
 	Channel  string
 	FPS      float64 // frames sent per second lately
+	// Meta is sent with the frame as its JSON metadata: a filter may add
+	// keys, such as "boxes" (see protocol.Box for the schema the page
+	// draws). It is empty at the start of every frame. Metadata that does
+	// not marshal to JSON, or is larger than the hub accepts, is left out
+	// of the frame (the frame is still sent), counted and logged.
+	Meta map[string]any
 }
 
 // Filter is one processing step, applied to every frame the publisher

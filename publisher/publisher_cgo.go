@@ -4,6 +4,7 @@ package publisher
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -81,6 +82,7 @@ type Publisher struct {
 	msg                       []byte
 	jpegParams                []int
 	fps                       float64 // smoothed send rate, for overlays
+	lastMetaLog               time.Time
 
 	mu    sync.Mutex
 	stats Stats
@@ -259,7 +261,8 @@ func (p *Publisher) sendLoop(ctx context.Context) error {
 // encode processes a captured frame and encodes it, with its header, into
 // p.msg, which is reused from frame to frame.
 func (p *Publisher) encode(cf *capFrame) ([]byte, int, int, error) {
-	fr := Frame{Mat: &cf.mat, Seq: cf.seq, Captured: cf.captured, Channel: p.cfg.Sender.Channel, FPS: p.fps}
+	fr := Frame{Mat: &cf.mat, Seq: cf.seq, Captured: cf.captured, Channel: p.cfg.Sender.Channel, FPS: p.fps,
+		Meta: map[string]any{}}
 	p.transform(&fr)
 	for _, flt := range p.cfg.Filter {
 		if err := flt.Apply(&fr); err != nil {
@@ -275,6 +278,8 @@ func (p *Publisher) encode(cf *capFrame) ([]byte, int, int, error) {
 		Seq: cf.seq, CaptureTime: cf.captured.UnixNano()}
 	var zero [protocol.HeaderLen]byte // filled in by PutHeader below
 	p.msg = append(p.msg[:0], zero[:]...)
+	p.msg = p.appendMeta(p.msg, fr.Meta)
+	hdr.MetaLen = uint32(len(p.msg) - protocol.HeaderLen)
 	switch p.cfg.Codec {
 	case protocol.CodecJPEG:
 		if p.jpegParams == nil {
@@ -297,9 +302,37 @@ func (p *Publisher) encode(cf *capFrame) ([]byte, int, int, error) {
 		p.msg = append(p.msg, px...)
 		hdr.ElemType, hdr.Channels = protocol.ElemUint8, uint8(ch)
 	}
-	hdr.PayloadLen = uint32(len(p.msg) - protocol.HeaderLen)
+	hdr.PayloadLen = uint32(len(p.msg) - protocol.HeaderLen - int(hdr.MetaLen))
 	protocol.PutHeader(p.msg, hdr)
 	return p.msg, w, h, nil
+}
+
+// appendMeta appends the filters' metadata to msg as JSON, unless it is
+// empty, does not marshal, or is larger than the hub accepts: then the
+// frame goes without it, and that is counted and logged (at most once per
+// 10 s).
+func (p *Publisher) appendMeta(msg []byte, meta map[string]any) []byte {
+	if len(meta) == 0 {
+		return msg
+	}
+	b, err := json.Marshal(meta)
+	if err == nil {
+		if limit := p.sender.HubLimits().MaxMetaBytes; len(b) > limit {
+			err = fmt.Errorf("%d bytes of metadata, the hub accepts %d", len(b), limit)
+		}
+	}
+	if err != nil {
+		p.mu.Lock()
+		p.stats.MetaDropped++
+		n := p.stats.MetaDropped
+		p.mu.Unlock()
+		if now := time.Now(); now.Sub(p.lastMetaLog) >= 10*time.Second {
+			p.lastMetaLog = now
+			p.log.Warn("filter metadata left out of frames", "error", err.Error(), "total", n)
+		}
+		return msg
+	}
+	return append(msg, b...)
 }
 
 // transform applies resize, flip and rotate, each into its own reused Mat.

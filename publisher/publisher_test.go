@@ -92,6 +92,7 @@ func clipFrames(t *testing.T, path string) []gocv.Mat {
 type received struct {
 	hdr     protocol.Header
 	payload []byte
+	meta    []byte
 	age     time.Duration
 }
 
@@ -111,7 +112,7 @@ func collect(t *testing.T, ctx context.Context, base, channel string, stop func(
 		cl.Run(ctx, func(f *subscriber.Frame) error {
 			mu.Lock()
 			defer mu.Unlock()
-			got = append(got, received{hdr: f.Header, payload: append([]byte(nil), f.Payload...), age: f.Age()})
+			got = append(got, received{hdr: f.Header, payload: append([]byte(nil), f.Payload...), meta: append([]byte(nil), f.Meta...), age: f.Age()})
 			if stop != nil && stop(got) {
 				return subscriber.ErrStop
 			}

@@ -71,6 +71,7 @@ type Sender struct {
 	closeErr   error // why the hub closed the connection, if it said
 	reconnects uint64
 	everUp     bool
+	limits     protocol.Limits // the hub's, from the last handshake
 }
 
 // NewSender checks cfg and returns a Sender; it connects on the first Send.
@@ -108,6 +109,19 @@ func (s *Sender) Connected() bool {
 	return s.ws != nil
 }
 
+// HubLimits returns the limits the hub announced on the last connection
+// (its handshake headers), each capped by protocol.ClientGuard: what a
+// frame sent to it may hold. Before the first connection it returns
+// protocol.ClientGuard.
+func (s *Sender) HubLimits() protocol.Limits {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.limits.MaxFrameBytes == 0 {
+		return protocol.ClientGuard
+	}
+	return s.limits
+}
+
 // Reconnects returns how many times the sender connected again after its
 // first connection.
 func (s *Sender) Reconnects() uint64 {
@@ -129,10 +143,14 @@ func (s *Sender) Connect(ctx context.Context) error {
 	if s.cfg.OnDemand {
 		query = protocol.QueryOnDemand + "=1"
 	}
-	ws, _, err := s.dialer.Dial(ctx, protocol.PathPublish, s.cfg.Channel, query)
+	ws, resp, err := s.dialer.Dial(ctx, protocol.PathPublish, s.cfg.Channel, query)
 	if err != nil {
 		return err
 	}
+	lim := protocol.ClientLimits(resp.Header, protocol.ClientGuard)
+	s.mu.Lock()
+	s.limits = lim
+	s.mu.Unlock()
 	s.attach(ws)
 	s.log.Info("connected to hub", "hub", s.dialer.HTTPBase())
 	return nil
@@ -284,6 +302,9 @@ type Stats struct {
 	Reconnects uint64
 	Width      int
 	Height     int
+	// MetaDropped counts frames sent without the metadata filters gave
+	// them (it did not marshal, or was larger than the hub accepts).
+	MetaDropped uint64
 }
 
 // Status formats the change between two Stats over dt as a status line.

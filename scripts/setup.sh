@@ -3,15 +3,23 @@
 # Debian 12 machine with Go needs nothing else. Safe to run again.
 set -euo pipefail
 
-# libopencv-dev + pkg-config + g++: gocv (cgo) for publish, view, record, demo
-# ffmpeg: test clips and the MJPEG client the tests use; curl: the README's upload lines and their tests
-# chromium: the browser tests; xvfb/xauth: native-window tests with a display
-# fonts-dejavu-core: text in screenshots
-# python3-numpy, python3-opencv, python3-websockets: the Python client (clients/python), for
-#   Debian's own /usr/bin/python3; opencv-data: the Haar cascades its face example uses;
-#   opencv-doc: examples/data/messi5.jpg, the face that example's test detects
-pkgs=(libopencv-dev pkg-config g++ ffmpeg curl chromium xvfb xauth fonts-dejavu-core
-  python3-numpy python3-opencv python3-websockets opencv-data opencv-doc)
+# One package a line, so that branches adding packages merge cleanly.
+pkgs=(
+  libopencv-dev      # gocv (cgo) for publish, view, record, demo, process
+  pkg-config         # finds OpenCV for cgo
+  g++                # cgo's C++ (gocv, process/detect_cgo.cpp)
+  ffmpeg             # test clips and the MJPEG client the tests use
+  curl               # the README's upload lines and their tests
+  chromium           # the browser tests
+  xvfb               # native-window tests with a display
+  xauth              # for xvfb-run
+  fonts-dejavu-core  # text in screenshots
+  python3-numpy      # the Python client (clients/python), for Debian's own /usr/bin/python3
+  python3-opencv     #   "
+  python3-websockets #   "
+  opencv-data        # Haar cascades: process's faces and blur-faces steps, the Python face example
+  opencv-doc         # sample pictures and videos (faces, pedestrians) the process and Python tests use
+)
 
 missing=()
 for p in "${pkgs[@]}"; do

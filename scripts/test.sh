@@ -19,8 +19,9 @@ CGO_ENABLED=0 go build -o /dev/null ./cmd/framehub
 echo "== go test -race" >&2
 go test -race -count=1 -timeout 20m ./...
 echo "== gocv Mat leaks (-tags matprofile)" >&2
-go test -count=1 -tags matprofile ./publisher ./subscriber
+go test -count=1 -tags matprofile ./publisher ./subscriber ./process
 echo "== fuzz (${FUZZTIME:=10s} per target; FUZZTIME=10m for a longer run)" >&2
-for target in ./protocol:FuzzParseMessage ./protocol:FuzzReader ./protocol:FuzzJPEGSize ./protocol:FuzzMJPEGReader ./hub:FuzzPublisherMessage; do
+for target in ./protocol:FuzzParseMessage ./protocol:FuzzReader ./protocol:FuzzJPEGSize ./protocol:FuzzMJPEGReader \
+    ./protocol:FuzzParseBoxes ./hub:FuzzPublisherMessage ./process:FuzzInputMetadata; do
   go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$FUZZTIME" "${target%%:*}"
 done

@@ -3,6 +3,7 @@ package subscriber
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"image/jpeg"
 	"log/slog"
@@ -64,6 +65,12 @@ type RecordConfig struct {
 	// accepted (a player of the file would allocate that much). 0 means
 	// protocol.DefaultMaxPixels.
 	MaxPixels uint64
+	// DrawBoxes burns the boxes of each frame's metadata (protocol.Box)
+	// into the picture. Frames with boxes are decoded, drawn on and encoded
+	// again, which costs CPU (for .mkv, only those frames; .avi and .mp4
+	// decode every frame anyway). It needs OpenCV: a build without cgo
+	// refuses it.
+	DrawBoxes bool
 	// OnFrame, if set, is called after each frame is handled (written,
 	// dropped or refused) with the stats so far, on the goroutine receiving
 	// frames: it must return quickly and must not modify Files. For
@@ -98,6 +105,9 @@ type videoFormat struct {
 	// smaller frames are refused.
 	minSide int
 }
+
+// errDrawBoxes is Record's answer to DrawBoxes in a build without OpenCV.
+var errDrawBoxes = errors.New("--draw-boxes decodes, draws on and re-encodes frames with OpenCV, which this build (without cgo) lacks: use the OpenCV build of framehub")
 
 func formatFor(out string) (videoFormat, error) {
 	switch strings.ToLower(filepath.Ext(out)) {
@@ -177,10 +187,19 @@ func Record(ctx context.Context, cfg RecordConfig) (RecordStats, error) {
 	if cfg.MaxPixels == 0 {
 		cfg.MaxPixels = protocol.DefaultMaxPixels
 	}
+	if cfg.DrawBoxes && !haveOpenCV {
+		return st, errDrawBoxes
+	}
 	var out videoWriter
 	if format.fourcc == "" {
-		out = &matroskaFiles{fps: st.FPS, title: "framehub " + cc.Channel}
-	} else if out, err = newOpenCVFiles(format.fourcc, st.FPS, cfg.MaxPixels); err != nil {
+		mf := &matroskaFiles{fps: st.FPS, title: "framehub " + cc.Channel}
+		if cfg.DrawBoxes {
+			if mf.burn, err = newBoxBurner(cfg.MaxPixels); err != nil {
+				return st, err
+			}
+		}
+		out = mf
+	} else if out, err = newOpenCVFiles(format.fourcc, st.FPS, cfg.MaxPixels, cfg.DrawBoxes); err != nil {
 		return st, err
 	}
 	defer out.release()
@@ -389,9 +408,20 @@ type matroskaFiles struct {
 	w     *matroskaWriter // the open file, or nil
 	pic   []byte          // the prepared JPEG
 	enc   bytes.Buffer
+	burn  *boxBurner // draws boxes in (DrawBoxes), or nil
 }
 
 func (m *matroskaFiles) prepare(f *Frame, _, _ int) error {
+	if m.burn != nil {
+		pic, err := m.burn.jpeg(f)
+		if err != nil {
+			return err
+		}
+		if pic != nil {
+			m.pic = pic
+			return nil
+		}
+	}
 	if f.Codec != protocol.CodecRaw {
 		m.pic = f.Payload
 		return nil
@@ -430,4 +460,8 @@ func (m *matroskaFiles) close() error {
 	return err
 }
 
-func (m *matroskaFiles) release() {}
+func (m *matroskaFiles) release() {
+	if m.burn != nil {
+		m.burn.close()
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gocv.io/x/gocv"
+
+	"framehub/protocol"
 )
 
 // haveOpenCV says whether this build can write .avi and .mp4 files.
@@ -23,6 +25,7 @@ type openCVFiles struct {
 	fourcc    string
 	fps       float64
 	maxPixels uint64
+	drawBoxes bool
 
 	vw      *gocv.VideoWriter // the open file, or nil
 	name    string
@@ -32,21 +35,19 @@ type openCVFiles struct {
 	have    bool     // prev holds a picture of the open file
 }
 
-func newOpenCVFiles(fourcc string, fps float64, maxPixels uint64) (videoWriter, error) {
-	return &openCVFiles{fourcc: fourcc, fps: fps, maxPixels: maxPixels, prev: gocv.NewMat(), next: gocv.NewMat()}, nil
+func newOpenCVFiles(fourcc string, fps float64, maxPixels uint64, drawBoxes bool) (videoWriter, error) {
+	return &openCVFiles{fourcc: fourcc, fps: fps, maxPixels: maxPixels, drawBoxes: drawBoxes, prev: gocv.NewMat(), next: gocv.NewMat()}, nil
 }
 
-// prepare decodes f as 8-bit BGR.
+// prepare decodes f as 8-bit BGR, and draws its boxes in if asked.
 func (o *openCVFiles) prepare(f *Frame, w, h int) error {
 	if err := DecodeMatLimit(&f.Frame, &o.next, o.maxPixels); err != nil {
 		return err
 	}
-	if c := o.next.Channels(); c != 3 {
-		code := gocv.ColorGrayToBGR
-		if c == 4 {
-			code = gocv.ColorBGRAToBGR
-		}
-		gocv.CvtColor(o.next, &o.next, code)
+	toBGR(&o.next)
+	if o.drawBoxes {
+		boxes, _ := protocol.ParseBoxes(f.Meta)
+		DrawBoxes(&o.next, boxes)
 	}
 	if o.next.Cols() != w || o.next.Rows() != h {
 		return fmt.Errorf("frame %d: decodes to %dx%d, not %dx%d", f.Seq, o.next.Cols(), o.next.Rows(), w, h)

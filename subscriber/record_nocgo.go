@@ -9,6 +9,6 @@ const haveOpenCV = false
 
 // newOpenCVFiles is never reached in a build without OpenCV: formatFor
 // refuses the formats that need it first.
-func newOpenCVFiles(string, float64, uint64) (videoWriter, error) {
+func newOpenCVFiles(string, float64, uint64, bool) (videoWriter, error) {
 	return nil, errors.New("this build has no OpenCV")
 }

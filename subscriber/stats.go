@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"framehub/protocol"
 )
 
 // maxAgeSamples bounds the frame ages a Stats keeps for its percentiles:
@@ -33,6 +35,7 @@ type Stats struct {
 	seen       uint64    // ages offered to the reservoir
 	maxAge     float64
 	win        window
+	boxes      boxTally
 }
 
 // window is the part of the stats since the last status line.
@@ -51,8 +54,10 @@ func NewStats(now time.Time) *Stats {
 // Observe records a frame.
 func (s *Stats) Observe(f *Frame) {
 	age := float64(f.Age()) / float64(time.Millisecond)
+	boxes, problem := protocol.ParseBoxes(f.Meta)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.boxes.observe(boxes, problem)
 	if s.frames == 0 {
 		s.firstFrame = f.Received.Sub(s.start)
 	}
@@ -98,6 +103,9 @@ type Summary struct {
 	Reconnects   uint64  `json:"reconnects"`
 	FirstFrameMS float64 `json:"first_frame_ms"` // -1 if no frame arrived
 	Seconds      float64 `json:"duration_s"`
+	// Boxes counts the frames whose metadata carried boxes, and the boxes
+	// of each label.
+	Boxes BoxSummary `json:"boxes"`
 }
 
 // Summary returns the totals since the Stats began.
@@ -108,6 +116,7 @@ func (s *Stats) Summary(now time.Time) Summary {
 	sum := Summary{
 		Frames: s.frames, Bytes: s.bytes, Width: s.width, Height: s.height, Codec: s.codec,
 		Skipped: s.skipped, AgeMaxMS: round(s.maxAge), FirstFrameMS: -1, Seconds: round(secs),
+		Boxes: s.boxes.summary(),
 	}
 	if secs > 0 {
 		sum.FPS = round(float64(s.frames) / secs)

@@ -1,6 +1,8 @@
 package subscriber
 
 import (
+	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -43,13 +45,44 @@ func TestStatsSummary(t *testing.T) {
 	}
 	got := s.Summary(start.Add(time.Second))
 	want := Summary{Frames: 10, FPS: 10, Bytes: 10000, KBPS: 80, Width: 64, Height: 48, Codec: "jpeg",
-		AgeP50MS: 20, AgeP99MS: 110, AgeMaxMS: 110, Skipped: 2, FirstFrameMS: 100, Seconds: 1}
-	if got != want {
+		AgeP50MS: 20, AgeP99MS: 110, AgeMaxMS: 110, Skipped: 2, FirstFrameMS: 100, Seconds: 1,
+		Boxes: BoxSummary{Labels: map[string]uint64{}}}
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Summary =\n %+v\nwant\n %+v", got, want)
 	}
 	// A publisher that restarts its count is not a skip.
 	s.Observe(&Frame{Frame: protocol.Frame{Header: protocol.Header{Seq: 1}}, Received: start})
 	if s.Summary(start.Add(time.Second)).Skipped != 2 {
 		t.Fatal("a sequence restart was counted as skipped frames")
+	}
+}
+
+// TestStatsBoxes: the summary counts frames with boxes and boxes per
+// label, reading metadata as the page does, and keeps a bounded number of
+// labels whatever publishers send.
+func TestStatsBoxes(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := NewStats(now)
+	for i, meta := range []string{
+		`{"boxes":[{"x":1,"y":2,"w":3,"h":4,"label":"face","score":0.9},{"x":1,"y":2,"w":3,"h":4,"label":"face"}]}`,
+		`{"boxes":[{"x":1,"y":2,"w":3,"h":4,"label":"person"},{"x":1,"y":2,"w":3,"h":4}]}`,
+		`{"boxes":[]}`,
+		`{"other":1}`,
+		``,
+		`{"boxes":"not a list"}`,
+		`{"boxes":[{"x":"1","y":2,"w":3,"h":4,"label":"face"}]}`,
+	} {
+		s.Observe(&Frame{Frame: protocol.Frame{Header: protocol.Header{Seq: uint64(i + 1)}, Meta: []byte(meta)}, Received: now})
+	}
+	for i := range 200 { // a label per frame: hostile
+		meta := fmt.Sprintf(`{"boxes":[{"x":1,"y":2,"w":3,"h":4,"label":"l%d"}]}`, i)
+		s.Observe(&Frame{Frame: protocol.Frame{Header: protocol.Header{Seq: uint64(i + 100)}, Meta: []byte(meta)}, Received: now})
+	}
+	got := s.Summary(now).Boxes
+	if got.Frames != 202 || got.Labels["face"] != 2 || got.Labels["person"] != 1 || got.Labels[NoLabel] != 1 || got.BadMeta != 2 {
+		t.Fatalf("boxes summary %+v; want 202 frames, face 2, person 1, (none) 1, 2 with bad metadata", got)
+	}
+	if len(got.Labels) != maxLabels+1 || got.Labels[OtherLabels] != 200-(maxLabels-3) {
+		t.Fatalf("%d labels, %d under %s; want %d kept and the rest folded", len(got.Labels), got.Labels[OtherLabels], OtherLabels, maxLabels)
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"gocv.io/x/gocv"
+
+	"framehub/protocol"
 )
 
 // ViewConfig configures View.
@@ -27,7 +29,11 @@ type ViewConfig struct {
 	// checked before a frame is decoded whatever the client accepted.
 	// 0 means protocol.DefaultMaxPixels.
 	MaxPixels uint64
-	Logger    *slog.Logger
+	// OnShow, if set, is called with each picture as it is shown (boxes
+	// and text drawn), on the window goroutine. It must not keep or
+	// change the Mat. For tests and programs that embed the viewer.
+	OnShow func(channel string, picture gocv.Mat)
+	Logger *slog.Logger
 }
 
 // A window takes the size of the frames it shows, scaled down (keeping the
@@ -82,6 +88,7 @@ type viewWindow struct {
 	// Static after creation.
 	maxPixels uint64
 	client    *Client
+	onShow    func(string, gocv.Mat)
 }
 
 // View opens a window per channel and shows each channel's newest frame
@@ -118,7 +125,7 @@ func View(ctx context.Context, cfg ViewConfig) ([]ViewStats, error) {
 	wins := make([]*viewWindow, len(clients))
 	for i, ch := range cfg.Channels {
 		wins[i] = &viewWindow{name: ch, win: gocv.NewWindow("framehub: " + ch), mat: gocv.NewMat(),
-			maxPixels: cfg.MaxPixels, client: clients[i]}
+			maxPixels: cfg.MaxPixels, client: clients[i], onShow: cfg.OnShow}
 	}
 	defer func() {
 		for _, w := range wins {
@@ -138,7 +145,7 @@ func View(ctx context.Context, cfg ViewConfig) ([]ViewStats, error) {
 				// The frame's bytes are only valid during this call: keep a copy.
 				c := *f
 				c.Payload = append([]byte(nil), f.Payload...)
-				c.Meta = nil
+				c.Meta = append([]byte(nil), f.Meta...)
 				w.pending.Store(&c)
 				w.recv.Add(1)
 				return nil
@@ -189,8 +196,8 @@ func View(ctx context.Context, cfg ViewConfig) ([]ViewStats, error) {
 	return stats, loopErr
 }
 
-// show decodes f and draws it with its fps and age, fitting the window to
-// the frame when the frame size changes.
+// show decodes f and draws it with the boxes of its metadata, its fps and
+// age, fitting the window to the frame when the frame size changes.
 func (w *viewWindow) show(f *Frame) error {
 	if err := DecodeMatLimit(&f.Frame, &w.mat, w.maxPixels); err != nil {
 		return err
@@ -208,6 +215,8 @@ func (w *viewWindow) show(f *Frame) error {
 		}
 		gocv.CvtColor(w.mat, &w.mat, code)
 	}
+	boxes, _ := protocol.ParseBoxes(f.Meta) // what cannot be drawn is left out, as on the page
+	DrawBoxes(&w.mat, boxes)
 	now := time.Now()
 	if !w.last.IsZero() {
 		inst := 1 / now.Sub(w.last).Seconds()
@@ -222,6 +231,9 @@ func (w *viewWindow) show(f *Frame) error {
 	gocv.PutText(&w.mat, text, org, gocv.FontHersheySimplex, 0.8*scale, color.RGBA{0, 0, 0, 0}, int(4*scale)+1)
 	gocv.PutText(&w.mat, text, org, gocv.FontHersheySimplex, 0.8*scale, color.RGBA{255, 255, 0, 0}, int(2*scale)+1)
 	w.win.IMShow(w.mat)
+	if w.onShow != nil {
+		w.onShow(w.name, w.mat)
+	}
 	w.shown++
 	return nil
 }

@@ -68,6 +68,10 @@ var flagRanges = map[string]map[string]rng{
 	},
 	"hub":  hubRanges,
 	"demo": hubRanges,
+	"process": {
+		"workers": {1, 16, "frames processed at once"},
+		"credit":  {1, 8, "frames in flight"},
+	},
 	"bench": {
 		"fps":         {0.1, 1000, "frames per second"},
 		"subscribers": {0, 1e6, ""},

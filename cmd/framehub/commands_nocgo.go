@@ -11,6 +11,7 @@ func cgoCommands() []*cli.Command {
 		publishCommand(), // MJPEG from stdin or a URL; the rest says it needs OpenCV
 		needsOpenCV("view", "show channels in native windows"),
 		needsOpenCV("demo", "run a hub and a publisher in one process"),
+		needsOpenCV("process", "run processing steps on a channel and publish the result to another"),
 	}
 }
 

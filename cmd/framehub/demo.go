@@ -112,6 +112,10 @@ func demoCommand() *cli.Command {
 			pcfg.Source = demoSource(c.String("source"))
 			ch := c.String("channel")
 			prog := programName()
+			proc, perr := demoProcessor(c, local, ch, pcfg.Source, hcfg.Auth, pcfg.Sender.TLS)
+			if perr != nil {
+				hcfg.Logger.Warn("demo: no processed channel", "error", perr.Error())
+			}
 			fmt.Fprintf(c.App.Writer, `
 framehub demo: publishing %s to channel %q
 
@@ -120,11 +124,21 @@ framehub demo: publishing %s to channel %q
   watch in terminal   %s watch --hub %s --channel %s
   native window       %s view --hub %s --channel %s
   any MJPEG player    ffplay %s/channels/%s/stream.mjpeg
-
+%s
 Ctrl-C stops.
 
-`, pcfg.Source, ch, base, base, ch, prog, base, ch, prog, base, ch, base, ch)
+`, pcfg.Source, ch, base, base, ch, prog, base, ch, prog, base, ch, base, ch, demoProcessorLine(base, proc))
 			var wg sync.WaitGroup
+			if proc != nil {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer proc.Close()
+					if err := proc.Run(ctx); err != nil {
+						hcfg.Logger.Warn("demo: processing stopped", "error", err.Error())
+					}
+				}()
+			}
 			pubErr := make(chan error, 1)
 			wg.Add(1)
 			go func() {

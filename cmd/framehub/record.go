@@ -21,6 +21,7 @@ func recordCommand() *cli.Command {
 			&cli.StringFlag{Name: "out", Usage: "file to write: .mkv (default, crash-safe), .avi or .mp4 (OpenCV builds)", EnvVars: []string{"FRAMEHUB_OUT"}},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (0: until Ctrl-C)", EnvVars: []string{"FRAMEHUB_DURATION"}},
 			&cli.DurationFlag{Name: "segment", Usage: "start a new file after this much video (OUT-0001.mkv, …)", EnvVars: []string{"FRAMEHUB_SEGMENT"}},
+			&cli.BoolFlag{Name: "draw-boxes", Usage: "burn the boxes of each frame's metadata (detections) into the picture: frames with boxes are decoded and encoded again, which costs CPU (OpenCV build only)", EnvVars: []string{"FRAMEHUB_DRAW_BOXES"}},
 			&cli.Float64Flag{Name: "fps", Usage: fmt.Sprintf("file frame rate, at most %d (0: the channel's, from the hub)", subscriber.MaxRecordFPS), EnvVars: []string{"FRAMEHUB_FPS"}},
 		),
 		Action: func(c *cli.Context) error {
@@ -40,11 +41,12 @@ func recordCommand() *cli.Command {
 				out = fmt.Sprintf("%s-%s.mkv", c.String("channel"), time.Now().Format("20060102-150405"))
 			}
 			st, err := subscriber.Record(ctx, subscriber.RecordConfig{
-				Client:  ccfg,
-				Out:     out,
-				Segment: c.Duration("segment"),
-				FPS:     c.Float64("fps"),
-				Logger:  logger(c),
+				Client:    ccfg,
+				Out:       out,
+				Segment:   c.Duration("segment"),
+				FPS:       c.Float64("fps"),
+				DrawBoxes: c.Bool("draw-boxes"),
+				Logger:    logger(c),
 			})
 			if err != nil && st.Received == 0 && len(st.Files) == 0 {
 				return err // refused or misconfigured before anything arrived: the error says it all

@@ -58,6 +58,7 @@ func watchCommand() *cli.Command {
 			&cli.StringFlag{Name: "save", Usage: "write each received frame to this directory (JPEG as .jpg, raw as .png)", EnvVars: []string{"FRAMEHUB_SAVE"}},
 			&cli.IntFlag{Name: "credit", Usage: "ask for acknowledged delivery with this many frames in flight (0: off)", EnvVars: []string{"FRAMEHUB_CREDIT"}},
 			&cli.BoolFlag{Name: "quiet", Usage: "no status line each second", EnvVars: []string{"FRAMEHUB_QUIET"}},
+			&cli.BoolFlag{Name: "print-meta", Usage: "print each frame's metadata on stdout, one JSON line per frame: {\"seq\",\"capture_time_ns\",\"meta\"}", EnvVars: []string{"FRAMEHUB_PRINT_META"}},
 		),
 		Action: runWatch,
 	}
@@ -121,6 +122,11 @@ func runWatch(c *cli.Context) error {
 	var lastUnsavedLog time.Time
 	err = cl.Run(ctx, func(f *subscriber.Frame) error {
 		stats.Observe(f)
+		if c.Bool("print-meta") {
+			if err := printMeta(c.App.Writer, f); err != nil {
+				return err
+			}
+		}
 		if dir != "" {
 			err := saveFrame(dir, c.String("channel"), f)
 			if errors.Is(err, errNotSaved) {
@@ -161,6 +167,7 @@ func runWatch(c *cli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "%s: %d frames in %.1f s (%.1f fps, %.0f kbps), %dx%d %s, age p50 %.1f ms p99 %.1f ms max %.1f ms, skipped %d, reconnects %d, first frame after %.0f ms\n",
 			sum.Channel, sum.Frames, sum.Seconds, sum.FPS, sum.KBPS, sum.Width, sum.Height, sum.Codec,
 			sum.AgeP50MS, sum.AgeP99MS, sum.AgeMaxMS, sum.Skipped, sum.Reconnects, sum.FirstFrameMS)
+		fmt.Fprint(c.App.ErrWriter, boxesLine(sum.Channel, sum.Boxes))
 	}
 	if err != nil {
 		return err

@@ -64,6 +64,20 @@ func RequireTool(t testing.TB, name string) string {
 	return p
 }
 
+// RequireFile checks that a file the setup script installs (test data
+// from Debian's opencv-doc or opencv-data) exists, and returns its path. On
+// a developer's machine without it the test is skipped; in CI it fails.
+func RequireFile(t testing.TB, path string) string {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s: %v (scripts/setup.sh installs it)", path, err)
+		}
+		t.Skipf("%s: %v; run scripts/setup.sh", path, err)
+	}
+	return path
+}
+
 // FakeJPEG returns a size-byte payload that passes every check the hub
 // makes on a JPEG without decoding it: SOI, a baseline frame header (SOF0)
 // stating w×h, a scan header, then filler bytes derived from seed (so a

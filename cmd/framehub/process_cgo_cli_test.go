@@ -1,0 +1,143 @@
+//go:build cgo
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"framehub/internal/hubtest"
+	"framehub/internal/testutil"
+	"framehub/protocol"
+	"framehub/subscriber"
+)
+
+// messiFrames returns n frames of OpenCV's sample still with one face.
+func messiFrames(t *testing.T, n int) []protocol.Frame {
+	t.Helper()
+	b, err := os.ReadFile(testutil.RequireFile(t, "/usr/share/doc/opencv-doc/examples/data/messi5.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := make([]protocol.Frame, n)
+	for i := range frames {
+		frames[i] = hubtest.JPEGFrame(548, 342, b)
+	}
+	return frames
+}
+
+// TestProcessCLI: framehub process finds the face and publishes it; watch
+// --json counts the frames with boxes and their labels, --print-meta
+// prints each frame's metadata as a JSON line, and process --json says
+// what it did, CPU included.
+func TestProcessCLI(t *testing.T) {
+	bin := cgoBinary(t)
+	_, addr := startHub(t, nocgoBin)
+	p := start(t, bin, nil, "process", "--hub", addr, "--in", "cam", "--out", "cam-faces", "--step", "faces", "--step", "draw",
+		"--json", "--quiet", "--duration", "8s")
+	w := start(t, nocgoBin, nil, "watch", "--hub", addr, "--channel", "cam-faces", "--count", "10", "--duration", "15s", "--json", "--quiet")
+	m := start(t, nocgoBin, nil, "watch", "--hub", addr, "--channel", "cam-faces", "--count", "3", "--duration", "15s", "--print-meta", "--quiet")
+	waitSubscribers(t, addr, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pushFrames(t, ctx, addr, "cam", 150*time.Millisecond, messiFrames(t, 12))
+	for _, c := range []*proc{w, m, p} {
+		if err := c.wait(t, 20*time.Second); err != nil {
+			t.Fatalf("%v: %v\n%s", c.cmd.Args, err, c.errText())
+		}
+	}
+	var sum subscriber.Summary
+	if err := json.Unmarshal([]byte(w.outText()), &sum); err != nil || sum.Frames != 10 || sum.Boxes.Frames != 10 || sum.Boxes.Labels["face"] != 10 {
+		t.Fatalf("watch --json: %v %s; want 10 frames, each with one face box", err, w.outText())
+	}
+	sc := bufio.NewScanner(strings.NewReader(m.outText()))
+	lines := 0
+	for sc.Scan() {
+		var line struct {
+			Seq  uint64          `json:"seq"`
+			Meta json.RawMessage `json:"meta"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil || line.Seq == 0 {
+			t.Fatalf("watch --print-meta line %q: %v", sc.Text(), err)
+		}
+		if boxes, prob := protocol.ParseBoxes(line.Meta); len(boxes) != 1 || prob != nil || !strings.Contains(string(line.Meta), `"steps"`) {
+			t.Fatalf("watch --print-meta: metadata %s; want one face and the steps", line.Meta)
+		}
+		lines++
+	}
+	if lines != 3 {
+		t.Fatalf("watch --print-meta printed %d lines; want 3:\n%s", lines, m.outText())
+	}
+	var ps struct {
+		Processed uint64  `json:"processed"`
+		Published uint64  `json:"published"`
+		CPU       float64 `json:"cpu_ms_per_frame"`
+	}
+	if err := json.Unmarshal([]byte(p.outText()), &ps); err != nil || ps.Published < 10 || ps.CPU <= 0 {
+		t.Fatalf("process --json: %v %s; want 10 or more published, CPU per frame", err, p.outText())
+	}
+}
+
+// TestProcessErrorsAreOneLine: bad process flags end with one line that
+// says what is wrong.
+func TestProcessErrorsAreOneLine(t *testing.T) {
+	bin := cgoBinary(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--in", "a", "--out", "a", "--step", "faces"}, "--out a is --in"},
+		{[]string{"--in", "a", "--out", "b", "--step", "sepia"}, "unknown step"},
+		{[]string{"--in", "a", "--out", "b", "--step", "faces", "--workers", "17"}, "--workers 17"},
+		{[]string{"--in", "a", "--out", "b", "--step", "faces", "--gate", "sound"}, "--gate"},
+		{[]string{"--in", "a", "--out", "b", "--step", "resize=320", "--gate", "motion"}, "detectors"},
+		{[]string{"--in", "a", "--out", "b", "--step", "faces", "--cascade", "/no/such.xml"}, "--cascade"},
+		{[]string{"--in", "a", "--out", "b"}, "--step is required"},
+	} {
+		out, err := exec.Command(bin, append([]string{"process", "--hub", "127.0.0.1:1"}, c.args...)...).CombinedOutput()
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if err == nil || len(lines) != 1 || !strings.Contains(lines[0], c.want) {
+			t.Errorf("framehub process %v: %v, %q; want one line mentioning %q", c.args, err, out, c.want)
+		}
+	}
+}
+
+// TestDemoShowsAProcessedChannel: the demo runs a motion worker on its
+// channel, so the grid shows a channel with boxes next to the original:
+// the test pattern's ball moves, and its boxes arrive.
+func TestDemoShowsAProcessedChannel(t *testing.T) {
+	bin := cgoBinary(t)
+	d := start(t, bin, nil, "demo", "--listen", "127.0.0.1:0", "--quiet")
+	re := regexp.MustCompile(`processed channel\s+(http://127\.0\.0\.1:\d+)/view/demo-motion`)
+	var base string
+	deadline := time.Now().Add(20 * time.Second)
+	for base == "" && time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(d.outText()); m != nil {
+			base = m[1]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if base == "" {
+		t.Fatalf("demo printed no processed channel:\n%s", d.outText())
+	}
+	w := start(t, nocgoBin, nil, "watch", "--hub", base, "--channel", "demo-motion", "--count", "30", "--duration", "15s", "--json", "--quiet")
+	if err := w.wait(t, 20*time.Second); err != nil {
+		t.Fatalf("watch demo-motion: %v\n%s", err, w.errText())
+	}
+	var sum subscriber.Summary
+	if err := json.Unmarshal([]byte(w.outText()), &sum); err != nil || sum.Frames != 30 || sum.Boxes.Frames < 20 || sum.Boxes.Labels["motion"] == 0 {
+		t.Fatalf("watch demo-motion: %v %s; want 30 frames, most with motion boxes", err, w.outText())
+	}
+	d.cmd.Process.Signal(syscall.SIGINT)
+	if err := d.wait(t, 10*time.Second); err != nil {
+		t.Fatalf("demo exit after SIGINT: %v\n%s", err, d.errText())
+	}
+}

@@ -1,0 +1,42 @@
+//go:build cgo
+
+package process
+
+import (
+	"image"
+	"math"
+
+	"gocv.io/x/gocv"
+)
+
+// resizeStep scales the picture to a width, keeping its aspect ratio (a
+// thumbnail rendition), and the boxes found so far with it.
+type resizeStep struct {
+	width int
+	out   gocv.Mat
+}
+
+func (s *resizeStep) Name() string { return "resize" }
+
+func (s *resizeStep) Clone() (Step, error) {
+	return &resizeStep{width: s.width, out: gocv.NewMat()}, nil
+}
+
+func (s *resizeStep) Apply(f *Frame) error {
+	w0, h0 := f.Mat.Cols(), f.Mat.Rows()
+	if w0 == s.width {
+		return nil
+	}
+	h := max(1, int(math.Round(float64(h0)*float64(s.width)/float64(w0))))
+	interp := gocv.InterpolationArea // best for shrinking
+	if s.width > w0 {
+		interp = gocv.InterpolationLinear
+	}
+	gocv.Resize(*f.Mat, &s.out, image.Pt(s.width, h), 0, 0, interp)
+	f.Mat = &s.out
+	f.Meta.scale(float64(s.width)/float64(w0), float64(h)/float64(h0))
+	f.Changed = true
+	return nil
+}
+
+func (s *resizeStep) Close() error { return s.out.Close() }
