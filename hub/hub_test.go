@@ -29,7 +29,7 @@ import (
 )
 
 // TestMain fails the run if any goroutine outlives the tests.
-func TestMain(m *testing.M) { os.Exit(testutil.Check(m.Run())) }
+func TestMain(m *testing.M) { os.Exit(testutil.CheckServer(m.Run())) }
 
 // testHub starts a hub behind a real loopback listener and stops both when
 // the test ends.

@@ -818,6 +818,7 @@ class Publisher:
         self.sent = 0             # frames written to the hub
         self.skipped = 0          # frames replaced in the slot before they were sent
         self.refused = 0          # frames dropped: over limits the hub announced after send accepted them
+        self.viewers = None       # readers of the channel, as the hub last said (None: not said yet)
         self.reconnects = 0       # connections made after the first
 
         self._wake = asyncio.Event()  # set on the loop when a frame waits or closing begins
@@ -994,6 +995,10 @@ class Publisher:
             self._ws = ws
             self._lock.notify_all()
         closed = asyncio.ensure_future(ws.wait_closed())
+        # The hub tells a publisher how many watch its channel; reading those
+        # notices also keeps the connection's small queue from filling, which
+        # would stop pings from being answered.
+        notices = asyncio.ensure_future(self._read_notices(ws))
         try:
             while True:
                 self._wake.clear()
@@ -1035,11 +1040,27 @@ class Publisher:
                 self.sent += 1
         finally:
             closed.cancel()
+            notices.cancel()
             with self._lock:
                 self._ws = None
                 self._lock.notify_all()
             if not ws.closed:
                 ws.transport.abort()
+
+    async def _read_notices(self, ws):
+        """Reads what the hub sends a publisher: viewer counts, kept in
+        ``viewers``; anything else is ignored."""
+        try:
+            async for msg in ws:
+                if isinstance(msg, str):
+                    try:
+                        n = json.loads(msg)
+                    except ValueError:
+                        continue
+                    if isinstance(n, dict) and n.get("op") == "viewers" and isinstance(n.get("count"), int):
+                        self.viewers = n["count"]
+        except ConnectionClosed:
+            pass
 
 
 def _check_size(w, h, lim):

@@ -51,6 +51,11 @@ var readmeCommands = map[string]string{
 	"framehub hub --listen 0.0.0.0:8443 --tls-cert hub.crt --tls-key hub.key --publish-token-file publish.token --view-token-file view.token --token-secret-file signing.key": "run",
 	"framehub publish --hub https://hub:8443 --channel cam1 --source 0 --token-file publish.token --ca ca.pem":                                                                "no camera 0",
 	"framehub watch --hub https://hub:8443 --channel cam1 --token-file view.token --ca ca.pem":                                                                                "run",
+	"framehub process --hub http://HUB:8080 --in door --out door-faces --step faces":                                                                                          "run",
+	"framehub process --in street --out street-people --step people,draw":                                                                                                     "run",
+	"framehub process --in lobby --out lobby-private --step blur-faces,resize=640":                                                                                            "run",
+	"framehub process --in yard --out yard-watch --step motion,people,draw --gate motion":                                                                                     "run",
+	"framehub watch --channel door-faces --print-meta --quiet":                                                                                                                "run",
 	"framehub token --token-secret-file signing.key --channel cam1 --ttl 60s":                                                                                                 "run",
 	"framehub token --token-secret-file signing.key --channel door --right publish --ttl 24h":                                                                                 "run",
 }
@@ -145,7 +150,8 @@ func TestREADMECommandsRun(t *testing.T) {
 	defer cancel()
 	frames := cameraFrames(320, 240, 5000)
 	done := make(chan struct{})
-	for _, ch := range []string{"cam", "cam1", "front-door", "lab"} {
+	channels := []string{"cam", "cam1", "front-door", "lab", "door", "street", "lobby", "yard"}
+	for _, ch := range channels {
 		go func() {
 			hubtest.Publish(t, ctx, "127.0.0.1:"+port, ch, 20*time.Millisecond, frames)
 			done <- struct{}{}
@@ -153,7 +159,7 @@ func TestREADMECommandsRun(t *testing.T) {
 	}
 	defer func() {
 		cancel()
-		for range 4 {
+		for range channels {
 			<-done
 		}
 	}()

@@ -63,6 +63,24 @@ class TestWithGo(unittest.TestCase):
         self.assertLess(statistics.median(ages), 0.06)
         self.assertEqual(sub.refused, 0)
 
+    def test_publisher_reads_viewer_notices(self):
+        # The hub tells a publisher how many watch its channel, whenever
+        # that changes; the publisher keeps the count and stays connected
+        # through many changes (an unread notice queue would stall it).
+        pub = framehub.Publisher(self.hub.url, "py-viewers")
+        self.addCleanup(pub.close)
+        pub.send(hubtest.pattern(64, 48, 1))
+        wait_until(lambda: pub.viewers == 0, 5, "the first notice: nobody watching")
+        for n in range(1, 4):
+            subs = [framehub.Subscriber(self.hub.url, "py-viewers") for _ in range(n)]
+            wait_until(lambda: pub.viewers == n, 5, f"{n} viewers")
+            for sub in subs:
+                sub.close()
+            wait_until(lambda: pub.viewers == 0, 5, "nobody again")
+        pub.send(hubtest.pattern(64, 48, 2))
+        with framehub.Subscriber(self.hub.url, "py-viewers") as sub:
+            self.assertEqual(sub.read(timeout=5).seq, 2)
+
     def test_slow_consumer_gets_fresh_frames(self):
         # The case: 250 ms per frame on a 30 fps channel sees frames
         # younger than 120 ms, because each ack fetches the newest frame.
