@@ -94,8 +94,8 @@ type viewWindow struct {
 // View opens a window per channel and shows each channel's newest frame
 // with its fps and frame age drawn on it, until ctx ends or the user
 // presses q or Esc. Frames arriving while one is being decoded replace
-// each other: only the newest is ever decoded. View locks its goroutine to
-// its OS thread, as GUI toolkits require.
+// each other: only the newest is ever decoded. All windows of the process are
+// driven from one OS thread, as GUI toolkits require.
 func View(ctx context.Context, cfg ViewConfig) ([]ViewStats, error) {
 	if len(cfg.Channels) == 0 {
 		return nil, errors.New("no channel to view")
@@ -117,9 +117,39 @@ func View(ctx context.Context, cfg ViewConfig) ([]ViewStats, error) {
 		}
 		clients = append(clients, cl)
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	var stats []ViewStats
+	var err error
+	onGUIThread(func() { stats, err = viewLoop(ctx, cfg, clients, log) })
+	return stats, err
+}
 
+// gui is the process's one GUI thread. Qt, behind OpenCV's highgui, must
+// be driven from the thread that first used it: a second View on another
+// thread (a second call in the same process) would hang in NewWindow.
+var gui struct {
+	once  sync.Once
+	calls chan func()
+}
+
+// onGUIThread runs f on the GUI thread and waits for it.
+func onGUIThread(f func()) {
+	gui.once.Do(func() {
+		gui.calls = make(chan func())
+		go func() {
+			runtime.LockOSThread() // for the life of the process
+			for call := range gui.calls {
+				call()
+			}
+		}()
+	})
+	done := make(chan struct{})
+	gui.calls <- func() { defer close(done); f() }
+	<-done
+}
+
+// viewLoop shows the clients' frames until ctx ends or the user quits; it
+// runs on the GUI thread.
+func viewLoop(ctx context.Context, cfg ViewConfig, clients []*Client, log *slog.Logger) ([]ViewStats, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	wins := make([]*viewWindow, len(clients))

@@ -39,6 +39,17 @@ func CheckServer(code int, extra ...func() error) int {
 	}, extra)
 }
 
+// CheckIgnoring is Check that also allows goroutines whose top function
+// is one of lasting: goroutines the code under test keeps for the life
+// of the process by design (the viewer's GUI thread).
+func CheckIgnoring(code int, lasting []string, extra ...func() error) int {
+	var opts []goleak.Option
+	for _, f := range lasting {
+		opts = append(opts, goleak.IgnoreTopFunction(f))
+	}
+	return check(code, opts, extra)
+}
+
 func check(code int, opts []goleak.Option, extra []func() error) int {
 	http.DefaultClient.CloseIdleConnections()
 	if code != 0 {
