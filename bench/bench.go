@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -60,8 +61,11 @@ type Config struct {
 	FPS      float64       // default 30
 
 	Baseline bool      // also run the raw-TCP baseline
+	Pin      bool      // run the servers and the load generator on separate CPUs (see pin.go)
 	Progress io.Writer // a line per second while measuring; nil for none
 	Logger   *slog.Logger
+
+	pin *pinning // set by Run when Pin
 }
 
 func (c *Config) fill() error {
@@ -110,6 +114,8 @@ func (c *Config) fill() error {
 		return errors.New("the raw-TCP baseline fans out one channel: use --channels 1 with --baseline")
 	case c.Baseline && c.Mode != "ws":
 		return errors.New("the raw-TCP baseline is compared with WebSocket subscribers: use --mode ws with --baseline")
+	case c.Hub != "" && c.Pin:
+		return errors.New("--pin pins the servers the benchmark starts; pin an external --hub yourself (taskset -a -p -c CPUS PID)")
 	case c.Hub != "" && c.HubPID == 0:
 		return errors.New("--hub needs --hub-pid, to read the hub's CPU and memory from /proc")
 	}
@@ -150,12 +156,21 @@ type Result struct {
 	ServerCPU      float64 `json:"server_cpu_s"`
 	ServerCPUPerGB float64 `json:"server_cpu_s_per_gb"`
 	ServerRSSMB    float64 `json:"server_rss_mb"`
+	ServerAnonMB   float64 `json:"server_private_mb"` // RssAnon: RSS less the binary's and libraries' pages
 	HeapMB         float64 `json:"heap_mb,omitempty"` // hub only
 	Goroutines     uint64  `json:"goroutines,omitempty"`
 	LoadgenCPU     float64 `json:"loadgen_cpu_s"`
-	IdleKBPerSub   float64 `json:"idle_kb_per_subscriber,omitempty"`
-	Evicted        uint64  `json:"evicted,omitempty"`
-	Churn          *Churn  `json:"churn,omitempty"`
+	// ConnectS is the time from the first subscriber's dial to the last
+	// one's first frame, with the publishers already running.
+	ConnectS float64 `json:"connect_s"`
+	// How busy the server's and the load generator's CPUs were while
+	// measuring (from /proc/stat, so with softirq time and anything else
+	// that ran there); unpinned, both are the whole machine's.
+	ServerCPUsBusy  float64 `json:"server_cpus_busy"`
+	LoadgenCPUsBusy float64 `json:"loadgen_cpus_busy"`
+	IdleKBPerSub    float64 `json:"idle_kb_per_subscriber,omitempty"`
+	Evicted         uint64  `json:"evicted,omitempty"`
+	Churn           *Churn  `json:"churn,omitempty"`
 }
 
 // Churn reports whether the hub returns to its resting state after many
@@ -187,6 +202,14 @@ type Report struct {
 	Hub         Result             `json:"hub"`
 	Baseline    *Result            `json:"baseline,omitempty"`
 	Ratios      map[string]float64 `json:"ratio_to_baseline,omitempty"`
+	// Pinned says where the servers and the load generator ran, if --pin.
+	Pinned string `json:"pinned,omitempty"`
+	// LoadgenCores is how many CPUs the load generator could use.
+	LoadgenCores int `json:"loadgen_cores"`
+	// ClientBound is set when the run measured the load generator (or
+	// the machine) more than the server: see Warnings.
+	ClientBound bool     `json:"client_bound"`
+	Warnings    []string `json:"warnings,omitempty"`
 }
 
 // Run runs the benchmark described by cfg.
@@ -198,9 +221,25 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Mode: cfg.Mode, Subscribers: cfg.Subscribers, Slow: cfg.Slow, SlowFPS: cfg.SlowFPS, Stalled: cfg.Stalled, Idle: cfg.Idle,
+	rep := &Report{LoadgenCores: runtime.NumCPU(), Mode: cfg.Mode, Subscribers: cfg.Subscribers, Slow: cfg.Slow, SlowFPS: cfg.SlowFPS, Stalled: cfg.Stalled, Idle: cfg.Idle,
 		Channels: cfg.Channels, Credit: cfg.Credit, Churn: cfg.Churn, FrameBytes: len(frames[0]),
 		Width: cfg.Width, Height: cfg.Height, FPS: cfg.FPS, Seconds: cfg.Duration.Seconds()}
+	if cfg.Pin {
+		p, err := planPin()
+		if err != nil {
+			return nil, err
+		}
+		if err := p.pinSelf(); err != nil {
+			return nil, err
+		}
+		cfg.HubCommand = p.wrap(cfg.HubCommand)
+		if cfg.Baseline {
+			cfg.BaselineCommand = p.wrap(cfg.BaselineCommand)
+		}
+		cfg.pin = p
+		rep.Pinned, rep.LoadgenCores = p.String(), len(p.load)
+		cfg.Logger.Info("pinned", "layout", rep.Pinned)
+	}
 
 	hubRes, err := runTarget(ctx, &cfg, frames, targetHub)
 	if err != nil {
@@ -215,6 +254,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Baseline = base
 		rep.Ratios = ratios(hubRes, base)
 	}
+	rep.judge()
 	return rep, nil
 }
 
@@ -234,7 +274,65 @@ func ratios(h, b *Result) map[string]float64 {
 	add("slow_age_p50", h.SlowAge.P50, b.SlowAge.P50)
 	add("server_cpu_per_gb", h.ServerCPUPerGB, b.ServerCPUPerGB)
 	add("server_rss", h.ServerRSSMB, b.ServerRSSMB)
+	add("server_private", h.ServerAnonMB, b.ServerAnonMB)
+	add("connect_s", h.ConnectS, b.ConnectS)
 	return r
+}
+
+// Thresholds past which a run is said to measure its client, not its server.
+const (
+	busyLimit    = 0.9  // of the CPUs a process could use
+	fullDelivery = 0.99 // of the published frames, for the slowest fast subscriber
+)
+
+// judge flags a run whose figures describe the load generator or the
+// machine rather than the server: a load generator whose CPUs are nearly
+// all busy cannot read as fast as a server writes; in an unpinned run,
+// a busy machine means server and load generator took CPU from each
+// other; and when both servers fail to deliver every frame to fast
+// subscribers, the common cause is the client. A pinned server whose own
+// CPUs are full is noted too: that run measured the server's limit.
+func (rep *Report) judge() {
+	results := []*Result{&rep.Hub}
+	if rep.Baseline != nil {
+		results = append(results, rep.Baseline)
+	}
+	for _, res := range results {
+		switch {
+		case rep.Pinned == "" && res.LoadgenCPUsBusy > busyLimit:
+			rep.ClientBound = true
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: the machine's CPUs were %.0f%% busy: server and load generator competed for them; use --pin or fewer subscribers",
+				res.Target, 100*res.LoadgenCPUsBusy))
+		case res.LoadgenCPUsBusy > busyLimit:
+			rep.ClientBound = true
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: the load generator's CPUs were %.0f%% busy: it, not the server, may have set the pace; use fewer subscribers",
+				res.Target, 100*res.LoadgenCPUsBusy))
+		}
+		if rep.Pinned != "" && res.ServerCPUsBusy > busyLimit {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: the server's CPUs were %.0f%% busy: this run found its limit",
+				res.Target, 100*res.ServerCPUsBusy))
+		}
+	}
+	short := 0
+	for _, res := range results {
+		if rep.Subscribers > rep.Slow && res.FastDelivered.Min < fullDelivery {
+			short++
+		}
+	}
+	if len(results) == 2 && short == 2 {
+		rep.ClientBound = true
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("both servers delivered less than %.0f%% of frames to their slowest fast subscriber (hub %.3f, raw-tcp %.3f): the shared cause is the client",
+			fullDelivery*100, rep.Hub.FastDelivered.Min, rep.Baseline.FastDelivered.Min))
+	}
+}
+
+// allCPUs lists the CPUs of a /proc/stat reading.
+func allCPUs(t map[int]cpuTimes) []int {
+	cpus := make([]int, 0, len(t))
+	for c := range t {
+		cpus = append(cpus, c)
+	}
+	return cpus
 }
 
 type target int
@@ -255,6 +353,7 @@ type run struct {
 	frames    [][]byte
 	measuring atomic.Bool
 	published []atomic.Uint64 // per channel, while measuring
+	sent      []atomic.Uint64 // per channel, all along
 	stop      chan struct{}   // closed to stop readers and publishers
 	wg        sync.WaitGroup
 	closersMu sync.Mutex
@@ -269,7 +368,7 @@ func (r *run) track(c io.Closer) {
 }
 
 func runTarget(ctx context.Context, cfg *Config, frames [][]byte, t target) (*Result, error) {
-	r := &run{cfg: cfg, target: t, frames: frames, published: make([]atomic.Uint64, cfg.Channels), stop: make(chan struct{})}
+	r := &run{cfg: cfg, target: t, frames: frames, published: make([]atomic.Uint64, cfg.Channels), sent: make([]atomic.Uint64, cfg.Channels), stop: make(chan struct{})}
 	var srv *child
 	var err error
 	switch {
@@ -309,18 +408,30 @@ func runTarget(ctx context.Context, cfg *Config, frames [][]byte, t target) (*Re
 	if err := r.connectMany(ctx, cfg.Stalled, func(i int) error { return r.startStalled(i % cfg.Channels) }); err != nil {
 		return nil, fmt.Errorf("stalled subscribers: %w", err)
 	}
-	readers := make([]*reader, cfg.Subscribers)
-	for i := range readers {
-		readers[i] = &reader{slow: i < cfg.Slow, channel: i % cfg.Channels}
-	}
-	if err := r.connectMany(ctx, len(readers), func(i int) error { return r.startReader(ctx, readers[i]) }); err != nil {
-		return nil, fmt.Errorf("subscribers: %w", err)
-	}
+	// Publishers first, so each subscriber's connect time ends with a real
+	// first frame, as a viewer joining a live channel sees it.
 	for ch := range cfg.Channels {
 		if err := r.startPublisher(ctx, ch); err != nil {
 			return nil, fmt.Errorf("publisher: %w", err)
 		}
 	}
+	if err := r.awaitPublished(ctx); err != nil {
+		return nil, err
+	}
+	readers := make([]*reader, cfg.Subscribers)
+	for i := range readers {
+		readers[i] = &reader{slow: i < cfg.Slow, channel: i % cfg.Channels}
+	}
+	connStart := time.Now()
+	if err := r.connectMany(ctx, len(readers), func(i int) error { return r.startReader(ctx, readers[i]) }); err != nil {
+		return nil, fmt.Errorf("subscribers: %w", err)
+	}
+	last, err := awaitFirstFrames(ctx, readers, 30*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	res.ConnectS = round3(last.Sub(connStart).Seconds())
+	log.Info("subscribers connected", "count", len(readers), "seconds", res.ConnectS)
 	log.Info("load running; warming up", "subscribers", cfg.Subscribers, "stalled", cfg.Stalled, "channels", cfg.Channels)
 	if !backoff.Wait(ctx, cfg.Warmup) {
 		return nil, ctx.Err()
@@ -336,6 +447,7 @@ func runTarget(ctx context.Context, cfg *Config, frames [][]byte, t target) (*Re
 	}
 	cpu0, _ := procCPU(r.pid)
 	self0 := selfCPU()
+	stat0, _ := readCPUTimes()
 	for _, rd := range readers {
 		rd.progress.Store(0) // the first progress line counts measured frames only
 	}
@@ -352,8 +464,17 @@ func runTarget(ctx context.Context, cfg *Config, frames [][]byte, t target) (*Re
 	secs := time.Since(start).Seconds()
 	cpu1, _ := procCPU(r.pid)
 	res.LoadgenCPU = round3(selfCPU() - self0)
+	if stat1, err := readCPUTimes(); err == nil {
+		serverCPUs, loadCPUs := allCPUs(stat1), allCPUs(stat1)
+		if cfg.pin != nil {
+			serverCPUs, loadCPUs = cfg.pin.server, cfg.pin.load
+		}
+		res.ServerCPUsBusy = round3(busyShare(stat0, stat1, serverCPUs))
+		res.LoadgenCPUsBusy = round3(busyShare(stat0, stat1, loadCPUs))
+	}
 	rss, _ := procRSS(r.pid)
-	res.ServerRSSMB = mb(rss)
+	anon, _ := procAnon(r.pid)
+	res.ServerRSSMB, res.ServerAnonMB = mb(rss), mb(anon)
 	res.ServerCPU = round3(cpu1 - cpu0)
 	if t == targetHub {
 		if st, err := hubStats(r.addr); err == nil {
@@ -371,6 +492,44 @@ func runTarget(ctx context.Context, cfg *Config, frames [][]byte, t target) (*Re
 	}
 	log.Info("measured", "fast_fps_median", res.FastFPS.Median, "server_cpu_s", res.ServerCPU)
 	return res, nil
+}
+
+// awaitPublished waits until every channel's publisher has sent a frame.
+func (r *run) awaitPublished(ctx context.Context) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for ch := range r.sent {
+		for r.sent[ch].Load() == 0 {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("publisher of %s sent nothing in 10 s", channelName(ch))
+			}
+			if !backoff.Wait(ctx, 5*time.Millisecond) {
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
+// awaitFirstFrames waits until every reader has had a frame and returns
+// when the last one came.
+func awaitFirstFrames(ctx context.Context, readers []*reader, limit time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(limit)
+	var last time.Time
+	for _, rd := range readers {
+		for {
+			if t := rd.first.Load(); t != 0 {
+				last = maxTime(last, time.Unix(0, t))
+				break
+			}
+			if time.Now().After(deadline) {
+				return last, fmt.Errorf("a subscriber of %s had no frame %v after connecting", channelName(rd.channel), limit)
+			}
+			if !backoff.Wait(ctx, 5*time.Millisecond) {
+				return last, ctx.Err()
+			}
+		}
+	}
+	return last, nil
 }
 
 // summarise computes a target's figures from its readers.

@@ -138,6 +138,55 @@ func TestRawTCPFanout(t *testing.T) {
 	}
 }
 
+func TestParseCPUList(t *testing.T) {
+	got, err := parseCPUList("0-2,5,7-8")
+	if err != nil || cpuList(got) != "0,1,2,5,7,8" {
+		t.Fatalf("parseCPUList = %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "a", "3-1", "1-x"} {
+		if _, err := parseCPUList(bad); err == nil {
+			t.Errorf("parseCPUList(%q) accepted", bad)
+		}
+	}
+}
+
+// TestJudge: a run is flagged client-bound when the load generator's CPUs
+// are full, when an unpinned machine is full, or when both servers fall
+// short of every frame; a full pinned server is noted, not flagged.
+func TestJudge(t *testing.T) {
+	ok := Result{Target: "hub", FastDelivered: Dist{Min: 1}, ServerCPUsBusy: 0.5, LoadgenCPUsBusy: 0.5}
+	base := ok
+	base.Target = "raw-tcp"
+	for _, c := range []struct {
+		name         string
+		pinned       string
+		hub, base    func(*Result)
+		clientBound  bool
+		warningsWith string
+	}{
+		{"healthy", "", nil, nil, false, ""},
+		{"load generator full", "server on CPU 0", func(r *Result) { r.LoadgenCPUsBusy = 0.97 }, nil, true, "load generator's CPUs were 97% busy"},
+		{"machine full", "", nil, func(r *Result) { r.LoadgenCPUsBusy = 0.95 }, true, "competed"},
+		{"both short", "", func(r *Result) { r.FastDelivered.Min = 0.9 }, func(r *Result) { r.FastDelivered.Min = 0.8 }, true, "shared cause is the client"},
+		{"hub alone short", "", func(r *Result) { r.FastDelivered.Min = 0.9 }, nil, false, ""},
+		{"pinned server full", "server on CPU 0", func(r *Result) { r.ServerCPUsBusy = 0.99 }, nil, false, "found its limit"},
+	} {
+		h, b := ok, base
+		if c.hub != nil {
+			c.hub(&h)
+		}
+		if c.base != nil {
+			c.base(&b)
+		}
+		rep := &Report{Subscribers: 10, Seconds: 10, LoadgenCores: 1, Pinned: c.pinned, Hub: h, Baseline: &b}
+		rep.judge()
+		all := strings.Join(rep.Warnings, "\n")
+		if rep.ClientBound != c.clientBound || (c.warningsWith == "") != (len(rep.Warnings) == 0) || !strings.Contains(all, c.warningsWith) {
+			t.Errorf("%s: client-bound %v, warnings %q; want %v and a warning with %q", c.name, rep.ClientBound, rep.Warnings, c.clientBound, c.warningsWith)
+		}
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	for _, c := range []Config{
 		{Mode: "udp"},
@@ -145,6 +194,7 @@ func TestConfigErrors(t *testing.T) {
 		{Channels: 2, Baseline: true},
 		{Mode: "mjpeg", Baseline: true},
 		{Hub: "http://127.0.0.1:1"},
+		{Hub: "http://127.0.0.1:1", HubPID: 1, Pin: true},
 		{Duration: time.Millisecond},
 		{Stalled: -1},
 	} {
@@ -189,7 +239,9 @@ func TestTinyScenario(t *testing.T) {
 	}
 	for _, r := range []Result{h, *b} {
 		if r.PublishedFPS < 10 || r.FastFPS.Median < 10 || r.FastDelivered.Min <= 0.5 || r.DeliveredMBps <= 0 ||
-			r.FastAge.P50 <= 0 || r.SlowFPS.Median <= 0 || r.SlowFPS.Median > 6 || r.ServerCPU <= 0 || r.ServerRSSMB <= 0 {
+			r.FastAge.P50 <= 0 || r.SlowFPS.Median <= 0 || r.SlowFPS.Median > 6 || r.ServerCPU <= 0 || r.ServerRSSMB <= 0 ||
+			r.ServerAnonMB <= 0 || r.ServerAnonMB > r.ServerRSSMB || r.ConnectS <= 0 || r.ConnectS > 10 ||
+			r.ServerCPUsBusy <= 0 || r.ServerCPUsBusy > 1 || r.LoadgenCPUsBusy <= 0 || r.LoadgenCPUsBusy > 1 {
 			t.Errorf("%s: implausible figures %+v", r.Target, r)
 		}
 	}

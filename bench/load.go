@@ -27,6 +27,7 @@ type reader struct {
 	slow     bool
 	channel  int
 	progress atomic.Uint64 // frames since the last progress line
+	first    atomic.Int64  // UnixNano of the first frame, 0 before
 
 	mu      sync.Mutex
 	frames  uint64
@@ -40,6 +41,9 @@ type reader struct {
 // keeps the sequence number, so the first measured frame is not a gap.
 func (rd *reader) record(r *run, seq uint64, capture int64, size int, now time.Time) {
 	rd.progress.Add(1)
+	if rd.first.Load() == 0 {
+		rd.first.CompareAndSwap(0, now.UnixNano())
+	}
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
 	if r.measuring.Load() {
@@ -86,8 +90,9 @@ func maxTime(a, b time.Time) time.Time {
 }
 
 // startReader connects one measured subscriber and reads in a goroutine
-// until the run stops.
+// until the run stops, with the lean clients of lean.go.
 func (r *run) startReader(ctx context.Context, rd *reader) error {
+	var lr leanReader
 	switch {
 	case r.target == targetRaw:
 		c, err := net.DialTimeout("tcp", r.addr, 10*time.Second)
@@ -99,70 +104,41 @@ func (r *run) startReader(ctx context.Context, rd *reader) error {
 			return err
 		}
 		r.track(c)
-		r.goLoop(func() {
-			fr := protocol.NewReader(c, protocol.DefaultLimits)
-			var next time.Time
-			for {
-				f, err := fr.ReadFrame()
-				if err != nil {
-					return
-				}
-				rd.record(r, f.Seq, f.CaptureTime, protocol.FrameLen(&f), time.Now())
-				if !r.pace(rd, &next) {
-					return
-				}
-			}
-		})
+		lr = newRawLean(c)
 	case r.cfg.Mode == "mjpeg":
 		return r.startMJPEG(ctx, rd)
 	default:
-		d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 64 << 10}
-		u := "ws://" + r.addr + protocol.PathSubscribe + channelName(rd.channel)
+		path := protocol.PathSubscribe + channelName(rd.channel)
 		if r.cfg.Credit > 0 {
 			// Credit mode from the first frame.
-			u += "?" + protocol.QueryWindow + "=" + strconv.Itoa(r.cfg.Credit)
+			path += "?" + protocol.QueryWindow + "=" + strconv.Itoa(r.cfg.Credit)
 		}
-		c, _, err := d.DialContext(ctx, u, nil)
+		w, err := dialWSLean(r.addr, path)
 		if err != nil {
 			return err
 		}
-		r.track(c.NetConn())
-		r.goLoop(func() {
-			var hdr [protocol.HeaderLen]byte
-			buf := make([]byte, 64<<10)
-			var next time.Time
-			for {
-				_, msg, err := c.NextReader()
-				if err != nil {
-					return
-				}
-				if _, err := io.ReadFull(msg, hdr[:]); err != nil {
-					return
-				}
-				h, err := protocol.ParseHeader(hdr[:])
-				if err != nil {
-					return
-				}
-				n, err := discard(msg, buf)
-				if err != nil {
-					return
-				}
-				rd.record(r, h.Seq, h.CaptureTime, protocol.HeaderLen+n, time.Now())
-				// A slow reader takes its time over the frame first; like a
-				// real viewer, it acknowledges a frame once it has consumed
-				// it, so the next one the hub sends is the newest.
-				if !r.pace(rd, &next) {
-					return
-				}
-				if r.cfg.Credit > 0 {
-					ack := strconv.AppendUint([]byte(`{"op":"ack","seq":`), h.Seq, 10)
-					if c.WriteMessage(websocket.TextMessage, append(ack, '}')) != nil {
-						return
-					}
-				}
-			}
-		})
+		r.track(w.c)
+		lr = w
 	}
+	r.goLoop(func() {
+		var next time.Time
+		for {
+			seq, capture, size, err := lr.next()
+			if err != nil {
+				return
+			}
+			rd.record(r, seq, capture, size, time.Now())
+			// A slow reader takes its time over the frame first; like a
+			// real viewer, it acknowledges a frame once it has consumed
+			// it, so the next one the hub sends is the newest.
+			if !r.pace(rd, &next) {
+				return
+			}
+			if r.cfg.Credit > 0 && lr.ack(seq) != nil {
+				return
+			}
+		}
+	})
 	return nil
 }
 
@@ -333,6 +309,7 @@ func (r *run) startPublisher(ctx context.Context, channel int) error {
 			if send(buf) != nil {
 				return
 			}
+			r.sent[channel].Add(1)
 			if r.measuring.Load() {
 				r.published[channel].Add(1)
 			}

@@ -43,7 +43,16 @@ func procCPU(pid int) (float64, error) {
 }
 
 // procRSS returns a process's resident memory in bytes.
-func procRSS(pid int) (uint64, error) {
+func procRSS(pid int) (uint64, error) { return procStatus(pid, "VmRSS:") }
+
+// procAnon returns the part of a process's resident memory that is its
+// own (heap, stacks), without the file-backed pages of its binary and
+// shared libraries: framehub's cgo build maps OpenCV's, about 70 MB
+// resident, which a static build's hub does not have.
+func procAnon(pid int) (uint64, error) { return procStatus(pid, "RssAnon:") }
+
+// procStatus reads one "kB" field of /proc/PID/status in bytes.
+func procStatus(pid int, field string) (uint64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -51,12 +60,12 @@ func procRSS(pid int) (uint64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
 			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
 // selfCPU returns this process's CPU seconds.
@@ -135,4 +144,51 @@ func (c *child) stop() {
 		_ = c.cmd.Process.Kill()
 		<-c.exited
 	}
+}
+
+// cpuTimes is one CPU's line of /proc/stat in clock ticks: busy (user,
+// nice, system, irq, softirq, steal) and total. Busy counts softirq,
+// where much of loopback TCP's receive work is done and which no
+// process's own CPU time includes.
+type cpuTimes struct{ busy, total uint64 }
+
+// readCPUTimes returns /proc/stat's per-CPU times, by CPU number.
+func readCPUTimes() (map[int]cpuTimes, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]cpuTimes{}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 9 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+			continue
+		}
+		n, err := strconv.Atoi(f[0][3:])
+		if err != nil {
+			continue
+		}
+		var v [8]uint64 // user nice system idle iowait irq softirq steal
+		for i := range v {
+			v[i], _ = strconv.ParseUint(f[i+1], 10, 64)
+		}
+		busy := v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+		out[n] = cpuTimes{busy: busy, total: busy + v[3] + v[4]}
+	}
+	return out, nil
+}
+
+// busyShare returns how busy the CPUs in cpus were between two readings,
+// as a fraction of their time (1 = all of them all the time).
+func busyShare(before, after map[int]cpuTimes, cpus []int) float64 {
+	var busy, total uint64
+	for _, c := range cpus {
+		b, a := before[c], after[c]
+		busy += a.busy - b.busy
+		total += a.total - b.total
+	}
+	if total == 0 {
+		return 0
+	}
+	return float64(busy) / float64(total)
 }

@@ -11,7 +11,17 @@ import (
 func (rep *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "framehub bench: %s, %d subscribers (%d slow at %.0f fps) + %d stalled + %d idle, %d channel(s), credit %d, churn %d/s\n",
 		rep.Mode, rep.Subscribers, rep.Slow, rep.SlowFPS, rep.Stalled, rep.Idle, rep.Channels, rep.Credit, rep.Churn)
-	fmt.Fprintf(w, "frames %dx%d JPEG, %d bytes, %.0f fps, measured over %.0f s\n\n", rep.Width, rep.Height, rep.FrameBytes, rep.FPS, rep.Seconds)
+	fmt.Fprintf(w, "frames %dx%d JPEG, %d bytes, %.0f fps, measured over %.0f s\n", rep.Width, rep.Height, rep.FrameBytes, rep.FPS, rep.Seconds)
+	if rep.Pinned != "" {
+		fmt.Fprintf(w, "pinned: %s\n", rep.Pinned)
+	}
+	if rep.ClientBound {
+		fmt.Fprintln(w, "\nCLIENT-BOUND RUN: the figures below describe the load generator or the machine more than the server; do not read the ratios as the server's.")
+	}
+	for _, warn := range rep.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	b := rep.Baseline
 	head := "figure\thub\t"
@@ -56,7 +66,11 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	row("server CPU s", h.ServerCPU, b.ServerCPU, "")
 	row("server CPU s per GB", h.ServerCPUPerGB, b.ServerCPUPerGB, "server_cpu_per_gb")
 	row("server RSS MB", h.ServerRSSMB, b.ServerRSSMB, "server_rss")
+	row("server private MB (RssAnon)", h.ServerAnonMB, b.ServerAnonMB, "server_private")
 	row("load generator CPU s", h.LoadgenCPU, b.LoadgenCPU, "")
+	row("server CPUs busy", h.ServerCPUsBusy, b.ServerCPUsBusy, "")
+	row("load generator CPUs busy", h.LoadgenCPUsBusy, b.LoadgenCPUsBusy, "")
+	row(fmt.Sprintf("connect s (%d subscribers to first frame)", rep.Subscribers), h.ConnectS, b.ConnectS, "connect_s")
 	if err := tw.Flush(); err != nil {
 		return err
 	}

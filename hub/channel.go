@@ -82,6 +82,7 @@ func (c *channel) publish(f *frame) (released *frame) {
 	released, c.prev, c.latest = c.prev, c.latest, f
 	c.frames++
 	c.bytes += uint64(len(f.msg))
+	f.fanout = len(c.subs) // before any writer sees f
 	for m := range c.subs {
 		m.put(f)
 	}

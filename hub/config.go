@@ -73,12 +73,15 @@ type Config struct {
 	MaxMemory          int64
 	MaxFPSPerPublisher float64 // frames per second relayed per publisher (default 240); the rest are dropped
 	SendBuffer         int     // subscriber socket SO_SNDBUF in bytes; negative leaves the OS default
-	WriteTimeout       time.Duration
-	PingInterval       time.Duration
-	PongWait           time.Duration
-	CreditWindow       int
-	ChannelTTL         time.Duration
-	HandshakeTimeout   time.Duration
+	// NoZeroCopy sends every frame with plain writes, never by sendfile
+	// from a memory file (zerocopy.go).
+	NoZeroCopy       bool
+	WriteTimeout     time.Duration
+	PingInterval     time.Duration
+	PongWait         time.Duration
+	CreditWindow     int
+	ChannelTTL       time.Duration
+	HandshakeTimeout time.Duration
 	// AllowedOrigins lists browser origins ("https://app.example:8443")
 	// allowed besides the hub's own. A WebSocket upgrade whose Origin header
 	// is neither gets 403. Requests with no Origin (non-browser clients)

@@ -31,6 +31,12 @@ type frame struct {
 	jpeg     []byte // payload for JPEG frames, encoded once for raw frames
 	part     []byte // multipart headers of the MJPEG part holding jpeg
 	jpegErr  error
+
+	// Subscribers the frame was published to, and its memory file for
+	// sendfile, made by the first writer that wants it (zerocopy.go).
+	fanout   int
+	fileOnce sync.Once
+	file     *frameFile
 }
 
 // newFrame builds a frame from buf, whose first wsRoom bytes are free and

@@ -50,6 +50,7 @@ type Hub struct {
 	mem          *budget
 	events       *eventLog
 	link         *busLink // the hub's side of Config.Bus, or nil
+	zc           *zeroCopy
 
 	acc atomic.Pointer[access] // tokens, origins and hosts; swapped by Reload
 
@@ -62,6 +63,7 @@ type Hub struct {
 	publishers  atomic.Int64 // publishers connected
 
 	done      chan struct{} // closed when shutdown begins
+	shut      atomic.Bool   // set just before done is closed; writers check it when woken
 	handlers  sync.WaitGroup
 	janitorWG sync.WaitGroup
 	closeOnce sync.Once
@@ -87,6 +89,7 @@ func New(cfg Config) *Hub {
 		started:      time.Now(),
 		table:        newTable(cfg.MaxChannels, cfg.Instruments),
 		mem:          &budget{max: cfg.MaxMemory},
+		zc:           newZeroCopy(&cfg, cfg.Logger),
 		events:       newEventLog(cfg.Logger, refusalLogInterval),
 		conns:        make(map[*wsConn]struct{}),
 		streams:      make(map[*stream]struct{}),
@@ -267,7 +270,13 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			conns = append(conns, c)
 		}
 		h.mu.Unlock()
+		h.shut.Store(true)
 		close(h.done)
+		for _, c := range conns {
+			if s := c.sub.Load(); s != nil {
+				s.mb.poke() // its writer sees shut and returns
+			}
+		}
 		// Concurrently: a close frame to a stalled subscriber waits for its
 		// blocked write, up to controlWait.
 		var closers sync.WaitGroup

@@ -118,25 +118,52 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// TestFanoutContent: every subscriber gets every frame byte for byte,
+// whether the hub sends it by sendfile from a memory file (the default, on
+// plain TCP), by writes (configured off), or by writes because the memory
+// files' share of the budget is too small for a frame.
 func TestFanoutContent(t *testing.T) {
-	_, base := testHub(t, Config{})
-	const nsub, nframes = 40, 30
-	subs := make([]*websocket.Conn, nsub)
-	for i := range subs {
-		subs[i] = dial(t, base, protocol.PathSubscribe, "cam")
-	}
-	pub := dial(t, base, protocol.PathPublish, "cam")
-	// Publish one frame at a time and wait for every subscriber to get it, so
-	// each one must see every frame with the right bytes.
-	for seq := uint64(1); seq <= nframes; seq++ {
-		msg := frameMsg(seq, 64, 48, fakeJPEG(64, 48, seq, 3000+int(seq)), nil)
-		send(t, pub, msg)
-		for i, s := range subs {
-			f, got := readFrame(t, s, 5*time.Second)
-			if f.Seq != seq || !bytes.Equal(got, msg) {
-				t.Fatalf("subscriber %d got seq %d (%d bytes); want seq %d with the published bytes", i, f.Seq, len(got), seq)
+	for _, c := range []struct {
+		name     string
+		cfg      Config
+		zeroCopy bool
+	}{
+		{"sendfile", Config{}, zeroCopySupported},
+		{"write", Config{NoZeroCopy: true}, false},
+		{"over the memory files' budget", Config{MaxMemory: 10 << 10}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h, base := testHub(t, c.cfg)
+			const nsub, nframes = 40, 30
+			subs := make([]*websocket.Conn, nsub)
+			for i := range subs {
+				subs[i] = dial(t, base, protocol.PathSubscribe, "cam")
 			}
-		}
+			pub := dial(t, base, protocol.PathPublish, "cam")
+			eventually(t, 5*time.Second, "all subscribers registered", func() bool {
+				chs := h.Channels()
+				return len(chs) == 1 && chs[0].Subscribers == nsub
+			})
+			// Publish one frame at a time and wait for every subscriber to get it, so
+			// each one must see every frame with the right bytes.
+			for seq := uint64(1); seq <= nframes; seq++ {
+				msg := frameMsg(seq, 64, 48, fakeJPEG(64, 48, seq, 3000+int(seq)), nil)
+				send(t, pub, msg)
+				for i, s := range subs {
+					f, got := readFrame(t, s, 5*time.Second)
+					if f.Seq != seq || !bytes.Equal(got, msg) {
+						t.Fatalf("subscriber %d got seq %d (%d bytes); want seq %d with the published bytes", i, f.Seq, len(got), seq)
+					}
+				}
+			}
+			zc := h.Stats().ZeroCopyFrames
+			if c.zeroCopy && zc != nsub*nframes {
+				t.Errorf("%d frames sent by sendfile; want all %d", zc, nsub*nframes)
+			}
+			if !c.zeroCopy && zc != 0 {
+				t.Errorf("%d frames sent by sendfile; want none", zc)
+			}
+		})
 	}
 }
 
@@ -717,5 +744,29 @@ func TestDeadPeersAreDropped(t *testing.T) {
 	}
 	if chs := h.Channels(); len(chs) != 0 && chs[0].Live {
 		t.Errorf("channel still live after its publisher vanished: %+v", chs)
+	}
+}
+
+// TestLiveSubscribersArePinged: a subscriber on a channel without frames
+// gets the hub's pings, answers them, and so outlives the pong wait many
+// times over; pings come from the watchdog's walk, not a timer each.
+func TestLiveSubscribersArePinged(t *testing.T) {
+	h, base := testHub(t, Config{PingInterval: 100 * time.Millisecond, PongWait: 300 * time.Millisecond})
+	c := dial(t, base, protocol.PathSubscribe, "quiet")
+	var pings atomic.Int32
+	c.SetPingHandler(func(data string) error {
+		pings.Add(1)
+		return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	go func() {
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	eventually(t, 5*time.Second, "ten pings", func() bool { return pings.Load() >= 10 })
+	if n := h.Stats().Connections; n != 1 {
+		t.Fatalf("%d connections after ten pings; the answering subscriber should still be there", n)
 	}
 }

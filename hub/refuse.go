@@ -86,6 +86,7 @@ func (h *Hub) Stats() protocol.Stats {
 		FramesDropped:    h.counters.FramesDropped.Load(),
 		Replaced:         h.counters.Replaced.Load(),
 		Evicted:          h.counters.Evicted.Load(),
+		ZeroCopyFrames:   h.zc.sent.Load(),
 		FrameMemoryBytes: uint64(max(h.mem.used.Load(), 0)),
 		MaxMemoryBytes:   uint64(max(h.mem.max, 0)),
 		Refused:          make(map[string]uint64, numReasons),

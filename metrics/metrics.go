@@ -89,6 +89,7 @@ var (
 	descPublishers = prometheus.NewDesc("framehub_publishers", "Publishers connected now.", nil, nil)
 	descRefusals   = prometheus.NewDesc("framehub_refusals_total", "Refused connections, requests and frames, by reason.", []string{"reason"}, nil)
 	descEvictions  = prometheus.NewDesc("framehub_evictions_total", "Subscribers evicted for a stalled write.", nil, nil)
+	descZeroCopy   = prometheus.NewDesc("framehub_zero_copy_frames_total", "Frames sent to subscribers by sendfile from a memory file instead of copied by a write.", nil, nil)
 	descMemory     = prometheus.NewDesc("framehub_frame_memory_bytes", "Bytes of frames the memory budget counts now.", nil, nil)
 )
 
@@ -97,7 +98,7 @@ type collector struct{ src Source }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descFramesIn, descDropped, descFramesOut, descSkipped, descBytesOut, descSubs,
-		descPublishers, descRefusals, descEvictions, descMemory} {
+		descPublishers, descRefusals, descEvictions, descZeroCopy, descMemory} {
 		ch <- d
 	}
 }
@@ -118,6 +119,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.src.Stats()
 	ch <- prometheus.MustNewConstMetric(descPublishers, prometheus.GaugeValue, float64(st.Publishers))
 	ch <- prometheus.MustNewConstMetric(descEvictions, prometheus.CounterValue, float64(st.Evicted))
+	ch <- prometheus.MustNewConstMetric(descZeroCopy, prometheus.CounterValue, float64(st.ZeroCopyFrames))
 	ch <- prometheus.MustNewConstMetric(descMemory, prometheus.GaugeValue, float64(st.FrameMemoryBytes))
 	for reason, n := range st.Refused {
 		ch <- prometheus.MustNewConstMetric(descRefusals, prometheus.CounterValue, float64(n), reason)

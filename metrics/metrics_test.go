@@ -132,6 +132,7 @@ func TestScrapeAfterKnownTraffic(t *testing.T) {
 		{"framehub_subscribers", map[string]string{"channel": "cam1", "kind": "mjpeg"}, 1},
 		{"framehub_refusals_total", map[string]string{"reason": "bad_channel_name"}, 1},
 		{"framehub_evictions_total", nil, 0},
+		{"framehub_zero_copy_frames_total", nil, 40}, // both WebSocket readers, by sendfile
 		{"framehub_publishers", nil, 0},
 	} {
 		if got, ok := value(fams, c.name, c.labels); !ok || got != c.want {

@@ -155,6 +155,10 @@ type Stats struct {
 	FramesDropped    uint64  `json:"frames_dropped_total"` // over --max-fps-per-publisher
 	Replaced         uint64  `json:"publishers_replaced_total"`
 	Evicted          uint64  `json:"subscribers_evicted_total"`
+	// ZeroCopyFrames counts frames sent to subscribers by sendfile from a
+	// memory file rather than copied by a write (Linux, plain TCP, a frame
+	// going to two or more subscribers).
+	ZeroCopyFrames uint64 `json:"zero_copy_frames_total"`
 	// FrameMemoryBytes is what the memory budget counts now: frames being
 	// received, and each channel's newest frame and the one before it.
 	FrameMemoryBytes uint64            `json:"frame_memory_bytes"`

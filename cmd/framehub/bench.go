@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -23,6 +24,8 @@ func benchCommand() *cli.Command {
 			&cli.DurationFlag{Name: "duration", Value: 10e9, Usage: "measured time, after --warmup", EnvVars: []string{"FRAMEHUB_DURATION"}},
 			&cli.DurationFlag{Name: "warmup", Value: 2e9, Usage: "time before measuring", EnvVars: []string{"FRAMEHUB_BENCH_WARMUP"}},
 			&cli.BoolFlag{Name: "baseline", Usage: "also run a minimal raw-TCP fan-out of the same load and print ratios", EnvVars: []string{"FRAMEHUB_BENCH_BASELINE"}},
+			&cli.StringFlag{Name: "server-binary", Usage: "run the hub and the baseline from this framehub binary, e.g. a CGO_ENABLED=0 build, which maps no OpenCV libraries (default: this one)", EnvVars: []string{"FRAMEHUB_BENCH_SERVER_BINARY"}},
+			&cli.BoolFlag{Name: "pin", Usage: "run the servers on half the CPUs and the load generator on the rest (taskset), so neither takes the other's", EnvVars: []string{"FRAMEHUB_BENCH_PIN"}},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object on stdout", EnvVars: []string{"FRAMEHUB_JSON"}},
 			&cli.StringFlag{Name: "mode", Value: "ws", Usage: "ws (WebSocket subscribers) or mjpeg (HTTP MJPEG readers)", EnvVars: []string{"FRAMEHUB_BENCH_MODE"}},
 			&cli.IntFlag{Name: "slow", Usage: "how many subscribers read slowly", EnvVars: []string{"FRAMEHUB_BENCH_SLOW"}},
@@ -52,6 +55,11 @@ func benchCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("find the framehub binary: %w", err)
 			}
+			if b := c.String("server-binary"); b != "" {
+				if exe, err = exec.LookPath(b); err != nil {
+					return fmt.Errorf("--server-binary: %w", err)
+				}
+			}
 			cfg := bench.Config{
 				Hub: c.String("hub"), HubPID: c.Int("hub-pid"),
 				HubCommand:      append([]string{exe, "--log-format", "json", "hub", "--listen", "127.0.0.1:0"}, strings.Fields(c.String("hub-flags"))...),
@@ -62,7 +70,7 @@ func benchCommand() *cli.Command {
 				Stalled: c.Int("stalled"), Idle: c.Int("idle"), Channels: c.Int("channels"), Credit: c.Int("credit"),
 				Churn: c.Int("churn"), Duration: c.Duration("duration"), Warmup: c.Duration("warmup"),
 				Width: c.Int("width"), Height: c.Int("height"), Quality: c.Int("quality"), FPS: c.Float64("fps"),
-				Baseline: c.Bool("baseline"), Progress: c.App.ErrWriter, Logger: logger(c),
+				Baseline: c.Bool("baseline"), Pin: c.Bool("pin"), Progress: c.App.ErrWriter, Logger: logger(c),
 			}
 			rep, err := bench.Run(c.Context, cfg)
 			if err != nil {

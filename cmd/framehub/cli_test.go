@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -395,6 +396,26 @@ func TestBenchCommand(t *testing.T) {
 	}
 	if rep.Hub.FastFPS.Median < 10 || rep.Baseline == nil || rep.Baseline.Target != "raw-tcp" || len(rep.Ratios) == 0 {
 		t.Fatalf("bench report %s", out)
+	}
+	if runtime.NumCPU() >= 2 {
+		// Pinned: the report says where each side ran, and the load
+		// generator had its half of the CPUs.
+		out, err := exec.Command(nocgoBin, "--log-level", "warn", "bench", "--subscribers", "3", "--duration", "1s", "--warmup", "500ms",
+			"--width", "320", "--height", "240", "--pin", "--json").Output()
+		if err != nil {
+			t.Fatalf("bench --pin: %v", err)
+		}
+		var pinned struct {
+			Pinned       string `json:"pinned"`
+			LoadgenCores int    `json:"loadgen_cores"`
+			Hub          struct {
+				ConnectS float64 `json:"connect_s"`
+			} `json:"hub"`
+		}
+		if err := json.Unmarshal(out, &pinned); err != nil || !strings.Contains(pinned.Pinned, "taskset") ||
+			pinned.LoadgenCores != runtime.NumCPU()-max(1, runtime.NumCPU()/2) || pinned.Hub.ConnectS <= 0 {
+			t.Fatalf("bench --pin report %s (%v)", out, err)
+		}
 	}
 	if b, err := exec.Command(nocgoBin, "bench", "--slow", "20", "--subscribers", "2").CombinedOutput(); err == nil || !strings.Contains(string(b), "--slow") {
 		t.Fatalf("bench with more slow than subscribers: %v %s", err, b)

@@ -31,6 +31,7 @@ func hubFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "address to serve on (host:port; port 0 picks a free one)", EnvVars: []string{"FRAMEHUB_LISTEN"}},
 		&cli.IntFlag{Name: "max-frame-bytes", Value: hub.DefaultMaxFrameBytes, Usage: "largest frame a publisher may send", EnvVars: []string{"FRAMEHUB_MAX_FRAME_BYTES"}},
+		&cli.BoolFlag{Name: "zero-copy", Value: true, Usage: "send a frame going to several subscribers by sendfile from a memory file, not a copy per subscriber (Linux, plain TCP); --zero-copy=false to turn off", EnvVars: []string{"FRAMEHUB_ZERO_COPY"}},
 		&cli.IntFlag{Name: "send-buffer", Value: hub.DefaultSendBuffer, Usage: "kernel send buffer per subscriber socket in bytes (small keeps frames fresh; -1 leaves the OS default)", EnvVars: []string{"FRAMEHUB_SEND_BUFFER"}},
 		&cli.DurationFlag{Name: "write-timeout", Value: hub.DefaultWriteTimeout, Usage: "a subscriber that takes longer to accept one frame is evicted", EnvVars: []string{"FRAMEHUB_WRITE_TIMEOUT"}},
 		&cli.DurationFlag{Name: "ping-interval", Value: hub.DefaultPingInterval, Usage: "how often to ping each connection", EnvVars: []string{"FRAMEHUB_PING_INTERVAL"}},
@@ -113,6 +114,7 @@ func hubConfig(c *cli.Context) (hub.Config, error) {
 		Logger:        logger(c),
 		MaxFrameBytes: c.Int("max-frame-bytes"),
 		SendBuffer:    c.Int("send-buffer"),
+		NoZeroCopy:    !c.Bool("zero-copy"),
 		WriteTimeout:  c.Duration("write-timeout"),
 		PingInterval:  c.Duration("ping-interval"),
 		PongWait:      c.Duration("pong-wait"),

@@ -1,0 +1,169 @@
+package bench
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"framehub/protocol"
+)
+
+// The measured subscribers read with the least work a client can do, and
+// the same work for the hub and the baseline, so that the benchmark
+// measures servers and not its own clients: one 256 KiB buffered reader
+// per connection (a 100 KB frame takes one or two read calls), only the
+// frame header parsed, the rest skipped in the buffer, nothing allocated
+// per frame. The hub's subscribers also read the WebSocket framing (2 to
+// 10 bytes per frame) and answer pings; the baseline's read its 48-byte
+// header alone.
+
+const leanBuffer = 256 << 10
+
+// leanReader yields each frame's sequence number, capture time and size.
+type leanReader interface {
+	next() (seq uint64, capture int64, size int, err error)
+	// ack acknowledges a frame in credit mode (hub only).
+	ack(seq uint64) error
+}
+
+// rawLean reads the baseline's length-prefixed frames.
+type rawLean struct {
+	br  *bufio.Reader
+	hdr [protocol.HeaderLen]byte
+}
+
+func newRawLean(c net.Conn) *rawLean { return &rawLean{br: bufio.NewReaderSize(c, leanBuffer)} }
+
+func (r *rawLean) next() (uint64, int64, int, error) {
+	if _, err := io.ReadFull(r.br, r.hdr[:]); err != nil {
+		return 0, 0, 0, err
+	}
+	h, err := protocol.ParseHeader(r.hdr[:])
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	body := int(h.HeaderLen) - protocol.HeaderLen + int(h.BodyLen())
+	if _, err := r.br.Discard(body); err != nil {
+		return 0, 0, 0, err
+	}
+	return h.Seq, h.CaptureTime, protocol.HeaderLen + body, nil
+}
+
+func (r *rawLean) ack(uint64) error { return nil }
+
+// wsLean reads a hub subscriber's WebSocket: unmasked server frames, one
+// frame per message.
+type wsLean struct {
+	c   net.Conn
+	br  *bufio.Reader
+	hdr [protocol.HeaderLen]byte
+	out []byte // reused for pongs and acks
+}
+
+// dialWSLean opens a subscriber WebSocket to addr by hand (the handshake
+// is a few lines; a library would add buffers and copies per frame).
+func dialWSLean(addr, path string) (*wsLean, error) {
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Now().Add(15 * time.Second))
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", path, addr); err != nil {
+		c.Close()
+		return nil, err
+	}
+	br := bufio.NewReaderSize(c, leanBuffer)
+	line, err := br.ReadString('\n')
+	if err == nil && !strings.HasPrefix(line, "HTTP/1.1 101") {
+		err = fmt.Errorf("subscriber handshake: %q", strings.TrimSpace(line))
+	}
+	for err == nil && line != "\r\n" {
+		line, err = br.ReadString('\n')
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Time{})
+	return &wsLean{c: c, br: br}, nil
+}
+
+var errClosed = errors.New("closed by the server")
+
+func (w *wsLean) next() (uint64, int64, int, error) {
+	for {
+		var b [2]byte
+		if _, err := io.ReadFull(w.br, b[:]); err != nil {
+			return 0, 0, 0, err
+		}
+		op := b[0] & 0x0f
+		n := int(b[1] & 0x7f)
+		switch n {
+		case 126:
+			var l [2]byte
+			if _, err := io.ReadFull(w.br, l[:]); err != nil {
+				return 0, 0, 0, err
+			}
+			n = int(binary.BigEndian.Uint16(l[:]))
+		case 127:
+			var l [8]byte
+			if _, err := io.ReadFull(w.br, l[:]); err != nil {
+				return 0, 0, 0, err
+			}
+			n = int(binary.BigEndian.Uint64(l[:]))
+		}
+		switch op {
+		case 0x2: // binary: a frame
+			if n < protocol.HeaderLen {
+				return 0, 0, 0, fmt.Errorf("a %d-byte message", n)
+			}
+			if _, err := io.ReadFull(w.br, w.hdr[:]); err != nil {
+				return 0, 0, 0, err
+			}
+			if _, err := w.br.Discard(n - protocol.HeaderLen); err != nil {
+				return 0, 0, 0, err
+			}
+			h, err := protocol.ParseHeader(w.hdr[:])
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			return h.Seq, h.CaptureTime, n, nil
+		case 0x9: // ping: pong with the same payload
+			p := make([]byte, n) // rare: every 10 s
+			if _, err := io.ReadFull(w.br, p); err != nil {
+				return 0, 0, 0, err
+			}
+			if err := w.write(0xA, p); err != nil {
+				return 0, 0, 0, err
+			}
+		case 0x8:
+			return 0, 0, 0, errClosed
+		default: // text or pong: not for us
+			if _, err := w.br.Discard(n); err != nil {
+				return 0, 0, 0, err
+			}
+		}
+	}
+}
+
+// write sends a masked client frame (mask key 0: the payload is unchanged).
+func (w *wsLean) write(op byte, payload []byte) error {
+	w.out = append(w.out[:0], 0x80|op, 0x80|byte(len(payload)), 0, 0, 0, 0)
+	w.out = append(w.out, payload...)
+	_, err := w.c.Write(w.out)
+	return err
+}
+
+// ack sends {"op":"ack","seq":N}.
+func (w *wsLean) ack(seq uint64) error {
+	var b [40]byte
+	p := strconv.AppendUint(append(b[:0], `{"op":"ack","seq":`...), seq, 10)
+	return w.write(0x1, append(p, '}'))
+}

@@ -1,0 +1,132 @@
+//go:build linux
+
+package hub
+
+import (
+	"errors"
+	"io"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Zero-copy fan-out. Writing a frame to a socket copies it into the
+// kernel once per subscriber, and that copy is most of what fan-out costs.
+// Instead, a frame going to several plain-TCP subscribers is put once in
+// an anonymous memory file (memfd_create), and each subscriber's socket
+// is fed from it with sendfile(2): the kernel then queues references to
+// the file's pages rather than copies of the bytes.
+//
+// The file is never written again once made, so pages a socket still
+// holds always carry this frame. It is closed when the frame is garbage
+// (runtime.AddCleanup): the frame is what writers hold while they send,
+// so no sendfile can outlive it. The files in existence, and their bytes,
+// are capped (zeroCopyMaxFiles, and a quarter of the memory budget): past
+// either cap, or if the kernel refuses memfd_create, frames go out with
+// plain writes as before.
+
+// zeroCopySupported is whether this build can send frames with sendfile.
+const zeroCopySupported = true
+
+// maxFiles is how many memory files may exist at once: zeroCopyMaxFiles,
+// or an eighth of the file descriptors the process may open if that is
+// less, so that frames never take the descriptors connections need.
+func maxFiles() int64 {
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) != nil {
+		return 0
+	}
+	return min(zeroCopyMaxFiles, int64(rl.Cur/8))
+}
+
+// frameFile is a frame's wire bytes in a memory file.
+type frameFile struct {
+	fd   int
+	size int64
+}
+
+// makeFile puts f's wire bytes in a memory file, or returns nil.
+func (z *zeroCopy) makeFile(f *frame) *frameFile {
+	if z.off.Load() {
+		return nil
+	}
+	n := int64(len(f.wire))
+	if !z.reserve(n) {
+		return nil
+	}
+	fd, err := unix.MemfdCreate("framehub-frame", unix.MFD_CLOEXEC)
+	if err != nil {
+		z.unreserve(n)
+		if err != unix.EMFILE && err != unix.ENFILE && err != unix.ENOMEM {
+			z.disable(err) // not for a passing shortage: the kernel cannot
+		}
+		return nil
+	}
+	for b := f.wire; len(b) > 0; {
+		k, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || k == 0 {
+			unix.Close(fd)
+			z.unreserve(n)
+			z.disable(errors.Join(err, io.ErrShortWrite))
+			return nil
+		}
+		b = b[k:]
+	}
+	ff := &frameFile{fd: fd, size: n}
+	runtime.AddCleanup(f, z.closeFile, ff)
+	return ff
+}
+
+// closeFile runs once its frame is garbage.
+func (z *zeroCopy) closeFile(ff *frameFile) {
+	unix.Close(ff.fd)
+	z.unreserve(ff.size)
+}
+
+// fileSender sends memory files to one socket. It is made once per
+// subscriber, so that sending allocates nothing (a closure passed to
+// RawConn.Write would be allocated per call).
+type fileSender struct {
+	rc  syscall.RawConn
+	ff  *frameFile
+	off int64
+	err error
+	fn  func(fd uintptr) bool // s.try, bound once
+}
+
+func newFileSender(rc syscall.RawConn) *fileSender {
+	s := &fileSender{rc: rc}
+	s.fn = s.try
+	return s
+}
+
+// try is one sendfile call; false asks RawConn.Write to wait for room.
+func (s *fileSender) try(fd uintptr) bool {
+	_, s.err = unix.Sendfile(int(fd), s.ff.fd, &s.off, int(s.ff.size-s.off))
+	return s.err != unix.EAGAIN
+}
+
+// send writes ff to the socket, waiting for room in its send buffer the
+// way net.Conn.Write does.
+func (s *fileSender) send(ff *frameFile) error {
+	s.ff, s.off = ff, 0
+	defer func() { s.ff = nil }() // the frame may go
+	for s.off < ff.size {
+		before := s.off
+		err := s.rc.Write(s.fn)
+		switch {
+		case err != nil:
+			return err
+		case s.err == unix.EINTR:
+		case s.err != nil:
+			return s.err
+		case s.off == before:
+			return io.ErrUnexpectedEOF // the file ended early: never, as nobody writes it again
+		}
+	}
+	return nil
+}

@@ -1,0 +1,21 @@
+//go:build !linux
+
+package hub
+
+import "syscall"
+
+// zeroCopySupported is whether this build can send frames with sendfile:
+// the memory files it needs are Linux's.
+const zeroCopySupported = false
+
+type frameFile struct{ size int64 }
+
+func maxFiles() int64 { return 0 }
+
+func (z *zeroCopy) makeFile(*frame) *frameFile { return nil }
+
+type fileSender struct{}
+
+func newFileSender(syscall.RawConn) *fileSender { return nil }
+
+func (*fileSender) send(*frameFile) error { return syscall.ENOTSUP }
