@@ -22,6 +22,7 @@ type channel struct {
 	latest *frame                // newest frame, or nil
 	prev   *frame                // the frame latest replaced: slow subscribers may still be sending it
 	subs   map[*mailbox]struct{} // WebSocket and MJPEG readers
+	wsSubs int                   // how many of subs are WebSocket subscribers
 
 	frames, bytes   uint64    // published since the channel was created
 	dropped         uint64    // frames over the publisher frame-rate cap
@@ -82,7 +83,7 @@ func (c *channel) publish(f *frame) (released *frame) {
 	released, c.prev, c.latest = c.prev, c.latest, f
 	c.frames++
 	c.bytes += uint64(len(f.msg))
-	f.fanout = len(c.subs) // before any writer sees f
+	f.fanout = c.wsSubs // before any writer sees f
 	for m := range c.subs {
 		m.put(f)
 	}
@@ -115,6 +116,9 @@ func (c *channel) drop() {
 // addSub registers m and hands it the newest frame at once, if any.
 func (c *channel) addSub(m *mailbox) {
 	c.mu.Lock()
+	if _, again := c.subs[m]; !again && m.kind == readerWS {
+		c.wsSubs++
+	}
 	c.subs[m] = struct{}{}
 	if c.latest != nil {
 		m.put(c.latest)
@@ -169,6 +173,9 @@ func (c *channel) removeSub(m *mailbox) {
 	c.mu.Lock()
 	if _, ok := c.subs[m]; ok {
 		delete(c.subs, m)
+		if m.kind == readerWS {
+			c.wsSubs--
+		}
 		c.departedSkipped += m.overwritten.Load()
 		c.departedOut += m.delivered.Load()
 		c.departedBytes += m.bytes.Load()

@@ -32,7 +32,7 @@ type frame struct {
 	part     []byte // multipart headers of the MJPEG part holding jpeg
 	jpegErr  error
 
-	// Subscribers the frame was published to, and its memory file for
+	// WebSocket subscribers the frame was published to, and its memory file for
 	// sendfile, made by the first writer that wants it (zerocopy.go).
 	fanout   int
 	fileOnce sync.Once

@@ -7,12 +7,15 @@
 // publishing a frame stores it in each subscriber's one-slot mailbox, where
 // it overwrites a frame not yet sent (counted, never queued). One writer
 // goroutine per subscriber sends whatever is newest when its previous write
-// completes; the WebSocket framing of a frame is done once for everyone
-// (websocket.PreparedMessage). Subscriber sockets get a small kernel send
-// buffer so the kernel does not hoard stale frames either, and a subscriber
-// may ask for credit-based delivery, in which the hub keeps at most a few
-// unacknowledged frames in flight to it. A subscriber that misses its write
-// deadline is evicted and its TCP connection reset.
+// completes. A frame is one buffer, framed for WebSocket once for everyone
+// (frame.go); a frame going to several plain-TCP subscribers is also put
+// once in a memory file and sent to each by sendfile, so the kernel does
+// not copy it per subscriber (zerocopy.go). Subscriber sockets get a small
+// kernel send buffer so the kernel does not hoard stale frames either, and
+// a subscriber may ask for credit-based delivery, in which the hub keeps at
+// most a few unacknowledged frames in flight to it. A subscriber whose
+// write stalls past the write timeout is evicted by a watchdog and its TCP
+// connection reset.
 //
 // The hub has no cgo dependency and never imports gocv; a test checks it.
 package hub

@@ -43,7 +43,7 @@ var readmeCommands = map[string]string{
 	"framehub record --hub http://HUB:8080 --channel lab --out lab.mkv --duration 1h --segment 10m":      "run",
 	"framehub demo": "run",
 	"framehub demo --source clip.mp4 --loop --listen 0.0.0.0:8080 --insecure":                                                                                                 "run",
-	"framehub bench --subscribers 300 --duration 10s --baseline":                                                                                                              "run",
+	"framehub bench --subscribers 300 --duration 10s --baseline --pin":                                                                                                        "run",
 	"framehub bench --subscribers 100 --slow 10 --slow-fps 10 --credit 1 --baseline":                                                                                          "run",
 	"framehub bench --subscribers 20 --stalled 1000 --json":                                                                                                                   "run",
 	"framehub bench --hub http://127.0.0.1:8080 --hub-pid 1234 --subscribers 50":                                                                                              "run",
