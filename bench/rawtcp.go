@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 
@@ -110,13 +109,4 @@ func ServeRawTCP(ctx context.Context, ln net.Listener) error {
 			}
 		}()
 	}
-}
-
-// rawReader reads frames from a baseline subscriber connection.
-type rawReader struct {
-	r *protocol.Reader
-}
-
-func newRawReader(rd io.Reader) *rawReader {
-	return &rawReader{r: protocol.NewReader(rd, protocol.DefaultLimits)}
 }
