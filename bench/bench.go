@@ -187,6 +187,7 @@ type Report struct {
 	Hub         Result             `json:"hub"`
 	Baseline    *Result            `json:"baseline,omitempty"`
 	Ratios      map[string]float64 `json:"ratio_to_baseline,omitempty"`
+	Publisher   []PublisherResult  `json:"publisher,omitempty"` // framehub bench --publisher (publisher.go)
 }
 
 // Run runs the benchmark described by cfg.
