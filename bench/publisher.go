@@ -161,6 +161,11 @@ type PublisherRun struct {
 	HubFrames       int     `json:"hub_frames"`
 	PublishSkipped  int     `json:"publish_skipped"`
 	PublishCPU      float64 `json:"publish_cpu_s"`
+	// Bytes per frame: the bare loop's JPEGs, and what the publisher sent
+	// (the same JPEGs plus a 48-byte header each): equal sizes show both
+	// sides encoded the same pictures at the same quality.
+	BareBytesPerFrame    int `json:"bare_bytes_per_frame"`
+	PublishBytesPerFrame int `json:"publish_bytes_per_frame"`
 	// CPU milliseconds per frame, and publisher ÷ bare.
 	BareCPUPerFrameMS    float64 `json:"bare_cpu_ms_per_frame"`
 	PublishCPUPerFrameMS float64 `json:"publish_cpu_ms_per_frame"`
@@ -312,11 +317,12 @@ func runBare(ctx context.Context, cfg *PublisherConfig, cpu int, clip string, ru
 	if err != nil {
 		return err
 	}
-	var out struct{ Frames, Width, Height int }
+	var out struct{ Frames, Bytes, Width, Height int }
 	if err := json.Unmarshal(m.stdout, &out); err != nil || out.Frames <= 0 {
 		return fmt.Errorf("no frame count in the bare loop's output %q", m.stdout)
 	}
 	run.BareFrames, run.BareCPU, run.BareStartupCPUMS = out.Frames, round3(m.cpu), m.startupMS
+	run.BareBytesPerFrame = out.Bytes / out.Frames
 	if res.Width == 0 { // a user's clip: its size is what was read
 		res.Width, res.Height = out.Width, out.Height
 	}
@@ -335,6 +341,9 @@ func runPublish(ctx context.Context, cfg *PublisherConfig, cpu int, hubAddr, cha
 		return errors.New(`no "publisher stopped" line in the publisher's log`)
 	}
 	run.PublishCaptured, run.PublishSent, run.PublishSkipped = m.stopped.Captured, m.stopped.Sent, m.stopped.Skipped
+	if run.PublishSent > 0 {
+		run.PublishBytesPerFrame = m.stopped.Bytes / run.PublishSent
+	}
 	run.PublishCPU, run.PublishStartupCPUMS = round3(m.cpu), m.startupMS
 	frames, err := hubChannelFrames(hubAddr, channel)
 	if err != nil {
@@ -352,7 +361,7 @@ type measured struct {
 	cpu       float64 // seconds, user + system, all threads
 	startupMS float64
 	stdout    []byte
-	stopped   *struct{ Captured, Sent, Skipped int }
+	stopped   *struct{ Captured, Sent, Skipped, Bytes int }
 }
 
 // runMeasured runs a side to its end, pinned to one core, and returns its
@@ -381,8 +390,8 @@ func runMeasured(ctx context.Context, cfg *PublisherConfig, cpu int, argv []stri
 		for sc.Scan() {
 			line := sc.Bytes()
 			var l struct {
-				Msg                     string `json:"msg"`
-				Captured, Sent, Skipped *int
+				Msg                            string `json:"msg"`
+				Captured, Sent, Skipped, Bytes *int
 			}
 			if json.Unmarshal(line, &l) == nil {
 				switch {
@@ -391,8 +400,8 @@ func runMeasured(ctx context.Context, cfg *PublisherConfig, cpu int, argv []stri
 					if c, err := threadsCPU(pid); err == nil {
 						m.startupMS = round3(c.Seconds() * 1000)
 					}
-				case l.Msg == "publisher stopped" && l.Sent != nil && l.Captured != nil && l.Skipped != nil:
-					m.stopped = &struct{ Captured, Sent, Skipped int }{*l.Captured, *l.Sent, *l.Skipped}
+				case l.Msg == "publisher stopped" && l.Sent != nil && l.Captured != nil && l.Skipped != nil && l.Bytes != nil:
+					m.stopped = &struct{ Captured, Sent, Skipped, Bytes int }{*l.Captured, *l.Sent, *l.Skipped, *l.Bytes}
 				}
 			}
 			tail = append(tail, string(line))
@@ -529,14 +538,14 @@ func (rep *Report) writePublisher(w io.Writer) error {
 	fmt.Fprintf(w, "\npublisher CPU per sent frame vs a bare gocv loop (read the clip, JPEG-encode each frame), each side alone on core %d\n",
 		rep.Publisher[0].CPU)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "size\tquality\trun\tbare ms/frame\tframes\tpublish ms/frame\tsent\tcaptured\tpublish ÷ bare\tstart-up ms bare / publish\t")
+	fmt.Fprintln(tw, "size\tquality\trun\tbare ms/frame\tframes\tpublish ms/frame\tsent\tcaptured\tpublish ÷ bare\tstart-up ms bare / publish\tKB/frame bare / publish\t")
 	for _, p := range rep.Publisher {
 		for i, r := range p.Runs {
-			fmt.Fprintf(tw, "%dx%d\t%d\t%d\t%.3f\t%d\t%.3f\t%d\t%d\t%.3f\t%.0f / %.0f\t\n", p.Width, p.Height, p.Quality, i+1,
+			fmt.Fprintf(tw, "%dx%d\t%d\t%d\t%.3f\t%d\t%.3f\t%d\t%d\t%.3f\t%.0f / %.0f\t%.1f / %.1f\t\n", p.Width, p.Height, p.Quality, i+1,
 				r.BareCPUPerFrameMS, r.BareFrames, r.PublishCPUPerFrameMS, r.HubFrames, r.PublishCaptured, r.Ratio,
-				r.BareStartupCPUMS, r.PublishStartupCPUMS)
+				r.BareStartupCPUMS, r.PublishStartupCPUMS, float64(r.BareBytesPerFrame)/1000, float64(r.PublishBytesPerFrame)/1000)
 		}
-		fmt.Fprintf(tw, "%dx%d\t%d\tmedian\t%.3f\t\t%.3f\t\t\t%.3f\t\t\n", p.Width, p.Height, p.Quality,
+		fmt.Fprintf(tw, "%dx%d\t%d\tmedian\t%.3f\t\t%.3f\t\t\t%.3f\t\t\t\n", p.Width, p.Height, p.Quality,
 			p.BareCPUPerFrameMS, p.PublishCPUPerFrameMS, p.Ratio)
 	}
 	if err := tw.Flush(); err != nil {

@@ -48,6 +48,8 @@ func TestBenchPublisher(t *testing.T) {
 				Ratio           float64
 				BareStartup     float64 `json:"bare_startup_cpu_ms"`
 				PublishStartup  float64 `json:"publish_startup_cpu_ms"`
+				BareBytes       int     `json:"bare_bytes_per_frame"`
+				PublishBytes    int     `json:"publish_bytes_per_frame"`
 			}
 		}
 	}
@@ -64,7 +66,8 @@ func TestBenchPublisher(t *testing.T) {
 	}
 	for _, r := range p.Runs {
 		if r.BareFrames != 20 || r.PublishCaptured != 20 || r.HubFrames < 15 || r.HubFrames > r.PublishSent ||
-			r.BareMS <= 0 || r.PublishMS <= 0 || r.Ratio <= 0 || r.BareStartup <= 0 || r.PublishStartup <= 0 {
+			r.BareMS <= 0 || r.PublishMS <= 0 || r.Ratio <= 0 || r.BareStartup <= 0 || r.PublishStartup <= 0 ||
+			r.BareBytes <= 0 || r.PublishBytes < r.BareBytes {
 			t.Errorf("run %+v", r)
 		}
 	}
