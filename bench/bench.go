@@ -210,6 +210,8 @@ type Report struct {
 	// the machine) more than the server: see Warnings.
 	ClientBound bool     `json:"client_bound"`
 	Warnings    []string `json:"warnings,omitempty"`
+	// Publisher compares the publisher with a bare gocv loop (--publisher, publisher.go).
+	Publisher []PublisherResult `json:"publisher,omitempty"`
 }
 
 // Run runs the benchmark described by cfg.

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,24 +27,30 @@ func planPin() (*pinning, error) {
 	if _, err := exec.LookPath("taskset"); err != nil {
 		return nil, fmt.Errorf("--pin needs taskset (apt-get install util-linux): %w", err)
 	}
-	out, err := exec.Command("taskset", "-c", "-p", strconv.Itoa(os.Getpid())).Output()
-	if err != nil {
-		return nil, fmt.Errorf("read this process's CPUs with taskset: %w", err)
-	}
-	// "pid 123's current affinity list: 0-3,6"
-	_, list, ok := strings.Cut(strings.TrimSpace(string(out)), ": ")
-	if !ok {
-		return nil, fmt.Errorf("unexpected taskset output %q", out)
-	}
-	cpus, err := parseCPUList(list)
+	cpus, err := allowedCPUs()
 	if err != nil {
 		return nil, err
 	}
 	if len(cpus) < 2 {
-		return nil, fmt.Errorf("--pin needs at least 2 CPUs; this process may use %s", list)
+		return nil, fmt.Errorf("--pin needs at least 2 CPUs; this process may use %s", cpuList(cpus))
 	}
 	n := max(1, len(cpus)/2)
 	return &pinning{server: cpus[:n], load: cpus[n:]}, nil
+}
+
+// allowedCPUs returns the CPUs this process may run on, from
+// /proc/self/status (Cpus_allowed_list, e.g. "0-3,6").
+func allowedCPUs() ([]int, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil, fmt.Errorf("pinning needs Linux's /proc: %w", err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			return parseCPUList(v)
+		}
+	}
+	return nil, errors.New("no Cpus_allowed_list in /proc/self/status")
 }
 
 // parseCPUList reads a CPU list such as "0-3,6".

@@ -83,7 +83,7 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "churn: %d short-lived subscribers; goroutines %d before, %d after; heap %.1f MB before, %.1f MB after\n",
 			c.Started, c.GoroutinesBefore, c.GoroutinesAfter, c.HeapMBBefore, c.HeapMBAfter)
 	}
-	return nil
+	return rep.writePublisher(w)
 }
 
 func num(v float64) string {

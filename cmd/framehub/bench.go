@@ -18,8 +18,8 @@ func benchCommand() *cli.Command {
 		Name:  "bench",
 		Usage: "load a hub with subscribers on loopback and measure fan-out, freshness and memory",
 		UsageText: "framehub bench --subscribers N --duration D [--baseline] [--json] [--slow M --slow-fps F] " +
-			"[--stalled K] [--idle K] [--channels C] [--credit W] [--churn R] [--mode ws|mjpeg]",
-		Flags: []cli.Flag{
+			"[--stalled K] [--idle K] [--channels C] [--credit W] [--churn R] [--mode ws|mjpeg] [--publisher]",
+		Flags: append([]cli.Flag{
 			&cli.IntFlag{Name: "subscribers", Value: 10, Usage: "subscribers that read (fast, and --slow of them slow)", EnvVars: []string{"FRAMEHUB_BENCH_SUBSCRIBERS"}},
 			&cli.DurationFlag{Name: "duration", Value: 10e9, Usage: "measured time, after --warmup", EnvVars: []string{"FRAMEHUB_DURATION"}},
 			&cli.DurationFlag{Name: "warmup", Value: 2e9, Usage: "time before measuring", EnvVars: []string{"FRAMEHUB_BENCH_WARMUP"}},
@@ -37,7 +37,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "churn", Usage: "short-lived subscribers started per second while measuring", EnvVars: []string{"FRAMEHUB_BENCH_CHURN"}},
 			&cli.IntFlag{Name: "width", Value: 1280, Usage: "frame width", EnvVars: []string{"FRAMEHUB_WIDTH"}},
 			&cli.IntFlag{Name: "height", Value: 720, Usage: "frame height", EnvVars: []string{"FRAMEHUB_HEIGHT"}},
-			&cli.IntFlag{Name: "quality", Value: 80, Usage: "JPEG quality of the pre-encoded frames", EnvVars: []string{"FRAMEHUB_QUALITY"}},
+			&cli.IntFlag{Name: "quality", Value: 80, Usage: "JPEG quality of the pre-encoded frames, and of both sides of --publisher", EnvVars: []string{"FRAMEHUB_QUALITY"}},
 			&cli.Float64Flag{Name: "fps", Value: 30, Usage: "frames per second per channel", EnvVars: []string{"FRAMEHUB_FPS"}},
 			&cli.StringFlag{Name: "hub", Usage: "load this running hub instead of starting one (needs --hub-pid)", EnvVars: []string{"FRAMEHUB_HUB"}},
 			&cli.IntFlag{Name: "hub-pid", Usage: "PID of the --hub, to read its CPU and memory from /proc", EnvVars: []string{"FRAMEHUB_BENCH_HUB_PID"}},
@@ -46,25 +46,30 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "nats-server", Usage: "with --cluster: a nats-server binary to start on loopback (scripts/bench-cluster.sh builds one)", EnvVars: []string{"FRAMEHUB_BENCH_NATS_SERVER"}},
 			&cli.StringFlag{Name: "nats", Usage: "with --cluster: a running NATS server's URL instead of --nats-server", EnvVars: []string{"FRAMEHUB_BENCH_NATS"}},
 			&cli.StringFlag{Name: "nats-monitor", Usage: "with --nats: the server's monitoring URL (http://HOST:8222), for the bus figures", EnvVars: []string{"FRAMEHUB_BENCH_NATS_MONITOR"}},
-		},
+		}, benchPublisherFlags()...),
 		Action: func(c *cli.Context) error {
-			if c.Int("cluster") > 0 {
-				return benchCluster(c)
-			}
 			exe, err := os.Executable()
 			if err != nil {
 				return fmt.Errorf("find the framehub binary: %w", err)
 			}
+			pubCfg, err := benchPublisherConfig(c, exe)
+			if err != nil {
+				return err
+			}
+			if c.Int("cluster") > 0 {
+				return benchCluster(c)
+			}
+			server := exe // the hub and baseline's binary
 			if b := c.String("server-binary"); b != "" {
-				if exe, err = exec.LookPath(b); err != nil {
+				if server, err = exec.LookPath(b); err != nil {
 					return fmt.Errorf("--server-binary: %w", err)
 				}
 			}
 			cfg := bench.Config{
 				Hub: c.String("hub"), HubPID: c.Int("hub-pid"),
-				HubCommand:      append([]string{exe, "--log-format", "json", "hub", "--listen", "127.0.0.1:0"}, strings.Fields(c.String("hub-flags"))...),
+				HubCommand:      append([]string{server, "--log-format", "json", "hub", "--listen", "127.0.0.1:0"}, strings.Fields(c.String("hub-flags"))...),
 				HubReady:        "hub listening",
-				BaselineCommand: []string{exe, "--log-format", "json", "bench-rawtcp", "--listen", "127.0.0.1:0"},
+				BaselineCommand: []string{server, "--log-format", "json", "bench-rawtcp", "--listen", "127.0.0.1:0"},
 				BaselineReady:   "rawtcp listening",
 				Mode:            c.String("mode"), Subscribers: c.Int("subscribers"), Slow: c.Int("slow"), SlowFPS: c.Float64("slow-fps"),
 				Stalled: c.Int("stalled"), Idle: c.Int("idle"), Channels: c.Int("channels"), Credit: c.Int("credit"),
@@ -75,6 +80,11 @@ func benchCommand() *cli.Command {
 			rep, err := bench.Run(c.Context, cfg)
 			if err != nil {
 				return err
+			}
+			if pubCfg != nil {
+				if rep.Publisher, err = bench.RunPublisher(c.Context, *pubCfg); err != nil {
+					return fmt.Errorf("publisher comparison: %w", err)
+				}
 			}
 			if c.Bool("json") {
 				return json.NewEncoder(c.App.Writer).Encode(rep)

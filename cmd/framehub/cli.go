@@ -79,6 +79,10 @@ var flagRanges = map[string]map[string]rng{
 		"channels":    {1, 10000, ""},
 		"width":       {16, 16384, "pixels"},
 		"height":      {16, 16384, "pixels"},
+
+		"publisher-frames": {1, 100000, ""},
+		"publisher-runs":   {1, 99, ""},
+		"publisher-cpu":    {-1, 4095, "a core; -1 picks the last"},
 	},
 }
 

@@ -6,7 +6,7 @@ import "github.com/urfave/cli/v2"
 
 // cgoCommands returns the commands that need OpenCV.
 func cgoCommands() []*cli.Command {
-	return []*cli.Command{publishCommand(), viewCommand(), demoCommand(), processCommand()}
+	return []*cli.Command{publishCommand(), viewCommand(), demoCommand(), processCommand(), benchEncodeCommand()}
 }
 
 // quietOpenCVLogs silences OpenCV's console warnings for a command that

@@ -58,6 +58,9 @@ var readmeCommands = map[string]string{
 	"framehub watch --channel door-faces --print-meta --quiet":                                                                                                                "run",
 	"framehub token --token-secret-file signing.key --channel cam1 --ttl 60s":                                                                                                 "run",
 	"framehub token --token-secret-file signing.key --channel door --right publish --ttl 24h":                                                                                 "run",
+
+	// Cut short by the FRAMEHUB_BENCH_PUBLISHER_ variables the test sets.
+	"framehub bench --publisher": "run",
 }
 
 // readmeLines returns the framehub command lines of the README's ```sh
@@ -194,6 +197,8 @@ func TestREADMECommandsRun(t *testing.T) {
 			cmdline = durRE.ReplaceAllString(cmdline, "--duration 3s")
 			args := strings.Fields(cmdline)[1:]
 			env := []string{"FRAMEHUB_LISTEN=127.0.0.1:" + own, "FRAMEHUB_DURATION=3s", "QT_QPA_PLATFORM=offscreen", "FRAMEHUB_BENCH_WARMUP=500ms"}
+			// bench --publisher: one short run on small clips.
+			env = append(env, "FRAMEHUB_BENCH_PUBLISHER_SIZES=320x240", "FRAMEHUB_BENCH_PUBLISHER_FRAMES=30", "FRAMEHUB_BENCH_PUBLISHER_RUNS=1")
 			if args[0] != "bench" {
 				// The hub the clients use when a line names none (bench would
 				// take it for a running hub to load).
