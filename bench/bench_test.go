@@ -278,7 +278,7 @@ func TestClusterScenario(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 	local, remote := rep.PerHub[0], rep.PerHub[1]
-	if local.FPSMedian < 10 || remote.FPSMedian < 10 || remote.Age.P50 <= 0 || local.CPU <= 0 || remote.CPUPerGB <= 0 {
+	if local.FPSMedian < 10 || remote.FPSMedian < 10 || remote.Age.P50 <= 0 || local.CPU < 0 || remote.CPUPerGB < 0 { // CPU comes in 10 ms ticks: a light run may read 0
 		t.Errorf("implausible figures: local %+v remote %+v", local, remote)
 	}
 	if remote.BusCopiesIn < 0.9 || remote.BusCopiesIn > 1.2 || local.BusCopiesOut < 0.9 || local.BusCopiesOut > 1.2 || local.BusCopiesIn > 0.1 {
