@@ -292,8 +292,9 @@ const (
 // all busy cannot read as fast as a server writes; in an unpinned run,
 // a busy machine means server and load generator took CPU from each
 // other; and when both servers fail to deliver every frame to fast
-// subscribers, the common cause is the client. A pinned server whose own
-// CPUs are full is noted too: that run measured the server's limit.
+// subscribers, the common cause is the client, unless a pinned server's
+// own CPUs were full: then that server's shortfall is its own. A pinned
+// server whose CPUs are full is noted: that run measured its limit.
 func (rep *Report) judge() {
 	results := []*Result{&rep.Hub}
 	if rep.Baseline != nil {
@@ -317,7 +318,8 @@ func (rep *Report) judge() {
 	}
 	short := 0
 	for _, res := range results {
-		if rep.Subscribers > rep.Slow && res.FastDelivered.Min < fullDelivery {
+		serverFull := rep.Pinned != "" && res.ServerCPUsBusy > busyLimit
+		if rep.Subscribers > rep.Slow && res.FastDelivered.Min < fullDelivery && !serverFull {
 			short++
 		}
 	}

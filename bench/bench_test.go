@@ -140,7 +140,8 @@ func TestRawTCPFanout(t *testing.T) {
 
 // TestJudge: a run is flagged client-bound when the load generator's CPUs
 // are full, when an unpinned machine is full, or when both servers fall
-// short of every frame; a full pinned server is noted, not flagged.
+// short of every frame with CPU to spare; a full pinned server is noted,
+// not flagged.
 func TestJudge(t *testing.T) {
 	ok := Result{Target: "hub", FastDelivered: Dist{Min: 1}, ServerCPUsBusy: 0.5, LoadgenCPUsBusy: 0.5}
 	base := ok
@@ -158,6 +159,10 @@ func TestJudge(t *testing.T) {
 		{"both short", "", func(r *Result) { r.FastDelivered.Min = 0.9 }, func(r *Result) { r.FastDelivered.Min = 0.8 }, true, "shared cause is the client"},
 		{"hub alone short", "", func(r *Result) { r.FastDelivered.Min = 0.9 }, nil, false, ""},
 		{"pinned server full", "server on CPU 0", func(r *Result) { r.ServerCPUsBusy = 0.99 }, nil, false, "found its limit"},
+		{"both short, one at its own limit", "server on CPU 0", func(r *Result) { r.FastDelivered.Min = 0.98 },
+			func(r *Result) { r.FastDelivered.Min = 0.8; r.ServerCPUsBusy = 0.95 }, false, "found its limit"},
+		{"both short, both servers idle", "server on CPU 0", func(r *Result) { r.FastDelivered.Min = 0.98 },
+			func(r *Result) { r.FastDelivered.Min = 0.8 }, true, "shared cause is the client"},
 	} {
 		h, b := ok, base
 		if c.hub != nil {

@@ -170,7 +170,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (*ClusterReport, error) 
 			return nil, fmt.Errorf("hub %d: %w", i, err)
 		}
 		defer srv.stop()
-		r := &run{cfg: bcfg, target: targetHub, addr: srv.addr, pid: srv.pid(), frames: frames, published: published, stop: make(chan struct{})}
+		r := &run{cfg: bcfg, target: targetHub, addr: srv.addr, pid: srv.pid(), frames: frames, published: published, sent: make([]atomic.Uint64, 1), stop: make(chan struct{})}
 		runs[i] = r
 		defer r.shutdown()
 	}
