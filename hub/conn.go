@@ -33,7 +33,6 @@ type wsConn struct {
 	nc      net.Conn // ws.NetConn(): TCP, or TLS over TCP
 	remote  string
 	channel string
-	log     *slog.Logger
 	right   Right                      // what it uses the channel for: RightPublish or RightView
 	token   string                     // what it presented, for Reload to check again; never logged
 	sub     atomic.Pointer[subscriber] // set for subscribers, for the write watchdog
@@ -131,7 +130,7 @@ func (h *Hub) upgrade(w http.ResponseWriter, r *http.Request, channel string, ri
 	}
 	ws.SetReadLimit(readLimit)
 	c := &wsConn{ws: ws, nc: ws.NetConn(), remote: r.RemoteAddr, channel: channel, right: right,
-		token: requestToken(r, false), log: h.log.With("channel", channel, "remote", r.RemoteAddr)}
+		token: requestToken(r, false)}
 	h.mu.Lock()
 	closing := h.closing
 	if !closing {

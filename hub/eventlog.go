@@ -43,6 +43,12 @@ func newEventLog(log *slog.Logger, interval time.Duration) *eventLog {
 	return &eventLog{log: log, interval: interval, keys: make(map[string]*eventKey), tokens: eventGlobalBurst}
 }
 
+// enabled reports whether lines at level are written at all, so that a
+// caller on a hot path can skip building them.
+func (l *eventLog) enabled(level slog.Level) bool {
+	return l.log.Enabled(context.Background(), level)
+}
+
 // logf writes msg at level unless a line with the same key was written
 // less than an interval ago, or the global rate is spent; either way the
 // event is counted.

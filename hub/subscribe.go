@@ -84,7 +84,10 @@ func (h *Hub) runSubscriber(s *subscriber) {
 		return nil
 	})
 	ch := h.join(s.channel, s.mb)
-	h.events.logf(slog.LevelDebug, "sub:"+s.channel, "subscriber connected", slog.String("channel", s.channel), slog.String("remote", s.remote))
+	debug := h.events.enabled(slog.LevelDebug) // each connect and leave: build no line nobody reads
+	if debug {
+		h.events.logf(slog.LevelDebug, "sub:"+s.channel, "subscriber connected", slog.String("channel", s.channel), slog.String("remote", s.remote))
+	}
 	start := time.Now()
 
 	var writerWG sync.WaitGroup
@@ -98,10 +101,12 @@ func (h *Hub) runSubscriber(s *subscriber) {
 	s.mb.poke()
 	writerWG.Wait()
 	h.leave(ch, s.mb)
-	attrs := append([]slog.Attr{slog.String("channel", s.channel), slog.String("remote", s.remote),
-		slog.Uint64("sent", s.mb.delivered.Load()), slog.Uint64("skipped", s.mb.overwritten.Load()),
-		slog.Float64("seconds", round2(time.Since(start).Seconds()))}, end.attrs()...)
-	h.events.logf(slog.LevelDebug, "sub:"+s.channel, "subscriber left", attrs...)
+	if debug {
+		attrs := append([]slog.Attr{slog.String("channel", s.channel), slog.String("remote", s.remote),
+			slog.Uint64("sent", s.mb.delivered.Load()), slog.Uint64("skipped", s.mb.overwritten.Load()),
+			slog.Float64("seconds", round2(time.Since(start).Seconds()))}, end.attrs()...)
+		h.events.logf(slog.LevelDebug, "sub:"+s.channel, "subscriber left", attrs...)
+	}
 }
 
 // readControl reads control messages until the connection ends, and
