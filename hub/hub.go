@@ -222,6 +222,11 @@ func (h *Hub) Channels() []protocol.ChannelInfo {
 	return h.busChannels(h.table.infos(h.cfg.ChannelTTL))
 }
 
+// Readers returns how many subscribers (WebSocket and MJPEG) have joined
+// channel's fan-out: each gets its next frame. A subscriber is admitted
+// (and counted in Stats) just before it joins.
+func (h *Hub) Readers(channel string) int { return h.table.subscribers(channel) }
+
 // Limits returns the limits the hub enforces on frames, as served at GET
 // /api/limits and in every WebSocket handshake.
 func (h *Hub) Limits() protocol.HubLimits { return h.cfg.limits() }

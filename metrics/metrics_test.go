@@ -100,6 +100,9 @@ func TestScrapeAfterKnownTraffic(t *testing.T) {
 		}
 	}()
 	hubtest.WaitSubscribers(t, h.Addr, 3, 5*time.Second)
+	// Admitted is not yet joined: wait until all three read the channel,
+	// so that every frame has both WebSocket readers (and goes by sendfile).
+	hubtest.Eventually(t, 5*time.Second, "three readers joined cam1", func() bool { return h.Hub.Readers("cam1") == 3 })
 	frames := make([]protocol.Frame, 20)
 	for i := range frames {
 		frames[i] = hubtest.JPEGFrame(64, 48, testutil.FakeJPEG(64, 48, uint64(i), 500))
