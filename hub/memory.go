@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 )
 
 // The hub's frame memory is bounded by a budget, not by luck. What it
@@ -50,11 +49,7 @@ func (b *budget) release(n int64) { b.used.Add(-n) }
 // machine's memory, or half of the cgroup (container) limit when that is
 // smaller, and 1 GiB when neither can be read.
 func DefaultMaxMemory() int64 {
-	total := int64(0)
-	var si syscall.Sysinfo_t
-	if syscall.Sysinfo(&si) == nil {
-		total = int64(si.Totalram) * int64(si.Unit) / 4
-	}
+	total := physicalMemory() / 4
 	if cg := cgroupMemoryLimit(); cg > 0 && (total == 0 || cg/2 < total) {
 		total = cg / 2
 	}

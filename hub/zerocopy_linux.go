@@ -71,7 +71,9 @@ func (z *zeroCopy) makeFile(f *frame) *frameFile {
 		if err != nil || k == 0 {
 			unix.Close(fd)
 			z.unreserve(n)
-			z.disable(errors.Join(err, io.ErrShortWrite))
+			if err != unix.ENOMEM && err != unix.ENOSPC { // as for memfd_create: a shortage passes
+				z.disable(errors.Join(err, io.ErrShortWrite))
+			}
 			return nil
 		}
 		b = b[k:]
@@ -91,11 +93,14 @@ func (z *zeroCopy) closeFile(ff *frameFile) {
 // subscriber, so that sending allocates nothing (a closure passed to
 // RawConn.Write would be allocated per call).
 type fileSender struct {
-	rc  syscall.RawConn
-	ff  *frameFile
-	off int64
-	err error
-	fn  func(fd uintptr) bool // s.try, bound once
+	rc    syscall.RawConn
+	ff    *frameFile
+	off   int64
+	err   error
+	fn    func(fd uintptr) bool // s.try, bound once
+	// For tests, read once the writer is done: RawConn.Write calls (one
+	// per frame) and sendfile calls that moved bytes.
+	calls, pieces int
 }
 
 func newFileSender(rc syscall.RawConn) *fileSender {
@@ -104,29 +109,41 @@ func newFileSender(rc syscall.RawConn) *fileSender {
 	return s
 }
 
-// try is one sendfile call; false asks RawConn.Write to wait for room.
+// try sends what is left of the file; false asks RawConn.Write to wait for
+// room in the send buffer. It returns true only when the frame is out or
+// has failed, so that one RawConn.Write call, which holds the socket's
+// write lock throughout, sends the whole frame: a close or ping frame that
+// another goroutine writes (gorilla's WriteControl) waits for the frame's
+// end instead of landing inside it.
 func (s *fileSender) try(fd uintptr) bool {
-	_, s.err = unix.Sendfile(int(fd), s.ff.fd, &s.off, int(s.ff.size-s.off))
-	return s.err != unix.EAGAIN
+	for s.off < s.ff.size {
+		before := s.off
+		_, err := unix.Sendfile(int(fd), s.ff.fd, &s.off, int(s.ff.size-s.off))
+		switch {
+		case err == unix.EAGAIN:
+			return false
+		case err == unix.EINTR:
+		case err != nil:
+			s.err = err
+			return true
+		case s.off == before:
+			s.err = io.ErrUnexpectedEOF // the file ended early: never, as nobody writes it again
+			return true
+		default:
+			s.pieces++
+		}
+	}
+	return true
 }
 
 // send writes ff to the socket, waiting for room in its send buffer the
 // way net.Conn.Write does.
 func (s *fileSender) send(ff *frameFile) error {
-	s.ff, s.off = ff, 0
+	s.ff, s.off, s.err = ff, 0, nil
 	defer func() { s.ff = nil }() // the frame may go
-	for s.off < ff.size {
-		before := s.off
-		err := s.rc.Write(s.fn)
-		switch {
-		case err != nil:
-			return err
-		case s.err == unix.EINTR:
-		case s.err != nil:
-			return s.err
-		case s.off == before:
-			return io.ErrUnexpectedEOF // the file ended early: never, as nobody writes it again
-		}
+	s.calls++
+	if err := s.rc.Write(s.fn); err != nil {
+		return err
 	}
-	return nil
+	return s.err
 }

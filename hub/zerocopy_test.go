@@ -3,6 +3,11 @@
 package hub
 
 import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
 	"os"
 	"runtime"
 	"testing"
@@ -58,5 +63,77 @@ func TestZeroCopyFilesAreClosed(t *testing.T) {
 	})
 	if b := h.zc.bytes.Load(); b > 2*21000 {
 		t.Errorf("memory files still hold %d bytes", b)
+	}
+}
+
+// TestCloseNeverSplitsAFrame: a frame sent from a memory file in several
+// sendfile calls (a slow reader, a small send buffer) is sent under one
+// hold of the socket's write lock, as net.Conn.Write holds it, so a close
+// frame written meanwhile by another goroutine (here a shutdown's) comes
+// after the frame, not inside it.
+func TestCloseNeverSplitsAFrame(t *testing.T) {
+	const size = 2 << 20
+	h, base := testHub(t, Config{SendBuffer: 8 << 10, MaxFPSPerPublisher: 1e6})
+	slow, br, _ := rawClient(t, base, protocol.PathSubscribe+"cam", "")
+	if tcp, ok := slow.(*net.TCPConn); ok {
+		_ = tcp.SetReadBuffer(32 << 10)
+	}
+	fast := dial(t, base, protocol.PathSubscribe, "cam") // a second reader: the frame goes by sendfile
+	pub := dial(t, base, protocol.PathPublish, "cam")
+	eventually(t, 5*time.Second, "subscribers registered", func() bool {
+		chs := h.Channels()
+		return len(chs) == 1 && chs[0].Subscribers == 2
+	})
+	var sender *fileSender
+	h.mu.Lock()
+	for c := range h.conns {
+		if s := c.sub.Load(); s != nil && c.remote == slow.LocalAddr().String() {
+			sender = s.files
+		}
+	}
+	h.mu.Unlock()
+	if sender == nil {
+		t.Fatal("the slow subscriber has no sendfile sender")
+	}
+	msg := frameMsg(1, 64, 48, fakeJPEG(64, 48, 1, size), nil)
+	send(t, pub, msg)
+	if f, _ := readFrame(t, fast, 5*time.Second); f.Seq != 1 {
+		t.Fatalf("fast reader got seq %d", f.Seq)
+	}
+	// The slow reader's writer is inside the frame, waiting for room.
+	// Shut down (a close frame to every connection) while it reads.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- h.Shutdown(ctx) }()
+	slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var hdr [10]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		t.Fatal(err)
+	}
+	if hdr[0] != 0x82 || hdr[1] != 127 || binary.BigEndian.Uint64(hdr[2:]) != uint64(len(msg)) {
+		t.Fatalf("frame header % x; want a binary frame of %d bytes", hdr, len(msg))
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(br, got); err != nil {
+		t.Fatalf("reading the frame: %v", err)
+	}
+	if !bytes.Equal(got, msg) {
+		i := 0
+		for got[i] == msg[i] {
+			i++
+		}
+		t.Fatalf("the frame differs from byte %d of %d (another frame written into it?)", i, len(msg))
+	}
+	if code := readClose(t, slow, br); code != websocket.CloseGoingAway {
+		t.Fatalf("close code %d after the frame; want 1001", code)
+	}
+	slow.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	// Shutdown waited for the writer: its counts are settled.
+	if sender.pieces < 2 || sender.calls != 1 {
+		t.Fatalf("the frame went in %d sendfile calls under %d holds of the write lock; want several under one", sender.pieces, sender.calls)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"framehub/internal/backoff"
 	"framehub/internal/dial"
@@ -433,14 +432,6 @@ func openStdin() (r io.Reader, interrupt, restore func(), err error) {
 	f := os.NewFile(uintptr(fd), "stdin")
 	return f, func() { _ = f.SetReadDeadline(time.Now()) },
 		func() { _ = syscall.SetNonblock(syscall.Stdin, false); _ = f.Close() }, nil
-}
-
-// isTerminal reports whether fd is a terminal (not /dev/null, which is a
-// character device too).
-func isTerminal(fd int) bool {
-	var t syscall.Termios
-	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TCGETS, uintptr(unsafe.Pointer(&t)))
-	return errno == 0
 }
 
 // jpegFrame is a JPEG read from the source, waiting to be sent.

@@ -14,8 +14,11 @@ if [ -n "$unformatted" ]; then
 fi
 echo "== go vet" >&2
 go vet ./...
-echo "== CGO_ENABLED=0 build (hub and watch without OpenCV)" >&2
+echo "== CGO_ENABLED=0 build (hub and watch without OpenCV), for Linux, macOS and FreeBSD" >&2
 CGO_ENABLED=0 go build -o /dev/null ./cmd/framehub
+for os in darwin freebsd; do # the static binary builds for other Unix systems too
+	GOOS=$os CGO_ENABLED=0 go build -o /dev/null ./cmd/framehub
+done
 echo "== go test -race" >&2
 go test -race -count=1 -timeout 20m ./...
 echo "== gocv Mat leaks (-tags matprofile)" >&2

@@ -26,7 +26,7 @@ func writeFailureCause(name string) error {
 	}
 	var lim syscall.Rlimit
 	if st, err := os.Stat(name); err == nil && syscall.Getrlimit(syscall.RLIMIT_FSIZE, &lim) == nil &&
-		lim.Cur < 1<<62 && uint64(st.Size())+lowSpace >= lim.Cur {
+		lim.Cur < 1<<62 && uint64(st.Size())+lowSpace >= uint64(lim.Cur) {
 		return fmt.Errorf("%w (this process may write files of up to %d bytes)", syscall.EFBIG, lim.Cur)
 	}
 	return errors.New("cause unknown: OpenCV reports no write errors")

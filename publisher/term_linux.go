@@ -1,0 +1,10 @@
+package publisher
+
+import "golang.org/x/sys/unix"
+
+// isTerminal reports whether fd is a terminal (not /dev/null, which is a
+// character device too).
+func isTerminal(fd int) bool {
+	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	return err == nil
+}
