@@ -93,11 +93,11 @@ func (z *zeroCopy) closeFile(ff *frameFile) {
 // subscriber, so that sending allocates nothing (a closure passed to
 // RawConn.Write would be allocated per call).
 type fileSender struct {
-	rc    syscall.RawConn
-	ff    *frameFile
-	off   int64
-	err   error
-	fn    func(fd uintptr) bool // s.try, bound once
+	rc  syscall.RawConn
+	ff  *frameFile
+	off int64
+	err error
+	fn  func(fd uintptr) bool // s.try, bound once
 	// For tests, read once the writer is done: RawConn.Write calls (one
 	// per frame) and sendfile calls that moved bytes.
 	calls, pieces int
