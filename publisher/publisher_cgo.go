@@ -197,8 +197,8 @@ func (p *Publisher) idle(ctx context.Context) error {
 	}
 	p.log.Info("nobody is watching: capture paused")
 	start := time.Now()
-	if !p.sender.AwaitViewers(ctx) {
-		return ctx.Err()
+	if err := p.sender.AwaitViewers(ctx); err != nil {
+		return err
 	}
 	n, _ := p.sender.Viewers()
 	p.log.Info("watched again: capture resumed", "viewers", n, "paused_s", round1(time.Since(start).Seconds()))

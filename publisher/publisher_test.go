@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"gocv.io/x/gocv"
 
 	"framehub/hub"
@@ -648,5 +649,61 @@ func TestOnDemandReleasesALiveSource(t *testing.T) {
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOnDemandIdleReconnects: an idle on-demand publisher sends nothing,
+// so only its own watch on the connection can notice the hub going away.
+// It reconnects to the restarted hub, wakes for a viewer there, and ends
+// with ErrReplaced when a newer publisher takes the channel while it idles.
+func TestOnDemandIdleReconnects(t *testing.T) {
+	h := hubtest.Start(t, hub.Config{})
+	addr := h.Addr
+	p, err := New(Config{Source: "test:320x240", OnDemand: true,
+		Sender: SenderConfig{Hub: h.URL, Channel: "cam", MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+	hubtest.Eventually(t, 5*time.Second, "the publisher connected", p.Connected)
+
+	h.Stop()
+	h2 := hubtest.StartAt(t, addr, hub.Config{})
+	hubtest.Eventually(t, 10*time.Second, "the idle publisher back on the restarted hub", func() bool {
+		for _, c := range h2.Channels() {
+			if c.Name == "cam" && c.Live && c.OnDemand {
+				return true
+			}
+		}
+		return false
+	})
+	c, frames := hubtest.Subscribe(t, h2.Addr, "cam", "")
+	f := hubtest.Next(t, frames, 5*time.Second)
+	if age := time.Since(time.Unix(0, f.CaptureTime)); age > time.Second {
+		t.Fatalf("first frame after the restart is %v old", age)
+	}
+	c.Close()
+	hubtest.Eventually(t, 5*time.Second, "capture paused again", func() bool {
+		n, known := p.sender.Viewers()
+		return known && n == 0
+	})
+
+	// A newer publisher of the channel: the idle one learns it and stops.
+	newer, _, err := websocket.DefaultDialer.Dial("ws://"+h2.Addr+protocol.PathPublish+"cam", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer newer.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrReplaced) {
+			t.Fatalf("Run ended with %v; want ErrReplaced", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the replaced idle publisher is still running")
 	}
 }

@@ -65,6 +65,8 @@ type Sender struct {
 	viewers     atomic.Int64  // the hub's last viewer notice; -1 before the first on a connection
 	viewersWake chan struct{} // capacity 1: the count changed
 
+	connMu sync.Mutex // one Connect at a time: the sender and an idle capture loop may both call it
+
 	mu         sync.Mutex // guards the fields below
 	ws         *websocket.Conn
 	readerDone chan struct{}
@@ -136,6 +138,8 @@ func (s *Sender) Reconnects() uint64 {
 // within the connect timeout ends it with a *dial.Error; 429 and 503 are
 // retried.
 func (s *Sender) Connect(ctx context.Context) error {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
 	if s.Connected() {
 		return nil
 	}
@@ -212,17 +216,33 @@ func (s *Sender) Viewers() (n int, known bool) {
 	return int(max(v, 0)), v >= 0
 }
 
-// AwaitViewers waits until the hub says someone reads the channel, or ctx
-// ends (false). Not connected counts as nobody.
-func (s *Sender) AwaitViewers(ctx context.Context) bool {
+// AwaitViewers waits until the hub says someone reads the channel (nil),
+// or ctx ends. Nobody sends frames meanwhile, so it also keeps the
+// connection up itself: when the hub closes it (restarted, network cut)
+// it reconnects, as Send would, and listens to the new connection's
+// notices. It returns ErrReplaced or a *dial.Error when retrying cannot
+// help (a newer publisher took the channel, the token lost its right).
+func (s *Sender) AwaitViewers(ctx context.Context) error {
 	for {
-		if n, known := s.Viewers(); known && n > 0 {
-			return true
+		if err := s.Connect(ctx); err != nil {
+			return err
 		}
+		if n, known := s.Viewers(); known && n > 0 {
+			return nil
+		}
+		s.mu.Lock()
+		lost := s.readerDone
+		s.mu.Unlock()
 		select {
 		case <-s.viewersWake:
+		case <-lost:
+			err := s.drop(errors.New("the hub closed the connection"))
+			var derr *dial.Error
+			if errors.Is(err, ErrReplaced) || errors.As(err, &derr) {
+				return err
+			}
 		case <-ctx.Done():
-			return false
+			return ctx.Err()
 		}
 	}
 }
