@@ -36,28 +36,42 @@ func newAccess(a Access) *access {
 
 func (h *Hub) access() *access { return h.acc.Load() }
 
-// stream is an MJPEG reader, registered so that Reload can end it.
+// stream is an MJPEG reader or an HTTP upload, registered so that Reload
+// can end it.
 type stream struct {
 	channel string
-	token   string // what the reader presented, if anything
-	cancel  context.CancelFunc
+	token   string // what the client presented, if anything
+	right   Right  // RightView for a reader, RightPublish for an upload
+	cancel  func()
 }
 
-// grants reports whether auth lets a bearer of tok use right on channel.
+// grants reports whether auth lets a connection admitted with tok keep
+// using right on channel. A signed token's expiry is not checked: it bounds
+// when its URL can be opened, not how long a stream opened with it lasts
+// (a reload would otherwise end every stream whose token has expired).
 func (a *access) grants(tok, channel string, right Right) bool {
 	if a.auth == nil || right&^a.auth.open == 0 {
 		return true
 	}
-	return a.auth.identifyToken(tok).allows(a.auth.open, channel, right)
+	return a.auth.identifyAt(tok, false).allows(a.auth.open, channel, right)
 }
 
 // Reload replaces the tokens, origins and host names the hub accepts,
 // without dropping anyone they still admit. Open connections whose token
 // no longer grants their right on their channel are closed: WebSockets
-// with 4003 (CloseRevoked), MJPEG streams ended. It returns how many were
+// with 4003 (CloseRevoked), MJPEG streams ended, uploads answered 403. It returns how many were
 // closed. New requests are checked against the new settings at once. Safe
 // for concurrent use.
 func (h *Hub) Reload(a Access) (closed int) {
+	if na := a.Auth; na != nil && na.generated {
+		// No secret configured: keep signing with the one in force, or
+		// every token minted at /api/token would stop verifying.
+		if old := h.access().auth; old != nil {
+			cp := *na
+			cp.secret, cp.generated = old.secret, old.generated
+			a.Auth = &cp
+		}
+	}
 	acc := newAccess(a)
 	h.acc.Store(acc)
 	h.mu.Lock()
@@ -69,7 +83,7 @@ func (h *Hub) Reload(a Access) (closed int) {
 	}
 	var ended []*stream
 	for s := range h.streams {
-		if !acc.grants(s.token, s.channel, RightView) {
+		if !acc.grants(s.token, s.channel, s.right) {
 			ended = append(ended, s)
 		}
 	}
@@ -85,4 +99,21 @@ func (h *Hub) Reload(a Access) (closed int) {
 		slog.Bool("auth", a.Auth != nil), slog.Int("origins", len(acc.origins)), slog.Int("hosts", len(acc.hosts)),
 		slog.Int("connections_closed", closed))
 	return closed
+}
+
+// registerStream lets Reload end st, and ends it at once if a Reload since
+// its request was authorized took its right away. The returned func
+// unregisters it.
+func (h *Hub) registerStream(st *stream) (unregister func()) {
+	h.mu.Lock()
+	h.streams[st] = struct{}{}
+	h.mu.Unlock()
+	if !h.access().grants(st.token, st.channel, st.right) {
+		st.cancel()
+	}
+	return func() {
+		h.mu.Lock()
+		delete(h.streams, st)
+		h.mu.Unlock()
+	}
 }

@@ -135,9 +135,10 @@ func (g Grant) check() error {
 // grant gives is open to everyone (the caller decides whether that is
 // allowed; see Open). A nil *Auth lets everyone do everything.
 type Auth struct {
-	grants []grant
-	secret []byte
-	open   Right
+	grants    []grant
+	secret    []byte
+	generated bool // secret is random, made by NewAuth: Reload keeps the one in force
+	open      Right
 }
 
 type grant struct {
@@ -150,14 +151,15 @@ type grant struct {
 // tokens (at least 16 bytes; nil picks a random one, so tokens minted by
 // this hub's API stop working when it restarts).
 func NewAuth(grants []Grant, secret []byte) (*Auth, error) {
-	if secret == nil {
+	generated := secret == nil
+	if generated {
 		secret = make([]byte, 32)
 		_, _ = rand.Read(secret)
 	}
 	if len(secret) < 16 {
 		return nil, fmt.Errorf("token secret is %d bytes; want at least 16", len(secret))
 	}
-	a := &Auth{secret: secret, open: RightView | RightPublish}
+	a := &Auth{secret: secret, generated: generated, open: RightView | RightPublish}
 	for i, g := range grants {
 		if err := g.check(); err != nil {
 			return nil, fmt.Errorf("grant %d: %w", i+1, err)
@@ -258,13 +260,16 @@ func requestToken(r *http.Request, query bool) string {
 }
 
 // identifyToken finds who tok says the bearer is.
-func (a *Auth) identifyToken(tok string) principal {
+func (a *Auth) identifyToken(tok string) principal { return a.identifyAt(tok, true) }
+
+// identifyAt is identifyToken, optionally without a signed token's expiry.
+func (a *Auth) identifyAt(tok string, expiry bool) principal {
 	if tok == "" {
 		return principal{}
 	}
 	p := principal{present: true}
 	if strings.HasPrefix(tok, signedPrefix) {
-		return a.verifySigned(tok)
+		return a.verifySigned(tok, expiry)
 	}
 	sum := sha256.Sum256([]byte(tok))
 	found := -1
@@ -280,7 +285,7 @@ func (a *Auth) identifyToken(tok string) principal {
 	return p
 }
 
-func (a *Auth) verifySigned(tok string) principal {
+func (a *Auth) verifySigned(tok string, expiry bool) principal {
 	p := principal{present: true, signed: true}
 	i := strings.LastIndexByte(tok, '.')
 	body, sig := tok[:i], tok[i+1:]
@@ -292,7 +297,7 @@ func (a *Auth) verifySigned(tok string) principal {
 		return p
 	}
 	exp, err := strconv.ParseInt(f[2], 10, 64)
-	if err != nil || time.Now().Unix() >= exp {
+	if err != nil || (expiry && time.Now().Unix() >= exp) {
 		return p
 	}
 	switch f[1] {

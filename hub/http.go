@@ -154,18 +154,7 @@ func (h *Hub) serveMJPEG(w http.ResponseWriter, r *http.Request, name string) {
 	log.Debug("mjpeg reader connected")
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	st := &stream{channel: name, token: requestToken(r, true), cancel: cancel}
-	h.mu.Lock()
-	h.streams[st] = struct{}{}
-	h.mu.Unlock()
-	if !h.access().grants(st.token, name, RightView) {
-		cancel() // a Reload since the request was authorized took the right away
-	}
-	defer func() {
-		h.mu.Lock()
-		delete(h.streams, st)
-		h.mu.Unlock()
-	}()
+	defer h.registerStream(&stream{channel: name, token: requestToken(r, true), right: RightView, cancel: cancel})()
 	crlf := []byte("\r\n")
 	for {
 		select {

@@ -192,6 +192,8 @@ func (h *Hub) runUpload(w http.ResponseWriter, r *http.Request, u *upload, opt p
 		old.replaced()
 	}
 	h.busClaim(u)
+	defer h.registerStream(&stream{channel: u.channel, token: requestToken(r, true), right: RightPublish,
+		cancel: func() { u.end(ending{kind: endRevoked}) }})()
 	h.events.logf(slog.LevelInfo, "connected:"+u.channel, "publisher connected",
 		slog.String("channel", u.channel), slog.String("remote", u.remote), slog.String("via", "http "+u.via))
 
@@ -245,8 +247,11 @@ func (h *Hub) uploadEnded(w http.ResponseWriter, r *http.Request, u *upload, err
 	}
 	if e := u.ended.Load(); e != nil {
 		status, text := http.StatusConflict, "replaced by a newer publisher of channel "+u.channel
-		if e.kind == endShutdown {
+		switch e.kind {
+		case endShutdown:
 			status, text = http.StatusServiceUnavailable, "hub shutting down"
+		case endRevoked:
+			status, text = http.StatusForbidden, "forbidden: the token no longer grants publishing on channel "+u.channel+" (the hub's tokens were reloaded)"
 		}
 		writeUploadText(w, u.rc, status, fmt.Sprintf("%s (frames published: %d)", text, res.Frames))
 		drainConn(u.rc)
@@ -402,8 +407,13 @@ func (h *Hub) readUpload(u *upload, opt protocol.MJPEGOptions, capture int64) (p
 		if err != nil {
 			return res, err
 		}
-		if old := h.publishFrame(u, f); old != nil {
+		old, ok := h.publishFrame(u, f)
+		if old != nil {
 			h.mem.release(old.size)
+		}
+		if !ok { // replaced: the JPEGs still buffered go nowhere
+			u.end(ending{kind: endReplaced}) // if the takeover has not yet said so
+			return res, readError{errUploadEnded}
 		}
 		h.counters.FramesIn.Add(1)
 		res.Frames++

@@ -144,8 +144,9 @@ func loadConfig(path string, flags []cli.Flag) (altsrc.InputSourceContext, error
 }
 
 // fileStrings returns the string list the --config file gives for flag
-// name now, when the file sets it and neither the command line nor the
-// environment did; ok is false otherwise. For reloads.
+// name now (none, if the key is gone from the file), when neither the
+// command line nor the environment set the flag; ok is false otherwise.
+// For reloads: removing a key from the file clears what it had set.
 func fileStrings(c *cli.Context, name string) (vals []string, ok bool, err error) {
 	path := c.String("config")
 	if path == "" {
@@ -162,5 +163,5 @@ func fileStrings(c *cli.Context, name string) (vals []string, ok bool, err error
 	if err != nil {
 		return nil, false, fmt.Errorf("--config %s: %s: %w", path, name, err)
 	}
-	return v, v != nil, nil
+	return v, true, nil
 }

@@ -493,3 +493,38 @@ func TestSIGHUPReloadsTokens(t *testing.T) {
 		t.Errorf("a token appeared in the hub's log:\n%s", hp.errText())
 	}
 }
+
+// TestSIGHUPReloadsOriginsFromConfig: allowed origins set in the --config
+// file are read again on SIGHUP, and taking the key out of the file takes
+// the origin away (it does not fall back to what the file said at start).
+func TestSIGHUPReloadsOriginsFromConfig(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "hub.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(conf, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("allowed-origins: [https://app.example]\n")
+	hp, addr := startHub(t, nocgoBin, "--config", conf)
+	status := func() int {
+		u, _ := protocol.ChannelURL(addr, protocol.PathSubscribe, "cam")
+		c, resp, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {"https://app.example"}})
+		if err == nil {
+			c.Close()
+			return 101
+		}
+		if resp == nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode
+	}
+	if st := status(); st != 101 {
+		t.Fatalf("origin from the config file: %d; want 101", st)
+	}
+	write("# allowed-origins removed\n")
+	hp.cmd.Process.Signal(syscall.SIGHUP) // by PID: the hub this test started
+	hp.waitLog(t, regexp.MustCompile(`msg="access reloaded".* origins=0`), 5*time.Second)
+	if st := status(); st != http.StatusForbidden {
+		t.Fatalf("origin after its key left the config file: %d; want 403", st)
+	}
+}
