@@ -353,31 +353,38 @@ func (h *Hub) busRelease(p localPublisher) {
 		return
 	}
 	l.mu.Lock()
+	current := false
 	if bc := l.chans[lp.ch.name]; bc != nil && bc.local == p {
-		bc.local = nil
+		bc.local, current = nil, true
 	}
 	l.mu.Unlock()
 	l.bus.Release(Announcement{Channel: lp.ch.name, Claim: lp.claim, HubName: l.name})
+	if current {
+		// The other hubs' interest was in this claim and goes with it; a
+		// next publisher's claim hears it anew. Left standing, an old count
+		// would keep an on-demand camera on for viewers long gone.
+		lp.ch.setRemoteInterest(0)
+	}
 }
 
 // publishFrame makes f the newest frame of p's channel and, on a clustered
-// hub, offers it to the bus. A publisher that a newer one on another hub
-// has replaced publishes nothing more (it is being closed).
-func (h *Hub) publishFrame(p localPublisher, f *frame) (released *frame) {
+// hub, offers it to the bus. A publisher that a newer one (here or on
+// another hub) has replaced publishes nothing more: f comes back to be
+// released, ok is false, and the caller stops reading it.
+func (h *Hub) publishFrame(p localPublisher, f *frame) (released *frame, ok bool) {
 	lp := p.local()
-	if h.link == nil {
-		return lp.ch.publish(f)
+	if h.link != nil {
+		lp.ch.mu.Lock()
+		current := lp.ch.pub == publisherConn(p)
+		lp.ch.mu.Unlock()
+		if !current {
+			return f, false
+		}
+		// The bus first: its path is the longer one, and its sender should
+		// not queue behind every local subscriber's writer that publish wakes.
+		h.link.bus.Publish(lp.ch.name, lp.claim, f.msg)
 	}
-	lp.ch.mu.Lock()
-	current := lp.ch.pub == publisherConn(p)
-	lp.ch.mu.Unlock()
-	if !current {
-		return f // released at once, as if it had been overwritten
-	}
-	// The bus first: its path is the longer one, and its sender should not
-	// queue behind every local subscriber's writer that publish wakes.
-	h.link.bus.Publish(lp.ch.name, lp.claim, f.msg)
-	return lp.ch.publish(f)
+	return lp.ch.publishFrom(publisherConn(p), f)
 }
 
 // awaitBusFrame waits, for a snapshot, for the newest frame of a channel

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os/exec"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"framehub/internal/testutil"
 	"framehub/protocol"
@@ -172,5 +175,46 @@ func TestBusAnnouncementsAreBounded(t *testing.T) {
 	}
 	if got := h.Stats().Cluster.Refused["too_many_channels"]; got != 50 {
 		t.Fatalf("refused %d announcements; want 50", got)
+	}
+}
+
+// TestRemoteInterestEndsWithItsClaim: the other hubs' interest belongs to
+// a publisher's claim; when that publisher leaves, the count goes with it,
+// so an on-demand publisher that reconnects hears 0 viewers, not the
+// count of a claim that no longer exists.
+func TestRemoteInterestEndsWithItsClaim(t *testing.T) {
+	bus := &fakeBus{}
+	_, base := testHub(t, Config{Bus: bus})
+	viewers := func(c *websocket.Conn) int {
+		t.Helper()
+		for {
+			c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			typ, msg, err := c.ReadMessage()
+			if err != nil {
+				t.Fatalf("no viewers notice: %v", err)
+			}
+			var n protocol.ViewersNotice
+			if typ == websocket.TextMessage && json.Unmarshal(msg, &n) == nil && n.Op == protocol.OpViewers {
+				return n.Count
+			}
+		}
+	}
+	first := dial(t, base, protocol.PathPublish, "cam?"+protocol.QueryOnDemand+"=1")
+	if n := viewers(first); n != 0 {
+		t.Fatalf("first notice %d; want 0", n)
+	}
+	eventually(t, 5*time.Second, "claim", func() bool { return bus.saw("claim cam") })
+	// A frame: the channel outlives its publisher (for --channel-ttl), and
+	// with it whatever it records.
+	send(t, first, frameMsg(1, 64, 48, fakeJPEG(64, 48, 1, 500), nil))
+	bus.node.RemoteInterest("cam", 1)
+	if n := viewers(first); n != 1 {
+		t.Fatalf("notice after another hub's interest: %d; want 1", n)
+	}
+	first.Close()
+	eventually(t, 5*time.Second, "release", func() bool { return bus.saw("release cam") })
+	again := dial(t, base, protocol.PathPublish, "cam?"+protocol.QueryOnDemand+"=1")
+	if n := viewers(again); n != 0 {
+		t.Fatalf("a reconnected publisher hears %d viewers; want 0 (the interest went with the old claim)", n)
 	}
 }

@@ -80,6 +80,27 @@ func (c *channel) counters() ChannelCounters {
 // the caller releases.
 func (c *channel) publish(f *frame) (released *frame) {
 	c.mu.Lock()
+	released = c.publishLocked(f)
+	c.mu.Unlock()
+	return released
+}
+
+// publishFrom is publish for a frame from publisher p, which must still be
+// the channel's: a replaced publisher's frames (those it sends before it
+// sees its close, or never reading, keeps sending) are not published; f
+// is returned, for the caller to release, and ok is false. Checked under
+// the lock that a takeover takes, so no frame of the old publisher
+// follows one of the new.
+func (c *channel) publishFrom(p publisherConn, f *frame) (released *frame, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pub != p {
+		return f, false
+	}
+	return c.publishLocked(f), true
+}
+
+func (c *channel) publishLocked(f *frame) (released *frame) {
 	released, c.prev, c.latest = c.prev, c.latest, f
 	c.frames++
 	c.bytes += uint64(len(f.msg))
@@ -87,7 +108,6 @@ func (c *channel) publish(f *frame) (released *frame) {
 	for m := range c.subs {
 		m.put(f)
 	}
-	c.mu.Unlock()
 	return released
 }
 

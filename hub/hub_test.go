@@ -443,6 +443,59 @@ func TestPublisherTakeover(t *testing.T) {
 	}
 }
 
+// TestReplacedPublisherThatNeverReads: a replaced publisher that never
+// reads (so never sees its 4001) and keeps sending publishes nothing after
+// the takeover: subscribers get the new publisher's frames only, and the
+// old one's connection is ended.
+func TestReplacedPublisherThatNeverReads(t *testing.T) {
+	h, base := testHub(t, Config{})
+	sub := dial(t, base, protocol.PathSubscribe, "cam")
+	old := dial(t, base, protocol.PathPublish, "cam")
+	send(t, old, frameMsg(1000, 8, 8, fakeJPEG(8, 8, 1000, 50), nil))
+	readFrame(t, sub, 3*time.Second)
+	oldDone := make(chan error, 1)
+	stop := make(chan struct{})
+	go func() { // 100 fps, never reading
+		for seq := uint64(1001); ; seq++ {
+			select {
+			case <-stop:
+				oldDone <- nil
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			old.SetWriteDeadline(time.Now().Add(time.Second))
+			if err := old.WriteMessage(websocket.BinaryMessage, frameMsg(seq, 8, 8, fakeJPEG(8, 8, seq, 50), nil)); err != nil {
+				oldDone <- err
+				return
+			}
+		}
+	}()
+	defer close(stop)
+	newer := dial(t, base, protocol.PathPublish, "cam")
+	eventually(t, 3*time.Second, "the takeover", func() bool { return h.Stats().Replaced == 1 })
+	var seen []uint64
+	for seq := uint64(1); seq <= 30; seq++ {
+		send(t, newer, frameMsg(seq, 8, 8, fakeJPEG(8, 8, seq, 50), nil))
+		f, _ := readFrame(t, sub, 3*time.Second)
+		for f.Seq != seq { // frames the old publisher slipped in before the takeover
+			if f.Seq < 1000 || len(seen) > 0 {
+				t.Fatalf("after the new publisher's frames %v the subscriber got %d", seen, f.Seq)
+			}
+			f, _ = readFrame(t, sub, 3*time.Second)
+		}
+		seen = append(seen, f.Seq)
+		time.Sleep(10 * time.Millisecond) // room for the old publisher's frames, were any relayed
+	}
+	select {
+	case err := <-oldDone:
+		if err == nil {
+			t.Fatal("the old publisher's writes never failed")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the old publisher's connection is still open 5 s after the takeover")
+	}
+}
+
 func TestBadChannelNames(t *testing.T) {
 	h, base := testHub(t, Config{})
 	names := []string{"..", "%2e%2e", "a/b", "a%2Fb", "a%00b", strings.Repeat("x", 65), "sp%20ace", "%3Cb%3E"}

@@ -197,8 +197,12 @@ func (h *Hub) readFrames(p *publisher) (n, dropped uint64, end ending) {
 		if f == nil {
 			return n, dropped, end
 		}
-		if old := h.publishFrame(p, f); old != nil {
+		old, ok := h.publishFrame(p, f)
+		if old != nil {
 			h.mem.release(old.size)
+		}
+		if !ok { // replaced: whatever it still sends goes nowhere
+			return n, dropped, ending{kind: endReplaced}
 		}
 		h.counters.FramesIn.Add(1)
 		n++

@@ -81,8 +81,9 @@ func Frame(seq uint64, w, h, size int, meta []byte) []byte {
 
 // Publish publishes frames to channel on the hub at addr (host:port or a
 // URL), one per interval, numbered from 1; frames with no capture time are
-// stamped with the time of sending. It returns when all are sent or ctx
-// ends, and fails the test if the hub refuses.
+// stamped with the time of sending. It returns when all are sent, ctx
+// ends, or a newer publisher takes the channel (4001), and fails the test
+// if the hub refuses.
 func Publish(t testing.TB, ctx context.Context, addr, channel string, interval time.Duration, frames []protocol.Frame) {
 	t.Helper()
 	u, err := protocol.ChannelURL(addr, protocol.PathPublish, channel)
@@ -96,7 +97,27 @@ func Publish(t testing.TB, ctx context.Context, addr, channel string, interval t
 		}
 		t.Fatalf("publish to %s: %v", channel, err)
 	}
-	defer c.Close()
+	// Read what the hub sends (pings, viewer notices, its close), so that
+	// a close is seen and answered, as a real publisher does.
+	closed := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				closed <- err
+				return
+			}
+		}
+	}()
+	defer func() { c.Close(); <-closed }()
+	replaced := func() bool {
+		select {
+		case err := <-closed:
+			closed <- err // for the deferred wait
+			return websocket.IsCloseError(err, protocol.CloseReplaced)
+		case <-time.After(time.Second): // the close may trail the failed write
+			return false
+		}
+	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for i, f := range frames {
@@ -105,7 +126,7 @@ func Publish(t testing.TB, ctx context.Context, addr, channel string, interval t
 			f.CaptureTime = time.Now().UnixNano()
 		}
 		if err := c.WriteMessage(websocket.BinaryMessage, protocol.AppendFrame(nil, &f)); err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || replaced() {
 				return
 			}
 			t.Errorf("publish frame %d: %v", i+1, err)
