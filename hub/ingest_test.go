@@ -725,3 +725,24 @@ func (r *repeatBody) Read(p []byte) (int, error) {
 	}
 	return k, nil
 }
+
+// TestUploadPaddingIsNotDeclaredIntoMemory: a part that declares 16 MB
+// but holds a small JPEG followed by spaces is refused once its JPEG ends
+// (at most 1 KiB may follow the EOI), before the hub sizes a buffer by the
+// declared length; its memory goes back to the budget.
+func TestUploadPaddingIsNotDeclaredIntoMemory(t *testing.T) {
+	h, base := testHub(t, Config{MaxFrameBytes: 16 << 20})
+	up := startUpload(t, base, "/channels/pad/stream.mjpeg")
+	head := fmt.Appendf(nil, "--b\r\nContent-Length: %d\r\n\r\n", 16_000_000)
+	if err := up.send(cat(head, fakeJPEG(8, 8, 1, 300), bytes.Repeat([]byte{' '}, 64<<10))); err != nil {
+		t.Fatal(err)
+	}
+	a := up.wait(t, 5*time.Second)
+	if a.status != http.StatusBadRequest || !strings.Contains(a.body, "declares 16000000 bytes") {
+		t.Fatalf("padded part: %d %q (%v); want 400 naming the declared length", a.status, a.body, a.err)
+	}
+	hubWait(t, h, "the upload's memory released", func(st protocol.Stats) bool { return st.FrameMemoryBytes == 0 })
+	if n := h.Stats().Refused["bad_upload"]; n != 1 {
+		t.Fatalf("bad_upload refusals: %d; want 1", n)
+	}
+}

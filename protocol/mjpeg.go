@@ -419,7 +419,12 @@ func (m *MJPEGReader) nextPart() (MJPEGPart, error) {
 	m.consumed = n
 	if clen > n {
 		// Bytes the Content-Length counts after the EOI may only be
-		// whitespace.
+		// whitespace, and few: what a part declares must not size the
+		// buffer (need would grow it to clen before the bytes arrive).
+		if clen-n > mjpegMaxGap {
+			return MJPEGPart{}, fmt.Errorf("%w: part %d declares %d bytes, %d more than its JPEG (at most %d may follow the EOI)",
+				ErrMJPEG, m.count+1, clen, clen-n, mjpegMaxGap)
+		}
 		if err := m.need(clen); err != nil {
 			if err == io.ErrUnexpectedEOF {
 				err = fmt.Errorf("%w: stream ends inside a part", ErrMJPEG)
