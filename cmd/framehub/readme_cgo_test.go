@@ -36,6 +36,7 @@ var readmeCommands = map[string]string{
 	"framehub publish --channel lab --source clip.mp4 --loop --width 640 --filter overlay":               "run",
 	"framehub publish --channel relay --source http://other-hub:8080/channels/cam/stream.mjpeg":          "run",
 	"framehub publish --channel pattern --source test:1280x720 --fps 15 --quality 70":                    "run",
+	"framehub publish --hub http://127.0.0.1:8080 --channel porch --source test --on-demand":             "run",
 	"framehub watch --hub http://127.0.0.1:8080 --channel cam1":                                          "run",
 	"framehub watch --channel cam1 --duration 10s --json":                                                "run",
 	"framehub watch --channel cam1 --count 100 --save frames/":                                           "run",
