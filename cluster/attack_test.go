@@ -381,3 +381,76 @@ func TestAssembler(t *testing.T) {
 		}
 	})
 }
+
+// TestJoinsAnsweredOnlyToTheAskingHub: a join is answered with a whole
+// frame, so a hostile client that sends joins naming other reply subjects
+// (one small message each) must not get a frame queued per subject; a join
+// whose reply is the asking hub's own inbox is answered.
+func TestJoinsAnsweredOnlyToTheAskingHub(t *testing.T) {
+	s := natsServer(t, 0, 0)
+	a := startNode(t, s.ClientURL(), "a", nil)
+	eventually(t, waitLong, "a connected", func() bool { return a.bus.Status().State == "connected" })
+	pub := dial(t, a.url, protocol.PathPublish, "cam")
+	if err := pub.WriteMessage(2, frameMsg(1, 4000)); err != nil {
+		t.Fatal(err)
+	}
+	nc := hostile(t, s.ClientURL())
+	answers := make(chan string, 1000)
+	sub, err := nc.Subscribe(DefaultPrefix+".hub.>", func(m *nats.Msg) { answers <- m.Subject })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	join := func(hubID, reply string) {
+		m := nats.NewMsg(DefaultPrefix + ".want.cam")
+		m.Header.Set(hdrHub, hubID)
+		m.Header.Set(hdrWant, wantJoin)
+		m.Reply = reply
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	own := DefaultPrefix + ".hub.asker"
+	quiet := func() { // drain until nothing comes for 300 ms
+		for {
+			select {
+			case <-answers:
+			case <-time.After(300 * time.Millisecond):
+				return
+			}
+		}
+	}
+	// Until a's claim listens for wants: a join from the asker's inbox.
+	eventually(t, waitLong, "a answering joins for cam", func() bool {
+		join("asker", own)
+		select {
+		case <-answers:
+			return true
+		case <-time.After(200 * time.Millisecond):
+			return false
+		}
+	})
+	quiet()
+	for i := range 200 {
+		join("asker", fmt.Sprintf("%s.hub.victim%d", DefaultPrefix, i))
+	}
+	join("asker", own)
+	select {
+	case subj := <-answers:
+		if subj != own {
+			t.Fatalf("a join was answered on %s, a subject its sender does not own", subj)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("the join from the asking hub's own inbox got no frame")
+	}
+	// The queue is first in, first out: an answer to a forged subject
+	// would have come before the real one, or right behind it.
+	select {
+	case subj := <-answers:
+		t.Fatalf("another answer, on %s", subj)
+	case <-time.After(300 * time.Millisecond):
+	}
+}

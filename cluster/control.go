@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"time"
 
@@ -146,7 +147,7 @@ func (b *Bus) reconcile(tick bool) {
 		case f.sub == nil:
 			newFeeds = append(newFeeds, f)
 		case resync:
-			b.joinNow = append(b.joinNow, ch)
+			b.joinNow = appendOnce(b.joinNow, ch)
 		case tick:
 			keep = append(keep, ch)
 		}
@@ -183,8 +184,8 @@ func (b *Bus) reconcile(tick bool) {
 
 	for _, f := range retired {
 		if f.sub != nil {
+			b.noteDropped(f.sub) // before Unsubscribe, after which Dropped is an error
 			_ = f.sub.Unsubscribe()
-			b.noteDropped(f.sub)
 		}
 		f.close(b.node)
 		b.want(f.channel, wantLeave)
@@ -320,17 +321,23 @@ func (b *Bus) onWant(cl *claimState, ch string, m *nats.Msg) {
 		return
 	}
 	before := len(cl.wanters)
+	recorded := false
 	if kind == wantLeave {
 		delete(cl.wanters, id)
 	} else if _, known := cl.wanters[id]; known || len(cl.wanters) < maxWanters {
 		cl.wanters[id] = now.Add(3 * b.cfg.AnnounceInterval)
+		recorded = true
 	}
 	claim, after := cl.a.Claim, len(cl.wanters)
 	b.mu.Unlock()
 	if after != before {
 		b.node.RemoteInterest(ch, after)
 	}
-	if kind != wantJoin || !b.subj.isInbox(m.Reply) {
+	// A join is answered with a whole frame, so only to the asking hub's
+	// own inbox and only for a hub this channel keeps track of: a join
+	// naming any other reply subject (or one past maxWanters) would let
+	// one small message per subject queue a frame each.
+	if kind != wantJoin || !recorded || m.Reply != b.subj.inbox(id) {
 		return
 	}
 	if c, msg, ok := b.node.Latest(ch); ok && c == claim {
@@ -390,7 +397,7 @@ func (b *Bus) onAnnounce(m *nats.Msg) {
 		f.mu.Unlock()
 	}
 	if ask {
-		b.joinNow = append(b.joinNow, ch)
+		b.joinNow = appendOnce(b.joinNow, ch)
 	}
 	b.mu.Unlock()
 	if ask {
@@ -403,4 +410,13 @@ func trunc(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// appendOnce appends ch to list unless it is there already: each watched
+// channel needs one join, however many announcements asked for it.
+func appendOnce(list []string, ch string) []string {
+	if slices.Contains(list, ch) {
+		return list
+	}
+	return append(list, ch)
 }

@@ -265,6 +265,7 @@ func (l *busLink) adoptLocked(bc *busChan, c Claim, hubName string, expires time
 func (h *Hub) replacedRemotely(p localPublisher, hubName string) {
 	lp := p.local()
 	lp.ch.clearPublisher(p)
+	lp.ch.setRemoteInterest(0) // that interest was in its claim, which is gone
 	h.counters.Replaced.Add(1)
 	h.events.logf(slog.LevelInfo, "replaced:"+lp.ch.name, "publisher replaced by a newer one on another hub",
 		slog.String("channel", lp.ch.name), slog.String("remote", p.remoteAddr()), slog.String("hub", hubName))

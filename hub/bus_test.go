@@ -217,4 +217,20 @@ func TestRemoteInterestEndsWithItsClaim(t *testing.T) {
 	if n := viewers(again); n != 0 {
 		t.Fatalf("a reconnected publisher hears %d viewers; want 0 (the interest went with the old claim)", n)
 	}
+
+	// The same when the claim ends because a publisher on another hub
+	// took the channel over.
+	send(t, again, frameMsg(2, 64, 48, fakeJPEG(64, 48, 2, 500), nil))
+	bus.node.RemoteInterest("cam", 2)
+	if n := viewers(again); n != 2 {
+		t.Fatalf("notice after other hubs' interest: %d; want 2", n)
+	}
+	bus.node.Announced(Announcement{Channel: "cam", Claim: Claim{"other", 1 << 62}, HubName: "there", Live: true, Expires: time.Now().Add(time.Minute)})
+	if code, _ := closeCode(t, again); code != protocol.CloseReplaced {
+		t.Fatalf("closed with %d; want 4001", code)
+	}
+	third := dial(t, base, protocol.PathPublish, "cam?"+protocol.QueryOnDemand+"=1")
+	if n := viewers(third); n != 0 {
+		t.Fatalf("after a takeover from another hub a new publisher hears %d viewers; want 0", n)
+	}
 }
