@@ -157,6 +157,17 @@ func PutHeader(b []byte, h Header) {
 	binary.BigEndian.PutUint32(b[44:], 0)
 }
 
+// PeekSeq reads the sequence number of a message without checking
+// anything else, so that a client in credit mode can acknowledge (and so
+// skip) a frame it cannot parse at all, from a hub of a later version say;
+// ok is false for a message too short to hold one.
+func PeekSeq(msg []byte) (seq uint64, ok bool) {
+	if len(msg) < 28 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(msg[20:]), true
+}
+
 // ParseHeader decodes the header at the start of b. It checks the fields
 // that can be checked without the body (magic, version, kind, codec, flags,
 // header length, element type) and returns an error wrapping one of the

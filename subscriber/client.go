@@ -267,8 +267,15 @@ func (c *Client) session(ctx context.Context, ws *websocket.Conn, lim protocol.L
 				c.lastBadLog.Store(now.UnixNano())
 				c.log.Warn("skipped a frame this client refuses", "error", err.Error(), "skipped_so_far", c.invalid.Load())
 			}
-			if _, herr := protocol.ParseHeader(msg); herr == nil && c.cfg.Credit > 0 {
-				if err := ws.WriteJSON(protocol.Control{Op: protocol.OpAck, Seq: pf.Seq}); err != nil {
+			if c.cfg.Credit > 0 {
+				// Even a header this client cannot parse names its frame's
+				// sequence number; without the ack the hub's window stays
+				// full and nothing more comes.
+				seq, ok := protocol.PeekSeq(msg)
+				if !ok {
+					return got, connError{fmt.Errorf("a %d-byte message is too short to acknowledge: reconnecting for fresh credit", len(msg))}
+				}
+				if err := ws.WriteJSON(protocol.Control{Op: protocol.OpAck, Seq: seq}); err != nil {
 					return got, connError{err}
 				}
 			}

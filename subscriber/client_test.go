@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -281,5 +282,92 @@ func TestClientFollowsHubLimits(t *testing.T) {
 	}
 	if seqs, inv := run("c", protocol.Limits{MaxPixels: 1920 * 1080}); len(seqs) != 1 || seqs[0] != 2 || inv != 1 {
 		t.Fatalf("1080p pixel guard: frames %v, %d refused; want frame 1 skipped, frame 2 shown", seqs, inv)
+	}
+}
+
+// TestCreditAcksFramesItCannotParse: in credit mode the hub sends the next
+// frame only once the last is acknowledged, so a frame whose header this
+// client refuses outright (a later protocol version) must be acked all
+// the same, from the sequence number every header carries at the same
+// place; a message too short to carry one ends the connection, and the
+// client dials again with fresh credit.
+func TestCreditAcksFramesItCannotParse(t *testing.T) {
+	frame := func(seq uint64) []byte {
+		f := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: 8, Height: 8, Seq: seq, CaptureTime: time.Now().UnixNano()},
+			Payload: testutil.FakeJPEG(8, 8, seq, 100)}
+		return protocol.AppendFrame(nil, &f)
+	}
+	var mu sync.Mutex
+	var acked []uint64
+	conns := 0
+	up := websocket.Upgrader{}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		mu.Lock()
+		conns++
+		first := conns == 1
+		mu.Unlock()
+		ack := func() bool { // what a hub in credit mode waits for
+			ws.SetReadDeadline(time.Now().Add(2 * time.Second))
+			var c protocol.Control
+			if err := ws.ReadJSON(&c); err != nil || c.Op != protocol.OpAck {
+				return false
+			}
+			mu.Lock()
+			acked = append(acked, c.Seq)
+			mu.Unlock()
+			return true
+		}
+		if first {
+			later := frame(1)
+			later[4] = protocol.Version + 1 // a header this client cannot parse
+			ws.WriteMessage(websocket.BinaryMessage, later)
+			if !ack() {
+				return
+			}
+			ws.WriteMessage(websocket.BinaryMessage, frame(2))
+			if !ack() {
+				return
+			}
+			ws.WriteMessage(websocket.BinaryMessage, []byte("short")) // no sequence number to ack
+			ack()
+			return
+		}
+		ws.WriteMessage(websocket.BinaryMessage, frame(3))
+		ack()
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(ln) }()
+	defer func() { srv.Close(); <-done }()
+	cl, err := New(Config{Hub: "http://" + ln.Addr().String(), Channel: "cam", Credit: 1,
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []uint64
+	err = cl.Run(ctx, func(f *Frame) error {
+		got = append(got, f.Seq)
+		if f.Seq == 3 {
+			return ErrStop
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil || !slices.Equal(got, []uint64{2, 3}) || !slices.Equal(acked, []uint64{1, 2}) || conns != 2 {
+		t.Fatalf("Run = %v, frames %v, acks %v over %d connections; want frames [2 3], acks [1 2] (the last is not acked: Run stops on it) over 2", err, got, acked, conns)
+	}
+	if cl.Invalid() != 2 {
+		t.Fatalf("invalid = %d; want 2 (the later version and the short message)", cl.Invalid())
 	}
 }

@@ -1239,11 +1239,13 @@ class Subscriber:
                     self.refused += 1
                     self._bad_log.warn("subscriber %s: skipped a frame this client refuses: %s (%d so far)",
                                        self.channel, e, self.refused)
-                    try:
-                        seq = parse_header(msg).seq
-                    except ProtocolError:
-                        continue
-                    await self._ack(ws, seq)  # its credit returns
+                    # Even a header this client cannot parse (a later
+                    # version's) names its frame at bytes 20-28; without the
+                    # ack the hub's window stays full and nothing more comes.
+                    if len(msg) < 28:
+                        return got, ConnectionError(
+                            f"a {len(msg)}-byte message is too short to acknowledge: reconnecting for fresh credit")
+                    await self._ack(ws, struct.unpack_from(">Q", msg, 20)[0])  # its credit returns
                     continue
                 got = True
                 self.received += 1

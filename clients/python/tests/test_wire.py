@@ -341,3 +341,80 @@ class TestCtrlC(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestCreditWithAFakeHub(unittest.TestCase):
+    """A hub in credit mode sends the next frame only once the last is
+    acknowledged; a frame this client cannot parse at all (a later
+    version's header) is acked from the sequence number every header
+    carries at bytes 20-28, and a message too short to hold one ends the
+    connection, so the client dials again with fresh credit."""
+
+    def test_unparseable_frames_are_acked(self):
+        import asyncio
+        import websockets
+
+        ok, jpg = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))
+        self.assertTrue(ok)
+
+        def frame(seq):
+            return framehub.encode_frame(jpg.tobytes(), codec=framehub.CODEC_JPEG, width=8, height=8, seq=seq,
+                                         capture_ns=time.time_ns())
+
+        acks, conns = [], []
+
+        async def handler(ws, path):
+            conns.append(path)
+
+            async def ack():
+                msg = await asyncio.wait_for(ws.recv(), 3)
+                acks.append(json.loads(msg)["seq"])
+
+            try:
+                if len(conns) == 1:
+                    later = bytearray(frame(1))
+                    later[4] = framehub.VERSION + 1  # a header this client cannot parse
+                    await ws.send(bytes(later))
+                    await ack()
+                    await ws.send(frame(2))
+                    await ack()
+                    await ws.send(b"short")  # no sequence number to ack
+                    await asyncio.sleep(3)
+                else:
+                    await ws.send(frame(3))
+                    await asyncio.sleep(3)
+            except (asyncio.TimeoutError, websockets.ConnectionClosed):
+                pass
+
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+        holder = {}
+
+        def serve():
+            asyncio.set_event_loop(loop)
+            server = loop.run_until_complete(websockets.serve(handler, "127.0.0.1", 0))
+            holder["server"] = server
+            holder["port"] = server.sockets[0].getsockname()[1]
+            started.set()
+            loop.run_forever()
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        self.assertTrue(started.wait(5))
+
+        def stop():
+            async def close():
+                holder["server"].close()
+                await holder["server"].wait_closed()
+            asyncio.run_coroutine_threadsafe(close(), loop).result(10)
+            loop.call_soon_threadsafe(loop.stop)
+            t.join(10)
+        self.addCleanup(stop)
+
+        with framehub.Subscriber(f"http://127.0.0.1:{holder['port']}", "cam", window=1) as sub:
+            got = [sub.read(timeout=5).seq for _ in range(2)]
+            refused = sub.refused
+        self.assertEqual(got, [2, 3])
+        self.assertEqual(acks[:2], [1, 2])
+        self.assertEqual(len(conns), 2)
+        self.assertEqual(refused, 2)
