@@ -3,6 +3,7 @@ package static_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"image/color"
 	"net/http"
 	"strings"
@@ -158,5 +159,39 @@ func TestCreditWindowFromTheFirstFrame(t *testing.T) {
 			last = *c.Seq
 		}
 		t.Logf("%s: %d acks, up to frame %d", u, len(msgs), last)
+	}
+}
+
+// TestPageDrawsOnlyRawLayoutsItCan: raw frames of 16-bit elements or two
+// channels are valid frames the page cannot draw (its converter reads one
+// byte per 8-bit gray, BGR or BGRA value); they are refused before
+// decoding, so they are counted as bad and acked instead of drawn as noise.
+func TestPageDrawsOnlyRawLayoutsItCan(t *testing.T) {
+	s := startHub(t, "127.0.0.1:0", hub.Config{})
+	ctx := browser(t)
+	navigate(t, ctx, s.url()+"/view/cam")
+	check := func(elem, channels, bytes int) string {
+		return eval[string](t, ctx, fmt.Sprintf(`(() => {
+			try {
+				FH.checkDecodable({codec: FH.CODEC_RAW, width: 4, height: 2, elemType: %d, channels: %d, payload: new ArrayBuffer(%d)});
+				return 'ok';
+			} catch (e) { return e instanceof FH.FrameError ? e.code : '! ' + e; }
+		})()`, elem, channels, bytes))
+	}
+	for _, c := range []struct {
+		name                  string
+		elem, channels, bytes int
+		want                  string
+	}{
+		{"8-bit gray", int(protocol.ElemUint8), 1, 8, "ok"},
+		{"8-bit BGR", int(protocol.ElemUint8), 3, 24, "ok"},
+		{"8-bit BGRA", int(protocol.ElemUint8), 4, 32, "ok"},
+		{"8-bit, two channels", int(protocol.ElemUint8), 2, 16, "ErrCodec"},
+		{"16-bit gray", int(protocol.ElemUint16), 1, 16, "ErrCodec"},
+		{"float BGR", int(protocol.ElemFloat32), 3, 96, "ErrCodec"},
+	} {
+		if got := check(c.elem, c.channels, c.bytes); got != c.want {
+			t.Errorf("%s: %s; want %s", c.name, got, c.want)
+		}
 	}
 }

@@ -12,6 +12,7 @@
   const CODEC_RAW = 2;
   const KNOWN_FLAGS = 0x01;
   const ELEM_SIZE = { 1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 8 };
+  const ELEM_UINT8 = 1;
   // Endpoints, subprotocols, query names and close codes: Go's protocol
   // package is their home; static/constants_test.go checks these against it.
   const PATH_SUBSCRIBE = '/ws/subscribe/';
@@ -269,6 +270,13 @@
     } else if (m.codec === CODEC_RAW) {
       const es = ELEM_SIZE[m.elemType];
       if (!es || !(m.channels >= 1 && m.channels <= 4)) throw new FrameError('ErrCodec', 'raw layout');
+      // The page draws 8-bit gray, BGR and BGRA (rawToRGBA); other layouts
+      // are valid frames it cannot show, skipped and counted, not drawn
+      // as noise.
+      if (m.elemType !== ELEM_UINT8 || m.channels === 2) {
+        throw new FrameError('ErrCodec', 'raw element type ' + m.elemType + ' with ' + m.channels +
+          ' channels: the page draws 8-bit gray, BGR or BGRA');
+      }
       if (b.length !== w * h * m.channels * es) throw new FrameError('ErrPayload', 'raw size does not match its shape');
     } else {
       throw new FrameError('ErrCodec', String(m.codec));
