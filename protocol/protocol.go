@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"unicode/utf8"
 )
 
 // Magic is the first four bytes of every frame: "FHUB".
@@ -340,7 +341,10 @@ func checkBody(f *Frame) error {
 			return err
 		}
 	}
-	if len(f.Meta) > 0 && !isJSONObject(f.Meta) {
+	if len(f.Meta) > 0 && (!utf8.Valid(f.Meta) || !isJSONObject(f.Meta)) {
+		// JSON is UTF-8: Go's decoder would quietly replace the bad bytes,
+		// the page's and Python's refuse them. Every decoder, and the hub
+		// first, agree by refusing.
 		return ErrMetadata
 	}
 	return nil

@@ -83,6 +83,11 @@ func frameCases() []tcase {
 		f.Meta = []byte(`[1,2]`)
 		return AppendFrame(nil, &f)
 	})
+	mut("metadata_not_utf8", ErrMetadata, func(b []byte) []byte {
+		f := cs[0].frame
+		f.Meta = []byte("{\"label\":\"caf\xe9\"}") // Latin-1, not UTF-8
+		return AppendFrame(nil, &f)
+	})
 	jpegCase := func(name string, err error, w, h uint32, payload []byte) {
 		f := cs[0].frame
 		f.Width, f.Height, f.Payload = w, h, payload

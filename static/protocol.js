@@ -192,7 +192,12 @@
     if (h.metaLen > 0) {
       // ignoreBOM keeps a byte-order mark, so that, as in Go, metadata that
       // starts with one is not a JSON object.
-      h.metaText = new TextDecoder('utf-8', { ignoreBOM: true }).decode(metaBytes);
+      // fatal: metadata that is not UTF-8 is refused, as Go and Python do.
+      try {
+        h.metaText = new TextDecoder('utf-8', { ignoreBOM: true, fatal: true }).decode(metaBytes);
+      } catch (e) {
+        throw new FrameError('ErrMetadata', 'metadata is not UTF-8');
+      }
       if (!isJSONObject(h.metaText)) throw new FrameError('ErrMetadata', 'metadata is not a JSON object');
       h.meta = JSON.parse(h.metaText);
     }
