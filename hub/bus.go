@@ -257,6 +257,13 @@ func (l *busLink) adoptLocked(bc *busChan, c Claim, hubName string, expires time
 		bc.bestName = hubName
 	}
 	beaten, bc.local = bc.local, nil
+	if beaten != nil {
+		// At once, under l.mu (Receive publishes the new claim's frame
+		// under it next): the beaten publisher's next frame is refused by
+		// publishFrom, so none of its frames follows the new claim's.
+		// replacedRemotely closes it after l.mu is released.
+		beaten.local().ch.clearPublisher(beaten)
+	}
 	return beaten
 }
 
