@@ -152,7 +152,7 @@ func BenchmarkPublishVsEncode(b *testing.B) {
 // overlaps encoding and no captured frame is wasted.
 func publishFor(b *testing.B, hubURL string, src Source, n int, onDemand bool) (uint64, time.Duration) {
 	p := &Publisher{cfg: Config{Codec: 1, Quality: 80, Sender: SenderConfig{Hub: hubURL, Channel: "bench"}},
-		src: src, slot: newSlot(), resized: gocv.NewMat(), flipped: gocv.NewMat(), rotated: gocv.NewMat()}
+		src: src, slot: newCaptureSlot(), resized: gocv.NewMat(), flipped: gocv.NewMat(), rotated: gocv.NewMat()}
 	p.log = discardLogger()
 	if onDemand {
 		p.src = &demandSource{Source: src, p: p}

@@ -75,7 +75,7 @@ type Publisher struct {
 	log    *slog.Logger
 	src    Source
 	sender *Sender
-	slot   *slot
+	slot   *slot[capFrame]
 
 	// Owned by the sender goroutine (Run).
 	resized, flipped, rotated gocv.Mat
@@ -110,7 +110,7 @@ func New(cfg Config) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Publisher{cfg: cfg, log: log, src: src, sender: sender, slot: newSlot(),
+	return &Publisher{cfg: cfg, log: log, src: src, sender: sender, slot: newCaptureSlot(),
 		resized: gocv.NewMat(), flipped: gocv.NewMat(), rotated: gocv.NewMat()}, nil
 }
 
@@ -389,7 +389,9 @@ func (p *Publisher) targetSize(w, h int) (int, int) {
 func (p *Publisher) Close() error {
 	err := p.src.Close()
 	p.sender.Close()
-	p.slot.close()
+	for _, f := range p.slot.all {
+		f.mat.Close()
+	}
 	p.resized.Close()
 	p.flipped.Close()
 	p.rotated.Close()
@@ -402,110 +404,14 @@ func (p *Publisher) Close() error {
 }
 
 // capFrame is a captured frame in one of the slot's Mats.
+// newCaptureSlot is the slot between capture and the sender, with a Mat
+// per buffer (Close frees them).
+func newCaptureSlot() *slot[capFrame] {
+	return newSlot(func() *capFrame { return &capFrame{mat: gocv.NewMat()} })
+}
+
 type capFrame struct {
 	mat      gocv.Mat
 	seq      uint64
 	captured time.Time
-}
-
-// slot hands the newest captured frame from capture to the sender. It owns
-// three Mats: one being captured into, one waiting as the newest, one being
-// encoded. Putting a frame while another waits returns the waiting one to
-// the free list and counts it as skipped; nothing ever queues.
-type slot struct {
-	mu      sync.Mutex
-	frees   []*capFrame
-	ready   *capFrame
-	done    bool // capture has ended
-	skipped uint64
-	all     []*capFrame
-	wake    chan struct{} // capacity 1
-}
-
-func newSlot() *slot {
-	s := &slot{wake: make(chan struct{}, 1)}
-	for range 3 {
-		f := &capFrame{mat: gocv.NewMat()}
-		s.frees = append(s.frees, f)
-		s.all = append(s.all, f)
-	}
-	return s
-}
-
-// free returns a Mat to capture into. There is always one: capture holds
-// at most one, the slot one, the sender one.
-func (s *slot) free() *capFrame {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := s.frees[len(s.frees)-1]
-	s.frees = s.frees[:len(s.frees)-1]
-	return f
-}
-
-func (s *slot) release(f *capFrame) {
-	s.mu.Lock()
-	s.frees = append(s.frees, f)
-	s.mu.Unlock()
-}
-
-// put makes f the newest frame.
-func (s *slot) put(f *capFrame) {
-	s.mu.Lock()
-	if s.ready != nil {
-		s.skipped++
-		s.frees = append(s.frees, s.ready)
-	}
-	s.ready = f
-	s.mu.Unlock()
-	s.poke()
-}
-
-func (s *slot) poke() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-// finish marks the end of capture; take returns false once the last frame
-// has been taken.
-func (s *slot) finish() {
-	s.mu.Lock()
-	s.done = true
-	s.mu.Unlock()
-	s.poke()
-}
-
-// take waits for the newest frame. It returns false when ctx ends or
-// capture has finished and no frame is left.
-func (s *slot) take(ctx context.Context) (*capFrame, bool) {
-	for {
-		s.mu.Lock()
-		f, done := s.ready, s.done
-		s.ready = nil
-		s.mu.Unlock()
-		if f != nil {
-			return f, true
-		}
-		if done {
-			return nil, false
-		}
-		select {
-		case <-s.wake:
-		case <-ctx.Done():
-			return nil, false
-		}
-	}
-}
-
-func (s *slot) skippedCount() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.skipped
-}
-
-func (s *slot) close() {
-	for _, f := range s.all {
-		f.mat.Close()
-	}
 }

@@ -58,7 +58,7 @@ type Relay struct {
 	cfg    RelayConfig
 	log    *slog.Logger
 	sender *Sender
-	slot   *jpegSlot
+	slot   *slot[jpegFrame]
 
 	// Static after construction: the source.
 	stdin     io.Reader
@@ -98,7 +98,7 @@ func NewRelay(ctx context.Context, cfg RelayConfig) (*Relay, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Relay{cfg: cfg, log: log, sender: sender, slot: newJPEGSlot(), interrupt: func() {}, restore: func() {}}
+	r := &Relay{cfg: cfg, log: log, sender: sender, slot: newSlot(func() *jpegFrame { return &jpegFrame{} }), interrupt: func() {}, restore: func() {}}
 	if cfg.Source == "-" {
 		r.stdin = cfg.Stdin
 		if r.stdin == nil {
@@ -440,96 +440,4 @@ type jpegFrame struct {
 	seq      uint64
 	captured int64 // Unix ns
 	w, h     int
-}
-
-// jpegSlot hands the newest JPEG from the reader to the sender: one
-// being read into, one waiting as the newest, one being sent. Putting a
-// JPEG while another waits returns the waiting one to the free list and
-// counts it as skipped; nothing ever queues.
-type jpegSlot struct {
-	mu      sync.Mutex
-	frees   []*jpegFrame
-	ready   *jpegFrame
-	done    bool
-	skipped uint64
-	wake    chan struct{} // capacity 1
-}
-
-func newJPEGSlot() *jpegSlot {
-	s := &jpegSlot{wake: make(chan struct{}, 1)}
-	for range 3 {
-		s.frees = append(s.frees, &jpegFrame{})
-	}
-	return s
-}
-
-// free returns a frame to read into; there is always one.
-func (s *jpegSlot) free() *jpegFrame {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := s.frees[len(s.frees)-1]
-	s.frees = s.frees[:len(s.frees)-1]
-	return f
-}
-
-func (s *jpegSlot) release(f *jpegFrame) {
-	s.mu.Lock()
-	s.frees = append(s.frees, f)
-	s.mu.Unlock()
-}
-
-// put makes f the newest.
-func (s *jpegSlot) put(f *jpegFrame) {
-	s.mu.Lock()
-	if s.ready != nil {
-		s.skipped++
-		s.frees = append(s.frees, s.ready)
-	}
-	s.ready = f
-	s.mu.Unlock()
-	s.poke()
-}
-
-func (s *jpegSlot) poke() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-// finish marks the end of the source; take returns false once the last
-// JPEG has been taken.
-func (s *jpegSlot) finish() {
-	s.mu.Lock()
-	s.done = true
-	s.mu.Unlock()
-	s.poke()
-}
-
-// take waits for the newest JPEG; false when ctx ends or the source has
-// ended and nothing is left.
-func (s *jpegSlot) take(ctx context.Context) (*jpegFrame, bool) {
-	for {
-		s.mu.Lock()
-		f, done := s.ready, s.done
-		s.ready = nil
-		s.mu.Unlock()
-		if f != nil {
-			return f, true
-		}
-		if done {
-			return nil, false
-		}
-		select {
-		case <-s.wake:
-		case <-ctx.Done():
-			return nil, false
-		}
-	}
-}
-
-func (s *jpegSlot) skippedCount() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.skipped
 }
