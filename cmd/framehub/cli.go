@@ -276,6 +276,35 @@ func (s *statusLine) show(line string) {
 	fmt.Fprintln(w, line)
 }
 
+// showEverySecond writes line(now) to c's stderr once a second, unless
+// --quiet, until the returned stop is called; stop waits for the writer
+// and ends the line.
+func showEverySecond(c *cli.Context, line func(now time.Time) string) (stop func()) {
+	status := newStatusLine(c.App.ErrWriter)
+	if c.Bool("quiet") {
+		return func() {}
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case now := <-t.C:
+				status.show(line(now))
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+		status.done()
+	}
+}
+
 // done ends an in-place line so what follows starts on its own line.
 func (s *statusLine) done() {
 	if w, ok := s.w.(interface{ Write([]byte) (int, error) }); ok && s.used {

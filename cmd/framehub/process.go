@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"syscall"
 	"time"
 
@@ -114,32 +113,15 @@ func runProcessor(ctx context.Context, c *cli.Context, cfg process.Config) error
 	defer p.Close()
 	start, cpu0 := time.Now(), cpuTime()
 	cfg.Logger.Info("processing", "in", cfg.In, "out", cfg.Out, "hub", cfg.Hub, "workers", max(cfg.Workers, 1), "gate", cfg.Gate)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	status := newStatusLine(c.App.ErrWriter)
-	if !c.Bool("quiet") {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			prev, at := p.Stats(), time.Now()
-			for {
-				select {
-				case <-stop:
-					return
-				case now := <-t.C:
-					cur := p.Stats()
-					status.show(cfg.In + " -> " + cfg.Out + "  " + process.Status(prev, cur, now.Sub(at)))
-					prev, at = cur, now
-				}
-			}
-		}()
-	}
+	prev, at := p.Stats(), time.Now()
+	stopStatus := showEverySecond(c, func(now time.Time) string {
+		cur := p.Stats()
+		line := cfg.In + " -> " + cfg.Out + "  " + process.Status(prev, cur, now.Sub(at))
+		prev, at = cur, now
+		return line
+	})
 	err = p.Run(ctx)
-	close(stop)
-	wg.Wait()
-	status.done()
+	stopStatus()
 	sum := processSummary{In: cfg.In, Out: cfg.Out, Stats: p.Stats(), Seconds: time.Since(start).Seconds()}
 	if sum.Processed > 0 {
 		sum.CPUMSPerFrame = float64(cpuTime()-cpu0) / float64(time.Millisecond) / float64(sum.Processed)

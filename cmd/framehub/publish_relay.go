@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -139,32 +138,15 @@ type publishing interface {
 // runWithStatus runs p with a status line each second on stderr.
 func runWithStatus(ctx context.Context, c *cli.Context, sc publisher.SenderConfig, log *slog.Logger, p publishing) error {
 	log.Info("publishing", "source", protocol.RedactURL(p.Source()), "channel", sc.Channel, "hub", sc.Hub)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	status := newStatusLine(c.App.ErrWriter)
-	if !c.Bool("quiet") {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			prev, at := p.Stats(), time.Now()
-			for {
-				select {
-				case <-stop:
-					return
-				case now := <-t.C:
-					cur := p.Stats()
-					status.show(sc.Channel + "  " + publisher.Status(prev, cur, now.Sub(at), p.Connected()))
-					prev, at = cur, now
-				}
-			}
-		}()
-	}
+	prev, at := p.Stats(), time.Now()
+	stopStatus := showEverySecond(c, func(now time.Time) string {
+		cur := p.Stats()
+		line := sc.Channel + "  " + publisher.Status(prev, cur, now.Sub(at), p.Connected())
+		prev, at = cur, now
+		return line
+	})
 	err := p.Run(ctx)
-	close(stop)
-	wg.Wait()
-	status.done()
+	stopStatus()
 	s := p.Stats()
 	log.Info("publisher stopped", "captured", s.Captured, "sent", s.Sent, "skipped", s.Skipped,
 		"bytes", s.Bytes, "reconnects", s.Reconnects)

@@ -8,7 +8,6 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -93,30 +92,13 @@ func runWatch(c *cli.Context) error {
 	start := time.Now()
 	stats := subscriber.NewStats(start)
 
-	// The status line goes out once a second from its own goroutine.
-	var wg sync.WaitGroup
-	stopStatus := make(chan struct{})
-	status := newStatusLine(c.App.ErrWriter)
-	if !c.Bool("quiet") {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-stopStatus:
-					return
-				case now := <-t.C:
-					state := ""
-					if !cl.Connected() {
-						state = "  (not connected)"
-					}
-					status.show(fmt.Sprintf("%s  %s%s", c.String("channel"), stats.Status(now), state))
-				}
-			}
-		}()
-	}
+	stopStatus := showEverySecond(c, func(now time.Time) string {
+		state := ""
+		if !cl.Connected() {
+			state = "  (not connected)"
+		}
+		return fmt.Sprintf("%s  %s%s", c.String("channel"), stats.Status(now), state)
+	})
 	n := 0
 	var unsaved int
 	var lastUnsavedLog time.Time
@@ -146,9 +128,7 @@ func runWatch(c *cli.Context) error {
 		}
 		return nil
 	})
-	close(stopStatus)
-	wg.Wait()
-	status.done()
+	stopStatus()
 	if unsaved > 0 {
 		log.Warn("frames not saved", "count", unsaved)
 	}
