@@ -184,14 +184,8 @@ func (h *Hub) serveUpload(w http.ResponseWriter, r *http.Request, rawName, file 
 // runUpload publishes an admitted upload's frames until its body ends or
 // something ends it, then answers.
 func (h *Hub) runUpload(w http.ResponseWriter, r *http.Request, u *upload, opt protocol.MJPEGOptions, capture int64) {
-	h.counters.PublishersConnected.Add(1)
-	h.publishers.Add(1)
-	defer h.publishers.Add(-1)
 	start := time.Now()
-	if old := u.ch.setPublisher(u); old != nil {
-		old.replaced()
-	}
-	h.busClaim(u)
+	leave := h.takeChannel(u)
 	defer h.registerStream(&stream{channel: u.channel, token: requestToken(r, true), right: RightPublish,
 		cancel: func() { u.end(ending{kind: endRevoked}) }})()
 	h.events.logf(slog.LevelInfo, "connected:"+u.channel, "publisher connected",
@@ -213,8 +207,7 @@ func (h *Hub) runUpload(w http.ResponseWriter, r *http.Request, u *upload, opt p
 	res, err := h.readUpload(u, opt, capture)
 	close(stop)
 	watchWG.Wait()
-	u.ch.clearPublisher(u)
-	h.busRelease(u)
+	leave()
 	u.finish()
 
 	var end ending

@@ -83,14 +83,8 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request, name string) 
 
 // runPublisher reads and publishes a publisher's frames until it leaves.
 func (h *Hub) runPublisher(p *publisher) {
-	h.counters.PublishersConnected.Add(1)
-	h.publishers.Add(1)
-	defer h.publishers.Add(-1)
 	start := time.Now()
-	if old := p.ch.setPublisher(p); old != nil {
-		old.replaced()
-	}
-	h.busClaim(p)
+	leave := h.takeChannel(p)
 	h.events.logf(slog.LevelInfo, "connected:"+p.channel, "publisher connected",
 		slog.String("channel", p.channel), slog.String("remote", p.remote))
 
@@ -132,12 +126,29 @@ func (h *Hub) runPublisher(p *publisher) {
 	frames, dropped, end := h.readFrames(p)
 	close(stopPing)
 	pingWG.Wait()
-	p.ch.clearPublisher(p)
-	h.busRelease(p)
+	leave()
 	attrs := append([]slog.Attr{slog.String("channel", p.channel), slog.String("remote", p.remote),
 		slog.Uint64("frames", frames), slog.Uint64("dropped", dropped),
 		slog.Float64("seconds", round2(time.Since(start).Seconds()))}, end.attrs()...)
 	h.events.logf(slog.LevelInfo, "left:"+p.channel, "publisher left", attrs...)
+}
+
+// takeChannel makes p its channel's publisher, telling the one it
+// replaces, counts it, and claims the channel on the bus; leave undoes it
+// all (a publisher replaced meanwhile unsets nobody).
+func (h *Hub) takeChannel(p localPublisher) (leave func()) {
+	h.counters.PublishersConnected.Add(1)
+	h.publishers.Add(1)
+	ch := p.local().ch
+	if old := ch.setPublisher(p); old != nil {
+		old.replaced()
+	}
+	h.busClaim(p)
+	return func() {
+		ch.clearPublisher(p)
+		h.busRelease(p)
+		h.publishers.Add(-1)
+	}
 }
 
 // rateCap lets through at most rate frames per second, with bursts of a
