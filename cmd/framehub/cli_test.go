@@ -105,8 +105,17 @@ type proc struct {
 
 func start(t *testing.T, bin string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	return startCmd(t, cmd)
+}
+
+// startCmd starts cmd, collecting its output, and kills it (by PID) when
+// the test ends, showing its stderr if the test failed.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	bin, args := cmd.Path, cmd.Args[1:]
 	se, _ := p.cmd.StderrPipe()
 	p.cmd.Stdout = &lockedWriter{p: p, b: &p.stdout}
 	if err := p.cmd.Start(); err != nil {

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"image/jpeg"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -26,31 +24,9 @@ import (
 // *os.File is handed to the child as it is: a pipe stays a pipe).
 func startWithStdin(t *testing.T, bin string, in io.Reader, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	p.cmd.Stdin = in
-	se, _ := p.cmd.StderrPipe()
-	p.cmd.Stdout = &lockedWriter{p: p, b: &p.stdout}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(se)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.stderr.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-		}
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill() // by PID: only what this test started
-		<-p.done
-		if t.Failed() {
-			t.Logf("%s %v stderr:\n%s", filepath.Base(bin), args, p.errText())
-		}
-	})
-	return p
+	cmd := exec.Command(bin, args...)
+	cmd.Stdin = in
+	return startCmd(t, cmd)
 }
 
 // collect reads frames from in until one numbered last arrives or d
