@@ -695,7 +695,7 @@ func BenchmarkPublishPaths(b *testing.B) {
 				if path == "upload_bare" {
 					unit, ctype = jpg, "image/jpeg"
 				}
-				resp, err := http.Post(srv.URL+"/channels/cam/stream.mjpeg", ctype, &repeatBody{b: unit, n: b.N})
+				resp, err := http.Post(srv.URL+"/channels/cam/stream.mjpeg", ctype, testutil.Repeat(unit, b.N))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -707,23 +707,6 @@ func BenchmarkPublishPaths(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
 		})
 	}
-}
-
-// repeatBody yields b n times, as an upload body of unknown length.
-type repeatBody struct {
-	b    []byte
-	n, i int
-}
-
-func (r *repeatBody) Read(p []byte) (int, error) {
-	if r.n == 0 {
-		return 0, io.EOF
-	}
-	k := copy(p, r.b[r.i:])
-	if r.i += k; r.i == len(r.b) {
-		r.i, r.n = 0, r.n-1
-	}
-	return k, nil
 }
 
 // TestUploadPaddingIsNotDeclaredIntoMemory: a part that declares 16 MB

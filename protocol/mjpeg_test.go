@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"testing/iotest"
+
+	"framehub/internal/testutil"
 )
 
 // Tricky but valid JPEGs for the splitter.
@@ -185,7 +187,7 @@ func TestMJPEGReaderBoundsItsBuffer(t *testing.T) {
 	small := encodeJPEG(t, 8, 8)
 	const n = 32
 	var charged, peak int64
-	r := io.MultiReader(iotest.HalfReader(&repeatReader{b: big, n: n}), bytes.NewReader(bytes.Repeat(small, 40)))
+	r := io.MultiReader(iotest.HalfReader(testutil.Repeat(big, n)), bytes.NewReader(bytes.Repeat(small, 40)))
 	m := NewMJPEGReader(r, MJPEGOptions{MaxJPEG: 4 << 20, Charge: func(d int64) error {
 		charged += d
 		peak = max(peak, charged)
@@ -227,23 +229,6 @@ func TestMJPEGReaderBoundsItsBuffer(t *testing.T) {
 	if charged != 0 {
 		t.Fatalf("%d bytes charged after Close", charged)
 	}
-}
-
-// repeatReader yields b n times.
-type repeatReader struct {
-	b    []byte
-	n, i int
-}
-
-func (r *repeatReader) Read(p []byte) (int, error) {
-	if r.n == 0 {
-		return 0, io.EOF
-	}
-	k := copy(p, r.b[r.i:])
-	if r.i += k; r.i == len(r.b) {
-		r.i, r.n = 0, r.n-1
-	}
-	return k, nil
 }
 
 func TestParseMJPEGContentType(t *testing.T) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -15,24 +14,6 @@ import (
 	"framehub/internal/testutil"
 	"framehub/protocol"
 )
-
-// jpegStream yields n copies of a JPEG, back to back, as one upload body:
-// ffmpeg -f mjpeg, at the speed of the loopback.
-type jpegStream struct {
-	jpg  []byte
-	n, i int
-}
-
-func (s *jpegStream) Read(p []byte) (int, error) {
-	if s.n == 0 {
-		return 0, io.EOF
-	}
-	k := copy(p, s.jpg[s.i:])
-	if s.i += k; s.i == len(s.jpg) {
-		s.i, s.n = 0, s.n-1
-	}
-	return k, nil
-}
 
 // vmHWM returns a process's peak resident memory, from /proc.
 func vmHWM(t *testing.T, pid int) uint64 {
@@ -87,7 +68,7 @@ func TestUploadOfAGigabyteStaysBounded(t *testing.T) {
 	}()
 	start := time.Now()
 	resp, err := http.Post("http://"+addr+"/channels/big/stream.mjpeg", "image/jpeg",
-		&jpegStream{jpg: testutil.FakeJPEG(1920, 1080, 7, frameSize), n: n})
+		testutil.Repeat(testutil.FakeJPEG(1920, 1080, 7, frameSize), n))
 	if err != nil {
 		t.Fatal(err)
 	}

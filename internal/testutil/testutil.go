@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -182,4 +183,25 @@ func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// Repeat returns a reader that yields b n times, like a stream of unknown
+// length (an upload body, ffmpeg's -f mjpeg on stdin), without holding n
+// copies.
+func Repeat(b []byte, n int) io.Reader { return &repeatReader{b: b, n: n} }
+
+type repeatReader struct {
+	b    []byte
+	n, i int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		return 0, io.EOF
+	}
+	k := copy(p, r.b[r.i:])
+	if r.i += k; r.i == len(r.b) {
+		r.i, r.n = 0, r.n-1
+	}
+	return k, nil
 }
