@@ -586,6 +586,7 @@ func TestGoldenVectorsInPage(t *testing.T) {
 					const f = FH.parseFrame(b, %s);
 					return {codec: ['', 'jpeg', 'raw'][f.codec], width: f.width, height: f.height, seq: f.seq.toString(),
 						capture_time: f.captureTimeNs.toString(), flags: f.flags, elem_type: f.elemType, channels: f.channels,
+						rendition: f.rendition,
 						meta: f.metaText, payload_hex: Array.from(f.payload, (x) => x.toString(16).padStart(2, '0')).join('')};
 				} catch (e) {
 					return {error: e.code || String(e)};
