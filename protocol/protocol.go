@@ -176,6 +176,16 @@ func PeekSeq(msg []byte) (seq uint64, ok bool) {
 	return binary.BigEndian.Uint64(msg[20:]), true
 }
 
+// PeekRendition reads the rendition of a message without checking
+// anything else (a relay keeps one newest frame per rendition); a message
+// too short to hold one is the main picture's.
+func PeekRendition(msg []byte) Rendition {
+	if len(msg) < 46 {
+		return RenditionMain
+	}
+	return Rendition(binary.BigEndian.Uint16(msg[44:]))
+}
+
 // ParseHeader decodes the header at the start of b. It checks the fields
 // that can be checked without the body (magic, version, kind, codec, flags,
 // header length, element type) and returns an error wrapping one of the

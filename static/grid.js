@@ -33,7 +33,10 @@
     $('grid').appendChild(card);
     // A thumbnail decodes at most 480 pixels wide: a fraction of the work of
     // a full 720p or 1080p frame, so many channels stay live on one page.
-    const player = new FH.Player(canvas, name, { credit: 1, maxWidth: 480 });
+    // It asks the hub for the channel's rendition that fits the tile in
+    // device pixels, so that a channel with a small rendition sends that.
+    const askWidth = Math.round((canvas.clientWidth || canvas.width) * (window.devicePixelRatio || 1));
+    const player = new FH.Player(canvas, name, { credit: 1, maxWidth: 480, askWidth });
     if (!document.hidden) player.start();
     cards.set(name, { el: card, player, info, nolive });
   }

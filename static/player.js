@@ -146,10 +146,15 @@
   }
 
   // subscribeURL asks for credit mode with credit frames in flight from
-  // the first frame (protocol.QueryWindow).
-  function subscribeURL(channel, credit) {
+  // the first frame (protocol.QueryWindow) and, when askWidth is a width
+  // in pixels, for the channel's rendition that fits it
+  // (protocol.QueryMaxWidth: the narrowest at least that wide, else the
+  // widest).
+  function subscribeURL(channel, credit, askWidth) {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    return scheme + '//' + location.host + FH.PATH_SUBSCRIBE + channel + '?' + FH.QUERY_WINDOW + '=' + credit;
+    let u = scheme + '//' + location.host + FH.PATH_SUBSCRIBE + channel + '?' + FH.QUERY_WINDOW + '=' + credit;
+    if (askWidth > 0) u += '&' + FH.QUERY_MAX_WIDTH + '=' + Math.min(Math.ceil(askWidth), FH.MAX_RENDITION_WIDTH);
+    return u;
   }
 
   // boxText is what is drawn by a box: its label, and its score with two
@@ -167,6 +172,8 @@
     // opts.decodeTimeoutMs: how long a decoder worker may take to answer
     //   before it is replaced (default 10 s, plus delayMs)
     // opts.maxWidth: decode at most this wide (thumbnails), 0 for full size
+    // opts.askWidth: ask the hub for the channel's rendition that fits this
+    //   width in pixels (max-width), 0 for the main picture
     // opts.protocols: WebSocket subprotocols, or a function that returns them
     //   when connecting (FH.auth.protocols carries the view token)
     // opts.onChange: called when the connection state changes
@@ -177,7 +184,7 @@
       this.channel = channel;
       const protocols = FH.auth ? FH.auth.protocols : undefined;
       this.opts = Object.assign({
-        credit: 2, delayMs: 0, decodeTimeoutMs: DECODE_TIMEOUT_MS, maxWidth: 0, protocols, onChange: null,
+        credit: 2, delayMs: 0, decodeTimeoutMs: DECODE_TIMEOUT_MS, maxWidth: 0, askWidth: 0, protocols, onChange: null,
       }, opts || {});
       if (!(this.opts.decodeTimeoutMs > 0)) this.opts.decodeTimeoutMs = DECODE_TIMEOUT_MS;
       if (!(this.opts.delayMs > 0)) this.opts.delayMs = 0;
@@ -199,7 +206,7 @@
       this.labels = [];
       this.s = {
         received: 0, drawn: 0, dropped: 0, gaps: 0, bad: 0, badMeta: 0, problem: '', reconnects: 0,
-        lastRecvSeq: null, lastSeq: null, width: 0, height: 0, codec: 0,
+        lastRecvSeq: null, lastSeq: null, width: 0, height: 0, codec: 0, rendition: 0,
         ages: [], drawTimes: [], lastDrawAt: 0, connectedOnce: false,
       };
     }
@@ -246,7 +253,7 @@
       let ws;
       try {
         const p = this.opts.protocols;
-        ws = new WebSocket(subscribeURL(this.channel, credit), typeof p === 'function' ? p() : p);
+        ws = new WebSocket(subscribeURL(this.channel, credit, this.opts.askWidth), typeof p === 'function' ? p() : p);
       } catch (e) {
         this.retry();
         return;
@@ -414,6 +421,7 @@
         s.width = f.width;
         s.height = f.height;
         s.codec = f.codec;
+        s.rendition = f.rendition;
         s.ages.push(Date.now() - f.captureTimeMs);
         if (s.ages.length > AGE_SAMPLES) s.ages.shift();
         s.drawTimes.push(now);
@@ -488,6 +496,7 @@
         width: s.width,
         height: s.height,
         codec: s.codec === FH.CODEC_RAW ? 'raw' : s.codec === FH.CODEC_JPEG ? 'jpeg' : '',
+        rendition: s.drawn ? FH.renditionName(s.rendition) : '', // of the frame drawn last: 'main' or its width
         reconnects: s.reconnects,
         lastFrameAgeMs: s.lastDrawAt ? performance.now() - s.lastDrawAt : null,
         retryInMs: this.state === 'reconnecting' ? Math.max(0, this.retryAt - performance.now()) : 0,
