@@ -72,7 +72,10 @@ type Config struct {
 	// MaxPixels is the largest input picture (width × height) decoded;
 	// 0 means protocol.DefaultMaxPixels.
 	MaxPixels uint64
-	Logger    *slog.Logger // nil discards
+	// Events turns detections into events (see EventRules): written into
+	// the metadata of every published frame while they go on.
+	Events EventRules
+	Logger *slog.Logger // nil discards
 }
 
 // Processor subscribes to a channel, runs steps on its newest frames and
@@ -123,6 +126,10 @@ func New(cfg Config) (*Processor, error) {
 	if cfg.GateRefresh == 0 {
 		cfg.GateRefresh = DefaultGateRefresh
 	}
+	events, err := cfg.Events.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	steps, err := gateSteps(cfg.Steps, cfg.Gate, cfg.GateRefresh)
 	if err != nil {
 		return nil, err
@@ -146,6 +153,7 @@ func New(cfg Config) (*Processor, error) {
 		Sender: publisher.SenderConfig{Hub: cfg.Hub, Channel: cfg.Out, Header: outHeader, TLS: cfg.TLS, ConnectTimeout: cfg.ConnectTimeout,
 			Rendition: cfg.OutRendition},
 		Workers: cfg.Workers,
+		Events:  events,
 		Logger:  cfg.Logger,
 	}
 	rc.newWorker = func(i int) (worker, error) {

@@ -24,7 +24,7 @@ func processCommand() *cli.Command {
 			"Steps: " + process.StepNames + ".\n" +
 			"Each output frame keeps its input's sequence number and capture time; detections go into its metadata\n" +
 			`as {"boxes":[{"x","y","w","h","label","score"}],"steps":[{"name","ms"}]}.`,
-		Flags: append(clientFlags(),
+		Flags: append(append(clientFlags(),
 			&cli.StringFlag{Name: "in", Required: true, Usage: "channel to process", EnvVars: []string{"FRAMEHUB_IN"}},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "channel to publish the processed frames to (not --in, unless as a rendition)", EnvVars: []string{"FRAMEHUB_OUT"}},
 			&cli.StringFlag{Name: "out-rendition", Value: "main", Usage: "publish the results as this rendition of --out, a width (e.g. 320 with --step resize=320; --out may then be --in), or main", EnvVars: []string{"FRAMEHUB_OUT_RENDITION"}},
@@ -38,7 +38,7 @@ func processCommand() *cli.Command {
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (0: until Ctrl-C)", EnvVars: []string{"FRAMEHUB_DURATION"}},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object on stdout", EnvVars: []string{"FRAMEHUB_JSON"}},
 			&cli.BoolFlag{Name: "quiet", Usage: "no status line each second", EnvVars: []string{"FRAMEHUB_QUIET"}},
-		),
+		), eventFlags()...),
 		Action: runProcess,
 	}
 }
@@ -70,6 +70,9 @@ func processConfig(c *cli.Context) (process.Config, error) {
 	if cfg.In == cfg.Out && cfg.OutRendition == protocol.RenditionMain {
 		return cfg, fmt.Errorf("--out %s is --in: publishing to the channel being processed would feed it its own output "+
 			"(add a rendition of it instead: --out-rendition N with --step resize=N)", cfg.Out)
+	}
+	if cfg.Events, err = eventRules(c); err != nil {
+		return cfg, err
 	}
 	cfg.Steps, err = process.ParseSteps(c.StringSlice("step"), process.StepOptions{Cascade: c.String("cascade")})
 	if err != nil {
