@@ -31,7 +31,9 @@ const controlWait = time.Second
 // plain writes (or sendfile), never through gorilla's writer. So no write
 // can land inside another, and no deadline set for one write moves under
 // another. Anyone else who wants something sent (a pong, a close) records
-// it and wakes the writer (wake).
+// it and wakes the writer (wake). The one exception is gorilla's own close
+// frame when a peer breaks the protocol or the read limit (see closeSent):
+// the connection ends then anyway.
 type wsConn struct {
 	// Static after construction.
 	ws      *websocket.Conn
@@ -128,6 +130,18 @@ func (c *wsConn) closeWith(why ending, code int, text string) {
 		_ = c.ws.SetReadDeadline(deadline)
 		c.closeMsg.Store(&msg)
 		c.poke()
+	})
+}
+
+// closeSent records why the hub ends the connection when the close frame
+// has gone out already: gorilla writes one itself, from the reader, when a
+// message passes the read limit (1009) or a frame breaks the protocol
+// (1002), before it returns the error. The writer then owes none.
+func (c *wsConn) closeSent(why ending) {
+	c.ended.CompareAndSwap(nil, &why)
+	c.closeOnce.Do(func() {
+		c.closedByUs.Store(true)
+		_ = c.ws.SetReadDeadline(time.Now().Add(controlWait))
 	})
 }
 
@@ -239,10 +253,22 @@ func (h *Hub) keepAlive(c *wsConn) {
 }
 
 // readFailure counts and reports why a read ended: a message over the limit
-// is a refusal; a close or a dropped connection is not.
+// or a frame that breaks the WebSocket protocol is a refusal; a close or a
+// dropped connection is not.
 func (h *Hub) readFailure(c *wsConn, err error) {
-	if errors.Is(err, websocket.ErrReadLimit) {
-		h.refuseConn(c, reasonTooBig, "message too big")
+	var ce *websocket.CloseError
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
+		// gorilla has sent close 1009 itself.
+		h.refuse(reasonTooBig, c.remote, refusals[reasonTooBig].text, slog.String("channel", c.channel))
+		c.closeSent(ending{kind: endRefused, refused: reasonTooBig, detail: "message too big"})
+	case errors.As(err, &ce), connectionFailure(err), errors.Is(err, io.EOF), errors.Is(err, websocket.ErrCloseSent):
+	default:
+		// What is left are gorilla's protocol errors, for which it has
+		// already sent close 1002 with the cause.
+		h.refuse(reasonBadWebSocket, c.remote, refusals[reasonBadWebSocket].text,
+			slog.String("channel", c.channel), slog.String("error", err.Error()))
+		c.closeSent(ending{kind: endRefused, refused: reasonBadWebSocket, detail: err.Error()})
 	}
 }
 

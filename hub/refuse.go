@@ -45,6 +45,7 @@ const (
 	reasonBadUpload                        // an HTTP upload whose framing is broken: no boundary, a JPEG without its EOI, …
 	reasonMediaType                        // an HTTP upload that is not JPEG (its Content-Type, or its bytes)
 	reasonStalledUpload                    // an HTTP upload that sent nothing for PongWait
+	reasonBadWebSocket                     // a WebSocket frame that breaks RFC 6455 (unmasked, reserved bits, bad opcode…)
 	numReasons
 )
 
@@ -79,6 +80,7 @@ var refusals = [numReasons]refusal{
 	reasonBadUpload:          {"bad_upload", 0, 400, "malformed upload"},
 	reasonMediaType:          {"unsupported_media_type", 0, 415, "not JPEG"},
 	reasonStalledUpload:      {"stalled_upload", 0, 408, "upload stalled"},
+	reasonBadWebSocket:       {"bad_websocket", websocket.CloseProtocolError, 0, "frame breaks the WebSocket protocol"},
 }
 
 func (r reason) String() string { return refusals[r].name }
