@@ -45,6 +45,7 @@ type wsConn struct {
 	wake    chan struct{}              // capacity 1: "writer, look at what you owe"; a subscriber's mailbox shares it
 	sub     atomic.Pointer[subscriber] // set for subscribers, for the write watchdog
 
+	pong       atomic.Pointer[string] // a ping's payload the writer owes a pong for
 	closeOnce  sync.Once
 	closeMsg   atomic.Pointer[[]byte] // the close frame the writer owes, once it is owed
 	closedByUs atomic.Bool            // we sent a close frame: let the peer read it before the socket goes
@@ -133,6 +134,15 @@ func (c *wsConn) closeWith(why ending, code int, text string) {
 	})
 }
 
+// owePong is the connection's ping handler: the writer owes the peer a
+// pong with the ping's payload (the newest ping's, if several arrive
+// before it writes), so that gorilla never writes the pong itself.
+func (c *wsConn) owePong(data string) error {
+	c.pong.Store(&data)
+	c.poke()
+	return nil
+}
+
 // closeSent records why the hub ends the connection when the close frame
 // has gone out already: gorilla writes one itself, from the reader, when a
 // message passes the read limit (1009) or a frame breaks the protocol
@@ -198,6 +208,7 @@ func (h *Hub) upgrade(w http.ResponseWriter, r *http.Request, channel string, ri
 	c := &wsConn{ws: ws, nc: ws.NetConn(), remote: r.RemoteAddr, channel: channel, right: right,
 		token: requestToken(r, false), wake: make(chan struct{}, 1)}
 	ws.SetCloseHandler(c.replyClose)
+	ws.SetPingHandler(c.owePong)
 	h.mu.Lock()
 	closing := h.closing
 	if !closing {

@@ -101,10 +101,10 @@ func (h *Hub) runPublisher(p *publisher) {
 
 // controlLoop is the publisher's writer, the only goroutine that writes to
 // its socket (see wsConn): pings, which keep the read deadline honest on a
-// publisher that is alive but between frames; the viewer count when it
-// changes (the newest count: changes in between are folded); and the
-// close frame, if the hub closes the connection, after which it writes
-// nothing. It stops when stop is closed (the reader has returned), once it
+// publisher that is alive but between frames; pongs it owes; the viewer
+// count when it changes (the newest count: changes in between are folded);
+// and the close frame, if the hub closes the connection, after which it
+// writes nothing. It stops when stop is closed (the reader has returned), once it
 // has written a close frame owed.
 func (h *Hub) controlLoop(p *publisher, stop <-chan struct{}) {
 	t := time.NewTicker(h.cfg.PingInterval)
@@ -126,6 +126,9 @@ func (h *Hub) controlLoop(p *publisher, stop <-chan struct{}) {
 			}
 		case <-p.wake:
 			if p.writeOwedClose() {
+				return
+			}
+			if data := p.pong.Swap(nil); data != nil && !write(wsMessage(websocket.PongMessage, []byte(*data))) {
 				return
 			}
 			n := p.viewerCount.Load()

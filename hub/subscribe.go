@@ -27,10 +27,9 @@ type subscriber struct {
 	// subscriber.
 	writeStart atomic.Int64
 	evicted    atomic.Bool
-	pong       atomic.Pointer[string] // a ping's payload the writer owes a pong for
-	pingDue    atomic.Bool            // set by the watchdog every PingInterval
-	stopped    atomic.Bool            // the connection has ended: the writer returns
-	files      *fileSender            // sends on the plain-TCP socket by sendfile, or nil
+	pingDue    atomic.Bool // set by the watchdog every PingInterval
+	stopped    atomic.Bool // the connection has ended: the writer returns
+	files      *fileSender // sends on the plain-TCP socket by sendfile, or nil
 }
 
 // serveSubscribe admits and upgrades a subscriber. ?window=N asks for
@@ -77,12 +76,6 @@ func (h *Hub) runSubscriber(s *subscriber) {
 		}
 	}
 	s.wsConn.sub.Store(s)
-	// Pongs are written by the writer, like everything else it sends.
-	s.ws.SetPingHandler(func(data string) error {
-		s.pong.Store(&data)
-		s.poke()
-		return nil
-	})
 	ch := h.join(s.channel, s.mb)
 	debug := h.logs.Enabled(slog.LevelDebug) // each connect and leave: build no line nobody reads
 	if debug {
