@@ -57,6 +57,8 @@ var readmeCommands = map[string]string{
 	"framehub process --in lobby --out lobby-private --step blur-faces,resize=640":                                                                                            "run",
 	"framehub process --in yard --out yard-watch --step motion,people,draw --gate motion":                                                                                     "run",
 	"framehub watch --channel door-faces --print-meta --quiet":                                                                                                                "run",
+	"framehub process --in door --out door-people --step people --event person --zone porch:0,0.5,1,0.5,1,1,0,1":                                                              "run",
+	"framehub watch --channel door-people --json":                                                                                                                             "run",
 	"framehub token --token-secret-file signing.key --channel cam1 --ttl 60s":                                                                                                 "run",
 	"framehub token --token-secret-file signing.key --channel door --right publish --ttl 24h":                                                                                 "run",
 
