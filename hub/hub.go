@@ -323,6 +323,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			latest, prev := c.takeFrames()
 			h.retire(latest)
 			h.retire(prev)
+			for _, f := range c.takeRenditionFrames() {
+				h.retire(f)
+			}
 		}
 	})
 	return err
