@@ -16,7 +16,7 @@ func recordCommand() *cli.Command {
 		Usage: "record a channel to a video file (Motion JPEG .mkv, crash-safe; or through OpenCV .avi, .mp4)",
 		UsageText: "framehub record --hub URL --channel NAME [--out FILE.mkv] [--duration D] [--segment D]\n\n" +
 			"--out defaults to CHANNEL-YYYYMMDD-HHMMSS.mkv in the current directory.",
-		Flags: append(clientFlags(),
+		Flags: append(clientFlags(), maxWidthFlag(),
 			&cli.StringFlag{Name: "channel", Required: true, Usage: "channel to record", EnvVars: []string{"FRAMEHUB_CHANNEL"}},
 			&cli.StringFlag{Name: "out", Usage: "file to write: .mkv (default, crash-safe), .avi or .mp4 (OpenCV builds)", EnvVars: []string{"FRAMEHUB_OUT"}},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (0: until Ctrl-C)", EnvVars: []string{"FRAMEHUB_DURATION"}},
