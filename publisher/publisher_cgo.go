@@ -83,6 +83,7 @@ type Publisher struct {
 	jpegParams                []int
 	fps                       float64 // smoothed send rate, for overlays
 	lastMetaLog               time.Time
+	lastFailLog               time.Time
 
 	mu    sync.Mutex
 	stats Stats
@@ -226,7 +227,8 @@ func (p *Publisher) sendLoop(ctx context.Context) error {
 		msg, w, h, err := p.encode(f)
 		p.slot.release(f)
 		if err != nil {
-			return err
+			p.failed(err) // costs this frame, not the publisher
+			continue
 		}
 		encoded := time.Since(start)
 		if err := p.sender.Send(ctx, msg); err != nil {
@@ -258,21 +260,49 @@ func (p *Publisher) sendLoop(ctx context.Context) error {
 	}
 }
 
+// failed counts a frame that could not be sent (a filter failed on it, or
+// the picture is past the hub's limits) and logs it, at most once per 10 s.
+func (p *Publisher) failed(err error) {
+	p.note(&p.stats.Failed, &p.lastFailLog, "frames dropped: they cannot be sent", err)
+}
+
+// note adds one to *counter (a field of p.stats) and logs msg with err and
+// the total, unless it did less than 10 s ago (*last). Called from the
+// sender goroutine only.
+func (p *Publisher) note(counter *uint64, last *time.Time, msg string, err error) {
+	p.mu.Lock()
+	*counter++
+	n := *counter
+	p.mu.Unlock()
+	if now := time.Now(); now.Sub(*last) >= 10*time.Second {
+		*last = now
+		p.log.Warn(msg, "error", err.Error(), "total", n)
+	}
+}
+
 // encode processes a captured frame and encodes it, with its header, into
-// p.msg, which is reused from frame to frame.
+// p.msg, which is reused from frame to frame. Every picture is checked
+// against the hub's limits before OpenCV makes or encodes it (see
+// CheckPicture); an error costs this frame only.
 func (p *Publisher) encode(cf *capFrame) ([]byte, int, int, error) {
+	lim := p.sender.HubLimits()
 	fr := Frame{Mat: &cf.mat, Seq: cf.seq, Captured: cf.captured, Channel: p.cfg.Sender.Channel, FPS: p.fps,
 		Meta: map[string]any{}}
-	p.transform(&fr)
+	if err := p.transform(&fr, lim); err != nil {
+		return nil, 0, 0, err
+	}
+	if err := CheckPicture(fr.Mat, lim); err != nil {
+		return nil, 0, 0, fmt.Errorf("source frame: %w", err)
+	}
 	for _, flt := range p.cfg.Filter {
 		if err := flt.Apply(&fr); err != nil {
 			return nil, 0, 0, fmt.Errorf("filter: %w", err)
 		}
+		if err := CheckPicture(fr.Mat, lim); err != nil {
+			return nil, 0, 0, fmt.Errorf("filter %T: %w", flt, err)
+		}
 	}
 	m := fr.Mat
-	if m.Empty() || m.Type()&7 != gocv.MatTypeCV8U&7 {
-		return nil, 0, 0, fmt.Errorf("filters left a frame that is empty or not 8-bit")
-	}
 	w, h, ch := m.Cols(), m.Rows(), m.Channels()
 	hdr := protocol.Header{Codec: p.cfg.Codec, Flags: protocol.FlagKey, Width: uint32(w), Height: uint32(h),
 		Seq: cf.seq, CaptureTime: cf.captured.UnixNano()}
@@ -302,6 +332,10 @@ func (p *Publisher) encode(cf *capFrame) ([]byte, int, int, error) {
 		p.msg = append(p.msg, px...)
 		hdr.ElemType, hdr.Channels = protocol.ElemUint8, uint8(ch)
 	}
+	if len(p.msg) > lim.MaxFrameBytes {
+		return nil, 0, 0, fmt.Errorf("%w: a %dx%d frame of %d bytes, the hub takes %d (--max-frame-bytes)",
+			ErrPicture, w, h, len(p.msg), lim.MaxFrameBytes)
+	}
 	hdr.PayloadLen = uint32(len(p.msg) - protocol.HeaderLen - int(hdr.MetaLen))
 	protocol.PutHeader(p.msg, hdr)
 	return p.msg, w, h, nil
@@ -322,23 +356,21 @@ func (p *Publisher) appendMeta(msg []byte, meta map[string]any) []byte {
 		}
 	}
 	if err != nil {
-		p.mu.Lock()
-		p.stats.MetaDropped++
-		n := p.stats.MetaDropped
-		p.mu.Unlock()
-		if now := time.Now(); now.Sub(p.lastMetaLog) >= 10*time.Second {
-			p.lastMetaLog = now
-			p.log.Warn("filter metadata left out of frames", "error", err.Error(), "total", n)
-		}
+		p.note(&p.stats.MetaDropped, &p.lastMetaLog, "filter metadata left out of frames", err)
 		return msg
 	}
 	return append(msg, b...)
 }
 
 // transform applies resize, flip and rotate, each into its own reused Mat.
-func (p *Publisher) transform(fr *Frame) {
+// A resize whose result the hub would refuse (a source of an extreme
+// aspect ratio given one side) is not made.
+func (p *Publisher) transform(fr *Frame, lim protocol.Limits) error {
 	src := fr.Mat
 	if w, h := p.targetSize(src.Cols(), src.Rows()); w != src.Cols() || h != src.Rows() {
+		if err := CheckSize(w, h, lim); err != nil {
+			return fmt.Errorf("resize %dx%d to %dx%d: %w", src.Cols(), src.Rows(), w, h, err)
+		}
 		gocv.Resize(*src, &p.resized, image.Pt(w, h), 0, 0, gocv.InterpolationArea)
 		src = &p.resized
 	}
@@ -367,6 +399,7 @@ func (p *Publisher) transform(fr *Frame) {
 		src = &p.rotated
 	}
 	fr.Mat = src
+	return nil
 }
 
 // targetSize returns the size after resizing, keeping the aspect ratio

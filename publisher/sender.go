@@ -325,6 +325,10 @@ type Stats struct {
 	// MetaDropped counts frames sent without the metadata filters gave
 	// them (it did not marshal, or was larger than the hub accepts).
 	MetaDropped uint64
+	// Failed counts frames not sent because a filter failed on them or
+	// their picture could not be sent: past the hub's limits (a resize of
+	// a source with an extreme aspect ratio), or not an 8-bit picture.
+	Failed uint64
 }
 
 // Status formats the change between two Stats over dt as a status line.
@@ -341,6 +345,9 @@ func Status(prev, cur Stats, dt time.Duration, connected bool) string {
 	state := ""
 	if !connected {
 		state = "  (not connected)"
+	}
+	if cur.Failed > 0 {
+		state = fmt.Sprintf("  failed %d", cur.Failed) + state
 	}
 	return fmt.Sprintf("captured %5.1f fps  sent %5.1f fps  %7.0f kbps  %dx%d  encode %5.1f ms  skipped %d%s",
 		float64(cur.Captured-prev.Captured)/secs, float64(sent)/secs, 8*float64(cur.Bytes-prev.Bytes)/1000/secs,

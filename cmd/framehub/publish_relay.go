@@ -149,7 +149,7 @@ func runWithStatus(ctx context.Context, c *cli.Context, sc publisher.SenderConfi
 	stopStatus()
 	s := p.Stats()
 	log.Info("publisher stopped", "captured", s.Captured, "sent", s.Sent, "skipped", s.Skipped,
-		"bytes", s.Bytes, "reconnects", s.Reconnects)
+		"failed", s.Failed, "bytes", s.Bytes, "reconnects", s.Reconnects)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return nil // --duration ran out
 	}
