@@ -38,7 +38,13 @@ type Config struct {
 	// released and a file or the test pattern pauses, so the publisher
 	// uses next to no CPU, and it keeps its connection to the hub.
 	OnDemand bool
-	Logger   *slog.Logger // nil discards
+	// OnDemandHold keeps capturing this long after the last viewer left
+	// (or the connection to the hub was lost) before the source is
+	// released, so that viewers who come and go, a snapshot now and then,
+	// or a hub restarting do not close and reopen a camera each time. 0
+	// releases it at once. DefaultOnDemandHold is what the CLI uses.
+	OnDemandHold time.Duration
+	Logger       *slog.Logger // nil discards
 }
 
 func (c *Config) check() error {
@@ -55,6 +61,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("codec %v: use jpeg or raw", c.Codec)
 	case c.FPS < 0 || c.Width < 0 || c.Height < 0:
 		return errors.New("fps, width and height must not be negative")
+	case c.OnDemandHold < 0:
+		return fmt.Errorf("on-demand hold %v: must not be negative", c.OnDemandHold)
 	case c.Width > 7680 || c.Height > 4320:
 		return fmt.Errorf("size %dx%d: at most 7680x4320", c.Width, c.Height)
 	case c.Rotate != 0 && c.Rotate != 90 && c.Rotate != 180 && c.Rotate != 270:
@@ -162,12 +170,18 @@ func (p *Publisher) captureLoop(ctx context.Context) error {
 	}
 	var seq uint64
 	var last time.Time
+	var watched time.Time // on demand: when a viewer was last known to watch
 	for {
 		if p.cfg.OnDemand {
-			if n, known := p.sender.Viewers(); !known || n == 0 {
+			if n, known := p.sender.Viewers(); known && n > 0 {
+				watched = time.Now()
+			} else if time.Since(watched) >= p.cfg.OnDemandHold {
+				// Nobody since the hold began (at once on start: nobody has
+				// watched yet).
 				if err := p.idle(ctx); err != nil {
 					return err
 				}
+				watched = time.Now()
 			}
 		}
 		f := p.slot.free()
@@ -196,7 +210,7 @@ func (p *Publisher) idle(ctx context.Context) error {
 	if r, ok := p.src.(interface{ Release() }); ok {
 		r.Release()
 	}
-	p.log.Info("nobody is watching: capture paused")
+	p.log.Info("nobody is watching: capture paused", "held_s", round1(p.cfg.OnDemandHold.Seconds()))
 	start := time.Now()
 	if err := p.sender.AwaitViewers(ctx); err != nil {
 		return err

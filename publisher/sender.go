@@ -35,6 +35,12 @@ import (
 // would only take it back and forth.
 var ErrReplaced = errors.New("replaced by a newer publisher of the channel")
 
+// DefaultOnDemandHold is the default of publish --on-demand-hold (see
+// Config.OnDemandHold): long enough for a viewer switching between pages,
+// a snapshot poller, or a hub restart; short enough that an unwatched
+// camera's light goes off soon after.
+const DefaultOnDemandHold = 10 * time.Second
+
 // SenderConfig configures a Sender.
 type SenderConfig struct {
 	Hub          string
