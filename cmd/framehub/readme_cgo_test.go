@@ -48,7 +48,7 @@ var readmeCommands = map[string]string{
 	"framehub demo": "run",
 	"framehub demo --source clip.mp4 --loop --listen 0.0.0.0:8080 --insecure":                                                                                                 "run",
 	"framehub bench --subscribers 300 --duration 10s --baseline --pin":                                                                                                        "run",
-	"framehub bench --subscribers 100 --slow 10 --slow-fps 10 --credit 1 --baseline":                                                                                          "run",
+	"framehub bench --subscribers 100 --slow 10 --slow-fps 10 --credit 1 --compare-default --pin":                                                                             "run",
 	"framehub bench --subscribers 20 --stalled 1000 --json":                                                                                                                   "run",
 	"framehub bench --hub http://127.0.0.1:8080 --hub-pid 1234 --subscribers 50":                                                                                              "run",
 	"framehub bench --cluster 3 --nats-server bin/nats-server --subscribers 5":                                                                                                "run",
