@@ -141,6 +141,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "forbidden: origin not allowed", http.StatusForbidden)
 		return
 	}
+	if h.serveCORS(w, r) { // cors.go: reads by pages on allowed origins
+		return
+	}
 	p := r.URL.EscapedPath()
 	switch {
 	case strings.HasPrefix(p, "/view/"):
