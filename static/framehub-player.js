@@ -45,7 +45,7 @@
     });
   }
   const FHready = self.FH && self.FH.Player ? Promise.resolve()
-    : Promise.all(['protocol.js', 'player.js'].map(load));
+    : Promise.all(['protocol.js', 'events.js', 'player.js'].map(load));
 
   const CSS = ':host { display: block; position: relative; aspect-ratio: 16 / 9; background: #000; overflow: hidden; contain: content; }' +
     ' canvas { display: block; width: 100%; height: 100%; object-fit: contain; }' +
