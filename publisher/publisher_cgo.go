@@ -47,7 +47,13 @@ type Config struct {
 	// released and a file or the test pattern pauses, so the publisher
 	// uses next to no CPU, and it keeps its connection to the hub.
 	OnDemand bool
-	Logger   *slog.Logger // nil discards
+	// OnDemandHold keeps capturing this long after the last viewer left
+	// (or the connection to the hub was lost) before the source is
+	// released, so that viewers who come and go, a snapshot now and then,
+	// or a hub restarting do not close and reopen a camera each time. 0
+	// releases it at once. DefaultOnDemandHold is what the CLI uses.
+	OnDemandHold time.Duration
+	Logger       *slog.Logger // nil discards
 }
 
 func (c *Config) check() error {
@@ -64,6 +70,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("codec %v: use jpeg or raw", c.Codec)
 	case c.FPS < 0 || c.Width < 0 || c.Height < 0:
 		return errors.New("fps, width and height must not be negative")
+	case c.OnDemandHold < 0:
+		return fmt.Errorf("on-demand hold %v: must not be negative", c.OnDemandHold)
 	case c.Width > 7680 || c.Height > 4320:
 		return fmt.Errorf("size %dx%d: at most 7680x4320", c.Width, c.Height)
 	case c.Rotate != 0 && c.Rotate != 90 && c.Rotate != 180 && c.Rotate != 270:
@@ -106,6 +114,7 @@ type Publisher struct {
 	jpegParams                []int
 	fps                       float64 // smoothed send rate, for overlays
 	lastMetaLog               time.Time
+	lastFailLog               time.Time
 	rends                     []*renditionOut // widest first
 
 	mu    sync.Mutex
@@ -191,12 +200,18 @@ func (p *Publisher) captureLoop(ctx context.Context) error {
 	}
 	var seq uint64
 	var last time.Time
+	var watched time.Time // on demand: when a viewer was last known to watch
 	for {
 		if p.cfg.OnDemand {
-			if n, known := p.sender.Viewers(); !known || n == 0 {
+			if n, known := p.sender.Viewers(); known && n > 0 {
+				watched = time.Now()
+			} else if time.Since(watched) >= p.cfg.OnDemandHold {
+				// Nobody since the hold began (at once on start: nobody has
+				// watched yet).
 				if err := p.idle(ctx); err != nil {
 					return err
 				}
+				watched = time.Now()
 			}
 		}
 		f := p.slot.free()
@@ -225,7 +240,7 @@ func (p *Publisher) idle(ctx context.Context) error {
 	if r, ok := p.src.(interface{ Release() }); ok {
 		r.Release()
 	}
-	p.log.Info("nobody is watching: capture paused")
+	p.log.Info("nobody is watching: capture paused", "held_s", round1(p.cfg.OnDemandHold.Seconds()))
 	start := time.Now()
 	if err := p.sender.AwaitViewers(ctx); err != nil {
 		return err
@@ -259,9 +274,11 @@ func (p *Publisher) sendLoop(ctx context.Context) error {
 		msg, pic, err := p.encode(f)
 		if err != nil {
 			p.slot.release(f)
-			return err
+			p.failed(err) // costs this frame, not the publisher
+			continue
 		}
 		encoded := time.Since(start)
+		w, h := pic.Cols(), pic.Rows()
 		err = p.sender.Send(ctx, msg)
 		sent, sentBytes := 0, len(msg)
 		if err == nil {
@@ -285,7 +302,6 @@ func (p *Publisher) sendLoop(ctx context.Context) error {
 			}
 			continue // reconnect on the next round, with a fresh frame
 		}
-		w, h := pic.Cols(), pic.Rows()
 		now := time.Now()
 		if !lastSent.IsZero() {
 			inst := 1 / now.Sub(lastSent).Seconds()
@@ -306,38 +322,67 @@ func (p *Publisher) sendLoop(ctx context.Context) error {
 	}
 }
 
+// failed counts a frame that could not be sent (a filter failed on it, or
+// the picture is past the hub's limits) and logs it, at most once per 10 s.
+func (p *Publisher) failed(err error) {
+	p.note(&p.stats.Failed, &p.lastFailLog, "frames dropped: they cannot be sent", err)
+}
+
+// note adds one to *counter (a field of p.stats) and logs msg with err and
+// the total, unless it did less than 10 s ago (*last). Called from the
+// sender goroutine only.
+func (p *Publisher) note(counter *uint64, last *time.Time, msg string, err error) {
+	p.mu.Lock()
+	*counter++
+	n := *counter
+	p.mu.Unlock()
+	if now := time.Now(); now.Sub(*last) >= 10*time.Second {
+		*last = now
+		p.log.Warn(msg, "error", err.Error(), "total", n)
+	}
+}
+
 // encode processes a captured frame and encodes it, with its header, into
 // p.msg, which is reused from frame to frame. It returns the message and
 // the picture it encoded, which stays valid until the next encode (it may
-// be cf's own Mat).
+// be cf's own Mat). Every picture is checked against the hub's limits
+// before OpenCV makes or encodes it (see CheckPicture); an error costs
+// this frame only.
 func (p *Publisher) encode(cf *capFrame) ([]byte, *gocv.Mat, error) {
+	lim := p.sender.HubLimits()
 	fr := Frame{Mat: &cf.mat, Seq: cf.seq, Captured: cf.captured, Channel: p.cfg.Sender.Channel, FPS: p.fps,
 		Meta: map[string]any{}}
-	p.transform(&fr)
+	if err := p.transform(&fr, lim); err != nil {
+		return nil, nil, err
+	}
+	if err := CheckPicture(fr.Mat, lim); err != nil {
+		return nil, nil, fmt.Errorf("source frame: %w", err)
+	}
 	for _, flt := range p.cfg.Filter {
 		if err := flt.Apply(&fr); err != nil {
 			return nil, nil, fmt.Errorf("filter: %w", err)
 		}
+		if err := CheckPicture(fr.Mat, lim); err != nil {
+			return nil, nil, fmt.Errorf("filter %T: %w", flt, err)
+		}
 	}
 	m := fr.Mat
-	if m.Empty() || m.Type()&7 != gocv.MatTypeCV8U&7 {
-		return nil, nil, fmt.Errorf("filters left a frame that is empty or not 8-bit")
-	}
 	if r := p.cfg.Sender.Rendition; r != protocol.RenditionMain && m.Cols() != int(r) {
 		return nil, nil, fmt.Errorf("frames are %d pixels wide after resize, rotate and filters, and rendition %v must be exactly %v wide",
 			m.Cols(), r, r)
 	}
 	p.meta = p.marshalMeta(p.meta[:0], fr.Meta)
 	hdr := protocol.Header{Seq: cf.seq, CaptureTime: cf.captured.UnixNano(), Rendition: p.cfg.Sender.Rendition}
-	msg, err := p.pack(p.msg[:0], m, hdr, p.meta)
+	msg, err := p.pack(p.msg[:0], m, hdr, p.meta, lim)
 	p.msg = msg
 	return msg, m, err
 }
 
 // pack appends to dst a frame of picture m with header hdr (its sequence
 // number, capture time and rendition; pack fills in the rest) and
-// metadata meta, encoded with the publisher's codec.
-func (p *Publisher) pack(dst []byte, m *gocv.Mat, hdr protocol.Header, meta []byte) ([]byte, error) {
+// metadata meta, encoded with the publisher's codec; a frame larger than
+// the hub takes (lim) is an error.
+func (p *Publisher) pack(dst []byte, m *gocv.Mat, hdr protocol.Header, meta []byte, lim protocol.Limits) ([]byte, error) {
 	w, h, ch := m.Cols(), m.Rows(), m.Channels()
 	hdr.Codec, hdr.Flags, hdr.Width, hdr.Height = p.cfg.Codec, protocol.FlagKey, uint32(w), uint32(h)
 	var zero [protocol.HeaderLen]byte // filled in by PutHeader below
@@ -367,6 +412,10 @@ func (p *Publisher) pack(dst []byte, m *gocv.Mat, hdr protocol.Header, meta []by
 		dst = append(dst, px...)
 		hdr.ElemType, hdr.Channels = protocol.ElemUint8, uint8(ch)
 	}
+	if n := len(dst) - start; n > lim.MaxFrameBytes {
+		return dst[:start], fmt.Errorf("%w: a %dx%d frame of %d bytes, the hub takes %d (--max-frame-bytes)",
+			ErrPicture, w, h, n, lim.MaxFrameBytes)
+	}
 	hdr.PayloadLen = uint32(len(dst) - start - protocol.HeaderLen - len(meta))
 	protocol.PutHeader(dst[start:], hdr)
 	return dst, nil
@@ -385,7 +434,7 @@ func (p *Publisher) marshalMeta(dst []byte, meta map[string]any) []byte {
 		err = p.metaFits(b)
 	}
 	if err != nil {
-		p.metaDropped(err)
+		p.note(&p.stats.MetaDropped, &p.lastMetaLog, "filter metadata left out of frames", err)
 		return dst
 	}
 	return append(dst, b...)
@@ -397,18 +446,6 @@ func (p *Publisher) metaFits(b []byte) error {
 		return fmt.Errorf("%d bytes of metadata, the hub accepts %d", len(b), limit)
 	}
 	return nil
-}
-
-// metaDropped counts and logs metadata left out of a frame.
-func (p *Publisher) metaDropped(err error) {
-	p.mu.Lock()
-	p.stats.MetaDropped++
-	n := p.stats.MetaDropped
-	p.mu.Unlock()
-	if now := time.Now(); now.Sub(p.lastMetaLog) >= 10*time.Second {
-		p.lastMetaLog = now
-		p.log.Warn("filter metadata left out of frames", "error", err.Error(), "total", n)
-	}
 }
 
 // renditionOut is one rendition the publisher makes of each frame. Owned
@@ -441,11 +478,12 @@ func (p *Publisher) checkRenditions() error {
 // picture pic was just sent: the widest from pic, each next one from the
 // narrowest already made, bilinear when that at most halves the width (a
 // 2:1 bilinear step averages each 2×2 block, as an area filter would, for
-// a fifth of its cost) and by pixel area otherwise. It returns the
+// a third of its cost) and by pixel area otherwise. It returns the
 // renditions sent and their bytes.
 func (p *Publisher) sendRenditions(ctx context.Context, pic *gocv.Mat, cf *capFrame) (n, bytes int, err error) {
 	src := pic
 	W, H := pic.Cols(), pic.Rows()
+	lim := p.sender.HubLimits()
 	for _, r := range p.rends {
 		if r.width >= W {
 			if !r.unsent {
@@ -465,12 +503,13 @@ func (p *Publisher) sendRenditions(ctx context.Context, pic *gocv.Mat, cf *capFr
 		src = &r.mat
 		meta := protocol.ScaleBoxes(p.meta, float64(r.width)/float64(W), float64(h)/float64(H))
 		if err := p.metaFits(meta); err != nil {
-			p.metaDropped(err)
+			p.note(&p.stats.MetaDropped, &p.lastMetaLog, "filter metadata left out of frames", err)
 			meta = nil
 		}
 		hdr := protocol.Header{Seq: cf.seq, CaptureTime: cf.captured.UnixNano(), Rendition: protocol.Rendition(r.width)}
-		if r.msg, err = p.pack(r.msg[:0], &r.mat, hdr, meta); err != nil {
-			return n, bytes, err
+		if r.msg, err = p.pack(r.msg[:0], &r.mat, hdr, meta, lim); err != nil {
+			p.failed(err) // this rendition of this frame only
+			continue
 		}
 		if err := p.sender.Send(ctx, r.msg); err != nil {
 			return n, bytes, err
@@ -482,9 +521,14 @@ func (p *Publisher) sendRenditions(ctx context.Context, pic *gocv.Mat, cf *capFr
 }
 
 // transform applies resize, flip and rotate, each into its own reused Mat.
-func (p *Publisher) transform(fr *Frame) {
+// A resize whose result the hub would refuse (a source of an extreme
+// aspect ratio given one side) is not made.
+func (p *Publisher) transform(fr *Frame, lim protocol.Limits) error {
 	src := fr.Mat
 	if w, h := p.targetSize(src.Cols(), src.Rows()); w != src.Cols() || h != src.Rows() {
+		if err := CheckSize(w, h, lim); err != nil {
+			return fmt.Errorf("resize %dx%d to %dx%d: %w", src.Cols(), src.Rows(), w, h, err)
+		}
 		gocv.Resize(*src, &p.resized, image.Pt(w, h), 0, 0, gocv.InterpolationArea)
 		src = &p.resized
 	}
@@ -513,6 +557,7 @@ func (p *Publisher) transform(fr *Frame) {
 		src = &p.rotated
 	}
 	fr.Mat = src
+	return nil
 }
 
 // targetSize returns the size after resizing, keeping the aspect ratio

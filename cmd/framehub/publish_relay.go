@@ -39,6 +39,7 @@ func publishFlags() []cli.Flag {
 		&cli.StringFlag{Name: "renditions", Usage: "also send smaller copies of each frame at these even widths (e.g. 640,320), made from the frame as sent, aspect kept; viewers ask for them with max-width. Needs the OpenCV build", EnvVars: []string{"FRAMEHUB_RENDITIONS"}},
 		&cli.StringFlag{Name: "rendition", Value: "main", Usage: "publish this source as one rendition of the channel, a width (e.g. 320: frames exactly that wide), beside another publisher's main picture", EnvVars: []string{"FRAMEHUB_RENDITION"}},
 		&cli.BoolFlag{Name: "on-demand", Usage: "capture and encode only while someone watches the channel (a camera or stream is released meanwhile); needs the OpenCV build", EnvVars: []string{"FRAMEHUB_ON_DEMAND"}},
+		&cli.DurationFlag{Name: "on-demand-hold", Value: publisher.DefaultOnDemandHold, Usage: "with --on-demand: keep capturing this long after the last viewer leaves before releasing the source (0: at once)", EnvVars: []string{"FRAMEHUB_ON_DEMAND_HOLD"}},
 	}
 }
 
@@ -185,7 +186,7 @@ func runWithStatus(ctx context.Context, c *cli.Context, sc publisher.SenderConfi
 	stopStatus()
 	s := p.Stats()
 	log.Info("publisher stopped", "captured", s.Captured, "sent", s.Sent, "skipped", s.Skipped,
-		"renditions_sent", s.RenditionsSent, "bytes", s.Bytes, "reconnects", s.Reconnects)
+		"renditions_sent", s.RenditionsSent, "failed", s.Failed, "bytes", s.Bytes, "reconnects", s.Reconnects)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return nil // --duration ran out
 	}
