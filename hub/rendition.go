@@ -55,11 +55,13 @@ import (
 // switchBurst; past that it is closed, too_many_switches).
 //
 // Order. A reader moved to another rendition is sent, as its first frame of
-// it, only one captured after the last frame it was sent (sendOrder), so
-// it never goes back in time; the capture times are the publishers', and
-// may lie, so the wait is bounded: after switchWait the newest frame of the
-// new rendition goes out whatever its time. Sequence numbers play no part
-// in it (a rendition numbered 2^64−1 locks nobody out).
+// it, only one captured no earlier than the last frame it was sent
+// (sendOrder): the same picture in its new size, or a newer one, so it never
+// goes back in time. The capture times are the publishers', and may lie, so
+// the wait is bounded: after switchWait the newest frame of the new
+// rendition goes out whatever its time. Sequence numbers play no part in it
+// (a rendition numbered 2^64−1 locks nobody out). A switch can so cost a
+// frame sent again in another size, which the switch budget bounds.
 
 // DefaultMaxRenditions is how many renditions besides the main picture a
 // channel may carry when Config.MaxRenditions is zero.
@@ -67,8 +69,8 @@ const DefaultMaxRenditions = 4
 
 const (
 	// switchWait bounds how long a reader that was moved to another
-	// rendition waits for a frame of it captured after the last frame it
-	// was sent.
+	// rendition waits for a frame of it captured no earlier than the last
+	// frame it was sent.
 	switchWait = time.Second
 	// switchRate and switchBurst bound a subscriber's rendition switches:
 	// per second sustained, and at once.
@@ -680,8 +682,9 @@ func (c *channel) renditionCountersLocked() []RenditionCounters {
 
 // sendOrder keeps a reader from going back in time when it is moved to
 // another rendition: the first frame sent of the new rendition must have
-// been captured after the last frame sent, or switchWait must have passed
-// since such a frame was first held back. Owned by the reader's writer.
+// been captured no earlier than the last frame sent, or switchWait must
+// have passed since a frame was first held back. Owned by the reader's
+// writer.
 type sendOrder struct {
 	sent      bool
 	rendition protocol.Rendition // of the last frame sent…

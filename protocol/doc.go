@@ -150,9 +150,10 @@
 // {"op":"ack","seq":S} reports that frame S has been consumed, and
 // {"op":"rendition","max_width":W} or {"op":"rendition","rendition":"320"}
 // switches to another rendition between two frames: the first frame of
-// the new rendition is one captured after the last frame sent (waiting at
-// most a second for one; see the hub's package doc), so a viewer never
-// goes back in time.
+// the new rendition is one captured no earlier than the last frame sent
+// (the same picture in its new size, or a newer one; waiting at most a
+// second for one, see hub/rendition.go), so a viewer never goes back in
+// time.
 //
 // The hub sends a publisher one kind of JSON text message, a
 // [ViewersNotice]: {"op":"viewers","count":N}, when the publisher connects

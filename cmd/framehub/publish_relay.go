@@ -186,7 +186,7 @@ func runWithStatus(ctx context.Context, c *cli.Context, sc publisher.SenderConfi
 	stopStatus()
 	s := p.Stats()
 	log.Info("publisher stopped", "captured", s.Captured, "sent", s.Sent, "skipped", s.Skipped,
-		"renditions_sent", s.RenditionsSent, "failed", s.Failed, "bytes", s.Bytes, "reconnects", s.Reconnects)
+		"failed", s.Failed, "renditions_sent", s.RenditionsSent, "bytes", s.Bytes, "reconnects", s.Reconnects)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return nil // --duration ran out
 	}
