@@ -18,6 +18,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"framehub/internal/testcam"
 )
 
 // Check is for TestMain: given m.Run's exit code, it fails a passing run
@@ -204,4 +206,28 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 		r.i, r.n = 0, r.n-1
 	}
 	return k, nil
+}
+
+// Camera starts a test IP camera (package testcam) and stops it when the
+// test ends. Without GStreamer's RTSP server the test is skipped; in CI,
+// where scripts/setup.sh installs it, it fails.
+func Camera(t testing.TB, opt testcam.Options) *testcam.Camera {
+	t.Helper()
+	if err := testcam.Available(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("test camera: %v (scripts/setup.sh installs it)", err)
+		}
+		t.Skipf("test camera: %v; run scripts/setup.sh", err)
+	}
+	c, err := testcam.Start(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Stop()
+		if t.Failed() {
+			t.Logf("test camera stderr:\n%s", c.Logs())
+		}
+	})
+	return c
 }
