@@ -139,7 +139,7 @@ func ParseMJPEGContentType(ct string) (MJPEGOptions, error) {
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
-		return opt, fmt.Errorf("%w: Content-Type %q: %v", ErrNotJPEG, truncateString(ct, 100), err)
+		return opt, fmt.Errorf("%w: Content-Type %q: %v", ErrNotJPEG, CutUTF8(ct, 100), err)
 	}
 	switch mt {
 	case "application/octet-stream":
@@ -155,13 +155,6 @@ func ParseMJPEGContentType(ct string) (MJPEGOptions, error) {
 		return opt, fmt.Errorf("%w: Content-Type %s; want image/jpeg or multipart/x-mixed-replace", ErrNotJPEG, mt)
 	}
 	return opt, nil
-}
-
-func truncateString(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 func (m *MJPEGReader) setBoundary(b string) {
@@ -246,7 +239,7 @@ func (m *MJPEGReader) sniff() error {
 		}
 		bd := strings.TrimRight(string(line[2:]), " \t")
 		if bd == "" || len(bd) > 200 || strings.ContainsFunc(bd, func(r rune) bool { return r < ' ' || r > '~' }) {
-			return fmt.Errorf("%w: first line %q is not a multipart boundary", ErrMJPEG, truncateString(string(line), 80))
+			return fmt.Errorf("%w: first line %q is not a multipart boundary", ErrMJPEG, CutUTF8(string(line), 80))
 		}
 		m.multipart, m.inPart = true, true
 		m.setBoundary(bd)
@@ -338,7 +331,7 @@ func (m *MJPEGReader) nextPart() (MJPEGPart, error) {
 			case m.count == 0 && preamble+len(line) < mjpegMaxHeader:
 				preamble += len(line) + 2
 			default:
-				return MJPEGPart{}, fmt.Errorf("%w: expected the boundary line --%s, got %q", ErrMJPEG, m.delims[0][2:], truncateString(string(line), 80))
+				return MJPEGPart{}, fmt.Errorf("%w: expected the boundary line --%s, got %q", ErrMJPEG, m.delims[0][2:], CutUTF8(string(line), 80))
 			}
 		}
 	}
@@ -366,19 +359,19 @@ func (m *MJPEGReader) nextPart() (MJPEGPart, error) {
 		}
 		name, value, ok := strings.Cut(string(line), ":")
 		if !ok {
-			return MJPEGPart{}, fmt.Errorf("%w: part header line %q has no colon", ErrMJPEG, truncateString(string(line), 80))
+			return MJPEGPart{}, fmt.Errorf("%w: part header line %q has no colon", ErrMJPEG, CutUTF8(string(line), 80))
 		}
 		value = strings.TrimSpace(value)
 		switch {
 		case strings.EqualFold(name, "Content-Type"):
 			mt, _, err := mime.ParseMediaType(value)
 			if err != nil || (mt != "image/jpeg" && mt != "image/jpg" && mt != "image/pjpeg") {
-				return MJPEGPart{}, fmt.Errorf("%w: part of Content-Type %q; want image/jpeg", ErrNotJPEG, truncateString(value, 80))
+				return MJPEGPart{}, fmt.Errorf("%w: part of Content-Type %q; want image/jpeg", ErrNotJPEG, CutUTF8(value, 80))
 			}
 		case strings.EqualFold(name, "Content-Length"):
 			n, err := strconv.ParseInt(value, 10, 64)
 			if err != nil || n < 0 {
-				return MJPEGPart{}, fmt.Errorf("%w: part Content-Length %q", ErrMJPEG, truncateString(value, 40))
+				return MJPEGPart{}, fmt.Errorf("%w: part Content-Length %q", ErrMJPEG, CutUTF8(value, 40))
 			}
 			if n > int64(m.opt.MaxJPEG) {
 				return MJPEGPart{}, fmt.Errorf("%w: part of %d bytes, limit %d", ErrTooBig, n, m.opt.MaxJPEG)
@@ -387,13 +380,13 @@ func (m *MJPEGReader) nextPart() (MJPEGPart, error) {
 		case strings.EqualFold(name, HeaderCaptureTime):
 			t, err := strconv.ParseInt(value, 10, 64)
 			if err != nil || t <= 0 {
-				return MJPEGPart{}, fmt.Errorf("%w: %s %q: want Unix nanoseconds", ErrMJPEG, HeaderCaptureTime, truncateString(value, 40))
+				return MJPEGPart{}, fmt.Errorf("%w: %s %q: want Unix nanoseconds", ErrMJPEG, HeaderCaptureTime, CutUTF8(value, 40))
 			}
 			p.CaptureTime = t
 		case strings.EqualFold(name, HeaderFrameSeq):
 			s, err := strconv.ParseUint(value, 10, 64)
 			if err != nil {
-				return MJPEGPart{}, fmt.Errorf("%w: %s %q", ErrMJPEG, HeaderFrameSeq, truncateString(value, 40))
+				return MJPEGPart{}, fmt.Errorf("%w: %s %q", ErrMJPEG, HeaderFrameSeq, CutUTF8(value, 40))
 			}
 			p.Seq = s
 		}

@@ -38,7 +38,12 @@ type Config struct {
 	// released and a file or the test pattern pauses, so the publisher
 	// uses next to no CPU, and it keeps its connection to the hub.
 	OnDemand bool
-	Logger   *slog.Logger // nil discards
+	// SourceTimeout is how long the source may send no frame before it
+	// is stalled (told to the hub, logged); 0: ten of the source's frame
+	// intervals, at least 1 s and at most 3 s. A stream silent for twice
+	// as long is reopened.
+	SourceTimeout time.Duration
+	Logger        *slog.Logger // nil discards
 }
 
 func (c *Config) check() error {
@@ -53,8 +58,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("quality %d: must be 1 to 100", c.Quality)
 	case c.Codec != protocol.CodecJPEG && c.Codec != protocol.CodecRaw:
 		return fmt.Errorf("codec %v: use jpeg or raw", c.Codec)
-	case c.FPS < 0 || c.Width < 0 || c.Height < 0:
-		return errors.New("fps, width and height must not be negative")
+	case c.FPS < 0 || c.Width < 0 || c.Height < 0 || c.SourceTimeout < 0:
+		return errors.New("fps, width, height and source timeout must not be negative")
 	case c.Width > 7680 || c.Height > 4320:
 		return fmt.Errorf("size %dx%d: at most 7680x4320", c.Width, c.Height)
 	case c.Rotate != 0 && c.Rotate != 90 && c.Rotate != 180 && c.Rotate != 270:
@@ -76,6 +81,7 @@ type Publisher struct {
 	src    Source
 	sender *Sender
 	slot   *slot[capFrame]
+	health *health
 
 	// Owned by the sender goroutine (Run).
 	resized, flipped, rotated gocv.Mat
@@ -106,11 +112,12 @@ func New(cfg Config) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	src, err := OpenSource(cfg.Source, SourceOptions{Loop: cfg.Loop, FPS: cfg.FPS, Logger: log})
+	h := newHealth(log.With("source", protocol.RedactURL(cfg.Source)), sender, cfg.SourceTimeout)
+	src, err := OpenSource(cfg.Source, SourceOptions{Loop: cfg.Loop, FPS: cfg.FPS, Logger: log, health: h})
 	if err != nil {
 		return nil, err
 	}
-	return &Publisher{cfg: cfg, log: log, src: src, sender: sender, slot: newCaptureSlot(),
+	return &Publisher{cfg: cfg, log: log, src: src, sender: sender, slot: newCaptureSlot(), health: h,
 		resized: gocv.NewMat(), flipped: gocv.NewMat(), rotated: gocv.NewMat()}, nil
 }
 
@@ -127,6 +134,7 @@ func (p *Publisher) Stats() Stats {
 	s := p.stats
 	s.Skipped = p.slot.skippedCount()
 	s.Reconnects = p.sender.Reconnects()
+	s.SourceState, s.SourceError, s.SourceLosses = p.health.snapshot()
 	return s
 }
 
@@ -138,9 +146,20 @@ func (p *Publisher) Run(ctx context.Context) error {
 	defer cancel()
 	capErr := make(chan error, 1)
 	go func() { capErr <- p.captureLoop(ctx) }()
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); p.health.watch(ctx) }()
 	err := p.sendLoop(ctx)
 	cancel()
+	<-watchDone
 	cerr := <-capErr
+	switch {
+	case errors.Is(cerr, io.EOF):
+		p.health.ended("end of file")
+	case cerr != nil && !errors.Is(cerr, context.Canceled):
+		p.health.ended(cerr.Error())
+	default:
+		p.health.ended("publisher stopped")
+	}
 	if err == nil && cerr != nil && !errors.Is(cerr, context.Canceled) && !errors.Is(cerr, io.EOF) {
 		err = cerr
 	}
@@ -176,6 +195,7 @@ func (p *Publisher) captureLoop(ctx context.Context) error {
 			p.slot.release(f)
 			return err
 		}
+		p.health.frame(now)
 		p.mu.Lock()
 		p.stats.Captured++
 		p.mu.Unlock()
@@ -195,6 +215,8 @@ func (p *Publisher) idle(ctx context.Context) error {
 	if r, ok := p.src.(interface{ Release() }); ok {
 		r.Release()
 	}
+	p.health.pause()
+	defer p.health.resume()
 	p.log.Info("nobody is watching: capture paused")
 	start := time.Now()
 	if err := p.sender.AwaitViewers(ctx); err != nil {

@@ -18,6 +18,13 @@ import (
 // files and pipelines, and process frames.
 const openCVBuild = true
 
+// autoDecoder says what --decoder auto picks in this build: ffmpeg
+// reopens a camera that returns within about a second and a half and is
+// killed the moment its stream goes silent; OpenCV's FFmpeg backend took
+// about 2.7 s and hands over a stale frame after a silence
+// (docs/BENCHMARKS.md#rtsp-cameras).
+const autoDecoder = "ffmpeg when it is on PATH and only --width, --height, --quality or --fps is asked for, else OpenCV"
+
 // runOpenCVPublish publishes through OpenCV: capture (or decode), process,
 // encode.
 func runOpenCVPublish(c *cli.Context) error {
@@ -44,7 +51,7 @@ func publisherConfig(c *cli.Context, hubURL string) (publisher.Config, error) {
 	cfg := publisher.Config{
 		Source: c.String("source"), Loop: c.Bool("loop"), FPS: c.Float64("fps"),
 		Width: c.Int("width"), Height: c.Int("height"), Flip: c.String("flip"), Rotate: c.Int("rotate"),
-		Quality: c.Int("quality"), OnDemand: c.Bool("on-demand"), Logger: logger(c),
+		Quality: c.Int("quality"), OnDemand: c.Bool("on-demand"), SourceTimeout: c.Duration("source-timeout"), Logger: logger(c),
 		Sender: publisher.SenderConfig{Hub: hubURL, Channel: c.String("channel"), Header: hd, TLS: tlsConf,
 			ConnectTimeout: connectTimeout(c)},
 	}

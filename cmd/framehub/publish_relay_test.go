@@ -139,7 +139,8 @@ func TestPublishRelaysMJPEGURL(t *testing.T) {
 }
 
 // TestPublishWithoutOpenCVSaysWhatItNeeds: the static build's publish
-// refuses, in one line, what needs OpenCV, and says so.
+// refuses, in one line, what needs OpenCV or ffmpeg, and says so; a camera
+// that cannot be opened is one line too.
 func TestPublishWithoutOpenCVSaysWhatItNeeds(t *testing.T) {
 	for _, c := range []struct {
 		args []string
@@ -147,7 +148,10 @@ func TestPublishWithoutOpenCVSaysWhatItNeeds(t *testing.T) {
 	}{
 		{[]string{"--channel", "x"}, "--source 0 needs OpenCV"},
 		{[]string{"--channel", "x", "--source", "test:320x240"}, "needs OpenCV"},
-		{[]string{"--channel", "x", "--source", "rtsp://cam/stream"}, "needs OpenCV"},
+		{[]string{"--channel", "x", "--source", "rtsp://cam/stream", "--filter", "overlay"}, "--filter needs OpenCV"},
+		{[]string{"--channel", "x", "--source", "rtsp://cam/stream", "--ffmpeg", "/nonexistent/ffmpeg"}, "needs ffmpeg"},
+		{[]string{"--channel", "x", "--source", "rtsp://127.0.0.1:1/cam"}, "cannot open stream rtsp://127.0.0.1:1/cam"},
+		{[]string{"--channel", "x", "--source", "rtsp://cam/s", "--decoder", "opencv"}, "--decoder opencv needs the build with OpenCV"},
 		{[]string{"--channel", "x", "--source", "-", "--width", "640"}, "--width needs OpenCV"},
 		{[]string{"--channel", "x", "--source", "-", "--filter", "gray"}, "--filter needs OpenCV"},
 		{[]string{"--channel", "x", "--source", "http://127.0.0.1:1/s.mjpeg", "--quality", "50"}, "--quality needs OpenCV"},
