@@ -8,6 +8,7 @@ pkgs=(
   libopencv-dev      # gocv (cgo) for publish, view, record, demo, process
   pkg-config         # finds OpenCV for cgo
   g++                # cgo's C++ (gocv, process/detect_cgo.cpp)
+  libavutil-dev      # publisher/avlog_cgo.c: FFmpeg's log lines from OpenCV's backend, as structured logs
   ffmpeg             # test clips and the MJPEG client the tests use
   curl               # the README's upload lines and their tests
   chromium           # the browser tests
