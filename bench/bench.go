@@ -2,10 +2,12 @@
 // process, so its CPU and memory are read from /proc apart from the load
 // generator's) or an external one, publishes pre-encoded JPEG frames, and
 // measures what fast, slow, stalled, idle and churning subscribers get. With
-// a baseline it runs the same load against a minimal raw-TCP fan-out
-// (ServeRawTCP), the physical limit on the machine, and reports each figure
-// next to it as a ratio: absolute numbers on a shared machine are noisy,
-// ratios within one run are not.
+// baselines it runs the same load against the two strongest simple fan-outs
+// of the same bytes (ServeRawTCP: one with write(2), one with sendfile(2)
+// like the hub's zero-copy path), and reports each figure next to them as a
+// ratio: absolute numbers on a shared machine are noisy, ratios within one
+// run are not. Runs repeats the whole set, alternating the order of the
+// servers, and reports each figure and ratio as a median with its range.
 //
 // It is pure Go and works in the CGO_ENABLED=0 build.
 package bench
@@ -17,8 +19,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,15 +37,21 @@ type Config struct {
 	// figures); otherwise the benchmark runs HubCommand as a child.
 	Hub    string
 	HubPID int
-	// HubCommand and BaselineCommand start the servers to load as child
-	// processes: the program and its arguments. Each must log, as a JSON
-	// line on stderr, its Ready message with the address it listens on in
-	// "addr". The caller knows how (the framehub command passes its own
-	// "hub" and "bench-rawtcp" subcommands); the package does not.
-	HubCommand      []string
-	HubReady        string
-	BaselineCommand []string
-	BaselineReady   string
+	// HubCommand, WriteBaselineCommand and SendfileBaselineCommand start
+	// the servers to load as child processes: the program and its
+	// arguments. Each must log, as a JSON line on stderr, its Ready message
+	// with the address it listens on in "addr". The caller knows how (the
+	// framehub command passes its own "hub" and "bench-rawtcp"
+	// subcommands), and gives the hub and the baselines the same send
+	// buffer size; the package does not.
+	HubCommand              []string
+	HubReady                string
+	WriteBaselineCommand    []string
+	SendfileBaselineCommand []string
+	BaselineReady           string
+	// SendBuffer is the subscriber send buffer the caller gave the
+	// servers, for the report.
+	SendBuffer int
 
 	Mode        string // "ws" (default) or "mjpeg"
 	Subscribers int    // readers, fast and slow (default 10)
@@ -60,7 +70,13 @@ type Config struct {
 	Quality  int           // default 80
 	FPS      float64       // default 30
 
-	Baseline bool      // also run the raw-TCP baseline
+	Baseline bool // also run the two raw-TCP baselines (write and sendfile)
+	// CompareDefault also runs the hub with credit mode off on the same
+	// load, to compare credit mode's cost with the default's (needs Credit).
+	CompareDefault bool
+	// Runs repeats every target this many times, alternating their order
+	// (default 1); figures are reported as medians with their ranges.
+	Runs     int
 	Pin      bool      // run the servers and the load generator on separate CPUs (see pin.go)
 	Progress io.Writer // a line per second while measuring; nil for none
 	Logger   *slog.Logger
@@ -82,6 +98,7 @@ func (c *Config) fill() error {
 	def(&c.Width, 1280)
 	def(&c.Height, 720)
 	def(&c.Quality, 80)
+	def(&c.Runs, 1)
 	if c.FPS == 0 {
 		c.FPS = 30
 	}
@@ -110,10 +127,14 @@ func (c *Config) fill() error {
 		return errors.New("fps and slow fps must be positive (fps at most 1000)")
 	case c.Duration < time.Second || c.Duration > time.Hour:
 		return fmt.Errorf("duration %v: use 1s to 1h", c.Duration)
+	case c.Runs < 1 || c.Runs > 100:
+		return fmt.Errorf("runs %d: use 1 to 100", c.Runs)
 	case c.Baseline && c.Channels > 1:
-		return errors.New("the raw-TCP baseline fans out one channel: use --channels 1 with --baseline")
+		return errors.New("the raw-TCP baselines fan out one channel: use --channels 1 with --baseline")
 	case c.Baseline && c.Mode != "ws":
-		return errors.New("the raw-TCP baseline is compared with WebSocket subscribers: use --mode ws with --baseline")
+		return errors.New("the raw-TCP baselines are compared with WebSocket subscribers: use --mode ws with --baseline")
+	case c.CompareDefault && (c.Credit == 0 || c.Mode != "ws"):
+		return errors.New("--compare-default compares credit mode with the default: give --credit with --mode ws")
 	case c.Hub != "" && c.Pin:
 		return errors.New("--pin pins the servers the benchmark starts; pin an external --hub yourself (taskset -a -p -c CPUS PID)")
 	case c.Hub != "" && c.HubPID == 0:
@@ -122,8 +143,8 @@ func (c *Config) fill() error {
 	if c.Hub == "" && len(c.HubCommand) == 0 {
 		return errors.New("no hub to load: give Hub and HubPID, or HubCommand")
 	}
-	if c.Baseline && len(c.BaselineCommand) == 0 {
-		return errors.New("the baseline needs BaselineCommand")
+	if c.Baseline && (len(c.WriteBaselineCommand) == 0 || len(c.SendfileBaselineCommand) == 0) {
+		return errors.New("the baselines need WriteBaselineCommand and SendfileBaselineCommand")
 	}
 	return nil
 }
@@ -144,7 +165,7 @@ type Ages struct {
 
 // Result is one target's figures.
 type Result struct {
-	Target         string  `json:"target"` // "hub" or "raw-tcp"
+	Target         string  `json:"target"` // "hub", "write", "sendfile" or "hub-default"
 	PublishedFPS   float64 `json:"published_fps"`
 	FastFPS        Dist    `json:"fast_fps"`
 	SlowFPS        Dist    `json:"slow_fps"`
@@ -168,9 +189,12 @@ type Result struct {
 	// that ran there); unpinned, both are the whole machine's.
 	ServerCPUsBusy  float64 `json:"server_cpus_busy"`
 	LoadgenCPUsBusy float64 `json:"loadgen_cpus_busy"`
-	IdleKBPerSub    float64 `json:"idle_kb_per_subscriber,omitempty"`
-	Evicted         uint64  `json:"evicted,omitempty"`
-	Churn           *Churn  `json:"churn,omitempty"`
+	// LoadAvg is the machine's 1-minute load average (/proc/loadavg) as
+	// the measuring began: on a shared machine, what else was running.
+	LoadAvg      float64 `json:"load_avg_1m"`
+	IdleKBPerSub float64 `json:"idle_kb_per_subscriber,omitempty"`
+	Evicted      uint64  `json:"evicted,omitempty"`
+	Churn        *Churn  `json:"churn,omitempty"`
 }
 
 // Churn reports whether the hub returns to its resting state after many
@@ -185,33 +209,65 @@ type Churn struct {
 
 // Report is the outcome of Run.
 type Report struct {
-	Mode        string             `json:"mode"`
-	Subscribers int                `json:"subscribers"`
-	Slow        int                `json:"slow"`
-	SlowFPS     float64            `json:"slow_fps"`
-	Stalled     int                `json:"stalled"`
-	Idle        int                `json:"idle"`
-	Channels    int                `json:"channels"`
-	Credit      int                `json:"credit"`
-	Churn       int                `json:"churn_per_s"`
-	FrameBytes  int                `json:"frame_bytes"`
-	Width       int                `json:"width"`
-	Height      int                `json:"height"`
-	FPS         float64            `json:"fps"`
-	Seconds     float64            `json:"duration_s"`
-	Hub         Result             `json:"hub"`
-	Baseline    *Result            `json:"baseline,omitempty"`
-	Ratios      map[string]float64 `json:"ratio_to_baseline,omitempty"`
+	Mode        string  `json:"mode"`
+	Subscribers int     `json:"subscribers"`
+	Slow        int     `json:"slow"`
+	SlowFPS     float64 `json:"slow_fps"`
+	Stalled     int     `json:"stalled"`
+	Idle        int     `json:"idle"`
+	Channels    int     `json:"channels"`
+	Credit      int     `json:"credit"`
+	Churn       int     `json:"churn_per_s"`
+	FrameBytes  int     `json:"frame_bytes"`
+	Width       int     `json:"width"`
+	Height      int     `json:"height"`
+	FPS         float64 `json:"fps"`
+	Seconds     float64 `json:"duration_s"`
+	SendBuffer  int     `json:"send_buffer,omitempty"`
+	// Targets are the servers loaded in each run: "hub", then any of
+	// "write" and "sendfile" (the baselines) and "hub-default" (the hub
+	// with credit mode off).
+	Targets []string `json:"targets"`
+	// Runs holds every run's figures, in the order they ran.
+	Runs []RunReport `json:"runs"`
+	// Median, Min and Max are each figure's median and range over the
+	// runs, by target.
+	Median map[string]*Result `json:"median"`
+	Min    map[string]*Result `json:"min"`
+	Max    map[string]*Result `json:"max"`
+	// Ratios are the hub's figures divided by another target's, taken
+	// within each run, then summarised over the runs: by the other target
+	// ("write", "sendfile", "hub-default"), then by figure.
+	Ratios map[string]map[string]Spread `json:"ratios,omitempty"`
 	// Pinned says where the servers and the load generator ran, if --pin.
 	Pinned string `json:"pinned,omitempty"`
 	// LoadgenCores is how many CPUs the load generator could use.
 	LoadgenCores int `json:"loadgen_cores"`
-	// ClientBound is set when the run measured the load generator (or
-	// the machine) more than the server: see Warnings.
-	ClientBound bool     `json:"client_bound"`
-	Warnings    []string `json:"warnings,omitempty"`
+	// ClientBoundRuns counts the runs that measured the load generator (or
+	// the machine) more than the servers (see RunReport); ClientBound is
+	// set when that is more than half of them.
+	ClientBoundRuns int      `json:"client_bound_runs"`
+	ClientBound     bool     `json:"client_bound"`
+	Warnings        []string `json:"warnings,omitempty"`
 	// Publisher compares the publisher with a bare gocv loop (--publisher, publisher.go).
 	Publisher []PublisherResult `json:"publisher,omitempty"`
+}
+
+// RunReport is one run: every target loaded once, in Order.
+type RunReport struct {
+	Order   []string           `json:"order"`
+	Results map[string]*Result `json:"results"`
+	// Ratios are the hub's figures divided by each other target's.
+	Ratios      map[string]map[string]float64 `json:"ratios,omitempty"`
+	ClientBound bool                          `json:"client_bound"`
+	Warnings    []string                      `json:"warnings,omitempty"`
+}
+
+// Spread is a figure over several runs.
+type Spread struct {
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
 }
 
 // Run runs the benchmark described by cfg.
@@ -223,9 +279,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	targets := []target{targetHub}
+	if cfg.Baseline {
+		targets = append(targets, targetWrite, targetSendfile)
+	}
+	if cfg.CompareDefault {
+		targets = append(targets, targetHubDefault)
+	}
 	rep := &Report{LoadgenCores: runtime.NumCPU(), Mode: cfg.Mode, Subscribers: cfg.Subscribers, Slow: cfg.Slow, SlowFPS: cfg.SlowFPS, Stalled: cfg.Stalled, Idle: cfg.Idle,
 		Channels: cfg.Channels, Credit: cfg.Credit, Churn: cfg.Churn, FrameBytes: len(frames[0]),
-		Width: cfg.Width, Height: cfg.Height, FPS: cfg.FPS, Seconds: cfg.Duration.Seconds()}
+		Width: cfg.Width, Height: cfg.Height, FPS: cfg.FPS, Seconds: cfg.Duration.Seconds(), SendBuffer: cfg.SendBuffer}
+	for _, t := range targets {
+		rep.Targets = append(rep.Targets, t.String())
+	}
 	if cfg.Pin {
 		p, err := planPin()
 		if err != nil {
@@ -236,28 +302,101 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		cfg.HubCommand = p.wrap(cfg.HubCommand)
 		if cfg.Baseline {
-			cfg.BaselineCommand = p.wrap(cfg.BaselineCommand)
+			cfg.WriteBaselineCommand = p.wrap(cfg.WriteBaselineCommand)
+			cfg.SendfileBaselineCommand = p.wrap(cfg.SendfileBaselineCommand)
 		}
 		cfg.pin = p
 		rep.Pinned, rep.LoadgenCores = p.String(), len(p.load)
 		cfg.Logger.Info("pinned", "layout", rep.Pinned)
 	}
 
-	hubRes, err := runTarget(ctx, &cfg, frames, targetHub)
-	if err != nil {
-		return nil, fmt.Errorf("hub: %w", err)
-	}
-	rep.Hub = *hubRes
-	if cfg.Baseline {
-		base, err := runTarget(ctx, &cfg, frames, targetRaw)
-		if err != nil {
-			return nil, fmt.Errorf("baseline: %w", err)
+	for i := range cfg.Runs {
+		run := RunReport{Results: map[string]*Result{}}
+		for _, t := range runOrder(targets, i) {
+			if cfg.Runs > 1 {
+				cfg.Logger.Info("run", "run", i+1, "of", cfg.Runs, "target", t.String())
+			}
+			res, err := runTarget(ctx, &cfg, frames, t)
+			if err != nil {
+				return nil, fmt.Errorf("%s (run %d): %w", t, i+1, err)
+			}
+			run.Order = append(run.Order, t.String())
+			run.Results[t.String()] = res
 		}
-		rep.Baseline = base
-		rep.Ratios = ratios(hubRes, base)
+		hub := run.Results[targetHub.String()]
+		for _, t := range targets[1:] {
+			if run.Ratios == nil {
+				run.Ratios = map[string]map[string]float64{}
+			}
+			run.Ratios[t.String()] = ratios(hub, run.Results[t.String()])
+		}
+		run.judge(rep, targets)
+		rep.Runs = append(rep.Runs, run)
 	}
-	rep.judge()
+	rep.summarise()
 	return rep, nil
+}
+
+// runOrder is the order of the targets in run i: rotated by one each run,
+// so that over the runs each target goes first, last and in between, and
+// a drift in the machine's load does not favour one of them.
+func runOrder(targets []target, i int) []target {
+	k := i % len(targets)
+	return append(append([]target(nil), targets[k:]...), targets[:k]...)
+}
+
+// summarise fills the report's medians, ranges, ratios and verdict from
+// its runs.
+func (rep *Report) summarise() {
+	rep.Median, rep.Min, rep.Max = map[string]*Result{}, map[string]*Result{}, map[string]*Result{}
+	for _, name := range rep.Targets {
+		var rs []*Result
+		for _, run := range rep.Runs {
+			rs = append(rs, run.Results[name])
+		}
+		rep.Median[name], rep.Min[name], rep.Max[name] = combine(rs, median), combine(rs, slices.Min[[]float64]), combine(rs, slices.Max[[]float64])
+	}
+	seen := map[string]bool{}
+	for _, run := range rep.Runs {
+		if run.ClientBound {
+			rep.ClientBoundRuns++
+		}
+		for _, w := range run.Warnings {
+			if !seen[w] {
+				seen[w] = true
+				rep.Warnings = append(rep.Warnings, w)
+			}
+		}
+		for other, rs := range run.Ratios {
+			for fig := range rs {
+				if rep.Ratios == nil {
+					rep.Ratios = map[string]map[string]Spread{}
+				}
+				if rep.Ratios[other] == nil {
+					rep.Ratios[other] = map[string]Spread{}
+				}
+				if _, done := rep.Ratios[other][fig]; done {
+					continue
+				}
+				var v []float64
+				for _, r := range rep.Runs {
+					if x, ok := r.Ratios[other][fig]; ok {
+						v = append(v, x)
+					}
+				}
+				rep.Ratios[other][fig] = spread(v)
+			}
+		}
+	}
+	rep.ClientBound = rep.ClientBoundRuns*2 > len(rep.Runs)
+}
+
+// spread summarises values from several runs.
+func spread(v []float64) Spread {
+	if len(v) == 0 {
+		return Spread{}
+	}
+	return Spread{Median: round3(median(v)), Min: slices.Min(v), Max: slices.Max(v)}
 }
 
 func ratios(h, b *Result) map[string]float64 {
@@ -288,45 +427,44 @@ const (
 )
 
 // judge flags a run whose figures describe the load generator or the
-// machine rather than the server: a load generator whose CPUs are nearly
-// all busy cannot read as fast as a server writes; in an unpinned run,
-// a busy machine means server and load generator took CPU from each
-// other; and when both servers fail to deliver every frame to fast
-// subscribers, the common cause is the client, unless a pinned server's
-// own CPUs were full: then that server's shortfall is its own. A pinned
-// server whose CPUs are full is noted: that run measured its limit.
-func (rep *Report) judge() {
-	results := []*Result{&rep.Hub}
-	if rep.Baseline != nil {
-		results = append(results, rep.Baseline)
-	}
-	for _, res := range results {
+// machine rather than the servers: a load generator whose CPUs are nearly
+// all busy cannot read as fast as a server writes; in an unpinned run, a
+// busy machine means server and load generator took CPU from each other;
+// and when every server fails to deliver every frame to fast subscribers,
+// the common cause is the client, unless a pinned server's own CPUs were
+// full: then that server's shortfall is its own. A pinned server whose
+// CPUs are full is noted: that run measured its limit.
+func (run *RunReport) judge(rep *Report, targets []target) {
+	short := 0
+	for _, t := range targets {
+		res := run.Results[t.String()]
 		switch {
 		case rep.Pinned == "" && res.LoadgenCPUsBusy > busyLimit:
-			rep.ClientBound = true
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: the machine's CPUs were %.0f%% busy: server and load generator competed for them; use --pin or fewer subscribers",
+			run.ClientBound = true
+			run.Warnings = append(run.Warnings, fmt.Sprintf("%s: the machine's CPUs were %.0f%% busy: server and load generator competed for them; use --pin or fewer subscribers",
 				res.Target, 100*res.LoadgenCPUsBusy))
 		case res.LoadgenCPUsBusy > busyLimit:
-			rep.ClientBound = true
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: the load generator's CPUs were %.0f%% busy: it, not the server, may have set the pace; use fewer subscribers",
+			run.ClientBound = true
+			run.Warnings = append(run.Warnings, fmt.Sprintf("%s: the load generator's CPUs were %.0f%% busy: it, not the server, may have set the pace; use fewer subscribers",
 				res.Target, 100*res.LoadgenCPUsBusy))
 		}
-		if rep.Pinned != "" && res.ServerCPUsBusy > busyLimit {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: the server's CPUs were %.0f%% busy: this run found its limit",
+		serverFull := rep.Pinned != "" && res.ServerCPUsBusy > busyLimit
+		if serverFull {
+			run.Warnings = append(run.Warnings, fmt.Sprintf("%s: the server's CPUs were %.0f%% busy: this run found its limit",
 				res.Target, 100*res.ServerCPUsBusy))
 		}
-	}
-	short := 0
-	for _, res := range results {
-		serverFull := rep.Pinned != "" && res.ServerCPUsBusy > busyLimit
 		if rep.Subscribers > rep.Slow && res.FastDelivered.Min < fullDelivery && !serverFull {
 			short++
 		}
 	}
-	if len(results) == 2 && short == 2 {
-		rep.ClientBound = true
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("both servers delivered less than %.0f%% of frames to their slowest fast subscriber (hub %.3f, raw-tcp %.3f): the shared cause is the client",
-			fullDelivery*100, rep.Hub.FastDelivered.Min, rep.Baseline.FastDelivered.Min))
+	if len(targets) > 1 && short == len(targets) {
+		run.ClientBound = true
+		var each []string
+		for _, t := range targets {
+			each = append(each, fmt.Sprintf("%s %.3f", t, run.Results[t.String()].FastDelivered.Min))
+		}
+		run.Warnings = append(run.Warnings, fmt.Sprintf("every server delivered less than %.0f%% of frames to its slowest fast subscriber (%s): the shared cause is the client",
+			fullDelivery*100, strings.Join(each, ", ")))
 	}
 }
 
@@ -339,19 +477,26 @@ func allCPUs(t map[int]cpuTimes) []int {
 	return cpus
 }
 
+// target is a server the benchmark loads.
 type target int
 
 const (
-	targetHub target = iota
-	targetRaw
+	targetHub        target = iota // the hub, with the configured credit mode
+	targetWrite                    // the baseline that sends with write(2)
+	targetSendfile                 // the baseline that sends with sendfile(2)
+	targetHubDefault               // the hub with credit mode off (Config.CompareDefault)
 )
 
-func (t target) String() string { return [...]string{"hub", "raw-tcp"}[t] }
+func (t target) String() string { return [...]string{"hub", "write", "sendfile", "hub-default"}[t] }
+
+// baseline reports whether t is one of the raw-TCP baselines.
+func (t target) baseline() bool { return t == targetWrite || t == targetSendfile }
 
 // run is the state of one target's run.
 type run struct {
 	cfg       *Config
 	target    target
+	credit    int    // the readers' credit window, 0 for none
 	addr      string // host:port
 	pid       int
 	frames    [][]byte
@@ -373,19 +518,24 @@ func (r *run) track(c io.Closer) {
 
 func runTarget(ctx context.Context, cfg *Config, frames [][]byte, t target) (*Result, error) {
 	r := &run{cfg: cfg, target: t, frames: frames, published: make([]atomic.Uint64, cfg.Channels), sent: make([]atomic.Uint64, cfg.Channels), stop: make(chan struct{})}
+	if t == targetHub {
+		r.credit = cfg.Credit
+	}
 	var srv *child
 	var err error
 	switch {
-	case t == targetHub && cfg.Hub != "":
+	case !t.baseline() && cfg.Hub != "":
 		base, err := hubAddr(cfg.Hub)
 		if err != nil {
 			return nil, err
 		}
 		r.addr, r.pid = base, cfg.HubPID
-	case t == targetHub:
+	case !t.baseline():
 		srv, err = startChild(ctx, cfg.HubCommand[0], cfg.HubCommand[1:], cfg.HubReady)
+	case t == targetWrite:
+		srv, err = startChild(ctx, cfg.WriteBaselineCommand[0], cfg.WriteBaselineCommand[1:], cfg.BaselineReady)
 	default:
-		srv, err = startChild(ctx, cfg.BaselineCommand[0], cfg.BaselineCommand[1:], cfg.BaselineReady)
+		srv, err = startChild(ctx, cfg.SendfileBaselineCommand[0], cfg.SendfileBaselineCommand[1:], cfg.BaselineReady)
 	}
 	if err != nil {
 		return nil, err
@@ -449,6 +599,7 @@ func runTarget(ctx context.Context, cfg *Config, frames [][]byte, t target) (*Re
 		}
 		churn = &Churn{GoroutinesBefore: st.Goroutines, HeapMBBefore: mb(st.HeapBytes)}
 	}
+	res.LoadAvg = loadAvg()
 	cpu0, _ := procCPU(r.pid)
 	self0 := selfCPU()
 	stat0, _ := readCPUTimes()
@@ -480,7 +631,7 @@ func runTarget(ctx context.Context, cfg *Config, frames [][]byte, t target) (*Re
 	anon, _ := procAnon(r.pid)
 	res.ServerRSSMB, res.ServerAnonMB = mb(rss), mb(anon)
 	res.ServerCPU = round3(cpu1 - cpu0)
-	if t == targetHub {
+	if !t.baseline() {
 		if st, err := hubStats(r.addr); err == nil {
 			res.HeapMB, res.Goroutines, res.Evicted = mb(st.HeapBytes), st.Goroutines, st.Evicted
 		}
@@ -691,3 +842,58 @@ func ages(v []float64) Ages {
 func mb(b uint64) float64 { return round3(float64(b) / (1 << 20)) }
 
 func round3(v float64) float64 { return float64(int64(v*1000+0.5)) / 1000 }
+
+// combine builds a Result whose every number is pick of that number over
+// rs (a median, a minimum, a maximum), walking the struct's fields so that
+// a figure added to Result is summarised too. Target is kept; a pointer
+// field (Churn) is combined when every result has it.
+func combine(rs []*Result, pick func([]float64) float64) *Result {
+	out := &Result{}
+	if len(rs) == 0 {
+		return out
+	}
+	vals := make([]reflect.Value, len(rs))
+	for i, r := range rs {
+		vals[i] = reflect.ValueOf(r).Elem()
+	}
+	combineValue(reflect.ValueOf(out).Elem(), vals, pick)
+	out.Target = rs[0].Target
+	return out
+}
+
+func combineValue(dst reflect.Value, src []reflect.Value, pick func([]float64) float64) {
+	switch dst.Kind() {
+	case reflect.Struct:
+		for i := range dst.NumField() {
+			f := make([]reflect.Value, len(src))
+			for k, s := range src {
+				f[k] = s.Field(i)
+			}
+			combineValue(dst.Field(i), f, pick)
+		}
+	case reflect.Pointer:
+		for _, s := range src {
+			if s.IsNil() {
+				return
+			}
+		}
+		dst.Set(reflect.New(dst.Type().Elem()))
+		f := make([]reflect.Value, len(src))
+		for k, s := range src {
+			f[k] = s.Elem()
+		}
+		combineValue(dst.Elem(), f, pick)
+	case reflect.Float64:
+		v := make([]float64, len(src))
+		for k, s := range src {
+			v[k] = s.Float()
+		}
+		dst.SetFloat(round3(pick(v)))
+	case reflect.Uint64:
+		v := make([]float64, len(src))
+		for k, s := range src {
+			v[k] = float64(s.Uint())
+		}
+		dst.SetUint(uint64(pick(v) + 0.5))
+	}
+}

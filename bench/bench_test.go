@@ -4,18 +4,25 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/goleak"
 
+	"framehub/hub"
+	"framehub/internal/hubtest"
 	"framehub/internal/testutil"
 	"framehub/protocol"
 )
@@ -92,60 +99,171 @@ func TestProcReadings(t *testing.T) {
 	}
 }
 
+// TestRawTCPFanout: each baseline sends every subscriber the frame a
+// publisher sent, framed as a WebSocket binary message.
 func TestRawTCPFanout(t *testing.T) {
+	for _, cfg := range []RawConfig{{}, {Sendfile: true}} {
+		if cfg.Sendfile && !rawSendfileSupported {
+			continue
+		}
+		addr := serveRaw(t, cfg)
+		var subs []*wsLean
+		for range 3 {
+			s, err := dialRawLean(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.c.Close() })
+			subs = append(subs, s)
+		}
+		pub := dialRawPublisher(t, addr)
+		f := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: 8, Height: 8, Seq: 42, CaptureTime: 7},
+			Payload: testutil.FakeJPEG(8, 8, 42, 50002)}
+		msg := protocol.AppendFrame(nil, &f)
+		// Until every subscriber is registered, a frame may miss some:
+		// publish until each has one.
+		for i, s := range subs {
+			s.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got := make(chan error, 1)
+			var seq uint64
+			var size int
+			go func() {
+				var err error
+				seq, _, size, err = s.next()
+				got <- err
+			}()
+			for done := false; !done; {
+				if _, err := pub.Write(msg); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case err := <-got:
+					if err != nil || seq != 42 || size != len(msg) {
+						t.Fatalf("sendfile %v, subscriber %d: %v, seq %d, %d bytes; want seq 42, %d bytes", cfg.Sendfile, i, err, seq, size, len(msg))
+					}
+					done = true
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		}
+	}
+}
+
+// serveRaw runs a raw-TCP baseline until the test ends.
+func serveRaw(t *testing.T, cfg RawConfig) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ServeRawTCP(ctx, ln) }()
-	defer func() {
+	go func() { done <- ServeRawTCP(ctx, ln, cfg) }()
+	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("ServeRawTCP: %v", err)
 		}
-	}()
-	var subs []net.Conn
-	for range 3 {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.Write([]byte{rawSubscriber})
-		subs = append(subs, c)
-	}
-	time.Sleep(100 * time.Millisecond) // let the server register them
-	pub, err := net.Dial("tcp", ln.Addr().String())
+	})
+	return ln.Addr().String()
+}
+
+func dialRawPublisher(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pub.Close()
-	pub.Write([]byte{rawPublisher})
-	w := protocol.NewWriter(pub)
-	f := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: 8, Height: 8, Seq: 42, CaptureTime: 7},
-		Payload: testutil.FakeJPEG(8, 8, 42, 50002)}
-	if err := w.WriteFrame(&f); err != nil {
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Write([]byte{rawPublisher}); err != nil {
 		t.Fatal(err)
 	}
-	for i, c := range subs {
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		got, err := protocol.NewReader(c, protocol.DefaultLimits).ReadFrame()
-		if err != nil || got.Seq != 42 || !bytes.Equal(got.Payload, f.Payload) {
-			t.Fatalf("subscriber %d: %v, seq %d", i, err, got.Seq)
+	return c
+}
+
+// TestBaselinesSendTheHubsBytes: after the handshake, a subscriber reads
+// exactly the same bytes from the hub (by write and by sendfile) and from
+// both baselines, so the one client the benchmark uses does the same work
+// for all of them and neither side can win on its client.
+func TestBaselinesSendTheHubsBytes(t *testing.T) {
+	h := hubtest.Start(t, hub.Config{})
+	msg := hubtest.Frame(5, 64, 48, 70000, []byte(`{"k":1}`))
+	read := func(s *wsLean, n int) []byte {
+		t.Helper()
+		s.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b := make([]byte, n)
+		if _, err := io.ReadFull(s.br, b); err != nil {
+			t.Fatal(err)
 		}
+		return b
+	}
+	wireLen := 4 + len(msg) // 70 KB: a 4-byte WebSocket header
+	var want []byte
+	check := func(name string, got []byte) {
+		t.Helper()
+		if want == nil {
+			want = got
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s sent %x…; want %x…", name, got[:16], want[:16])
+		}
+	}
+	// The hub, with one subscriber (write) and then with two (sendfile,
+	// from the second frame on: a frame's fan-out is fixed when it is published).
+	for _, n := range []int{1, 2} {
+		var subs []*wsLean
+		for range n {
+			s, err := dialWSLean(h.Addr, protocol.PathSubscribe+fmt.Sprintf("same%d", n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.c.Close() })
+			subs = append(subs, s)
+		}
+		hubtest.WaitSubscribers(t, h.Addr, n+(n-1), 5*time.Second)
+		u, _ := protocol.ChannelURL(h.Addr, protocol.PathPublish, fmt.Sprintf("same%d", n))
+		pc, _, err := websocket.DefaultDialer.Dial(u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		if err := pc.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+			t.Fatal(err)
+		}
+		for i, s := range subs {
+			check(fmt.Sprintf("the hub to subscriber %d of %d", i+1, n), read(s, wireLen))
+		}
+	}
+	for _, cfg := range []RawConfig{{}, {Sendfile: true}} {
+		if cfg.Sendfile && !rawSendfileSupported {
+			continue
+		}
+		addr := serveRaw(t, cfg)
+		s, err := dialRawLean(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.c.Close() })
+		pub := dialRawPublisher(t, addr)
+		time.Sleep(50 * time.Millisecond) // the subscriber registers; a frame before it would be sent anyway, as the newest
+		if _, err := pub.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		check(fmt.Sprintf("the baseline (sendfile %v)", cfg.Sendfile), read(s, wireLen))
+	}
+	if runtime.GOOS == "linux" && h.Stats().ZeroCopyFrames == 0 {
+		t.Error("the hub sent nothing by sendfile: the comparison did not cover its zero-copy path")
 	}
 }
 
 // TestJudge: a run is flagged client-bound when the load generator's CPUs
-// are full, when an unpinned machine is full, or when both servers fall
+// are full, when an unpinned machine is full, or when every server falls
 // short of every frame with CPU to spare; a full pinned server is noted,
 // not flagged.
 func TestJudge(t *testing.T) {
 	ok := Result{Target: "hub", FastDelivered: Dist{Min: 1}, ServerCPUsBusy: 0.5, LoadgenCPUsBusy: 0.5}
 	base := ok
-	base.Target = "raw-tcp"
+	base.Target = "write"
 	for _, c := range []struct {
 		name         string
 		pinned       string
@@ -171,12 +289,64 @@ func TestJudge(t *testing.T) {
 		if c.base != nil {
 			c.base(&b)
 		}
-		rep := &Report{Subscribers: 10, Seconds: 10, LoadgenCores: 1, Pinned: c.pinned, Hub: h, Baseline: &b}
-		rep.judge()
-		all := strings.Join(rep.Warnings, "\n")
-		if rep.ClientBound != c.clientBound || (c.warningsWith == "") != (len(rep.Warnings) == 0) || !strings.Contains(all, c.warningsWith) {
-			t.Errorf("%s: client-bound %v, warnings %q; want %v and a warning with %q", c.name, rep.ClientBound, rep.Warnings, c.clientBound, c.warningsWith)
+		rep := &Report{Subscribers: 10, Seconds: 10, LoadgenCores: 1, Pinned: c.pinned}
+		run := RunReport{Results: map[string]*Result{"hub": &h, "write": &b}}
+		run.judge(rep, []target{targetHub, targetWrite})
+		all := strings.Join(run.Warnings, "\n")
+		if run.ClientBound != c.clientBound || (c.warningsWith == "") != (len(run.Warnings) == 0) || !strings.Contains(all, c.warningsWith) {
+			t.Errorf("%s: client-bound %v, warnings %q; want %v and a warning with %q", c.name, run.ClientBound, run.Warnings, c.clientBound, c.warningsWith)
 		}
+	}
+}
+
+// TestRunOrder: over as many runs as there are targets, each target runs
+// once in each position.
+func TestRunOrder(t *testing.T) {
+	targets := []target{targetHub, targetWrite, targetSendfile}
+	for pos := range targets {
+		seen := map[target]bool{}
+		for i := range targets {
+			seen[runOrder(targets, i)[pos]] = true
+		}
+		if len(seen) != len(targets) {
+			t.Errorf("position %d holds only %v over %d runs", pos, seen, len(targets))
+		}
+	}
+	if got := runOrder(targets, 4); got[0] != targetWrite {
+		t.Errorf("run 5 starts with %v; want write", got[0])
+	}
+}
+
+// TestReportSummary: medians and ranges of every figure, and of the
+// ratios taken within each run, not ratios of the medians.
+func TestReportSummary(t *testing.T) {
+	rep := &Report{Targets: []string{"hub", "write"}}
+	for i, c := range []struct{ hub, write float64 }{{0.3, 0.4}, {0.2, 0.4}, {0.5, 0.5}} {
+		h := &Result{Target: "hub", ServerCPUPerGB: c.hub, Skipped: uint64(i), FastAge: Ages{P99: float64(10 * (i + 1))}}
+		if i < 2 {
+			h.Churn = &Churn{Started: 10}
+		}
+		w := &Result{Target: "write", ServerCPUPerGB: c.write}
+		rep.Runs = append(rep.Runs, RunReport{Results: map[string]*Result{"hub": h, "write": w},
+			Ratios: map[string]map[string]float64{"write": ratios(h, w)}, ClientBound: i == 0, Warnings: []string{"same"}})
+	}
+	rep.summarise()
+	med, lo, hi := rep.Median["hub"], rep.Min["hub"], rep.Max["hub"]
+	if med.ServerCPUPerGB != 0.3 || lo.ServerCPUPerGB != 0.2 || hi.ServerCPUPerGB != 0.5 || med.Skipped != 1 || med.FastAge.P99 != 20 || med.Target != "hub" {
+		t.Errorf("hub median %+v, min %+v, max %+v", med, lo, hi)
+	}
+	if med.Churn != nil {
+		t.Errorf("churn %+v combined though one run lacks it", med.Churn)
+	}
+	// Per-run ratios 0.75, 0.5, 1: median 0.75 (the ratio of the medians would be 0.3/0.4 too, so check the range).
+	if r := rep.Ratios["write"]["server_cpu_per_gb"]; r != (Spread{Median: 0.75, Min: 0.5, Max: 1}) {
+		t.Errorf("ratio spread %+v; want 0.75 [0.5-1]", r)
+	}
+	if rep.ClientBoundRuns != 1 || rep.ClientBound || len(rep.Warnings) != 1 {
+		t.Errorf("client-bound runs %d, verdict %v, warnings %q; want 1, false (1 of 3), one warning", rep.ClientBoundRuns, rep.ClientBound, rep.Warnings)
+	}
+	if m := median([]float64{4, 1, 3, 2}); m != 2.5 {
+		t.Errorf("median of 1..4 = %v; want 2.5", m)
 	}
 }
 
@@ -186,6 +356,8 @@ func TestConfigErrors(t *testing.T) {
 		{Subscribers: 5, Slow: 6},
 		{Channels: 2, Baseline: true},
 		{Mode: "mjpeg", Baseline: true},
+		{CompareDefault: true},
+		{Runs: -1},
 		{Hub: "http://127.0.0.1:1"},
 		{Hub: "http://127.0.0.1:1", HubPID: 1, Pin: true},
 		{Duration: time.Millisecond},
@@ -216,40 +388,51 @@ func framehubBinary(t *testing.T) string {
 func TestTinyScenario(t *testing.T) {
 	bin := framehubBinary(t)
 	var progress bytes.Buffer
+	raw := func(send string) []string {
+		return []string{bin, "--log-format", "json", "bench-rawtcp", "--listen", "127.0.0.1:0", "--send", send}
+	}
 	rep, err := Run(context.Background(), Config{
 		HubCommand: []string{bin, "--log-format", "json", "hub", "--listen", "127.0.0.1:0"}, HubReady: "hub listening",
-		BaselineCommand: []string{bin, "--log-format", "json", "bench-rawtcp", "--listen", "127.0.0.1:0"}, BaselineReady: "rawtcp listening",
-		Subscribers: 4, Slow: 1, SlowFPS: 5, Stalled: 2, Idle: 20, Churn: 5,
-		Duration: 2 * time.Second, Warmup: 500 * time.Millisecond, Width: 320, Height: 240, FPS: 20,
+		WriteBaselineCommand: raw("write"), SendfileBaselineCommand: raw("sendfile"), BaselineReady: "rawtcp listening",
+		Subscribers: 4, Slow: 1, SlowFPS: 5, Stalled: 2, Idle: 20, Churn: 5, Credit: 1, CompareDefault: true,
+		Duration: time.Second, Warmup: 500 * time.Millisecond, Width: 320, Height: 240, FPS: 20,
 		Baseline: true, Progress: &progress,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, b := rep.Hub, rep.Baseline
-	if b == nil {
-		t.Fatal("no baseline result")
+	if !slices.Equal(rep.Targets, []string{"hub", "write", "sendfile", "hub-default"}) || len(rep.Runs) != 1 {
+		t.Fatalf("targets %v, %d runs", rep.Targets, len(rep.Runs))
 	}
 	// (CPU times come in 10 ms ticks: a light run may read 0.)
-	for _, r := range []Result{h, *b} {
-		if r.PublishedFPS < 10 || r.FastFPS.Median < 10 || r.FastDelivered.Min <= 0.5 || r.DeliveredMBps <= 0 ||
+	for _, name := range rep.Targets {
+		r := rep.Median[name]
+		if r.Target != name || r.PublishedFPS < 10 || r.FastFPS.Median < 10 || r.FastDelivered.Min <= 0.5 || r.DeliveredMBps <= 0 ||
 			r.FastAge.P50 <= 0 || r.SlowFPS.Median <= 0 || r.SlowFPS.Median > 6 || r.ServerCPU < 0 || r.ServerRSSMB <= 0 ||
 			r.ServerAnonMB <= 0 || r.ServerAnonMB > r.ServerRSSMB || r.ConnectS < 0 || r.ConnectS > 10 ||
 			r.ServerCPUsBusy <= 0 || r.ServerCPUsBusy > 1 || r.LoadgenCPUsBusy <= 0 || r.LoadgenCPUsBusy > 1 {
-			t.Errorf("%s: implausible figures %+v", r.Target, r)
+			t.Errorf("%s: implausible figures %+v", name, r)
 		}
 	}
+	h := rep.Median["hub"]
 	if h.Goroutines == 0 || h.HeapMB <= 0 || h.Churn == nil || h.Churn.Started < 3 || h.IdleKBPerSub == 0 {
 		t.Errorf("hub extras: goroutines %d heap %v churn %+v idle %v", h.Goroutines, h.HeapMB, h.Churn, h.IdleKBPerSub)
 	}
-	if _, ok := rep.Ratios["server_cpu_per_gb"]; !ok {
-		t.Errorf("ratios %v lack server_cpu_per_gb", rep.Ratios)
+	for _, other := range []string{"write", "sendfile", "hub-default"} {
+		// CPU comes in 10 ms ticks, so a light server may show none: then
+		// no CPU ratio can be taken.
+		_, cpu := rep.Ratios[other]["server_cpu_per_gb"]
+		if _, rss := rep.Ratios[other]["server_rss"]; !rss || cpu != (h.ServerCPUPerGB > 0 && rep.Median[other].ServerCPUPerGB > 0) {
+			t.Errorf("ratios to %s: %v", other, rep.Ratios[other])
+		}
 	}
-	if !strings.Contains(progress.String(), "bench hub:") || !strings.Contains(progress.String(), "bench raw-tcp:") {
-		t.Errorf("no progress lines: %q", progress.String())
+	for _, want := range []string{"bench hub:", "bench write:", "bench sendfile:", "bench hub-default:"} {
+		if !strings.Contains(progress.String(), want) {
+			t.Errorf("no %q progress lines: %q", want, progress.String())
+		}
 	}
 	var table bytes.Buffer
-	if err := rep.WriteTable(&table); err != nil || !strings.Contains(table.String(), "server CPU s per GB") {
+	if err := rep.WriteTable(&table); err != nil || !strings.Contains(table.String(), "server CPU s per GB") || !strings.Contains(table.String(), "hub ÷ sendfile") {
 		t.Errorf("table: %v\n%s", err, table.String())
 	}
 	if _, err := json.Marshal(rep); err != nil {

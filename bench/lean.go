@@ -15,50 +15,19 @@ import (
 )
 
 // The measured subscribers read with the least work a client can do, and
-// the same work for the hub and the baseline, so that the benchmark
+// the same work for the hub and the baselines, so that the benchmark
 // measures servers and not its own clients: one 256 KiB buffered reader
 // per connection (a 100 KB frame takes one or two read calls), only the
-// frame header parsed, the rest skipped in the buffer, nothing allocated
-// per frame. The hub's subscribers also read the WebSocket framing (2 to
-// 10 bytes per frame) and answer pings; the baseline's read its 48-byte
-// header alone.
+// WebSocket framing and the frame header parsed, the rest skipped in the
+// buffer, nothing allocated per frame. The baselines send the hub's bytes
+// (see ServeRawTCP), so after the handshake (an HTTP upgrade for the hub,
+// a role byte for a baseline) the same reader reads both; only the hub
+// sends pings, and only hub subscribers in credit mode send acks.
 
 const leanBuffer = 256 << 10
 
-// leanReader yields each frame's sequence number, capture time and size.
-type leanReader interface {
-	next() (seq uint64, capture int64, size int, err error)
-	// ack acknowledges a frame in credit mode (hub only).
-	ack(seq uint64) error
-}
-
-// rawLean reads the baseline's length-prefixed frames.
-type rawLean struct {
-	br  *bufio.Reader
-	hdr [protocol.HeaderLen]byte
-}
-
-func newRawLean(c net.Conn) *rawLean { return &rawLean{br: bufio.NewReaderSize(c, leanBuffer)} }
-
-func (r *rawLean) next() (uint64, int64, int, error) {
-	if _, err := io.ReadFull(r.br, r.hdr[:]); err != nil {
-		return 0, 0, 0, err
-	}
-	h, err := protocol.ParseHeader(r.hdr[:])
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	body := int(h.HeaderLen) - protocol.HeaderLen + int(h.BodyLen())
-	if _, err := r.br.Discard(body); err != nil {
-		return 0, 0, 0, err
-	}
-	return h.Seq, h.CaptureTime, protocol.HeaderLen + body, nil
-}
-
-func (r *rawLean) ack(uint64) error { return nil }
-
-// wsLean reads a hub subscriber's WebSocket: unmasked server frames, one
-// frame per message.
+// wsLean reads a subscriber's WebSocket stream: unmasked server frames,
+// one frame per message.
 type wsLean struct {
 	c   net.Conn
 	br  *bufio.Reader
@@ -93,6 +62,19 @@ func dialWSLean(addr, path string) (*wsLean, error) {
 	}
 	_ = c.SetDeadline(time.Time{})
 	return &wsLean{c: c, br: br}, nil
+}
+
+// dialRawLean subscribes to a raw-TCP baseline at addr.
+func dialRawLean(addr string) (*wsLean, error) {
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Write([]byte{rawSubscriber}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &wsLean{c: c, br: bufio.NewReaderSize(c, leanBuffer)}, nil
 }
 
 var errClosed = errors.New("closed by the server")

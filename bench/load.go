@@ -92,34 +92,25 @@ func maxTime(a, b time.Time) time.Time {
 // startReader connects one measured subscriber and reads in a goroutine
 // until the run stops, with the lean clients of lean.go.
 func (r *run) startReader(ctx context.Context, rd *reader) error {
-	var lr leanReader
+	var lr *wsLean
+	var err error
 	switch {
-	case r.target == targetRaw:
-		c, err := net.DialTimeout("tcp", r.addr, 10*time.Second)
-		if err != nil {
-			return err
-		}
-		if _, err := c.Write([]byte{rawSubscriber}); err != nil {
-			c.Close()
-			return err
-		}
-		r.track(c)
-		lr = newRawLean(c)
+	case r.target.baseline():
+		lr, err = dialRawLean(r.addr)
 	case r.cfg.Mode == "mjpeg":
 		return r.startMJPEG(ctx, rd)
 	default:
 		path := protocol.PathSubscribe + channelName(rd.channel)
-		if r.cfg.Credit > 0 {
+		if r.credit > 0 {
 			// Credit mode from the first frame.
-			path += "?" + protocol.QueryWindow + "=" + strconv.Itoa(r.cfg.Credit)
+			path += "?" + protocol.QueryWindow + "=" + strconv.Itoa(r.credit)
 		}
-		w, err := dialWSLean(r.addr, path)
-		if err != nil {
-			return err
-		}
-		r.track(w.c)
-		lr = w
+		lr, err = dialWSLean(r.addr, path)
 	}
+	if err != nil {
+		return err
+	}
+	r.track(lr.c)
 	r.goLoop(func() {
 		var next time.Time
 		for {
@@ -134,7 +125,7 @@ func (r *run) startReader(ctx context.Context, rd *reader) error {
 			if !r.pace(rd, &next) {
 				return
 			}
-			if r.cfg.Credit > 0 && lr.ack(seq) != nil {
+			if r.credit > 0 && lr.ack(seq) != nil {
 				return
 			}
 		}
@@ -216,7 +207,7 @@ func (r *run) startStalled(channel int) error {
 	}
 	name := channelName(channel)
 	switch {
-	case r.target == targetRaw:
+	case r.target.baseline():
 		_, err = c.Write([]byte{rawSubscriber})
 	case r.cfg.Mode == "mjpeg":
 		_, err = fmt.Fprintf(c, "GET /channels/%s/stream.mjpeg HTTP/1.1\r\nHost: %s\r\n\r\n", name, r.addr)
@@ -266,7 +257,7 @@ func (r *run) startIdle(ctx context.Context) error {
 // configured rate, stamping each with its sequence number and send time.
 func (r *run) startPublisher(ctx context.Context, channel int) error {
 	var send func(msg []byte) error
-	if r.target == targetRaw {
+	if r.target.baseline() {
 		c, err := net.DialTimeout("tcp", r.addr, 10*time.Second)
 		if err != nil {
 			return err

@@ -68,6 +68,20 @@ func procStatus(pid int, field string) (uint64, error) {
 	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
+// loadAvg returns the machine's 1-minute load average, or 0 if unknown.
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
 // selfCPU returns this process's CPU seconds.
 func selfCPU() float64 {
 	var ru syscall.Rusage

@@ -1,35 +1,69 @@
 package bench
 
 import (
-	"bufio"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"framehub/protocol"
 )
 
-// Roles a client of the raw-TCP baseline announces in its first byte.
+// Roles a client of a raw-TCP baseline announces in its first byte.
 const (
 	rawPublisher  = 'P'
 	rawSubscriber = 'S'
 )
 
-// ServeRawTCP is the baseline the benchmark measures the hub against: the
-// least a fan-out of the same frames can do on this machine. A publisher
-// connection sends frames framed by protocol.Writer (the header states each
-// body's length); the server keeps the newest in one shared buffer, and one
-// goroutine per subscriber writes it whenever a newer one exists. There is
-// nothing else: no WebSocket framing, no validation beyond the header, no
-// mailbox, no send-buffer tuning, no eviction, so slow readers are limited
-// only by what the kernel buffers. It serves until ctx ends.
-func ServeRawTCP(ctx context.Context, ln net.Listener) error {
-	var mu sync.Mutex
-	cond := sync.NewCond(&mu)
-	var latest []byte // shared, never written once published
-	var version uint64
-	closed := false
+// RawConfig chooses how a raw-TCP baseline sends.
+type RawConfig struct {
+	// Sendfile sends each frame from a memory file with sendfile(2), as
+	// the hub's zero-copy fan-out does (Linux only); otherwise each
+	// subscriber's frames go out with write(2).
+	Sendfile bool
+	// SendBuffer is the SO_SNDBUF asked for on subscriber sockets, as the
+	// hub's --send-buffer; 0 or less leaves the kernel's default.
+	SendBuffer int
+}
+
+// ServeRawTCP is a baseline the benchmark measures the hub against: the
+// strongest simple fan-out of the same frames, so that the hub is compared
+// with the least this machine can do for the same work, not with a strawman.
+//
+// A publisher connection sends frames framed by protocol.Writer (the header
+// states each body's length). Each is read into one buffer whose first
+// bytes are the WebSocket header the hub would send it with, so that every
+// subscriber receives, byte for byte, what a hub subscriber receives and
+// the benchmark reads both with the same client. The newest frame is an
+// atomic pointer; a new frame closes a channel that every idle writer
+// waits on, and puts a fresh one in its place: one wake-up per writer, no
+// lock shared by the writers. One goroutine per subscriber sends the
+// newest frame whenever it differs from the last one it sent, with one
+// write(2) of the buffer, or (Sendfile) with sendfile(2) from a memory file
+// the publisher's goroutine wrote the frame to once. Subscriber sockets get
+// the hub's send buffer size. Nothing else: no validation beyond the
+// header, no pings, no credit, no eviction; a slow reader is limited only
+// by what the kernel buffers. It serves until ctx ends.
+func ServeRawTCP(ctx context.Context, ln net.Listener, cfg RawConfig) error {
+	if cfg.Sendfile && !rawSendfileSupported {
+		return errors.New("the sendfile baseline needs Linux (memfd_create and sendfile)")
+	}
+	var (
+		latest atomic.Pointer[rawFrame]
+		wake   atomic.Pointer[chan struct{}] // closed when latest changes or the server stops
+		done   atomic.Bool
+	)
+	first := make(chan struct{})
+	wake.Store(&first)
+	// announce wakes every writer waiting for a change.
+	announce := func() {
+		next := make(chan struct{})
+		close(*wake.Swap(&next))
+	}
 
 	var wg sync.WaitGroup
 	var connsMu sync.Mutex
@@ -37,10 +71,8 @@ func ServeRawTCP(ctx context.Context, ln net.Listener) error {
 	go func() {
 		<-ctx.Done()
 		ln.Close()
-		mu.Lock()
-		closed = true
-		cond.Broadcast()
-		mu.Unlock()
+		done.Store(true)
+		announce()
 		connsMu.Lock()
 		for c := range conns {
 			c.Close()
@@ -68,45 +100,116 @@ func ServeRawTCP(ctx context.Context, ln net.Listener) error {
 				connsMu.Unlock()
 				c.Close()
 			}()
-			br := bufio.NewReader(c)
-			role, err := br.ReadByte()
-			if err != nil {
+			var role [1]byte
+			if _, err := io.ReadFull(c, role[:]); err != nil {
 				return
 			}
-			switch role {
+			switch role[0] {
 			case rawPublisher:
-				r := protocol.NewReader(br, protocol.DefaultLimits)
 				for {
-					f, err := r.ReadFrame()
+					f, err := readRawFrame(c, cfg.Sendfile)
 					if err != nil {
 						return
 					}
-					msg := protocol.AppendFrame(make([]byte, 0, protocol.FrameLen(&f)), &f)
-					mu.Lock()
-					latest = msg
-					version++
-					cond.Broadcast()
-					mu.Unlock()
+					latest.Store(f)
+					announce()
 				}
 			case rawSubscriber:
-				var seen uint64
+				if cfg.SendBuffer > 0 {
+					if tc, ok := c.(*net.TCPConn); ok {
+						_ = tc.SetWriteBuffer(cfg.SendBuffer)
+					}
+				}
+				send, err := rawSender(c, cfg.Sendfile)
+				if err != nil {
+					return
+				}
+				var sent *rawFrame
 				for {
-					mu.Lock()
-					for version == seen && !closed {
-						cond.Wait()
-					}
-					if closed {
-						mu.Unlock()
+					w := *wake.Load() // before latest: a frame stored after this load closes w
+					f := latest.Load()
+					if done.Load() {
 						return
 					}
-					msg := latest
-					seen = version
-					mu.Unlock()
-					if _, err := c.Write(msg); err != nil {
+					if f == sent {
+						<-w
+						continue
+					}
+					if send(f) != nil {
 						return
 					}
+					sent = f
 				}
 			}
 		}()
 	}
+}
+
+// rawFrame is one frame as the baselines send it.
+type rawFrame struct {
+	wire []byte   // the WebSocket header, then the frame as published
+	file *memFile // wire in a memory file, for the sendfile baseline
+}
+
+// readRawFrame reads one protocol-framed message into a buffer that has
+// the WebSocket header of an unmasked, final binary message in front of
+// it, as the hub sends it (RFC 6455 §5.2), and with file also into a
+// memory file.
+func readRawFrame(r io.Reader, file bool) (*rawFrame, error) {
+	var hdr [protocol.HeaderLen]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	h, err := protocol.ParseHeader(hdr[:])
+	if err != nil {
+		return nil, err
+	}
+	if total := uint64(h.HeaderLen) + h.BodyLen(); total > uint64(protocol.DefaultLimits.MaxFrameBytes) {
+		return nil, fmt.Errorf("a %d-byte frame", total)
+	}
+	n := int(h.HeaderLen) + int(h.BodyLen())
+	var ws [10]byte
+	ws[0] = 0x80 | 0x2 // FIN, binary
+	k := 2
+	switch {
+	case n < 126:
+		ws[1] = byte(n)
+	case n <= 0xFFFF:
+		ws[1] = 126
+		binary.BigEndian.PutUint16(ws[2:], uint16(n))
+		k = 4
+	default:
+		ws[1] = 127
+		binary.BigEndian.PutUint64(ws[2:], uint64(n))
+		k = 10
+	}
+	wire := make([]byte, k+n)
+	copy(wire, ws[:k])
+	copy(wire[k:], hdr[:])
+	if _, err := io.ReadFull(r, wire[k+protocol.HeaderLen:]); err != nil {
+		return nil, err
+	}
+	f := &rawFrame{wire: wire}
+	if file {
+		if f.file, err = newMemFile(f, wire); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// rawSender returns how a baseline sends a frame to c.
+func rawSender(c net.Conn, file bool) (func(*rawFrame) error, error) {
+	if !file {
+		return func(f *rawFrame) error { _, err := c.Write(f.wire); return err }, nil
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil, errors.New("sendfile needs a TCP connection")
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return newFileWriter(rc).send, nil
 }

@@ -39,7 +39,9 @@ import (
 //   - Order. A frame from the bus is relayed only if it comes from the
 //     channel's winning claim and its sequence number is above the last one
 //     relayed from that claim: no subscriber gets a frame twice, or an older
-//     frame after a newer one.
+//     frame after a newer one. A claim whose numbers went back (a forged
+//     frame numbered 2^64−1, a publisher counting anew) is not locked out
+//     by its own earlier number: see busorder.go.
 
 // Claim is a publisher's hold on a channel across hubs. Claims are ordered
 // by Gen, then by Hub; the larger wins. A hub gives a new publisher
@@ -202,8 +204,8 @@ type busLink struct {
 	mu    sync.Mutex
 	chans map[string]*busChan
 
-	framesIn, bytesIn, stale atomic.Uint64
-	refused                  [numBusRefusals]atomic.Uint64
+	framesIn, bytesIn, stale, seqRestarts atomic.Uint64
+	refused                               [numBusRefusals]atomic.Uint64
 }
 
 // busChan is what the hub knows of one channel across the cluster.
@@ -216,8 +218,7 @@ type busChan struct {
 	remote   bool           // best is another hub's publisher…
 	expires  time.Time      // …until then, unless announced again
 	info     protocol.ChannelInfo
-	taken    bool     // a frame of best has been relayed…
-	lastSeq  uint64   // …and this was the last one's sequence number
+	order    seqOrder // the order of best's frames relayed
 	fed      *channel // channel claimed in the table while frames from the bus feed it
 }
 
@@ -249,7 +250,7 @@ func (l *busLink) chanLocked(name string) *busChan {
 // is released.
 func (l *busLink) adoptLocked(bc *busChan, c Claim, hubName string, expires time.Time) (beaten localPublisher) {
 	if c != bc.best {
-		bc.taken, bc.bestName = false, c.Hub // the ID until an announcement names it
+		bc.order, bc.bestName = seqOrder{}, c.Hub // the ID until an announcement names it
 	}
 	bc.best, bc.remote, bc.expires = c, true, expires
 	bc.maxGen = max(bc.maxGen, c.Gen)
@@ -346,7 +347,7 @@ func (h *Hub) busClaim(p localPublisher) {
 	gen := max(uint64(time.Now().UnixMilli()), bc.maxGen+1, bc.best.Gen+1)
 	lp.claim = Claim{Hub: l.id, Gen: gen}
 	bc.best, bc.maxGen, bc.bestName = lp.claim, gen, l.name
-	bc.local, bc.remote, bc.taken = p, false, false
+	bc.local, bc.remote, bc.order = p, false, seqOrder{}
 	a := Announcement{Channel: lp.ch.name, Claim: lp.claim, HubName: l.name, Live: true}
 	l.mu.Unlock()
 	l.bus.Claim(a)
@@ -489,6 +490,7 @@ func (n busNode) Receive(channel string, from Claim, parts [][]byte) {
 	l.mu.Lock()
 	bc := l.chans[channel]
 	var beaten localPublisher
+	restarted := false
 	ok := bc != nil && bc.interest > 0 && from.Hub != l.id
 	if ok {
 		switch c := from.Compare(bc.best); {
@@ -496,13 +498,17 @@ func (n busNode) Receive(channel string, from Claim, parts [][]byte) {
 			beaten = l.adoptLocked(bc, from, "", now.Add(busClaimTTL))
 		case c < 0 || bc.local != nil:
 			ok = false // a replaced publisher's frame, still on its way
-		case bc.taken && pf.Seq <= bc.lastSeq:
-			ok = false // not newer than what was relayed
 		}
+	}
+	var order seqOrder // as it was, should the frame not be relayed after all
+	if ok {
+		order = bc.order
+		ok, restarted = bc.order.admit(pf.Seq)
 	}
 	if ok && bc.fed == nil {
 		c, claimed := h.table.claim(channel)
 		if !claimed {
+			bc.order = order
 			l.mu.Unlock()
 			h.mem.release(size)
 			l.busRefuse(channel, busTooManyChannels, "channel limit reached")
@@ -515,7 +521,6 @@ func (n busNode) Receive(channel string, from Claim, parts [][]byte) {
 		if old := bc.fed.publish(f); old != nil {
 			h.mem.release(old.size)
 		}
-		bc.taken, bc.lastSeq = true, pf.Seq
 	}
 	l.mu.Unlock()
 	if beaten != nil {
@@ -525,6 +530,12 @@ func (n busNode) Receive(channel string, from Claim, parts [][]byte) {
 		h.mem.release(size)
 		l.stale.Add(1)
 		return
+	}
+	if restarted {
+		l.seqRestarts.Add(1)
+		h.events.logf(slog.LevelWarn, "bus-seq-restart:"+channel, "frames from the bus went back in sequence; relaying again from this one",
+			slog.String("channel", channel), slog.String("hub", from.Hub), slog.Uint64("seq", pf.Seq),
+			slog.Int("dropped_before", seqRestartAfter))
 	}
 	l.framesIn.Add(1)
 	l.bytesIn.Add(uint64(total))
@@ -685,6 +696,7 @@ func (h *Hub) busStats() *protocol.ClusterStats {
 	}
 	s := l.bus.Status()
 	s.FramesIn, s.BytesIn, s.Stale = l.framesIn.Load(), l.bytesIn.Load(), l.stale.Load()
+	s.SeqRestarts = l.seqRestarts.Load()
 	s.Refused = make(map[string]uint64, numBusRefusals)
 	for i := range numBusRefusals {
 		s.Refused[i.String()] = l.refused[i].Load()

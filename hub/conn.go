@@ -184,11 +184,21 @@ func (h *Hub) keepAlive(c *wsConn) {
 }
 
 // readFailure counts and reports why a read ended: a message over the limit
-// is a refusal; a close or a dropped connection is not.
+// or a frame that breaks the WebSocket protocol is a refusal; a close or a
+// dropped connection is not.
 func (h *Hub) readFailure(c *wsConn, err error) {
-	if errors.Is(err, websocket.ErrReadLimit) {
+	var ce *websocket.CloseError
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
 		h.refuse(reasonTooBig, c.remote, "message over the read limit", slog.String("channel", c.channel))
 		c.closeWith(ending{kind: endRefused, refused: reasonTooBig}, websocket.CloseMessageTooBig, "message too big")
+	case errors.As(err, &ce), connectionFailure(err), errors.Is(err, io.EOF), errors.Is(err, websocket.ErrCloseSent):
+	default:
+		// What is left are gorilla's protocol errors, for which it has
+		// already sent close 1002 with the cause.
+		h.refuse(reasonBadWebSocket, c.remote, "frame breaks the WebSocket protocol",
+			slog.String("channel", c.channel), slog.String("error", err.Error()))
+		c.ended.CompareAndSwap(nil, &ending{kind: endRefused, refused: reasonBadWebSocket, detail: err.Error()})
 	}
 }
 

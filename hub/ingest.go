@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"framehub/protocol"
@@ -32,7 +34,10 @@ import (
 // The body is split as it streams (protocol.MJPEGReader): the hub holds
 // the JPEG being read, in a buffer charged to the budget as bytes arrive,
 // never the upload and never what a Content-Length declares. A read that
-// waits PongWait for a byte ends the upload (stalled). A refusal is
+// waits PongWait for a byte ends the upload (stalled). A body whose HTTP
+// framing is broken (net/http's chunked decoder refuses it) is a
+// malformed upload, refused; a body cut short by the connection is a
+// client that left, not a refusal (see connectionFailure). A refusal is
 // answered with its status and a line saying why, counted, logged, and
 // the channel keeps its last good frame.
 
@@ -99,9 +104,12 @@ func (u *upload) finish() {
 }
 
 // uploadBody is an upload's request body: each read may wait PongWait for
-// a byte, and fails once the hub has ended the upload. Read failures come
-// back as readError, so that a broken or stalled connection is told apart
-// from a malformed stream; io.EOF comes back as it is.
+// a byte, and fails once the hub has ended the upload. A failure of the
+// connection (it broke, stalled, or the client ended it mid-body) comes
+// back as readError; a body whose transfer framing net/http refuses (a
+// chunk-size line that is not a size, too long, a chunk not ended by CRLF,
+// a bad trailer…) comes back wrapped in errBadBody, a malformed upload;
+// io.EOF comes back as it is.
 type uploadBody struct {
 	r     io.Reader
 	rc    *http.ResponseController
@@ -123,13 +131,34 @@ func (b *uploadBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)
-	if err != nil && err != io.EOF {
+	switch {
+	case err == nil || err == io.EOF:
+	case connectionFailure(err):
 		err = readError{err}
+	default:
+		err = fmt.Errorf("%w: %w", errBadBody, err)
 	}
 	return n, err
 }
 
-var errUploadEnded = errors.New("upload ended by the hub")
+var (
+	errUploadEnded = errors.New("upload ended by the hub")
+	errBadBody     = errors.New("malformed request body")
+)
+
+// connectionFailure tells a body read that failed because of the
+// connection from one that failed because of the bytes. The connection:
+// a network error (a reset, a timeout, a closed socket) or the bytes
+// ending before the body does (io.ErrUnexpectedEOF, as net/http reports a
+// connection closed mid-chunk or before the Content-Length). The bytes:
+// everything else net/http's body reader returns, which are the errors of
+// its chunked decoder and trailer parser; the hub serves HTTP/1.1 only
+// (its TLS offers no h2), so those are all it can meet.
+func connectionFailure(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
 
 // serveUpload serves a POST to /channels/{rawName}/{file}.
 func (h *Hub) serveUpload(w http.ResponseWriter, r *http.Request, rawName, file string) {
@@ -258,7 +287,11 @@ func (h *Hub) uploadEnded(w http.ResponseWriter, r *http.Request, u *upload, err
 		writeUploadText(w, u.rc, http.StatusRequestTimeout, text)
 		return ending{kind: endRefused, refused: reasonStalledUpload, detail: text}
 	}
-	// The client went away mid-stream: nobody to answer.
+	// The client went away mid-body. That is no refusal; a client that
+	// only closed its sending half still reads an answer, and it must not
+	// be 200 (which net/http would send if the handler wrote nothing).
+	writeUploadText(w, u.rc, http.StatusBadRequest, fmt.Sprintf(
+		"upload cut short: the connection ended inside the body (%v); frames published: %d", rerr.err, res.Frames))
 	return ending{kind: endLost, detail: rerr.err.Error()}
 }
 

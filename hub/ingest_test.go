@@ -72,9 +72,14 @@ func startUpload(t *testing.T, base, path string, headers ...string) *rawUpload 
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := "POST " + path + " HTTP/1.1\r\nHost: " + u.Host + "\r\nTransfer-Encoding: chunked\r\n"
+	req := "POST " + path + " HTTP/1.1\r\nHost: " + u.Host + "\r\n"
+	chunked := true
 	for _, h := range headers {
 		req += h + "\r\n"
+		chunked = chunked && !strings.HasPrefix(strings.ToLower(h), "content-length:")
+	}
+	if chunked {
+		req += "Transfer-Encoding: chunked\r\n"
 	}
 	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
 		t.Fatal(err)

@@ -47,6 +47,7 @@ const (
 	reasonBadUpload                        // an HTTP upload whose framing is broken: no boundary, a JPEG without its EOI, …
 	reasonMediaType                        // an HTTP upload that is not JPEG (its Content-Type, or its bytes)
 	reasonStalledUpload                    // an HTTP upload that sent nothing for PongWait
+	reasonBadWebSocket                     // a WebSocket frame that breaks RFC 6455 (unmasked, reserved bits, bad opcode…)
 	numReasons
 )
 
@@ -55,6 +56,7 @@ var reasonNames = [numReasons]string{
 	"foreign_origin", "too_many_channels", "too_many_subscribers", "unauthorized", "forbidden",
 	"too_many_connections_per_ip", "connection_rate_per_ip", "bad_jpeg", "too_many_pixels", "foreign_host",
 	"over_memory_budget", "bad_query", "bad_upload", "unsupported_media_type", "stalled_upload",
+	"bad_websocket",
 }
 
 func (r reason) String() string { return reasonNames[r] }

@@ -31,10 +31,11 @@ const (
 // Keys this package writes; an input frame's values for them are read
 // and checked ("boxes", "steps"), or replaced ("gate").
 const (
-	keyBoxes = "boxes"
-	keySteps = "steps"
-	keyGate  = "gate"
-	keyCut   = "boxes_dropped"
+	keyBoxes  = "boxes"
+	keySteps  = "steps"
+	keyGate   = "gate"
+	keyCut    = "boxes_dropped"
+	keyEvents = "events"
 )
 
 // Meta is a frame's metadata as it goes through the steps: the boxes
@@ -46,7 +47,11 @@ type Meta struct {
 	Boxes []protocol.Box
 	Steps []StepTime
 	Gate  *GateInfo
-	pass  map[string]json.RawMessage // the input's other keys
+	// Events are the input's events (read by protocol.ParseEvents rules);
+	// the worker's own (EventRules) go before them when the frame is
+	// published.
+	Events []protocol.Event
+	pass   map[string]json.RawMessage // the input's other keys
 	// nInput is how many of the first Boxes came with the input: when
 	// the output's metadata must be cut, they go before the steps' own.
 	nInput int
@@ -108,6 +113,14 @@ func parseInput(meta []byte) (Meta, *MetaProblem) {
 			bad(max(bp.Dropped, 1), "%s", bp.First)
 		}
 		delete(top, keyBoxes)
+	}
+	if raw, ok := top[keyEvents]; ok {
+		events, ep := protocol.ParseEventList(raw)
+		m.Events = events
+		if ep != nil {
+			bad(max(ep.Dropped, 1), "%s", ep.First)
+		}
+		delete(top, keyEvents)
 	}
 	if raw, ok := top[keySteps]; ok {
 		var dropped int
@@ -254,14 +267,16 @@ type encodeResult struct {
 	boxesCut   int // boxes left out (past protocol.MaxBoxes or the byte limit)
 	keysCut    int // input keys left out for the byte limit
 	stepsCut   int // "steps" entries left out for the byte limit
+	eventsCut  int // events left out (past protocol.MaxEvents or the byte limit)
 	overBudget bool
 }
 
 // encode returns the metadata as a JSON object of at most limit bytes
 // (limit <= 0: no limit), or nil when there is nothing to say. What it
-// keeps, in order of importance: the gate's verdict, the boxes (at most
-// protocol.MaxBoxes: the steps' own first, then the input's), the steps,
-// and the input's other keys in key order. When boxes are left out, "boxes_dropped" says
+// keeps, in order of importance: the gate's verdict, the events (at most
+// protocol.MaxEvents), the boxes (at most protocol.MaxBoxes: the steps'
+// own first, then the input's), the steps, and the input's other keys in
+// key order. When boxes are left out, "boxes_dropped" says
 // how many. It always returns a valid JSON object within the limit: when
 // even {"boxes_dropped":N} does not fit, it returns nil.
 func (m *Meta) encode(limit int) ([]byte, encodeResult) {
@@ -273,9 +288,12 @@ func (m *Meta) encode(limit int) ([]byte, encodeResult) {
 		res.stepsCut = len(steps) - maxSteps
 		steps = steps[len(steps)-maxSteps:] // the newest (this worker's) matter most
 	}
+	events := m.Events[:min(len(m.Events), protocol.MaxEvents)]
+	res.eventsCut = len(m.Events) - len(events)
+	nEvents := len(events)
 	build := func(nBoxes, nSteps int, keys []string) []byte {
 		boxes := m.pickBoxes(nBoxes)
-		b := make([]byte, 0, 64+nBoxes*64+nSteps*40)
+		b := make([]byte, 0, 64+nEvents*128+nBoxes*64+nSteps*40)
 		b = append(b, '{')
 		first := true
 		sep := func() {
@@ -294,6 +312,17 @@ func (m *Meta) encode(limit int) ([]byte, encodeResult) {
 			b = append(b, `,"regions":`...)
 			b = strconv.AppendInt(b, int64(m.Gate.Regions), 10)
 			b = append(b, '}')
+		}
+		if nEvents > 0 {
+			sep()
+			b = append(b, `"events":[`...)
+			for i, e := range events[:nEvents] {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = protocol.AppendEvent(b, e)
+			}
+			b = append(b, ']')
 		}
 		if nBoxes > 0 || len(m.Boxes) > 0 {
 			sep()
@@ -371,7 +400,14 @@ func (m *Meta) encode(limit int) ([]byte, encodeResult) {
 				}
 			}
 			res.boxesCut += nBoxes - lo
+			nBoxes = lo
 			out = build(lo, 0, nil)
+		}
+		// Then the events, from the end (the ended ones).
+		for nEvents > 0 && len(out) > limit {
+			nEvents--
+			res.eventsCut++
+			out = build(nBoxes, 0, nil)
 		}
 		if len(out) > limit {
 			res.overBudget = true

@@ -139,6 +139,9 @@ type result struct {
 	recvNS  int64   // when the input arrived
 	procMS  float64 // processing time, from take to result
 	carried bool    // the motion gate carried detections into it
+	// scores are what the frame showed of each kind of event (see
+	// eventEngine.observe), nil without events or for a late frame.
+	scores []float64
 }
 
 // outputSlot orders results for the one goroutine that publishes them:

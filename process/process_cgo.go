@@ -67,7 +67,10 @@ type Config struct {
 	// MaxPixels is the largest input picture (width × height) decoded;
 	// 0 means protocol.DefaultMaxPixels.
 	MaxPixels uint64
-	Logger    *slog.Logger // nil discards
+	// Events turns detections into events (see EventRules): written into
+	// the metadata of every published frame while they go on.
+	Events EventRules
+	Logger *slog.Logger // nil discards
 }
 
 // Processor subscribes to a channel, runs steps on its newest frames and
@@ -117,6 +120,10 @@ func New(cfg Config) (*Processor, error) {
 	if cfg.GateRefresh == 0 {
 		cfg.GateRefresh = DefaultGateRefresh
 	}
+	events, err := cfg.Events.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	steps, err := gateSteps(cfg.Steps, cfg.Gate, cfg.GateRefresh)
 	if err != nil {
 		return nil, err
@@ -139,6 +146,7 @@ func New(cfg Config) (*Processor, error) {
 			ConnectTimeout: cfg.ConnectTimeout, Guard: protocol.Limits{MaxPixels: cfg.MaxPixels}},
 		Sender:  publisher.SenderConfig{Hub: cfg.Hub, Channel: cfg.Out, Header: outHeader, TLS: cfg.TLS, ConnectTimeout: cfg.ConnectTimeout},
 		Workers: cfg.Workers,
+		Events:  events,
 		Logger:  cfg.Logger,
 	}
 	rc.newWorker = func(i int) (worker, error) {

@@ -671,6 +671,7 @@ type gateRun struct {
 	fresh    int // boxes found on the frame itself
 	carried  int // boxes carried from an earlier frame
 	withGate bool
+	events   map[string]protocol.Event // every event the frames carried, as last carried
 }
 
 // runGate processes every one of pics in lockstep, with or without the
@@ -678,9 +679,18 @@ type gateRun struct {
 // the test's own publishing and subscribing included: the same in both).
 func runGate(t testing.TB, addr, name string, pics []picture, gate bool, specs ...string) gateRun {
 	t.Helper()
+	return runGateWith(t, addr, name, pics, Config{Gate: gate}, specs...)
+}
+
+// runGateWith is runGate with more of the processor's configuration
+// (Hub, In and Out are set here).
+func runGateWith(t testing.TB, addr, name string, pics []picture, cfg Config, specs ...string) gateRun {
+	t.Helper()
+	gate := cfg.Gate
 	in, outCh := name+"-in", name+"-out"
 	out := collect(t, addr, outCh)
-	r := start(t, Config{Hub: addr, In: in, Out: outCh, Gate: gate}, specs...)
+	cfg.Hub, cfg.In, cfg.Out = addr, in, outCh
+	r := start(t, cfg, specs...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second+time.Duration(len(pics))*time.Second)
 	defer cancel()
 	cpu0 := cpuTime()
@@ -691,6 +701,13 @@ func runGate(t testing.TB, addr, name string, pics []picture, gate bool, specs .
 	g := gateRun{boxes: map[uint64][]protocol.Box{}, stats: r.p.Stats(), withGate: gate,
 		cpu: (cpu2 - cpu0) / time.Duration(len(pics)), steady: (cpu2 - cpu1) / time.Duration(len(pics)-motionWarmup)}
 	for _, f := range out.all() {
+		evs, _ := protocol.ParseEvents(f.meta)
+		for _, e := range evs {
+			if g.events == nil {
+				g.events = map[string]protocol.Event{}
+			}
+			g.events[e.ID] = e
+		}
 		for _, b := range f.boxes {
 			if b.Label == "motion" {
 				continue

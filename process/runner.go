@@ -53,7 +53,10 @@ type runConfig struct {
 	Sender    publisher.SenderConfig
 	Workers   int
 	newWorker func(i int) (worker, error)
-	Logger    *slog.Logger
+	// Events, when enabled, turns the boxes of processed frames into
+	// events in the published frames' metadata.
+	Events EventRules
+	Logger *slog.Logger
 }
 
 // runner subscribes to the input channel, hands the newest frame to the
@@ -69,6 +72,7 @@ type runner struct {
 	in      *inputSlot
 	out     *outputSlot
 	logs    *logLimiter
+	events  *eventEngine // nil without EventRules
 
 	received, processed, published atomic.Uint64
 	failed, badInput, badMeta      atomic.Uint64
@@ -95,6 +99,9 @@ func newRunner(cfg runConfig) (*runner, error) {
 	}
 	r := &runner{cfg: cfg, log: log, client: client, sender: sender,
 		in: newInputSlot(), out: newOutputSlot(), logs: newLogLimiter(log, logEvery)}
+	if cfg.Events.Enabled() {
+		r.events = newEventEngine(cfg.Events)
+	}
 	for i := range cfg.Workers {
 		w, err := cfg.newWorker(i)
 		if err != nil {
@@ -184,6 +191,12 @@ func (r *runner) workLoop(ctx context.Context, w worker) {
 		}
 		r.processed.Add(1)
 		res.ticket, res.recvNS = in.ticket, in.recvNS
+		if r.events != nil {
+			// Before the result is offered: the publisher annotates it
+			// with what this frame showed.
+			res.scores = r.events.observe(in.ticket, res.header.CaptureTime, in.recvNS,
+				int(res.header.Width), int(res.header.Height), res.meta.Boxes)
+		}
 		res.procMS = msSince(start)
 		r.samples.add(sampleWait, float64(start.UnixNano()-in.recvNS)/1e6)
 		r.samples.add(sampleProc, res.procMS)
@@ -208,11 +221,15 @@ func (r *runner) publishLoop(ctx context.Context) error {
 			return nil
 		}
 		lim := r.sender.HubLimits()
+		if r.events != nil {
+			res.meta.Events = mergeEvents(res.meta.Events, r.events.annotate(res.scores, time.Now()))
+		}
 		meta, cut := res.meta.encode(lim.MaxMetaBytes)
-		if cut.boxesCut > 0 || cut.keysCut > 0 || cut.stepsCut > 0 || cut.overBudget {
+		if cut.boxesCut > 0 || cut.keysCut > 0 || cut.stepsCut > 0 || cut.eventsCut > 0 || cut.overBudget {
 			r.metaCut.Add(1)
 			r.logs.warn("meta_cut", "output metadata cut to the hub's limit", r.metaCut.Load(),
-				"limit_bytes", lim.MaxMetaBytes, "boxes_left_out", cut.boxesCut, "input_keys_left_out", cut.keysCut)
+				"limit_bytes", lim.MaxMetaBytes, "boxes_left_out", cut.boxesCut, "input_keys_left_out", cut.keysCut,
+				"events_left_out", cut.eventsCut)
 		}
 		f := protocol.Frame{Header: res.header, Meta: meta, Payload: res.payload}
 		if n := protocol.FrameLen(&f); n > lim.MaxFrameBytes {
@@ -268,6 +285,10 @@ type Stats struct {
 	Carried     uint64 `json:"carried"`     // published frames whose detections the motion gate carried forward
 	SendErrors  uint64 `json:"send_errors"` // sends that failed (the sender reconnects)
 	Reconnects  uint64 `json:"reconnects"`  // of the input subscription
+	// EventsStarted and EventsEnded count this worker's own events
+	// (EventRules).
+	EventsStarted uint64 `json:"events_started"`
+	EventsEnded   uint64 `json:"events_ended"`
 	// Milliseconds, median and 99th percentile over the last frames:
 	// ProcMS from a worker taking a frame to its result; WaitMS from the
 	// frame's arrival to a worker taking it; AddedMS from its arrival to
@@ -288,6 +309,9 @@ func (r *runner) stats() Stats {
 		BadInput: r.badInput.Load() + r.client.Invalid(), BadMeta: r.badMeta.Load(), MetaCut: r.metaCut.Load(),
 		Carried: r.carried.Load(), SendErrors: r.sendErrors.Load(), Reconnects: r.client.Reconnects(),
 	}
+	if r.events != nil {
+		s.EventsStarted, s.EventsEnded = r.events.counts()
+	}
 	s.ProcMSP50, s.ProcMSP99 = r.samples.percentiles(sampleProc)
 	s.WaitMSP50, s.WaitMSP99 = r.samples.percentiles(sampleWait)
 	s.AddedMSP50, s.AddedMSP99 = r.samples.percentiles(sampleAdded)
@@ -297,9 +321,13 @@ func (r *runner) stats() Stats {
 // Status formats the change between two Stats over dt as a status line.
 func Status(prev, cur Stats, dt time.Duration) string {
 	secs := max(dt.Seconds(), 1e-3)
-	return fmt.Sprintf("in %5.1f fps  out %5.1f fps  proc p50 %6.1f ms  added p50 %6.1f ms  skipped %d  late %d  failed %d  bad input %d",
+	line := fmt.Sprintf("in %5.1f fps  out %5.1f fps  proc p50 %6.1f ms  added p50 %6.1f ms  skipped %d  late %d  failed %d  bad input %d",
 		float64(cur.Received-prev.Received)/secs, float64(cur.Published-prev.Published)/secs,
 		cur.ProcMSP50, cur.AddedMSP50, cur.Skipped, cur.Late, cur.Failed, cur.BadInput)
+	if cur.EventsStarted > 0 {
+		line += fmt.Sprintf("  events %d (%d going on)", cur.EventsStarted, cur.EventsStarted-cur.EventsEnded)
+	}
+	return line
 }
 
 func msSince(t time.Time) float64 { return float64(time.Since(t)) / float64(time.Millisecond) }

@@ -204,6 +204,10 @@ type ClusterStats struct {
 	SkippedIn uint64 `json:"skipped_in_total"`
 	DroppedIn uint64 `json:"dropped_in_total"`
 	Stale     uint64 `json:"stale_total"`
+	// SeqRestarts counts frames relayed although not newer, because the
+	// ones before them had gone back in sequence (a publisher counting
+	// anew, or a frame numbered ahead of it): its stream starts anew.
+	SeqRestarts uint64 `json:"sequence_restarts_total"`
 	// Refused counts messages from the bus refused, by reason: the frame
 	// checks a publisher's frames get (bad_frame, too_big, bad_jpeg,
 	// too_many_pixels, over_memory_budget, too_many_channels) and the bus's

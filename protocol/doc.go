@@ -68,7 +68,17 @@
 //	  ],
 //	  "gate": {"motion": false,      the motion gate's verdict: did anything move,
 //	           "refresh": true,      did the detectors run on the whole picture anyway,
-//	           "regions": 0}         in how many moving regions
+//	           "regions": 0},        in how many moving regions
+//	  "events": [                    events going on (or just ended) on this channel
+//	    {"id": "5f3a9c0e1b2d4e6f",   1 to 64 of A-Z a-z 0-9 _ -, unique to the event
+//	     "label": "person",          what was seen; readers keep the first 64 characters
+//	     "zone": "door",             optional: the zone it was seen in (a name like an id);
+//	                                 absent, null or "": the whole picture
+//	     "start": 1712345678.125,    Unix seconds (the frames' capture clock): first seen
+//	     "end": 1712345690.5,        absent or null while it lasts; Unix seconds: last seen
+//	     "score": 0.91,              optional: the best score of the frames flagged best
+//	     "best": true}               optional: this frame is the event's best so far
+//	  ]                              (its snapshot)
 //	}
 //
 // Metadata is not trusted (see [ParseBoxes]): a box whose x, y, w or h is
@@ -76,6 +86,21 @@
 // that is not a number from 0 to 1, and boxes past [MaxBoxes]; keys are
 // case-sensitive. Labels are text: every reader draws them as text, never
 // as markup.
+//
+// Events are read the same way by every reader (see [ParseEvents], the
+// page's frameEvents and the Python client's frame_events, checked
+// against the shared cases in testdata/events.json): at most [MaxEvents]
+// from one frame; an entry without a valid id, a non-empty string label, a
+// zone that is a name (or none), a start above 0 and at most
+// [MaxEventTime], or an end (when present) from start to MaxEventTime, is
+// left out, as is an entry whose id an earlier one has; a score that is
+// not a number from 0 to 1 is left out of its event. A frame lists every
+// event of its channel going on at that frame, and an ended event for a
+// few frames after it ends, so that a reader that missed a frame still
+// sees every start and end: an event is identified by its id, and a reader
+// that no longer finds an event it saw going on may take it as ended.
+// Events are only as trustworthy as the channel's publisher, which writes
+// them.
 //
 // # Control messages
 //

@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
-# Runs every hub scenario of docs/BENCHMARKS.md with `framehub bench --pin`,
-# for this tree's hub and optionally an earlier one, alternating binaries
-# run by run, and prints a table of medians.
+# Runs the hub scenarios of docs/BENCHMARKS.md with `framehub bench --pin`
+# and prints their table: each figure the median [min-max] of --runs runs
+# (default 5), in which the hub and the baselines (or, for credit mode, the
+# hub with credit mode off) alternate; each ratio is taken within a run.
 #
-#   scripts/bench-hub.sh                       # this tree, 3 runs each
-#   scripts/bench-hub.sh --before main         # and main's hub, alternated
-#   scripts/bench-hub.sh --runs 5 --only fanout-300,slow-credit
+#   scripts/bench-hub.sh                           # the table, 5 runs each (about 40 minutes)
+#   scripts/bench-hub.sh --only fanout-300,credit  # some rows
+#   scripts/bench-hub.sh --all                     # also churn, 100 channels, metrics on/off
+#   scripts/bench-hub.sh --before main             # each row also for main's hub, alternated
 #
 # Both hubs are CGO_ENABLED=0 builds (as a lean hub is deployed; the cgo
 # binary maps ~70 MB of OpenCV's libraries, which RSS would count). The
-# load generator is this tree's: the same client for both. JSON reports go
-# to $OUT (default a temporary directory), one file per run.
+# baselines and the load generator are this tree's: the same servers to
+# compare with and the same client for every hub. JSON
+# reports go to $OUT (default a temporary directory), one file per row and
+# hub; the machine's load (uptime) is printed before each row and is in
+# every run's report (load_avg_1m).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-runs=3 before="" only=""
+runs=5 before="" only="" all=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--runs) runs="$2"; shift 2 ;;
 	--before) before="$2"; shift 2 ;;
 	--only) only="$2"; shift 2 ;;
-	*) echo "usage: $0 [--runs N] [--before GIT-REV] [--only name,name]" >&2; exit 2 ;;
+	--all) all=1; shift ;;
+	*) echo "usage: $0 [--runs N] [--before GIT-REV] [--only name,name] [--all]" >&2; exit 2 ;;
 	esac
 done
 case "$runs" in ''|*[!0-9]*|0) echo "--runs: want a positive number, got '$runs'" >&2; exit 2 ;; esac
@@ -32,8 +38,7 @@ OUT="${OUT:-$(mktemp -d -t framehub-bench.XXXXXX)}"
 mkdir -p "$OUT"
 bins="$OUT/bin"
 mkdir -p "$bins"
-echo "building this tree's framehub (cgo, for the load generator) and hub (static)" >&2
-go build -o "$bins/framehub" ./cmd/framehub
+echo "building this tree's framehub (static: load generator, hub and baselines)" >&2
 CGO_ENABLED=0 go build -o "$bins/hub-now" ./cmd/framehub
 targets=(now)
 if [ -n "$before" ]; then
@@ -51,72 +56,90 @@ scenarios=(
 	"fanout-10|--subscribers 10 --baseline"
 	"fanout-100|--subscribers 100 --baseline"
 	"fanout-300|--subscribers 300 --baseline"
-	"fanout-450|--subscribers 450 --baseline"
 	"fanout-1000|--subscribers 1000 --baseline"
-	"fast-credit|--subscribers 90 --credit 1"
-	"slow-credit|--subscribers 100 --slow 10 --slow-fps 10 --credit 1"
-	"stalled|--subscribers 20 --stalled 1000 --baseline"
-	"channels-100|--channels 100 --subscribers 1000"
 	"connect-3000|--subscribers 3000 --width 640 --height 360 --fps 15 --duration 5s --baseline"
-	"idle-10000|--subscribers 1 --idle 10000 --duration 5s"
-	"churn-200|--subscribers 10 --churn 200 --duration 60s"
-	"metrics-off|--subscribers 300"
-	"metrics-on|--subscribers 300 --hub-flags=--metrics-listen=127.0.0.1:0"
+	"stalled|--subscribers 20 --stalled 1000 --baseline"
+	"credit|--subscribers 100 --slow 10 --slow-fps 10 --credit 1 --compare-default"
+	"idle-2000|--subscribers 1 --idle 2000 --duration 5s"
 )
+if [ -n "$all" ]; then
+	scenarios+=(
+		"channels-100|--channels 100 --subscribers 1000"
+		"churn-200|--subscribers 10 --churn 200 --duration 60s"
+		"metrics-off|--subscribers 300"
+		"metrics-on|--subscribers 300 --hub-flags=--metrics-listen=127.0.0.1:0"
+	)
+fi
 
+start=$(date +%s)
 for s in "${scenarios[@]}"; do
 	name="${s%%|*}" args="${s#*|}"
 	if [ -n "$only" ] && [[ ",$only," != *",$name,"* ]]; then continue; fi
-	for r in $(seq 1 "$runs"); do
-		for t in "${targets[@]}"; do
-			f="$OUT/$name.$t.$r.json"
-			echo "bench $name ($t, run $r of $runs)" >&2
-			# shellcheck disable=SC2086 # args are words on purpose
-			if ! "$bins/framehub" --log-level warn bench --pin --json --server-binary "$bins/hub-$t" $args >"$f"; then
-				echo "bench $name ($t) failed" >&2
-				exit 1
-			fi
-		done
+	for t in "${targets[@]}"; do
+		f="$OUT/$name.$t.json"
+		echo "bench $name ($t hub, $runs runs); load: $(uptime)" >&2
+		# The load generator and the baselines are always this tree's.
+		# shellcheck disable=SC2086 # args are words on purpose
+		if ! "$bins/hub-now" --log-level warn bench --pin --json --runs "$runs" --server-binary "$bins/hub-$t" \
+			--baseline-binary "$bins/hub-now" $args >"$f"; then
+			echo "bench $name ($t) failed" >&2
+			exit 1
+		fi
 	done
 done
+echo "all rows took $(( ($(date +%s) - start) / 60 )) minutes" >&2
 
 "$PY" - "$OUT" <<'EOF'
-import glob, json, os, statistics, sys
+import glob, json, os, sys
 out = sys.argv[1]
-runs = {}
-for f in sorted(glob.glob(os.path.join(out, "*.json"))):
-    name, target, _, _ = os.path.basename(f).rsplit(".", 3)
-    runs.setdefault((name, target), []).append(json.load(open(f)))
-
-def med(vals):
-    vals = [v for v in vals if v is not None]
-    return statistics.median(vals) if vals else None
 
 def fmt(v, d=3):
-    return "" if v is None else f"{v:.{d}f}".rstrip("0").rstrip(".") if d else str(round(v))
+    if v is None:
+        return ""
+    if d == 0:
+        return str(round(v))
+    return f"{v:.{d}f}"
 
-rows = [("scenario", "hub", "runs", "hub CPU s/GB", "÷ raw-TCP", "fast delivered min (hub / raw)",
-         "fast age p99 ms (hub / raw)", "slow age p50 ms", "connect s (hub / raw)", "RSS / private MB",
-         "KB per idle sub", "churn goroutines / heap MB before→after", "client-bound runs")]
-for (name, target), reps in runs.items():
-    h = lambda k: med([r["hub"].get(k) for r in reps])
-    b = lambda k: med([(r.get("baseline") or {}).get(k) for r in reps])
-    sub = lambda part, k: med([r["hub"][part][k] for r in reps])
-    bsub = lambda part, k: med([(r.get("baseline") or {}).get(part, {}).get(k) for r in reps])
-    ratio = med([r.get("ratio_to_baseline", {}).get("server_cpu_per_gb") for r in reps])
-    churn = [r["hub"].get("churn") for r in reps if r["hub"].get("churn")]
-    ch = ""
-    if churn:
-        c = churn[0]
-        ch = f'{c["goroutines_before"]}→{c["goroutines_after"]} / {c["heap_mb_before"]:.1f}→{c["heap_mb_after"]:.1f}'
-    slow = sub("slow_age_ms", "p50") if reps[0]["slow"] else None
-    rows.append((name, target, str(len(reps)), fmt(h("server_cpu_s_per_gb")), fmt(ratio),
-                 f'{fmt(sub("fast_delivered_fraction", "min"))} / {fmt(bsub("fast_delivered_fraction", "min"))}',
-                 f'{fmt(sub("fast_age_ms", "p99"), 1)} / {fmt(bsub("fast_age_ms", "p99"), 1)}',
-                 fmt(slow, 1), f'{fmt(h("connect_s"))} / {fmt(b("connect_s"))}',
-                 f'{fmt(h("server_rss_mb"), 1)} / {fmt(h("server_private_mb"), 1)}',
-                 fmt(h("idle_kb_per_subscriber"), 1), ch,
-                 str(sum(1 for r in reps if r.get("client_bound")))))
+def spread(med, lo, hi, d=3):
+    if med is None:
+        return ""
+    if lo == hi:
+        return fmt(med, d)
+    return f"{fmt(med, d)} [{fmt(lo, d)}–{fmt(hi, d)}]"
+
+def fig(rep, target, *path, d=3):
+    vals = []
+    for part in ("median", "min", "max"):
+        v = rep.get(part, {}).get(target)
+        for p in path:
+            v = None if v is None else v.get(p)
+        vals.append(v)
+    return spread(*vals, d=d)
+
+def ratio(rep, other, key):
+    r = (rep.get("ratios") or {}).get(other, {}).get(key)
+    return "" if r is None else spread(r["median"], r["min"], r["max"])
+
+rows = [("row", "hub", "runs", "hub CPU s/GB", "÷ write", "÷ sendfile", "credit ÷ default",
+         "fast delivered min (hub / write / sendfile)", "fast age p99 ms (hub / write / sendfile)",
+         "slow age p50 ms", "connect s (hub / write)", "RSS / private MB", "KB per idle sub",
+         "client-bound runs", "load avg")]
+for f in sorted(glob.glob(os.path.join(out, "*.json")), key=os.path.getmtime):
+    name, target, _ = os.path.basename(f).rsplit(".", 2)
+    rep = json.load(open(f))
+    ts = rep["targets"]
+    both = lambda *path, d=3: " / ".join(fig(rep, t, *path, d=d) for t in ts if t in ("hub", "write", "sendfile"))
+    loads = [r["results"][t]["load_avg_1m"] for r in rep["runs"] for t in r["results"]]
+    slow = fig(rep, "hub", "slow_age_ms", "p50", d=1) if rep["slow"] else ""
+    rows.append((name, target, str(len(rep["runs"])), fig(rep, "hub", "server_cpu_s_per_gb"),
+                 ratio(rep, "write", "server_cpu_per_gb"), ratio(rep, "sendfile", "server_cpu_per_gb"),
+                 ratio(rep, "hub-default", "server_cpu_per_gb"),
+                 both("fast_delivered_fraction", "min"), both("fast_age_ms", "p99", d=1), slow,
+                 " / ".join(fig(rep, t, "connect_s") for t in ts if t in ("hub", "write")),
+                 f'{fig(rep, "hub", "server_rss_mb", d=1)} / {fig(rep, "hub", "server_private_mb", d=1)}',
+                 fig(rep, "hub", "idle_kb_per_subscriber", d=1) if rep["idle"] else "",
+                 f'{rep["client_bound_runs"]} of {len(rep["runs"])}',
+                 f"{min(loads):.1f}–{max(loads):.1f}"))
 for r in rows:
     print("| " + " | ".join(r) + " |")
     if r is rows[0]:

@@ -75,6 +75,7 @@
       c.info.textContent = info;
       c.nolive.hidden = ch.live && !ps.stale;
       c.el.classList.toggle('offline', !ch.live);
+      c.el.classList.toggle('event', ps.events.length > 0);
     }
     for (const name of Array.from(cards.keys())) {
       if (!names.has(name)) removeCard(name);

@@ -335,9 +335,11 @@
       f.n = n;
       const meta = FH.frameBoxes(f.meta);
       f.boxes = meta.boxes;
-      if (meta.problem) {
+      const evs = FH.frameEvents(f.meta);
+      f.events = evs.events;
+      if (meta.problem || evs.problem) {
         s.badMeta++;
-        this.note('metadata: ' + meta.problem);
+        this.note('metadata: ' + (meta.problem || evs.problem));
       }
       s.received++;
       if (s.lastRecvSeq !== null && f.seq > s.lastRecvSeq + 1n) s.gaps += Number(f.seq - s.lastRecvSeq - 1n);
@@ -406,6 +408,7 @@
         }
         this.g.drawImage(r.bitmap, 0, 0);
         this.drawBoxes(f, bw / f.width);
+        this.events = FH.drawEvents(this.g, this.canvas, f.events);
         const s = this.s;
         const now = performance.now();
         s.drawn++;
@@ -493,6 +496,7 @@
         retryInMs: this.state === 'reconnecting' ? Math.max(0, this.retryAt - performance.now()) : 0,
         stale: this.stale(),
         labels: this.labels.slice(),
+        events: (this.events || []).slice(), // the events going on in the frame drawn last
         worker: !!this.decoder && this.decoder.usesWorker(),
       };
     }

@@ -51,6 +51,8 @@
     nolive.hidden = !s.stale;
     if (s.stale) nolive.textContent = 'no live video · last frame ' + (s.lastFrameAgeMs / 1000).toFixed(0) + ' s ago';
     $('labels').textContent = s.labels.length ? 'boxes: ' + s.labels.join(', ') : '';
+    $('stage').classList.toggle('event', s.events.length > 0);
+    $('events-now').textContent = s.events.length ? 'events: ' + s.events.join(', ') : '';
   }
   setInterval(render, 250);
 

@@ -23,11 +23,12 @@ func newBoxBurner(maxPixels uint64) (*boxBurner, error) {
 	return &boxBurner{mat: gocv.NewMat(), maxPixels: maxPixels, params: []int{gocv.IMWriteJpegQuality, rawJPEGQuality}}, nil
 }
 
-// jpeg returns f's picture with its boxes drawn in, as a JPEG, or nil when
-// f has no boxes to draw.
+// jpeg returns f's picture with its boxes and the events going on drawn
+// in, as a JPEG, or nil when f has neither.
 func (b *boxBurner) jpeg(f *Frame) ([]byte, error) {
 	boxes, _ := protocol.ParseBoxes(f.Meta)
-	if len(boxes) == 0 {
+	events, _ := protocol.ParseEvents(f.Meta)
+	if len(boxes) == 0 && !anyActive(events) {
 		return nil, nil
 	}
 	if err := DecodeMatLimit(&f.Frame, &b.mat, b.maxPixels); err != nil {
@@ -35,6 +36,7 @@ func (b *boxBurner) jpeg(f *Frame) ([]byte, error) {
 	}
 	toBGR(&b.mat)
 	DrawBoxes(&b.mat, boxes)
+	DrawEvents(&b.mat, events)
 	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, b.mat, b.params)
 	if err != nil {
 		return nil, fmt.Errorf("frame %d: %w", f.Seq, err)

@@ -36,6 +36,7 @@ type Stats struct {
 	maxAge     float64
 	win        window
 	boxes      boxTally
+	events     eventTally
 }
 
 // window is the part of the stats since the last status line.
@@ -55,9 +56,15 @@ func NewStats(now time.Time) *Stats {
 func (s *Stats) Observe(f *Frame) {
 	age := float64(f.Age()) / float64(time.Millisecond)
 	boxes, problem := protocol.ParseBoxes(f.Meta)
+	var events []protocol.Event
+	var eventProblem *protocol.BoxProblem
+	if protocol.HasEvents(f.Meta) {
+		events, eventProblem = protocol.ParseEvents(f.Meta)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.boxes.observe(boxes, problem)
+	s.events.observe(events, eventProblem)
 	if s.frames == 0 {
 		s.firstFrame = f.Received.Sub(s.start)
 	}
@@ -106,6 +113,9 @@ type Summary struct {
 	// Boxes counts the frames whose metadata carried boxes, and the boxes
 	// of each label.
 	Boxes BoxSummary `json:"boxes"`
+	// Events counts the distinct events the frames' metadata carried, and
+	// those seen to end.
+	Events EventSummary `json:"events"`
 }
 
 // Summary returns the totals since the Stats began.
@@ -116,7 +126,7 @@ func (s *Stats) Summary(now time.Time) Summary {
 	sum := Summary{
 		Frames: s.frames, Bytes: s.bytes, Width: s.width, Height: s.height, Codec: s.codec,
 		Skipped: s.skipped, AgeMaxMS: round(s.maxAge), FirstFrameMS: -1, Seconds: round(secs),
-		Boxes: s.boxes.summary(),
+		Boxes: s.boxes.summary(), Events: s.events.summary(),
 	}
 	if secs > 0 {
 		sum.FPS = round(float64(s.frames) / secs)

@@ -46,7 +46,7 @@ func TestStatsSummary(t *testing.T) {
 	got := s.Summary(start.Add(time.Second))
 	want := Summary{Frames: 10, FPS: 10, Bytes: 10000, KBPS: 80, Width: 64, Height: 48, Codec: "jpeg",
 		AgeP50MS: 20, AgeP99MS: 110, AgeMaxMS: 110, Skipped: 2, FirstFrameMS: 100, Seconds: 1,
-		Boxes: BoxSummary{Labels: map[string]uint64{}}}
+		Boxes: BoxSummary{Labels: map[string]uint64{}}, Events: EventSummary{Labels: map[string]uint64{}}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Summary =\n %+v\nwant\n %+v", got, want)
 	}

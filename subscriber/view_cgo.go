@@ -226,8 +226,8 @@ func viewLoop(ctx context.Context, cfg ViewConfig, clients []*Client, log *slog.
 	return stats, loopErr
 }
 
-// show decodes f and draws it with the boxes of its metadata, its fps and
-// age, fitting the window to the frame when the frame size changes.
+// show decodes f and draws it with the boxes and events of its metadata,
+// its fps and age, fitting the window to the frame when the frame size changes.
 func (w *viewWindow) show(f *Frame) error {
 	if err := DecodeMatLimit(&f.Frame, &w.mat, w.maxPixels); err != nil {
 		return err
@@ -247,6 +247,8 @@ func (w *viewWindow) show(f *Frame) error {
 	}
 	boxes, _ := protocol.ParseBoxes(f.Meta) // what cannot be drawn is left out, as on the page
 	DrawBoxes(&w.mat, boxes)
+	events, _ := protocol.ParseEvents(f.Meta)
+	DrawEvents(&w.mat, events)
 	now := time.Now()
 	if !w.last.IsZero() {
 		inst := 1 / now.Sub(w.last).Seconds()

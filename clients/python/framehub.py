@@ -34,6 +34,7 @@ import atexit
 import collections.abc
 import json
 import logging
+import math
 import random
 import re
 import signal
@@ -53,7 +54,7 @@ __all__ = [
     "Publisher", "Subscriber", "Frame", "Limits", "CLIENT_GUARD",
     "FramehubError", "ProtocolError", "RefusedError", "ReplacedError", "ClosedError",
     "encode_frame", "decode_frame", "parse_header", "jpeg_size", "check_channel_name",
-    "limits_from_headers", "channel_url",
+    "limits_from_headers", "channel_url", "Event", "frame_events",
 ]
 
 log = logging.getLogger("framehub")
@@ -343,6 +344,98 @@ def _parse_meta(b):
     return obj
 
 
+# Events in a frame's metadata (protocol/events.go): the rules every reader
+# shares, checked against protocol/testdata/events.json.
+MAX_EVENTS = 32            # read from one frame; the rest are left out
+MAX_EVENT_TIME = 9e9       # Unix seconds: the latest start or end
+MAX_LABEL = 64             # characters of a label kept
+_EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class Event(collections.namedtuple("Event", "id label zone start end score best")):
+    """An event a frame's metadata states: ``label`` seen in ``zone`` ("" for
+    the whole picture) from ``start`` to ``end`` (Unix seconds; ``end`` is 0
+    while it goes on), with the best ``score`` so far (0 for none); ``best``
+    marks the frame as the event's best so far (its snapshot)."""
+    __slots__ = ()
+
+    @property
+    def active(self):
+        return self.end == 0
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_time(v):
+    return _is_number(v) and math.isfinite(v) and 0 < v <= MAX_EVENT_TIME
+
+
+def _event_problem(e, ids):
+    """Says why an entry of "events" is left out, or returns ""."""
+    if not isinstance(e, dict):
+        return "not an object"
+    if not isinstance(e.get("id"), str) or not _EVENT_ID.fullmatch(e["id"]):
+        return "id is not 1 to 64 letters, digits, '_' or '-'"
+    if not isinstance(e.get("label"), str) or e["label"] == "":
+        return "label is not a non-empty string"
+    zone = e.get("zone")
+    if zone is not None and (not isinstance(zone, str) or (zone != "" and not _EVENT_ID.fullmatch(zone))):
+        return "zone is not a name"
+    if not _is_time(e.get("start")):
+        return "start is not a time"
+    end = e.get("end")
+    if end is not None and not (_is_time(end) and end >= e["start"]):
+        return "end is not a time from start on"
+    if e["id"] in ids:
+        return "its id is an earlier event's"
+    return ""
+
+
+def frame_events(meta):
+    """Reads the events of a frame's metadata (a dict, or None) by the rules
+    the Go packages and the web page share: returns ``(events, problem,
+    dropped)``, a list of :class:`Event`, what was wrong ("" when nothing
+    was left out) and how many entries were left out. At most MAX_EVENTS
+    are read; an entry without a valid id, a non-empty label, a zone that
+    is a name (or none), a start and (when present) an end from start on,
+    or whose id an earlier entry has, is left out; a score that is not a
+    number from 0 to 1 is left out of its event. Never raises."""
+    problem, dropped, events = "", 0, []
+    if not isinstance(meta, dict) or "events" not in meta:
+        return events, problem, dropped
+
+    def bad(n, why):
+        nonlocal problem, dropped
+        problem = problem or why
+        dropped += n
+
+    lst = meta["events"]
+    if not isinstance(lst, list):
+        bad(0, '"events" is not a list')
+        return events, problem, dropped
+    if len(lst) > MAX_EVENTS:
+        bad(len(lst) - MAX_EVENTS, f"{len(lst)} events, reading the first {MAX_EVENTS}")
+    ids = set()
+    for i, e in enumerate(lst[:MAX_EVENTS]):
+        why = _event_problem(e, ids)
+        if why:
+            bad(1, f"event {i}: {why}")
+            continue
+        ids.add(e["id"])
+        score = 0
+        if "score" in e:
+            v = e["score"]
+            if _is_number(v) and 0 <= v <= 1:
+                score = v
+            else:
+                bad(0, f"event {i}: score is not a number from 0 to 1")
+        events.append(Event(e["id"], e["label"][:MAX_LABEL], e.get("zone") or "", e["start"],
+                            e["end"] if e.get("end") is not None else 0, score, e.get("best") is True))
+    return events, problem, dropped
+
+
 def decode_frame(msg, limits=CLIENT_GUARD, received=None):
     """Decodes one WebSocket message holding one frame and checks it fully,
     in the order the Go decoder does: header, limits, that the lengths add
@@ -388,7 +481,8 @@ class Frame:
     - ``captured``: capture time, Unix seconds (``capture_ns``: nanoseconds)
     - ``received``: when it arrived, Unix seconds; ``age``: received − captured,
       in seconds (glass-to-glass latency when the clocks agree)
-    - ``meta``: the JSON metadata as a dict, or None
+    - ``meta``: the JSON metadata as a dict, or None; ``events``: the events
+      it states (:func:`frame_events`)
     - ``codec``: "jpeg" or "raw"; ``width``, ``height``; ``size``: message bytes
     - ``jpeg``: the JPEG bytes (None for a raw frame); ``payload``: the payload bytes
     - ``image``: the picture as a numpy array, decoded on first use: BGR
@@ -434,6 +528,11 @@ class Frame:
     @property
     def jpeg(self):
         return self.payload if self._h.codec == CODEC_JPEG else None
+
+    @property
+    def events(self):
+        """The events the frame's metadata states (:func:`frame_events`)."""
+        return frame_events(self.meta)[0]
 
     @property
     def image(self):

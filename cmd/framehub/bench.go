@@ -6,11 +6,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"framehub/bench"
+	"framehub/hub"
 )
 
 func benchCommand() *cli.Command {
@@ -18,13 +20,17 @@ func benchCommand() *cli.Command {
 		Name:  "bench",
 		Usage: "load a hub with subscribers on loopback and measure fan-out, freshness and memory",
 		UsageText: "framehub bench --subscribers N --duration D [--baseline] [--json] [--slow M --slow-fps F] " +
-			"[--stalled K] [--idle K] [--channels C] [--credit W] [--churn R] [--mode ws|mjpeg] [--publisher]",
+			"[--stalled K] [--idle K] [--channels C] [--credit W [--compare-default]] [--churn R] [--mode ws|mjpeg] [--runs N] [--pin] [--publisher]",
 		Flags: append([]cli.Flag{
 			&cli.IntFlag{Name: "subscribers", Value: 10, Usage: "subscribers that read (fast, and --slow of them slow)", EnvVars: []string{"FRAMEHUB_BENCH_SUBSCRIBERS"}},
 			&cli.DurationFlag{Name: "duration", Value: 10e9, Usage: "measured time, after --warmup", EnvVars: []string{"FRAMEHUB_DURATION"}},
 			&cli.DurationFlag{Name: "warmup", Value: 2e9, Usage: "time before measuring", EnvVars: []string{"FRAMEHUB_BENCH_WARMUP"}},
-			&cli.BoolFlag{Name: "baseline", Usage: "also run a minimal raw-TCP fan-out of the same load and print ratios", EnvVars: []string{"FRAMEHUB_BENCH_BASELINE"}},
-			&cli.StringFlag{Name: "server-binary", Usage: "run the hub and the baseline from this framehub binary, e.g. a CGO_ENABLED=0 build, which maps no OpenCV libraries (default: this one)", EnvVars: []string{"FRAMEHUB_BENCH_SERVER_BINARY"}},
+			&cli.BoolFlag{Name: "baseline", Usage: "also run the two strongest simple raw-TCP fan-outs of the same load (write and sendfile) and print the hub's ratios to them", EnvVars: []string{"FRAMEHUB_BENCH_BASELINE"}},
+			&cli.BoolFlag{Name: "compare-default", Usage: "with --credit: also run the hub with credit mode off on the same load and print credit mode's ratios to it", EnvVars: []string{"FRAMEHUB_BENCH_COMPARE_DEFAULT"}},
+			&cli.IntFlag{Name: "runs", Value: 1, Usage: "repeat every server's run this many times, alternating their order, and report medians with ranges", EnvVars: []string{"FRAMEHUB_BENCH_RUNS"}},
+			&cli.IntFlag{Name: "send-buffer", Value: hub.DefaultSendBuffer, Usage: "subscriber socket send buffer in bytes, given to the hub (its --send-buffer) and to the baselines alike", EnvVars: []string{"FRAMEHUB_BENCH_SEND_BUFFER"}},
+			&cli.StringFlag{Name: "server-binary", Usage: "run the hub and the baselines from this framehub binary, e.g. a CGO_ENABLED=0 build, which maps no OpenCV libraries (default: this one)", EnvVars: []string{"FRAMEHUB_BENCH_SERVER_BINARY"}},
+			&cli.StringFlag{Name: "baseline-binary", Usage: "run the baselines from this framehub binary instead of --server-binary (to load an older hub against this tree's baselines)", EnvVars: []string{"FRAMEHUB_BENCH_BASELINE_BINARY"}},
 			&cli.BoolFlag{Name: "pin", Usage: "run the servers on half the CPUs and the load generator on the rest (taskset), so neither takes the other's", EnvVars: []string{"FRAMEHUB_BENCH_PIN"}},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object on stdout", EnvVars: []string{"FRAMEHUB_JSON"}},
 			&cli.StringFlag{Name: "mode", Value: "ws", Usage: "ws (WebSocket subscribers) or mjpeg (HTTP MJPEG readers)", EnvVars: []string{"FRAMEHUB_BENCH_MODE"}},
@@ -59,19 +65,34 @@ func benchCommand() *cli.Command {
 			if c.Int("cluster") > 0 {
 				return benchCluster(c)
 			}
-			server := exe // the hub and baseline's binary
+			server := exe // the hub's binary
 			if b := c.String("server-binary"); b != "" {
 				if server, err = exec.LookPath(b); err != nil {
 					return fmt.Errorf("--server-binary: %w", err)
 				}
 			}
+			baselineBin := server
+			if b := c.String("baseline-binary"); b != "" {
+				if baselineBin, err = exec.LookPath(b); err != nil {
+					return fmt.Errorf("--baseline-binary: %w", err)
+				}
+			}
+			sendBuffer := strconv.Itoa(c.Int("send-buffer"))
+			baseline := func(send string) []string {
+				return []string{baselineBin, "--log-format", "json", "bench-rawtcp", "--listen", "127.0.0.1:0", "--send", send, "--send-buffer", sendBuffer}
+			}
 			cfg := bench.Config{
 				Hub: c.String("hub"), HubPID: c.Int("hub-pid"),
-				HubCommand:      append([]string{server, "--log-format", "json", "hub", "--listen", "127.0.0.1:0"}, strings.Fields(c.String("hub-flags"))...),
-				HubReady:        "hub listening",
-				BaselineCommand: []string{server, "--log-format", "json", "bench-rawtcp", "--listen", "127.0.0.1:0"},
-				BaselineReady:   "rawtcp listening",
-				Mode:            c.String("mode"), Subscribers: c.Int("subscribers"), Slow: c.Int("slow"), SlowFPS: c.Float64("slow-fps"),
+				HubCommand: append([]string{server, "--log-format", "json", "hub", "--listen", "127.0.0.1:0", "--send-buffer", sendBuffer},
+					strings.Fields(c.String("hub-flags"))...),
+				HubReady:                "hub listening",
+				WriteBaselineCommand:    baseline("write"),
+				SendfileBaselineCommand: baseline("sendfile"),
+				BaselineReady:           "rawtcp listening",
+				SendBuffer:              c.Int("send-buffer"),
+				CompareDefault:          c.Bool("compare-default"),
+				Runs:                    c.Int("runs"),
+				Mode:                    c.String("mode"), Subscribers: c.Int("subscribers"), Slow: c.Int("slow"), SlowFPS: c.Float64("slow-fps"),
 				Stalled: c.Int("stalled"), Idle: c.Int("idle"), Channels: c.Int("channels"), Credit: c.Int("credit"),
 				Churn: c.Int("churn"), Duration: c.Duration("duration"), Warmup: c.Duration("warmup"),
 				Width: c.Int("width"), Height: c.Int("height"), Quality: c.Int("quality"), FPS: c.Float64("fps"),
@@ -94,21 +115,29 @@ func benchCommand() *cli.Command {
 	}
 }
 
-// benchRawTCPCommand serves the benchmark's raw-TCP baseline; the benchmark
-// starts it as a child process.
+// benchRawTCPCommand serves one of the benchmark's raw-TCP baselines; the
+// benchmark starts it as a child process.
 func benchRawTCPCommand() *cli.Command {
 	return &cli.Command{
 		Name:   "bench-rawtcp",
 		Hidden: true,
-		Usage:  "serve the benchmark's raw-TCP fan-out baseline",
-		Flags:  []cli.Flag{&cli.StringFlag{Name: "listen", Value: "127.0.0.1:0"}},
+		Usage:  "serve a raw-TCP fan-out baseline of the benchmark",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:0", EnvVars: []string{"FRAMEHUB_BENCH_RAWTCP_LISTEN"}},
+			&cli.StringFlag{Name: "send", Value: "write", Usage: "write or sendfile", EnvVars: []string{"FRAMEHUB_BENCH_RAWTCP_SEND"}},
+			&cli.IntFlag{Name: "send-buffer", Value: hub.DefaultSendBuffer, Usage: "subscriber socket send buffer in bytes (0 or less: the kernel's default)", EnvVars: []string{"FRAMEHUB_BENCH_RAWTCP_SEND_BUFFER"}},
+		},
 		Action: func(c *cli.Context) error {
+			send := c.String("send")
+			if send != "write" && send != "sendfile" {
+				return fmt.Errorf("--send %q: use write or sendfile", send)
+			}
 			ln, err := net.Listen("tcp", c.String("listen"))
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", c.String("listen"), err)
 			}
-			logger(c).Info("rawtcp listening", "addr", ln.Addr().String())
-			return bench.ServeRawTCP(c.Context, ln)
+			logger(c).Info("rawtcp listening", "addr", ln.Addr().String(), "send", send)
+			return bench.ServeRawTCP(c.Context, ln, bench.RawConfig{Sendfile: send == "sendfile", SendBuffer: c.Int("send-buffer")})
 		},
 	}
 }

@@ -388,22 +388,24 @@ func TestBenchCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench: %v", err)
 	}
+	type result struct {
+		Target  string `json:"target"`
+		FastFPS struct {
+			Median float64 `json:"median"`
+		} `json:"fast_fps"`
+		ServerCPUPerGB float64 `json:"server_cpu_s_per_gb"`
+	}
 	var rep struct {
-		Hub struct {
-			FastFPS struct {
-				Median float64 `json:"median"`
-			} `json:"fast_fps"`
-			ServerCPUPerGB float64 `json:"server_cpu_s_per_gb"`
-		} `json:"hub"`
-		Baseline *struct {
-			Target string `json:"target"`
-		} `json:"baseline"`
-		Ratios map[string]float64 `json:"ratio_to_baseline"`
+		Targets []string                                 `json:"targets"`
+		Median  map[string]result                        `json:"median"`
+		Ratios  map[string]map[string]map[string]float64 `json:"ratios"`
+		Runs    []json.RawMessage                        `json:"runs"`
 	}
 	if err := json.Unmarshal(out, &rep); err != nil {
 		t.Fatalf("bench --json printed %q: %v", out, err)
 	}
-	if rep.Hub.FastFPS.Median < 10 || rep.Baseline == nil || rep.Baseline.Target != "raw-tcp" || len(rep.Ratios) == 0 {
+	if rep.Median["hub"].FastFPS.Median < 10 || rep.Median["write"].Target != "write" || rep.Median["sendfile"].Target != "sendfile" ||
+		len(rep.Runs) != 1 || len(rep.Ratios["write"]) == 0 || len(rep.Ratios["sendfile"]) == 0 {
 		t.Fatalf("bench report %s", out)
 	}
 	if runtime.NumCPU() >= 2 {
@@ -417,12 +419,12 @@ func TestBenchCommand(t *testing.T) {
 		var pinned struct {
 			Pinned       string `json:"pinned"`
 			LoadgenCores int    `json:"loadgen_cores"`
-			Hub          struct {
+			Median       map[string]struct {
 				ConnectS float64 `json:"connect_s"`
-			} `json:"hub"`
+			} `json:"median"`
 		}
 		if err := json.Unmarshal(out, &pinned); err != nil || !strings.Contains(pinned.Pinned, "taskset") ||
-			pinned.LoadgenCores != runtime.NumCPU()-max(1, runtime.NumCPU()/2) || pinned.Hub.ConnectS <= 0 {
+			pinned.LoadgenCores != runtime.NumCPU()-max(1, runtime.NumCPU()/2) || pinned.Median["hub"].ConnectS <= 0 {
 			t.Fatalf("bench --pin report %s (%v)", out, err)
 		}
 	}

@@ -23,7 +23,7 @@ func processCommand() *cli.Command {
 			"Steps: " + process.StepNames + ".\n" +
 			"Each output frame keeps its input's sequence number and capture time; detections go into its metadata\n" +
 			`as {"boxes":[{"x","y","w","h","label","score"}],"steps":[{"name","ms"}]}.`,
-		Flags: append(clientFlags(),
+		Flags: append(append(clientFlags(),
 			&cli.StringFlag{Name: "in", Required: true, Usage: "channel to process", EnvVars: []string{"FRAMEHUB_IN"}},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "channel to publish the processed frames to (not --in)", EnvVars: []string{"FRAMEHUB_OUT"}},
 			&cli.StringSliceFlag{Name: "step", Required: true, Usage: "steps in order (repeat or comma-separate): " + process.StepNames, EnvVars: []string{"FRAMEHUB_STEP"}},
@@ -36,7 +36,7 @@ func processCommand() *cli.Command {
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (0: until Ctrl-C)", EnvVars: []string{"FRAMEHUB_DURATION"}},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object on stdout", EnvVars: []string{"FRAMEHUB_JSON"}},
 			&cli.BoolFlag{Name: "quiet", Usage: "no status line each second", EnvVars: []string{"FRAMEHUB_QUIET"}},
-		),
+		), eventFlags()...),
 		Action: runProcess,
 	}
 }
@@ -64,6 +64,9 @@ func processConfig(c *cli.Context) (process.Config, error) {
 	}
 	if cfg.In == cfg.Out {
 		return cfg, fmt.Errorf("--out %s is --in: publishing to the channel being processed would feed it its own output", cfg.Out)
+	}
+	if cfg.Events, err = eventRules(c); err != nil {
+		return cfg, err
 	}
 	cfg.Steps, err = process.ParseSteps(c.StringSlice("step"), process.StepOptions{Cascade: c.String("cascade")})
 	if err != nil {

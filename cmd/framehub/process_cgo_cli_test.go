@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -34,15 +35,20 @@ func messiFrames(t *testing.T, n int) []protocol.Frame {
 	return frames
 }
 
-// TestProcessCLI: framehub process finds the face and publishes it; watch
-// --json counts the frames with boxes and their labels, --print-meta
-// prints each frame's metadata as a JSON line, and process --json says
-// what it did, CPU included.
+// TestProcessCLI: framehub process finds the face and publishes it, and a
+// face event (its rules from a config file); watch --json counts the
+// frames with boxes and their labels, and the events, --print-meta prints
+// each frame's metadata as a JSON line, and process --json says what it
+// did, CPU included.
 func TestProcessCLI(t *testing.T) {
 	bin := cgoBinary(t)
 	_, addr := startHub(t, nocgoBin)
+	conf := filepath.Join(t.TempDir(), "process.yaml")
+	if err := os.WriteFile(conf, []byte("event: [face]\nzone: [\"all:0,0,1,0,1,1,0,1\", \"top:0,0,1,0,1,0.1\"]\nevent-frames: 2/3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	p := start(t, bin, nil, "process", "--hub", addr, "--in", "cam", "--out", "cam-faces", "--step", "faces", "--step", "draw",
-		"--json", "--quiet", "--duration", "8s")
+		"--config", conf, "--json", "--quiet", "--duration", "8s")
 	w := start(t, nocgoBin, nil, "watch", "--hub", addr, "--channel", "cam-faces", "--count", "10", "--duration", "15s", "--json", "--quiet")
 	m := start(t, nocgoBin, nil, "watch", "--hub", addr, "--channel", "cam-faces", "--count", "3", "--duration", "15s", "--print-meta", "--quiet")
 	waitSubscribers(t, addr, 3)
@@ -57,6 +63,9 @@ func TestProcessCLI(t *testing.T) {
 	var sum subscriber.Summary
 	if err := json.Unmarshal([]byte(w.outText()), &sum); err != nil || sum.Frames != 10 || sum.Boxes.Frames != 10 || sum.Boxes.Labels["face"] != 10 {
 		t.Fatalf("watch --json: %v %s; want 10 frames, each with one face box", err, w.outText())
+	}
+	if sum.Events.Events != 1 || sum.Events.Labels["face"] != 1 || sum.Events.Ended != 0 || sum.Events.Frames < 8 {
+		t.Fatalf("watch --json: events %+v; want one face event (in zone all, none in top), going on from the second frame", sum.Events)
 	}
 	sc := bufio.NewScanner(strings.NewReader(m.outText()))
 	lines := 0
@@ -80,9 +89,10 @@ func TestProcessCLI(t *testing.T) {
 		Processed uint64  `json:"processed"`
 		Published uint64  `json:"published"`
 		CPU       float64 `json:"cpu_ms_per_frame"`
+		Events    uint64  `json:"events_started"`
 	}
-	if err := json.Unmarshal([]byte(p.outText()), &ps); err != nil || ps.Published < 10 || ps.CPU <= 0 {
-		t.Fatalf("process --json: %v %s; want 10 or more published, CPU per frame", err, p.outText())
+	if err := json.Unmarshal([]byte(p.outText()), &ps); err != nil || ps.Published < 10 || ps.CPU <= 0 || ps.Events != 1 {
+		t.Fatalf("process --json: %v %s; want 10 or more published, CPU per frame, one event", err, p.outText())
 	}
 }
 
@@ -101,6 +111,11 @@ func TestProcessErrorsAreOneLine(t *testing.T) {
 		{[]string{"--in", "a", "--out", "b", "--step", "resize=320", "--gate", "motion"}, "detectors"},
 		{[]string{"--in", "a", "--out", "b", "--step", "faces", "--cascade", "/no/such.xml"}, "--cascade"},
 		{[]string{"--in", "a", "--out", "b"}, "--step is required"},
+		{[]string{"--in", "a", "--out", "b", "--step", "faces", "--event", "face", "--zone", "door:0,0,1,0"}, "--zone"},
+		{[]string{"--in", "a", "--out", "b", "--step", "faces", "--event", "face", "--zone", "door:0,0,1,0,1,2"}, "0 to 1"},
+		{[]string{"--in", "a", "--out", "b", "--step", "faces", "--zone", "door:0,0,1,0,1,1"}, "--zone without --event"},
+		{[]string{"--in", "a", "--out", "b", "--step", "faces", "--event", "face", "--event-frames", "5/3"}, "--event-frames"},
+		{[]string{"--in", "a", "--out", "b", "--step", "faces", "--event", "face", "--event-min-score", "2"}, "minimum score"},
 	} {
 		out, err := exec.Command(bin, append([]string{"process", "--hub", "127.0.0.1:1"}, c.args...)...).CombinedOutput()
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")

@@ -45,7 +45,7 @@ var readmeCommands = map[string]string{
 	"framehub demo": "run",
 	"framehub demo --source clip.mp4 --loop --listen 0.0.0.0:8080 --insecure":                                                                                                 "run",
 	"framehub bench --subscribers 300 --duration 10s --baseline --pin":                                                                                                        "run",
-	"framehub bench --subscribers 100 --slow 10 --slow-fps 10 --credit 1 --baseline":                                                                                          "run",
+	"framehub bench --subscribers 100 --slow 10 --slow-fps 10 --credit 1 --compare-default --pin":                                                                             "run",
 	"framehub bench --subscribers 20 --stalled 1000 --json":                                                                                                                   "run",
 	"framehub bench --hub http://127.0.0.1:8080 --hub-pid 1234 --subscribers 50":                                                                                              "run",
 	"framehub bench --cluster 3 --nats-server bin/nats-server --subscribers 5":                                                                                                "run",
@@ -57,6 +57,8 @@ var readmeCommands = map[string]string{
 	"framehub process --in lobby --out lobby-private --step blur-faces,resize=640":                                                                                            "run",
 	"framehub process --in yard --out yard-watch --step motion,people,draw --gate motion":                                                                                     "run",
 	"framehub watch --channel door-faces --print-meta --quiet":                                                                                                                "run",
+	"framehub process --in door --out door-people --step people --event person --zone porch:0,0.5,1,0.5,1,1,0,1":                                                              "run",
+	"framehub watch --channel door-people --json":                                                                                                                             "run",
 	"framehub token --token-secret-file signing.key --channel cam1 --ttl 60s":                                                                                                 "run",
 	"framehub token --token-secret-file signing.key --channel door --right publish --ttl 24h":                                                                                 "run",
 

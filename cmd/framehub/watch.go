@@ -148,6 +148,7 @@ func runWatch(c *cli.Context) error {
 			sum.Channel, sum.Frames, sum.Seconds, sum.FPS, sum.KBPS, sum.Width, sum.Height, sum.Codec,
 			sum.AgeP50MS, sum.AgeP99MS, sum.AgeMaxMS, sum.Skipped, sum.Reconnects, sum.FirstFrameMS)
 		fmt.Fprint(c.App.ErrWriter, boxesLine(sum.Channel, sum.Boxes))
+		fmt.Fprint(c.App.ErrWriter, eventsLine(sum.Channel, sum.Events))
 	}
 	if err != nil {
 		return err

@@ -43,14 +43,28 @@ func boxesLine(channel string, b subscriber.BoxSummary) string {
 	if b.Frames == 0 {
 		return ""
 	}
-	labels := make([]string, 0, len(b.Labels))
-	for l := range b.Labels {
+	return fmt.Sprintf("%s: boxes in %d frames: %s\n", channel, b.Frames, labelCounts(b.Labels))
+}
+
+// eventsLine describes the events a watch saw, for the text summary: ""
+// when no frame carried any.
+func eventsLine(channel string, e subscriber.EventSummary) string {
+	if e.Events == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s: %d events (%d seen to end): %s\n", channel, e.Events, e.Ended, labelCounts(e.Labels))
+}
+
+// labelCounts lists counts by label, in label order: "face 3, person 12".
+func labelCounts(counts map[string]uint64) string {
+	labels := make([]string, 0, len(counts))
+	for l := range counts {
 		labels = append(labels, l)
 	}
 	slices.Sort(labels)
-	var parts []string
+	parts := make([]string, 0, len(labels))
 	for _, l := range labels {
-		parts = append(parts, fmt.Sprintf("%s %d", l, b.Labels[l]))
+		parts = append(parts, fmt.Sprintf("%s %d", l, counts[l]))
 	}
-	return fmt.Sprintf("%s: boxes in %d frames: %s\n", channel, b.Frames, strings.Join(parts, ", "))
+	return strings.Join(parts, ", ")
 }

@@ -112,6 +112,40 @@ def sof(marker, w, h, seglen=11):
 SOI, EOI, SOS = b"\xff\xd8", b"\xff\xd9", b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00"
 
 
+class TestEvents(unittest.TestCase):
+    """frame_events reads every case of protocol/testdata/events.json as Go's
+    protocol.ParseEvents and the page's frameEvents do."""
+
+    def test_shared_cases(self):
+        with open(os.path.join(os.path.dirname(GOLDEN), "events.json")) as f:
+            cases = json.load(f)["cases"]
+        self.assertGreater(len(cases), 40)
+        for c in cases:
+            with self.subTest(c["name"]):
+                # As a frame's metadata arrives: JSON text.
+                meta = framehub._parse_meta(json.dumps(c["meta"]).encode())
+                events, problem, dropped = framehub.frame_events(meta)
+                self.assertEqual(bool(problem), c["problem"], problem)
+                self.assertEqual(dropped, c["dropped"])
+                self.assertEqual([e._asdict() for e in events], c["events"])
+
+    def test_flood(self):
+        meta = {"events": [{"id": f"e{i}", "label": "person", "start": 1700000000} for i in range(10000)]}
+        events, problem, dropped = framehub.frame_events(meta)
+        self.assertEqual((len(events), dropped), (framehub.MAX_EVENTS, 10000 - framehub.MAX_EVENTS))
+        self.assertIn("10000 events", problem)
+
+    def test_frame_property(self):
+        meta = json.dumps({"events": [{"id": "a", "label": "person", "start": 1700000000.5, "score": 0.9}]}).encode()
+        v = next(v for v in VECTORS["vectors"] if v.get("codec") == "jpeg" and "error" not in v)
+        jpeg = bytes.fromhex(v["payload_hex"])
+        msg = framehub.encode_frame(jpeg, codec=framehub.CODEC_JPEG, width=v["width"], height=v["height"], seq=1,
+                                    capture_ns=0, meta=meta)
+        f = framehub.decode_frame(msg, GOLDEN_LIMITS)
+        self.assertEqual(f.events, [framehub.Event("a", "person", "", 1700000000.5, 0, 0.9, False)])
+        self.assertTrue(f.events[0].active)
+
+
 class TestJPEGSize(unittest.TestCase):
     def test_cases(self):
         ok = {
