@@ -78,6 +78,15 @@ func ffmpegQScale(quality int) int {
 	return min(max(int(math.Round(scale/12.5)), 1), 31)
 }
 
+// FFmpegArgs returns the arguments a Relay runs ffmpeg with to read url
+// (the first attempt: without probing), for comparisons with ffmpeg alone.
+func FFmpegArgs(url string, c FFmpegConfig) []string {
+	if c.Quality == 0 {
+		c.Quality = 80
+	}
+	return ffmpegArgs(url, c, firstFrameWait, false)
+}
+
 // ffmpegArgs are ffmpeg's arguments to read url and write Motion JPEG on
 // stdout. ioTimeout ends ffmpeg's own wait for a silent source; probe asks
 // for ffmpeg's usual stream probing, for sources whose session
@@ -254,7 +263,13 @@ func (p *ffmpegProc) stop() error {
 func (p *ffmpegProc) needsProbe() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return strings.Contains(p.lastLine, "unspecified size") || strings.Contains(p.lastLine, "Could not find codec parameters")
+	return needsProbe(p.lastLine)
+}
+
+// needsProbe reports whether an FFmpeg error line says the stream must be
+// probed to know its picture size.
+func needsProbe(line string) bool {
+	return strings.Contains(line, "unspecified size") || strings.Contains(line, "Could not find codec parameters")
 }
 
 // exited reports whether ffmpeg has ended.

@@ -18,12 +18,12 @@ import (
 // files and pipelines, and process frames.
 const openCVBuild = true
 
-// autoDecoder says what --decoder auto picks in this build: ffmpeg
-// reopens a camera that returns within about a second and a half and is
-// killed the moment its stream goes silent; OpenCV's FFmpeg backend took
-// about 2.7 s and hands over a stale frame after a silence
-// (docs/BENCHMARKS.md#rtsp-cameras).
-const autoDecoder = "ffmpeg when it is on PATH and only --width, --height, --quality or --fps is asked for, else OpenCV"
+// autoDecoder says what --decoder auto picks in this build: OpenCV's
+// FFmpeg backend, in the process, delivered RTSP frames about one frame
+// interval younger than an ffmpeg child and for less CPU, and with the
+// capture options setCaptureOptions gives it, it reopens a camera as
+// quickly (docs/BENCHMARKS.md#rtsp-cameras).
+const autoDecoder = "OpenCV in this build"
 
 // runOpenCVPublish publishes through OpenCV: capture (or decode), process,
 // encode.

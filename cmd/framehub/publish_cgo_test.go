@@ -58,8 +58,8 @@ func TestPublishStdinWithOpenCV(t *testing.T) {
 }
 
 // TestPublishHTTPFallsBack: an http(s) URL that is not an MJPEG stream
-// (an MP4 file here) is not relayed but decoded: by ffmpeg when it is on
-// PATH (--decoder auto), or by OpenCV when asked, as before.
+// (an MP4 file here) is not relayed but decoded: by OpenCV, as before
+// (--decoder auto), or by ffmpeg when asked.
 func TestPublishHTTPFallsBack(t *testing.T) {
 	bin := cgoBinary(t)
 	clip := makeClip(t, 20)
@@ -67,8 +67,8 @@ func TestPublishHTTPFallsBack(t *testing.T) {
 	defer srv.Close()
 	_, addr := startHub(t, nocgoBin)
 	for _, c := range []struct{ decoder, says string }{
-		{"auto", "not an MJPEG stream; decoding it with ffmpeg"},
-		{"opencv", "not an MJPEG stream; reading it with OpenCV"},
+		{"auto", "not an MJPEG stream; reading it with OpenCV"},
+		{"ffmpeg", "not an MJPEG stream; decoding it with ffmpeg"},
 	} {
 		t.Run(c.decoder, func(t *testing.T) {
 			_, in := hubtest.Subscribe(t, addr, "clip-"+c.decoder, "")

@@ -115,8 +115,7 @@ func publishAction(c *cli.Context) error {
 }
 
 // decodeWithFFmpeg says whether camera streams go through ffmpeg: when
-// --decoder says so, or for auto in the build without OpenCV, or when
-// the OpenCV build is asked for nothing that only OpenCV does.
+// --decoder says so, or for auto in the build without OpenCV.
 func decodeWithFFmpeg(c *cli.Context) (bool, error) {
 	switch d := strings.ToLower(c.String("decoder")); d {
 	case "ffmpeg":
@@ -127,14 +126,7 @@ func decodeWithFFmpeg(c *cli.Context) (bool, error) {
 		}
 		return false, nil
 	case "auto":
-		if !openCVBuild {
-			return true, nil
-		}
-		if !onlyFFmpegFlags(c) {
-			return false, nil
-		}
-		_, err := publisher.LookFFmpeg(c.String("ffmpeg"))
-		return err == nil, nil // without ffmpeg, OpenCV's own FFmpeg reads the stream
+		return !openCVBuild, nil
 	default:
 		return false, fmt.Errorf("--decoder %q: use ffmpeg, opencv or auto", d)
 	}

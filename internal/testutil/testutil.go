@@ -13,14 +13,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
 
+	"framehub/internal/procstat"
 	"framehub/internal/testcam"
 )
 
@@ -235,45 +234,9 @@ func Camera(t testing.TB, opt testcam.Options) *testcam.Camera {
 }
 
 // Children returns the IDs of the running processes whose parent is ppid
-// and whose command name is comm (Linux: read from /proc; elsewhere nil).
-func Children(ppid int, comm string) []int {
-	dirs, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid …; comm may hold spaces and parentheses.
-		s := string(b)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		f := strings.Fields(s[end+1:])
-		if len(f) > 1 && s[open+1:end] == comm && f[1] == strconv.Itoa(ppid) && f[0] != "Z" {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
+// and whose command name is comm (Linux; elsewhere none).
+func Children(ppid int, comm string) []int { return procstat.Children(ppid, comm) }
 
-// Alive reports whether process pid runs (Linux: it exists in /proc and
-// is not a zombie waiting to be reaped).
-func Alive(pid int) bool {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	end := strings.LastIndexByte(s, ')')
-	f := strings.Fields(s[end+1:])
-	return end >= 0 && len(f) > 0 && f[0] != "Z"
-}
+// Alive reports whether process pid runs (Linux: it exists and is not a
+// zombie waiting to be reaped).
+func Alive(pid int) bool { return procstat.Alive(pid) }
