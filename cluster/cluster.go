@@ -72,6 +72,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"framehub/hub"
+	"framehub/internal/ratelimit"
 	"framehub/protocol"
 )
 
@@ -221,9 +222,9 @@ type Bus struct {
 	dirSub, inboxSub *nats.Subscription
 	inbox            inboxState
 
-	frameID        atomic.Uint64 // IDs of frames sent in chunks
-	disconnectedAt atomic.Int64  // Unix ns of the last disconnect, 0 while connected
-	lastRetryLog   atomic.Int64
+	frameID        atomic.Uint64     // IDs of frames sent in chunks
+	disconnectedAt atomic.Int64      // Unix ns of the last disconnect, 0 while connected
+	logs           *ratelimit.Logger // lines a broken server could repeat without end
 	counters       counters
 }
 
@@ -243,7 +244,7 @@ func New(cfg Config) (*Bus, error) {
 	var idb [8]byte
 	_, _ = rand.Read(idb[:])
 	b := &Bus{
-		cfg: cfg, log: cfg.Logger, id: hex.EncodeToString(idb[:]), subj: subjects{cfg.Prefix},
+		cfg: cfg, log: cfg.Logger, logs: ratelimit.NewLogger(cfg.Logger, retryLogEvery), id: hex.EncodeToString(idb[:]), subj: subjects{cfg.Prefix},
 		feeds: make(map[string]*feed), claims: make(map[string]*claimState),
 		kick: make(chan struct{}, 1), sendKick: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
@@ -500,19 +501,20 @@ func (b *Bus) onDisconnect(_ *nats.Conn, err error) {
 	}
 }
 
-// onRetry logs failed reconnection attempts, at most once per 30 s.
+// onRetry logs failed reconnection attempts, at most once per
+// retryLogEvery (the attempts in between are folded into the next line's
+// count).
 func (b *Bus) onRetry(_ *nats.Conn, err error) {
-	now := time.Now().UnixNano()
-	last := b.lastRetryLog.Load()
-	if now-last < int64(30*time.Second) || !b.lastRetryLog.CompareAndSwap(last, now) {
-		return
-	}
 	attrs := []any{"servers", redacted(b.cfg.Servers)}
 	if err != nil {
 		attrs = append(attrs, "error", err.Error())
 	}
-	b.log.Warn("nats still unreachable; retrying", attrs...)
+	b.logs.LogKV(slog.LevelWarn, "retry", "nats still unreachable; retrying", attrs...)
 }
+
+// retryLogEvery is the least time between two log lines about failed
+// reconnection attempts.
+const retryLogEvery = 30 * time.Second
 
 func (b *Bus) onAsyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 	if errors.Is(err, nats.ErrSlowConsumer) {

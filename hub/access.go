@@ -59,9 +59,10 @@ func (a *access) grants(tok, channel string, right Right) bool {
 // Reload replaces the tokens, origins and host names the hub accepts,
 // without dropping anyone they still admit. Open connections whose token
 // no longer grants their right on their channel are closed: WebSockets
-// with 4003 (CloseRevoked), MJPEG streams ended, uploads answered 403. It returns how many were
-// closed. New requests are checked against the new settings at once. Safe
-// for concurrent use.
+// with 4003 (CloseRevoked), MJPEG streams ended, uploads answered 403. It
+// returns how many it closed, without waiting for them to go: a stalled
+// connection among them costs it nothing (slow.go). New requests are
+// checked against the new settings at once. Safe for concurrent use.
 func (h *Hub) Reload(a Access) (closed int) {
 	if na := a.Auth; na != nil && na.generated {
 		// No secret configured: keep signing with the one in force, or

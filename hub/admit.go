@@ -74,7 +74,7 @@ func (h *Hub) checkHost(w http.ResponseWriter, r *http.Request) bool {
 	h.refuse(reasonForeignHost, r.RemoteAddr, "request for a host this hub does not serve",
 		slog.String("host", truncate(r.Host, 100)), slog.String("hint", "start the hub with --allowed-hosts NAME to serve NAME"))
 	http.Error(w, "forbidden: this hub does not answer to host "+truncate(host, 100)+
-		" (its operator can add it with --allowed-hosts)", http.StatusForbidden)
+		" (its operator can add it with --allowed-hosts)", refusals[reasonForeignHost].status)
 	return false
 }
 
@@ -118,8 +118,7 @@ func (h *Hub) checkOrigin(r *http.Request) bool {
 func (h *Hub) admitPublisher(w http.ResponseWriter, r *http.Request, name string) (*channel, bool) {
 	c, ok := h.table.claim(name)
 	if !ok {
-		h.refuse(reasonTooManyChannels, r.RemoteAddr, "channel limit reached", slog.Int("limit", h.cfg.MaxChannels), slog.String("channel", name))
-		http.Error(w, "too many channels on this hub", http.StatusServiceUnavailable)
+		h.refuseRequest(w, r, reasonTooManyChannels, "", slog.Int("limit", h.cfg.MaxChannels), slog.String("channel", name))
 		return nil, false
 	}
 	return c, true
@@ -131,8 +130,7 @@ func (h *Hub) admitPublisher(w http.ResponseWriter, r *http.Request, name string
 func (h *Hub) admitSubscriber(w http.ResponseWriter, r *http.Request, name string) (release func(), ok bool) {
 	if n := h.subscribers.Add(1); n > int64(h.cfg.MaxSubscribers) || h.table.subscribers(name) >= h.cfg.MaxSubscribersPerChannel {
 		h.subscribers.Add(-1)
-		h.refuse(reasonTooManySubscribers, r.RemoteAddr, "subscriber limit reached", slog.String("channel", name))
-		http.Error(w, "too many subscribers", http.StatusServiceUnavailable)
+		h.refuseRequest(w, r, reasonTooManySubscribers, "", slog.String("channel", name))
 		return nil, false
 	}
 	return func() { h.subscribers.Add(-1) }, true
@@ -142,7 +140,7 @@ func (h *Hub) admitSubscriber(w http.ResponseWriter, r *http.Request, name strin
 func (h *Hub) upgradeError(w http.ResponseWriter, r *http.Request, status int, err error) {
 	if status == http.StatusForbidden {
 		// CheckOrigin refused, and has counted it.
-		http.Error(w, "forbidden: origin not allowed", status)
+		http.Error(w, refusals[reasonOrigin].text, status)
 		return
 	}
 	h.refuse(reasonUpgrade, r.RemoteAddr, "websocket handshake failed", slog.Int("status", status), slog.String("error", err.Error()))

@@ -493,7 +493,7 @@ func TestReplacementFightIsLoggedAtABoundedRate(t *testing.T) {
 		t.Fatalf("%d log lines for %d takeovers; want a handful:\n%s", lines, rounds, logs.String())
 	}
 	// What was folded is reported, not lost.
-	h.events.flush(time.Now().Add(refusalLogInterval + time.Second))
+	h.logs.Flush(time.Now().Add(refusalLogInterval + time.Second))
 	out := logs.String()
 	if !strings.Contains(out, "publisher replaced by a newer one (repeated)") || !strings.Contains(out, "repeats_folded=") {
 		t.Fatalf("no summary of the folded lines:\n%s", out)

@@ -336,8 +336,7 @@ func (h *Hub) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !protocol.ValidChannelName(req.Channel) {
-		h.refuse(reasonBadName, r.RemoteAddr, "invalid channel name in token request")
-		http.Error(w, "invalid channel name: use 1 to 64 letters, digits, '_' or '-'", http.StatusBadRequest)
+		h.refuseRequest(w, r, reasonBadName, "", slog.String("path", "/api/token"))
 		return
 	}
 	ttl := time.Duration(req.TTLSeconds * float64(time.Second))
@@ -416,7 +415,7 @@ func (h *Hub) deny(w http.ResponseWriter, r *http.Request, p principal, channel 
 		if p.present {
 			msg = "unauthorized: the " + need.String() + " token is unknown or expired"
 		}
-		http.Error(w, msg+" (clients: --token or --token-file; HTTP: Authorization: Bearer TOKEN)", http.StatusUnauthorized)
+		http.Error(w, msg+" (clients: --token or --token-file; HTTP: Authorization: Bearer TOKEN)", refusals[reasonUnauthorized].status)
 		return
 	}
 	h.refuse(reasonForbidden, r.RemoteAddr, "forbidden: token lacks the right",
@@ -425,5 +424,5 @@ func (h *Hub) deny(w http.ResponseWriter, r *http.Request, p principal, channel 
 	if channel == "" {
 		what = "here"
 	}
-	http.Error(w, "forbidden: this token has no "+need.String()+" right "+what, http.StatusForbidden)
+	http.Error(w, "forbidden: this token has no "+need.String()+" right "+what, refusals[reasonForbidden].status)
 }

@@ -3,7 +3,6 @@ package hub
 import (
 	"cmp"
 	"context"
-	"errors"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -160,19 +159,16 @@ const (
 	BusBadAnnouncement
 	// BusOverBudget: chunks that would pass the hub's memory budget.
 	BusOverBudget
-
-	// Refusals of a complete frame, made by the hub.
-	busBadFrame
-	busTooBig
-	busBadJPEG
-	busTooManyPixels
-	busTooManyChannels
 	numBusRefusals
 )
 
+// A complete frame from the bus is refused by the hub for the reasons it
+// refuses a publisher's (refuse.go), counted under the same names.
+var busFrameReasons = [...]reason{reasonBadFrame, reasonTooBig, reasonBadJPEG, reasonTooManyPixels, reasonTooManyChannels, reasonMemory}
+
 var busRefusalNames = [numBusRefusals]string{
-	"bad_envelope", "bad_chunk", "incomplete_frame", "bad_announcement", "over_memory_budget",
-	"bad_frame", "too_big", "bad_jpeg", "too_many_pixels", "too_many_channels",
+	BusBadEnvelope: "bad_envelope", BusBadChunk: "bad_chunk", BusIncomplete: "incomplete_frame",
+	BusBadAnnouncement: "bad_announcement", BusOverBudget: reasonMemory.String(),
 }
 
 func (r BusRefusal) String() string {
@@ -205,7 +201,8 @@ type busLink struct {
 	chans map[string]*busChan
 
 	framesIn, bytesIn, stale, seqRestarts atomic.Uint64
-	refused                               [numBusRefusals]atomic.Uint64
+	refused                               [numBusRefusals]atomic.Uint64 // by the bus, before a message became a frame
+	refusedFrames                         [numReasons]atomic.Uint64     // by the hub, of complete frames
 }
 
 // busChan is what the hub knows of one channel across the cluster.
@@ -275,7 +272,7 @@ func (h *Hub) replacedRemotely(p localPublisher, hubName string) {
 	lp.ch.clearPublisher(p)
 	lp.ch.setRemoteInterest(0) // that interest was in its claim, which is gone
 	h.counters.Replaced.Add(1)
-	h.events.logf(slog.LevelInfo, "replaced:"+lp.ch.name, "publisher replaced by a newer one on another hub",
+	h.logs.Log(slog.LevelInfo, "replaced:"+lp.ch.name, "publisher replaced by a newer one on another hub",
 		slog.String("channel", lp.ch.name), slog.String("remote", p.remoteAddr()), slog.String("hub", hubName))
 	p.replacedOn(hubName)
 }
@@ -298,39 +295,32 @@ type localPart struct {
 	claim Claim // its hold on the channel across hubs (clustered hubs only)
 }
 
-// join adds a reader's mailbox to the named channel and, on a clustered
-// hub, counts it as local interest.
-func (h *Hub) join(name string, m *mailbox) *channel {
-	c := h.table.join(name, m)
-	if l := h.link; l != nil {
-		l.mu.Lock()
-		bc := l.chanLocked(name)
-		bc.interest++
-		if bc.interest == 1 {
-			l.bus.Watch(name)
-		}
-		l.mu.Unlock()
+// watch counts a new local reader of a channel; the channel's first makes
+// the bus receive it.
+func (l *busLink) watch(name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	bc := l.chanLocked(name)
+	bc.interest++
+	if bc.interest == 1 {
+		l.bus.Watch(name)
 	}
-	return c
 }
 
-// leave undoes join. When a channel loses its last local reader, the bus
+// unwatch undoes watch. When a channel loses its last local reader, the bus
 // stops receiving it, and the table claim that frames from the bus held is
 // given back (the channel stays listed with its last frame for the TTL).
-func (h *Hub) leave(c *channel, m *mailbox) {
-	h.table.leave(c, m)
-	if l := h.link; l != nil {
-		l.mu.Lock()
-		bc := l.chanLocked(c.name)
-		bc.interest--
-		if bc.interest == 0 {
-			l.bus.Unwatch(c.name)
-			if bc.fed != nil {
-				h.table.unclaim(bc.fed)
-				bc.fed = nil
-			}
+func (l *busLink) unwatch(c *channel) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	bc := l.chanLocked(c.name)
+	bc.interest--
+	if bc.interest == 0 {
+		l.bus.Unwatch(c.name)
+		if bc.fed != nil {
+			l.h.table.unclaim(bc.fed)
+			bc.fed = nil
 		}
-		l.mu.Unlock()
 	}
 }
 
@@ -376,24 +366,21 @@ func (h *Hub) busRelease(p localPublisher) {
 	}
 }
 
-// publishFrame makes f the newest frame of p's channel and, on a clustered
-// hub, offers it to the bus. A publisher that a newer one (here or on
-// another hub) has replaced publishes nothing more: f comes back to be
-// released, ok is false, and the caller stops reading it.
-func (h *Hub) publishFrame(p localPublisher, f *frame) (released *frame, ok bool) {
+// offer hands the bus a frame that local publisher p is about to publish,
+// unless p no longer holds its channel (a newer publisher, here or on
+// another hub, took it): then it returns false and the frame goes nowhere.
+// The bus comes first: its path is the longer one, and its sender should
+// not queue behind every local subscriber's writer that publish wakes.
+func (l *busLink) offer(p localPublisher, f *frame) bool {
 	lp := p.local()
-	if h.link != nil {
-		lp.ch.mu.Lock()
-		current := lp.ch.pub == publisherConn(p)
-		lp.ch.mu.Unlock()
-		if !current {
-			return f, false
-		}
-		// The bus first: its path is the longer one, and its sender should
-		// not queue behind every local subscriber's writer that publish wakes.
-		h.link.bus.Publish(lp.ch.name, lp.claim, f.msg)
+	lp.ch.mu.Lock()
+	current := lp.ch.pub == publisherConn(p)
+	lp.ch.mu.Unlock()
+	if !current {
+		return false
 	}
-	return lp.ch.publishFrom(publisherConn(p), f)
+	l.bus.Publish(lp.ch.name, lp.claim, f.msg)
+	return true
 }
 
 // awaitBusFrame waits, for a snapshot, for the newest frame of a channel
@@ -412,29 +399,28 @@ func (h *Hub) awaitBusFrame(ctx context.Context, name string) *frame {
 	if !live {
 		return nil
 	}
-	mb := newMailbox(readerWait)
-	c := h.join(name, mb)
-	defer h.leave(c, mb)
-	t := time.NewTimer(busSnapshotWait)
-	defer t.Stop()
-	select {
-	case <-mb.wake:
-		return mb.take()
-	case <-t.C:
-	case <-ctx.Done():
-	case <-h.done:
-	}
-	return nil
+	return h.awaitFrame(ctx, name, busSnapshotWait, time.Time{})
 }
 
-// busRefuse counts and logs a refused message from the bus.
+// busRefuse counts and logs a message the bus refused.
 func (l *busLink) busRefuse(channel string, why BusRefusal, detail string) {
 	if why < 0 || why >= numBusRefusals {
 		return
 	}
 	l.refused[why].Add(1)
-	l.h.events.logf(slog.LevelWarn, "bus-refused:"+why.String(), "refused a message from the bus",
-		slog.String("reason", why.String()), slog.String("channel", truncate(channel, 64)), slog.String("error", truncate(detail, 200)))
+	l.logRefusal(channel, why.String(), detail)
+}
+
+// refuse counts and logs a frame or an announcement from the bus that the
+// hub refuses, under the reason it would refuse a publisher for.
+func (l *busLink) refuse(channel string, why reason, detail string) {
+	l.refusedFrames[why].Add(1)
+	l.logRefusal(channel, why.String(), detail)
+}
+
+func (l *busLink) logRefusal(channel, why, detail string) {
+	l.h.logs.Log(slog.LevelWarn, "bus-refused:"+why, "refused a message from the bus",
+		slog.String("reason", why), slog.String("channel", truncate(channel, 64)), slog.String("error", truncate(detail, 200)))
 }
 
 // busNode is the BusNode of a hub.
@@ -455,14 +441,14 @@ func (n busNode) Receive(channel string, from Claim, parts [][]byte) {
 		total += len(p)
 	}
 	if total > h.limits.MaxFrameBytes {
-		l.busRefuse(channel, busTooBig, "frame of "+itoa(total)+" bytes, limit "+itoa(h.limits.MaxFrameBytes))
+		l.refuse(channel, reasonTooBig, "frame of "+itoa(total)+" bytes, limit "+itoa(h.limits.MaxFrameBytes))
 		return
 	}
 	// Check the frame before it touches any state, exactly as a
 	// publisher's: one buffer charged to the budget, ParseMessage.
 	size := int64(wsRoom + total)
 	if !h.mem.reserve(size) {
-		l.busRefuse(channel, BusOverBudget, "frame of "+itoa(total)+" bytes")
+		l.refuse(channel, reasonMemory, "frame of "+itoa(total)+" bytes")
 		return
 	}
 	buf := make([]byte, wsRoom, size)
@@ -472,16 +458,7 @@ func (n busNode) Receive(channel string, from Claim, parts [][]byte) {
 	pf, err := protocol.ParseMessage(buf[wsRoom:], h.limits)
 	if err != nil {
 		h.mem.release(size)
-		why := busBadFrame
-		switch {
-		case errors.Is(err, protocol.ErrTooBig):
-			why = busTooBig
-		case errors.Is(err, protocol.ErrJPEG):
-			why = busBadJPEG
-		case errors.Is(err, protocol.ErrPixels):
-			why = busTooManyPixels
-		}
-		l.busRefuse(channel, why, err.Error())
+		l.refuse(channel, refusalOf(err, reasonBadFrame), err.Error())
 		return
 	}
 	now := time.Now()
@@ -511,16 +488,14 @@ func (n busNode) Receive(channel string, from Claim, parts [][]byte) {
 			bc.order = order
 			l.mu.Unlock()
 			h.mem.release(size)
-			l.busRefuse(channel, busTooManyChannels, "channel limit reached")
+			l.refuse(channel, reasonTooManyChannels, "channel limit reached")
 			return
 		}
 		bc.fed = c
 	}
 	if ok {
-		h.mem.release(bc.fed.retirePrev())
-		if old := bc.fed.publish(f); old != nil {
-			h.mem.release(old.size)
-		}
+		h.retire(bc.fed.retirePrev())
+		h.retire(bc.fed.publish(f))
 	}
 	l.mu.Unlock()
 	if beaten != nil {
@@ -533,7 +508,7 @@ func (n busNode) Receive(channel string, from Claim, parts [][]byte) {
 	}
 	if restarted {
 		l.seqRestarts.Add(1)
-		h.events.logf(slog.LevelWarn, "bus-seq-restart:"+channel, "frames from the bus went back in sequence; relaying again from this one",
+		h.logs.Log(slog.LevelWarn, "bus-seq-restart:"+channel, "frames from the bus went back in sequence; relaying again from this one",
 			slog.String("channel", channel), slog.String("hub", from.Hub), slog.Uint64("seq", pf.Seq),
 			slog.Int("dropped_before", seqRestartAfter))
 	}
@@ -552,7 +527,7 @@ func (n busNode) Announced(a Announcement) {
 	l.mu.Lock()
 	if l.chans[a.Channel] == nil && len(l.chans) >= l.maxEntries() {
 		l.mu.Unlock()
-		l.busRefuse(a.Channel, busTooManyChannels, "announcement of one channel too many")
+		l.refuse(a.Channel, reasonTooManyChannels, "announcement of one channel too many")
 		return
 	}
 	bc := l.chanLocked(a.Channel)
@@ -697,9 +672,12 @@ func (h *Hub) busStats() *protocol.ClusterStats {
 	s := l.bus.Status()
 	s.FramesIn, s.BytesIn, s.Stale = l.framesIn.Load(), l.bytesIn.Load(), l.stale.Load()
 	s.SeqRestarts = l.seqRestarts.Load()
-	s.Refused = make(map[string]uint64, numBusRefusals)
+	s.Refused = make(map[string]uint64, int(numBusRefusals)+len(busFrameReasons))
+	for _, r := range busFrameReasons {
+		s.Refused[r.String()] = l.refusedFrames[r].Load()
+	}
 	for i := range numBusRefusals {
-		s.Refused[i.String()] = l.refused[i].Load()
+		s.Refused[i.String()] += l.refused[i].Load()
 	}
 	now := time.Now()
 	l.mu.Lock()

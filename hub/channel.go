@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"framehub/internal/ratelimit"
 	"framehub/protocol"
 )
 
@@ -24,14 +25,14 @@ type channel struct {
 	subs   map[*mailbox]struct{} // WebSocket and MJPEG readers
 	wsSubs int                   // how many of subs are WebSocket subscribers
 
-	frames, bytes   uint64    // published since the channel was created
-	dropped         uint64    // frames over the publisher frame-rate cap
-	postCap         *rateCap  // the frame-rate cap shared by snapshot POSTs, made on the first
-	departedSkipped uint64    // overwritten frames of subscribers that have left
-	departedOut     uint64    // frames written to subscribers that have left
-	departedBytes   uint64    // bytes written to subscribers that have left
-	rateAt          time.Time // when fps and bitrate were last computed
-	rateFrames      uint64    // frames at rateAt
+	frames, bytes   uint64            // published since the channel was created
+	dropped         uint64            // frames over the publisher frame-rate cap
+	postCap         *ratelimit.Bucket // the frame-rate cap shared by snapshot POSTs, made on the first
+	departedSkipped uint64            // overwritten frames of subscribers that have left
+	departedOut     uint64            // frames written to subscribers that have left
+	departedBytes   uint64            // bytes written to subscribers that have left
+	rateAt          time.Time         // when fps and bitrate were last computed
+	rateFrames      uint64            // frames at rateAt
 	rateBytes       uint64
 	fps, bitrate    float64
 }
@@ -71,59 +72,6 @@ func (c *channel) counters() ChannelCounters {
 		}
 	}
 	return cc
-}
-
-// publish makes f the newest frame and offers it to every subscriber. It
-// never waits for a subscriber: each offer is an atomic swap and a
-// non-blocking wake-up, and allocates nothing. It returns the frame that
-// is no longer held (the one before the previous newest), whose memory
-// the caller releases.
-func (c *channel) publish(f *frame) (released *frame) {
-	c.mu.Lock()
-	released = c.publishLocked(f)
-	c.mu.Unlock()
-	return released
-}
-
-// publishFrom is publish for a frame from publisher p, which must still be
-// the channel's: a replaced publisher's frames (those it sends before it
-// sees its close, or never reading, keeps sending) are not published; f
-// is returned, for the caller to release, and ok is false. Checked under
-// the lock that a takeover takes, so no frame of the old publisher
-// follows one of the new.
-func (c *channel) publishFrom(p publisherConn, f *frame) (released *frame, ok bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.pub != p {
-		return f, false
-	}
-	return c.publishLocked(f), true
-}
-
-func (c *channel) publishLocked(f *frame) (released *frame) {
-	released, c.prev, c.latest = c.prev, c.latest, f
-	c.frames++
-	c.bytes += uint64(len(f.msg))
-	f.fanout = c.wsSubs // before any writer sees f
-	for m := range c.subs {
-		m.put(f)
-	}
-	return released
-}
-
-// retirePrev stops counting the frame before the newest, as its
-// publisher starts reading the next frame (which will replace it), and
-// returns its size for the budget. A publisher streaming frames of one
-// size so needs no more budget than its channel already holds.
-func (c *channel) retirePrev() int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.prev == nil {
-		return 0
-	}
-	n := c.prev.size
-	c.prev = nil
-	return n
 }
 
 // drop counts a frame not relayed because its publisher is over the rate cap.
@@ -270,28 +218,31 @@ func (c *channel) tick(now time.Time) {
 	c.rateAt, c.rateFrames, c.rateBytes = now, c.frames, c.bytes
 }
 
-// forgetStale drops frames older than ttl when the channel has no
-// publisher, so that a channel kept only by waiting subscribers is not
-// listed with them, and returns the bytes released.
-func (c *channel) forgetStale(now time.Time, ttl time.Duration) (released int64) {
+// forgetStale lets go of the channel's frames when they are older than
+// ttl and it has no publisher, so that a channel kept only by waiting
+// subscribers is not listed with them, and returns them for the caller to
+// retire (none: nil).
+func (c *channel) forgetStale(now time.Time, ttl time.Duration) (latest, prev *frame) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.pub != nil || c.latest == nil || now.Sub(c.latest.received) < ttl {
-		return 0
+		return nil, nil
 	}
-	return c.clearFramesLocked()
+	return c.takeFramesLocked()
 }
 
-// clearFramesLocked forgets both held frames and returns their size.
-func (c *channel) clearFramesLocked() int64 {
-	var n int64
-	for _, f := range []*frame{c.latest, c.prev} {
-		if f != nil {
-			n += f.size
-		}
-	}
+// takeFrames lets go of both held frames and returns them for the caller
+// to retire.
+func (c *channel) takeFrames() (latest, prev *frame) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.takeFramesLocked()
+}
+
+func (c *channel) takeFramesLocked() (latest, prev *frame) {
+	latest, prev = c.latest, c.prev
 	c.latest, c.prev = nil, nil
-	return n
+	return latest, prev
 }
 
 // hasFrame reports whether the channel holds a frame.

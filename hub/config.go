@@ -74,7 +74,7 @@ type Config struct {
 	MaxFPSPerPublisher float64 // frames per second relayed per publisher (default 240); the rest are dropped
 	SendBuffer         int     // subscriber socket SO_SNDBUF in bytes; negative leaves the OS default
 	// NoZeroCopy sends every frame with plain writes, never by sendfile
-	// from a memory file (zerocopy.go).
+	// from a memory file (sendfile.go).
 	NoZeroCopy       bool
 	WriteTimeout     time.Duration
 	PingInterval     time.Duration

@@ -16,17 +16,24 @@ import (
 	"framehub/protocol"
 )
 
-// controlWait bounds writing a close or ping frame.
+// controlWait bounds what a close costs: the write in progress when the hub
+// closes a connection, then the write of its close frame, and the wait for
+// the peer's reply.
 const controlWait = time.Second
 
 // wsConn is one upgraded WebSocket connection, publisher or subscriber.
 //
-// Writes: control frames go through gorilla (WriteControl, safe from any
-// goroutine); a subscriber's frames are written by its one writer
-// goroutine straight to the socket, as the single Write of a frame that
-// already carries its WebSocket header (see frame.wire). A Write on a
-// net.Conn is atomic with respect to other Writes, so the two never
-// interleave within a frame.
+// One reader, one writer. The connection's handler goroutine is its only
+// reader; its writer goroutine (a subscriber's writeLoop, a publisher's
+// controlLoop) is the only goroutine that writes to its socket, and it
+// writes every byte itself: frames (which carry their own WebSocket header,
+// see frame.wire), pings, pongs, viewer notices and the close frame, with
+// plain writes (or sendfile), never through gorilla's writer. So no write
+// can land inside another, and no deadline set for one write moves under
+// another. Anyone else who wants something sent (a pong, a close) records
+// it and wakes the writer (wake). The one exception is gorilla's own close
+// frame when a peer breaks the protocol or the read limit (see closeSent):
+// the connection ends then anyway.
 type wsConn struct {
 	// Static after construction.
 	ws      *websocket.Conn
@@ -35,14 +42,19 @@ type wsConn struct {
 	channel string
 	right   Right                      // what it uses the channel for: RightPublish or RightView
 	token   string                     // what it presented, for Reload to check again; never logged
+	wake    chan struct{}              // capacity 1: "writer, look at what you owe"; a subscriber's mailbox shares it
 	sub     atomic.Pointer[subscriber] // set for subscribers, for the write watchdog
 
+	pong       atomic.Pointer[string] // a ping's payload the writer owes a pong for
 	closeOnce  sync.Once
+	closeMsg   atomic.Pointer[[]byte] // the close frame the writer owes, once it is owed
 	closedByUs atomic.Bool            // we sent a close frame: let the peer read it before the socket goes
 	ended      atomic.Pointer[ending] // why the hub ended the connection, if it did
 }
 
-// endKind is how a connection ended.
+// endKind is how a connection ended: its close reason, logged when it
+// goes and, for the hub's own decisions, counted (refusals under their
+// reason, takeovers in Stats.Replaced, evictions in Stats.Evicted).
 type endKind uint8
 
 const (
@@ -51,7 +63,7 @@ const (
 	endRefused                   // the hub refused something the peer sent (ending.refused says what)
 	endReplaced                  // a newer publisher took the channel
 	endShutdown                  // the hub is shutting down
-	endEvicted                   // a write stalled past the write timeout
+	endEvicted                   // a write stalled past the write timeout (slow.go)
 	endRevoked                   // a reload took away its token's right
 )
 
@@ -94,25 +106,89 @@ func (c *wsConn) endedBy(err error) ending {
 	return ending{kind: endLost, detail: err.Error()}
 }
 
-// closeWith records why the hub ends the connection, sends a close frame
-// with code and text (at most once), then closes the socket after a moment
-// so the peer can read it. Safe to call from any goroutine: gorilla allows
-// WriteControl concurrently with writes.
-func (c *wsConn) closeWith(why ending, code int, reason string) {
+// poke wakes the connection's writer. It never blocks.
+func (c *wsConn) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// closeWith records why the hub ends the connection and has its writer send
+// a close frame with code and text (once; later calls record nothing
+// more), then the socket is closed once the peer has had a moment to read
+// it. It never blocks, so closing many connections (a shutdown, a reload)
+// costs no more than closing one: the write in progress, if any, gets
+// controlWait to finish, so does the close frame after it, and the reader
+// waits as long for the peer's reply. Safe from any goroutine.
+func (c *wsConn) closeWith(why ending, code int, text string) {
 	c.ended.CompareAndSwap(nil, &why)
 	c.closeOnce.Do(func() {
 		c.closedByUs.Store(true)
-		msg := websocket.FormatCloseMessage(code, truncate(reason, 123))
-		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(controlWait))
-		// The reader sees the peer's close reply (or the deadline) and returns;
-		// a short read deadline makes sure it does.
+		msg := wsMessage(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncate(text, 123)))
+		deadline := time.Now().Add(controlWait)
+		_ = c.nc.SetWriteDeadline(deadline)
+		_ = c.ws.SetReadDeadline(deadline)
+		c.closeMsg.Store(&msg)
+		c.poke()
+	})
+}
+
+// owePong is the connection's ping handler: the writer owes the peer a
+// pong with the ping's payload (the newest ping's, if several arrive
+// before it writes), so that gorilla never writes the pong itself.
+func (c *wsConn) owePong(data string) error {
+	c.pong.Store(&data)
+	c.poke()
+	return nil
+}
+
+// closeSent records why the hub ends the connection when the close frame
+// has gone out already: gorilla writes one itself, from the reader, when a
+// message passes the read limit (1009) or a frame breaks the protocol
+// (1002), before it returns the error. The writer then owes none.
+func (c *wsConn) closeSent(why ending) {
+	c.ended.CompareAndSwap(nil, &why)
+	c.closeOnce.Do(func() {
+		c.closedByUs.Store(true)
 		_ = c.ws.SetReadDeadline(time.Now().Add(controlWait))
 	})
+}
+
+// replyClose answers a close frame from the peer with one carrying its
+// code, as RFC 6455 §5.5.1 asks, by way of the writer. It is the
+// connection's close handler, so gorilla never writes the reply itself.
+func (c *wsConn) replyClose(code int, _ string) error {
+	c.closeOnce.Do(func() {
+		var payload []byte
+		if code != websocket.CloseNoStatusReceived {
+			payload = websocket.FormatCloseMessage(code, "")
+		}
+		msg := wsMessage(websocket.CloseMessage, payload)
+		_ = c.nc.SetWriteDeadline(time.Now().Add(controlWait))
+		c.closeMsg.Store(&msg)
+		c.poke()
+	})
+	return nil
+}
+
+// writeOwedClose writes the close frame the connection owes, if it owes
+// one, and reports whether it did: the writer then writes nothing more.
+// Only the writer calls it.
+func (c *wsConn) writeOwedClose() bool {
+	msg := c.closeMsg.Load()
+	if msg == nil {
+		return false
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(controlWait))
+	_, _ = c.nc.Write(*msg)
+	return true
 }
 
 // reset closes the TCP connection with SO_LINGER 0, so the kernel sends a
 // RST and frees the socket's buffers at once instead of trying to deliver
 // what a stalled peer never reads. A write blocked on the socket returns.
+// Safe from any goroutine.
 func (c *wsConn) reset() {
 	if tcp := tcpConn(c.nc); tcp != nil {
 		_ = tcp.SetLinger(0)
@@ -130,7 +206,9 @@ func (h *Hub) upgrade(w http.ResponseWriter, r *http.Request, channel string, ri
 	}
 	ws.SetReadLimit(readLimit)
 	c := &wsConn{ws: ws, nc: ws.NetConn(), remote: r.RemoteAddr, channel: channel, right: right,
-		token: requestToken(r, false)}
+		token: requestToken(r, false), wake: make(chan struct{}, 1)}
+	ws.SetCloseHandler(c.replyClose)
+	ws.SetPingHandler(c.owePong)
 	h.mu.Lock()
 	closing := h.closing
 	if !closing {
@@ -138,7 +216,9 @@ func (h *Hub) upgrade(w http.ResponseWriter, r *http.Request, channel string, ri
 	}
 	h.mu.Unlock()
 	if closing {
+		// No writer yet: this goroutine, the only one to know c, writes.
 		c.closeWith(ending{kind: endShutdown}, websocket.CloseGoingAway, "hub shutting down")
+		c.writeOwedClose()
 		_ = ws.Close()
 		return nil
 	}
@@ -190,15 +270,16 @@ func (h *Hub) readFailure(c *wsConn, err error) {
 	var ce *websocket.CloseError
 	switch {
 	case errors.Is(err, websocket.ErrReadLimit):
-		h.refuse(reasonTooBig, c.remote, "message over the read limit", slog.String("channel", c.channel))
-		c.closeWith(ending{kind: endRefused, refused: reasonTooBig}, websocket.CloseMessageTooBig, "message too big")
+		// gorilla has sent close 1009 itself.
+		h.refuse(reasonTooBig, c.remote, refusals[reasonTooBig].text, slog.String("channel", c.channel))
+		c.closeSent(ending{kind: endRefused, refused: reasonTooBig, detail: "message too big"})
 	case errors.As(err, &ce), connectionFailure(err), errors.Is(err, io.EOF), errors.Is(err, websocket.ErrCloseSent):
 	default:
 		// What is left are gorilla's protocol errors, for which it has
 		// already sent close 1002 with the cause.
-		h.refuse(reasonBadWebSocket, c.remote, "frame breaks the WebSocket protocol",
+		h.refuse(reasonBadWebSocket, c.remote, refusals[reasonBadWebSocket].text,
 			slog.String("channel", c.channel), slog.String("error", err.Error()))
-		c.ended.CompareAndSwap(nil, &ending{kind: endRefused, refused: reasonBadWebSocket, detail: err.Error()})
+		c.closeSent(ending{kind: endRefused, refused: reasonBadWebSocket, detail: err.Error()})
 	}
 }
 

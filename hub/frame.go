@@ -7,7 +7,10 @@ import (
 	"image/jpeg"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"framehub/protocol"
 )
@@ -32,38 +35,50 @@ type frame struct {
 	part     []byte // multipart headers of the MJPEG part holding jpeg
 	jpegErr  error
 
-	// WebSocket subscribers the frame was published to, and its memory file for
-	// sendfile, made by the first writer that wants it (zerocopy.go).
-	fanout   int
-	fileOnce sync.Once
-	file     *frameFile
+	// WebSocket subscribers the frame was published to, and its memory
+	// file for sendfile, made by the first writer that wants it and owned
+	// as sendfile.go says.
+	fanout    int
+	fileMu    sync.Mutex                // guards fileTried and retired, and orders them with file
+	fileTried bool                      // a writer tried to make the file
+	retired   bool                      // the channel let go of the frame: no new file, no new sendfile
+	file      atomic.Pointer[frameFile] // set once, under fileMu
 }
 
 // newFrame builds a frame from buf, whose first wsRoom bytes are free and
 // whose rest is the message that f was parsed from. It writes the
-// WebSocket header of an unmasked, final binary frame (RFC 6455 §5.2) into
-// the room, right before the message.
+// WebSocket header of a final binary frame into the room, right before the
+// message.
 func newFrame(buf []byte, f protocol.Frame, now time.Time) *frame {
 	msg := buf[wsRoom:]
-	var hdr [wsRoom]byte
-	hdr[0] = 0x80 | 0x2 // FIN, opcode binary
-	n := 2
-	switch l := len(msg); {
-	case l < 126:
-		hdr[1] = byte(l)
-	case l <= 0xFFFF:
-		hdr[1] = 126
-		binary.BigEndian.PutUint16(hdr[2:], uint16(l))
-		n = 4
-	default:
-		hdr[1] = 127
-		binary.BigEndian.PutUint64(hdr[2:], uint64(l))
-		n = 10
-	}
-	start := wsRoom - n
-	copy(buf[start:], hdr[:n])
+	var room [wsRoom]byte
+	hdr := appendWSHeader(room[:0], websocket.BinaryMessage, len(msg))
+	start := wsRoom - len(hdr)
+	copy(buf[start:], hdr)
 	return &frame{hdr: f.Header, meta: f.Meta, payload: f.Payload, msg: msg, wire: buf[start:],
 		size: int64(cap(buf)), received: now}
+}
+
+// appendWSHeader appends the header of an unmasked, final WebSocket frame
+// of the given opcode and payload length (RFC 6455 §5.2): 2 to 10 bytes.
+// The hub writes every frame it sends with such a header in front (see
+// wsConn): it never masks, and never fragments.
+func appendWSHeader(b []byte, opcode, n int) []byte {
+	b = append(b, 0x80|byte(opcode)) // FIN
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xFFFF:
+		return binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+	}
+}
+
+// wsMessage returns payload as one WebSocket frame of the given opcode: a
+// control frame (ping, pong, close) or a text message.
+func wsMessage(opcode int, payload []byte) []byte {
+	return append(appendWSHeader(make([]byte, 0, 10+len(payload)), opcode, len(payload)), payload...)
 }
 
 // mjpegBoundary separates the parts of the MJPEG stream.

@@ -1,21 +1,40 @@
 // Package hub is framehub's relay: publishers push frames of a channel over
-// WebSocket (or upload JPEGs over HTTP: ingest.go), and the hub fans out
-// only the newest frame of each channel to any number of subscribers
-// (WebSocket, MJPEG over HTTP, snapshots).
+// WebSocket (or upload JPEGs over HTTP), and the hub fans out only the
+// newest frame of each channel to any number of readers (WebSocket
+// subscribers, MJPEG over HTTP, snapshots).
 //
-// Freshness is the design rule. A publisher never waits for a subscriber:
-// publishing a frame stores it in each subscriber's one-slot mailbox, where
-// it overwrites a frame not yet sent (counted, never queued). One writer
-// goroutine per subscriber sends whatever is newest when its previous write
-// completes. A frame is one buffer, framed for WebSocket once for everyone
-// (frame.go); a frame going to several plain-TCP subscribers is also put
-// once in a memory file and sent to each by sendfile, so the kernel does
-// not copy it per subscriber (zerocopy.go). Subscriber sockets get a small
-// kernel send buffer so the kernel does not hoard stale frames either, and
-// a subscriber may ask for credit-based delivery, in which the hub keeps at
-// most a few unacknowledged frames in flight to it. A subscriber whose
-// write stalls past the write timeout is evicted by a watchdog and its TCP
-// connection reset.
+// Freshness is the design rule. A publisher never waits for a reader:
+// publishing a frame stores it in each reader's one-slot mailbox, where it
+// overwrites a frame not yet sent (counted, never queued). One writer
+// goroutine per reader sends whatever is newest when its previous write
+// completes. Subscriber sockets get a small kernel send buffer so the kernel
+// does not hoard stale frames either, and a subscriber may ask for
+// credit-based delivery, in which the hub keeps at most a few
+// unacknowledged frames in flight to it. A reader whose write stalls past
+// the write timeout is evicted.
+//
+// The path of one frame, file by file:
+//
+//	publisher.go  a publisher's connection: its reader, and its writer (pings, viewer counts)
+//	receive.go    readFrames → readMessage (one buffer, charged to memory.go's budget)
+//	              → the frame-rate cap → acceptFrame (protocol.ParseMessage, or a refusal: refuse.go)
+//	frame.go      the frame: one buffer, WebSocket header in front, immutable
+//	publish.go    publishFrame → the bus hook (bus.go) → channel.publish → each reader's mailbox
+//	mailbox.go    the one-slot inbox: put overwrites, the writer takes
+//	writer.go     a subscriber's writer: writeLoop → writeFrame (write, or sendfile)
+//	sendfile.go   zero-copy fan-out: the frame once in a memory file, sent to each socket by sendfile
+//	mjpeg.go      an MJPEG reader's writer: the same mailbox, JPEG parts over HTTP
+//
+// Around it: hub.go (the Hub, routing, shutdown), config.go, table.go and
+// channel.go (the channels and their admission), subscribe.go (a
+// subscriber's reader: control messages, credit.go), slow.go (the
+// slow-consumer policy: eviction, the write watchdog), conn.go (WebSocket
+// connections: one reader, one writer, closing), ingest.go (HTTP uploads),
+// snapshot.go, http.go (the API and the page), admit.go, auth.go and
+// access.go (Host, Origin, tokens, Reload), iplimit.go and listener.go
+// (per-address limits at accept), server.go (the http.Server), stats.go,
+// instruments.go (what a metrics exporter reads), and bus.go (the hub's
+// side of a cluster: the Bus interface it needs and the hooks it calls).
 //
 // The hub has no cgo dependency and never imports gocv; a test checks it.
 package hub
@@ -32,6 +51,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"framehub/internal/ratelimit"
 	"framehub/protocol"
 )
 
@@ -51,8 +71,8 @@ type Hub struct {
 	started      time.Time
 	table        *table
 	mem          *budget
-	events       *eventLog
-	link         *busLink // the hub's side of Config.Bus, or nil
+	logs         *ratelimit.Logger // per-connection events and refusals, at a bounded rate
+	link         *busLink          // the hub's side of Config.Bus, or nil
 	zc           *zeroCopy
 
 	acc atomic.Pointer[access] // tokens, origins and hosts; swapped by Reload
@@ -66,7 +86,6 @@ type Hub struct {
 	publishers  atomic.Int64 // publishers connected
 
 	done      chan struct{} // closed when shutdown begins
-	shut      atomic.Bool   // set just before done is closed; writers check it when woken
 	handlers  sync.WaitGroup
 	janitorWG sync.WaitGroup
 	closeOnce sync.Once
@@ -93,7 +112,7 @@ func New(cfg Config) *Hub {
 		table:        newTable(cfg.MaxChannels, cfg.Instruments),
 		mem:          &budget{max: cfg.MaxMemory},
 		zc:           newZeroCopy(&cfg, cfg.Logger),
-		events:       newEventLog(cfg.Logger, refusalLogInterval),
+		logs:         ratelimit.NewLogger(cfg.Logger, refusalLogInterval),
 		conns:        make(map[*wsConn]struct{}),
 		streams:      make(map[*stream]struct{}),
 		done:         make(chan struct{}),
@@ -138,7 +157,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && !h.checkOrigin(r) {
-		http.Error(w, "forbidden: origin not allowed", http.StatusForbidden)
+		http.Error(w, refusals[reasonOrigin].text, refusals[reasonOrigin].status) // counted by checkOrigin
+		return
+	}
+	if h.serveCORS(w, r) { // cors.go: reads by pages on allowed origins
 		return
 	}
 	p := r.URL.EscapedPath()
@@ -169,7 +191,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if r.Method == http.MethodPost {
-			h.serveUpload(w, r, rest[:i], rest[i+1:]) // ingest.go
+			h.serveUpload(w, r, rest[:i], rest[i+1:])
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -193,8 +215,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // answers 400 for a bad one.
 func (h *Hub) channelFromPath(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
 	if !protocol.ValidChannelName(name) {
-		h.refuse(reasonBadName, r.RemoteAddr, "invalid channel name", slog.String("path", truncate(r.URL.EscapedPath(), 100)))
-		http.Error(w, "invalid channel name: use 1 to 64 letters, digits, '_' or '-'", http.StatusBadRequest)
+		h.refuseRequest(w, r, reasonBadName, "", slog.String("path", truncate(r.URL.EscapedPath(), 100)))
 		return "", false
 	}
 	return name, true
@@ -210,8 +231,7 @@ func (h *Hub) track(w http.ResponseWriter, r *http.Request) bool {
 	}
 	h.mu.Unlock()
 	if closing {
-		h.refuse(reasonShuttingDown, r.RemoteAddr, "connection during shutdown")
-		http.Error(w, "hub shutting down", http.StatusServiceUnavailable)
+		h.refuseRequest(w, r, reasonShuttingDown, "")
 	}
 	return !closing
 }
@@ -244,9 +264,9 @@ func (h *Hub) janitor() {
 		case <-h.done:
 			return
 		case now := <-t.C:
-			h.mem.release(h.table.sweep(now, h.cfg.ChannelTTL))
+			h.table.sweep(now, h.cfg.ChannelTTL, h.retire)
 			h.ipl.sweep(now)
-			h.events.flush(now)
+			h.logs.Flush(now)
 			if h.link != nil {
 				h.link.sweep(now)
 			}
@@ -263,11 +283,14 @@ func (h *Hub) janitor() {
 }
 
 // Shutdown stops accepting connections, sends every WebSocket connection a
-// close frame (1001, going away), ends MJPEG streams, and waits for all of
-// them to finish or for ctx to end, whichever comes first; connections still
-// open then are cut. It returns ctx.Err() if it had to cut any. Shutdown does
-// not stop an http.Server serving the hub: do that too (http.Server.Shutdown
-// does not close hijacked WebSocket connections, which is why this exists).
+// close frame (1001, going away), ends MJPEG streams and uploads, and waits
+// for all of them to finish or for ctx to end, whichever comes first;
+// connections still open then are cut. It returns ctx.Err() if it had to
+// cut any. A stalled connection costs at most about controlWait, however
+// many there are (slow.go). Shutdown does not stop an http.Server serving
+// the hub: do that too (http.Server.Shutdown does not close hijacked
+// WebSocket connections, which is why this exists). Calls after the first
+// return nil at once.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	var err error
 	h.closeOnce.Do(func() {
@@ -278,24 +301,10 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			conns = append(conns, c)
 		}
 		h.mu.Unlock()
-		h.shut.Store(true)
 		close(h.done)
 		for _, c := range conns {
-			if s := c.sub.Load(); s != nil {
-				s.mb.poke() // its writer sees shut and returns
-			}
+			c.closeWith(ending{kind: endShutdown}, websocket.CloseGoingAway, "hub shutting down")
 		}
-		// Concurrently: a close frame to a stalled subscriber waits for its
-		// blocked write, up to controlWait.
-		var closers sync.WaitGroup
-		for _, c := range conns {
-			closers.Add(1)
-			go func() {
-				defer closers.Done()
-				c.closeWith(ending{kind: endShutdown}, websocket.CloseGoingAway, "hub shutting down")
-			}()
-		}
-		closers.Wait()
 		finished := make(chan struct{})
 		go func() { h.handlers.Wait(); close(finished) }()
 		select {
@@ -311,6 +320,13 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			_ = h.link.bus.Close() // its errors are the bus's to log
 		}
 		h.janitorWG.Wait()
+		// Nothing sends any more: let go of every frame (and so close
+		// every memory file) now, not whenever the hub becomes garbage.
+		for _, c := range h.table.all() {
+			latest, prev := c.takeFrames()
+			h.retire(latest)
+			h.retire(prev)
+		}
 	})
 	return err
 }

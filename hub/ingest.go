@@ -77,7 +77,7 @@ func (u *upload) replacedOn(hubName string) {
 // fails at once, and it is answered 409.
 func (u *upload) replaced() {
 	u.h.counters.Replaced.Add(1)
-	u.h.events.logf(slog.LevelInfo, "replaced:"+u.channel, "publisher replaced by a newer one",
+	u.h.logs.Log(slog.LevelInfo, "replaced:"+u.channel, "publisher replaced by a newer one",
 		slog.String("channel", u.channel), slog.String("remote", u.remote), slog.String("via", "http "+u.via))
 	u.end(ending{kind: endReplaced})
 }
@@ -217,7 +217,7 @@ func (h *Hub) runUpload(w http.ResponseWriter, r *http.Request, u *upload, opt p
 	leave := h.takeChannel(u)
 	defer h.registerStream(&stream{channel: u.channel, token: requestToken(r, true), right: RightPublish,
 		cancel: func() { u.end(ending{kind: endRevoked}) }})()
-	h.events.logf(slog.LevelInfo, "connected:"+u.channel, "publisher connected",
+	h.logs.Log(slog.LevelInfo, "connected:"+u.channel, "publisher connected",
 		slog.String("channel", u.channel), slog.String("remote", u.remote), slog.String("via", "http "+u.via))
 
 	// Shutdown ends the upload like a takeover does; the watcher stops
@@ -257,7 +257,7 @@ func (h *Hub) runUpload(w http.ResponseWriter, r *http.Request, u *upload, opt p
 	attrs := append([]slog.Attr{slog.String("channel", u.channel), slog.String("remote", u.remote),
 		slog.String("via", "http "+u.via), slog.Uint64("frames", res.Frames), slog.Uint64("dropped", res.Dropped),
 		slog.Int64("bytes_read", u.body.n), slog.Float64("seconds", round2(time.Since(start).Seconds()))}, end.attrs()...)
-	h.events.logf(slog.LevelInfo, "left:"+u.channel, "publisher left", attrs...)
+	h.logs.Log(slog.LevelInfo, "left:"+u.channel, "publisher left", attrs...)
 }
 
 // uploadEnded answers an upload that did not end well, and says how it
@@ -299,20 +299,8 @@ func (h *Hub) uploadEnded(w http.ResponseWriter, r *http.Request, u *upload, err
 // refusal, and returns how the upload ended.
 func (h *Hub) refuseUpload(w http.ResponseWriter, r *http.Request, rc *http.ResponseController, body *uploadBody,
 	channel string, err error, res protocol.UploadResult) ending {
-	why, status, what := reasonBadUpload, http.StatusBadRequest, "malformed upload"
-	switch {
-	case errors.Is(err, errMemory):
-		why, status, what = reasonMemory, http.StatusServiceUnavailable, "over the hub's memory budget"
-	case errors.Is(err, protocol.ErrTooBig):
-		why, status, what = reasonTooBig, http.StatusRequestEntityTooLarge, "JPEG too big"
-	case errors.Is(err, protocol.ErrNotJPEG):
-		why, status, what = reasonMediaType, http.StatusUnsupportedMediaType, "not JPEG"
-	case errors.Is(err, protocol.ErrPixels), errors.Is(err, protocol.ErrSize):
-		why, status, what = reasonTooManyPixels, http.StatusUnprocessableEntity, "picture too big"
-	case errors.Is(err, protocol.ErrJPEG):
-		why, status, what = reasonBadJPEG, http.StatusUnprocessableEntity, "bad JPEG"
-	}
-	h.refuse(why, r.RemoteAddr, "upload refused: "+what, slog.String("channel", channel), slog.String("error", err.Error()))
+	why := refusalOf(err, reasonBadUpload)
+	h.refuse(why, r.RemoteAddr, "upload refused: "+refusals[why].text, slog.String("channel", channel), slog.String("error", err.Error()))
 	text := "upload refused: " + err.Error()
 	if res.Frames > 0 {
 		text += fmt.Sprintf(" (frames published before: %d)", res.Frames)
@@ -323,7 +311,7 @@ func (h *Hub) refuseUpload(w http.ResponseWriter, r *http.Request, rc *http.Resp
 	case reasonMediaType:
 		text += " (send Content-Type: image/jpeg, or multipart/x-mixed-replace with a boundary, or none)"
 	}
-	writeUploadText(w, rc, status, text)
+	writeUploadText(w, rc, refusals[why].status, text)
 	drainUpload(r, rc, body)
 	return ending{kind: endRefused, refused: why, detail: text}
 }
@@ -396,9 +384,9 @@ func (h *Hub) readUpload(u *upload, opt protocol.MJPEGOptions, capture int64) (p
 	if f := u.ch.newest(); f != nil {
 		seq = f.hdr.Seq
 	}
-	rateCap := newRateCap(h.cfg.MaxFPSPerPublisher)
+	rateCap := frameRateCap(h.cfg.MaxFPSPerPublisher)
 	for {
-		h.mem.release(u.ch.retirePrev())
+		h.retire(u.ch.retirePrev())
 		p, err := mr.Next()
 		if err == io.EOF {
 			return res, nil
@@ -412,14 +400,11 @@ func (h *Hub) readUpload(u *upload, opt protocol.MJPEGOptions, capture int64) (p
 		if opt.Single {
 			allowed = u.ch.allowPost(now, h.cfg.MaxFPSPerPublisher)
 		} else {
-			allowed = rateCap.allow(now)
+			allowed = rateCap.Allow(now)
 		}
 		if !allowed {
-			u.ch.drop()
+			h.dropped(u.ch, u.remote, "http "+u.via)
 			res.Dropped++
-			h.counters.FramesDropped.Add(1)
-			h.events.logf(slog.LevelWarn, "dropped:"+u.channel, "publisher over the frame-rate cap; frames dropped",
-				slog.String("channel", u.channel), slog.String("remote", u.remote), slog.Float64("max_fps", h.cfg.MaxFPSPerPublisher))
 			continue
 		}
 		at := p.CaptureTime
@@ -434,9 +419,7 @@ func (h *Hub) readUpload(u *upload, opt protocol.MJPEGOptions, capture int64) (p
 			return res, err
 		}
 		old, ok := h.publishFrame(u, f)
-		if old != nil {
-			h.mem.release(old.size)
-		}
+		h.retire(old)
 		if !ok { // replaced: the JPEGs still buffered go nowhere
 			u.end(ending{kind: endReplaced}) // if the takeover has not yet said so
 			return res, readError{errUploadEnded}
@@ -468,6 +451,11 @@ func (h *Hub) uploadFrame(jpg []byte, seq uint64, capture int64, now time.Time) 
 	pf, err := protocol.ParseMessage(buf[wsRoom:], h.limits)
 	if err != nil {
 		h.mem.release(int64(size))
+		if errors.Is(err, protocol.ErrSize) {
+			// The header states the JPEG's own size: a side past the
+			// hub's limit is a picture too big, not a broken frame.
+			err = fmt.Errorf("%w: %w", protocol.ErrPixels, err)
+		}
 		return nil, err
 	}
 	return newFrame(buf, pf, now), nil
@@ -481,7 +469,8 @@ func (c *channel) allowPost(now time.Time, rate float64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.postCap == nil {
-		c.postCap = newRateCap(rate)
+		b := frameRateCap(rate)
+		c.postCap = &b
 	}
-	return c.postCap.allow(now)
+	return c.postCap.Allow(now)
 }

@@ -2,14 +2,18 @@ package hub
 
 import "sync/atomic"
 
-// mailbox is a subscriber's one-slot inbox. A publisher puts the newest
+// mailbox is a reader's one-slot inbox, the step of a frame's path between
+// publish (publish.go) and the reader's writer (writer.go for WebSocket
+// subscribers, mjpeg.go for MJPEG readers). A publisher puts the newest
 // frame in it without ever waiting; a frame not yet taken when the next one
 // arrives is overwritten and counted. Safe for concurrent use by one or more
 // publishers and one taker.
 type mailbox struct {
-	kind        readerKind // static after construction
+	// Static after construction.
+	kind readerKind
+	wake chan struct{} // capacity 1: "look at the slot"; a WebSocket subscriber's is its connection's
+
 	slot        atomic.Pointer[frame]
-	wake        chan struct{} // capacity 1: "look at the slot"
 	overwritten atomic.Uint64
 	delivered   atomic.Uint64 // frames the taker has sent on
 	bytes       atomic.Uint64 // bytes the taker has sent on
@@ -24,7 +28,18 @@ const (
 	readerWait                    // a snapshot waiting for a frame
 )
 
-func newMailbox(kind readerKind) *mailbox { return &mailbox{kind: kind, wake: make(chan struct{}, 1)} }
+var readerNames = [...]string{"websocket", "mjpeg", "snapshot"}
+
+func (k readerKind) String() string { return readerNames[k] }
+
+// newMailbox returns an empty mailbox that wakes its taker on wake, or on
+// a channel of its own if wake is nil.
+func newMailbox(kind readerKind, wake chan struct{}) *mailbox {
+	if wake == nil {
+		wake = make(chan struct{}, 1)
+	}
+	return &mailbox{kind: kind, wake: wake}
+}
 
 // sent records a frame the taker wrote: n bytes, ending now.
 func (m *mailbox) sent(n int) {

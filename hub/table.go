@@ -126,23 +126,23 @@ func (t *table) subscribers(name string) int {
 	return len(c.subs)
 }
 
-// sweep updates every channel's rates, forgets frames older than ttl on
-// channels without a publisher, and forgets entries nobody uses. It
-// returns the bytes of frames released.
-func (t *table) sweep(now time.Time, ttl time.Duration) (released int64) {
+// sweep updates every channel's rates, lets go of frames older than ttl
+// on channels without a publisher (handing each to retire), and forgets
+// entries nobody uses.
+func (t *table) sweep(now time.Time, ttl time.Duration, retire func(*frame)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, c := range t.channels {
 		c.tick(now)
-		if n := c.forgetStale(now, ttl); n > 0 {
-			released += n
+		if latest, prev := c.forgetStale(now, ttl); latest != nil {
+			retire(latest)
+			retire(prev)
 			if c.claims == 0 {
 				t.active--
 			}
 		}
 		t.forgetIfUnusedLocked(c)
 	}
-	return released
 }
 
 // counts returns the active channels and the waiting entries.

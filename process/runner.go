@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"framehub/internal/dial"
+	"framehub/internal/ratelimit"
 	"framehub/protocol"
 	"framehub/publisher"
 	"framehub/subscriber"
@@ -71,7 +72,7 @@ type runner struct {
 	workers []worker
 	in      *inputSlot
 	out     *outputSlot
-	logs    *logLimiter
+	logs    warnLog
 	events  *eventEngine // nil without EventRules
 
 	received, processed, published atomic.Uint64
@@ -98,7 +99,7 @@ func newRunner(cfg runConfig) (*runner, error) {
 		return nil, err
 	}
 	r := &runner{cfg: cfg, log: log, client: client, sender: sender,
-		in: newInputSlot(), out: newOutputSlot(), logs: newLogLimiter(log, logEvery)}
+		in: newInputSlot(), out: newOutputSlot(), logs: warnLog{ratelimit.NewLogger(log, logEvery)}}
 	if cfg.Events.Enabled() {
 		r.events = newEventEngine(cfg.Events)
 	}
@@ -230,6 +231,14 @@ func (r *runner) publishLoop(ctx context.Context) error {
 			r.logs.warn("meta_cut", "output metadata cut to the hub's limit", r.metaCut.Load(),
 				"limit_bytes", lim.MaxMetaBytes, "boxes_left_out", cut.boxesCut, "input_keys_left_out", cut.keysCut,
 				"events_left_out", cut.eventsCut)
+		}
+		// The workers checked the picture with the limits known when they
+		// made it; a frame made before the first connection is checked here
+		// with the hub's own.
+		if err := lim.CheckSize(int64(res.header.Width), int64(res.header.Height)); err != nil {
+			r.failed.Add(1)
+			r.logs.warn("too_big", "processed frame larger than the hub accepts; dropped", r.failed.Load(), "error", err.Error())
+			continue
 		}
 		f := protocol.Frame{Header: res.header, Meta: meta, Payload: res.payload}
 		if n := protocol.FrameLen(&f); n > lim.MaxFrameBytes {
@@ -371,31 +380,13 @@ func (s *sampler) percentiles(kind int) (p50, p99 float64) {
 	return subscriber.Percentile(v, 50), subscriber.Percentile(v, 99)
 }
 
-// logLimiter writes at most one line per key per interval; the events in
-// between are folded into the next line's count. Keys are a small fixed
-// set (one per kind of trouble and step), so its memory is bounded. Safe
-// for concurrent use.
-type logLimiter struct {
-	log   *slog.Logger
-	every time.Duration
-	mu    sync.Mutex
-	last  map[string]time.Time
-}
+// warnLog writes the worker's warnings through the shared rate-limited
+// logger: at most one line per key (one per kind of trouble and step) per
+// logEvery, each with the running total of its kind.
+type warnLog struct{ *ratelimit.Logger }
 
-func newLogLimiter(log *slog.Logger, every time.Duration) *logLimiter {
-	return &logLimiter{log: log, every: every, last: map[string]time.Time{}}
-}
-
-// warn logs msg with the running total for key unless key was logged
-// less than an interval ago.
-func (l *logLimiter) warn(key, msg string, total uint64, args ...any) {
-	now := time.Now()
-	l.mu.Lock()
-	if t, ok := l.last[key]; ok && now.Sub(t) < l.every {
-		l.mu.Unlock()
-		return
-	}
-	l.last[key] = now
-	l.mu.Unlock()
-	l.log.Warn(msg, append(args, "total", total)...)
+// warn logs msg with the running total for key, unless key was logged less
+// than logEvery ago (then it is folded into the next line's count).
+func (l warnLog) warn(key, msg string, total uint64, args ...any) {
+	l.LogKV(slog.LevelWarn, key, msg, append(args, "total", total)...)
 }

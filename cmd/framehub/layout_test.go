@@ -58,6 +58,11 @@ func TestDependencyRules(t *testing.T) {
 			t.Errorf("protocol depends on %s; it must use the standard library only", d)
 		}
 	}
+	for d := range deps("framehub/internal/ratelimit") {
+		if !pkgs[d].Standard {
+			t.Errorf("internal/ratelimit depends on %s; every package imports it, so it must use the standard library only", d)
+		}
+	}
 	for d := range deps("framehub/hub") {
 		for _, banned := range []string{"gocv.io/", "framehub/static", "github.com/urfave/cli", "github.com/nats-io/", "framehub/cmd"} {
 			if strings.HasPrefix(d, banned) {

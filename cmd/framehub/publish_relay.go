@@ -41,6 +41,7 @@ func publishFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "duration", Usage: "stop after this long (0: until Ctrl-C or the end of a file)", EnvVars: []string{"FRAMEHUB_DURATION"}},
 		&cli.BoolFlag{Name: "quiet", Usage: "no status line each second", EnvVars: []string{"FRAMEHUB_QUIET"}},
 		&cli.BoolFlag{Name: "on-demand", Usage: "capture and encode only while someone watches the channel (a camera or stream is released meanwhile); needs the OpenCV build", EnvVars: []string{"FRAMEHUB_ON_DEMAND"}},
+		&cli.DurationFlag{Name: "on-demand-hold", Value: publisher.DefaultOnDemandHold, Usage: "with --on-demand: keep capturing this long after the last viewer leaves before releasing the source (0: at once)", EnvVars: []string{"FRAMEHUB_ON_DEMAND_HOLD"}},
 		&cli.DurationFlag{Name: "source-timeout", Usage: "a source that sends no frame for this long is stalled (told to the hub and logged); 0: ten frame intervals, 1s to 3s", EnvVars: []string{"FRAMEHUB_SOURCE_TIMEOUT"}},
 		&cli.StringFlag{Name: "decoder", Value: "auto", Usage: "who decodes rtsp:// and other camera streams: ffmpeg (a child process), opencv, or auto (" + autoDecoder + ")", EnvVars: []string{"FRAMEHUB_DECODER"}},
 		&cli.StringFlag{Name: "ffmpeg", Value: "ffmpeg", Usage: "the ffmpeg binary that decodes camera streams", EnvVars: []string{"FRAMEHUB_FFMPEG"}},
@@ -223,7 +224,7 @@ func runWithStatus(ctx context.Context, c *cli.Context, sc publisher.SenderConfi
 	stopStatus()
 	s := p.Stats()
 	log.Info("publisher stopped", "captured", s.Captured, "sent", s.Sent, "skipped", s.Skipped,
-		"bytes", s.Bytes, "reconnects", s.Reconnects)
+		"failed", s.Failed, "bytes", s.Bytes, "reconnects", s.Reconnects)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return nil // --duration ran out
 	}

@@ -5,26 +5,10 @@ package hub
 import (
 	"errors"
 	"io"
-	"runtime"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
-
-// Zero-copy fan-out. Writing a frame to a socket copies it into the
-// kernel once per subscriber, and that copy is most of what fan-out costs.
-// Instead, a frame going to several plain-TCP subscribers is put once in
-// an anonymous memory file (memfd_create), and each subscriber's socket
-// is fed from it with sendfile(2): the kernel then queues references to
-// the file's pages rather than copies of the bytes.
-//
-// The file is never written again once made, so pages a socket still
-// holds always carry this frame. It is closed when the frame is garbage
-// (runtime.AddCleanup): the frame is what writers hold while they send,
-// so no sendfile can outlive it. The files in existence, and their bytes,
-// are capped (zeroCopyMaxFiles, and a quarter of the memory budget): past
-// either cap, or if the kernel refuses memfd_create, frames go out with
-// plain writes as before.
 
 // zeroCopySupported is whether this build can send frames with sendfile.
 const zeroCopySupported = true
@@ -40,13 +24,8 @@ func maxFiles() int64 {
 	return min(zeroCopyMaxFiles, int64(rl.Cur/8))
 }
 
-// frameFile is a frame's wire bytes in a memory file.
-type frameFile struct {
-	fd   int
-	size int64
-}
-
-// makeFile puts f's wire bytes in a memory file, or returns nil.
+// makeFile puts f's wire bytes in a memory file (memfd_create), or returns
+// nil. The caller sets its references.
 func (z *zeroCopy) makeFile(f *frame) *frameFile {
 	if z.off.Load() {
 		return nil
@@ -78,16 +57,11 @@ func (z *zeroCopy) makeFile(f *frame) *frameFile {
 		}
 		b = b[k:]
 	}
-	ff := &frameFile{fd: fd, size: n}
-	runtime.AddCleanup(f, z.closeFile, ff)
-	return ff
+	return &frameFile{fd: fd, size: n}
 }
 
-// closeFile runs once its frame is garbage.
-func (z *zeroCopy) closeFile(ff *frameFile) {
-	unix.Close(ff.fd)
-	z.unreserve(ff.size)
-}
+// closeFile closes a memory file whose last reference is gone.
+func closeFile(ff *frameFile) { unix.Close(ff.fd) }
 
 // fileSender sends memory files to one socket. It is made once per
 // subscriber, so that sending allocates nothing (a closure passed to
@@ -137,7 +111,7 @@ func (s *fileSender) try(fd uintptr) bool {
 }
 
 // send writes ff to the socket, waiting for room in its send buffer the
-// way net.Conn.Write does.
+// way net.Conn.Write does. The caller holds a reference to ff throughout.
 func (s *fileSender) send(ff *frameFile) error {
 	s.ff, s.off, s.err = ff, 0, nil
 	defer func() { s.ff = nil }() // the frame may go

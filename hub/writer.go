@@ -1,0 +1,85 @@
+package hub
+
+import (
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// writeLoop is the subscriber's writer, the only goroutine that writes to
+// its socket (see wsConn). Each time it wakes, it sends the close frame if
+// one is owed (and stops), a ping or a pong it owes, then the newest frame
+// if there is one and the subscriber has credit; frames published while a
+// write is in progress overwrite each other in the mailbox. A write that
+// takes longer than WriteTimeout gets the subscriber evicted by the
+// watchdog (slow.go); a failed write ends the connection.
+//
+// Everything that concerns the writer arrives as a poke of the connection's
+// wake channel with a flag beside it (a frame in the mailbox, an ack, a
+// pong owed, the watchdog's ping, a close, the end of the connection), so
+// that a wake-up is one channel receive, not a select over several
+// channels: at one wake-up per frame per subscriber, that is most of the
+// hub's own CPU besides the kernel's write.
+func (h *Hub) writeLoop(s *subscriber, ch *channel) {
+	for {
+		<-s.wake
+		if s.writeOwedClose() || s.stopped.Load() {
+			return
+		}
+		if s.pingDue.Swap(false) {
+			if err := s.writeControl(wsMessage(websocket.PingMessage, nil)); err != nil {
+				s.reset()
+				return
+			}
+		}
+		if p := s.pong.Swap(nil); p != nil {
+			if err := s.writeControl(wsMessage(websocket.PongMessage, []byte(*p))); err != nil {
+				s.reset()
+				return
+			}
+		}
+		if !s.credit.available() {
+			continue // the frame stays in the slot; an ack will wake us
+		}
+		f := s.mb.take()
+		if f == nil || !s.credit.take(f.hdr.Seq) {
+			continue
+		}
+		s.writeStart.Store(time.Now().UnixNano())
+		err := h.writeFrame(s, f)
+		s.writeStart.Store(0)
+		if err != nil {
+			s.reset() // evicted by the watchdog, closed by the hub, or gone
+			return
+		}
+		s.mb.sent(len(f.wire))
+		ch.observeAge(f)
+	}
+}
+
+// writeFrame sends f's wire bytes: by sendfile from its memory file when
+// it goes to several plain-TCP subscribers, else with a write. The send
+// holds a reference to the memory file throughout (sendfile.go), so the
+// file outlives it whatever happens to f meanwhile.
+func (h *Hub) writeFrame(s *subscriber, f *frame) error {
+	if s.files != nil && f.fanout >= ZeroCopyMinSubscribers {
+		if ff := h.zc.acquire(f); ff != nil {
+			err := s.files.send(ff)
+			h.zc.unref(ff)
+			if err == nil {
+				h.zc.sent.Add(1)
+			}
+			return err
+		}
+	}
+	_, err := s.nc.Write(f.wire)
+	return err
+}
+
+// writeControl writes a ping or a pong, timed by the watchdog like a frame.
+func (s *subscriber) writeControl(msg []byte) error {
+	s.writeStart.Store(time.Now().UnixNano())
+	_, err := s.nc.Write(msg)
+	s.writeStart.Store(0)
+	return err
+}
