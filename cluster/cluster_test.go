@@ -503,6 +503,31 @@ func TestListing(t *testing.T) {
 	}
 }
 
+// TestListingSourceState: what a publisher says of its camera on one hub
+// shows on every hub, in the listing a page there reads, whether that hub
+// has readers of the channel or not.
+func TestListingSourceState(t *testing.T) {
+	_, nodes := cluster(t, 2)
+	pub := dial(t, nodes[0].url, protocol.PathPublish, "door")
+	send(t, pub, frameMsg(1, 3000))
+	if err := pub.WriteMessage(websocket.TextMessage, protocol.NewSourceNotice(protocol.SourceReconnecting, "connection refused").Encode()); err != nil {
+		t.Fatal(err)
+	}
+	listed := func(what string) {
+		t.Helper()
+		eventually(t, waitLong, "hub1 to list the camera as reconnecting "+what, func() bool {
+			var list []protocol.ChannelInfo
+			getJSON(t, nodes[1].url+"/api/channels", &list)
+			return len(list) == 1 && list[0].Hub == "hub0" && list[0].SourceState == protocol.SourceReconnecting &&
+				list[0].SourceError == "connection refused"
+		})
+	}
+	listed("with no reader there")
+	sub := dial(t, nodes[1].url, protocol.PathSubscribe, "door")
+	defer sub.Close()
+	listed("with a reader there")
+}
+
 // closeCode reads until the connection closes and returns its close code.
 func closeCode(t testing.TB, c *websocket.Conn) (int, string) {
 	t.Helper()

@@ -60,6 +60,7 @@ func (c *channel) counters() ChannelCounters {
 	defer c.mu.Unlock()
 	cc := ChannelCounters{Name: c.name, FramesIn: c.frames, FramesDropped: c.dropped,
 		FramesOut: c.departedOut, FramesSkipped: c.departedSkipped, BytesOut: c.departedBytes}
+	cc.SourceState, _ = c.sourceLocked(time.Now())
 	for m := range c.subs {
 		cc.FramesOut += m.delivered.Load()
 		cc.FramesSkipped += m.overwritten.Load()
@@ -188,6 +189,7 @@ func (c *channel) info(now time.Time, ttl time.Duration) (protocol.ChannelInfo, 
 		Subscribers: len(c.subs), Frames: c.frames, Bytes: c.bytes, Skipped: c.departedSkipped,
 		Dropped: c.dropped, LastFrameAgeMS: -1,
 	}
+	in.SourceState, in.SourceError = c.sourceLocked(now)
 	if od, ok := c.pub.(interface{ isOnDemand() bool }); ok && od.isOnDemand() {
 		in.OnDemand = true
 		in.Idle = len(c.subs)+c.remote == 0

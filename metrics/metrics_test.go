@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -176,4 +177,47 @@ func TestScrapeAfterKnownTraffic(t *testing.T) {
 		_, age := value(fams, "framehub_frame_age_seconds", map[string]string{"channel": "cam1"})
 		return !in && !age
 	})
+}
+
+// TestSourceStateGauge: a channel's source state is one series per state,
+// 1 for the current one; a publisher's notices move it, and a state that
+// is not one of the four cannot add a label (the hub refuses it).
+func TestSourceStateGauge(t *testing.T) {
+	exp := metrics.New()
+	h := hubtest.Start(t, hub.Config{Instruments: exp})
+	exp.Watch(h.Hub)
+	srv := httptest.NewServer(exp.Handler())
+	defer srv.Close()
+	u, _ := protocol.ChannelURL(h.Addr, protocol.PathPublish, "door")
+	pub, _, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	pub.WriteMessage(websocket.BinaryMessage, hubtest.Frame(1, 64, 48, 300, nil))
+	state := func(want string) {
+		t.Helper()
+		hubtest.Eventually(t, 5*time.Second, "state "+want, func() bool {
+			fams := scrape(t, srv.URL)
+			for _, s := range []string{"live", "stalled", "reconnecting", "ended"} {
+				v, ok := value(fams, "framehub_source_state", map[string]string{"channel": "door", "state": s})
+				if !ok || (v == 1) != (s == want) {
+					return false
+				}
+			}
+			return len(fams["framehub_source_state"].Metric) == 4
+		})
+	}
+	pub.WriteMessage(websocket.TextMessage, protocol.NewSourceNotice(protocol.SourceReconnecting, "refused").Encode())
+	state("reconnecting")
+	pub.WriteMessage(websocket.TextMessage, protocol.NewSourceNotice(protocol.SourceLive, "").Encode())
+	state("live")
+	pub.WriteMessage(websocket.TextMessage, []byte(`{"op":"source","state":"x\"} 1\nevil{a=\"b"}`))
+	hubtest.Eventually(t, 5*time.Second, "the bad notice refused", func() bool {
+		v, _ := value(scrape(t, srv.URL), "framehub_refusals_total", map[string]string{"reason": "bad_source_notice"})
+		return v == 1
+	})
+	if fams := scrape(t, srv.URL); fams["evil"] != nil {
+		t.Fatal("a notice wrote a series")
+	}
 }

@@ -86,7 +86,7 @@ func (n SourceNotice) Encode() []byte {
 // ParseSourceNotice decodes and checks a publisher's text message: at
 // most MaxControlBytes, a JSON object with op "source", a known state and
 // an error of at most MaxSourceErrorBytes of valid UTF-8. Errors wrap
-// ErrTooBig for a message over the limit.
+// ErrTooBig for a message over MaxControlBytes.
 func ParseSourceNotice(b []byte) (SourceNotice, error) {
 	var n SourceNotice
 	if len(b) > MaxControlBytes {
@@ -104,7 +104,7 @@ func ParseSourceNotice(b []byte) (SourceNotice, error) {
 	case !ValidSourceState(n.State):
 		return n, fmt.Errorf("source notice: unknown state %q", CutUTF8(n.State, 32))
 	case len(n.Error) > MaxSourceErrorBytes:
-		return n, fmt.Errorf("%w: source error of %d bytes, limit %d", ErrTooBig, len(n.Error), MaxSourceErrorBytes)
+		return n, fmt.Errorf("source notice: an error of %d bytes, limit %d", len(n.Error), MaxSourceErrorBytes)
 	}
 	return n, nil
 }

@@ -26,7 +26,7 @@ func TestParseSourceNotice(t *testing.T) {
 		{name: "unknown op", msg: `{"op":"credit","window":1}`, err: `unknown op "credit"`},
 		{name: "not JSON", msg: `state=live`, err: "publisher message"},
 		{name: "not an object", msg: `["source","live"]`, err: "publisher message"},
-		{name: "error too long", msg: `{"op":"source","state":"stalled","error":"` + long + `"}`, err: "source error of 201 bytes", tooBig: true},
+		{name: "error too long", msg: `{"op":"source","state":"stalled","error":"` + long + `"}`, err: "an error of 201 bytes"},
 		{name: "message too long", msg: `{"op":"source","state":"live","pad":"` + strings.Repeat(" ", MaxControlBytes) + `"}`, err: "limit 512", tooBig: true},
 		{name: "not UTF-8", msg: "{\"op\":\"source\",\"state\":\"live\",\"error\":\"\xff\"}", err: "not UTF-8"},
 	} {

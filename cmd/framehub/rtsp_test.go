@@ -47,23 +47,59 @@ func freshFrom(t *testing.T, in <-chan protocol.Frame, since time.Time, w, h uin
 	}
 }
 
-// dropAndReturn publishes cam with bin and args, stops the camera, starts
-// it again, and checks that the publisher says so once each way and
-// streams again. It returns the publisher.
+// sourceState waits until the hub at addr lists channel with state, and
+// returns how long that took.
+func sourceState(t *testing.T, addr, channel, state string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	hubtest.Eventually(t, 15*time.Second, channel+" listed as "+state, func() bool {
+		for _, in := range listChannels(t, addr) {
+			if in.Name == channel && in.SourceState == state {
+				return true
+			}
+		}
+		return false
+	})
+	return time.Since(start)
+}
+
+// dropAndReturn publishes cam with bin and args, then takes the camera
+// away twice: stopped (its connections close) and paused (silent, its
+// connections open). Each time the hub lists the source as reconnecting
+// or stalled, the publisher logs the loss once, and frames flow again
+// when the camera is back. It returns the publisher.
 func dropAndReturn(t *testing.T, bin string, cam *testcam.Camera, channel string, args ...string) *proc {
 	t.Helper()
 	_, addr := startHub(t, nocgoBin)
 	_, in := hubtest.Subscribe(t, addr, channel, "")
+	const timeout = 500 * time.Millisecond
 	p := start(t, bin, nil, append([]string{"publish", "--hub", addr, "--channel", channel, "--source", cam.URL(),
-		"--width", "160", "--quality", "70", "--source-timeout", "500ms", "--quiet"}, args...)...)
+		"--width", "160", "--quality", "70", "--source-timeout", timeout.String(), "--quiet"}, args...)...)
 	freshFrom(t, in, time.Now(), 160, 90, "first")
+	sourceState(t, addr, channel, protocol.SourceLive)
+
 	cam.Stop()
+	t.Logf("stopped camera listed as reconnecting after %v", sourceState(t, addr, channel, protocol.SourceReconnecting).Round(time.Millisecond))
 	p.waitLog(t, regexp.MustCompile(`msg="source lost; reconnecting"`), 15*time.Second)
 	if err := cam.Start(); err != nil {
 		t.Fatal(err)
 	}
 	freshFrom(t, in, time.Now(), 160, 90, "camera back")
-	p.waitLog(t, regexp.MustCompile(`msg="source back"`), 15*time.Second)
+	sourceState(t, addr, channel, protocol.SourceLive)
+
+	if err := cam.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	// Shown within the timeout, give or take the watch's quarter-timeout
+	// tick, the notice's way to the hub and this poll.
+	t.Logf("silent camera listed as stalled after %v (--source-timeout %v)",
+		sourceState(t, addr, channel, protocol.SourceStalled).Round(time.Millisecond), timeout)
+	if err := cam.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	freshFrom(t, in, time.Now(), 160, 90, "camera resumed")
+	sourceState(t, addr, channel, protocol.SourceLive)
+	p.waitLog(t, regexp.MustCompile(`(?s)msg="source back".*msg="source back"`), 15*time.Second)
 	return p
 }
 
