@@ -308,6 +308,8 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // rtspAlone measures ffmpeg reading the camera by itself.
 func rtspAlone(ctx context.Context, cfg *RTSPConfig, url string) (RTSPSide, error) {
 	cmd := exec.CommandContext(ctx, cfg.FFmpeg, cfg.FFmpegArgs(url, cfg.Quality)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return RTSPSide{}, err
@@ -339,7 +341,13 @@ func rtspAlone(ctx context.Context, cfg *RTSPConfig, url string) (RTSPSide, erro
 	if err != nil {
 		return RTSPSide{}, err
 	}
-	return a.result("ffmpeg alone", cfg.Duration, cpu), nil
+	res := a.result("ffmpeg alone", cfg.Duration, cpu)
+	if res.Frames == 0 {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait() // its stderr is complete once it has been waited for
+		return res, fmt.Errorf("ffmpeg delivered no frame in %v; it said: %s", cfg.Warmup+cfg.Duration, lastLines(stderr.String(), 3))
+	}
+	return res, nil
 }
 
 // rtspFramehub measures framehub publish, through the hub, to a
@@ -389,6 +397,8 @@ func rtspFramehub(ctx context.Context, cfg *RTSPConfig, hubAddr, url, decoder st
 	}
 	s := a.result(decoder, cfg.Duration, cpu)
 	if s.Frames == 0 {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait() // its stderr is complete once it has been waited for
 		return s, fmt.Errorf("no frame reached the subscriber; publish said: %s", lastLines(stderr.String(), 3))
 	}
 	return s, nil
