@@ -295,7 +295,7 @@ func (b *eventBook) add(channel string, ce *channelEvents, e protocol.Event, now
 		}
 		ce.refused[e.ID] = struct{}{}
 		b.st.RateLimited++
-		b.h.refuse(reasonEventRate, "channel "+channel, "a channel starts events faster than the hub allows",
+		b.h.refuse(reasonEventRate, "", "a channel starts events faster than the hub allows",
 			slog.String("channel", channel), slog.Float64("per_second", eventRate))
 		return nil
 	}
