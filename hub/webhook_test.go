@@ -125,16 +125,14 @@ func TestWebhookHangingReceiver(t *testing.T) {
 	before := runtime.NumGoroutine()
 	w := startWebhooks(t, WebhookConfig{URL: rc.srv.URL, Secret: []byte("k"), Queue: 16, Timeout: 100 * time.Millisecond,
 		Backoff: 50 * time.Millisecond, MaxAttempts: 3})
-	start := time.Now()
+	// The receiver answers nothing until the test ends: were enqueue to
+	// wait for it, this loop would not end.
 	for i := range 10000 {
 		w.enqueue(fmt.Sprintf("e%d:start", i), "start", []byte(`{}`))
 	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("enqueueing 10,000 notifications took %v; it must never wait", d)
-	}
 	st := w.stats()
-	if st.Waiting > 16 || st.Dropped < 10000-16-1 {
-		t.Fatalf("stats %+v; want at most 16 waiting, the rest dropped", st)
+	if st.Waiting > 16 || st.Queued != 10000 || st.Dropped+uint64(st.Waiting)+st.Failed < 10000-1 {
+		t.Fatalf("stats %+v; want at most 16 waiting, the rest dropped (one may be in flight)", st)
 	}
 	eventually(t, 10*time.Second, "the first notification given up", func() bool { return w.stats().Failed >= 1 })
 	if g := runtime.NumGoroutine(); g > before+12 {
