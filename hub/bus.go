@@ -498,6 +498,9 @@ func (n busNode) Receive(channel string, from Claim, parts [][]byte) {
 		h.retire(bc.fed.publish(f))
 	}
 	l.mu.Unlock()
+	if ok {
+		h.book.observe(channel, f, false)
+	}
 	if beaten != nil {
 		h.replacedRemotely(beaten, from.Hub)
 	}
