@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"framehub/internal/testutil"
 )
 
 // limitServer serves a hub through its own Server and Listener, as the
@@ -44,7 +46,6 @@ func TestSlowloris(t *testing.T) {
 	const limit, attackers = 40, 100
 	h, addr := limitServer(t, Config{MaxConnsPerIP: limit, ConnRatePerIP: 10000, LimitLoopback: true,
 		ReadHeaderTimeout: time.Second})
-	time.Sleep(100 * time.Millisecond)
 	base := runtime.NumGoroutine()
 
 	var conns []net.Conn
@@ -108,7 +109,7 @@ func TestSlowloris(t *testing.T) {
 	if n := h.Stats().Refused["too_many_connections_per_ip"]; n != attackers-limit {
 		t.Fatalf("counted %d refusals, want %d", n, attackers-limit)
 	}
-	eventually(t, 5*time.Second, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= base+2 })
+	testutil.Eventually(t, 5*time.Second, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= base+2 })
 	// The address may connect again once its sockets are gone.
 	resp, err := http.Get("http://" + addr + "/healthz")
 	if err != nil || resp.StatusCode != 200 {

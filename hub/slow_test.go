@@ -96,7 +96,7 @@ func TestReloadClosesStalledConnectionsTogether(t *testing.T) {
 	}
 	// All of them go in about one controlWait (each write in progress gets
 	// that long), not stalledN of them.
-	eventually(t, stalledN*controlWait/2, "the stalled subscribers to go together", func() bool {
+	testutil.Eventually(t, stalledN*controlWait/2, "the stalled subscribers to go together", func() bool {
 		return h.Stats().Connections == 2
 	})
 	t.Logf("Reload returned in %v; %d stalled subscribers gone in %v", returned, stalledN, time.Since(start))
@@ -138,7 +138,7 @@ func TestStalledMJPEGReaderIsEvictedAndCounted(t *testing.T) {
 	healthy := dial(t, base, protocol.PathSubscribe, "cam")
 	healthyIn := frames(t, healthy)
 	pub := dial(t, base, protocol.PathPublish, "cam")
-	eventually(t, 5*time.Second, "both readers joined", func() bool { return h.Readers("cam") == 2 })
+	testutil.Eventually(t, 5*time.Second, "both readers joined", func() bool { return h.Readers("cam") == 2 })
 
 	deadline := time.Now().Add(20 * time.Second)
 	for seq := uint64(1); h.Stats().Evicted == 0; seq++ {
@@ -152,7 +152,7 @@ func TestStalledMJPEGReaderIsEvictedAndCounted(t *testing.T) {
 			t.Fatalf("the WebSocket subscriber did not get frame %d", seq)
 		}
 	}
-	eventually(t, 5*time.Second, "the evicted reader to leave the channel", func() bool { return h.Readers("cam") == 1 })
+	testutil.Eventually(t, 5*time.Second, "the evicted reader to leave the channel", func() bool { return h.Readers("cam") == 1 })
 	if ev := h.Stats().Evicted; ev != 1 {
 		t.Fatalf("%d evicted; want 1", ev)
 	}
@@ -229,7 +229,7 @@ func TestThousandStalledSubscribers(t *testing.T) {
 	}
 	pub := dial(t, base, protocol.PathPublish, "cam")
 	calm := dial(t, base, protocol.PathPublish, "calm")
-	eventually(t, 10*time.Second, "every subscriber joined", func() bool {
+	testutil.Eventually(t, 10*time.Second, "every subscriber joined", func() bool {
 		return h.Readers("cam") == stalledN+healthyN && h.Readers("calm") == healthyN
 	})
 	memPeak, heapPeak := memBefore, heapBefore
@@ -264,7 +264,7 @@ func TestThousandStalledSubscribers(t *testing.T) {
 	}
 	// What is in flight arrives: a reader is always sent the newest frame
 	// in the end, so each has its count once it has the last frame.
-	eventually(t, 10*time.Second, "every reader to get the last frame", func() bool {
+	testutil.Eventually(t, 10*time.Second, "every reader to get the last frame", func() bool {
 		for i := range healthyN {
 			if got[i].last.Load() != seq || control[i].last.Load() != seq {
 				return false
@@ -295,7 +295,7 @@ func TestThousandStalledSubscribers(t *testing.T) {
 	// so no send queue on the hub's port holds frames for them.
 	port := base[strings.LastIndexByte(base, ':')+1:]
 	var socks, queued int
-	eventually(t, 10*time.Second, "the hub's sockets to stalled peers to be gone", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the hub's sockets to stalled peers to be gone", func() bool {
 		socks, queued = hubSockets(t, port)
 		return socks <= 2*healthyN+2
 	})
@@ -309,7 +309,7 @@ func TestThousandStalledSubscribers(t *testing.T) {
 		c.Close()
 	}
 	var memAfter int
-	eventually(t, 10*time.Second, "kernel TCP memory to return near the baseline", func() bool {
+	testutil.Eventually(t, 10*time.Second, "kernel TCP memory to return near the baseline", func() bool {
 		memAfter = sockstatTCPMem(t)
 		return memAfter <= memBefore+max((memPeak-memBefore)/10, 2048)
 	})
