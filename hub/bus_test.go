@@ -125,8 +125,8 @@ func TestBusClaims(t *testing.T) {
 	}
 }
 
-// TestNoBusNoCluster: a hub without a bus reports no cluster and is
-// healthy, as before.
+// TestNoBusNoCluster: a hub without a bus reports no cluster section in
+// its stats and answers /healthz "ok".
 func TestNoBusNoCluster(t *testing.T) {
 	h, base := testHub(t, Config{})
 	if h.Stats().Cluster != nil {

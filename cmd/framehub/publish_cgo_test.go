@@ -58,7 +58,8 @@ func TestPublishStdinWithOpenCV(t *testing.T) {
 }
 
 // TestPublishHTTPFallsBackToOpenCV: an http(s) URL that is not an MJPEG
-// stream (an MP4 file here) is not relayed but read by OpenCV, as before.
+// stream (an MP4 file here) is not relayed but read and decoded by OpenCV,
+// like any other source.
 func TestPublishHTTPFallsBackToOpenCV(t *testing.T) {
 	bin := cgoBinary(t)
 	clip := makeClip(t, 20)
