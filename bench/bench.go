@@ -72,7 +72,8 @@ type Config struct {
 
 	Baseline bool // also run the two raw-TCP baselines (write and sendfile)
 	// CompareDefault also runs the hub with credit mode off on the same
-	// load, to compare credit mode's cost with the default's (needs Credit).
+	// load, to compare credit mode's cost with the default's (needs
+	// Credit); with Baseline, the sendfile baseline without credit too.
 	CompareDefault bool
 	// Runs repeats every target this many times, alternating their order
 	// (default 1); figures are reported as medians with their ranges.
@@ -165,7 +166,7 @@ type Ages struct {
 
 // Result is one target's figures.
 type Result struct {
-	Target         string  `json:"target"` // "hub", "write", "sendfile" or "hub-default"
+	Target         string  `json:"target"` // "hub", "write", "sendfile", "hub-default" or "sendfile-default"
 	PublishedFPS   float64 `json:"published_fps"`
 	FastFPS        Dist    `json:"fast_fps"`
 	SlowFPS        Dist    `json:"slow_fps"`
@@ -225,8 +226,9 @@ type Report struct {
 	Seconds     float64 `json:"duration_s"`
 	SendBuffer  int     `json:"send_buffer,omitempty"`
 	// Targets are the servers loaded in each run: "hub", then any of
-	// "write" and "sendfile" (the baselines) and "hub-default" (the hub
-	// with credit mode off).
+	// "write" and "sendfile" (the baselines), "hub-default" (the hub with
+	// credit mode off) and "sendfile-default" (the sendfile baseline with
+	// credit mode off).
 	Targets []string `json:"targets"`
 	// Runs holds every run's figures, in the order they ran.
 	Runs []RunReport `json:"runs"`
@@ -235,9 +237,10 @@ type Report struct {
 	Median map[string]*Result `json:"median"`
 	Min    map[string]*Result `json:"min"`
 	Max    map[string]*Result `json:"max"`
-	// Ratios are the hub's figures divided by another target's, taken
-	// within each run, then summarised over the runs: by the other target
-	// ("write", "sendfile", "hub-default"), then by figure.
+	// Ratios are one target's figures divided by another's, taken within
+	// each run, then summarised over the runs: by pair ("hub/write",
+	// "hub/sendfile", "hub/hub-default", "sendfile/sendfile-default"),
+	// then by figure.
 	Ratios map[string]map[string]Spread `json:"ratios,omitempty"`
 	// Pinned says where the servers and the load generator ran, if --pin.
 	Pinned string `json:"pinned,omitempty"`
@@ -257,7 +260,8 @@ type Report struct {
 type RunReport struct {
 	Order   []string           `json:"order"`
 	Results map[string]*Result `json:"results"`
-	// Ratios are the hub's figures divided by each other target's.
+	// Ratios are the figures of each pair of targets divided, by pair
+	// (see Report.Ratios).
 	Ratios      map[string]map[string]float64 `json:"ratios,omitempty"`
 	ClientBound bool                          `json:"client_bound"`
 	Warnings    []string                      `json:"warnings,omitempty"`
@@ -285,6 +289,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if cfg.CompareDefault {
 		targets = append(targets, targetHubDefault)
+		if cfg.Baseline {
+			targets = append(targets, targetSendfileDefault)
+		}
 	}
 	rep := &Report{LoadgenCores: runtime.NumCPU(), Mode: cfg.Mode, Subscribers: cfg.Subscribers, Slow: cfg.Slow, SlowFPS: cfg.SlowFPS, Stalled: cfg.Stalled, Idle: cfg.Idle,
 		Channels: cfg.Channels, Credit: cfg.Credit, Churn: cfg.Churn, FrameBytes: len(frames[0]),
@@ -323,18 +330,31 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			run.Order = append(run.Order, t.String())
 			run.Results[t.String()] = res
 		}
-		hub := run.Results[targetHub.String()]
-		for _, t := range targets[1:] {
+		for _, p := range ratioPairs(targets) {
 			if run.Ratios == nil {
 				run.Ratios = map[string]map[string]float64{}
 			}
-			run.Ratios[t.String()] = ratios(hub, run.Results[t.String()])
+			run.Ratios[p[0].String()+"/"+p[1].String()] = ratios(run.Results[p[0].String()], run.Results[p[1].String()])
 		}
 		run.judge(rep, targets)
 		rep.Runs = append(rep.Runs, run)
 	}
 	rep.summarise()
 	return rep, nil
+}
+
+// ratioPairs are the pairs of targets whose figures are divided: the hub
+// by each other target, and the sendfile baseline with credit by the same
+// without (what acknowledgements cost the simplest server).
+func ratioPairs(targets []target) [][2]target {
+	var pairs [][2]target
+	for _, t := range targets[1:] {
+		pairs = append(pairs, [2]target{targetHub, t})
+	}
+	if slices.Contains(targets, targetSendfile) && slices.Contains(targets, targetSendfileDefault) {
+		pairs = append(pairs, [2]target{targetSendfile, targetSendfileDefault})
+	}
+	return pairs
 }
 
 // runOrder is the order of the targets in run i: rotated by one each run,
@@ -481,16 +501,21 @@ func allCPUs(t map[int]cpuTimes) []int {
 type target int
 
 const (
-	targetHub        target = iota // the hub, with the configured credit mode
-	targetWrite                    // the baseline that sends with write(2)
-	targetSendfile                 // the baseline that sends with sendfile(2)
-	targetHubDefault               // the hub with credit mode off (Config.CompareDefault)
+	targetHub             target = iota // the hub, with the configured credit mode
+	targetWrite                         // the baseline that sends with write(2)
+	targetSendfile                      // the baseline that sends with sendfile(2)
+	targetHubDefault                    // the hub with credit mode off (Config.CompareDefault)
+	targetSendfileDefault               // the sendfile baseline with credit mode off (CompareDefault and Baseline)
 )
 
-func (t target) String() string { return [...]string{"hub", "write", "sendfile", "hub-default"}[t] }
+func (t target) String() string {
+	return [...]string{"hub", "write", "sendfile", "hub-default", "sendfile-default"}[t]
+}
 
 // baseline reports whether t is one of the raw-TCP baselines.
-func (t target) baseline() bool { return t == targetWrite || t == targetSendfile }
+func (t target) baseline() bool {
+	return t == targetWrite || t == targetSendfile || t == targetSendfileDefault
+}
 
 // run is the state of one target's run.
 type run struct {
@@ -518,7 +543,7 @@ func (r *run) track(c io.Closer) {
 
 func runTarget(ctx context.Context, cfg *Config, frames [][]byte, t target) (*Result, error) {
 	r := &run{cfg: cfg, target: t, frames: frames, published: make([]atomic.Uint64, cfg.Channels), sent: make([]atomic.Uint64, cfg.Channels), stop: make(chan struct{})}
-	if t == targetHub {
+	if t != targetHubDefault && t != targetSendfileDefault {
 		r.credit = cfg.Credit
 	}
 	var srv *child
@@ -534,6 +559,7 @@ func runTarget(ctx context.Context, cfg *Config, frames [][]byte, t target) (*Re
 		srv, err = startChild(ctx, cfg.HubCommand[0], cfg.HubCommand[1:], cfg.HubReady)
 	case t == targetWrite:
 		srv, err = startChild(ctx, cfg.WriteBaselineCommand[0], cfg.WriteBaselineCommand[1:], cfg.BaselineReady)
+	// The sendfile baseline, with or without credit.
 	default:
 		srv, err = startChild(ctx, cfg.SendfileBaselineCommand[0], cfg.SendfileBaselineCommand[1:], cfg.BaselineReady)
 	}

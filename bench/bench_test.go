@@ -107,7 +107,7 @@ func TestRawTCPFanout(t *testing.T) {
 		addr := serveRaw(t, cfg)
 		var subs []*wsLean
 		for range 3 {
-			s, err := dialRawLean(addr)
+			s, err := dialRawLean(addr, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,6 +143,72 @@ func TestRawTCPFanout(t *testing.T) {
 				case <-time.After(20 * time.Millisecond):
 				}
 			}
+		}
+	}
+}
+
+// TestRawTCPCredit: a baseline's credit subscriber with window 1 gets one
+// frame, then nothing until it acks, then the newest frame.
+func TestRawTCPCredit(t *testing.T) {
+	for _, cfg := range []RawConfig{{}, {Sendfile: true}} {
+		if cfg.Sendfile && !rawSendfileSupported {
+			continue
+		}
+		addr := serveRaw(t, cfg)
+		s, err := dialRawLean(addr, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.c.Close() })
+		pub := dialRawPublisher(t, addr)
+		frame := func(seq uint64) []byte {
+			f := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Width: 8, Height: 8, Seq: seq},
+				Payload: testutil.FakeJPEG(8, 8, seq, 1000)}
+			return protocol.AppendFrame(nil, &f)
+		}
+		// Publish 1, 2, … until the subscriber has one frame.
+		got := make(chan uint64, 10)
+		go func() {
+			for {
+				seq, _, _, err := s.next()
+				if err != nil {
+					close(got)
+					return
+				}
+				got <- seq
+			}
+		}()
+		var first uint64
+		for seq := uint64(1); first == 0; seq++ {
+			if seq > 200 {
+				t.Fatal("no frame in 200 tries")
+			}
+			pub.Write(frame(seq))
+			select {
+			case first = <-got:
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		pub.Write(frame(1000))
+		pub.Write(frame(1001))
+		select {
+		case seq := <-got:
+			t.Fatalf("sendfile %v: frame %d arrived without credit", cfg.Sendfile, seq)
+		case <-time.After(200 * time.Millisecond):
+		}
+		if err := s.ack(first); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case seq := <-got:
+			if seq != 1001 {
+				t.Errorf("sendfile %v: after the ack came frame %d; want the newest, 1001", cfg.Sendfile, seq)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("sendfile %v: no frame after the ack", cfg.Sendfile)
+		}
+		if v, ok := parseAck([]byte(`{"op":"ack","seq":18446744073709551615}`)); !ok || v != 1<<64-1 {
+			t.Errorf("parseAck of the largest seq = %d, %v", v, ok)
 		}
 	}
 }
@@ -237,7 +303,7 @@ func TestBaselinesSendTheHubsBytes(t *testing.T) {
 			continue
 		}
 		addr := serveRaw(t, cfg)
-		s, err := dialRawLean(addr)
+		s, err := dialRawLean(addr, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -326,7 +392,7 @@ func TestReportSummary(t *testing.T) {
 		}
 		w := &Result{Target: "write", ServerCPUPerGB: c.write}
 		rep.Runs = append(rep.Runs, RunReport{Results: map[string]*Result{"hub": h, "write": w},
-			Ratios: map[string]map[string]float64{"write": ratios(h, w)}, ClientBound: i == 0, Warnings: []string{"same"}})
+			Ratios: map[string]map[string]float64{"hub/write": ratios(h, w)}, ClientBound: i == 0, Warnings: []string{"same"}})
 	}
 	rep.summarise()
 	med, lo, hi := rep.Median["hub"], rep.Min["hub"], rep.Max["hub"]
@@ -337,7 +403,7 @@ func TestReportSummary(t *testing.T) {
 		t.Errorf("churn %+v combined though one run lacks it", med.Churn)
 	}
 	// Per-run ratios 0.75, 0.5, 1: median 0.75 (the ratio of the medians would be 0.3/0.4 too, so check the range).
-	if r := rep.Ratios["write"]["server_cpu_per_gb"]; r != (Spread{Median: 0.75, Min: 0.5, Max: 1}) {
+	if r := rep.Ratios["hub/write"]["server_cpu_per_gb"]; r != (Spread{Median: 0.75, Min: 0.5, Max: 1}) {
 		t.Errorf("ratio spread %+v; want 0.75 [0.5-1]", r)
 	}
 	if rep.ClientBoundRuns != 1 || rep.ClientBound || len(rep.Warnings) != 1 {
@@ -390,7 +456,7 @@ func TestTinyScenario(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(rep.Targets, []string{"hub", "write", "sendfile", "hub-default"}) || len(rep.Runs) != 1 {
+	if !slices.Equal(rep.Targets, []string{"hub", "write", "sendfile", "hub-default", "sendfile-default"}) || len(rep.Runs) != 1 {
 		t.Fatalf("targets %v, %d runs", rep.Targets, len(rep.Runs))
 	}
 	// (CPU times come in 10 ms ticks: a light run may read 0.)
@@ -407,21 +473,27 @@ func TestTinyScenario(t *testing.T) {
 	if h.Goroutines == 0 || h.HeapMB <= 0 || h.Churn == nil || h.Churn.Started < 3 || h.IdleKBPerSub == 0 {
 		t.Errorf("hub extras: goroutines %d heap %v churn %+v idle %v", h.Goroutines, h.HeapMB, h.Churn, h.IdleKBPerSub)
 	}
-	for _, other := range []string{"write", "sendfile", "hub-default"} {
+	for _, pair := range [][2]string{{"hub", "write"}, {"hub", "sendfile"}, {"hub", "hub-default"}, {"hub", "sendfile-default"}, {"sendfile", "sendfile-default"}} {
 		// CPU comes in 10 ms ticks, so a light server may show none: then
 		// no CPU ratio can be taken.
-		_, cpu := rep.Ratios[other]["server_cpu_per_gb"]
-		if _, rss := rep.Ratios[other]["server_rss"]; !rss || cpu != (h.ServerCPUPerGB > 0 && rep.Median[other].ServerCPUPerGB > 0) {
-			t.Errorf("ratios to %s: %v", other, rep.Ratios[other])
+		r := rep.Ratios[pair[0]+"/"+pair[1]]
+		_, cpu := r["server_cpu_per_gb"]
+		if _, rss := r["server_rss"]; !rss || cpu != (rep.Median[pair[0]].ServerCPUPerGB > 0 && rep.Median[pair[1]].ServerCPUPerGB > 0) {
+			t.Errorf("ratios %s: %v", pair, r)
 		}
 	}
-	for _, want := range []string{"bench hub:", "bench write:", "bench sendfile:", "bench hub-default:"} {
+	// The baselines honoured credit: their slow readers read no faster
+	// than they ask.
+	if s := rep.Median["sendfile"].SlowFPS.Median; s > 6 {
+		t.Errorf("the sendfile baseline's slow reader got %v fps; want at most its 5", s)
+	}
+	for _, want := range []string{"bench hub:", "bench write:", "bench sendfile:", "bench hub-default:", "bench sendfile-default:"} {
 		if !strings.Contains(progress.String(), want) {
 			t.Errorf("no %q progress lines: %q", want, progress.String())
 		}
 	}
 	var table bytes.Buffer
-	if err := rep.WriteTable(&table); err != nil || !strings.Contains(table.String(), "server CPU s per GB") || !strings.Contains(table.String(), "hub ÷ sendfile") {
+	if err := rep.WriteTable(&table); err != nil || !strings.Contains(table.String(), "server CPU s per GB") || !strings.Contains(table.String(), "sendfile ÷ sendfile-default") {
 		t.Errorf("table: %v\n%s", err, table.String())
 	}
 	if _, err := json.Marshal(rep); err != nil {

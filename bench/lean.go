@@ -22,7 +22,7 @@ import (
 // buffer, nothing allocated per frame. The baselines send the hub's bytes
 // (see ServeRawTCP), so after the handshake (an HTTP upgrade for the hub,
 // a role byte for a baseline) the same reader reads both; only the hub
-// sends pings, and only hub subscribers in credit mode send acks.
+// sends pings. In credit mode the same acks go to both.
 
 const leanBuffer = 256 << 10
 
@@ -64,13 +64,18 @@ func dialWSLean(addr, path string) (*wsLean, error) {
 	return &wsLean{c: c, br: br}, nil
 }
 
-// dialRawLean subscribes to a raw-TCP baseline at addr.
-func dialRawLean(addr string) (*wsLean, error) {
+// dialRawLean subscribes to a raw-TCP baseline at addr, in credit mode
+// with this window if it is not 0.
+func dialRawLean(addr string, window int) (*wsLean, error) {
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.Write([]byte{rawSubscriber}); err != nil {
+	hello := []byte{rawSubscriber}
+	if window > 0 {
+		hello = []byte{rawCreditSubscriber, byte(min(window, 255))}
+	}
+	if _, err := c.Write(hello); err != nil {
 		c.Close()
 		return nil, err
 	}

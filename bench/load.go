@@ -96,7 +96,7 @@ func (r *run) startReader(ctx context.Context, rd *reader) error {
 	var err error
 	switch {
 	case r.target.baseline():
-		lr, err = dialRawLean(r.addr)
+		lr, err = dialRawLean(r.addr, r.credit)
 	case r.cfg.Mode == "mjpeg":
 		return r.startMJPEG(ctx, rd)
 	default:

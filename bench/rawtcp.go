@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -13,10 +14,12 @@ import (
 	"framehub/protocol"
 )
 
-// Roles a client of a raw-TCP baseline announces in its first byte.
+// Roles a client of a raw-TCP baseline announces in its first byte. A
+// credit subscriber's role byte is followed by its window (1 to 255).
 const (
-	rawPublisher  = 'P'
-	rawSubscriber = 'S'
+	rawPublisher        = 'P'
+	rawSubscriber       = 'S'
+	rawCreditSubscriber = 'C'
 )
 
 // RawConfig chooses how a raw-TCP baseline sends.
@@ -45,9 +48,11 @@ type RawConfig struct {
 // newest frame whenever it differs from the last one it sent, with one
 // write(2) of the buffer, or (Sendfile) with sendfile(2) from a memory file
 // the publisher's goroutine wrote the frame to once. Subscriber sockets get
-// the hub's send buffer size. Nothing else: no validation beyond the
-// header, no pings, no credit, no eviction; a slow reader is limited only
-// by what the kernel buffers. It serves until ctx ends.
+// the hub's send buffer size. A credit subscriber (role 'C' and its window)
+// also gets a reader goroutine that returns a token per ack, and its writer
+// sends the newest frame only with a token. Nothing else: no validation
+// beyond the header, no pings, no eviction; a slow reader without credit
+// is limited only by what the kernel buffers. It serves until ctx ends.
 func ServeRawTCP(ctx context.Context, ln net.Listener, cfg RawConfig) error {
 	if cfg.Sendfile && !rawSendfileSupported {
 		return errors.New("the sendfile baseline needs Linux (memfd_create and sendfile)")
@@ -114,7 +119,7 @@ func ServeRawTCP(ctx context.Context, ln net.Listener, cfg RawConfig) error {
 					latest.Store(f)
 					announce()
 				}
-			case rawSubscriber:
+			case rawSubscriber, rawCreditSubscriber:
 				if cfg.SendBuffer > 0 {
 					if tc, ok := c.(*net.TCPConn); ok {
 						_ = tc.SetWriteBuffer(cfg.SendBuffer)
@@ -124,18 +129,41 @@ func ServeRawTCP(ctx context.Context, ln net.Listener, cfg RawConfig) error {
 				if err != nil {
 					return
 				}
+				// In credit mode a frame is sent only with a token; the
+				// subscriber's reader returns one per ack.
+				var tokens chan struct{}
+				if role[0] == rawCreditSubscriber {
+					var window [1]byte
+					if _, err := io.ReadFull(c, window[:]); err != nil || window[0] == 0 {
+						return
+					}
+					tokens = make(chan struct{}, window[0])
+					for range window[0] {
+						tokens <- struct{}{}
+					}
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						readAcks(c, tokens)
+					}()
+				}
 				var sent *rawFrame
 				for {
 					w := *wake.Load() // before latest: a frame stored after this load closes w
 					f := latest.Load()
-					if done.Load() {
-						return
-					}
-					if f == sent {
+					for f == sent && !done.Load() {
 						<-w
-						continue
+						w = *wake.Load()
+						f = latest.Load()
 					}
-					if send(f) != nil {
+					// With credit, the frame waits for a token; the newest
+					// frame then goes, so one wake-up per frame for a
+					// reader that keeps up, as without credit.
+					if tokens != nil {
+						<-tokens
+						f = latest.Load()
+					}
+					if done.Load() || send(f) != nil {
 						return
 					}
 					sent = f
@@ -143,6 +171,54 @@ func ServeRawTCP(ctx context.Context, ln net.Listener, cfg RawConfig) error {
 			}
 		}()
 	}
+}
+
+// readAcks reads a credit subscriber's acks, masked WebSocket text frames
+// {"op":"ack","seq":N} as a hub subscriber sends them, and returns a token
+// for each, until the connection ends; then it closes tokens so that the
+// writer, if it waits for one, stops.
+func readAcks(c net.Conn, tokens chan struct{}) {
+	defer close(tokens)
+	br := bufio.NewReaderSize(c, 256)
+	var msg [125]byte
+	for {
+		var h [6]byte // FIN and opcode, mask bit and length (< 126), mask key
+		if _, err := io.ReadFull(br, h[:]); err != nil {
+			return
+		}
+		n := int(h[1] & 0x7f)
+		if h[1]&0x80 == 0 || n >= 126 {
+			return // not a client's short control message
+		}
+		if _, err := io.ReadFull(br, msg[:n]); err != nil {
+			return
+		}
+		for i := range n {
+			msg[i] ^= h[2+i%4]
+		}
+		if _, ok := parseAck(msg[:n]); ok {
+			select {
+			case tokens <- struct{}{}:
+			default: // more acks than frames sent: ignored
+			}
+		}
+	}
+}
+
+// parseAck reads the sequence number of {"op":"ack","seq":N}.
+func parseAck(b []byte) (uint64, bool) {
+	const prefix = `{"op":"ack","seq":`
+	if len(b) < len(prefix)+2 || string(b[:len(prefix)]) != prefix || b[len(b)-1] != '}' {
+		return 0, false
+	}
+	var v uint64
+	for _, d := range b[len(prefix) : len(b)-1] {
+		if d < '0' || d > '9' || v > (1<<64-1-uint64(d-'0'))/10 {
+			return 0, false
+		}
+		v = v*10 + uint64(d-'0')
+	}
+	return v, true
 }
 
 // rawFrame is one frame as the baselines send it.

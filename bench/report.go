@@ -3,15 +3,17 @@ package bench
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 )
 
 // What each target is, for the report's legend.
 var targetLegend = map[string]string{
-	"hub":         "the hub",
-	"write":       "baseline: one goroutine per subscriber, newest frame in an atomic pointer, woken by a closed channel, write(2)",
-	"sendfile":    "baseline: the same, each frame put once in a memory file and sent with sendfile(2), as the hub's zero-copy path",
-	"hub-default": "the hub on the same load with credit mode off",
+	"hub":              "the hub",
+	"write":            "baseline: one goroutine per subscriber, newest frame in an atomic pointer, woken by a closed channel, write(2)",
+	"sendfile":         "baseline: the same, each frame put once in a memory file and sent with sendfile(2), as the hub's zero-copy path",
+	"hub-default":      "the hub on the same load with credit mode off",
+	"sendfile-default": "the sendfile baseline on the same load with credit mode off",
 }
 
 // WriteTable prints the report as a table: one row per figure, a column
@@ -45,13 +47,16 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	others := rep.Targets[1:]
+	var pairs []string
+	for _, p := range ratioPairs(parseTargets(rep.Targets)) {
+		pairs = append(pairs, p[0].String()+"/"+p[1].String())
+	}
 	head := "figure\t"
 	for _, t := range rep.Targets {
 		head += t + "\t"
 	}
-	for _, t := range others {
-		head += "hub ÷ " + t + "\t"
+	for _, p := range pairs {
+		head += strings.Replace(p, "/", " ÷ ", 1) + "\t"
 	}
 	fmt.Fprintln(tw, head)
 	many := len(rep.Runs) > 1
@@ -66,8 +71,8 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		for _, t := range rep.Targets {
 			line += cell(get(rep.Median[t]), get(rep.Min[t]), get(rep.Max[t])) + "\t"
 		}
-		for _, t := range others {
-			if r, ok := rep.Ratios[t][ratioKey]; ok && ratioKey != "" {
+		for _, p := range pairs {
+			if r, ok := rep.Ratios[p][ratioKey]; ok && ratioKey != "" {
 				if many {
 					line += fmt.Sprintf("%.3f [%.3f-%.3f]", r.Median, r.Min, r.Max)
 				} else {
@@ -122,6 +127,19 @@ func (rep *Report) WriteTable(w io.Writer) error {
 			c.Started, c.GoroutinesBefore, c.GoroutinesAfter, c.HeapMBBefore, c.HeapMBAfter)
 	}
 	return rep.writePublisher(w)
+}
+
+// parseTargets turns target names back into targets.
+func parseTargets(names []string) []target {
+	var ts []target
+	for _, n := range names {
+		for t := targetHub; t <= targetSendfileDefault; t++ {
+			if t.String() == n {
+				ts = append(ts, t)
+			}
+		}
+	}
+	return ts
 }
 
 func num(v float64) string {

@@ -160,6 +160,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, refusals[reasonOrigin].text, refusals[reasonOrigin].status) // counted by checkOrigin
 		return
 	}
+	if h.serveCORS(w, r) { // cors.go: reads by pages on allowed origins
+		return
+	}
 	p := r.URL.EscapedPath()
 	switch {
 	case strings.HasPrefix(p, "/view/"):

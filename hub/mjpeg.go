@@ -29,8 +29,8 @@ func (h *Hub) serveMJPEG(w http.ResponseWriter, r *http.Request, name string) {
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
-	if err := rc.Flush(); err != nil {
-		return
+	if err := rc.Flush(); err != nil || r.Method == http.MethodHead {
+		return // a HEAD joins nothing: it would wake an on-demand camera for no one
 	}
 	mb := newMailbox(readerMJPEG, nil)
 	ch := h.join(name, mb)

@@ -11,10 +11,14 @@ import (
 // channel's newest frame as a JPEG, waking an idle on-demand publisher or
 // waiting for a frame from the bus when the hub holds none.
 func (h *Hub) serveSnapshot(w http.ResponseWriter, r *http.Request, name string) {
+	// A HEAD (the page checks its token with one) is answered from what
+	// the hub holds now: it wakes no on-demand camera and asks no other
+	// hub for the channel, which would open a camera to answer nobody.
+	head := r.Method == http.MethodHead
 	var f *frame
 	if c := h.table.lookup(name); c != nil {
 		f = c.newest()
-		if c.idleOnDemand() {
+		if c.idleOnDemand() && !head {
 			// An on-demand camera that nobody watches has stopped: wake it
 			// and wait a moment for a fresh frame rather than answer with
 			// the last one it sent before it went idle.
@@ -23,7 +27,7 @@ func (h *Hub) serveSnapshot(w http.ResponseWriter, r *http.Request, name string)
 			}
 		}
 	}
-	if f == nil {
+	if f == nil && !head {
 		f = h.awaitBusFrame(r.Context(), name)
 	}
 	if f == nil {

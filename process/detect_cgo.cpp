@@ -65,6 +65,9 @@ fhHOG fh_hog_new(char **err) {
 	} catch (const std::exception &e) {
 		*err = fh_strdup(e.what());
 		return NULL;
+	} catch (...) {
+		*err = fh_strdup("unknown exception");
+		return NULL;
 	}
 }
 
@@ -77,18 +80,27 @@ fhDetections fh_hog_detect(fhHOG h, void *mat, double hit_threshold, int stride,
 		if (const char *bad = fh_check(in)) {
 			return fh_error(bad);
 		}
+		cv::HOGDescriptor *hog = (cv::HOGDescriptor *)h;
+		if (in.cols < hog->winSize.width || in.rows < hog->winSize.height) {
+			// No person fits. And OpenCV 4.6's detectMultiScale writes out
+			// of bounds on such pictures (300x111, 47x300, 1x1: the heap is
+			// corrupted, the process aborts or crashes; no exception to
+			// catch), so it is never called with one.
+			return fh_result(std::vector<cv::Rect>(), std::vector<double>());
+		}
 		cv::Mat img = in;
 		if (in.channels() == 4) {
 			cv::cvtColor(in, img, cv::COLOR_BGRA2BGR);
 		}
 		std::vector<cv::Rect> rects;
 		std::vector<double> weights;
-		((cv::HOGDescriptor *)h)
-			->detectMultiScale(img, rects, weights, hit_threshold, cv::Size(stride, stride), cv::Size(padding, padding),
+		hog->detectMultiScale(img, rects, weights, hit_threshold, cv::Size(stride, stride), cv::Size(padding, padding),
 				scale, group_threshold, false);
 		return fh_result(rects, weights);
 	} catch (const std::exception &e) {
 		return fh_error(e.what());
+	} catch (...) {
+		return fh_error("unknown exception");
 	}
 }
 
@@ -107,6 +119,10 @@ fhCascade fh_cascade_new(const char *path, char **err) {
 		line = line.substr(0, line.find('\n'));
 		delete c;
 		*err = fh_strdup(("cannot load it as a cascade classifier: " + line).c_str());
+		return NULL;
+	} catch (...) {
+		delete c;
+		*err = fh_strdup("cannot load it as a cascade classifier");
 		return NULL;
 	}
 	delete c;
@@ -141,6 +157,8 @@ fhDetections fh_cascade_detect(fhCascade c, void *mat, double scale, int min_nei
 		return fh_result(rects, weights);
 	} catch (const std::exception &e) {
 		return fh_error(e.what());
+	} catch (...) {
+		return fh_error("unknown exception");
 	}
 }
 

@@ -4,8 +4,9 @@
 // v0.31.0 (the newest that builds against Debian 12's OpenCV 4.6) hands
 // HOGDescriptor a default people detector that points at freed memory,
 // and neither of its detectors returns a confidence. Every function
-// catches OpenCV's exceptions and returns them as an error string, so a
-// frame that makes OpenCV fail costs that frame, not the process.
+// catches every C++ exception (OpenCV's, std::bad_alloc, any other) and
+// returns it as an error string, so a frame that makes OpenCV fail costs
+// that frame, not the process (an exception crossing into Go aborts it).
 #ifndef FRAMEHUB_DETECT_H
 #define FRAMEHUB_DETECT_H
 
@@ -33,7 +34,8 @@ typedef void *fhCascade;
 // detector (64x128 window), or NULL with *err set (malloc'd).
 fhHOG fh_hog_new(char **err);
 void fh_hog_free(fhHOG h);
-// fh_hog_detect finds people in mat (a cv::Mat*, 8-bit, 1, 3 or 4 channels).
+// fh_hog_detect finds people in mat (a cv::Mat*, 8-bit, 1, 3 or 4 channels);
+// none in a picture smaller than the window.
 fhDetections fh_hog_detect(fhHOG h, void *mat, double hit_threshold, int stride, int padding, double scale, double group_threshold);
 
 // fh_cascade_new loads a cascade classifier from path, or returns NULL

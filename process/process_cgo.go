@@ -300,7 +300,9 @@ func (pl *pipeline) process(in *input) (res *result, err error) {
 	if problem != nil {
 		pl.p.r.noteMeta(problem)
 	}
-	f := &Frame{Mat: mat, Seq: in.frame.Seq, Captured: time.Unix(0, in.frame.CaptureTime), Channel: pl.p.cfg.In, Meta: &meta}
+	lim := pl.p.r.sender.HubLimits()
+	f := &Frame{Mat: mat, Seq: in.frame.Seq, Captured: time.Unix(0, in.frame.CaptureTime), Channel: pl.p.cfg.In, Meta: &meta,
+		Limits: lim}
 	if pl.p.cfg.Gate {
 		f.Gate = &Gate{ticket: in.ticket, store: pl.p.store}
 	}
@@ -319,8 +321,11 @@ func (pl *pipeline) process(in *input) (res *result, err error) {
 		if err != nil {
 			return nil, &StepError{Step: s.Name(), Err: err}
 		}
-		if f.Mat == nil || f.Mat.Empty() || f.Mat.Type()&7 != gocv.MatTypeCV8U&7 {
-			return nil, &StepError{Step: s.Name(), Err: errors.New("left a picture that is empty or not 8-bit")}
+		// Checked after every step, so that neither the next step nor the
+		// encoder gets a picture OpenCV would throw on, and the hub never
+		// one it would refuse (closing the connection).
+		if err := publisher.CheckPicture(f.Mat, lim); err != nil {
+			return nil, &StepError{Step: s.Name(), Err: err}
 		}
 		meta.Steps = append(meta.Steps, StepTime{Name: s.Name(), MS: msSince(start), Gated: f.gated})
 	}

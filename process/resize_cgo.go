@@ -3,10 +3,13 @@
 package process
 
 import (
+	"fmt"
 	"image"
 	"math"
 
 	"gocv.io/x/gocv"
+
+	"framehub/publisher"
 )
 
 // resizeStep scales the picture to a width, keeping its aspect ratio (a
@@ -28,6 +31,11 @@ func (s *resizeStep) Apply(f *Frame) error {
 		return nil
 	}
 	h := max(1, int(math.Round(float64(h0)*float64(s.width)/float64(w0))))
+	// A picture of an extreme aspect ratio (2×1000 becomes 640×320000)
+	// is refused before OpenCV allocates it.
+	if err := publisher.CheckSize(s.width, h, f.limits()); err != nil {
+		return fmt.Errorf("%dx%d would become %dx%d: %w", w0, h0, s.width, h, err)
+	}
 	interp := gocv.InterpolationArea // best for shrinking
 	if s.width > w0 {
 		interp = gocv.InterpolationLinear

@@ -232,6 +232,14 @@ func (r *runner) publishLoop(ctx context.Context) error {
 				"limit_bytes", lim.MaxMetaBytes, "boxes_left_out", cut.boxesCut, "input_keys_left_out", cut.keysCut,
 				"events_left_out", cut.eventsCut)
 		}
+		// The workers checked the picture with the limits known when they
+		// made it; a frame made before the first connection is checked here
+		// with the hub's own.
+		if err := lim.CheckSize(int64(res.header.Width), int64(res.header.Height)); err != nil {
+			r.failed.Add(1)
+			r.logs.warn("too_big", "processed frame larger than the hub accepts; dropped", r.failed.Load(), "error", err.Error())
+			continue
+		}
 		f := protocol.Frame{Header: res.header, Meta: meta, Payload: res.payload}
 		if n := protocol.FrameLen(&f); n > lim.MaxFrameBytes {
 			r.failed.Add(1)

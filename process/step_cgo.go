@@ -37,6 +37,15 @@ type Frame struct {
 	// step did, the input's JPEG is published as it came, without
 	// decoding it again or losing quality.
 	Changed bool
+	// Limits are the output hub's limits (as it announced them, capped by
+	// the client's guard; zero means protocol.ClientGuard). A step that
+	// makes a larger picture checks its size with publisher.CheckSize
+	// before OpenCV allocates it; after every step the processor checks
+	// the picture (publisher.CheckPicture), and one past them costs the
+	// frame. gocv does not catch OpenCV's C++ exceptions, so a step of
+	// your own must check what it hands OpenCV: an exception aborts the
+	// process.
+	Limits protocol.Limits
 
 	gated   bool // the current step was skipped by the gate
 	carried bool // a step carried boxes forward from an earlier frame
@@ -59,6 +68,14 @@ type Step interface {
 // does not implement it, and runs one frame at a time in frame order.
 type Cloner interface {
 	Clone() (Step, error)
+}
+
+// limits returns f.Limits, or protocol.ClientGuard when they are unset.
+func (f *Frame) limits() protocol.Limits {
+	if f.Limits.MaxDimension == 0 {
+		return protocol.ClientGuard
+	}
+	return f.Limits
 }
 
 // Gate is the motion gate's verdict on one frame, set by the motion step.

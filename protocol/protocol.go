@@ -250,6 +250,21 @@ var DefaultLimits = Limits{
 	MaxPixels:     DefaultMaxPixels,
 }
 
+// CheckSize reports whether a w×h picture is within the limits: each side
+// from 1 to MaxDimension (ErrSize), and at most MaxPixels (ErrPixels). A
+// client that makes pictures (a publisher's resize, a processing step)
+// checks with its hub's limits before it allocates or encodes one, so the
+// hub never has to refuse it.
+func (l Limits) CheckSize(w, h int64) error {
+	if w <= 0 || h <= 0 || w > int64(l.MaxDimension) || h > int64(l.MaxDimension) {
+		return fmt.Errorf("%w: %dx%d (limit %d per side)", ErrSize, w, h, l.MaxDimension)
+	}
+	if px := uint64(w) * uint64(h); px > l.MaxPixels {
+		return fmt.Errorf("%w: %dx%d is %d pixels, limit %d", ErrPixels, w, h, px, l.MaxPixels)
+	}
+	return nil
+}
+
 // check validates the parts of h that depend on limits and on the codec's
 // payload size rule.
 func (l Limits) check(h *Header) error {
@@ -260,11 +275,8 @@ func (l Limits) check(h *Header) error {
 	if uint64(h.MetaLen) > uint64(max(l.MaxMetaBytes, 0)) {
 		return fmt.Errorf("%w: %d metadata bytes, limit %d", ErrTooBig, h.MetaLen, l.MaxMetaBytes)
 	}
-	if h.Width == 0 || h.Height == 0 || h.Width > l.MaxDimension || h.Height > l.MaxDimension {
-		return fmt.Errorf("%w: %dx%d (limit %d per side)", ErrSize, h.Width, h.Height, l.MaxDimension)
-	}
-	if px := uint64(h.Width) * uint64(h.Height); px > l.MaxPixels {
-		return fmt.Errorf("%w: %dx%d is %d pixels, limit %d", ErrPixels, h.Width, h.Height, px, l.MaxPixels)
+	if err := l.CheckSize(int64(h.Width), int64(h.Height)); err != nil {
+		return err
 	}
 	if h.Codec == CodecRaw {
 		want := uint64(h.Width) * uint64(h.Height) * uint64(h.Channels) * uint64(h.ElemType.Size())

@@ -38,7 +38,13 @@ type Config struct {
 	// released and a file or the test pattern pauses, so the publisher
 	// uses next to no CPU, and it keeps its connection to the hub.
 	OnDemand bool
-	Logger   *slog.Logger // nil discards
+	// OnDemandHold keeps capturing this long after the last viewer left
+	// (or the connection to the hub was lost) before the source is
+	// released, so that viewers who come and go, a snapshot now and then,
+	// or a hub restarting do not close and reopen a camera each time. 0
+	// releases it at once. DefaultOnDemandHold is what the CLI uses.
+	OnDemandHold time.Duration
+	Logger       *slog.Logger // nil discards
 }
 
 func (c *Config) check() error {
@@ -55,6 +61,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("codec %v: use jpeg or raw", c.Codec)
 	case c.FPS < 0 || c.Width < 0 || c.Height < 0:
 		return errors.New("fps, width and height must not be negative")
+	case c.OnDemandHold < 0:
+		return fmt.Errorf("on-demand hold %v: must not be negative", c.OnDemandHold)
 	case c.Width > 7680 || c.Height > 4320:
 		return fmt.Errorf("size %dx%d: at most 7680x4320", c.Width, c.Height)
 	case c.Rotate != 0 && c.Rotate != 90 && c.Rotate != 180 && c.Rotate != 270:
@@ -83,6 +91,7 @@ type Publisher struct {
 	jpegParams                []int
 	fps                       float64 // smoothed send rate, for overlays
 	lastMetaLog               time.Time
+	lastFailLog               time.Time
 
 	mu    sync.Mutex
 	stats Stats
@@ -161,12 +170,18 @@ func (p *Publisher) captureLoop(ctx context.Context) error {
 	}
 	var seq uint64
 	var last time.Time
+	var watched time.Time // on demand: when a viewer was last known to watch
 	for {
 		if p.cfg.OnDemand {
-			if n, known := p.sender.Viewers(); !known || n == 0 {
+			if n, known := p.sender.Viewers(); known && n > 0 {
+				watched = time.Now()
+			} else if time.Since(watched) >= p.cfg.OnDemandHold {
+				// Nobody since the hold began (at once on start: nobody has
+				// watched yet).
 				if err := p.idle(ctx); err != nil {
 					return err
 				}
+				watched = time.Now()
 			}
 		}
 		f := p.slot.free()
@@ -195,7 +210,7 @@ func (p *Publisher) idle(ctx context.Context) error {
 	if r, ok := p.src.(interface{ Release() }); ok {
 		r.Release()
 	}
-	p.log.Info("nobody is watching: capture paused")
+	p.log.Info("nobody is watching: capture paused", "held_s", round1(p.cfg.OnDemandHold.Seconds()))
 	start := time.Now()
 	if err := p.sender.AwaitViewers(ctx); err != nil {
 		return err
@@ -226,7 +241,8 @@ func (p *Publisher) sendLoop(ctx context.Context) error {
 		msg, w, h, err := p.encode(f)
 		p.slot.release(f)
 		if err != nil {
-			return err
+			p.failed(err) // costs this frame, not the publisher
+			continue
 		}
 		encoded := time.Since(start)
 		if err := p.sender.Send(ctx, msg); err != nil {
@@ -258,21 +274,49 @@ func (p *Publisher) sendLoop(ctx context.Context) error {
 	}
 }
 
+// failed counts a frame that could not be sent (a filter failed on it, or
+// the picture is past the hub's limits) and logs it, at most once per 10 s.
+func (p *Publisher) failed(err error) {
+	p.note(&p.stats.Failed, &p.lastFailLog, "frames dropped: they cannot be sent", err)
+}
+
+// note adds one to *counter (a field of p.stats) and logs msg with err and
+// the total, unless it did less than 10 s ago (*last). Called from the
+// sender goroutine only.
+func (p *Publisher) note(counter *uint64, last *time.Time, msg string, err error) {
+	p.mu.Lock()
+	*counter++
+	n := *counter
+	p.mu.Unlock()
+	if now := time.Now(); now.Sub(*last) >= 10*time.Second {
+		*last = now
+		p.log.Warn(msg, "error", err.Error(), "total", n)
+	}
+}
+
 // encode processes a captured frame and encodes it, with its header, into
-// p.msg, which is reused from frame to frame.
+// p.msg, which is reused from frame to frame. Every picture is checked
+// against the hub's limits before OpenCV makes or encodes it (see
+// CheckPicture); an error costs this frame only.
 func (p *Publisher) encode(cf *capFrame) ([]byte, int, int, error) {
+	lim := p.sender.HubLimits()
 	fr := Frame{Mat: &cf.mat, Seq: cf.seq, Captured: cf.captured, Channel: p.cfg.Sender.Channel, FPS: p.fps,
 		Meta: map[string]any{}}
-	p.transform(&fr)
+	if err := p.transform(&fr, lim); err != nil {
+		return nil, 0, 0, err
+	}
+	if err := CheckPicture(fr.Mat, lim); err != nil {
+		return nil, 0, 0, fmt.Errorf("source frame: %w", err)
+	}
 	for _, flt := range p.cfg.Filter {
 		if err := flt.Apply(&fr); err != nil {
 			return nil, 0, 0, fmt.Errorf("filter: %w", err)
 		}
+		if err := CheckPicture(fr.Mat, lim); err != nil {
+			return nil, 0, 0, fmt.Errorf("filter %T: %w", flt, err)
+		}
 	}
 	m := fr.Mat
-	if m.Empty() || m.Type()&7 != gocv.MatTypeCV8U&7 {
-		return nil, 0, 0, fmt.Errorf("filters left a frame that is empty or not 8-bit")
-	}
 	w, h, ch := m.Cols(), m.Rows(), m.Channels()
 	hdr := protocol.Header{Codec: p.cfg.Codec, Flags: protocol.FlagKey, Width: uint32(w), Height: uint32(h),
 		Seq: cf.seq, CaptureTime: cf.captured.UnixNano()}
@@ -302,6 +346,10 @@ func (p *Publisher) encode(cf *capFrame) ([]byte, int, int, error) {
 		p.msg = append(p.msg, px...)
 		hdr.ElemType, hdr.Channels = protocol.ElemUint8, uint8(ch)
 	}
+	if len(p.msg) > lim.MaxFrameBytes {
+		return nil, 0, 0, fmt.Errorf("%w: a %dx%d frame of %d bytes, the hub takes %d (--max-frame-bytes)",
+			ErrPicture, w, h, len(p.msg), lim.MaxFrameBytes)
+	}
 	hdr.PayloadLen = uint32(len(p.msg) - protocol.HeaderLen - int(hdr.MetaLen))
 	protocol.PutHeader(p.msg, hdr)
 	return p.msg, w, h, nil
@@ -322,23 +370,21 @@ func (p *Publisher) appendMeta(msg []byte, meta map[string]any) []byte {
 		}
 	}
 	if err != nil {
-		p.mu.Lock()
-		p.stats.MetaDropped++
-		n := p.stats.MetaDropped
-		p.mu.Unlock()
-		if now := time.Now(); now.Sub(p.lastMetaLog) >= 10*time.Second {
-			p.lastMetaLog = now
-			p.log.Warn("filter metadata left out of frames", "error", err.Error(), "total", n)
-		}
+		p.note(&p.stats.MetaDropped, &p.lastMetaLog, "filter metadata left out of frames", err)
 		return msg
 	}
 	return append(msg, b...)
 }
 
 // transform applies resize, flip and rotate, each into its own reused Mat.
-func (p *Publisher) transform(fr *Frame) {
+// A resize whose result the hub would refuse (a source of an extreme
+// aspect ratio given one side) is not made.
+func (p *Publisher) transform(fr *Frame, lim protocol.Limits) error {
 	src := fr.Mat
 	if w, h := p.targetSize(src.Cols(), src.Rows()); w != src.Cols() || h != src.Rows() {
+		if err := CheckSize(w, h, lim); err != nil {
+			return fmt.Errorf("resize %dx%d to %dx%d: %w", src.Cols(), src.Rows(), w, h, err)
+		}
 		gocv.Resize(*src, &p.resized, image.Pt(w, h), 0, 0, gocv.InterpolationArea)
 		src = &p.resized
 	}
@@ -367,6 +413,7 @@ func (p *Publisher) transform(fr *Frame) {
 		src = &p.rotated
 	}
 	fr.Mat = src
+	return nil
 }
 
 // targetSize returns the size after resizing, keeping the aspect ratio

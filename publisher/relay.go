@@ -67,8 +67,7 @@ type Relay struct {
 	first     *http.Response
 
 	mu    sync.Mutex
-	stats Stats
-	bad   uint64 // JPEGs without a usable frame header, skipped
+	stats Stats // Failed: JPEGs skipped, with no usable frame header or past the hub's limits
 }
 
 // NewRelay checks cfg and opens the source: stdin is checked (a terminal
@@ -341,13 +340,7 @@ func (r *Relay) readStream(ctx context.Context, in io.Reader, opt protocol.MJPEG
 		}
 		w, h, err := protocol.JPEGSize(p.JPEG)
 		if err != nil {
-			r.mu.Lock()
-			r.bad++
-			n := r.bad
-			r.mu.Unlock()
-			if n&(n-1) == 0 { // the 1st, 2nd, 4th, 8th, …
-				r.log.Warn("source JPEG without a usable frame header skipped", "skipped_so_far", n, "error", err.Error())
-			}
+			r.skip(err)
 			continue
 		}
 		last = now
@@ -362,8 +355,34 @@ func (r *Relay) readStream(ctx context.Context, in io.Reader, opt protocol.MJPEG
 	}
 }
 
+// skip counts a source JPEG that is not sent and logs it, on the 1st,
+// 2nd, 4th, 8th… time.
+func (r *Relay) skip(err error) {
+	r.mu.Lock()
+	r.stats.Failed++
+	n := r.stats.Failed
+	r.mu.Unlock()
+	if n&(n-1) == 0 {
+		r.log.Warn("source JPEG skipped: it cannot be sent", "skipped_so_far", n, "error", err.Error())
+	}
+}
+
+// fits reports why the hub would refuse a w×h JPEG of n bytes (closing
+// the connection), by the limits it announced, or nil.
+func (r *Relay) fits(w, h, n int) error {
+	lim := r.sender.HubLimits()
+	if err := lim.CheckSize(int64(w), int64(h)); err != nil {
+		return err
+	}
+	if protocol.HeaderLen+n > lim.MaxFrameBytes {
+		return fmt.Errorf("%w: %d bytes, the hub takes %d", protocol.ErrTooBig, protocol.HeaderLen+n, lim.MaxFrameBytes)
+	}
+	return nil
+}
+
 // sendLoop connects, takes the newest JPEG, frames it and sends it, and
-// does it again.
+// does it again. A JPEG the hub would refuse is skipped: it costs that
+// frame, not a reconnection.
 func (r *Relay) sendLoop(ctx context.Context) error {
 	var msg []byte
 	for {
@@ -376,6 +395,11 @@ func (r *Relay) sendLoop(ctx context.Context) error {
 		f, ok := r.slot.take(ctx)
 		if !ok {
 			return ctx.Err() // nil when the source ended
+		}
+		if err := r.fits(f.w, f.h, len(f.jpeg)); err != nil {
+			r.slot.release(f)
+			r.skip(err)
+			continue
 		}
 		msg = append(msg[:0], make([]byte, protocol.HeaderLen)...)
 		protocol.PutHeader(msg, protocol.Header{Codec: protocol.CodecJPEG, Flags: protocol.FlagKey,

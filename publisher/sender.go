@@ -35,6 +35,12 @@ import (
 // would only take it back and forth.
 var ErrReplaced = errors.New("replaced by a newer publisher of the channel")
 
+// DefaultOnDemandHold is the default of publish --on-demand-hold (see
+// Config.OnDemandHold): long enough for a viewer switching between pages,
+// a snapshot poller, or a hub restart; short enough that an unwatched
+// camera's light goes off soon after.
+const DefaultOnDemandHold = 10 * time.Second
+
 // SenderConfig configures a Sender.
 type SenderConfig struct {
 	Hub          string
@@ -325,6 +331,10 @@ type Stats struct {
 	// MetaDropped counts frames sent without the metadata filters gave
 	// them (it did not marshal, or was larger than the hub accepts).
 	MetaDropped uint64
+	// Failed counts frames not sent because a filter failed on them or
+	// their picture could not be sent: past the hub's limits (a resize of
+	// a source with an extreme aspect ratio), or not an 8-bit picture.
+	Failed uint64
 }
 
 // Status formats the change between two Stats over dt as a status line.
@@ -341,6 +351,9 @@ func Status(prev, cur Stats, dt time.Duration, connected bool) string {
 	state := ""
 	if !connected {
 		state = "  (not connected)"
+	}
+	if cur.Failed > 0 {
+		state = fmt.Sprintf("  failed %d", cur.Failed) + state
 	}
 	return fmt.Sprintf("captured %5.1f fps  sent %5.1f fps  %7.0f kbps  %dx%d  encode %5.1f ms  skipped %d%s",
 		float64(cur.Captured-prev.Captured)/secs, float64(sent)/secs, 8*float64(cur.Bytes-prev.Bytes)/1000/secs,

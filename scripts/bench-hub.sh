@@ -59,7 +59,7 @@ scenarios=(
 	"fanout-1000|--subscribers 1000 --baseline"
 	"connect-3000|--subscribers 3000 --width 640 --height 360 --fps 15 --duration 5s --baseline"
 	"stalled|--subscribers 20 --stalled 1000 --baseline"
-	"credit|--subscribers 100 --slow 10 --slow-fps 10 --credit 1 --compare-default"
+	"credit|--subscribers 100 --slow 10 --slow-fps 10 --credit 1 --compare-default --baseline"
 	"idle-2000|--subscribers 1 --idle 2000 --duration 5s"
 )
 if [ -n "$all" ]; then
@@ -116,11 +116,11 @@ def fig(rep, target, *path, d=3):
         vals.append(v)
     return spread(*vals, d=d)
 
-def ratio(rep, other, key):
-    r = (rep.get("ratios") or {}).get(other, {}).get(key)
+def ratio(rep, pair, key):
+    r = (rep.get("ratios") or {}).get(pair, {}).get(key)
     return "" if r is None else spread(r["median"], r["min"], r["max"])
 
-rows = [("row", "hub", "runs", "hub CPU s/GB", "÷ write", "÷ sendfile", "credit ÷ default",
+rows = [("row", "hub", "runs", "hub CPU s/GB", "÷ write", "÷ sendfile", "credit ÷ default (hub)", "credit ÷ default (sendfile)",
          "fast delivered min (hub / write / sendfile)", "fast age p99 ms (hub / write / sendfile)",
          "slow age p50 ms", "connect s (hub / write)", "RSS / private MB", "KB per idle sub",
          "client-bound runs", "load avg")]
@@ -132,8 +132,8 @@ for f in sorted(glob.glob(os.path.join(out, "*.json")), key=os.path.getmtime):
     loads = [r["results"][t]["load_avg_1m"] for r in rep["runs"] for t in r["results"]]
     slow = fig(rep, "hub", "slow_age_ms", "p50", d=1) if rep["slow"] else ""
     rows.append((name, target, str(len(rep["runs"])), fig(rep, "hub", "server_cpu_s_per_gb"),
-                 ratio(rep, "write", "server_cpu_per_gb"), ratio(rep, "sendfile", "server_cpu_per_gb"),
-                 ratio(rep, "hub-default", "server_cpu_per_gb"),
+                 ratio(rep, "hub/write", "server_cpu_per_gb"), ratio(rep, "hub/sendfile", "server_cpu_per_gb"),
+                 ratio(rep, "hub/hub-default", "server_cpu_per_gb"), ratio(rep, "sendfile/sendfile-default", "server_cpu_per_gb"),
                  both("fast_delivered_fraction", "min"), both("fast_age_ms", "p99", d=1), slow,
                  " / ".join(fig(rep, t, "connect_s") for t in ts if t in ("hub", "write")),
                  f'{fig(rep, "hub", "server_rss_mb", d=1)} / {fig(rep, "hub", "server_private_mb", d=1)}',

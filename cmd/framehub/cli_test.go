@@ -396,7 +396,7 @@ func TestBenchCommand(t *testing.T) {
 		t.Fatalf("bench --json printed %q: %v", out, err)
 	}
 	if rep.Median["hub"].FastFPS.Median < 10 || rep.Median["write"].Target != "write" || rep.Median["sendfile"].Target != "sendfile" ||
-		len(rep.Runs) != 1 || len(rep.Ratios["write"]) == 0 || len(rep.Ratios["sendfile"]) == 0 {
+		len(rep.Runs) != 1 || len(rep.Ratios["hub/write"]) == 0 || len(rep.Ratios["hub/sendfile"]) == 0 {
 		t.Fatalf("bench report %s", out)
 	}
 	if runtime.NumCPU() >= 2 {

@@ -44,7 +44,7 @@ func publisherConfig(c *cli.Context, hubURL string) (publisher.Config, error) {
 	cfg := publisher.Config{
 		Source: c.String("source"), Loop: c.Bool("loop"), FPS: c.Float64("fps"),
 		Width: c.Int("width"), Height: c.Int("height"), Flip: c.String("flip"), Rotate: c.Int("rotate"),
-		Quality: c.Int("quality"), OnDemand: c.Bool("on-demand"), Logger: logger(c),
+		Quality: c.Int("quality"), OnDemand: c.Bool("on-demand"), OnDemandHold: c.Duration("on-demand-hold"), Logger: logger(c),
 		Sender: publisher.SenderConfig{Hub: hubURL, Channel: c.String("channel"), Header: hd, TLS: tlsConf,
 			ConnectTimeout: connectTimeout(c)},
 	}

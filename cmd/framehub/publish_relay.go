@@ -37,6 +37,7 @@ func publishFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "duration", Usage: "stop after this long (0: until Ctrl-C or the end of a file)", EnvVars: []string{"FRAMEHUB_DURATION"}},
 		&cli.BoolFlag{Name: "quiet", Usage: "no status line each second", EnvVars: []string{"FRAMEHUB_QUIET"}},
 		&cli.BoolFlag{Name: "on-demand", Usage: "capture and encode only while someone watches the channel (a camera or stream is released meanwhile); needs the OpenCV build", EnvVars: []string{"FRAMEHUB_ON_DEMAND"}},
+		&cli.DurationFlag{Name: "on-demand-hold", Value: publisher.DefaultOnDemandHold, Usage: "with --on-demand: keep capturing this long after the last viewer leaves before releasing the source (0: at once)", EnvVars: []string{"FRAMEHUB_ON_DEMAND_HOLD"}},
 	}
 }
 
@@ -149,7 +150,7 @@ func runWithStatus(ctx context.Context, c *cli.Context, sc publisher.SenderConfi
 	stopStatus()
 	s := p.Stats()
 	log.Info("publisher stopped", "captured", s.Captured, "sent", s.Sent, "skipped", s.Skipped,
-		"bytes", s.Bytes, "reconnects", s.Reconnects)
+		"failed", s.Failed, "bytes", s.Bytes, "reconnects", s.Reconnects)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return nil // --duration ran out
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -183,5 +184,54 @@ func TestPublishStdinStopsWhenSilent(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("publish took %v to stop; want about 1 s", d)
+	}
+}
+
+// TestRelaySkipsJPEGsTheHubRefuses: a relayed stream (stdin, passed
+// through without decoding) with JPEGs the hub would refuse between good
+// ones, one 20000 pixels wide (past the 16384 per side) and one past the
+// hub's --max-pixels: those are skipped and counted, the good ones sent,
+// and the connection stays up. Before, each made the hub close the
+// connection (1007) and the relay reconnect.
+func TestRelaySkipsJPEGsTheHubRefuses(t *testing.T) {
+	_, addr := startHub(t, nocgoBin, "--max-pixels", "100000")
+	_, in := hubtest.Subscribe(t, addr, "cam", "")
+	good, wide, many := testutil.JPEG(320, 240, 1), testutil.JPEG(20000, 2, 2), testutil.JPEG(400, 300, 3)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startWithStdin(t, nocgoBin, pr, "publish", "--hub", addr, "--channel", "cam", "--source", "-", "--quiet")
+	pr.Close()
+	const rounds = 8
+	for range rounds {
+		for _, j := range [][]byte{good, wide, many} {
+			if _, err := pw.Write(j); err != nil {
+				t.Fatalf("stdin: %v", err)
+			}
+			time.Sleep(40 * time.Millisecond) // a camera's pace: the sender takes every frame
+		}
+	}
+	pw.Close()
+	if err := p.wait(t, 10*time.Second); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	m := regexp.MustCompile(`sent=(\d+) skipped=(\d+) failed=(\d+) .*reconnects=(\d+)`).FindStringSubmatch(p.errText())
+	if m == nil {
+		t.Fatalf("no summary line:\n%s", p.errText())
+	}
+	sent, _ := strconv.Atoi(m[1])
+	skipped, _ := strconv.Atoi(m[2]) // the sender takes the newest: on a busy machine some are overtaken
+	failed, _ := strconv.Atoi(m[3])
+	if failed == 0 || failed > 2*rounds || sent+skipped+failed != 3*rounds || m[4] != "0" {
+		t.Fatalf("publish's summary: %s; want up to %d failed, every JPEG accounted for, 0 reconnects", m[0], 2*rounds)
+	}
+	for range sent {
+		if f := hubtest.Next(t, in, 5*time.Second); f.Width != 320 {
+			t.Fatalf("frame %d is %dx%d; want only the good ones", f.Seq, f.Width, f.Height)
+		}
+	}
+	if st, err := hubtest.Stats(addr); err != nil || st.Refused["bad_frame"]+st.Refused["too_many_pixels"] != 0 {
+		t.Fatalf("hub refused %v (%v); want nothing refused", st.Refused, err)
 	}
 }
