@@ -309,7 +309,8 @@ func TestBaselinesSendTheHubsBytes(t *testing.T) {
 		}
 		t.Cleanup(func() { s.c.Close() })
 		pub := dialRawPublisher(t, addr)
-		time.Sleep(50 * time.Millisecond) // the subscriber registers; a frame before it would be sent anyway, as the newest
+		// No wait for the subscriber to register: a frame that comes first
+		// is sent to it anyway, as the newest.
 		if _, err := pub.Write(msg); err != nil {
 			t.Fatal(err)
 		}

@@ -25,6 +25,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"framehub/hub"
+	"framehub/internal/hubtest"
 	"framehub/internal/testutil"
 	"framehub/protocol"
 	"framehub/publisher"
@@ -599,7 +600,8 @@ func TestWaitsForInputAndReconnects(t *testing.T) {
 	pics := repeat(still(t, "messi5.jpg"), 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	time.Sleep(300 * time.Millisecond) // nothing published yet: it must wait, not fail
+	// Nothing is published yet: it must wait, subscribed, not fail.
+	hubtest.WaitSubscribers(t, addr, 1, 10*time.Second)
 	select {
 	case <-r.done:
 		t.Fatalf("Run ended with no input channel: %v", r.err)
