@@ -50,25 +50,12 @@ type node struct {
 	bus  *Bus
 	url  string
 	srv  *httptest.Server
-	logs *syncBuffer
+	logs *testutil.LockedBuffer
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func startNode(t testing.TB, natsURL, name string, tune func(*Config, *hub.Config)) *node {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.LockedBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg := Config{Servers: []string{natsURL}, Name: name, Logger: log, AnnounceInterval: testInterval,
 		ReconnectWait: testInterval, ReassemblyTimeout: 500 * time.Millisecond}

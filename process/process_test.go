@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -491,7 +490,7 @@ func TestHostileInputMetadata(t *testing.T) {
 		}
 	}
 	out := collect(t, addr, "checked")
-	var logged lockedBuffer
+	var logged testutil.LockedBuffer
 	r := start(t, Config{Hub: addr, In: "cam", Out: "checked", Logger: slog.New(slog.NewTextHandler(&logged, nil))}, "faces")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -524,25 +523,6 @@ func TestHostileInputMetadata(t *testing.T) {
 	if n := strings.Count(logged.String(), "input metadata partly left out"); n < 1 || n > 1+int(elapsed/logEvery) {
 		t.Errorf("%d log lines about bad metadata in %v; want one, and at most one per %v\n%s", n, elapsed, logEvery, logged.String())
 	}
-}
-
-// lockedBuffer is a log's destination that the test reads while the
-// processor writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestOutputMetadataWithinTheHubLimit: a hub that takes 2 KiB of metadata,
