@@ -537,7 +537,7 @@ func (b *eventBook) stats() protocol.EventStats {
 // and what it may see.
 type eventStream struct {
 	channel string            // "" for every channel it may view
-	may     func(string) bool // its token's view right, checked per channel
+	may     func(string) bool // whether it may view a channel now (liveViewFilter); called under the book's lock
 
 	mu      sync.Mutex
 	queue   [][]byte      // oldest first, each a whole SSE message
@@ -644,6 +644,26 @@ func (h *Hub) viewFilter(w http.ResponseWriter, r *http.Request, channel string)
 	return func(c string) bool { return p.allows(open, c, RightView) }, true
 }
 
+// liveViewFilter is viewFilter for a stream that outlives its request: it
+// reports whether tok may view a channel by the access in force now, so
+// that a reload that narrows the token narrows what the stream gets. The
+// returned func is not safe for concurrent use: the book calls it under
+// its lock. It identifies tok once per access, not per call.
+func (h *Hub) liveViewFilter(tok string) func(string) bool {
+	var last *access
+	var p principal
+	return func(c string) bool {
+		acc := h.access()
+		if acc.auth == nil || acc.auth.open&RightView != 0 {
+			return true
+		}
+		if acc != last {
+			last, p = acc, acc.auth.identifyAt(tok, false)
+		}
+		return p.allows(acc.auth.open, c, RightView)
+	}
+}
+
 // serveEventSnapshot answers GET /api/events/{channel}/{id}/snapshot.jpg.
 func (h *Hub) serveEventSnapshot(w http.ResponseWriter, r *http.Request) {
 	channel, id := r.PathValue("channel"), r.PathValue("id")
@@ -672,7 +692,7 @@ func (h *Hub) serveEventSnapshot(w http.ResponseWriter, r *http.Request) {
 // every streamKeepAlive. A reader that does not take a message within the
 // write timeout is dropped.
 func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
-	channel, _, may, ok := h.eventRequest(w, r)
+	channel, _, _, ok := h.eventRequest(w, r)
 	if !ok {
 		return
 	}
@@ -680,7 +700,8 @@ func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.handlers.Done()
-	s := &eventStream{channel: channel, may: may, wake: make(chan struct{}, 1)}
+	tok := requestToken(r, true)
+	s := &eventStream{channel: channel, may: h.liveViewFilter(tok), wake: make(chan struct{}, 1)}
 	b := h.book
 	b.mu.Lock()
 	full := len(b.streams) >= maxEventStreams
@@ -699,9 +720,10 @@ func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
 	}()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	if channel != "" { // a reload that revokes the token ends it
-		defer h.registerStream(&stream{channel: channel, token: requestToken(r, true), right: RightView, cancel: cancel})()
-	}
+	// A reload that takes the token's view right away ends the stream
+	// (for a stream of every channel: on all of them); one that narrows
+	// it narrows what the stream gets (s.may follows the reload).
+	defer h.registerStream(&stream{channel: channel, token: tok, right: RightView, cancel: cancel})()
 	rc := http.NewResponseController(w)
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
