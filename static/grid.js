@@ -32,7 +32,8 @@
     const title = el('a', 'name', name);
     title.href = link.href;
     const info = el('div', 'info muted');
-    card.append(link, title, info);
+    const events = el('ul', 'events');
+    card.append(link, title, info, events);
     $('grid').appendChild(card);
     // A tile decodes its frames as wide as it is shown, in device pixels:
     // a fraction of the work of a full 720p or 1080p frame, so many
@@ -40,7 +41,9 @@
     const player = new FH.Player(canvas, name, { credit: 1, maxWidth: tileWidth(canvas), delayMs });
     const c = { el: card, player, info, nolive, fit: fitter(canvas, player) };
     if (!document.hidden) player.start();
+    c.events = events;
     cards.set(name, c);
+    FH.renderEvents(events, feed.events(name), 3);
   }
 
   function removeCard(name) {
@@ -128,7 +131,7 @@
       showLabel(c, ps);
       c.nolive.hidden = ch.live && !ps.stale;
       c.el.classList.toggle('offline', !ch.live);
-      c.el.classList.toggle('event', ps.events.length > 0);
+      c.el.classList.toggle('event', ps.events.length > 0 || feed.active(ch.name));
     }
     for (const name of Array.from(cards.keys())) {
       if (!names.has(name)) removeCard(name);
@@ -142,9 +145,19 @@
       else c.player.start();
     }
   });
+  // The hub's recent events of every channel: a card lists its channel's
+  // last three, and is marked while one goes on.
+  const feed = new FH.EventFeed('', () => {
+    for (const [name, c] of cards) {
+      FH.renderEvents(c.events, feed.events(name), 3);
+      c.el.classList.toggle('event', c.player.stats().events.length > 0 || feed.active(name));
+    }
+  });
+  feed.start();
   window.framehubGrid = {
     channels: () => Array.from(cards.keys()),
     stats: () => Object.fromEntries(Array.from(cards, ([n, c]) => [n, c.player.stats()])),
+    feed,
   };
   FH.loadLimits(); // fetched alongside the channel list; players wait for it before subscribing
   refresh();

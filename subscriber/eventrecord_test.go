@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -260,5 +261,46 @@ func TestRecordEventsRefusesLongPre(t *testing.T) {
 	}
 	if st.RingPeak > 1<<20 || len(st.Files) != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestRecordEventsRetention: event files are kept by the same retention as
+// continuous recordings: past --max-size the oldest event file goes, never
+// the one being written, and its ledger is the channel's events ledger.
+func TestRecordEventsRetention(t *testing.T) {
+	const interval = 50 * time.Millisecond
+	t0 := time.Now().Add(500 * time.Millisecond)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * interval) }
+	frames, _ := eventFrames(130, t0, interval, func(i int) string {
+		for _, start := range []int{10, 50, 90} { // three events, each 0.5 s, far enough apart for a file each
+			if i >= start && i < start+10 {
+				return `{"events":[` + eventJSON(fmt.Sprintf("e%d", start), "person", at(start), time.Time{}) + `]}`
+			}
+		}
+		return ""
+	})
+	dir := t.TempDir()
+	foreign := filepath.Join(dir, "door-19990101-000000-person-x.mkv")
+	if err := os.WriteFile(foreign, []byte("not ours"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := runEvents(t, EventRecordConfig{Dir: dir, Labels: []string{"person"}, Pre: 500 * time.Millisecond, Post: 500 * time.Millisecond,
+		FPS: 20, Retention: RetentionConfig{MaxSize: 120_000}}, frames, interval) // about one file
+	if err != nil {
+		t.Fatalf("RecordEvents: %v", err)
+	}
+	if len(st.Files) != 3 || st.Retention.Deleted != 2 || st.Retention.Files != 1 {
+		t.Fatalf("files %v, retention %+v; want 3 files, the first two deleted", st.Files, st.Retention)
+	}
+	for i, f := range st.Files {
+		if _, err := os.Stat(f); (err == nil) != (i == 2) {
+			t.Errorf("%s exists: %v; want only the newest kept", filepath.Base(f), err == nil)
+		}
+	}
+	if _, err := os.Stat(foreign); err != nil {
+		t.Errorf("the foreign file went: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, LedgerPrefix+"door-events.ledger")); err != nil {
+		t.Errorf("no events ledger: %v", err)
 	}
 }
