@@ -45,9 +45,14 @@ const (
 	eventRate  = 2.0
 	eventBurst = 20.0
 	// maxEventsPerChannel and maxEventsKept bound the events kept (going
-	// on and ended), per channel and in all; the oldest ended go first.
+	// on and ended), per channel and in all; the oldest ended go first,
+	// and when all are going on, the channel holding the most gives way.
 	maxEventsPerChannel = 64
 	maxEventsKept       = 4096
+	// forgetAfter is how long after its last frame a channel the book
+	// holds no event of is forgotten: by then its rate is whole again
+	// (eventBurst at eventRate), so forgetting it changes nothing.
+	forgetAfter = time.Duration(eventBurst / eventRate * float64(time.Second))
 	// maxRefusedIDs bounds the ids a channel's rate limit remembers
 	// having refused, so a refused event is counted once, not per frame.
 	maxRefusedIDs = 256
@@ -185,16 +190,22 @@ func (b *eventBook) close() {
 	}
 }
 
-// sweep sends the update notices held back by updateEvery, and ends the
+// sweep sends the update notices held back by updateEvery, ends the
 // events going on of channels that have sent no frame for
-// eventsStaleAfter. The janitor calls it once a second.
+// eventsStaleAfter, and forgets the channels it holds nothing of after
+// forgetAfter (so channels that come and go leave nothing behind). The
+// janitor calls it once a second.
 func (b *eventBook) sweep(now time.Time) {
-	if b.active.Load() == 0 {
-		return
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for name, ce := range b.channels {
+		if len(ce.events) == 0 && now.Sub(ce.lastFrame) > forgetAfter {
+			delete(b.channels, name)
+			continue
+		}
+		if b.active.Load() == 0 {
+			continue
+		}
 		if now.Sub(ce.lastFrame) > eventsStaleAfter {
 			b.endMissing(name, ce, nil, now, protocol.EndPublisherLeft)
 			continue
@@ -310,6 +321,9 @@ func (b *eventBook) add(channel string, ce *channelEvents, e protocol.Event, now
 	}
 	for b.kept >= maxEventsKept && b.evictAnywhere(now) {
 	}
+	if b.kept >= maxEventsKept {
+		b.evictFromLargest(now) // every event kept is going on
+	}
 	ce.events = append(ce.events, ke)
 	ce.byID[e.ID] = ke
 	b.kept++
@@ -346,6 +360,22 @@ func (b *eventBook) evictAnywhere(now time.Time) bool {
 	}
 	b.remove(oldest, at)
 	return true
+}
+
+// evictFromLargest makes room when no event kept has ended: the channel
+// holding the most events gives way (evict), so that the publisher
+// filling the book pays for it before any other. Called with mu held.
+func (b *eventBook) evictFromLargest(now time.Time) {
+	var largest *channelEvents
+	name := ""
+	for n, ce := range b.channels {
+		if largest == nil || len(ce.events) > len(largest.events) {
+			largest, name = ce, n
+		}
+	}
+	if largest != nil && len(largest.events) > 0 {
+		b.evict(name, largest, now)
+	}
 }
 
 func (b *eventBook) remove(ce *channelEvents, i int) {

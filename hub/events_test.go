@@ -533,3 +533,62 @@ func TestEventStreamFollowsReload(t *testing.T) {
 		t.Fatal("a stream opened while viewing was open still open after the reload closed it")
 	}
 }
+
+// observeMeta has the book read a frame of channel carrying meta, as the
+// hub does for a frame it accepts from a local publisher.
+func observeMeta(t *testing.T, h *Hub, channel string, seq uint64, meta []byte) {
+	t.Helper()
+	msg := frameMsg(seq, 8, 8, fakeJPEG(8, 8, seq, 100), meta)
+	buf := make([]byte, wsRoom+len(msg))
+	copy(buf[wsRoom:], msg)
+	pf, err := protocol.ParseMessage(buf[wsRoom:], h.limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.book.observe(channel, newFrame(buf, pf, time.Now()), true)
+}
+
+// TestEventBookBounds: the book keeps at most maxEventsKept events however
+// they are spread: 300 channels each with 32 events going on (their
+// frames list all they have, the rate letting 20 of each start) make 6000
+// events going on, not past the bound; the channel holding the most gives
+// way. And a channel the book holds nothing of is forgotten once its
+// rate is whole again, so 5000 channel names that came and went (each
+// event evicted since) leave nothing behind.
+func TestEventBookBounds(t *testing.T) {
+	h, _ := testHub(t, Config{MaxMetaBytes: 1 << 20})
+	b := h.book
+	t0 := float64(time.Now().Unix())
+	var ids []string
+	for i := range protocol.MaxEvents {
+		ids = append(ids, fmt.Sprintf("e%d person", i))
+	}
+	meta := eventMeta(t0, ids...)
+	for c := range 300 {
+		observeMeta(t, h, fmt.Sprintf("c%d", c), 1, meta)
+	}
+	b.mu.Lock()
+	kept := b.kept
+	b.mu.Unlock()
+	if st := b.stats(); kept > maxEventsKept || st.Kept > maxEventsKept || st.Active > maxEventsKept {
+		t.Fatalf("300 channels × 20 events going on: %d kept (%d going on); want at most %d", st.Kept, st.Active, maxEventsKept)
+	}
+	for c := range 5000 {
+		ch := fmt.Sprintf("churn%d", c)
+		observeMeta(t, h, ch, 1, eventMeta(t0, "x person end"))
+	}
+	b.sweep(time.Now().Add(time.Minute))
+	b.mu.Lock()
+	channels, kept := len(b.channels), b.kept
+	withEvents := 0
+	for _, ce := range b.channels {
+		if len(ce.events) > 0 {
+			withEvents++
+		}
+	}
+	b.mu.Unlock()
+	t.Logf("after 300 full channels and 5000 that came and went: %d channels held, %d with events, %d events kept", channels, withEvents, kept)
+	if channels != withEvents || kept > maxEventsKept {
+		t.Errorf("the book holds %d channels, %d of them with events (%d events); want only those with events", channels, withEvents, kept)
+	}
+}
