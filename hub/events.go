@@ -488,8 +488,11 @@ func (b *eventBook) notify(ke *keptEvent, kind string, now time.Time) {
 	if err != nil {
 		return // an EventInfo always marshals
 	}
-	for s := range b.streams {
-		s.offer(ke.info.Channel, kind, body)
+	if len(b.streams) > 0 {
+		msg := sseMessage(kind, body) // one for every reader: it is never written again
+		for s := range b.streams {
+			s.offer(ke.info.Channel, msg)
+		}
 	}
 	if kind == protocol.EventUpdate || !ke.fromLocal {
 		return // the hub whose publisher carried it tells the outside
@@ -575,18 +578,23 @@ type eventStream struct {
 	wake    chan struct{} // capacity 1
 }
 
-// offer queues a notice for the reader if it may see the channel, dropping
-// the oldest when its queue is full. It never blocks.
-func (s *eventStream) offer(channel, kind string, body []byte) {
-	if (s.channel != "" && channel != s.channel) || !s.may(channel) {
-		return
-	}
+// sseMessage returns a notice as one Server-Sent Event.
+func sseMessage(kind string, body []byte) []byte {
 	msg := make([]byte, 0, len(body)+len(kind)+16)
 	msg = append(msg, "event: "...)
 	msg = append(msg, kind...)
 	msg = append(msg, "\ndata: "...)
 	msg = append(msg, body...)
-	msg = append(msg, "\n\n"...)
+	return append(msg, "\n\n"...)
+}
+
+// offer queues msg (an sseMessage, shared with the other readers and never
+// written) for the reader if it may see the channel, dropping the oldest
+// when its queue is full. It never blocks.
+func (s *eventStream) offer(channel string, msg []byte) {
+	if (s.channel != "" && channel != s.channel) || !s.may(channel) {
+		return
+	}
 	s.mu.Lock()
 	if len(s.queue) >= streamQueue {
 		s.queue[0] = nil

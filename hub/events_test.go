@@ -340,7 +340,7 @@ func TestEventStreamSlowReaderIsTold(t *testing.T) {
 	h, _ := testHub(t, Config{})
 	s := &eventStream{may: func(string) bool { return true }, wake: make(chan struct{}, 1)}
 	for i := range streamQueue + 10 {
-		s.offer("c", protocol.EventUpdate, []byte(fmt.Sprintf(`{"id":"e%d"}`, i)))
+		s.offer("c", sseMessage(protocol.EventUpdate, []byte(fmt.Sprintf(`{"id":"e%d"}`, i))))
 	}
 	msg, dropped := s.take()
 	if dropped != 10 || !bytes.HasPrefix(msg, []byte("event: dropped\ndata: {\"dropped\":10}\n\n")) ||
@@ -590,5 +590,37 @@ func TestEventBookBounds(t *testing.T) {
 	t.Logf("after 300 full channels and 5000 that came and went: %d channels held, %d with events, %d events kept", channels, withEvents, kept)
 	if channels != withEvents || kept > maxEventsKept {
 		t.Errorf("the book holds %d channels, %d of them with events (%d events); want only those with events", channels, withEvents, kept)
+	}
+}
+
+// TestEventStreamsShareNotices: a notice is made into an event once for
+// all stream readers, whose queues share it. 1000 readers that do not read
+// (each queue full: streamQueue notices) cost the notices once and a slice
+// each, not a copy each (about 80 MB of copies of 300-byte notices, none
+// of it charged to the memory budget); and a notice costs a few
+// allocations, not one per reader.
+func TestEventStreamsShareNotices(t *testing.T) {
+	h, _ := testHub(t, Config{})
+	b := h.book
+	const readers = 1000
+	b.mu.Lock()
+	for range readers {
+		b.streams[&eventStream{may: func(string) bool { return true }, wake: make(chan struct{}, 1)}] = struct{}{}
+	}
+	b.mu.Unlock()
+	t.Cleanup(func() { b.mu.Lock(); clear(b.streams); b.mu.Unlock() })
+	ke := &keptEvent{info: protocol.EventInfo{ID: "e", Channel: "c", Label: "person", Zone: "door", Start: 1, Score: 0.5}}
+	notify := func() {
+		b.mu.Lock()
+		b.notify(ke, protocol.EventUpdate, time.Now())
+		b.mu.Unlock()
+	}
+	for range streamQueue {
+		notify()
+	}
+	allocs := testing.AllocsPerRun(20, notify)
+	t.Logf("%d readers with full queues: %.1f allocations per notice", readers, allocs)
+	if allocs > readers/10 {
+		t.Errorf("%.0f allocations per notice to %d readers; want a few, the notice shared", allocs, readers)
 	}
 }
