@@ -734,6 +734,13 @@ func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Accel-Buffering", "no") // tell proxies not to hold it back
+	if r.Method == http.MethodHead {
+		return // its headers: a HEAD takes no reader's place (its writes would go nowhere, never evicted)
+	}
 	if !h.track(w, r) {
 		return
 	}
@@ -763,10 +770,6 @@ func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
 	// it narrows what the stream gets (s.may follows the reload).
 	defer h.registerStream(&stream{channel: channel, token: tok, right: RightView, cancel: cancel})()
 	rc := http.NewResponseController(w)
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Accel-Buffering", "no") // tell proxies not to hold it back
 	w.WriteHeader(http.StatusOK)
 	write := func(b []byte) error {
 		_ = rc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))

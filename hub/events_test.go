@@ -624,3 +624,38 @@ func TestEventStreamsShareNotices(t *testing.T) {
 		t.Errorf("%.0f allocations per notice to %d readers; want a few, the notice shared", allocs, readers)
 	}
 }
+
+// TestEventStreamHead: a HEAD of the event stream is answered with its
+// headers and ends: it takes no reader's place and leaves the connection
+// free for the next request. Before, it held a place until the client
+// hung up (never evicted: a HEAD's writes go nowhere), and a keep-alive
+// client's next request on the connection was never answered.
+func TestEventStreamHead(t *testing.T) {
+	h, base := testHub(t, Config{})
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	for _, m := range []string{"HEAD", "GET"} {
+		path := protocol.PathEventStream
+		if m == "GET" {
+			path = protocol.PathLimits
+		}
+		fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", m, path)
+		resp, err := http.ReadResponse(br, &http.Request{Method: m})
+		if err != nil {
+			t.Fatalf("%s %s on the connection: %v", m, path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || (m == "HEAD" && resp.Header.Get("Content-Type") != "text/event-stream") {
+			t.Fatalf("%s %s: %d %s", m, path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+	if n := h.Stats().Events.Streams; n != 0 {
+		t.Errorf("%d stream readers after a HEAD; want 0", n)
+	}
+}
