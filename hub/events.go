@@ -45,9 +45,14 @@ const (
 	eventRate  = 2.0
 	eventBurst = 20.0
 	// maxEventsPerChannel and maxEventsKept bound the events kept (going
-	// on and ended), per channel and in all; the oldest ended go first.
+	// on and ended), per channel and in all; the oldest ended go first,
+	// and when all are going on, the channel holding the most gives way.
 	maxEventsPerChannel = 64
 	maxEventsKept       = 4096
+	// forgetAfter is how long after its last frame a channel the book
+	// holds no event of is forgotten: by then its rate is whole again
+	// (eventBurst at eventRate), so forgetting it changes nothing.
+	forgetAfter = time.Duration(eventBurst / eventRate * float64(time.Second))
 	// maxRefusedIDs bounds the ids a channel's rate limit remembers
 	// having refused, so a refused event is counted once, not per frame.
 	maxRefusedIDs = 256
@@ -185,16 +190,22 @@ func (b *eventBook) close() {
 	}
 }
 
-// sweep sends the update notices held back by updateEvery, and ends the
+// sweep sends the update notices held back by updateEvery, ends the
 // events going on of channels that have sent no frame for
-// eventsStaleAfter. The janitor calls it once a second.
+// eventsStaleAfter, and forgets the channels it holds nothing of after
+// forgetAfter (so channels that come and go leave nothing behind). The
+// janitor calls it once a second.
 func (b *eventBook) sweep(now time.Time) {
-	if b.active.Load() == 0 {
-		return
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for name, ce := range b.channels {
+		if len(ce.events) == 0 && now.Sub(ce.lastFrame) > forgetAfter {
+			delete(b.channels, name)
+			continue
+		}
+		if b.active.Load() == 0 {
+			continue
+		}
 		if now.Sub(ce.lastFrame) > eventsStaleAfter {
 			b.endMissing(name, ce, nil, now, protocol.EndPublisherLeft)
 			continue
@@ -310,6 +321,9 @@ func (b *eventBook) add(channel string, ce *channelEvents, e protocol.Event, now
 	}
 	for b.kept >= maxEventsKept && b.evictAnywhere(now) {
 	}
+	if b.kept >= maxEventsKept {
+		b.evictFromLargest(now) // every event kept is going on
+	}
 	ce.events = append(ce.events, ke)
 	ce.byID[e.ID] = ke
 	b.kept++
@@ -346,6 +360,22 @@ func (b *eventBook) evictAnywhere(now time.Time) bool {
 	}
 	b.remove(oldest, at)
 	return true
+}
+
+// evictFromLargest makes room when no event kept has ended: the channel
+// holding the most events gives way (evict), so that the publisher
+// filling the book pays for it before any other. Called with mu held.
+func (b *eventBook) evictFromLargest(now time.Time) {
+	var largest *channelEvents
+	name := ""
+	for n, ce := range b.channels {
+		if largest == nil || len(ce.events) > len(largest.events) {
+			largest, name = ce, n
+		}
+	}
+	if largest != nil && len(largest.events) > 0 {
+		b.evict(name, largest, now)
+	}
 }
 
 func (b *eventBook) remove(ce *channelEvents, i int) {
@@ -458,8 +488,11 @@ func (b *eventBook) notify(ke *keptEvent, kind string, now time.Time) {
 	if err != nil {
 		return // an EventInfo always marshals
 	}
-	for s := range b.streams {
-		s.offer(ke.info.Channel, kind, body)
+	if len(b.streams) > 0 {
+		msg := sseMessage(kind, body) // one for every reader: it is never written again
+		for s := range b.streams {
+			s.offer(ke.info.Channel, msg)
+		}
 	}
 	if kind == protocol.EventUpdate || !ke.fromLocal {
 		return // the hub whose publisher carried it tells the outside
@@ -545,18 +578,23 @@ type eventStream struct {
 	wake    chan struct{} // capacity 1
 }
 
-// offer queues a notice for the reader if it may see the channel, dropping
-// the oldest when its queue is full. It never blocks.
-func (s *eventStream) offer(channel, kind string, body []byte) {
-	if (s.channel != "" && channel != s.channel) || !s.may(channel) {
-		return
-	}
+// sseMessage returns a notice as one Server-Sent Event.
+func sseMessage(kind string, body []byte) []byte {
 	msg := make([]byte, 0, len(body)+len(kind)+16)
 	msg = append(msg, "event: "...)
 	msg = append(msg, kind...)
 	msg = append(msg, "\ndata: "...)
 	msg = append(msg, body...)
-	msg = append(msg, "\n\n"...)
+	return append(msg, "\n\n"...)
+}
+
+// offer queues msg (an sseMessage, shared with the other readers and never
+// written) for the reader if it may see the channel, dropping the oldest
+// when its queue is full. It never blocks.
+func (s *eventStream) offer(channel string, msg []byte) {
+	if (s.channel != "" && channel != s.channel) || !s.may(channel) {
+		return
+	}
 	s.mu.Lock()
 	if len(s.queue) >= streamQueue {
 		s.queue[0] = nil
@@ -696,6 +734,13 @@ func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Accel-Buffering", "no") // tell proxies not to hold it back
+	if r.Method == http.MethodHead {
+		return // its headers: a HEAD takes no reader's place (its writes would go nowhere, never evicted)
+	}
 	if !h.track(w, r) {
 		return
 	}
@@ -725,10 +770,6 @@ func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
 	// it narrows what the stream gets (s.may follows the reload).
 	defer h.registerStream(&stream{channel: channel, token: tok, right: RightView, cancel: cancel})()
 	rc := http.NewResponseController(w)
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Accel-Buffering", "no") // tell proxies not to hold it back
 	w.WriteHeader(http.StatusOK)
 	write := func(b []byte) error {
 		_ = rc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))

@@ -341,7 +341,7 @@ func TestEventStreamSlowReaderIsTold(t *testing.T) {
 	h, _ := testHub(t, Config{})
 	s := &eventStream{may: func(string) bool { return true }, wake: make(chan struct{}, 1)}
 	for i := range streamQueue + 10 {
-		s.offer("c", protocol.EventUpdate, []byte(fmt.Sprintf(`{"id":"e%d"}`, i)))
+		s.offer("c", sseMessage(protocol.EventUpdate, []byte(fmt.Sprintf(`{"id":"e%d"}`, i))))
 	}
 	msg, dropped := s.take()
 	if dropped != 10 || !bytes.HasPrefix(msg, []byte("event: dropped\ndata: {\"dropped\":10}\n\n")) ||
@@ -532,5 +532,131 @@ func TestEventStreamFollowsReload(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a stream opened while viewing was open still open after the reload closed it")
+	}
+}
+
+// observeMeta has the book read a frame of channel carrying meta, as the
+// hub does for a frame it accepts from a local publisher.
+func observeMeta(t *testing.T, h *Hub, channel string, seq uint64, meta []byte) {
+	t.Helper()
+	msg := frameMsg(seq, 8, 8, fakeJPEG(8, 8, seq, 100), meta)
+	buf := make([]byte, wsRoom+len(msg))
+	copy(buf[wsRoom:], msg)
+	pf, err := protocol.ParseMessage(buf[wsRoom:], h.limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.book.observe(channel, newFrame(buf, pf, time.Now()), true)
+}
+
+// TestEventBookBounds: the book keeps at most maxEventsKept events however
+// they are spread: 300 channels each with 32 events going on (their
+// frames list all they have, the rate letting 20 of each start) make 6000
+// events going on, not past the bound; the channel holding the most gives
+// way. And a channel the book holds nothing of is forgotten once its
+// rate is whole again, so 5000 channel names that came and went (each
+// event evicted since) leave nothing behind.
+func TestEventBookBounds(t *testing.T) {
+	h, _ := testHub(t, Config{MaxMetaBytes: 1 << 20})
+	b := h.book
+	t0 := float64(time.Now().Unix())
+	var ids []string
+	for i := range protocol.MaxEvents {
+		ids = append(ids, fmt.Sprintf("e%d person", i))
+	}
+	meta := eventMeta(t0, ids...)
+	for c := range 300 {
+		observeMeta(t, h, fmt.Sprintf("c%d", c), 1, meta)
+	}
+	b.mu.Lock()
+	kept := b.kept
+	b.mu.Unlock()
+	if st := b.stats(); kept > maxEventsKept || st.Kept > maxEventsKept || st.Active > maxEventsKept {
+		t.Fatalf("300 channels × 20 events going on: %d kept (%d going on); want at most %d", st.Kept, st.Active, maxEventsKept)
+	}
+	for c := range 5000 {
+		ch := fmt.Sprintf("churn%d", c)
+		observeMeta(t, h, ch, 1, eventMeta(t0, "x person end"))
+	}
+	b.sweep(time.Now().Add(time.Minute))
+	b.mu.Lock()
+	channels, kept := len(b.channels), b.kept
+	withEvents := 0
+	for _, ce := range b.channels {
+		if len(ce.events) > 0 {
+			withEvents++
+		}
+	}
+	b.mu.Unlock()
+	t.Logf("after 300 full channels and 5000 that came and went: %d channels held, %d with events, %d events kept", channels, withEvents, kept)
+	if channels != withEvents || kept > maxEventsKept {
+		t.Errorf("the book holds %d channels, %d of them with events (%d events); want only those with events", channels, withEvents, kept)
+	}
+}
+
+// TestEventStreamsShareNotices: a notice is made into an event once for
+// all stream readers, whose queues share it. 1000 readers that do not read
+// (each queue full: streamQueue notices) cost the notices once and a slice
+// each, not a copy each (about 80 MB of copies of 300-byte notices, none
+// of it charged to the memory budget); and a notice costs a few
+// allocations, not one per reader.
+func TestEventStreamsShareNotices(t *testing.T) {
+	h, _ := testHub(t, Config{})
+	b := h.book
+	const readers = 1000
+	b.mu.Lock()
+	for range readers {
+		b.streams[&eventStream{may: func(string) bool { return true }, wake: make(chan struct{}, 1)}] = struct{}{}
+	}
+	b.mu.Unlock()
+	t.Cleanup(func() { b.mu.Lock(); clear(b.streams); b.mu.Unlock() })
+	ke := &keptEvent{info: protocol.EventInfo{ID: "e", Channel: "c", Label: "person", Zone: "door", Start: 1, Score: 0.5}}
+	notify := func() {
+		b.mu.Lock()
+		b.notify(ke, protocol.EventUpdate, time.Now())
+		b.mu.Unlock()
+	}
+	for range streamQueue {
+		notify()
+	}
+	allocs := testing.AllocsPerRun(20, notify)
+	t.Logf("%d readers with full queues: %.1f allocations per notice", readers, allocs)
+	if allocs > readers/10 {
+		t.Errorf("%.0f allocations per notice to %d readers; want a few, the notice shared", allocs, readers)
+	}
+}
+
+// TestEventStreamHead: a HEAD of the event stream is answered with its
+// headers and ends: it takes no reader's place and leaves the connection
+// free for the next request. Before, it held a place until the client
+// hung up (never evicted: a HEAD's writes go nowhere), and a keep-alive
+// client's next request on the connection was never answered.
+func TestEventStreamHead(t *testing.T) {
+	h, base := testHub(t, Config{})
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	for _, m := range []string{"HEAD", "GET"} {
+		path := protocol.PathEventStream
+		if m == "GET" {
+			path = protocol.PathLimits
+		}
+		fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", m, path)
+		resp, err := http.ReadResponse(br, &http.Request{Method: m})
+		if err != nil {
+			t.Fatalf("%s %s on the connection: %v", m, path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || (m == "HEAD" && resp.Header.Get("Content-Type") != "text/event-stream") {
+			t.Fatalf("%s %s: %d %s", m, path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+	if n := h.Stats().Events.Streams; n != 0 {
+		t.Errorf("%d stream readers after a HEAD; want 0", n)
 	}
 }
