@@ -246,7 +246,7 @@ func TestWebhookLogsNoURL(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	w.enqueue("cam/late/start", "start", []byte(`{"id":"late"}`))
 	w.enqueue("cam/drip/start", "start", []byte(`{"id":"drip"}`))
-	eventually(t, 10*time.Second, "both delivered", func() bool { return w.stats().Delivered == 2 })
+	testutil.Eventually(t, 10*time.Second, "both delivered", func() bool { return w.stats().Delivered == 2 })
 	mu.Lock()
 	if got["cam/late/start"] != 2 || got["cam/drip/start"] != 1 {
 		t.Errorf("receiver got %v; want the late one twice (its retry under the same key), the dripped one once", got)
@@ -256,7 +256,7 @@ func TestWebhookLogsNoURL(t *testing.T) {
 	// Now a receiver that is gone: the failures are logged.
 	rc.srv.Close()
 	w.enqueue("cam/gone/end", "end", []byte(`{"id":"gone"}`))
-	eventually(t, 10*time.Second, "the failure given up", func() bool { return w.stats().Failed == 1 })
+	testutil.Eventually(t, 10*time.Second, "the failure given up", func() bool { return w.stats().Failed == 1 })
 	out := logs.String()
 	if !strings.Contains(out, "webhook notification given up") {
 		t.Fatalf("no log line of the failure:\n%s", out)
