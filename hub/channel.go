@@ -63,7 +63,7 @@ func (c *channel) counters() ChannelCounters {
 	cc.SourceState, _ = c.sourceLocked(time.Now())
 	for m := range c.subs {
 		cc.FramesOut += m.delivered.Load()
-		cc.FramesSkipped += m.overwritten.Load()
+		cc.FramesSkipped += m.overwritten()
 		cc.BytesOut += m.bytes.Load()
 		switch m.kind {
 		case readerWS:
@@ -145,7 +145,7 @@ func (c *channel) removeSub(m *mailbox) {
 		if m.kind == readerWS {
 			c.wsSubs--
 		}
-		c.departedSkipped += m.overwritten.Load()
+		c.departedSkipped += m.overwritten()
 		c.departedOut += m.delivered.Load()
 		c.departedBytes += m.bytes.Load()
 		c.viewersChangedLocked()
@@ -196,7 +196,7 @@ func (c *channel) info(now time.Time, ttl time.Duration) (protocol.ChannelInfo, 
 		in.Idle = len(c.subs)+c.remote == 0
 	}
 	for m := range c.subs {
-		in.Skipped += m.overwritten.Load()
+		in.Skipped += m.overwritten()
 	}
 	recent := false
 	if f := c.latest; f != nil {

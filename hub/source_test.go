@@ -47,11 +47,11 @@ func TestSourceNotices(t *testing.T) {
 	send(t, pub, frameMsg(1, 16, 16, fakeJPEG(16, 16, 1, 100), nil))
 	readFrame(t, sub, 3*time.Second)
 	notice(protocol.SourceLive, "")
-	eventually(t, 3*time.Second, "live", func() bool { return channelInfo(h, "cam").SourceState == protocol.SourceLive })
+	testutil.Eventually(t, 3*time.Second, "live", func() bool { return channelInfo(h, "cam").SourceState == protocol.SourceLive })
 
 	notice(protocol.SourceStalled, "no frame for 1s")
 	notice(protocol.SourceReconnecting, "connection refused")
-	eventually(t, 3*time.Second, "reconnecting", func() bool {
+	testutil.Eventually(t, 3*time.Second, "reconnecting", func() bool {
 		in := channelInfo(h, "cam")
 		return in.SourceState == protocol.SourceReconnecting && in.SourceError == "connection refused"
 	})
@@ -70,7 +70,7 @@ func TestSourceNotices(t *testing.T) {
 	}
 	notice(protocol.SourceEnded, "end of file")
 	pub.Close()
-	eventually(t, 3*time.Second, "no state once the publisher left", func() bool { return channelInfo(h, "cam").SourceState == "" })
+	testutil.Eventually(t, 3*time.Second, "no state once the publisher left", func() bool { return channelInfo(h, "cam").SourceState == "" })
 }
 
 // TestSourceStateDerived: a publisher that says nothing (an older one)
@@ -83,9 +83,9 @@ func TestSourceStateDerived(t *testing.T) {
 		send(t, pub, frameMsg(uint64(i+1), 16, 16, fakeJPEG(16, 16, uint64(i), 100), nil))
 		time.Sleep(30 * time.Millisecond)
 	}
-	eventually(t, 3*time.Second, "live", func() bool { return channelInfo(h, "old").SourceState == protocol.SourceLive })
+	testutil.Eventually(t, 3*time.Second, "live", func() bool { return channelInfo(h, "old").SourceState == protocol.SourceLive })
 	start := time.Now()
-	eventually(t, 10*time.Second, "stalled", func() bool { return channelInfo(h, "old").SourceState == protocol.SourceStalled })
+	testutil.Eventually(t, 10*time.Second, "stalled", func() bool { return channelInfo(h, "old").SourceState == protocol.SourceStalled })
 	if d := time.Since(start); d > maxStaleAfter+time.Second {
 		t.Errorf("stalled after %v; want at most %v", d, maxStaleAfter)
 	}
@@ -93,7 +93,7 @@ func TestSourceStateDerived(t *testing.T) {
 		t.Errorf("stalled because %q", why)
 	}
 	send(t, pub, frameMsg(9, 16, 16, fakeJPEG(16, 16, 9, 100), nil))
-	eventually(t, 3*time.Second, "live again", func() bool { return channelInfo(h, "old").SourceState == protocol.SourceLive })
+	testutil.Eventually(t, 3*time.Second, "live again", func() bool { return channelInfo(h, "old").SourceState == protocol.SourceLive })
 
 	// An upload that sends one JPEG and waits.
 	pr, pw := io.Pipe()
@@ -109,7 +109,7 @@ func TestSourceStateDerived(t *testing.T) {
 	if _, err := pw.Write(testutil.JPEG(64, 48, 1)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the upload live", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the upload live", func() bool {
 		for _, in := range h.Channels() {
 			if in.Name == "up" && in.SourceState == protocol.SourceLive {
 				return true
@@ -117,7 +117,7 @@ func TestSourceStateDerived(t *testing.T) {
 		}
 		return false
 	})
-	eventually(t, 10*time.Second, "the upload stalled", func() bool { return channelInfo(h, "up").SourceState == protocol.SourceStalled })
+	testutil.Eventually(t, 10*time.Second, "the upload stalled", func() bool { return channelInfo(h, "up").SourceState == protocol.SourceStalled })
 }
 
 // TestSourceNoticeAttacks: a publisher that sends text too big, a state
@@ -162,7 +162,7 @@ func TestSourceNoticeAttacks(t *testing.T) {
 			if code, text := closeCode(t, pub); code != c.code {
 				t.Fatalf("close code %d %q; want %d", code, text, c.code)
 			}
-			eventually(t, 3*time.Second, c.counter+" counted", func() bool { return h.Stats().Refused[c.counter] == 1 })
+			testutil.Eventually(t, 3*time.Second, c.counter+" counted", func() bool { return h.Stats().Refused[c.counter] == 1 })
 			if n := strings.Count(logs.String(), `msg="refused: `); n != 1 {
 				t.Errorf("refusal logged %d times; want once:\n%s", n, logs.String())
 			}
@@ -199,7 +199,7 @@ func TestSourceFloodLoggedBounded(t *testing.T) {
 		}
 		closeCode(t, pub)
 	}
-	eventually(t, 5*time.Second, "every flood refused", func() bool { return h.Stats().Refused["source_notice_flood"] == n })
+	testutil.Eventually(t, 5*time.Second, "every flood refused", func() bool { return h.Stats().Refused["source_notice_flood"] == n })
 	if got := strings.Count(logs.String(), `msg="refused: too many source notices"`); got > 2 {
 		t.Errorf("%d refusal lines for %d floods; want the rest folded", got, n)
 	}

@@ -171,7 +171,7 @@ func TestRelayRTSPCameraDropsAndReturns(t *testing.T) {
 	}
 	state := func(want string) {
 		t.Helper()
-		hubtest.Eventually(t, 10*time.Second, "source "+want, func() bool { return r.Stats().SourceState == want })
+		testutil.Eventually(t, 10*time.Second, "source "+want, func() bool { return r.Stats().SourceState == want })
 	}
 	fresh(time.Now(), "first")
 	state(protocol.SourceLive)

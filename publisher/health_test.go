@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"framehub/internal/hubtest"
 	"framehub/internal/testutil"
 	"framehub/protocol"
 )
@@ -56,7 +55,7 @@ func TestHealthStates(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	state := func(want string) {
 		t.Helper()
-		hubtest.Eventually(t, 5*time.Second, "state "+want, func() bool { s, _, _ := h.snapshot(); return s == want })
+		testutil.Eventually(t, 5*time.Second, "state "+want, func() bool { s, _, _ := h.snapshot(); return s == want })
 	}
 	h.frame(time.Now())
 	state(protocol.SourceLive)

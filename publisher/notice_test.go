@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"framehub/internal/hubtest"
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
@@ -94,7 +95,7 @@ func TestSenderSourceNotices(t *testing.T) {
 	if err := s.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	hubtest.Eventually(t, 5*time.Second, "the first notice", func() bool { return len(n.notices()) == 1 })
+	testutil.Eventually(t, 5*time.Second, "the first notice", func() bool { return len(n.notices()) == 1 })
 	if got := n.notices()[0]; got != protocol.NewSourceNotice(protocol.SourceReconnecting, "connection refused") {
 		t.Fatalf("first notice %+v", got)
 	}
@@ -109,7 +110,7 @@ func TestSenderSourceNotices(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	s.SetSource(protocol.SourceLive, "")
-	hubtest.Eventually(t, 5*time.Second, "the newest state", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the newest state", func() bool {
 		g := n.notices()
 		return g[len(g)-1].State == protocol.SourceLive
 	})
@@ -121,15 +122,15 @@ func TestSenderSourceNotices(t *testing.T) {
 	before := len(n.notices())
 	n.cut()
 	frame := hubtest.Frame(1, 64, 48, 100, nil)
-	hubtest.Eventually(t, 5*time.Second, "a send to fail on the cut connection", func() bool { return s.Send(ctx, frame) != nil })
+	testutil.Eventually(t, 5*time.Second, "a send to fail on the cut connection", func() bool { return s.Send(ctx, frame) != nil })
 	if err := s.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	hubtest.Eventually(t, 5*time.Second, "the state again on the new connection", func() bool { return len(n.notices()) == before+1 })
+	testutil.Eventually(t, 5*time.Second, "the state again on the new connection", func() bool { return len(n.notices()) == before+1 })
 
 	s.SetSource(protocol.SourceEnded, "end of stdin")
 	s.Close()
-	hubtest.Eventually(t, 5*time.Second, "ended before the close", func() bool {
+	testutil.Eventually(t, 5*time.Second, "ended before the close", func() bool {
 		g := n.notices()
 		return g[len(g)-1].State == protocol.SourceEnded
 	})

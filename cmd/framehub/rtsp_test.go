@@ -52,7 +52,7 @@ func freshFrom(t *testing.T, in <-chan protocol.Frame, since time.Time, w, h uin
 func sourceState(t *testing.T, addr, channel, state string) time.Duration {
 	t.Helper()
 	start := time.Now()
-	hubtest.Eventually(t, 15*time.Second, channel+" listed as "+state, func() bool {
+	testutil.Eventually(t, 15*time.Second, channel+" listed as "+state, func() bool {
 		for _, in := range listChannels(t, addr) {
 			if in.Name == channel && in.SourceState == state {
 				return true
@@ -131,7 +131,7 @@ func TestPublishRTSPWithoutOpenCV(t *testing.T) {
 	}
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
-	hubtest.Eventually(t, 5*time.Second, "ffmpeg to die with its publisher", func() bool {
+	testutil.Eventually(t, 5*time.Second, "ffmpeg to die with its publisher", func() bool {
 		return !testutil.Alive(kids[0])
 	})
 }

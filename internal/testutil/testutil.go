@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -25,7 +26,8 @@ import (
 
 // Check is for TestMain: given m.Run's exit code, it fails a passing run
 // if a goroutine outlived the tests or any extra check reports something,
-// and returns the code to exit with. Idle keep-alive connections of the
+// and returns the code to exit with. It removes the binaries
+// BuildFramehub made. Idle keep-alive connections of the
 // shared HTTP client are closed first: they belong to the client, not to
 // the code under test.
 func Check(code int, extra ...func() error) int { return check(code, nil, extra) }
@@ -55,6 +57,7 @@ func CheckIgnoring(code int, lasting []string, extra ...func() error) int {
 }
 
 func check(code int, opts []goleak.Option, extra []func() error) int {
+	removeBuilds()
 	http.DefaultClient.CloseIdleConnections()
 	if code != 0 {
 		return code
@@ -240,3 +243,18 @@ func Children(ppid int, comm string) []int { return procstat.Children(ppid, comm
 // Alive reports whether process pid runs (Linux: it exists and is not a
 // zombie waiting to be reaped).
 func Alive(pid int) bool { return procstat.Alive(pid) }
+
+// Eventually polls cond every 10 ms until it holds, and fails the test
+// with what it was waiting for if d passes first. It is the one way tests
+// wait for something to happen: on a state or a counter, never on a sleep
+// that guesses how long it takes.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
