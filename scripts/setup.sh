@@ -20,7 +20,7 @@ pkgs=(
   python3-websockets #   "
   opencv-data        # Haar cascades: process's faces and blur-faces steps, the Python face example
   opencv-doc         # sample pictures and videos (faces, pedestrians) the process and Python tests use
-  python3-gi                   # the test IP camera (internal/testutil/rtspcam.py): GStreamer from Python
+  python3-gi                   # the test IP camera (internal/testcam/rtspcam.py): GStreamer from Python
   gir1.2-gst-rtsp-server-1.0   #   its RTSP server
   gstreamer1.0-plugins-base    #   videotestsrc, videoconvert
   gstreamer1.0-plugins-good    #   rtph264pay
