@@ -169,6 +169,15 @@ func TestPublishWithoutOpenCVSaysWhatItNeeds(t *testing.T) {
 			t.Errorf("framehub publish %v: exit %d, %q; want status 1 and one line saying %q", c.args, exitCode(err), out, c.want)
 		}
 	}
+	// No ffmpeg on PATH at all: the RTSP camera is refused at start, with
+	// how to get ffmpeg, not reconnected to forever.
+	cmd := exec.Command(nocgoBin, "publish", "--channel", "x", "--source", "rtsp://127.0.0.1:1/cam")
+	cmd.Env = append(os.Environ(), "PATH="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if exitCode(err) != 1 || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 ||
+		!strings.Contains(string(out), "needs ffmpeg") || !strings.Contains(string(out), "apt install ffmpeg") {
+		t.Errorf("publish of an RTSP camera without ffmpeg on PATH: exit %d, %q; want status 1 and one line saying how to get ffmpeg", exitCode(err), out)
+	}
 }
 
 // TestPublishStdinStopsWhenSilent: a pipe that never writes cannot hold
