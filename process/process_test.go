@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -393,9 +394,13 @@ func (s slowStep) Apply(f *Frame) error {
 }
 
 // TestSlowStepSkipsInsteadOfLagging: a 150 ms step on a 30 fps channel.
-// The processor skips the frames it has no time for: the age of what it
-// publishes stays at the step's time plus a frame interval or so, however
-// long it runs, instead of growing.
+// The processor skips the frames it has no time for instead of queueing
+// them: most frames are skipped, a frame waits for a worker a fraction of
+// the step, and the age of what it publishes stays where it started
+// however long it runs. A queue would add a step's worth of lag every few
+// frames (seconds after 3 s). The test compares ages within the run, not
+// against a fixed bound, so that a loaded machine, which makes every
+// frame older, does not fail it.
 func TestSlowStepSkipsInsteadOfLagging(t *testing.T) {
 	addr := testHub(t, hubConfig())
 	const step = 150 * time.Millisecond
@@ -406,34 +411,45 @@ func TestSlowStepSkipsInsteadOfLagging(t *testing.T) {
 	defer cancel()
 	const interval = time.Second / 30
 	push(t, ctx, addr, "cam", 1, interval, pics) // 3 s
-	fs := out.waitFor(t, 5*time.Second, "the last frames", func(fs []received) bool { return lastSeq(85)(fs) })
-	var late []float64
-	for _, f := range fs {
-		age := float64(f.at.UnixNano()-f.capture) / 1e6
-		if age > float64(step/time.Millisecond)+100 {
-			t.Errorf("frame %d arrived %.0f ms after capture; the step takes %v", f.seq, age, step)
-		}
-		if f.seq > 60 {
-			late = append(late, age)
-		}
+	// A queueing processor would still finish, after 90 steps (13.5 s), and
+	// fail the assertions below rather than this wait.
+	fs := out.waitFor(t, 20*time.Second, "the last frames published and every frame taken processed",
+		func(fs []received) bool { return lastSeq(85)(fs) && settled(r)(fs) })
+	ages := make([]float64, len(fs)) // ms from capture to the collector, in publishing order
+	for i, f := range fs {
+		ages[i] = float64(f.at.UnixNano()-f.capture) / 1e6
 	}
 	st := r.p.Stats()
-	t.Logf("published %d of %d; skipped %d; processing p50 %.1f ms, waiting p50 %.1f ms, age added p50 %.1f ms p99 %.1f ms; ages of the last frames %v",
-		len(fs), len(pics), st.Skipped, st.ProcMSP50, st.WaitMSP50, st.AddedMSP50, st.AddedMSP99, late)
+	t.Logf("published %d of %d; skipped %d; processing p50 %.1f ms, waiting p50 %.1f ms, age added p50 %.1f ms p99 %.1f ms; ages %.0f",
+		len(fs), len(pics), st.Skipped, st.ProcMSP50, st.WaitMSP50, st.AddedMSP50, st.AddedMSP99, ages)
 	if st.Skipped < uint64(len(pics))/2 || len(fs) < 8 {
-		t.Fatalf("%d skipped, %d published; want most frames skipped, about one published per step (3 s / %v)", st.Skipped, len(fs), step)
+		t.Errorf("%d skipped, %d published; want most frames skipped, about one published per step (3 s / %v)", st.Skipped, len(fs), step)
 	}
 	// A worker that comes free takes the newest frame, which arrived at
-	// most one input interval before (half of one in the middle): its wait
-	// is bounded by the interval, not growing; and the age processing adds
-	// is that wait, the step, and the send (20 ms are plenty on loopback).
-	intervalMS := float64(interval) / float64(time.Millisecond)
-	if st.WaitMSP50 > intervalMS {
-		t.Errorf("frames waited %.1f ms (p50) for a worker; want at most the input interval, %.1f ms", st.WaitMSP50, intervalMS)
+	// most an input interval or so before: the wait is a fraction of the
+	// step, and the age processing adds is the step and that wait. Load
+	// stretches both, but not by a queue's whole steps.
+	stepMS := float64(step) / float64(time.Millisecond)
+	if st.WaitMSP50 > stepMS/2 {
+		t.Errorf("frames waited %.1f ms (p50) for a worker; want well under the step, %.0f ms: frames queue", st.WaitMSP50, stepMS)
 	}
-	if st.AddedMSP50 > st.ProcMSP50+intervalMS+20 {
-		t.Errorf("age added p50 %.1f ms; want at most processing (%.1f ms) + an input interval (%.1f ms) + 20 ms", st.AddedMSP50, st.ProcMSP50, intervalMS)
+	if added := st.AddedMSP50 - st.ProcMSP50; added > stepMS/2 {
+		t.Errorf("age added p50 %.1f ms, %.1f ms more than processing; want well under a step (%.0f ms): frames queue", st.AddedMSP50, added, stepMS)
 	}
+	// The ages do not grow: the last quarter of the frames published are no
+	// older than the first quarter by more than a step.
+	k := max(len(ages)/4, 2)
+	first, last := median(ages[:k]), median(ages[len(ages)-k:])
+	if last > first+stepMS {
+		t.Errorf("the last frames published were %.0f ms old (median of %d), the first ones %.0f ms; want no growth beyond a step (%.0f ms): frames queue", last, k, first, stepMS)
+	}
+}
+
+// median returns the median of xs (not empty); it sorts a copy.
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // failingStep fails on even frames, as a step meeting a frame it cannot
