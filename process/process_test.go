@@ -16,7 +16,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -451,17 +450,10 @@ func TestSlowStepSkipsInsteadOfLagging(t *testing.T) {
 	if len(added) < 2*k {
 		t.Fatalf("only %d frames published were seen on the input too; want at least %d", len(added), 2*k)
 	}
-	first, last := median(added[:k]), median(added[len(added)-k:])
+	first, last := testutil.Median(added[:k]), testutil.Median(added[len(added)-k:])
 	if last > first+st.ProcMSP50 {
 		t.Errorf("the last frames published gained %.0f ms (median of %d), the first ones %.0f ms; want no growth beyond a step (%.0f ms): frames queue", last, k, first, st.ProcMSP50)
 	}
-}
-
-// median returns the median of xs (not empty); it sorts a copy.
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 // failingStep fails on even frames, as a step meeting a frame it cannot
