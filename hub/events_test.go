@@ -358,14 +358,7 @@ func TestEventsNeedTheViewRight(t *testing.T) {
 	_, base := testHub(t, Config{DenyDelay: -1, Auth: grantsAuth(t,
 		Grant{Token: pubTok, Rights: RightPublish, Channels: []string{"*"}},
 		Grant{Token: doorTok, Rights: RightView, Channels: []string{"door"}})})
-	publish := func(ch string) *websocket.Conn {
-		c, _, err := websocket.DefaultDialer.Dial(wsURL(base, protocol.PathPublish, ch), http.Header{"Authorization": {"Bearer " + pubTok}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	publish := func(ch string) *websocket.Conn { return dialWith(t, base, protocol.PathPublish, ch, bearer(pubTok)) }
 	t0 := float64(time.Now().Unix())
 	jpg := testJPEG(t, 32, 32, color.RGBA{1, 2, 3, 255})
 	send(t, publish("door"), frameMsg(1, 32, 32, jpg, eventMeta(t0, "d person best")))
@@ -489,7 +482,6 @@ func TestEventStreamFollowsReload(t *testing.T) {
 		return grantsAuth(t, append(g, Grant{Token: keptTok, Rights: RightView, Channels: kept})...)
 	}
 	h, base := testHub(t, Config{DenyDelay: -1, Auth: grants([]string{"*"}, []string{"*"})})
-	bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
 	dropped := openStream(t, base, "", bearer(allTok))
 	narrowed := openStream(t, base, "", bearer(keptTok))
 	eventually(t, 5*time.Second, "two readers", func() bool { return h.Stats().Events.Streams == 2 })
@@ -503,14 +495,7 @@ func TestEventStreamFollowsReload(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the stream of a token the reload dropped still open after 5 s")
 	}
-	publish := func(ch string) *websocket.Conn {
-		c, _, err := websocket.DefaultDialer.Dial(wsURL(base, protocol.PathPublish, ch), bearer(pubTok))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	publish := func(ch string) *websocket.Conn { return dialWith(t, base, protocol.PathPublish, ch, bearer(pubTok)) }
 	t0 := float64(time.Now().Unix())
 	jpg := testJPEG(t, 32, 32, color.RGBA{1, 2, 3, 255})
 	send(t, publish("vault"), frameMsg(1, 32, 32, jpg, eventMeta(t0, "v person")))
