@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -523,7 +524,13 @@ func TestEventStreamFollowsReload(t *testing.T) {
 // hub does for a frame it accepts from a local publisher.
 func observeMeta(t *testing.T, h *Hub, channel string, seq uint64, meta []byte) {
 	t.Helper()
-	msg := frameMsg(seq, 8, 8, fakeJPEG(8, 8, seq, 100), meta)
+	observeFrame(t, h, channel, seq, meta, 100)
+}
+
+// observeFrame is observeMeta with a JPEG of size bytes.
+func observeFrame(t *testing.T, h *Hub, channel string, seq uint64, meta []byte, size int) {
+	t.Helper()
+	msg := frameMsg(seq, 8, 8, fakeJPEG(8, 8, seq, size), meta)
 	buf := make([]byte, wsRoom+len(msg))
 	copy(buf[wsRoom:], msg)
 	pf, err := protocol.ParseMessage(buf[wsRoom:], h.limits)
@@ -642,5 +649,106 @@ func TestEventStreamHead(t *testing.T) {
 	}
 	if n := h.Stats().Events.Streams; n != 0 {
 		t.Errorf("%d stream readers after a HEAD; want 0", n)
+	}
+}
+
+// TestEventSnapshotsMakeRoom: the snapshots' bound (maxSnapshots) is not
+// first come, first served for good: once it is full of ended events'
+// snapshots (13 channels × 20 events, each flagged best, then ended), a
+// new event on another channel still gets its snapshot, the one of the
+// event that ended longest ago making room. Before, every later event of
+// every channel went without one until thousands of events had turned
+// the book over.
+func TestEventSnapshotsMakeRoom(t *testing.T) {
+	h, _ := testHub(t, Config{MaxMetaBytes: 1 << 20})
+	b := h.book
+	t0 := float64(time.Now().Unix())
+	fillSnapshots(t, h, t0, true)
+	observeMeta(t, h, "door", 1, eventMeta(t0, "d person best"))
+	if st := b.stats(); b.snapshot("door", "d") == nil || st.Snapshots > maxSnapshots {
+		t.Fatalf("the door event has a snapshot: %v (%d kept, %d refused); want one, within the bound",
+			b.snapshot("door", "d") != nil, st.Snapshots, st.SnapshotsRefused)
+	}
+	// Those that gave way (4 for flood12's last events, 1 for door's)
+	// ended no later than any that kept theirs.
+	b.mu.Lock()
+	gone, lastGone, firstKept := 0, 0.0, math.Inf(1)
+	for _, ce := range b.channels {
+		for _, ke := range ce.events {
+			switch {
+			case ke.end == 0:
+			case ke.snap == nil:
+				gone++
+				lastGone = max(lastGone, ke.info.Updated)
+			default:
+				firstKept = min(firstKept, ke.info.Updated)
+			}
+		}
+	}
+	b.mu.Unlock()
+	if gone != 5 || lastGone > firstKept {
+		t.Errorf("%d ended events lost their snapshots, the last of them ended at %.3f, the first that kept one at %.3f; want 5, the first to end",
+			gone, lastGone, firstKept)
+	}
+}
+
+// fillSnapshots has 13 channels start 20 events each, every one flagged
+// best (the 256 snapshots the book keeps at most), and ends each channel's
+// before the next starts when ended is true (flood12's last 4 then take
+// the snapshots of 4 ended events; without, they are refused).
+func fillSnapshots(t *testing.T, h *Hub, t0 float64, ended bool) {
+	t.Helper()
+	for c := range 13 {
+		var live, ends []string
+		for i := range 20 {
+			live = append(live, fmt.Sprintf("e%d person best", i))
+			ends = append(ends, fmt.Sprintf("e%d person end", i))
+		}
+		ch := fmt.Sprintf("flood%d", c)
+		observeMeta(t, h, ch, 1, eventMeta(t0, live...))
+		if ended {
+			observeMeta(t, h, ch, 2, eventMeta(t0, ends...))
+		}
+	}
+	if st := h.book.stats(); st.Snapshots != maxSnapshots {
+		t.Fatalf("%d snapshots after 260 events flagged best; want the bound, %d", st.Snapshots, maxSnapshots)
+	}
+}
+
+// TestEventSnapshotRefusalsWait: an event refused a snapshot (the store
+// full of events going on, which never give way) tries again at most every
+// snapshotEvery, as a replacement does, not with every frame flagged best:
+// each try copies the frame's JPEG and looks through the store.
+func TestEventSnapshotRefusalsWait(t *testing.T) {
+	h, _ := testHub(t, Config{MaxMetaBytes: 1 << 20})
+	t0 := float64(time.Now().Unix())
+	fillSnapshots(t, h, t0, false)
+	before := h.book.stats().SnapshotsRefused
+	start := time.Now()
+	const frames = 50
+	for seq := range uint64(frames) {
+		observeMeta(t, h, "door", seq+1, eventMeta(t0, "d person best"))
+	}
+	tries := int(h.book.stats().SnapshotsRefused - before)
+	most := 1 + int(time.Since(start)/snapshotEvery)
+	t.Logf("%d frames flagged best of an event refused a snapshot: %d tries (at most %d)", frames, tries, most)
+	if tries < 1 || tries > most {
+		t.Errorf("%d tries in %v; want 1 to %d", tries, time.Since(start), most)
+	}
+}
+
+// TestEventSnapshotTooBigTakesNothing: a snapshot larger than the whole
+// snapshot store is refused without dropping the ended events' snapshots
+// first (it could not fit however many gave way).
+func TestEventSnapshotTooBigTakesNothing(t *testing.T) {
+	h, _ := testHub(t, Config{MaxMetaBytes: 1 << 20})
+	b := h.book
+	b.snapMax = 64 << 10
+	t0 := float64(time.Now().Unix())
+	fillSnapshots(t, h, t0, true)
+	observeFrame(t, h, "door", 1, eventMeta(t0, "d person best"), 65<<10)
+	if st := b.stats(); st.Snapshots != maxSnapshots || b.snapshot("door", "d") != nil {
+		t.Errorf("after a snapshot larger than the store: %d kept, door's kept: %v; want the %d ended ones, door's refused",
+			st.Snapshots, b.snapshot("door", "d") != nil, maxSnapshots)
 	}
 }
