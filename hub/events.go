@@ -113,8 +113,10 @@ type eventBook struct {
 	kept     int
 	snaps    int
 	snapB    int64
-	streams  map[*eventStream]struct{}
-	st       protocol.EventStats
+	// lastStamp is the last Updated given (Unix milliseconds): stamp.
+	lastStamp int64
+	streams   map[*eventStream]struct{}
+	st        protocol.EventStats
 }
 
 // channelEvents is one channel's events, oldest first.
@@ -312,7 +314,7 @@ func (b *eventBook) add(channel string, ce *channelEvents, e protocol.Event, now
 		return nil
 	}
 	ke := &keptEvent{fromLocal: local, info: protocol.EventInfo{ID: e.ID, Channel: channel, Label: e.Label, Zone: e.Zone,
-		Start: e.Start, Score: e.Score, Updated: hubSeconds(now)}}
+		Start: e.Start, Score: e.Score, Updated: b.stamp()}}
 	if local {
 		ke.info.Hub = b.hub
 	}
@@ -507,12 +509,23 @@ func (b *eventBook) dropSnapshot(ke *keptEvent) {
 	ke.info.Snapshot = ""
 }
 
-func hubSeconds(t time.Time) float64 { return math.Round(float64(t.UnixNano())/1e6) / 1e3 }
+// stamp returns the time of a change made now, for Updated: Unix seconds
+// (hub clock) truncated to the millisecond, so never later than the
+// change, and never earlier than the stamp of a change made before it
+// (taken under mu: if the clock steps back, it holds at the last stamp).
+// A reader that passes the largest Updated it has seen as ?since= (at or
+// after) misses no change: every change it has not seen yet was made
+// after, so is stamped at least that. Called with mu held.
+func (b *eventBook) stamp() float64 {
+	ms := max(time.Now().UnixMilli(), b.lastStamp)
+	b.lastStamp = ms
+	return float64(ms) / 1e3
+}
 
 // notify tells the stream readers, the webhooks and the bus of a change.
 // Called with mu held; none of it blocks.
 func (b *eventBook) notify(ke *keptEvent, kind string, now time.Time) {
-	ke.info.Updated, ke.noticeAt, ke.pending = hubSeconds(now), now, false
+	ke.info.Updated, ke.noticeAt, ke.pending = b.stamp(), now, false
 	info := ke.info
 	info.Type = kind
 	body, err := json.Marshal(info)
@@ -538,7 +551,7 @@ func (b *eventBook) notify(ke *keptEvent, kind string, now time.Time) {
 }
 
 // list returns the kept events that may pass, changed at or after since
-// (hub seconds), oldest change first.
+// (hub seconds, compared with Updated: stamp), oldest change first.
 func (b *eventBook) list(channel string, since float64, may func(string) bool) []protocol.EventInfo {
 	b.mu.Lock()
 	defer b.mu.Unlock()

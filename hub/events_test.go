@@ -75,7 +75,16 @@ func TestEventsFollowFrames(t *testing.T) {
 	send(t, pub, frameMsg(1, 64, 48, red, eventMeta(t0, "a person")))
 	send(t, pub, frameMsg(2, 64, 48, blue, eventMeta(t0, "a person best", "b car")))
 	send(t, other, frameMsg(1, 64, 48, red, eventMeta(t0, "y dog")))
-	eventually(t, 5*time.Second, "three events", func() bool { return len(listEvents(t, base, "")) == 3 })
+	var listed []protocol.EventInfo
+	eventually(t, 5*time.Second, "three events", func() bool { listed = listEvents(t, base, ""); return len(listed) == 3 })
+	// ?since= is "at or after", to the millisecond: a since taken in the
+	// millisecond of y's last change would list y too. So before is taken
+	// once the clock is past the millisecond of every change listed.
+	last := int64(0)
+	for _, e := range listed {
+		last = max(last, int64(math.Round(e.Updated*1e3)))
+	}
+	eventually(t, time.Second, "the clock past the last change's millisecond", func() bool { return time.Now().UnixMilli() > last })
 	before := time.Now()
 	send(t, pub, frameMsg(3, 64, 48, red, eventMeta(t0, "a person end", "b car")))
 	send(t, pub, frameMsg(4, 64, 48, red, eventMeta(t0, "a person end")))
@@ -106,7 +115,8 @@ func TestEventsFollowFrames(t *testing.T) {
 	if st := h.Stats(); st.Events.Snapshots != 1 || st.Events.SnapBytes != int64(len(blue)) || st.FrameMemoryBytes < uint64(len(blue)) {
 		t.Errorf("stats %+v, frame memory %d; want the snapshot counted and charged", st.Events, st.FrameMemoryBytes)
 	}
-	// since: only what changed from then on.
+	// since: only what changed from then on (a, b), not y, last changed
+	// in an earlier millisecond.
 	since := fmt.Sprintf("?since=%.3f", float64(before.UnixMilli())/1e3)
 	if l := listEvents(t, base, since); len(l) != 2 || eventByID(l, "y") != nil {
 		t.Errorf("since %s: %d events; want a and b, which ended since", since, len(l))
@@ -750,5 +760,41 @@ func TestEventSnapshotTooBigTakesNothing(t *testing.T) {
 	if st := b.stats(); st.Snapshots != maxSnapshots || b.snapshot("door", "d") != nil {
 		t.Errorf("after a snapshot larger than the store: %d kept, door's kept: %v; want the %d ended ones, door's refused",
 			st.Snapshots, b.snapshot("door", "d") != nil, maxSnapshots)
+	}
+}
+
+// TestEventUpdatedNeverLater: an event's updated time never reads later
+// than the change (the hub's clock, to the millisecond, truncated): a
+// reader that takes the time after a change and asks ?since= that time
+// must not get the change back. Before, the time was rounded to the
+// nearest millisecond, so a change in the second half of a millisecond
+// read as the next one, about every other time.
+func TestEventUpdatedNeverLater(t *testing.T) {
+	h, _ := testHub(t, Config{})
+	b := h.book
+	t0 := float64(time.Now().Unix())
+	all := func(string) bool { return true }
+	for i := range 200 {
+		ch := fmt.Sprintf("c%d", i)
+		observeMeta(t, h, ch, 1, eventMeta(t0, "e person"))
+		after := time.Now()
+		l := b.list(ch, 0, all)
+		if len(l) != 1 {
+			t.Fatalf("%s: %d events", ch, len(l))
+		}
+		if ms := int64(math.Round(l[0].Updated * 1e3)); ms > after.UnixMilli() {
+			t.Fatalf("an event started before %d ms (Unix) reads updated at %d ms", after.UnixMilli(), ms)
+		}
+	}
+	// The clock stepping back does not stamp a change before one made
+	// earlier: a reader passing the last updated it saw as since still
+	// gets it.
+	b.mu.Lock()
+	b.lastStamp = time.Now().Add(time.Hour).UnixMilli()
+	seen := float64(b.lastStamp) / 1e3
+	b.mu.Unlock()
+	observeMeta(t, h, "late", 1, eventMeta(t0, "e person"))
+	if l := b.list("", seen, all); len(l) != 1 || l[0].Channel != "late" {
+		t.Errorf("after a change stamped %.3f, since=%.3f lists %+v; want the later change", seen, seen, l)
 	}
 }
