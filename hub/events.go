@@ -45,9 +45,14 @@ const (
 	eventRate  = 2.0
 	eventBurst = 20.0
 	// maxEventsPerChannel and maxEventsKept bound the events kept (going
-	// on and ended), per channel and in all; the oldest ended go first.
+	// on and ended), per channel and in all; the oldest ended go first,
+	// and when all are going on, the channel holding the most gives way.
 	maxEventsPerChannel = 64
 	maxEventsKept       = 4096
+	// forgetAfter is how long after its last frame a channel the book
+	// holds no event of is forgotten: by then its rate is whole again
+	// (eventBurst at eventRate), so forgetting it changes nothing.
+	forgetAfter = time.Duration(eventBurst / eventRate * float64(time.Second))
 	// maxRefusedIDs bounds the ids a channel's rate limit remembers
 	// having refused, so a refused event is counted once, not per frame.
 	maxRefusedIDs = 256
@@ -185,16 +190,22 @@ func (b *eventBook) close() {
 	}
 }
 
-// sweep sends the update notices held back by updateEvery, and ends the
+// sweep sends the update notices held back by updateEvery, ends the
 // events going on of channels that have sent no frame for
-// eventsStaleAfter. The janitor calls it once a second.
+// eventsStaleAfter, and forgets the channels it holds nothing of after
+// forgetAfter (so channels that come and go leave nothing behind). The
+// janitor calls it once a second.
 func (b *eventBook) sweep(now time.Time) {
-	if b.active.Load() == 0 {
-		return
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for name, ce := range b.channels {
+		if len(ce.events) == 0 && now.Sub(ce.lastFrame) > forgetAfter {
+			delete(b.channels, name)
+			continue
+		}
+		if b.active.Load() == 0 {
+			continue
+		}
 		if now.Sub(ce.lastFrame) > eventsStaleAfter {
 			b.endMissing(name, ce, nil, now, protocol.EndPublisherLeft)
 			continue
@@ -310,6 +321,9 @@ func (b *eventBook) add(channel string, ce *channelEvents, e protocol.Event, now
 	}
 	for b.kept >= maxEventsKept && b.evictAnywhere(now) {
 	}
+	if b.kept >= maxEventsKept {
+		b.evictFromLargest(now) // every event kept is going on
+	}
 	ce.events = append(ce.events, ke)
 	ce.byID[e.ID] = ke
 	b.kept++
@@ -346,6 +360,22 @@ func (b *eventBook) evictAnywhere(now time.Time) bool {
 	}
 	b.remove(oldest, at)
 	return true
+}
+
+// evictFromLargest makes room when no event kept has ended: the channel
+// holding the most events gives way (evict), so that the publisher
+// filling the book pays for it before any other. Called with mu held.
+func (b *eventBook) evictFromLargest(now time.Time) {
+	var largest *channelEvents
+	name := ""
+	for n, ce := range b.channels {
+		if largest == nil || len(ce.events) > len(largest.events) {
+			largest, name = ce, n
+		}
+	}
+	if largest != nil && len(largest.events) > 0 {
+		b.evict(name, largest, now)
+	}
 }
 
 func (b *eventBook) remove(ce *channelEvents, i int) {
@@ -537,7 +567,7 @@ func (b *eventBook) stats() protocol.EventStats {
 // and what it may see.
 type eventStream struct {
 	channel string            // "" for every channel it may view
-	may     func(string) bool // its token's view right, checked per channel
+	may     func(string) bool // whether it may view a channel now (liveViewFilter); called under the book's lock
 
 	mu      sync.Mutex
 	queue   [][]byte      // oldest first, each a whole SSE message
@@ -644,6 +674,26 @@ func (h *Hub) viewFilter(w http.ResponseWriter, r *http.Request, channel string)
 	return func(c string) bool { return p.allows(open, c, RightView) }, true
 }
 
+// liveViewFilter is viewFilter for a stream that outlives its request: it
+// reports whether tok may view a channel by the access in force now, so
+// that a reload that narrows the token narrows what the stream gets. The
+// returned func is not safe for concurrent use: the book calls it under
+// its lock. It identifies tok once per access, not per call.
+func (h *Hub) liveViewFilter(tok string) func(string) bool {
+	var last *access
+	var p principal
+	return func(c string) bool {
+		acc := h.access()
+		if acc.auth == nil || acc.auth.open&RightView != 0 {
+			return true
+		}
+		if acc != last {
+			last, p = acc, acc.auth.identifyAt(tok, false)
+		}
+		return p.allows(acc.auth.open, c, RightView)
+	}
+}
+
 // serveEventSnapshot answers GET /api/events/{channel}/{id}/snapshot.jpg.
 func (h *Hub) serveEventSnapshot(w http.ResponseWriter, r *http.Request) {
 	channel, id := r.PathValue("channel"), r.PathValue("id")
@@ -672,7 +722,7 @@ func (h *Hub) serveEventSnapshot(w http.ResponseWriter, r *http.Request) {
 // every streamKeepAlive. A reader that does not take a message within the
 // write timeout is dropped.
 func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
-	channel, _, may, ok := h.eventRequest(w, r)
+	channel, _, _, ok := h.eventRequest(w, r)
 	if !ok {
 		return
 	}
@@ -680,7 +730,8 @@ func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.handlers.Done()
-	s := &eventStream{channel: channel, may: may, wake: make(chan struct{}, 1)}
+	tok := requestToken(r, true)
+	s := &eventStream{channel: channel, may: h.liveViewFilter(tok), wake: make(chan struct{}, 1)}
 	b := h.book
 	b.mu.Lock()
 	full := len(b.streams) >= maxEventStreams
@@ -699,9 +750,10 @@ func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
 	}()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	if channel != "" { // a reload that revokes the token ends it
-		defer h.registerStream(&stream{channel: channel, token: requestToken(r, true), right: RightView, cancel: cancel})()
-	}
+	// A reload that takes the token's view right away ends the stream
+	// (for a stream of every channel: on all of them); one that narrows
+	// it narrows what the stream gets (s.may follows the reload).
+	defer h.registerStream(&stream{channel: channel, token: tok, right: RightView, cancel: cancel})()
 	rc := http.NewResponseController(w)
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")

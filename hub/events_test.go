@@ -160,6 +160,7 @@ func openStream(t *testing.T, base, query string, header http.Header) *sseClient
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		defer close(c.msgs) // the stream ended
 		sc := bufio.NewScanner(resp.Body)
 		var ev, data string
 		for sc.Scan() {
@@ -182,7 +183,10 @@ func openStream(t *testing.T, base, query string, header http.Header) *sseClient
 func (c *sseClient) next(t *testing.T) (string, protocol.EventInfo) {
 	t.Helper()
 	select {
-	case m := <-c.msgs:
+	case m, ok := <-c.msgs:
+		if !ok {
+			t.Fatal("the stream ended")
+		}
 		var info protocol.EventInfo
 		if err := json.Unmarshal([]byte(m[1]), &info); err != nil {
 			t.Fatalf("stream data %q: %v", m[1], err)
@@ -468,4 +472,123 @@ func TestEventWebhooks(t *testing.T) {
 		t.Errorf("bodies: start %v, end %v", start, end)
 	}
 	_ = context.Background
+}
+
+// TestEventStreamFollowsReload: a stream of every channel is held to the
+// reload rules as an MJPEG stream is: a reload that drops its token ends
+// it, one that narrows its token's channels narrows what it gets from the
+// next notice on, and one that closes an open view right ends a stream
+// opened without a token.
+func TestEventStreamFollowsReload(t *testing.T) {
+	const pubTok, allTok, keptTok = "publish-token-0123456789", "all-view-token-0123456789", "kept-view-token-0123456789"
+	grants := func(all, kept []string) *Auth {
+		g := []Grant{{Token: pubTok, Rights: RightPublish, Channels: []string{"*"}}}
+		if all != nil {
+			g = append(g, Grant{Token: allTok, Rights: RightView, Channels: all})
+		}
+		return grantsAuth(t, append(g, Grant{Token: keptTok, Rights: RightView, Channels: kept})...)
+	}
+	h, base := testHub(t, Config{DenyDelay: -1, Auth: grants([]string{"*"}, []string{"*"})})
+	bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
+	dropped := openStream(t, base, "", bearer(allTok))
+	narrowed := openStream(t, base, "", bearer(keptTok))
+	eventually(t, 5*time.Second, "two readers", func() bool { return h.Stats().Events.Streams == 2 })
+
+	h.Reload(Access{Auth: grants(nil, []string{"door"})})
+	select {
+	case m, ok := <-dropped.msgs:
+		if ok {
+			t.Fatalf("the stream of a dropped token got %v after the reload", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream of a token the reload dropped still open after 5 s")
+	}
+	publish := func(ch string) *websocket.Conn {
+		c, _, err := websocket.DefaultDialer.Dial(wsURL(base, protocol.PathPublish, ch), bearer(pubTok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	t0 := float64(time.Now().Unix())
+	jpg := testJPEG(t, 32, 32, color.RGBA{1, 2, 3, 255})
+	send(t, publish("vault"), frameMsg(1, 32, 32, jpg, eventMeta(t0, "v person")))
+	send(t, publish("door"), frameMsg(1, 32, 32, jpg, eventMeta(t0, "d person")))
+	if _, info := narrowed.next(t); info.Channel != "door" {
+		t.Fatalf("a token narrowed to door by the reload got an event of %s", info.Channel)
+	}
+
+	// An open view right, then closed: a stream opened without a token ends.
+	h.Reload(Access{Auth: grantsAuth(t, Grant{Token: pubTok, Rights: RightPublish, Channels: []string{"*"}})})
+	open := openStream(t, base, "", nil)
+	eventually(t, 5*time.Second, "the open reader", func() bool { return h.Stats().Events.Streams == 2 })
+	h.Reload(Access{Auth: grants(nil, []string{"*"})})
+	select {
+	case m, ok := <-open.msgs:
+		if ok {
+			t.Fatalf("the stream got %v after the reload closed viewing", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a stream opened while viewing was open still open after the reload closed it")
+	}
+}
+
+// observeMeta has the book read a frame of channel carrying meta, as the
+// hub does for a frame it accepts from a local publisher.
+func observeMeta(t *testing.T, h *Hub, channel string, seq uint64, meta []byte) {
+	t.Helper()
+	msg := frameMsg(seq, 8, 8, fakeJPEG(8, 8, seq, 100), meta)
+	buf := make([]byte, wsRoom+len(msg))
+	copy(buf[wsRoom:], msg)
+	pf, err := protocol.ParseMessage(buf[wsRoom:], h.limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.book.observe(channel, newFrame(buf, pf, time.Now()), true)
+}
+
+// TestEventBookBounds: the book keeps at most maxEventsKept events however
+// they are spread: 300 channels each with 32 events going on (their
+// frames list all they have, the rate letting 20 of each start) make 6000
+// events going on, not past the bound; the channel holding the most gives
+// way. And a channel the book holds nothing of is forgotten once its
+// rate is whole again, so 5000 channel names that came and went (each
+// event evicted since) leave nothing behind.
+func TestEventBookBounds(t *testing.T) {
+	h, _ := testHub(t, Config{MaxMetaBytes: 1 << 20})
+	b := h.book
+	t0 := float64(time.Now().Unix())
+	var ids []string
+	for i := range protocol.MaxEvents {
+		ids = append(ids, fmt.Sprintf("e%d person", i))
+	}
+	meta := eventMeta(t0, ids...)
+	for c := range 300 {
+		observeMeta(t, h, fmt.Sprintf("c%d", c), 1, meta)
+	}
+	b.mu.Lock()
+	kept := b.kept
+	b.mu.Unlock()
+	if st := b.stats(); kept > maxEventsKept || st.Kept > maxEventsKept || st.Active > maxEventsKept {
+		t.Fatalf("300 channels × 20 events going on: %d kept (%d going on); want at most %d", st.Kept, st.Active, maxEventsKept)
+	}
+	for c := range 5000 {
+		ch := fmt.Sprintf("churn%d", c)
+		observeMeta(t, h, ch, 1, eventMeta(t0, "x person end"))
+	}
+	b.sweep(time.Now().Add(time.Minute))
+	b.mu.Lock()
+	channels, kept := len(b.channels), b.kept
+	withEvents := 0
+	for _, ce := range b.channels {
+		if len(ce.events) > 0 {
+			withEvents++
+		}
+	}
+	b.mu.Unlock()
+	t.Logf("after 300 full channels and 5000 that came and went: %d channels held, %d with events, %d events kept", channels, withEvents, kept)
+	if channels != withEvents || kept > maxEventsKept {
+		t.Errorf("the book holds %d channels, %d of them with events (%d events); want only those with events", channels, withEvents, kept)
+	}
 }

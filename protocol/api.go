@@ -217,7 +217,8 @@ type ClusterStats struct {
 	// Refused counts messages from the bus refused, by reason: the frame
 	// checks a publisher's frames get (bad_frame, too_big, bad_jpeg,
 	// too_many_pixels, over_memory_budget, too_many_channels) and the bus's
-	// own (bad_envelope, bad_chunk, incomplete_frame, bad_announcement).
+	// own (bad_envelope, bad_chunk, incomplete_frame, bad_announcement,
+	// future_claim).
 	Refused map[string]uint64 `json:"refused"`
 }
 
