@@ -14,6 +14,7 @@ type mailbox struct {
 	wake chan struct{} // capacity 1: "look at the slot"; a WebSocket subscriber's is its connection's
 
 	slot        atomic.Pointer[frame]
+	writer      atomic.Pointer[idleWriter] // a WebSocket subscriber's writer, kicked by each poke (idlewriter.go); nil for others
 	overwritten atomic.Uint64
 	delivered   atomic.Uint64 // frames the taker has sent on
 	bytes       atomic.Uint64 // bytes the taker has sent on
@@ -55,13 +56,18 @@ func (m *mailbox) put(f *frame) {
 	m.poke()
 }
 
-// poke wakes the taker without changing the slot.
+// poke wakes the taker without changing the slot (and starts a
+// subscriber's writer if none runs).
 func (m *mailbox) poke() {
 	select {
 	case m.wake <- struct{}{}:
 	default:
 	}
+	m.writer.Load().kick()
 }
+
+// waiting reports whether the slot holds a frame not yet taken.
+func (m *mailbox) waiting() bool { return m.slot.Load() != nil }
 
 // take empties the slot and returns what it held, or nil.
 func (m *mailbox) take() *frame { return m.slot.Swap(nil) }

@@ -55,6 +55,11 @@ func TestZeroCopyFilesAreClosed(t *testing.T) {
 			}
 		}
 	}
+	// A writer counts its frame once sendfile has returned, which can be
+	// after the subscriber has read it: wait for the count.
+	eventually(t, 5*time.Second, "every frame counted as sent by sendfile", func() bool {
+		return h.Stats().ZeroCopyFrames >= frames*uint64(len(subs))
+	})
 	if zc := h.Stats().ZeroCopyFrames; zc != frames*uint64(len(subs)) {
 		t.Fatalf("%d frames sent by sendfile; want %d", zc, frames*len(subs))
 	}

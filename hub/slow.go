@@ -48,8 +48,9 @@ func (h *Hub) evicted(mb *mailbox, channel, remote string) {
 }
 
 // watchdog evicts subscribers whose write has taken longer than
-// WriteTimeout, and asks every subscriber's writer for a ping each
-// PingInterval (one walk for all of them, rather than a timer each). It
+// WriteTimeout, asks every subscriber's writer for a ping each
+// PingInterval (one walk for all of them, rather than a timer each), and
+// ends writers that have not woken for a whole tick (idlewriter.go). It
 // looks WriteTimeout/8 apart (at least every 50 ms, at most every second
 // or half a PingInterval), so a stalled subscriber goes within about
 // 1.125 × WriteTimeout. It stops when shutdown begins.
@@ -79,6 +80,8 @@ func (h *Hub) watchdog() {
 					}
 					if ping {
 						s.pingDue.Store(true)
+						s.poke()
+					} else if s.writer.Load().look() {
 						s.poke()
 					}
 				}
