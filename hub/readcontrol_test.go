@@ -51,3 +51,34 @@ func TestControlMessagesOfAnyShape(t *testing.T) {
 		noMore("a new frame, without credit")
 	}
 }
+
+// TestTalkingSubscriberOutlivesThePongWait: messages count as signs of
+// life as pongs do, now that the watchdog rather than each message pushes
+// the read deadline back: a subscriber that ignores pings but keeps
+// acking stays connected many pong waits long, and is dropped about a
+// pong wait after it falls silent.
+func TestTalkingSubscriberOutlivesThePongWait(t *testing.T) {
+	h, base := testHub(t, Config{PingInterval: 100 * time.Millisecond, PongWait: 300 * time.Millisecond})
+	c := dial(t, base, protocol.PathSubscribe, "quiet")
+	c.SetPingHandler(func(string) error { return nil }) // no pongs
+	go func() {
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if err := c.WriteMessage(websocket.TextMessage, []byte(`{"op":"ack","seq":1}`)); err != nil {
+			t.Fatalf("the talking subscriber was cut off: %v", err)
+		}
+		if n := h.Stats().Subscribers; n != 1 {
+			t.Fatalf("%d subscribers while it talks; want 1", n)
+		}
+	}
+	silent := time.Now()
+	eventually(t, 3*time.Second, "the silent subscriber to be dropped", func() bool { return h.Stats().Subscribers == 0 })
+	if d := time.Since(silent); d < 250*time.Millisecond {
+		t.Errorf("dropped %v after its last message; want about the 300 ms pong wait", d)
+	}
+}

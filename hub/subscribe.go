@@ -28,6 +28,7 @@ type subscriber struct {
 	writeStart atomic.Int64
 	evicted    atomic.Bool
 	pingDue    atomic.Bool // set by the watchdog every PingInterval
+	heard      atomic.Bool // a message came since the watchdog last looked: it extends the read deadline
 	stopped    atomic.Bool // the connection has ended: the writer returns
 	files      *fileSender // sends on the plain-TCP socket by sendfile, or nil
 }
@@ -111,12 +112,11 @@ func (h *Hub) runSubscriber(s *subscriber) {
 // this goroutine's stack rather than a new slice, parsed without
 // encoding/json (protocol.ParseAck; anything else goes to ParseControl),
 // and wakes the writer only if a frame waits for the credit it returns.
-// The silence deadline is pushed back at most every rearmEvery rather
-// than on every message.
+// A message only marks the subscriber as heard from: the watchdog pushes
+// its silence deadline back, once a tick (slow.go), rather than a timer
+// being reset per message.
 func (h *Hub) readControl(s *subscriber) ending {
 	h.keepAlive(s.wsConn)
-	rearm := rearmEvery(h.cfg.PongWait)
-	armed := time.Now()
 	var small [64]byte // an ack is at most 39 bytes
 	for {
 		typ, msg, err := readMessage(s.ws, small[:])
@@ -124,12 +124,7 @@ func (h *Hub) readControl(s *subscriber) ending {
 			h.readFailure(s.wsConn, err)
 			return s.endedBy(err)
 		}
-		// (Not once the hub has closed: closeWith bounded the wait for the
-		// peer's reply.)
-		if now := time.Now(); now.Sub(armed) >= rearm && !s.closedByUs.Load() {
-			armed = now
-			_ = s.ws.SetReadDeadline(now.Add(h.cfg.PongWait))
-		}
+		s.heard.Store(true)
 		if typ != websocket.TextMessage {
 			return h.refuseConn(s.wsConn, reasonMessageType, "subscribers send JSON text control messages")
 		}
@@ -164,13 +159,6 @@ func (h *Hub) readControl(s *subscriber) ending {
 // handshake with, as a publisher does: for a subscriber that is idle for
 // hours, that buffer was a third of what it cost.
 const subscriberReadBuffer = 256
-
-// rearmEvery is how long a subscriber's messages may go without pushing
-// its read deadline back: a sixteenth of the pong wait, so a connection
-// is dropped after at least 15/16 of PongWait of silence, and a
-// subscriber that acks 30 frames a second re-arms its deadline once in
-// a second or so instead of 30 times.
-func rearmEvery(pongWait time.Duration) time.Duration { return pongWait / 16 }
 
 // readMessage reads the next message like gorilla's ReadMessage, into buf
 // when it fits (the message then aliases buf, until the next call), else
