@@ -163,12 +163,13 @@ func (c *channel) setPublisher(p publisherConn) (old publisherConn) {
 
 // clearPublisher removes p if it is still the publisher (a publisher that
 // was replaced must not unset its successor).
-func (c *channel) clearPublisher(p publisherConn) {
+func (c *channel) clearPublisher(p publisherConn) (was bool) {
 	c.mu.Lock()
-	if c.pub == p {
+	if was = c.pub == p; was {
 		c.pub = nil
 	}
 	c.mu.Unlock()
+	return was
 }
 
 // newest returns the newest frame, or nil.

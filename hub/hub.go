@@ -21,6 +21,7 @@
 //	              → the frame-rate cap → acceptFrame (protocol.ParseMessage, or a refusal: refuse.go)
 //	frame.go      the frame: one buffer, WebSocket header in front, immutable
 //	publish.go    publishFrame → the bus hook (bus.go) → channel.publish → each reader's mailbox
+//	              → the event hook (events.go: the frame's events, after its readers have it)
 //	mailbox.go    the one-slot inbox: put overwrites, the writer takes
 //	writer.go     a subscriber's writer: writeLoop → writeFrame (write, or sendfile);
 //	              idlewriter.go starts it on demand and ends it when idle
@@ -35,8 +36,10 @@
 // snapshot.go, http.go (the API and the page), admit.go, auth.go and
 // access.go (Host, Origin, tokens, Reload), iplimit.go and listener.go
 // (per-address limits at accept), server.go (the http.Server), stats.go,
-// instruments.go (what a metrics exporter reads), and bus.go (the hub's
-// side of a cluster: the Bus interface it needs and the hooks it calls).
+// instruments.go (what a metrics exporter reads), bus.go (the hub's
+// side of a cluster: the Bus interface it needs and the hooks it calls),
+// events.go (the events the frames carry: /api/events, the event stream,
+// snapshots) and webhook.go (telling a URL of each start and end).
 //
 // The hub has no cgo dependency and never imports gocv; a test checks it.
 package hub
@@ -76,6 +79,7 @@ type Hub struct {
 	mem          *budget
 	logs         *ratelimit.Logger // per-connection events and refusals, at a bounded rate
 	link         *busLink          // the hub's side of Config.Bus, or nil
+	book         *eventBook        // the events of every channel (events.go)
 	zc           *zeroCopy
 
 	acc atomic.Pointer[access] // tokens, origins and hosts; swapped by Reload
@@ -145,6 +149,8 @@ func New(cfg Config) *Hub {
 	if cfg.Bus != nil {
 		h.link = newBusLink(h, cfg.Bus) // before the janitor, which reads it
 	}
+	h.book = newEventBook(h)
+	h.book.start()
 	h.janitorWG.Add(2)
 	go h.janitor()
 	go h.watchdog()
@@ -164,6 +170,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && !h.checkOrigin(r) {
 		http.Error(w, refusals[reasonOrigin].text, refusals[reasonOrigin].status) // counted by checkOrigin
+		return
+	}
+	if h.serveCORS(w, r) { // cors.go: reads by pages on allowed origins
 		return
 	}
 	p := r.URL.EscapedPath()
@@ -270,6 +279,7 @@ func (h *Hub) janitor() {
 			h.table.sweep(now, h.cfg.ChannelTTL, h.retire)
 			h.ipl.sweep(now)
 			h.logs.Flush(now)
+			h.book.sweep(now)
 			if h.link != nil {
 				h.link.sweep(now)
 			}
@@ -323,6 +333,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			_ = h.link.bus.Close() // its errors are the bus's to log
 		}
 		h.janitorWG.Wait()
+		h.book.close()
 		// Nothing sends any more: let go of every frame (and so close
 		// every memory file) now, not whenever the hub becomes garbage.
 		for _, c := range h.table.all() {

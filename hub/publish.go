@@ -19,7 +19,11 @@ func (h *Hub) publishFrame(p localPublisher, f *frame) (released *frame, ok bool
 	if h.link != nil && !h.link.offer(p, f) {
 		return f, false
 	}
-	return lp.ch.publishFrom(publisherConn(p), f)
+	released, ok = lp.ch.publishFrom(publisherConn(p), f)
+	if ok {
+		h.book.observe(lp.ch.name, f, true) // after its readers have it
+	}
+	return released, ok
 }
 
 // publish makes f the newest frame and offers it to every reader. It

@@ -157,7 +157,9 @@ func (h *Hub) takeChannel(p localPublisher) (leave func()) {
 	}
 	h.busClaim(p)
 	return func() {
-		ch.clearPublisher(p)
+		if ch.clearPublisher(p) {
+			h.book.publisherLeft(ch.name) // its events end with it (not a replaced one's: the new one's go on)
+		}
 		h.busRelease(p)
 		h.publishers.Add(-1)
 	}

@@ -46,6 +46,7 @@ const (
 	reasonMediaType                        // an HTTP upload that is not JPEG (its Content-Type, or its bytes)
 	reasonStalledUpload                    // an HTTP upload that sent nothing for PongWait
 	reasonBadWebSocket                     // a WebSocket frame that breaks RFC 6455 (unmasked, reserved bits, bad opcode…)
+	reasonEventRate                        // an event of a channel that starts events faster than eventRate (events.go); its frame goes on
 	numReasons
 )
 
@@ -81,6 +82,7 @@ var refusals = [numReasons]refusal{
 	reasonMediaType:          {"unsupported_media_type", 0, 415, "not JPEG"},
 	reasonStalledUpload:      {"stalled_upload", 0, 408, "upload stalled"},
 	reasonBadWebSocket:       {"bad_websocket", websocket.CloseProtocolError, 0, "frame breaks the WebSocket protocol"},
+	reasonEventRate:          {"event_rate", 0, 0, "events started faster than a channel may"},
 }
 
 func (r reason) String() string { return refusals[r].name }

@@ -168,6 +168,8 @@ type Stats struct {
 	HeapBytes        uint64            `json:"heap_bytes"` // live and unswept heap objects
 	// Cluster is the hub's link to the other hubs (--nats), or nil.
 	Cluster *ClusterStats `json:"cluster,omitempty"`
+	// Events is what the hub's event book keeps and did (eventapi.go).
+	Events *EventStats `json:"events,omitempty"`
 }
 
 // ClusterStats is a clustered hub's view of its bus (NATS), in GET
@@ -208,10 +210,15 @@ type ClusterStats struct {
 	// ones before them had gone back in sequence (a publisher counting
 	// anew, or a frame numbered ahead of it): its stream starts anew.
 	SeqRestarts uint64 `json:"sequence_restarts_total"`
+	// EventsOut counts event notices published on P.event.C; EventsDropped
+	// those dropped (a full queue, or no connection).
+	EventsOut     uint64 `json:"events_out_total"`
+	EventsDropped uint64 `json:"events_dropped_total"`
 	// Refused counts messages from the bus refused, by reason: the frame
 	// checks a publisher's frames get (bad_frame, too_big, bad_jpeg,
 	// too_many_pixels, over_memory_budget, too_many_channels) and the bus's
-	// own (bad_envelope, bad_chunk, incomplete_frame, bad_announcement).
+	// own (bad_envelope, bad_chunk, incomplete_frame, bad_announcement,
+	// future_claim).
 	Refused map[string]uint64 `json:"refused"`
 }
 

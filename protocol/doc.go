@@ -45,6 +45,18 @@
 // framehub supports); only the header is big-endian. Colour order is BGR, as
 // OpenCV delivers it, so viewers that want RGB swap channels 0 and 2.
 //
+// # Sequence numbers
+//
+// The sequence number is the publisher's to set, and readers must not
+// trust it to only grow: a publisher that starts again counts from 1, a
+// processing worker keeps its input's numbers (which restart with the
+// input's publisher), and a broken or forged frame may say 2^64−1. So no
+// reader lets one number shut out later frames or inflate its counts: a
+// gap counts as skipped frames only as far as [SkippedFrames] allows, and a
+// hub relaying frames from other hubs drops at most two in a row that are
+// not newer than the last it relayed before it starts the order anew from
+// the third (hub/busorder.go).
+//
 // # Metadata
 //
 // Metadata is side data about the picture, a UTF-8 JSON object of at most

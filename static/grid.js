@@ -2,7 +2,10 @@
 'use strict';
 (function () {
   const $ = (id) => document.getElementById(id);
-  const cards = new Map(); // name -> {el, player, info}
+  const cards = new Map(); // name -> {el, player, info, nolive, fit}
+  const REFIT_MS = 200; // a tile resized: fit it once it has kept its size this long
+  // Test hook: a slow decoder, as on a page that cannot keep up.
+  const delayMs = Number(new URLSearchParams(location.search).get('test-delay-ms')) || 0;
   $('publish-hint').textContent =
     'framehub publish --hub ' + location.origin + ' --channel cam1 --source 0\n' +
     'framehub publish --hub ' + location.origin + ' --channel pattern --source test';
@@ -29,25 +32,81 @@
     const title = el('a', 'name', name);
     title.href = link.href;
     const info = el('div', 'info muted');
-    card.append(link, title, info);
+    const events = el('ul', 'events');
+    card.append(link, title, info, events);
     $('grid').appendChild(card);
-    // A thumbnail decodes at most 480 pixels wide: a fraction of the work of
-    // a full 720p or 1080p frame, so many channels stay live on one page.
-    const player = new FH.Player(canvas, name, { credit: 1, maxWidth: 480 });
+    // A tile decodes its frames as wide as it is shown, in device pixels:
+    // a fraction of the work of a full 720p or 1080p frame, so many
+    // channels stay live on one page.
+    const player = new FH.Player(canvas, name, { credit: 1, maxWidth: tileWidth(canvas), delayMs });
+    const c = { el: card, player, info, nolive, fit: fitter(canvas, player) };
     if (!document.hidden) player.start();
-    cards.set(name, { el: card, player, info, nolive });
+    c.events = events;
+    cards.set(name, c);
+    FH.renderEvents(events, feed.events(name), 3);
   }
 
   function removeCard(name) {
     const c = cards.get(name);
+    c.fit.stop();
     c.player.stop('closed');
     c.el.remove();
     cards.delete(name);
   }
 
+  // tileWidth is how wide a tile's canvas is shown, in device pixels.
+  function tileWidth(canvas) {
+    return Math.max(64, Math.round((canvas.clientWidth || canvas.width) * (window.devicePixelRatio || 1)));
+  }
+
+  // fitter keeps a tile's player fitted to the tile's size in device
+  // pixels: when the tile is resized, it tells the player once the size
+  // has settled. A change of the device pixel ratio alone (the window
+  // moved to another screen) need not resize the CSS box nor, in every
+  // browser, fire an event: check() catches it, from the label's timer.
+  function fitter(canvas, player) {
+    let timer = 0;
+    const refit = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => player.fit(tileWidth(canvas)), REFIT_MS);
+    };
+    const ro = new ResizeObserver(refit);
+    ro.observe(canvas);
+    return {
+      check() {
+        if (tileWidth(canvas) !== player.opts.maxWidth) refit();
+      },
+      stop() {
+        clearTimeout(timer);
+        ro.disconnect();
+      },
+    };
+  }
+
   function fmtAge(ms) {
     if (ms < 0) return '–';
     return ms < 1000 ? Math.round(ms) + ' ms' : (ms / 1000).toFixed(1) + ' s';
+  }
+
+  // showLabel writes a tile's label from the channel's last listing and
+  // what the tile draws now.
+  function showLabel(c, ps) {
+    if (!c.ch) return;
+    c.info.textContent = label(c.ch, ps);
+    c.info.title = 'the channel: ' + c.ch.fps.toFixed(1) + ' fps at the hub; this tile: what it draws';
+  }
+
+  // label is a tile's line: the channel's size, then what the tile draws
+  // (the picture it receives when that is a smaller rendition, the frames
+  // it draws per second and their age when drawn), and the viewers.
+  function label(ch, ps) {
+    const parts = [ch.width + '×' + ch.height];
+    if (ps.drawn && (ps.width !== ch.width || ps.height !== ch.height)) parts[0] += ' (drawing ' + ps.width + '×' + ps.height + ')';
+    if (ps.drawn) parts.push(ps.drawnFPS.toFixed(1) + ' fps', 'age ' + fmtAge(ps.recentAgeMs));
+    else parts.push('no frame drawn yet');
+    parts.push(ch.subscribers + (ch.subscribers === 1 ? ' viewer' : ' viewers'));
+    if (ps.bad) parts.push(ps.bad + (ps.bad === 1 ? ' bad frame' : ' bad frames') + ' skipped');
+    return parts.join('  ·  ');
   }
 
   async function refresh() {
@@ -67,15 +126,12 @@
       names.add(ch.name);
       if (!cards.has(ch.name)) addCard(ch.name);
       const c = cards.get(ch.name);
+      c.ch = ch;
       const ps = c.player.stats();
-      let info = ch.width + '×' + ch.height + '  ·  ' + ch.fps.toFixed(1) + ' fps  ·  age ' +
-        fmtAge(ps.drawn ? ps.ageP50 : ch.last_frame_age_ms) + '  ·  ' + ch.subscribers +
-        (ch.subscribers === 1 ? ' viewer' : ' viewers');
-      if (ps.bad) info += '  ·  ' + ps.bad + (ps.bad === 1 ? ' bad frame' : ' bad frames') + ' skipped';
-      c.info.textContent = info;
+      showLabel(c, ps);
       c.nolive.hidden = ch.live && !ps.stale;
       c.el.classList.toggle('offline', !ch.live);
-      c.el.classList.toggle('event', ps.events.length > 0);
+      c.el.classList.toggle('event', ps.events.length > 0 || feed.active(ch.name));
     }
     for (const name of Array.from(cards.keys())) {
       if (!names.has(name)) removeCard(name);
@@ -89,11 +145,28 @@
       else c.player.start();
     }
   });
+  // The hub's recent events of every channel: a card lists its channel's
+  // last three, and is marked while one goes on.
+  const feed = new FH.EventFeed('', () => {
+    for (const [name, c] of cards) {
+      FH.renderEvents(c.events, feed.events(name), 3);
+      c.el.classList.toggle('event', c.player.stats().events.length > 0 || feed.active(name));
+    }
+  });
+  feed.start();
   window.framehubGrid = {
     channels: () => Array.from(cards.keys()),
     stats: () => Object.fromEntries(Array.from(cards, ([n, c]) => [n, c.player.stats()])),
+    feed,
   };
   FH.loadLimits(); // fetched alongside the channel list; players wait for it before subscribing
   refresh();
   setInterval(refresh, 1500);
+  // What a tile draws changes faster than the channel list.
+  setInterval(() => {
+    for (const c of cards.values()) {
+      showLabel(c, c.player.stats());
+      c.fit.check();
+    }
+  }, 500);
 })();

@@ -1,6 +1,8 @@
 // framehub canvas player: subscribes to a channel over WebSocket in credit
 // mode, decodes only the newest frame (off the main thread, in a Worker),
-// and draws on requestAnimationFrame. Used by the channel page and the grid.
+// and draws on requestAnimationFrame. Used by the channel page, the grid
+// and the embeddable <framehub-player> element (framehub-player.js), which
+// may talk to a hub on another origin.
 //
 // No frame can stop it: a frame the parser refuses, one whose decode fails
 // and one whose metadata cannot be used are counted (stats().bad,
@@ -18,24 +20,45 @@
   // workers and decodes on the main thread.
   const WORKER_FAILURES = 3;
   const PROBLEM_CHARS = 160; // of the last problem's description kept
+  // Timing kept for the drawn rate and for an adaptive player's choices
+  // (FH.Adapter, adapt.js): the last few seconds of arrivals, decodes and
+  // draws.
+  const TIMING_MS = 3000;
 
-  // The hub's limits, capped by the page's guard: fetched once per page
-  // load, before the first subscription. A failed fetch leaves the guard and
-  // is tried again on the next connection.
-  let limits = null;
-  let limitsLoad = null;
-  function loadLimits() {
-    if (limits) return Promise.resolve(limits);
-    if (!limitsLoad) {
-      limitsLoad = fetch(FH.PATH_LIMITS, { cache: 'no-store' })
+  // hubOrigin returns the origin of the hub at url ("http://host:port"),
+  // or this page's origin when url is empty. Only http and https hubs.
+  function hubOrigin(url) {
+    if (!url) return location.origin;
+    const u = new URL(url, location.href);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('the hub must be an http or https URL');
+    return u.origin;
+  }
+
+  // The limits of each hub, capped by the page's guard: fetched once per
+  // page load, before the first subscription to that hub. A failed fetch
+  // leaves the guard and is tried again on the next connection.
+  const limitsOf = new Map(); // origin -> limits
+  const limitsLoads = new Map(); // origin -> pending fetch
+  function loadLimits(origin) {
+    const o = origin || location.origin;
+    if (limitsOf.has(o)) return Promise.resolve(limitsOf.get(o));
+    if (!limitsLoads.has(o)) {
+      // No credentials: limits are public, and a hub on another origin is
+      // sent nothing the browser holds for it.
+      const load = fetch(o + FH.PATH_LIMITS, { cache: 'no-store', credentials: 'omit' })
         .then((r) => {
           if (!r.ok) throw new Error('HTTP ' + r.status);
           return r.json();
         })
-        .then((j) => (limits = FH.clientLimits(j)), () => FH.CLIENT_GUARD)
-        .finally(() => { limitsLoad = null; });
+        .then((j) => {
+          const lim = FH.clientLimits(j);
+          limitsOf.set(o, lim);
+          return lim;
+        }, () => FH.CLIENT_GUARD)
+        .finally(() => limitsLoads.delete(o));
+      limitsLoads.set(o, load);
     }
-    return limitsLoad;
+    return limitsLoads.get(o);
   }
 
   // decodeHere decodes on the main thread (createImageBitmap is still
@@ -129,10 +152,18 @@
 
   // Decoders are shared by the players on the page, one per core (at most
   // four), each started when first picked; a player sticks to one, so its
-  // frames stay in order.
+  // frames stay in order. A player whose page cannot start the decoder
+  // worker (a page on another origin than the hub's: workers must be
+  // same-origin) decodes on the main thread; createImageBitmap still
+  // decodes asynchronously there.
   const decoders = [];
   let nextDecoder = 0;
-  function pickDecoder() {
+  function pickDecoder(useWorker) {
+    if (!useWorker) {
+      const d = new Decoder();
+      d.here = true;
+      return d;
+    }
     const n = Math.min(Math.max(navigator.hardwareConcurrency || 1, 1), 4);
     const i = nextDecoder++ % n;
     if (!decoders[i]) decoders[i] = new Decoder();
@@ -145,11 +176,17 @@
     return sorted[Math.min(Math.max(rank, 1), sorted.length) - 1];
   }
 
-  // subscribeURL asks for credit mode with credit frames in flight from
-  // the first frame (protocol.QueryWindow).
-  function subscribeURL(channel, credit) {
-    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    return scheme + '//' + location.host + FH.PATH_SUBSCRIBE + channel + '?' + FH.QUERY_WINDOW + '=' + credit;
+  // subscribeURL asks the hub at origin for credit mode with credit
+  // frames in flight from the first frame (protocol.QueryWindow).
+  function subscribeURL(origin, channel, credit) {
+    return origin.replace(/^http/, 'ws') + FH.PATH_SUBSCRIBE + channel + '?' + FH.QUERY_WINDOW + '=' + credit;
+  }
+
+  // trim drops the entries of a list of {at} older than keepMs before now.
+  function trim(list, now, keepMs) {
+    let i = 0;
+    while (i < list.length && now - list[i].at > keepMs) i++;
+    if (i) list.splice(0, i);
   }
 
   // boxText is what is drawn by a box: its label, and its score with two
@@ -169,6 +206,11 @@
     // opts.maxWidth: decode at most this wide (thumbnails), 0 for full size
     // opts.protocols: WebSocket subprotocols, or a function that returns them
     //   when connecting (FH.auth.protocols carries the view token)
+    // opts.headers: a function that returns the headers of the player's
+    //   own requests to the hub (FH.auth.headers carries the view token)
+    // opts.hub: the hub's URL (http or https), '' for this page's origin
+    // opts.worker: decode in a worker (default: when the hub is this
+    //   page's origin, the only case where the page may start one)
     // opts.onChange: called when the connection state changes
     constructor(canvas, channel, opts) {
       if (!FH.validChannelName(channel)) throw new Error('invalid channel name');
@@ -176,11 +218,15 @@
       this.g = canvas.getContext('2d');
       this.channel = channel;
       const protocols = FH.auth ? FH.auth.protocols : undefined;
+      const headers = FH.auth ? FH.auth.headers : () => ({});
       this.opts = Object.assign({
-        credit: 2, delayMs: 0, decodeTimeoutMs: DECODE_TIMEOUT_MS, maxWidth: 0, protocols, onChange: null,
+        credit: 2, delayMs: 0, decodeTimeoutMs: DECODE_TIMEOUT_MS, maxWidth: 0, protocols, headers, onChange: null,
+        hub: '', worker: undefined,
       }, opts || {});
       if (!(this.opts.decodeTimeoutMs > 0)) this.opts.decodeTimeoutMs = DECODE_TIMEOUT_MS;
       if (!(this.opts.delayMs > 0)) this.opts.delayMs = 0;
+      this.origin = hubOrigin(this.opts.hub);
+      if (this.opts.worker === undefined) this.opts.worker = this.origin === location.origin;
       this.limits = FH.CLIENT_GUARD;
       this.state = 'idle';
       this.running = false;
@@ -199,9 +245,20 @@
       this.labels = [];
       this.s = {
         received: 0, drawn: 0, dropped: 0, gaps: 0, bad: 0, badMeta: 0, problem: '', reconnects: 0,
-        lastRecvSeq: null, lastSeq: null, width: 0, height: 0, codec: 0,
+        lastRecvSeq: null, lastRecvAt: 0, lastSeq: null, width: 0, height: 0, codec: 0,
         ages: [], drawTimes: [], lastDrawAt: 0, connectedOnce: false,
       };
+      this.resetTiming();
+    }
+
+    // resetTiming starts the timing of a new connection. arrivals:
+    // {at, bytes, seq, captureMs, rendition, net, ready}, where net is the
+    // time the frame took to come once the hub could send it (see
+    // arrivalTiming) and ready says the hub had it waiting; decodes:
+    // {at, ms}; draws: {at, wait, rendition}; acks: {at, n}, the arrival
+    // number each acknowledgement covers up to.
+    resetTiming() {
+      this.timing = { openedAt: performance.now(), credit: 1, arrivals: [], decodes: [], draws: [], acks: [] };
     }
 
     start() {
@@ -234,7 +291,7 @@
       this.gen++;
       const gen = this.gen;
       this.setState('connecting');
-      loadLimits().then((lim) => {
+      loadLimits(this.origin).then((lim) => {
         if (gen !== this.gen || !this.running) return;
         this.limits = lim;
         this.open(gen);
@@ -246,7 +303,7 @@
       let ws;
       try {
         const p = this.opts.protocols;
-        ws = new WebSocket(subscribeURL(this.channel, credit), typeof p === 'function' ? p() : p);
+        ws = new WebSocket(subscribeURL(this.origin, this.channel, credit), typeof p === 'function' ? p() : p);
       } catch (e) {
         this.retry();
         return;
@@ -255,8 +312,11 @@
       this.ws = ws;
       this.arrived = 0;
       this.acked = 0;
+      this.resetTiming();
+      this.timing.credit = credit;
       ws.onopen = () => {
         if (gen !== this.gen) return;
+        this.timing.openedAt = performance.now();
         if (this.s.connectedOnce) this.s.reconnects++;
         this.s.connectedOnce = true;
         this.failures = 0;
@@ -296,7 +356,42 @@
       if (ws && ws.readyState === WebSocket.OPEN) {
         ws.send('{"op":"ack","seq":' + f.seq.toString() + '}');
         this.acked = f.n;
+        const now = performance.now();
+        this.timing.acks.push({ at: now, n: f.n });
+        trim(this.timing.acks, now, TIMING_MS);
       }
+    }
+
+    // arrivalTiming notes when message n arrived and how long it took once
+    // the hub could send it. With a credit window of w, the hub sends
+    // message n only after the page's acknowledgement covering message
+    // n - w has reached it (or at once, for the first w), and the link
+    // delivers it after the one before: so net = arrival - max(that
+    // acknowledgement, the previous arrival) is this message's time on
+    // the wire plus half a round trip, when the hub had it waiting (ready:
+    // a frame was skipped since the last one, so a newer one was waiting
+    // when credit came back), and otherwise includes the wait for the
+    // publisher's next frame.
+    arrivalTiming(n, now, bytes, f) {
+      const t = this.timing;
+      let creditAt = t.openedAt;
+      if (n > t.credit) {
+        creditAt = -1;
+        for (const a of t.acks) {
+          if (a.n >= n - t.credit) {
+            creditAt = a.at;
+            break;
+          }
+        }
+      }
+      const prev = t.arrivals.length ? t.arrivals[t.arrivals.length - 1] : null;
+      const since = Math.max(creditAt, prev ? prev.at : creditAt);
+      t.arrivals.push({
+        at: now, bytes, seq: Number(f.seq), captureMs: f.captureTimeMs, rendition: f.rendition || 0,
+        net: creditAt < 0 ? -1 : now - since,
+        ready: prev !== null && Number(f.seq) > prev.seq + 1,
+      });
+      trim(t.arrivals, now, TIMING_MS);
     }
 
     // skip counts a message or frame that will not be drawn and keeps why.
@@ -316,6 +411,7 @@
         return;
       }
       const n = ++this.arrived;
+      const arrivedAt = performance.now();
       let f;
       try {
         f = FH.parseFrame(data, this.limits);
@@ -333,6 +429,7 @@
       }
       f.gen = gen;
       f.n = n;
+      this.arrivalTiming(n, arrivedAt, data.byteLength, f);
       const meta = FH.frameBoxes(f.meta);
       f.boxes = meta.boxes;
       const evs = FH.frameEvents(f.meta);
@@ -342,8 +439,10 @@
         this.note('metadata: ' + (meta.problem || evs.problem));
       }
       s.received++;
-      if (s.lastRecvSeq !== null && f.seq > s.lastRecvSeq + 1n) s.gaps += Number(f.seq - s.lastRecvSeq - 1n);
+      const now = performance.now();
+      if (s.lastRecvSeq !== null) s.gaps += FH.skippedFrames(s.lastRecvSeq, f.seq, now - s.lastRecvAt);
       s.lastRecvSeq = f.seq;
+      s.lastRecvAt = now;
       if (this.decoding) {
         // Keep only the newest frame while the decoder is busy. The dropped
         // one is not acknowledged on its own: acks are cumulative, and the
@@ -358,7 +457,8 @@
 
     startDecode(f) {
       this.decoding = true;
-      if (!this.decoder) this.decoder = pickDecoder();
+      f.decodeAt = performance.now();
+      if (!this.decoder) this.decoder = pickDecoder(this.opts.worker);
       let p;
       try {
         const m = {
@@ -375,6 +475,10 @@
 
     decoded(f, bitmap, err) {
       this.decoding = false;
+      const now = performance.now();
+      f.decodedAt = now;
+      this.timing.decodes.push({ at: now, ms: now - f.decodeAt });
+      trim(this.timing.decodes, now, TIMING_MS);
       if (err || !bitmap) {
         this.skip('decode failed: ' + (err && err.message ? err.message : String(err)));
         this.ack(f);
@@ -417,10 +521,13 @@
         s.width = f.width;
         s.height = f.height;
         s.codec = f.codec;
-        s.ages.push(Date.now() - f.captureTimeMs);
+        const age = Date.now() - f.captureTimeMs;
+        s.ages.push(age);
         if (s.ages.length > AGE_SAMPLES) s.ages.shift();
         s.drawTimes.push(now);
         while (s.drawTimes.length && now - s.drawTimes[0] > 1000) s.drawTimes.shift();
+        this.timing.draws.push({ at: now, wait: now - f.decodedAt, age, rendition: f.rendition || 0 });
+        trim(this.timing.draws, now, TIMING_MS);
         if (f.gen === this.gen && this.ws) this.setState('live');
       } catch (e) {
         this.skip('cannot draw frame: ' + e);
@@ -471,6 +578,31 @@
       return this.s.drawn > 0 && performance.now() - this.s.lastDrawAt > STALE_MS;
     }
 
+    // drawnFPS is the rate frames were drawn at over the last two seconds
+    // (or since the connection opened, when that is shorter).
+    drawnFPS() {
+      const now = performance.now();
+      const span = Math.min(2000, now - this.timing.openedAt);
+      if (span < 250) return 0;
+      let n = 0;
+      for (const d of this.timing.draws) if (now - d.at <= span) n++;
+      return (n * 1000) / span;
+    }
+
+    // recentAge is the median age of the frames drawn in the last two
+    // seconds, in ms, or -1 when none was.
+    recentAge() {
+      const now = performance.now();
+      const ages = this.timing.draws.filter((d) => now - d.at <= 2000).map((d) => d.age).sort((a, b) => a - b);
+      return ages.length ? percentile(ages, 50) : -1;
+    }
+
+    // fit tells the player how wide its picture is shown, in device
+    // pixels: it decodes frames at most that wide from the next one on.
+    fit(width) {
+      if (width > 0) this.opts.maxWidth = Math.ceil(width);
+    }
+
     // stats is what the page shows, and what tests read.
     stats() {
       const s = this.s;
@@ -480,6 +612,9 @@
         received: s.received,
         drawn: s.drawn,
         fps: s.drawTimes.filter((t) => performance.now() - t <= 1000).length,
+        drawnFPS: Math.round(this.drawnFPS() * 10) / 10, // frames drawn per second, over the last 2 s
+        recentAgeMs: Math.round(this.recentAge()), // median age of those, -1 if none
+        maxWidth: this.opts.maxWidth, // decoded at most this wide (0: full size)
         ageP50: percentile(ages, 50),
         ageP99: percentile(ages, 99),
         skipped: s.gaps + s.dropped,
@@ -502,5 +637,5 @@
     }
   }
 
-  root.FH = Object.assign(root.FH || {}, { Player, percentile, loadLimits, boxText });
+  root.FH = Object.assign(root.FH || {}, { Player, percentile, loadLimits, boxText, hubOrigin });
 })(self);

@@ -119,6 +119,21 @@
     return new DataView(u8.buffer, u8.byteOffset, 28).getBigUint64(20);
   }
 
+  // skippedFrames is protocol.SkippedFrames: how many frames a viewer
+  // that received frame prev (a BigInt) and then, elapsedMs later, frame
+  // seq counts as skipped on the way. A number not above prev, or a jump
+  // larger than a camera of MAX_CAPTURE_FPS could have made in the time
+  // (plus SKIP_SLACK), is the publisher numbering anew: none. A forged
+  // 2^64−1 made the page say it skipped 1.8e19 frames.
+  const MAX_CAPTURE_FPS = 1000;
+  const SKIP_SLACK = 1000;
+  function skippedFrames(prev, seq, elapsedMs) {
+    if (seq <= prev) return 0;
+    const gap = seq - prev - 1n;
+    const ms = BigInt(Math.floor(Math.max(0, elapsedMs)));
+    return gap > (ms * BigInt(MAX_CAPTURE_FPS)) / 1000n + BigInt(SKIP_SLACK) ? 0 : Number(gap);
+  }
+
   // parseFrame decodes one WebSocket message (ArrayBuffer or Uint8Array)
   // under limits (CLIENT_GUARD by default). It returns the header fields,
   // the metadata (parsed JSON object or null) and the payload as a
@@ -329,7 +344,8 @@
   root.FH = Object.assign(root.FH || {}, {
     MAGIC, VERSION, HEADER_LEN, CODEC_JPEG, CODEC_RAW, CLIENT_GUARD, MAX_BOXES, MAX_LABEL,
     PATH_SUBSCRIBE, PATH_LIMITS, SUBPROTOCOL, SUBPROTOCOL_AUTH_PREFIX, QUERY_WINDOW, CLOSE_REPLACED, CLOSE_REVOKED,
-    FrameError, parseFrame, peekSeq, clientLimits, jpegSize, frameBoxes, checkDecodable,
+    MAX_CAPTURE_FPS, SKIP_SLACK,
+    FrameError, parseFrame, peekSeq, skippedFrames, clientLimits, jpegSize, frameBoxes, checkDecodable,
     rawToRGBA, decodeSource, resizeOptions,
     validChannelName: (s) => CHANNEL_NAME.test(s),
   });

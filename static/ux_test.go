@@ -60,23 +60,25 @@ func TestGridDrawsBoxesAndScores(t *testing.T) {
 	if got := strings.Join(labels, "|"); got != `person 0.87|0.50|<img src=x id=pwn onerror="window.pwned=1">` {
 		t.Fatalf("thumbnail labels %q; want the label with its score, the score alone, the markup as text", labels)
 	}
-	// The thumbnail decodes 480 wide: frame coordinates × 0.75. The first
-	// box's left edge is green; above the second box, where its score is
-	// written, there are green text pixels on the black picture.
+	// The thumbnail decodes as wide as the tile is shown (in device
+	// pixels): frame coordinates × k. The first box's left edge is green;
+	// above the second box, where its score is written, there are green
+	// text pixels on the black picture.
 	got := eval[[]int](t, ctx, `(() => {
 		const c = document.querySelector('[data-channel="cam"] canvas');
 		const g = c.getContext('2d');
-		const edge = g.getImageData(75, 120, 1, 1).data;
-		const band = g.getImageData(302, 10, 40, 33).data;
+		const k = c.width / 640;
+		const edge = g.getImageData(Math.round(100 * k), Math.round(160 * k), 1, 1).data;
+		const band = g.getImageData(Math.round(400 * k) + 2, 0, 40, Math.round(60 * k)).data;
 		let text = 0;
 		for (let i = 0; i < band.length; i += 4) if (band[i + 1] > 150 && band[i] < 120) text++;
-		return [c.width, edge[0], edge[1], text];
+		return [c.width, Math.round(c.clientWidth * devicePixelRatio), edge[0], edge[1], text];
 	})()`)
-	if got[0] != 480 || got[1] > 120 || got[2] < 150 {
-		t.Errorf("thumbnail %d wide, box edge rgb(%d, %d, …); want 480 wide and a green edge", got[0], got[1], got[2])
+	if got[0] != got[1] || got[2] > 120 || got[3] < 150 {
+		t.Errorf("thumbnail %d wide, shown %d device pixels wide, box edge rgb(%d, %d, …); want the tile's width and a green edge", got[0], got[1], got[2], got[3])
 	}
-	if got[3] < 10 {
-		t.Errorf("%d green pixels where the second box's score is written; want its text", got[3])
+	if got[4] < 10 {
+		t.Errorf("%d green pixels where the second box's score is written; want its text", got[4])
 	}
 	if n := eval[int](t, ctx, `document.querySelectorAll('#pwn').length + (window.pwned ? 100 : 0)`); n != 0 {
 		t.Fatalf("markup from a label became an element (%d)", n)

@@ -4,6 +4,12 @@
 // viewer, DecodeMat and the recorder's OpenCV formats (.avi, .mp4) live in
 // cgo-only files. Every decoder checks a frame's picture size
 // (PictureSize) before it allocates.
+//
+// Recordings are continuous (Record) or by event (RecordEvents: a file per
+// event from the frames' metadata, with a pre-roll ring bounded in bytes),
+// and either may keep their files within an age and a size (Retention: one
+// implementation, which deletes only files it wrote, checked against its
+// ledger).
 package subscriber
 
 import (

@@ -54,7 +54,7 @@ __all__ = [
     "Publisher", "Subscriber", "Frame", "Limits", "CLIENT_GUARD",
     "FramehubError", "ProtocolError", "RefusedError", "ReplacedError", "ClosedError",
     "encode_frame", "decode_frame", "parse_header", "jpeg_size", "check_channel_name",
-    "limits_from_headers", "channel_url", "Event", "frame_events",
+    "limits_from_headers", "channel_url", "Event", "frame_events", "skipped_frames",
 ]
 
 log = logging.getLogger("framehub")
@@ -91,6 +91,28 @@ CLOSE_REPLACED = 4001  # a newer publisher took over the channel
 CLOSE_REVOKED = 4003   # the connection's token no longer grants its right
 
 MAX_CREDIT_WINDOW = 8
+
+# A jump in sequence numbers counts as skipped frames only as far as a camera
+# of MAX_CAPTURE_FPS could have captured them since the previous frame, plus
+# SKIP_SLACK (protocol.SkippedFrames).
+MAX_CAPTURE_FPS = 1000
+SKIP_SLACK = 1000
+
+
+def skipped_frames(prev, seq, elapsed):
+    """Returns how many frames a reader that got frame prev and then,
+    elapsed seconds later, frame seq counts as skipped on the way: the
+    numbers in between, or none when seq is not above prev or the jump is
+    larger than a camera could have made in the time (the publisher numbers
+    anew; a forged 2^64-1 would otherwise count 1.8e19). Go's
+    protocol.SkippedFrames and the page's FH.skippedFrames agree on every
+    case of protocol/testdata/skipped.json."""
+    if seq <= prev:
+        return 0
+    gap = seq - prev - 1
+    ms = int(max(0.0, elapsed) * 1000)
+    return 0 if gap > ms * MAX_CAPTURE_FPS // 1000 + SKIP_SLACK else gap
+
 
 # Handshake response headers that state the hub's limits.
 HEADER_MAX_FRAME_BYTES = "Framehub-Max-Frame-Bytes"
@@ -1212,6 +1234,7 @@ class Subscriber:
         self._error = None
         self._closed = False
         self._last_seq = None
+        self._last_at = 0.0       # time.monotonic() when it was handed out
         self.frames = 0           # frames handed to the caller
         self.skipped = 0          # gaps in sequence numbers between them: frames skipped for freshness
         # Counted by the background thread.
@@ -1249,9 +1272,10 @@ class Subscriber:
                     f, ws = self._slot
                     self._slot = None
                     self._given = (ws, f.seq)
-                    if self._last_seq is not None and f.seq > self._last_seq:
-                        self.skipped += f.seq - self._last_seq - 1
-                    self._last_seq = f.seq
+                    now = time.monotonic()
+                    if self._last_seq is not None:
+                        self.skipped += skipped_frames(self._last_seq, f.seq, now - self._last_at)
+                    self._last_seq, self._last_at = f.seq, now
                     self.frames += 1
                     return f
                 if not _wait(self._cond, deadline):

@@ -63,10 +63,13 @@ func hubCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "hub",
 		Usage: "run the hub: publishers push channels to it, viewers watch them",
-		Flags: append(append(hubFlags(), authFlags()...), natsFlags()...),
+		Flags: append(append(append(hubFlags(), authFlags()...), natsFlags()...), webhookFlags()...),
 		Action: func(c *cli.Context) error {
 			cfg, err := hubConfig(c)
 			if err != nil {
+				return err
+			}
+			if cfg.Webhook, err = webhookConfig(c); err != nil {
 				return err
 			}
 			if cfg.Auth, err = hubAuth(c, cfg.Logger); err != nil {
@@ -180,22 +183,11 @@ func parseMemory(s string) (int64, error) {
 	if s == "" || strings.EqualFold(s, "auto") {
 		return hub.DefaultMaxMemory(), nil
 	}
-	units := []struct {
-		suffix string
-		mult   float64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
-	mult, num := 1.0, s
-	for _, u := range units {
-		if n, ok := strings.CutSuffix(s, u.suffix); ok {
-			mult, num = u.mult, strings.TrimSpace(n)
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || v*mult < 16<<20 || v*mult > 1<<50 {
+	v, err := parseByteSize(s, 16<<20)
+	if err != nil {
 		return 0, fmt.Errorf("--max-memory %q: want auto or a size of at least 16MiB, such as 512MiB or 4GiB", s)
 	}
-	return int64(v * mult), nil
+	return v, nil
 }
 
 // sideListeners starts what --metrics-listen and --pprof-listen ask for,

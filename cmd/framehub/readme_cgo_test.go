@@ -28,20 +28,24 @@ import (
 //     lines that need a camera, on a machine without one).
 var readmeCommands = map[string]string{
 	"framehub hub": "run",
-	"framehub hub --metrics-listen 127.0.0.1:9090 --tokens-file tokens":                                  "run",
-	"framehub hub --config hub.yaml":                                                                     "run",
-	"framehub hub --listen 0.0.0.0:8080 --view-token-file view.token --publish-token-file publish.token": "run",
-	"framehub hub --listen 0.0.0.0:8080 --insecure":                                                      "run",
-	"framehub publish --hub http://HUB:8080 --channel front-door --source 0":                             "no camera 0",
-	"framehub publish --channel lab --source clip.mp4 --loop --width 640 --filter overlay":               "run",
-	"framehub publish --channel relay --source http://other-hub:8080/channels/cam/stream.mjpeg":          "run",
-	"framehub publish --channel pattern --source test:1280x720 --fps 15 --quality 70":                    "run",
-	"framehub publish --hub http://127.0.0.1:8080 --channel porch --source test --on-demand":             "run",
-	"framehub watch --hub http://127.0.0.1:8080 --channel cam1":                                          "run",
-	"framehub watch --channel cam1 --duration 10s --json":                                                "run",
-	"framehub watch --channel cam1 --count 100 --save frames/":                                           "run",
-	"framehub view --hub http://HUB:8080 --channel front-door --channel lab":                             "run",
-	"framehub record --hub http://HUB:8080 --channel lab --out lab.mkv --duration 1h --segment 10m":      "run",
+	"framehub hub --metrics-listen 127.0.0.1:9090 --tokens-file tokens":                                               "run",
+	"framehub hub --config hub.yaml":                                                                                  "run",
+	"framehub hub --listen 0.0.0.0:8080 --view-token-file view.token --publish-token-file publish.token":              "run",
+	"framehub hub --listen 0.0.0.0:8080 --insecure":                                                                   "run",
+	"framehub publish --hub http://HUB:8080 --channel front-door --source 0":                                          "no camera 0",
+	"framehub publish --channel lab --source clip.mp4 --loop --width 640 --filter overlay":                            "run",
+	"framehub publish --channel relay --source http://other-hub:8080/channels/cam/stream.mjpeg":                       "run",
+	"framehub publish --channel pattern --source test:1280x720 --fps 15 --quality 70":                                 "run",
+	"framehub publish --hub http://127.0.0.1:8080 --channel porch --source test --on-demand":                          "run",
+	"framehub watch --hub http://127.0.0.1:8080 --channel cam1":                                                       "run",
+	"framehub watch --channel cam1 --duration 10s --json":                                                             "run",
+	"framehub watch --channel cam1 --count 100 --save frames/":                                                        "run",
+	"framehub view --hub http://HUB:8080 --channel front-door --channel lab":                                          "run",
+	"framehub record --hub http://HUB:8080 --channel lab --out lab.mkv --duration 1h --segment 10m":                   "run",
+	"framehub record --hub http://HUB:8080 --channel lab --segment 10m --keep 7d --max-size 50GiB":                    "run",
+	"framehub record --hub http://HUB:8080 --channel door-people --on-event person --pre 5s --post 10s --dir events/": "run",
+	"framehub record --channel door-people --on-event '*' --dir events/ --keep 30d --max-size 20GiB":                  "run",
+	"framehub hub --webhook https://alerts.example/framehub --webhook-secret-file hook.secret":                        "run",
 	"framehub demo": "run",
 	"framehub demo --source clip.mp4 --loop --listen 0.0.0.0:8080 --insecure":                                                                                                 "run",
 	"framehub bench --subscribers 300 --duration 10s --baseline --pin":                                                                                                        "run",
@@ -132,6 +136,7 @@ func TestREADMECommandsRun(t *testing.T) {
 	writeSecret(t, dir, "view.token", viewTok)
 	writeSecret(t, dir, "signing.key", "signing-key-from-the-readme")
 	writeSecret(t, dir, "tokens", pubTok+" publish *\n"+viewTok+" view *\n")
+	writeSecret(t, dir, "hook.secret", "webhook-secret-from-the-readme")
 	if err := os.WriteFile(filepath.Join(dir, "hub.yaml"), []byte("listen: 127.0.0.1:8080\nmax-channels: 100\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -146,6 +146,20 @@ class TestEvents(unittest.TestCase):
         self.assertTrue(f.events[0].active)
 
 
+class TestSkippedFrames(unittest.TestCase):
+    """skipped_frames counts every case of protocol/testdata/skipped.json as
+    Go's protocol.SkippedFrames and the page's skippedFrames do."""
+
+    def test_shared_cases(self):
+        with open(os.path.join(os.path.dirname(GOLDEN), "skipped.json")) as f:
+            cases = json.load(f)["cases"]
+        self.assertGreater(len(cases), 10)
+        for c in cases:
+            with self.subTest(c["name"]):
+                got = framehub.skipped_frames(int(c["prev"]), int(c["seq"]), c["elapsed_ms"] / 1000)
+                self.assertEqual(got, int(c["want"]))
+
+
 class TestJPEGSize(unittest.TestCase):
     def test_cases(self):
         ok = {
