@@ -488,8 +488,11 @@ func (b *eventBook) notify(ke *keptEvent, kind string, now time.Time) {
 	if err != nil {
 		return // an EventInfo always marshals
 	}
-	for s := range b.streams {
-		s.offer(ke.info.Channel, kind, body)
+	if len(b.streams) > 0 {
+		msg := sseMessage(kind, body) // one for every reader: it is never written again
+		for s := range b.streams {
+			s.offer(ke.info.Channel, msg)
+		}
 	}
 	if kind == protocol.EventUpdate || !ke.fromLocal {
 		return // the hub whose publisher carried it tells the outside
@@ -575,18 +578,23 @@ type eventStream struct {
 	wake    chan struct{} // capacity 1
 }
 
-// offer queues a notice for the reader if it may see the channel, dropping
-// the oldest when its queue is full. It never blocks.
-func (s *eventStream) offer(channel, kind string, body []byte) {
-	if (s.channel != "" && channel != s.channel) || !s.may(channel) {
-		return
-	}
+// sseMessage returns a notice as one Server-Sent Event.
+func sseMessage(kind string, body []byte) []byte {
 	msg := make([]byte, 0, len(body)+len(kind)+16)
 	msg = append(msg, "event: "...)
 	msg = append(msg, kind...)
 	msg = append(msg, "\ndata: "...)
 	msg = append(msg, body...)
-	msg = append(msg, "\n\n"...)
+	return append(msg, "\n\n"...)
+}
+
+// offer queues msg (an sseMessage, shared with the other readers and never
+// written) for the reader if it may see the channel, dropping the oldest
+// when its queue is full. It never blocks.
+func (s *eventStream) offer(channel string, msg []byte) {
+	if (s.channel != "" && channel != s.channel) || !s.may(channel) {
+		return
+	}
 	s.mu.Lock()
 	if len(s.queue) >= streamQueue {
 		s.queue[0] = nil
@@ -726,6 +734,13 @@ func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Accel-Buffering", "no") // tell proxies not to hold it back
+	if r.Method == http.MethodHead {
+		return // its headers: a HEAD takes no reader's place (its writes would go nowhere, never evicted)
+	}
 	if !h.track(w, r) {
 		return
 	}
@@ -755,10 +770,6 @@ func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
 	// it narrows what the stream gets (s.may follows the reload).
 	defer h.registerStream(&stream{channel: channel, token: tok, right: RightView, cancel: cancel})()
 	rc := http.NewResponseController(w)
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Accel-Buffering", "no") // tell proxies not to hold it back
 	w.WriteHeader(http.StatusOK)
 	write := func(b []byte) error {
 		_ = rc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))

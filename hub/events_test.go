@@ -18,6 +18,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
@@ -74,11 +75,11 @@ func TestEventsFollowFrames(t *testing.T) {
 	send(t, pub, frameMsg(1, 64, 48, red, eventMeta(t0, "a person")))
 	send(t, pub, frameMsg(2, 64, 48, blue, eventMeta(t0, "a person best", "b car")))
 	send(t, other, frameMsg(1, 64, 48, red, eventMeta(t0, "y dog")))
-	eventually(t, 5*time.Second, "three events", func() bool { return len(listEvents(t, base, "")) == 3 })
+	testutil.Eventually(t, 5*time.Second, "three events", func() bool { return len(listEvents(t, base, "")) == 3 })
 	before := time.Now()
 	send(t, pub, frameMsg(3, 64, 48, red, eventMeta(t0, "a person end", "b car")))
 	send(t, pub, frameMsg(4, 64, 48, red, eventMeta(t0, "a person end")))
-	eventually(t, 5*time.Second, "a and b ended", func() bool {
+	testutil.Eventually(t, 5*time.Second, "a and b ended", func() bool {
 		l := listEvents(t, base, "?channel=door")
 		return len(l) == 2 && eventByID(l, "a").End != nil && eventByID(l, "b").End != nil
 	})
@@ -112,9 +113,9 @@ func TestEventsFollowFrames(t *testing.T) {
 	}
 	// The publisher leaves: door has nothing going on; yard's goes on.
 	send(t, pub, frameMsg(5, 64, 48, red, eventMeta(t0, "c person")))
-	eventually(t, 5*time.Second, "c started", func() bool { return eventByID(listEvents(t, base, ""), "c") != nil })
+	testutil.Eventually(t, 5*time.Second, "c started", func() bool { return eventByID(listEvents(t, base, ""), "c") != nil })
 	pub.Close()
-	eventually(t, 5*time.Second, "c ended as its publisher left", func() bool {
+	testutil.Eventually(t, 5*time.Second, "c ended as its publisher left", func() bool {
 		c := eventByID(listEvents(t, base, ""), "c")
 		return c.End != nil && c.EndReason == protocol.EndPublisherLeft
 	})
@@ -259,9 +260,9 @@ func TestEventAttacks(t *testing.T) {
 		t.Fatalf("the good channel's frame: %d", f.Seq)
 	}
 	// Read, and relayed or dropped by the frame-rate cap.
-	eventually(t, 10*time.Second, "every frame read", func() bool { st := h.Stats(); return st.FramesIn+st.FramesDropped == 101 })
+	testutil.Eventually(t, 10*time.Second, "every frame read", func() bool { st := h.Stats(); return st.FramesIn+st.FramesDropped == 101 })
 	elapsed := time.Since(start)
-	eventually(t, 5*time.Second, "the good channel's event", func() bool { return eventByID(listEvents(t, base, "?channel=good"), "g") != nil })
+	testutil.Eventually(t, 5*time.Second, "the good channel's event", func() bool { return eventByID(listEvents(t, base, "?channel=good"), "g") != nil })
 	st := h.Stats()
 	started := int(st.Events.Started) - 1
 	allowed := int(eventBurst + eventRate*elapsed.Seconds() + 1)
@@ -309,7 +310,7 @@ func TestEventStreamStalledReader(t *testing.T) {
 	defer stalled.Close()
 	fmt.Fprintf(stalled, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", protocol.PathEventStream)
 	live := openStream(t, base, "", nil)
-	eventually(t, 5*time.Second, "two readers", func() bool { return h.Stats().Events.Streams == 2 })
+	testutil.Eventually(t, 5*time.Second, "two readers", func() bool { return h.Stats().Events.Streams == 2 })
 	t0 := float64(time.Now().Unix())
 	jpg := testJPEG(t, 32, 32, color.RGBA{9, 9, 9, 255})
 	got := 0
@@ -327,7 +328,7 @@ func TestEventStreamStalledReader(t *testing.T) {
 			got++
 		}
 	}
-	eventually(t, 10*time.Second, "the stalled reader dropped", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the stalled reader dropped", func() bool {
 		st := h.Stats().Events
 		return st.StreamsEvicted == 1 && st.Streams == 1
 	})
@@ -340,7 +341,7 @@ func TestEventStreamSlowReaderIsTold(t *testing.T) {
 	h, _ := testHub(t, Config{})
 	s := &eventStream{may: func(string) bool { return true }, wake: make(chan struct{}, 1)}
 	for i := range streamQueue + 10 {
-		s.offer("c", protocol.EventUpdate, []byte(fmt.Sprintf(`{"id":"e%d"}`, i)))
+		s.offer("c", sseMessage(protocol.EventUpdate, []byte(fmt.Sprintf(`{"id":"e%d"}`, i))))
 	}
 	msg, dropped := s.take()
 	if dropped != 10 || !bytes.HasPrefix(msg, []byte("event: dropped\ndata: {\"dropped\":10}\n\n")) ||
@@ -387,7 +388,7 @@ func TestEventsNeedTheViewRight(t *testing.T) {
 		return resp.StatusCode, b
 	}
 	var list []protocol.EventInfo
-	eventually(t, 5*time.Second, "both events", func() bool {
+	testutil.Eventually(t, 5*time.Second, "both events", func() bool {
 		code, b := get(protocol.PathEvents, doorTok)
 		list = nil
 		json.Unmarshal(b, &list)
@@ -439,7 +440,7 @@ func TestEventWebhooks(t *testing.T) {
 	send(t, pub, frameMsg(1, 32, 32, jpg, eventMeta(t0, "a person", "b car")))
 	send(t, pub, frameMsg(2, 32, 32, jpg, eventMeta(t0, "a person end", "b car")))
 	send(t, pub, frameMsg(3, 32, 32, jpg, eventMeta(t0, "b car end")))
-	eventually(t, 20*time.Second, "four deliveries", func() bool { return h.Stats().Events.Webhook.Delivered == 4 })
+	testutil.Eventually(t, 20*time.Second, "four deliveries", func() bool { return h.Stats().Events.Webhook.Delivered == 4 })
 	rc.mu.Lock()
 	for _, k := range []string{"door/a/start", "door/b/start", "door/a/end", "door/b/end"} {
 		if rc.acked[k] != 1 || rc.attempts[k] != 4 {
@@ -492,7 +493,7 @@ func TestEventStreamFollowsReload(t *testing.T) {
 	bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
 	dropped := openStream(t, base, "", bearer(allTok))
 	narrowed := openStream(t, base, "", bearer(keptTok))
-	eventually(t, 5*time.Second, "two readers", func() bool { return h.Stats().Events.Streams == 2 })
+	testutil.Eventually(t, 5*time.Second, "two readers", func() bool { return h.Stats().Events.Streams == 2 })
 
 	h.Reload(Access{Auth: grants(nil, []string{"door"})})
 	select {
@@ -522,7 +523,7 @@ func TestEventStreamFollowsReload(t *testing.T) {
 	// An open view right, then closed: a stream opened without a token ends.
 	h.Reload(Access{Auth: grantsAuth(t, Grant{Token: pubTok, Rights: RightPublish, Channels: []string{"*"}})})
 	open := openStream(t, base, "", nil)
-	eventually(t, 5*time.Second, "the open reader", func() bool { return h.Stats().Events.Streams == 2 })
+	testutil.Eventually(t, 5*time.Second, "the open reader", func() bool { return h.Stats().Events.Streams == 2 })
 	h.Reload(Access{Auth: grants(nil, []string{"*"})})
 	select {
 	case m, ok := <-open.msgs:
@@ -590,5 +591,72 @@ func TestEventBookBounds(t *testing.T) {
 	t.Logf("after 300 full channels and 5000 that came and went: %d channels held, %d with events, %d events kept", channels, withEvents, kept)
 	if channels != withEvents || kept > maxEventsKept {
 		t.Errorf("the book holds %d channels, %d of them with events (%d events); want only those with events", channels, withEvents, kept)
+	}
+}
+
+// TestEventStreamsShareNotices: a notice is made into an event once for
+// all stream readers, whose queues share it. 1000 readers that do not read
+// (each queue full: streamQueue notices) cost the notices once and a slice
+// each, not a copy each (about 80 MB of copies of 300-byte notices, none
+// of it charged to the memory budget); and a notice costs a few
+// allocations, not one per reader.
+func TestEventStreamsShareNotices(t *testing.T) {
+	h, _ := testHub(t, Config{})
+	b := h.book
+	const readers = 1000
+	b.mu.Lock()
+	for range readers {
+		b.streams[&eventStream{may: func(string) bool { return true }, wake: make(chan struct{}, 1)}] = struct{}{}
+	}
+	b.mu.Unlock()
+	t.Cleanup(func() { b.mu.Lock(); clear(b.streams); b.mu.Unlock() })
+	ke := &keptEvent{info: protocol.EventInfo{ID: "e", Channel: "c", Label: "person", Zone: "door", Start: 1, Score: 0.5}}
+	notify := func() {
+		b.mu.Lock()
+		b.notify(ke, protocol.EventUpdate, time.Now())
+		b.mu.Unlock()
+	}
+	for range streamQueue {
+		notify()
+	}
+	allocs := testing.AllocsPerRun(20, notify)
+	t.Logf("%d readers with full queues: %.1f allocations per notice", readers, allocs)
+	if allocs > readers/10 {
+		t.Errorf("%.0f allocations per notice to %d readers; want a few, the notice shared", allocs, readers)
+	}
+}
+
+// TestEventStreamHead: a HEAD of the event stream is answered with its
+// headers and ends: it takes no reader's place and leaves the connection
+// free for the next request. Before, it held a place until the client
+// hung up (never evicted: a HEAD's writes go nowhere), and a keep-alive
+// client's next request on the connection was never answered.
+func TestEventStreamHead(t *testing.T) {
+	h, base := testHub(t, Config{})
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	for _, m := range []string{"HEAD", "GET"} {
+		path := protocol.PathEventStream
+		if m == "GET" {
+			path = protocol.PathLimits
+		}
+		fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", m, path)
+		resp, err := http.ReadResponse(br, &http.Request{Method: m})
+		if err != nil {
+			t.Fatalf("%s %s on the connection: %v", m, path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || (m == "HEAD" && resp.Header.Get("Content-Type") != "text/event-stream") {
+			t.Fatalf("%s %s: %d %s", m, path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+	if n := h.Stats().Events.Streams; n != 0 {
+		t.Errorf("%d stream readers after a HEAD; want 0", n)
 	}
 }

@@ -125,6 +125,7 @@ func New(cfg Config) *Hub {
 		done:         make(chan struct{}),
 	}
 	cfg.limits().SetHeaders(h.limitHeaders)
+	sourceHeader(h.limitHeaders)
 	h.acc.Store(newAccess(Access{Auth: cfg.Auth, AllowedOrigins: cfg.AllowedOrigins, AllowedHosts: cfg.AllowedHosts}))
 	for _, n := range cfg.OwnNames {
 		h.ownNames = append(h.ownNames, hostName(n))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
@@ -41,7 +42,7 @@ func TestIdleSubscribersHaveNoWriter(t *testing.T) {
 	for i := range subs {
 		subs[i] = dial(t, base, protocol.PathSubscribe, "quiet")
 	}
-	eventually(t, 5*time.Second, "the subscribers registered", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the subscribers registered", func() bool {
 		s, _ := runningWriters(h)
 		return s == n
 	})
@@ -60,7 +61,7 @@ func TestIdleSubscribersHaveNoWriter(t *testing.T) {
 				t.Fatalf("round %d: subscriber %d got seq %d", round, i, f.Seq)
 			}
 		}
-		eventually(t, 5*time.Second, "the writers to end once idle", func() bool {
+		testutil.Eventually(t, 5*time.Second, "the writers to end once idle", func() bool {
 			_, running := runningWriters(h)
 			return running == 0
 		})
@@ -82,7 +83,7 @@ func TestFramesArriveWhileWritersComeAndGo(t *testing.T) {
 		subs = append(subs, frames(t, c))
 	}
 	pub := dial(t, base, protocol.PathPublish, "cam")
-	eventually(t, 5*time.Second, "the subscribers registered", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the subscribers registered", func() bool {
 		s, _ := runningWriters(h)
 		return s == 4
 	})

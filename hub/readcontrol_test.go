@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
@@ -77,7 +78,7 @@ func TestTalkingSubscriberOutlivesThePongWait(t *testing.T) {
 		}
 	}
 	silent := time.Now()
-	eventually(t, 3*time.Second, "the silent subscriber to be dropped", func() bool { return h.Stats().Subscribers == 0 })
+	testutil.Eventually(t, 3*time.Second, "the silent subscriber to be dropped", func() bool { return h.Stats().Subscribers == 0 })
 	if d := time.Since(silent); d < 250*time.Millisecond {
 		t.Errorf("dropped %v after its last message; want about the 300 ms pong wait", d)
 	}

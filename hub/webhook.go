@@ -256,6 +256,12 @@ func (w *webhooks) deliver(ctx context.Context, job *webhookJob, attempt int) er
 	req.Header.Set(HeaderAttempt, fmt.Sprint(attempt))
 	resp, err := w.client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			// Logged without the URL: a receiver's URL often holds its own
+			// credential (in the path or query), which url.Error keeps.
+			return fmt.Errorf("POST to the webhook: %w", ue.Err)
+		}
 		return err
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxWebhookResponseDrained))

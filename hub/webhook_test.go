@@ -11,11 +11,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"framehub/internal/ratelimit"
+	"framehub/internal/testutil"
 )
 
 // receiver is a webhook receiver on loopback that fails the first fail
@@ -90,7 +92,7 @@ func TestWebhookRetriesUntilDelivered(t *testing.T) {
 	for _, k := range keys {
 		w.enqueue(k, "start", []byte(fmt.Sprintf(`{"id":%q}`, k)))
 	}
-	eventually(t, 20*time.Second, "every notification delivered", func() bool { return w.stats().Delivered == uint64(len(keys)) })
+	testutil.Eventually(t, 20*time.Second, "every notification delivered", func() bool { return w.stats().Delivered == uint64(len(keys)) })
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	for _, k := range keys {
@@ -134,7 +136,7 @@ func TestWebhookHangingReceiver(t *testing.T) {
 	if st.Waiting > 16 || st.Queued != 10000 || st.Dropped+uint64(st.Waiting)+st.Failed < 10000-1 {
 		t.Fatalf("stats %+v; want at most 16 waiting, the rest dropped (one may be in flight)", st)
 	}
-	eventually(t, 10*time.Second, "the first notification given up", func() bool { return w.stats().Failed >= 1 })
+	testutil.Eventually(t, 10*time.Second, "the first notification given up", func() bool { return w.stats().Failed >= 1 })
 	if g := runtime.NumGoroutine(); g > before+12 {
 		t.Errorf("%d goroutines, %d before: the sender grew", g, before)
 	}
@@ -149,7 +151,7 @@ func TestWebhookGivesUp(t *testing.T) {
 	w := startWebhooks(t, WebhookConfig{URL: rc.srv.URL, Secret: []byte("k"), Backoff: 5 * time.Millisecond, MaxAttempts: 4})
 	w.enqueue("a:start", "start", []byte(`{}`))
 	w.enqueue("b:start", "start", []byte(`{}`))
-	eventually(t, 10*time.Second, "both given up", func() bool { return w.stats().Failed == 2 })
+	testutil.Eventually(t, 10*time.Second, "both given up", func() bool { return w.stats().Failed == 2 })
 	rc.mu.Lock()
 	if rc.attempts["a:start"] != 4 || rc.attempts["b:start"] != 4 {
 		t.Errorf("attempts %v; want 4 each", rc.attempts)
@@ -162,7 +164,7 @@ func TestWebhookGivesUp(t *testing.T) {
 	})
 	wr := startWebhooks(t, WebhookConfig{URL: redirect.srv.URL, Secret: []byte("k"), Backoff: 5 * time.Millisecond, MaxAttempts: 2})
 	wr.enqueue("c:start", "start", []byte(`{}`))
-	eventually(t, 10*time.Second, "the redirected notification given up", func() bool { return wr.stats().Failed == 1 })
+	testutil.Eventually(t, 10*time.Second, "the redirected notification given up", func() bool { return wr.stats().Failed == 1 })
 	away.mu.Lock()
 	defer away.mu.Unlock()
 	if len(away.attempts) != 0 {
@@ -179,5 +181,87 @@ func TestWebhookConfigChecked(t *testing.T) {
 		if _, err := c.Check(); err == nil {
 			t.Errorf("%+v accepted", c)
 		}
+	}
+}
+
+// TestWebhookLogsNoURL: a failed delivery is logged without the URL (a
+// receiver's URL often carries its own credential in the path or query,
+// as chat webhooks do), and never with the signing secret. Along the way,
+// the timeouts a slow receiver meets: one that got a notification but
+// answered after the timeout gets the retry under the same idempotency
+// key, so it can tell it has it (at least once, never twice as two); one
+// that answered 200 in time and then drips its body a byte at a time has
+// it delivered, once.
+func TestWebhookLogsNoURL(t *testing.T) {
+	const credential, secret = "url-credential-5f3a9c0e", "signing-secret-0123456789"
+	var mu sync.Mutex
+	got := map[string]int{}
+	rc := newReceiver(t, []byte(secret), 0, func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		key := r.Header.Get(HeaderIdempotencyKey)
+		mu.Lock()
+		got[key]++
+		n := got[key]
+		mu.Unlock()
+		wait := func(d time.Duration) bool {
+			select {
+			case <-r.Context().Done():
+				return false
+			case <-time.After(d):
+				return true
+			}
+		}
+		switch {
+		case n > 1:
+		case key == "cam/late/start": // got it, answers too late
+			if !wait(time.Second) {
+				return
+			}
+		case key == "cam/drip/start": // answers at once, then drips
+			w.Header().Set("Content-Length", "1000")
+			w.WriteHeader(http.StatusOK)
+			for range 1000 {
+				if _, err := w.Write([]byte("x")); err != nil {
+					return
+				}
+				w.(http.Flusher).Flush()
+				if !wait(20 * time.Millisecond) {
+					return
+				}
+			}
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	var logs testutil.LockedBuffer
+	cfg, err := WebhookConfig{URL: rc.srv.URL + "/hook/" + credential + "?token=" + credential, Secret: []byte(secret),
+		Timeout: 200 * time.Millisecond, Backoff: 10 * time.Millisecond, MaxAttempts: 3}.Check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWebhooks(cfg, ratelimit.NewLogger(slog.New(slog.NewTextHandler(&logs, nil)), time.Millisecond))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.run(ctx) }()
+	defer func() { cancel(); <-done }()
+	w.enqueue("cam/late/start", "start", []byte(`{"id":"late"}`))
+	w.enqueue("cam/drip/start", "start", []byte(`{"id":"drip"}`))
+	testutil.Eventually(t, 10*time.Second, "both delivered", func() bool { return w.stats().Delivered == 2 })
+	mu.Lock()
+	if got["cam/late/start"] != 2 || got["cam/drip/start"] != 1 {
+		t.Errorf("receiver got %v; want the late one twice (its retry under the same key), the dripped one once", got)
+	}
+	mu.Unlock()
+
+	// Now a receiver that is gone: the failures are logged.
+	rc.srv.Close()
+	w.enqueue("cam/gone/end", "end", []byte(`{"id":"gone"}`))
+	testutil.Eventually(t, 10*time.Second, "the failure given up", func() bool { return w.stats().Failed == 1 })
+	out := logs.String()
+	if !strings.Contains(out, "webhook notification given up") {
+		t.Fatalf("no log line of the failure:\n%s", out)
+	}
+	if strings.Contains(out, credential) || strings.Contains(out, secret) {
+		t.Errorf("the log holds the URL's credential or the secret:\n%s", out)
 	}
 }

@@ -74,10 +74,10 @@ func (h *Hub) writeFrame(s *subscriber, f *frame) error {
 	if s.files != nil && f.fanout >= ZeroCopyMinSubscribers {
 		if ff := h.zc.acquire(f); ff != nil {
 			err := s.files.send(ff)
-			h.zc.unref(ff)
 			if err == nil {
 				h.zc.sent.Add(1)
 			}
+			h.zc.unref(ff)
 			return err
 		}
 	}
