@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
@@ -27,7 +28,7 @@ func TestForgedFutureClaimRefused(t *testing.T) {
 	a := startNode(t, s.ClientURL(), "a", nil)
 	b := startNode(t, s.ClientURL(), "b", nil)
 	viewer := subscribe(t, b.url, "cam")
-	eventually(t, waitLong, "b watching", func() bool { return b.bus.Status().Watching == 1 })
+	testutil.Eventually(t, waitLong, "b watching", func() bool { return b.bus.Status().Watching == 1 })
 
 	nc := hostile(t, s.ClientURL())
 	ann, err := json.Marshal(wireAnnouncement{Hub: "evil", Name: "evil", Gen: math.MaxUint64, Live: true, RefreshMS: 100})
@@ -51,7 +52,7 @@ func TestForgedFutureClaimRefused(t *testing.T) {
 		}
 	}()
 	t.Cleanup(func() { close(stop); <-done })
-	eventually(t, waitLong, "both hubs refusing the forged claim", func() bool {
+	testutil.Eventually(t, waitLong, "both hubs refusing the forged claim", func() bool {
 		return stats(t, a.url).Cluster.Refused["future_claim"] > 0 && stats(t, b.url).Cluster.Refused["future_claim"] > 0
 	})
 

@@ -31,9 +31,9 @@ func TestEventsOnTheBus(t *testing.T) {
 	defer sub.Unsubscribe()
 	nc.Flush()
 	r := subscribe(t, nodes[1].url, "door") // hub1 relays door's frames
-	eventually(t, waitLong, "hub1 watching door", func() bool { return nodes[1].bus.Status().Watching == 1 })
+	testutil.Eventually(t, waitLong, "hub1 watching door", func() bool { return nodes[1].bus.Status().Watching == 1 })
 	pub := dial(t, nodes[0].url, protocol.PathPublish, "door")
-	eventually(t, waitLong, "hub0 sending door", func() bool { return nodes[0].bus.Status().Sending == 1 })
+	testutil.Eventually(t, waitLong, "hub0 sending door", func() bool { return nodes[0].bus.Status().Sending == 1 })
 	t0 := float64(time.Now().Unix())
 	msg := func(seq uint64, end string) []byte {
 		f := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Flags: protocol.FlagKey, Width: 64, Height: 48,
@@ -70,7 +70,7 @@ func TestEventsOnTheBus(t *testing.T) {
 	if len(list) != 1 || list[0].End == nil {
 		t.Fatalf("hub1's events: %+v; want door's, ended", list)
 	}
-	eventually(t, waitLong, "hub0's counts", func() bool {
+	testutil.Eventually(t, waitLong, "hub0's counts", func() bool {
 		st := stats(t, nodes[0].url)
 		return st.Events.BusPublished == 2 && st.Cluster.EventsOut == 2 && st.Cluster.EventsDropped == 0
 	})

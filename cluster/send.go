@@ -18,7 +18,9 @@ type outItem struct {
 	msg     []byte // the frame's bytes, immutable
 }
 
-// outbox holds at most one frame per subject and channel: a newer frame
+// outbox holds at most one frame per subject and channel (a newest.Slot
+// each, in effect, but keyed, with the keys in the order they became
+// pending so that one sender serves every channel in turn): a newer frame
 // replaces one not yet sent, so the sender always sends the newest. Safe
 // for concurrent use.
 type outbox struct {

@@ -690,6 +690,7 @@ func (h *Hub) busChannels(list []protocol.ChannelInfo) []protocol.ChannelInfo {
 		case bc != nil && bc.live(now):
 			in.Live, in.Hub = true, bc.bestName
 			in.FPS, in.BitrateBPS = bc.info.FPS, bc.info.BitrateBPS
+			in.SourceState, in.SourceError = bc.info.SourceState, bc.info.SourceError
 		}
 	}
 	n := len(list)

@@ -60,9 +60,10 @@ func (c *channel) counters() ChannelCounters {
 	defer c.mu.Unlock()
 	cc := ChannelCounters{Name: c.name, FramesIn: c.frames, FramesDropped: c.dropped,
 		FramesOut: c.departedOut, FramesSkipped: c.departedSkipped, BytesOut: c.departedBytes}
+	cc.SourceState, _ = c.sourceLocked(time.Now())
 	for m := range c.subs {
 		cc.FramesOut += m.delivered.Load()
-		cc.FramesSkipped += m.overwritten.Load()
+		cc.FramesSkipped += m.overwritten()
 		cc.BytesOut += m.bytes.Load()
 		switch m.kind {
 		case readerWS:
@@ -144,7 +145,7 @@ func (c *channel) removeSub(m *mailbox) {
 		if m.kind == readerWS {
 			c.wsSubs--
 		}
-		c.departedSkipped += m.overwritten.Load()
+		c.departedSkipped += m.overwritten()
 		c.departedOut += m.delivered.Load()
 		c.departedBytes += m.bytes.Load()
 		c.viewersChangedLocked()
@@ -189,12 +190,13 @@ func (c *channel) info(now time.Time, ttl time.Duration) (protocol.ChannelInfo, 
 		Subscribers: len(c.subs), Frames: c.frames, Bytes: c.bytes, Skipped: c.departedSkipped,
 		Dropped: c.dropped, LastFrameAgeMS: -1,
 	}
+	in.SourceState, in.SourceError = c.sourceLocked(now)
 	if od, ok := c.pub.(interface{ isOnDemand() bool }); ok && od.isOnDemand() {
 		in.OnDemand = true
 		in.Idle = len(c.subs)+c.remote == 0
 	}
 	for m := range c.subs {
-		in.Skipped += m.overwritten.Load()
+		in.Skipped += m.overwritten()
 	}
 	recent := false
 	if f := c.latest; f != nil {

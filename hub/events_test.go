@@ -19,6 +19,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
@@ -76,7 +77,7 @@ func TestEventsFollowFrames(t *testing.T) {
 	send(t, pub, frameMsg(2, 64, 48, blue, eventMeta(t0, "a person best", "b car")))
 	send(t, other, frameMsg(1, 64, 48, red, eventMeta(t0, "y dog")))
 	var listed []protocol.EventInfo
-	eventually(t, 5*time.Second, "three events", func() bool { listed = listEvents(t, base, ""); return len(listed) == 3 })
+	testutil.Eventually(t, 5*time.Second, "three events", func() bool { listed = listEvents(t, base, ""); return len(listed) == 3 })
 	// ?since= is "at or after", to the millisecond: a since taken in the
 	// millisecond of y's last change would list y too. So before is taken
 	// once the clock is past the millisecond of every change listed.
@@ -84,11 +85,11 @@ func TestEventsFollowFrames(t *testing.T) {
 	for _, e := range listed {
 		last = max(last, int64(math.Round(e.Updated*1e3)))
 	}
-	eventually(t, time.Second, "the clock past the last change's millisecond", func() bool { return time.Now().UnixMilli() > last })
+	testutil.Eventually(t, time.Second, "the clock past the last change's millisecond", func() bool { return time.Now().UnixMilli() > last })
 	before := time.Now()
 	send(t, pub, frameMsg(3, 64, 48, red, eventMeta(t0, "a person end", "b car")))
 	send(t, pub, frameMsg(4, 64, 48, red, eventMeta(t0, "a person end")))
-	eventually(t, 5*time.Second, "a and b ended", func() bool {
+	testutil.Eventually(t, 5*time.Second, "a and b ended", func() bool {
 		l := listEvents(t, base, "?channel=door")
 		return len(l) == 2 && eventByID(l, "a").End != nil && eventByID(l, "b").End != nil
 	})
@@ -123,9 +124,9 @@ func TestEventsFollowFrames(t *testing.T) {
 	}
 	// The publisher leaves: door has nothing going on; yard's goes on.
 	send(t, pub, frameMsg(5, 64, 48, red, eventMeta(t0, "c person")))
-	eventually(t, 5*time.Second, "c started", func() bool { return eventByID(listEvents(t, base, ""), "c") != nil })
+	testutil.Eventually(t, 5*time.Second, "c started", func() bool { return eventByID(listEvents(t, base, ""), "c") != nil })
 	pub.Close()
-	eventually(t, 5*time.Second, "c ended as its publisher left", func() bool {
+	testutil.Eventually(t, 5*time.Second, "c ended as its publisher left", func() bool {
 		c := eventByID(listEvents(t, base, ""), "c")
 		return c.End != nil && c.EndReason == protocol.EndPublisherLeft
 	})
@@ -270,9 +271,9 @@ func TestEventAttacks(t *testing.T) {
 		t.Fatalf("the good channel's frame: %d", f.Seq)
 	}
 	// Read, and relayed or dropped by the frame-rate cap.
-	eventually(t, 10*time.Second, "every frame read", func() bool { st := h.Stats(); return st.FramesIn+st.FramesDropped == 101 })
+	testutil.Eventually(t, 10*time.Second, "every frame read", func() bool { st := h.Stats(); return st.FramesIn+st.FramesDropped == 101 })
 	elapsed := time.Since(start)
-	eventually(t, 5*time.Second, "the good channel's event", func() bool { return eventByID(listEvents(t, base, "?channel=good"), "g") != nil })
+	testutil.Eventually(t, 5*time.Second, "the good channel's event", func() bool { return eventByID(listEvents(t, base, "?channel=good"), "g") != nil })
 	st := h.Stats()
 	started := int(st.Events.Started) - 1
 	allowed := int(eventBurst + eventRate*elapsed.Seconds() + 1)
@@ -320,7 +321,7 @@ func TestEventStreamStalledReader(t *testing.T) {
 	defer stalled.Close()
 	fmt.Fprintf(stalled, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", protocol.PathEventStream)
 	live := openStream(t, base, "", nil)
-	eventually(t, 5*time.Second, "two readers", func() bool { return h.Stats().Events.Streams == 2 })
+	testutil.Eventually(t, 5*time.Second, "two readers", func() bool { return h.Stats().Events.Streams == 2 })
 	t0 := float64(time.Now().Unix())
 	jpg := testJPEG(t, 32, 32, color.RGBA{9, 9, 9, 255})
 	got := 0
@@ -338,7 +339,7 @@ func TestEventStreamStalledReader(t *testing.T) {
 			got++
 		}
 	}
-	eventually(t, 10*time.Second, "the stalled reader dropped", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the stalled reader dropped", func() bool {
 		st := h.Stats().Events
 		return st.StreamsEvicted == 1 && st.Streams == 1
 	})
@@ -391,7 +392,7 @@ func TestEventsNeedTheViewRight(t *testing.T) {
 		return resp.StatusCode, b
 	}
 	var list []protocol.EventInfo
-	eventually(t, 5*time.Second, "both events", func() bool {
+	testutil.Eventually(t, 5*time.Second, "both events", func() bool {
 		code, b := get(protocol.PathEvents, doorTok)
 		list = nil
 		json.Unmarshal(b, &list)
@@ -443,7 +444,7 @@ func TestEventWebhooks(t *testing.T) {
 	send(t, pub, frameMsg(1, 32, 32, jpg, eventMeta(t0, "a person", "b car")))
 	send(t, pub, frameMsg(2, 32, 32, jpg, eventMeta(t0, "a person end", "b car")))
 	send(t, pub, frameMsg(3, 32, 32, jpg, eventMeta(t0, "b car end")))
-	eventually(t, 20*time.Second, "four deliveries", func() bool { return h.Stats().Events.Webhook.Delivered == 4 })
+	testutil.Eventually(t, 20*time.Second, "four deliveries", func() bool { return h.Stats().Events.Webhook.Delivered == 4 })
 	rc.mu.Lock()
 	for _, k := range []string{"door/a/start", "door/b/start", "door/a/end", "door/b/end"} {
 		if rc.acked[k] != 1 || rc.attempts[k] != 4 {
@@ -495,7 +496,7 @@ func TestEventStreamFollowsReload(t *testing.T) {
 	h, base := testHub(t, Config{DenyDelay: -1, Auth: grants([]string{"*"}, []string{"*"})})
 	dropped := openStream(t, base, "", bearer(allTok))
 	narrowed := openStream(t, base, "", bearer(keptTok))
-	eventually(t, 5*time.Second, "two readers", func() bool { return h.Stats().Events.Streams == 2 })
+	testutil.Eventually(t, 5*time.Second, "two readers", func() bool { return h.Stats().Events.Streams == 2 })
 
 	h.Reload(Access{Auth: grants(nil, []string{"door"})})
 	select {
@@ -518,7 +519,7 @@ func TestEventStreamFollowsReload(t *testing.T) {
 	// An open view right, then closed: a stream opened without a token ends.
 	h.Reload(Access{Auth: grantsAuth(t, Grant{Token: pubTok, Rights: RightPublish, Channels: []string{"*"}})})
 	open := openStream(t, base, "", nil)
-	eventually(t, 5*time.Second, "the open reader", func() bool { return h.Stats().Events.Streams == 2 })
+	testutil.Eventually(t, 5*time.Second, "the open reader", func() bool { return h.Stats().Events.Streams == 2 })
 	h.Reload(Access{Auth: grants(nil, []string{"*"})})
 	select {
 	case m, ok := <-open.msgs:

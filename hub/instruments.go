@@ -28,6 +28,9 @@ type ChannelCounters struct {
 	BytesOut         uint64
 	SubscribersWS    int // connected now
 	SubscribersMJPEG int
+	// SourceState is the source state /api/channels shows (protocol.SourceLive,
+	// …), "" when the channel has none.
+	SourceState string
 }
 
 // ChannelCounters returns every channel's counters, in no order. Safe for

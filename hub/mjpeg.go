@@ -73,7 +73,7 @@ func (h *Hub) serveMJPEG(w http.ResponseWriter, r *http.Request, name string) {
 			return
 		}
 		if err != nil {
-			log.Debug("mjpeg reader left", "sent", mb.delivered.Load(), "skipped", mb.overwritten.Load(), "error", err.Error())
+			log.Debug("mjpeg reader left", "sent", mb.delivered.Load(), "skipped", mb.overwritten(), "error", err.Error())
 			return
 		}
 		mb.sent(len(part) + len(jpg) + len(crlf))

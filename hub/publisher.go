@@ -22,7 +22,8 @@ type publisher struct {
 	localPart
 	onDemand bool // static: it captures only while someone watches
 
-	viewerCount atomic.Int64 // the channel's readers, as last told
+	viewerCount atomic.Int64  // the channel's readers, as last told
+	source      sourceNotices // what it says of its camera (source.go)
 }
 
 // viewers records the channel's reader count and wakes the writer, which
@@ -71,7 +72,7 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request, name string) 
 		return
 	}
 	h.serveWebSocket(w, r, name, RightPublish, int64(h.cfg.MaxFrameBytes), func() { h.table.unclaim(ch) }, func(c *wsConn) {
-		h.runPublisher(&publisher{wsConn: c, h: h, localPart: localPart{ch: ch}, onDemand: onDemand})
+		h.runPublisher(&publisher{wsConn: c, h: h, localPart: localPart{ch: ch}, onDemand: onDemand, source: newSourceNotices()})
 	})
 }
 

@@ -46,6 +46,8 @@ const (
 	reasonMediaType                        // an HTTP upload that is not JPEG (its Content-Type, or its bytes)
 	reasonStalledUpload                    // an HTTP upload that sent nothing for PongWait
 	reasonBadWebSocket                     // a WebSocket frame that breaks RFC 6455 (unmasked, reserved bits, bad opcode…)
+	reasonBadSourceNotice                  // a publisher's source notice with an unknown state or too long an error
+	reasonSourceFlood                      // a publisher sending source notices faster than the hub takes them
 	reasonEventRate                        // an event of a channel that starts events faster than eventRate (events.go); its frame goes on
 	numReasons
 )
@@ -82,6 +84,8 @@ var refusals = [numReasons]refusal{
 	reasonMediaType:          {"unsupported_media_type", 0, 415, "not JPEG"},
 	reasonStalledUpload:      {"stalled_upload", 0, 408, "upload stalled"},
 	reasonBadWebSocket:       {"bad_websocket", websocket.CloseProtocolError, 0, "frame breaks the WebSocket protocol"},
+	reasonBadSourceNotice:    {"bad_source_notice", websocket.CloseInvalidFramePayloadData, 0, "bad source notice"},
+	reasonSourceFlood:        {"source_notice_flood", websocket.ClosePolicyViolation, 0, "too many source notices"},
 	reasonEventRate:          {"event_rate", 0, 0, "events started faster than a channel may"},
 }
 

@@ -92,7 +92,7 @@ func TestWebhookRetriesUntilDelivered(t *testing.T) {
 	for _, k := range keys {
 		w.enqueue(k, "start", []byte(fmt.Sprintf(`{"id":%q}`, k)))
 	}
-	eventually(t, 20*time.Second, "every notification delivered", func() bool { return w.stats().Delivered == uint64(len(keys)) })
+	testutil.Eventually(t, 20*time.Second, "every notification delivered", func() bool { return w.stats().Delivered == uint64(len(keys)) })
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	for _, k := range keys {
@@ -136,7 +136,7 @@ func TestWebhookHangingReceiver(t *testing.T) {
 	if st.Waiting > 16 || st.Queued != 10000 || st.Dropped+uint64(st.Waiting)+st.Failed < 10000-1 {
 		t.Fatalf("stats %+v; want at most 16 waiting, the rest dropped (one may be in flight)", st)
 	}
-	eventually(t, 10*time.Second, "the first notification given up", func() bool { return w.stats().Failed >= 1 })
+	testutil.Eventually(t, 10*time.Second, "the first notification given up", func() bool { return w.stats().Failed >= 1 })
 	if g := runtime.NumGoroutine(); g > before+12 {
 		t.Errorf("%d goroutines, %d before: the sender grew", g, before)
 	}
@@ -151,7 +151,7 @@ func TestWebhookGivesUp(t *testing.T) {
 	w := startWebhooks(t, WebhookConfig{URL: rc.srv.URL, Secret: []byte("k"), Backoff: 5 * time.Millisecond, MaxAttempts: 4})
 	w.enqueue("a:start", "start", []byte(`{}`))
 	w.enqueue("b:start", "start", []byte(`{}`))
-	eventually(t, 10*time.Second, "both given up", func() bool { return w.stats().Failed == 2 })
+	testutil.Eventually(t, 10*time.Second, "both given up", func() bool { return w.stats().Failed == 2 })
 	rc.mu.Lock()
 	if rc.attempts["a:start"] != 4 || rc.attempts["b:start"] != 4 {
 		t.Errorf("attempts %v; want 4 each", rc.attempts)
@@ -164,7 +164,7 @@ func TestWebhookGivesUp(t *testing.T) {
 	})
 	wr := startWebhooks(t, WebhookConfig{URL: redirect.srv.URL, Secret: []byte("k"), Backoff: 5 * time.Millisecond, MaxAttempts: 2})
 	wr.enqueue("c:start", "start", []byte(`{}`))
-	eventually(t, 10*time.Second, "the redirected notification given up", func() bool { return wr.stats().Failed == 1 })
+	testutil.Eventually(t, 10*time.Second, "the redirected notification given up", func() bool { return wr.stats().Failed == 1 })
 	away.mu.Lock()
 	defer away.mu.Unlock()
 	if len(away.attempts) != 0 {
@@ -246,7 +246,7 @@ func TestWebhookLogsNoURL(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	w.enqueue("cam/late/start", "start", []byte(`{"id":"late"}`))
 	w.enqueue("cam/drip/start", "start", []byte(`{"id":"drip"}`))
-	eventually(t, 10*time.Second, "both delivered", func() bool { return w.stats().Delivered == 2 })
+	testutil.Eventually(t, 10*time.Second, "both delivered", func() bool { return w.stats().Delivered == 2 })
 	mu.Lock()
 	if got["cam/late/start"] != 2 || got["cam/drip/start"] != 1 {
 		t.Errorf("receiver got %v; want the late one twice (its retry under the same key), the dripped one once", got)
@@ -256,7 +256,7 @@ func TestWebhookLogsNoURL(t *testing.T) {
 	// Now a receiver that is gone: the failures are logged.
 	rc.srv.Close()
 	w.enqueue("cam/gone/end", "end", []byte(`{"id":"gone"}`))
-	eventually(t, 10*time.Second, "the failure given up", func() bool { return w.stats().Failed == 1 })
+	testutil.Eventually(t, 10*time.Second, "the failure given up", func() bool { return w.stats().Failed == 1 })
 	out := logs.String()
 	if !strings.Contains(out, "webhook notification given up") {
 		t.Fatalf("no log line of the failure:\n%s", out)

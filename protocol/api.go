@@ -135,6 +135,15 @@ type ChannelInfo struct {
 	LastFrameAgeMS float64 `json:"last_frame_age_ms"` // since the hub received the newest frame; -1 if none
 	OnDemand       bool    `json:"on_demand"`         // the publisher captures only while someone watches
 	Idle           bool    `json:"idle"`              // on demand, and nobody watches: no frames now
+	// SourceState is the state of the publisher's camera or stream
+	// (SourceLive, SourceStalled, SourceReconnecting, SourceEnded), as the
+	// publisher said it in a SourceNotice, or as the hub derives it from
+	// the frames of a publisher that says nothing (live, or stalled after
+	// no frame for ten frame intervals, 1 to 3 s). Empty when the channel
+	// has no publisher or nothing is known yet. SourceError says why the
+	// source is not live.
+	SourceState string `json:"source_state,omitempty"`
+	SourceError string `json:"source_error,omitempty"`
 	// Hub names the hub the channel's publisher is connected to, on a hub
 	// that is part of a cluster (--nats); empty otherwise.
 	Hub string `json:"hub,omitempty"`

@@ -109,6 +109,17 @@
     return parts.join('  ·  ');
   }
 
+  // sourceNote says, for the no-live-video mark, what the hub knows of a
+  // channel's camera when it is not live (source_state in the listing).
+  function sourceNote(ch) {
+    switch (ch.source_state) {
+      case 'reconnecting': return 'camera lost — retrying';
+      case 'stalled': return 'camera stalled — waiting';
+      case 'ended': return 'camera stream ended';
+    }
+    return '';
+  }
+
   async function refresh() {
     let list;
     try {
@@ -129,7 +140,10 @@
       c.ch = ch;
       const ps = c.player.stats();
       showLabel(c, ps);
-      c.nolive.hidden = ch.live && !ps.stale;
+      const note = typeof ch.source_state === 'string' ? sourceNote(ch) : '';
+      c.nolive.textContent = note || 'no live video';
+      c.nolive.title = note && typeof ch.source_error === 'string' ? ch.source_error : '';
+      c.nolive.hidden = !note && ch.live && !ps.stale;
       c.el.classList.toggle('offline', !ch.live);
       c.el.classList.toggle('event', ps.events.length > 0 || feed.active(ch.name));
     }

@@ -81,7 +81,7 @@ func TestEventsEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	pushFrames(t, ctx, addr, "door", 100*time.Millisecond, frames)
-	hubtest.Eventually(t, 20*time.Second, "the start and the end delivered", func() bool {
+	testutil.Eventually(t, 20*time.Second, "the start and the end delivered", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(notices) == 2
