@@ -52,7 +52,13 @@ func wsURL(base, endpoint, channel string) string {
 
 func dial(t *testing.T, base, endpoint, channel string) *websocket.Conn {
 	t.Helper()
-	c, resp, err := websocket.DefaultDialer.Dial(wsURL(base, endpoint, channel), nil)
+	return dialWith(t, base, endpoint, channel, nil)
+}
+
+// dialWith is dial with request headers (a token: bearer).
+func dialWith(t *testing.T, base, endpoint, channel string, hd http.Header) *websocket.Conn {
+	t.Helper()
+	c, resp, err := websocket.DefaultDialer.Dial(wsURL(base, endpoint, channel), hd)
 	if err != nil {
 		t.Fatalf("dial %s%s: %v (response %v)", endpoint, channel, err, resp)
 	}
