@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -112,8 +113,10 @@ type eventBook struct {
 	kept     int
 	snaps    int
 	snapB    int64
-	streams  map[*eventStream]struct{}
-	st       protocol.EventStats
+	// lastStamp is the last Updated given (Unix milliseconds): stamp.
+	lastStamp int64
+	streams   map[*eventStream]struct{}
+	st        protocol.EventStats
 }
 
 // channelEvents is one channel's events, oldest first.
@@ -131,7 +134,7 @@ type keptEvent struct {
 	end       float64   // info.End's value
 	lastSeen  float64   // capture time (Unix seconds) of the last frame that listed it
 	snap      []byte    // its best frame's JPEG, charged to the budget
-	snapAt    time.Time // when snap was taken
+	snapAt    time.Time // when a snapshot was last taken or refused
 	snapN     int       // how many it has had: the version in its path
 	noticeAt  time.Time // when a notice of it last went out
 	pending   bool      // changed since that notice
@@ -278,7 +281,7 @@ func (b *eventBook) observe(channel string, f *frame, local bool) {
 		if e.Score > ke.info.Score {
 			ke.info.Score, ke.pending = e.Score, true
 		}
-		if e.Best && snap != nil && (ke.snap == nil || now.Sub(ke.snapAt) >= snapshotEvery) && b.keepSnapshot(ke, snap, now) {
+		if e.Best && snap != nil && now.Sub(ke.snapAt) >= snapshotEvery && b.keepSnapshot(ke, snap, now) {
 			ke.pending = true
 		}
 		if started {
@@ -311,7 +314,7 @@ func (b *eventBook) add(channel string, ce *channelEvents, e protocol.Event, now
 		return nil
 	}
 	ke := &keptEvent{fromLocal: local, info: protocol.EventInfo{ID: e.ID, Channel: channel, Label: e.Label, Zone: e.Zone,
-		Start: e.Start, Score: e.Score, Updated: hubSeconds(now)}}
+		Start: e.Start, Score: e.Score, Updated: b.stamp()}}
 	if local {
 		ke.info.Hub = b.hub
 	}
@@ -421,8 +424,8 @@ func (b *eventBook) publisherLeft(channel string) {
 }
 
 // wantsSnapshot reports whether a frame flagged best of event id would
-// become its snapshot: it is new, has none, or one older than
-// snapshotEvery. observe decides again under the lock.
+// become its snapshot: it is new, or its last snapshot (or refused try)
+// is older than snapshotEvery. observe decides again under the lock.
 func (b *eventBook) wantsSnapshot(channel, id string, now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -431,7 +434,7 @@ func (b *eventBook) wantsSnapshot(channel, id string, now time.Time) bool {
 		return true
 	}
 	ke := ce.byID[id]
-	return ke == nil || (ke.end == 0 && (ke.snap == nil || now.Sub(ke.snapAt) >= snapshotEvery))
+	return ke == nil || (ke.end == 0 && now.Sub(ke.snapAt) >= snapshotEvery)
 }
 
 // snapshotOf returns a copy of a frame's JPEG for a snapshot, or nil (a
@@ -445,13 +448,21 @@ func (b *eventBook) snapshotOf(f *frame) []byte {
 }
 
 // keepSnapshot makes snap ke's snapshot if the count, the share of the
-// budget and the budget allow. Called with mu held.
+// budget and the budget allow; to keep within the first two, the
+// snapshots of the events that ended longest ago give way (makeRoom). A
+// refused try counts as one for snapshotEvery, so that an event going
+// without costs a copy and a try four times a second, not every frame.
+// Called with mu held.
 func (b *eventBook) keepSnapshot(ke *keptEvent, snap []byte, now time.Time) bool {
 	n := int64(len(snap))
 	old := int64(len(ke.snap))
-	switch {
-	case ke.snap == nil && b.snaps >= maxSnapshots, b.snapB-old+n > b.snapMax, !b.h.mem.reserve(n):
+	full := func() bool { return (ke.snap == nil && b.snaps >= maxSnapshots) || b.snapB-old+n > b.snapMax }
+	if full() && n <= b.snapMax {
+		b.makeRoom(full)
+	}
+	if full() || !b.h.mem.reserve(n) {
 		b.st.SnapshotsRefused++
+		ke.snapAt = now
 		return false
 	}
 	b.dropSnapshot(ke)
@@ -462,6 +473,28 @@ func (b *eventBook) keepSnapshot(ke *keptEvent, snap []byte, now time.Time) bool
 	// The version changes with the picture, so a reader may cache by path.
 	ke.info.Snapshot = protocol.PathEventSnapshots + ke.info.Channel + "/" + ke.info.ID + "/snapshot.jpg?v=" + strconv.Itoa(ke.snapN)
 	return true
+}
+
+// makeRoom drops the snapshots of ended events, the one that ended
+// longest ago (by when the hub last changed it) first, until full says
+// there is room or none is left: a store full of past events' pictures
+// does not refuse every later event's. Called with mu held.
+func (b *eventBook) makeRoom(full func() bool) {
+	var ended []*keptEvent
+	for _, ce := range b.channels {
+		for _, ke := range ce.events {
+			if ke.end != 0 && ke.snap != nil {
+				ended = append(ended, ke)
+			}
+		}
+	}
+	slices.SortFunc(ended, func(x, y *keptEvent) int { return cmp.Compare(x.info.Updated, y.info.Updated) })
+	for _, ke := range ended {
+		if !full() {
+			return
+		}
+		b.dropSnapshot(ke)
+	}
 }
 
 // dropSnapshot releases ke's snapshot. Called with mu held.
@@ -476,12 +509,23 @@ func (b *eventBook) dropSnapshot(ke *keptEvent) {
 	ke.info.Snapshot = ""
 }
 
-func hubSeconds(t time.Time) float64 { return math.Round(float64(t.UnixNano())/1e6) / 1e3 }
+// stamp returns the time of a change made now, for Updated: Unix seconds
+// (hub clock) truncated to the millisecond, so never later than the
+// change, and never earlier than the stamp of a change made before it
+// (taken under mu: if the clock steps back, it holds at the last stamp).
+// A reader that passes the largest Updated it has seen as ?since= (at or
+// after) misses no change: every change it has not seen yet was made
+// after, so is stamped at least that. Called with mu held.
+func (b *eventBook) stamp() float64 {
+	ms := max(time.Now().UnixMilli(), b.lastStamp)
+	b.lastStamp = ms
+	return float64(ms) / 1e3
+}
 
 // notify tells the stream readers, the webhooks and the bus of a change.
 // Called with mu held; none of it blocks.
 func (b *eventBook) notify(ke *keptEvent, kind string, now time.Time) {
-	ke.info.Updated, ke.noticeAt, ke.pending = hubSeconds(now), now, false
+	ke.info.Updated, ke.noticeAt, ke.pending = b.stamp(), now, false
 	info := ke.info
 	info.Type = kind
 	body, err := json.Marshal(info)
@@ -507,7 +551,7 @@ func (b *eventBook) notify(ke *keptEvent, kind string, now time.Time) {
 }
 
 // list returns the kept events that may pass, changed at or after since
-// (hub seconds), oldest change first.
+// (hub seconds, compared with Updated: stamp), oldest change first.
 func (b *eventBook) list(channel string, since float64, may func(string) bool) []protocol.EventInfo {
 	b.mu.Lock()
 	defer b.mu.Unlock()

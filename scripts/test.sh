@@ -25,7 +25,7 @@ echo "== gocv Mat leaks (-tags matprofile)" >&2
 go test -count=1 -tags matprofile ./publisher ./subscriber ./process
 echo "== fuzz (${FUZZTIME:=10s} per target; FUZZTIME=10m for a longer run)" >&2
 for target in ./protocol:FuzzParseMessage ./protocol:FuzzReader ./protocol:FuzzJPEGSize ./protocol:FuzzMJPEGReader \
-    ./protocol:FuzzParseBoxes ./protocol:FuzzParseEvents ./hub:FuzzPublisherMessage ./process:FuzzInputMetadata; do
+    ./protocol:FuzzParseBoxes ./protocol:FuzzParseEvents ./protocol:FuzzParseAck ./hub:FuzzPublisherMessage ./process:FuzzInputMetadata; do
   go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$FUZZTIME" "${target%%:*}"
 done
 echo "== soak (${SOAK_MINUTES:=2} minutes; SOAK_MINUTES=0 skips it; docs/SOAK.md)" >&2

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,6 +89,8 @@ func runEvents(t *testing.T, cfg EventRecordConfig, frames []protocol.Frame, int
 		st  EventRecordStats
 		err error
 	}
+	var received atomic.Uint64
+	cfg.OnFrame = func(st EventRecordStats) { received.Store(st.Received) }
 	done := make(chan result, 1)
 	go func() {
 		st, err := RecordEvents(ctx, cfg)
@@ -97,7 +100,14 @@ func runEvents(t *testing.T, cfg EventRecordConfig, frames []protocol.Frame, int
 	pctx, pcancel := context.WithTimeout(ctx, time.Duration(len(frames))*interval+30*time.Second)
 	defer pcancel()
 	pushFrames(t, pctx, addr, "door", interval, frames)
-	time.Sleep(2 * interval) // the last frame's way through the hub
+	// Until the recorder has taken what the hub had for it: on a busy
+	// machine it may be behind (the hub then skips it to the newest).
+	for n, quiet := received.Load(), 0; quiet < 10 && n < uint64(len(frames)); quiet++ {
+		time.Sleep(100 * time.Millisecond)
+		if m := received.Load(); m != n {
+			n, quiet = m, 0
+		}
+	}
 	cancel()
 	select {
 	case r := <-done:
