@@ -133,15 +133,15 @@ type soak struct {
 	churnFrames atomic.Uint64
 	churnConns  atomic.Uint64
 
-	mu       sync.Mutex
-	failures []string
-	samples  []sample
-	faults   []fault
-	timeline []string
-	drops    []dropResult
-	dir_     dirWatch
-	cpuPrev  map[int][2]float64 // pid: CPU seconds, at (s)
-	loadAt   [2]string
+	mu        sync.Mutex
+	failures  []string
+	samples   []sample
+	faults    []fault
+	timeline  []string
+	drops     []dropResult
+	recording dirWatch           // the recorder's directory
+	cpuPrev   map[int][2]float64 // pid: CPU seconds, at (s)
+	loadAt    [2]string
 }
 
 func newSoak(d time.Duration, dir string) *soak {
@@ -149,7 +149,7 @@ func newSoak(d time.Duration, dir string) *soak {
 	return &soak{plan: p, dir: dir, logDir: filepath.Join(dir, "logs"), binDir: filepath.Join(dir, "bin"), recDir: filepath.Join(dir, "recordings"),
 		ports: map[string]int{}, byName: map[string]*proc{}, cams: map[string]*testcam.Camera{}, camHub: map[string]string{},
 		fresh: newFreshness(), timecodes: map[string]*atomic.Int64{}, cpuPrev: map[int][2]float64{},
-		dir_: dirWatch{Max: p.maxSize}}
+		recording: dirWatch{Max: p.maxSize}}
 }
 
 func (s *soak) elapsed() float64 { return time.Since(s.start).Seconds() }
@@ -315,7 +315,7 @@ func (s *soak) startAll(ctx context.Context) error {
 		s.timecodes[c] = &atomic.Int64{}
 	}
 	s.camHub["cam1"], s.camHub["cam2"] = "hub-a", "hub-b"
-	publish := func(bin, hub, channel string, args ...string) []string {
+	publish := func(hub, channel string, args ...string) []string {
 		return append([]string{"publish", "--hub", hubURL(hub), "--channel", channel, "--quiet"}, args...)
 	}
 	upload := "http://" + s.addr("hub-a") + "/channels/up1/stream.mjpeg"
@@ -328,18 +328,18 @@ func (s *soak) startAll(ctx context.Context) error {
 	for _, p := range []*proc{
 		// The static build reads cam1 through ffmpeg; the OpenCV build
 		// reads cam2 through OpenCV's FFmpeg backend.
-		{name: "pub-cam1", bin: s.staticBin, args: publish(s.staticBin, "hub-a", "cam1", "--source", s.cams["cam1"].URL())},
-		{name: "pub-cam2", bin: s.cgoBin, args: publish(s.cgoBin, "hub-b", "cam2", "--source", s.cams["cam2"].URL(), "--decoder", "opencv")},
+		{name: "pub-cam1", bin: s.staticBin, args: publish("hub-a", "cam1", "--source", s.cams["cam1"].URL())},
+		{name: "pub-cam2", bin: s.cgoBin, args: publish("hub-b", "cam2", "--source", s.cams["cam2"].URL(), "--decoder", "opencv")},
 		// An HTTP upload ends with its hub; it is started again, as a
 		// service manager would.
 		{name: "upload-up1", bin: "ffmpeg", args: append(lavfi, "-f", "mpjpeg", upload), restart: true, expected: func() bool {
 			return time.Since(time.Unix(0, s.hubAKilled.Load())) < 30*time.Second
 		}},
 		{name: "ffmpeg-up2", bin: "ffmpeg", args: append(lavfi, "-f", "mjpeg", "pipe:1"), stdout: pw},
-		{name: "pub-up2", bin: s.staticBin, args: publish(s.staticBin, "hub-b", "up2", "--source", "-"), stdin: pr},
+		{name: "pub-up2", bin: s.staticBin, args: publish("hub-b", "up2", "--source", "-"), stdin: pr},
 		{name: "pub-python", bin: testcam.Python, args: []string{"-c", pythonPublisher, hubURL("hub-a"), "py"}, env: []string{"PYTHONPATH=" + clients}},
-		{name: "pub-ondemand", bin: s.cgoBin, args: publish(s.cgoBin, "hub-b", "od", "--source", "test:320x240", "--fps", "10", "--on-demand")},
-		{name: "pub-pattern", bin: s.cgoBin, args: publish(s.cgoBin, "hub-a", "pat", "--source", "test:320x240", "--fps", "10")},
+		{name: "pub-ondemand", bin: s.cgoBin, args: publish("hub-b", "od", "--source", "test:320x240", "--fps", "10", "--on-demand")},
+		{name: "pub-pattern", bin: s.cgoBin, args: publish("hub-a", "pat", "--source", "test:320x240", "--fps", "10")},
 	} {
 		if err := s.add(p); err != nil {
 			return err
@@ -349,7 +349,7 @@ func (s *soak) startAll(ctx context.Context) error {
 	if err := s.waitChannel(ctx, "hub-a", "up1", 30*time.Second); err != nil {
 		return err
 	}
-	if err := s.add(&proc{name: "pub-relay", bin: s.staticBin, args: publish(s.staticBin, "hub-b", "relay", "--source", upload)}); err != nil {
+	if err := s.add(&proc{name: "pub-relay", bin: s.staticBin, args: publish("hub-b", "relay", "--source", upload)}); err != nil {
 		return err
 	}
 	if err := s.add(&proc{name: "worker", bin: s.cgoBin, args: []string{"process", "--hub", hubURL("hub-b"), "--in", "pat", "--out", "pat-motion", "--step", "motion", "--quiet"}}); err != nil {
@@ -757,8 +757,8 @@ func (s *soak) dirLoop(ctx context.Context) {
 			}
 		}
 		s.mu.Lock()
-		over := s.dir_.observe(sizes)
-		text := s.dir_.OverText
+		over := s.recording.observe(sizes)
+		text := s.recording.OverText
 		s.mu.Unlock()
 		if over {
 			s.fail("recording directory: %s", text)

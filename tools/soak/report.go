@@ -17,7 +17,7 @@ func (s *soak) report() (failed bool, err error) {
 	s.mu.Lock()
 	samples, faults, drops := slices.Clone(s.samples), slices.Clone(s.faults), slices.Clone(s.drops)
 	failures := slices.Clone(s.failures)
-	timeline, dir := slices.Clone(s.timeline), s.dir_
+	timeline, dir := slices.Clone(s.timeline), s.recording
 	s.mu.Unlock()
 
 	growths, leakFailures := leaks(samples, s.warmup, defaultBounds)
