@@ -41,6 +41,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -72,7 +73,11 @@ func main() {
 		*out = d
 	}
 	s := newSoak(time.Duration(*minutes*float64(time.Minute)), *out)
-	failed, err := s.run()
+	// Ctrl-C or a CI timeout's SIGTERM ends the run early: everything is
+	// stopped and the report covers what ran.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	failed, err := s.run(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(2)
@@ -173,7 +178,7 @@ func (s *soak) note(format string, args ...any) {
 
 // run sets everything up, runs the plan, tears down and reports. err is a
 // soak that could not run; failed, one that ran and found a problem.
-func (s *soak) run() (failed bool, err error) {
+func (s *soak) run(parent context.Context) (failed bool, err error) {
 	for _, d := range []string{s.logDir, s.binDir, s.recDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return false, err
@@ -192,7 +197,7 @@ func (s *soak) run() (failed bool, err error) {
 	}
 	s.loadAt[0] = loadavg()
 	s.start = time.Now()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	defer s.teardown()
 	if err := s.startAll(ctx); err != nil {
@@ -204,6 +209,9 @@ func (s *soak) run() (failed bool, err error) {
 	go func() { defer wg.Done(); s.dirLoop(ctx) }()
 	s.subscribers(ctx, &wg)
 	s.schedule(ctx)
+	if parent.Err() != nil {
+		s.fail("interrupted at %.0f s of %.0f", s.elapsed(), s.dur.Seconds())
+	}
 	s.note("the run ends")
 	s.ended.Store(true)
 	cancel()
