@@ -98,6 +98,7 @@ func TestDependencyRules(t *testing.T) {
 		"static":             nil,
 		"deploy":             nil,
 		"clients/python":     nil,
+		"tools/soak":         {"protocol", "subscriber", "internal/procstat", "internal/testcam"},
 		// Test helpers: imported by tests only (below).
 		"internal/testutil": {"internal/procstat", "internal/testcam"},
 		"internal/hubtest":  {"hub", "protocol", "internal/testutil"},
