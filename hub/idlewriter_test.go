@@ -71,9 +71,13 @@ func TestIdleSubscribersHaveNoWriter(t *testing.T) {
 // TestFramesArriveWhileWritersComeAndGo: frames spaced around the
 // watchdog's tick, so that writers end and start again between (and
 // sometimes during) deliveries, all arrive, in order; and a subscriber
-// that answers pings stays connected throughout.
+// that answers pings stays connected throughout. The tick is 50 ms (half
+// the ping interval); the pong wait (1 s) is well under the run (about
+// 2.5 s), so pongs must keep the subscribers, yet long enough, like the
+// write timeout, that a test process starved by a loaded machine for a few
+// hundred milliseconds is not cut off.
 func TestFramesArriveWhileWritersComeAndGo(t *testing.T) {
-	h, base := testHub(t, Config{WriteTimeout: 400 * time.Millisecond, PingInterval: 100 * time.Millisecond, PongWait: 300 * time.Millisecond})
+	h, base := testHub(t, Config{WriteTimeout: 2 * time.Second, PingInterval: 100 * time.Millisecond, PongWait: time.Second})
 	var subs []<-chan protocol.Frame
 	for range 4 {
 		c := dial(t, base, protocol.PathSubscribe, "cam")
@@ -92,7 +96,11 @@ func TestFramesArriveWhileWritersComeAndGo(t *testing.T) {
 		send(t, pub, frameMsg(seq, 16, 16, fakeJPEG(16, 16, seq, 500), nil))
 		for i, in := range subs {
 			select {
-			case f := <-in:
+			case f, ok := <-in:
+				if !ok {
+					st := h.Stats()
+					t.Fatalf("subscriber %d disconnected before frame %d (hub: %d evicted, refused %v)", i, seq, st.Evicted, st.Refused)
+				}
 				if f.Seq != seq {
 					t.Fatalf("subscriber %d got seq %d; want %d", i, f.Seq, seq)
 				}

@@ -147,18 +147,7 @@ func TestProcessErrorsAreOneLine(t *testing.T) {
 func TestDemoShowsAProcessedChannel(t *testing.T) {
 	bin := cgoBinary(t)
 	d := start(t, bin, nil, "demo", "--listen", "127.0.0.1:0", "--quiet")
-	re := regexp.MustCompile(`processed channel\s+(http://127\.0\.0\.1:\d+)/view/demo-motion`)
-	var base string
-	deadline := time.Now().Add(20 * time.Second)
-	for base == "" && time.Now().Before(deadline) {
-		if m := re.FindStringSubmatch(d.outText()); m != nil {
-			base = m[1]
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if base == "" {
-		t.Fatalf("demo printed no processed channel:\n%s", d.outText())
-	}
+	base := d.waitOut(t, regexp.MustCompile(`processed channel\s+(http://127\.0\.0\.1:\d+)/view/demo-motion`), 20*time.Second)[1]
 	w := start(t, nocgoBin, nil, "watch", "--hub", base, "--channel", "demo-motion", "--count", "30", "--duration", "15s", "--json", "--quiet")
 	if err := w.wait(t, 20*time.Second); err != nil {
 		t.Fatalf("watch demo-motion: %v\n%s", err, w.errText())
