@@ -37,7 +37,13 @@ import (
 // everything it keeps: events per channel and in all, snapshots by count
 // and bytes, and each stream reader's queue. None of it ever makes a frame
 // wait: a frame's events are read, and its notices queued, on the
-// publisher's goroutine, without blocking.
+// publisher's goroutine, without blocking; the book's lock is held for the
+// book's own work only: the notices reach the stream readers (each
+// filtering by channel and view right) from one fan-out goroutine
+// (fanOut), so the cost of many readers falls on it, never on a
+// publisher, and a flood of notices overflows its bounded outbox (the
+// readers told, as when their own queue overflows) instead of holding up
+// frames.
 
 // Event book limits.
 const (
@@ -50,9 +56,9 @@ const (
 	// and when all are going on, the channel holding the most gives way.
 	maxEventsPerChannel = 64
 	maxEventsKept       = 4096
-	// forgetAfter is how long after its last frame a channel the book
-	// holds no event of is forgotten: by then its rate is whole again
-	// (eventBurst at eventRate), so forgetting it changes nothing.
+	// forgetAfter is how long after its last frame with events a channel
+	// the book holds no event of is forgotten: by then its rate is whole
+	// again (eventBurst at eventRate), so forgetting it changes nothing.
 	forgetAfter = time.Duration(eventBurst / eventRate * float64(time.Second))
 	// maxRefusedIDs bounds the ids a channel's rate limit remembers
 	// having refused, so a refused event is counted once, not per frame.
@@ -64,6 +70,9 @@ const (
 	// streamQueue bounds the notices waiting for one stream reader: past
 	// it the oldest is dropped (counted), and the reader is told.
 	streamQueue = 256
+	// maxOutbox bounds the notices waiting for the fan-out goroutine: past
+	// it the oldest is dropped and every reader told.
+	maxOutbox = 4096
 	// maxEventStreams bounds the stream readers of a hub.
 	maxEventStreams = 1024
 	// maxSnapshotBytes bounds the snapshots' bytes when the memory budget
@@ -92,8 +101,9 @@ type eventBus interface {
 	PublishEvent(channel string, notice []byte)
 }
 
-// eventBook keeps the events. Safe for concurrent use. Its one goroutine
-// (the webhook sender, with webhooks) runs from start to close.
+// eventBook keeps the events. Safe for concurrent use. Its goroutines
+// (the fan-out to the stream readers, and the webhook sender with
+// webhooks) run from start to close.
 type eventBook struct {
 	// Static after construction.
 	h       *Hub
@@ -104,9 +114,12 @@ type eventBook struct {
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
 
-	// active counts the events going on, so that a frame without events
-	// of a hub with none going on costs no lock.
-	active atomic.Int64
+	// active counts the events going on, and activeIn holds the names of
+	// the channels with one going on (both changed under mu), so that a
+	// frame without events of a channel with none going on costs no lock,
+	// however busy the book is with other channels'.
+	active   atomic.Int64
+	activeIn sync.Map // channel name → struct{}
 
 	mu       sync.Mutex
 	channels map[string]*channelEvents
@@ -117,6 +130,18 @@ type eventBook struct {
 	lastStamp int64
 	streams   map[*eventStream]struct{}
 	st        protocol.EventStats
+	// outbox holds the notices for the stream readers, oldest first, until
+	// fanOut takes them; outLost counts those dropped from it since.
+	outbox  []outNotice
+	outLost uint64
+	outWake chan struct{} // capacity 1
+}
+
+// outNotice is a notice on its way to the stream readers: an sseMessage,
+// shared by all of them and never written to.
+type outNotice struct {
+	channel string
+	msg     []byte
 }
 
 // channelEvents is one channel's events, oldest first.
@@ -125,7 +150,8 @@ type channelEvents struct {
 	byID      map[string]*keptEvent
 	rate      ratelimit.Bucket // new events
 	refused   map[string]struct{}
-	lastFrame time.Time // when a frame of it last came (hub clock)
+	lastFrame time.Time // when a frame of it with events, or while one went on, last came (hub clock)
+	active    int       // its events going on
 }
 
 // keptEvent is an event the hub keeps.
@@ -145,7 +171,8 @@ type keptEvent struct {
 // a URL (checked by WebhookConfig.Check), and publishing on the bus when
 // it carries events.
 func newEventBook(h *Hub) *eventBook {
-	b := &eventBook{h: h, snapMax: maxSnapshotBytes, channels: map[string]*channelEvents{}, streams: map[*eventStream]struct{}{}}
+	b := &eventBook{h: h, snapMax: maxSnapshotBytes, channels: map[string]*channelEvents{}, streams: map[*eventStream]struct{}{},
+		outWake: make(chan struct{}, 1)}
 	if m := h.cfg.MaxMemory; m > 0 {
 		b.snapMax = min(b.snapMax, m/snapshotShare)
 	}
@@ -163,13 +190,19 @@ func newEventBook(h *Hub) *eventBook {
 	return b
 }
 
-// start starts the webhook sender, if any.
+// start starts the fan-out to the stream readers and the webhook sender,
+// if any.
 func (b *eventBook) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.stop = cancel
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.fanOut(ctx)
+	}()
 	if b.hooks == nil {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b.stop = cancel
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -177,8 +210,8 @@ func (b *eventBook) start() {
 	}()
 }
 
-// close stops the webhook sender (notices not yet delivered are dropped)
-// and gives back the snapshots' memory.
+// close stops the book's goroutines (notices not yet delivered are
+// dropped) and gives back the snapshots' memory.
 func (b *eventBook) close() {
 	if b.stop != nil {
 		b.stop()
@@ -228,6 +261,9 @@ func (b *eventBook) observe(channel string, f *frame, local bool) {
 	if !protocol.HasEvents(f.meta) {
 		if b.active.Load() == 0 {
 			return
+		}
+		if _, ok := b.activeIn.Load(channel); !ok {
+			return // nothing of it to end
 		}
 		b.mu.Lock()
 		if ce := b.channels[channel]; ce != nil {
@@ -331,6 +367,9 @@ func (b *eventBook) add(channel string, ce *channelEvents, e protocol.Event, now
 	ce.byID[e.ID] = ke
 	b.kept++
 	b.active.Add(1)
+	if ce.active++; ce.active == 1 {
+		b.activeIn.Store(channel, struct{}{})
+	}
 	b.st.Started++
 	return ke
 }
@@ -398,6 +437,11 @@ func (b *eventBook) end(channel string, ke *keptEvent, at float64, reason string
 	end := ke.end
 	ke.info.End, ke.info.EndReason = &end, reason
 	b.active.Add(-1)
+	if ce := b.channels[channel]; ce != nil {
+		if ce.active--; ce.active == 0 {
+			b.activeIn.Delete(channel)
+		}
+	}
 	b.st.Ended++
 	b.notify(ke, protocol.EventEnd, now)
 }
@@ -533,9 +577,15 @@ func (b *eventBook) notify(ke *keptEvent, kind string, now time.Time) {
 		return // an EventInfo always marshals
 	}
 	if len(b.streams) > 0 {
-		msg := sseMessage(kind, body) // one for every reader: it is never written again
-		for s := range b.streams {
-			s.offer(ke.info.Channel, msg)
+		if len(b.outbox) >= maxOutbox {
+			b.outbox[0] = outNotice{}
+			b.outbox = b.outbox[1:]
+			b.outLost++
+		}
+		b.outbox = append(b.outbox, outNotice{ke.info.Channel, sseMessage(kind, body)}) // one for every reader
+		select {
+		case b.outWake <- struct{}{}:
+		default:
 		}
 	}
 	if kind == protocol.EventUpdate || !ke.fromLocal {
@@ -590,6 +640,32 @@ func (b *eventBook) snapshot(channel, id string) []byte {
 	return nil
 }
 
+// fanOut hands the outbox's notices to the stream readers, in order,
+// until ctx ends: the one goroutine that calls the readers' filters (their
+// may funcs), so none of it holds the book's lock.
+func (b *eventBook) fanOut(ctx context.Context) {
+	var streams []*eventStream
+	for {
+		select {
+		case <-b.outWake:
+		case <-ctx.Done():
+			return
+		}
+		b.mu.Lock()
+		batch, lost := b.outbox, b.outLost
+		b.outbox, b.outLost = nil, 0
+		streams = streams[:0]
+		for s := range b.streams {
+			streams = append(streams, s)
+		}
+		b.mu.Unlock()
+		for _, s := range streams {
+			s.offer(batch, lost)
+		}
+		clear(streams) // keep no reader that leaves alive
+	}
+}
+
 // stats returns the book's counts.
 func (b *eventBook) stats() protocol.EventStats {
 	b.mu.Lock()
@@ -614,7 +690,7 @@ func (b *eventBook) stats() protocol.EventStats {
 // and what it may see.
 type eventStream struct {
 	channel string            // "" for every channel it may view
-	may     func(string) bool // whether it may view a channel now (liveViewFilter); called under the book's lock
+	may     func(string) bool // whether it may view a channel now (liveViewFilter); called by fanOut only
 
 	mu      sync.Mutex
 	queue   [][]byte      // oldest first, each a whole SSE message
@@ -632,21 +708,30 @@ func sseMessage(kind string, body []byte) []byte {
 	return append(msg, "\n\n"...)
 }
 
-// offer queues msg (an sseMessage, shared with the other readers and never
-// written) for the reader if it may see the channel, dropping the oldest
-// when its queue is full. It never blocks.
-func (s *eventStream) offer(channel string, msg []byte) {
-	if (s.channel != "" && channel != s.channel) || !s.may(channel) {
+// offer queues the notices of batch the reader may see, dropping the
+// oldest when its queue is full, and counts lost notices (dropped before
+// they reached the readers) as dropped for it. It never blocks. Only the
+// fan-out goroutine calls it (may is not safe for concurrent use).
+func (s *eventStream) offer(batch []outNotice, lost uint64) {
+	s.mu.Lock()
+	s.dropped += lost
+	queued := lost > 0
+	for _, n := range batch {
+		if (s.channel != "" && n.channel != s.channel) || !s.may(n.channel) {
+			continue
+		}
+		if len(s.queue) >= streamQueue {
+			s.queue[0] = nil
+			s.queue = s.queue[1:]
+			s.dropped++
+		}
+		s.queue = append(s.queue, n.msg)
+		queued = true
+	}
+	s.mu.Unlock()
+	if !queued {
 		return
 	}
-	s.mu.Lock()
-	if len(s.queue) >= streamQueue {
-		s.queue[0] = nil
-		s.queue = s.queue[1:]
-		s.dropped++
-	}
-	s.queue = append(s.queue, msg)
-	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -729,8 +814,9 @@ func (h *Hub) viewFilter(w http.ResponseWriter, r *http.Request, channel string)
 // liveViewFilter is viewFilter for a stream that outlives its request: it
 // reports whether tok may view a channel by the access in force now, so
 // that a reload that narrows the token narrows what the stream gets. The
-// returned func is not safe for concurrent use: the book calls it under
-// its lock. It identifies tok once per access, not per call.
+// returned func is not safe for concurrent use: the book's fan-out
+// goroutine alone calls it. It identifies tok once per access, not per
+// call.
 func (h *Hub) liveViewFilter(tok string) func(string) bool {
 	var last *access
 	var p principal

@@ -352,7 +352,7 @@ func TestEventStreamSlowReaderIsTold(t *testing.T) {
 	h, _ := testHub(t, Config{})
 	s := &eventStream{may: func(string) bool { return true }, wake: make(chan struct{}, 1)}
 	for i := range streamQueue + 10 {
-		s.offer("c", sseMessage(protocol.EventUpdate, []byte(fmt.Sprintf(`{"id":"e%d"}`, i))))
+		s.offer([]outNotice{{"c", sseMessage(protocol.EventUpdate, []byte(fmt.Sprintf(`{"id":"e%d"}`, i)))}}, 0)
 	}
 	msg, dropped := s.take()
 	if dropped != 10 || !bytes.HasPrefix(msg, []byte("event: dropped\ndata: {\"dropped\":10}\n\n")) ||
@@ -591,6 +591,7 @@ func TestEventBookBounds(t *testing.T) {
 	}
 	b.mu.Unlock()
 	t.Logf("after 300 full channels and 5000 that came and went: %d channels held, %d with events, %d events kept", channels, withEvents, kept)
+	checkActive(t, b)
 	if channels != withEvents || kept > maxEventsKept {
 		t.Errorf("the book holds %d channels, %d of them with events (%d events); want only those with events", channels, withEvents, kept)
 	}
@@ -798,4 +799,160 @@ func TestEventUpdatedNeverLater(t *testing.T) {
 	if l := b.list("", seen, all); len(l) != 1 || l[0].Channel != "late" {
 		t.Errorf("after a change stamped %.3f, since=%.3f lists %+v; want the later change", seen, seen, l)
 	}
+}
+
+// TestEventFloodHoldsUpNoFrames: the notices of an events flood across
+// 300 channels (12,000 starts and ends) reach the stream readers from the
+// book's fan-out goroutine, never from a publisher's under the book's
+// lock: with the fan-out stuck (a reader's filter that does not return,
+// standing in for a thousand readers that make it slow), another
+// channel's publisher, whose own event goes on, still has every frame
+// relayed and its event listed; the notices waiting stay within
+// maxOutbox (the oldest dropped); and a stream reader, once the fan-out
+// goes on, is told how many it missed. Before, the first notice held the
+// book's lock until the readers had it, and every frame carrying events,
+// on every channel, waited for it.
+func TestEventFloodHoldsUpNoFrames(t *testing.T) {
+	h, base := testHub(t, Config{})
+	b := h.book
+	live := openStream(t, base, "", nil)
+	testutil.Eventually(t, 5*time.Second, "the reader", func() bool { return h.Stats().Events.Streams == 1 })
+	stuck := make(chan struct{})
+	release := sync.OnceFunc(func() { close(stuck) })
+	t.Cleanup(release) // before the hub's cleanup, which waits for the fan-out
+	b.mu.Lock()
+	b.streams[&eventStream{may: func(string) bool { <-stuck; return true }, wake: make(chan struct{}, 1)}] = struct{}{}
+	b.mu.Unlock()
+
+	t0 := float64(time.Now().Unix())
+	var starts, ends []string
+	for i := range 20 {
+		starts = append(starts, fmt.Sprintf("e%d person", i))
+		ends = append(ends, fmt.Sprintf("e%d person end", i))
+	}
+	type flood struct {
+		channel string
+		f       *frame
+	}
+	var frames []flood
+	for c := range 300 {
+		for seq, meta := range [][]byte{eventMeta(t0, starts...), eventMeta(t0, ends...)} {
+			msg := frameMsg(uint64(seq+1), 8, 8, fakeJPEG(8, 8, 1, 100), meta)
+			buf := make([]byte, wsRoom+len(msg))
+			copy(buf[wsRoom:], msg)
+			pf, err := protocol.ParseMessage(buf[wsRoom:], h.limits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			frames = append(frames, flood{fmt.Sprintf("flood%d", c), newFrame(buf, pf, time.Now())})
+		}
+	}
+	flooded := make(chan struct{})
+	go func() { // as the flooding publishers' goroutines would
+		defer close(flooded)
+		for _, fl := range frames {
+			b.observe(fl.channel, fl.f, true)
+		}
+	}()
+
+	pub, sub := dial(t, base, protocol.PathPublish, "cam"), dial(t, base, protocol.PathSubscribe, "cam")
+	jpg := testJPEG(t, 32, 32, color.RGBA{1, 2, 3, 255})
+	for seq := uint64(1); seq <= 10; seq++ {
+		send(t, pub, frameMsg(seq, 32, 32, jpg, eventMeta(t0, "g person")))
+		if f, _ := readFrame(t, sub, 5*time.Second); f.Seq != seq {
+			t.Fatalf("cam's frame %d relayed as %d", seq, f.Seq)
+		}
+	}
+	select {
+	case <-flooded:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the flood's frames not read within 30 s")
+	}
+	if eventByID(listEvents(t, base, "?channel=cam"), "g") == nil {
+		t.Error("cam's event not listed during the flood")
+	}
+	b.mu.Lock()
+	waiting, lost := len(b.outbox), b.outLost
+	b.mu.Unlock()
+	t.Logf("with the fan-out stuck: %d notices waiting, %d dropped", waiting, lost)
+	if waiting > maxOutbox || lost == 0 {
+		t.Errorf("%d notices waiting (at most %d), %d dropped; want the outbox bounded, the rest dropped", waiting, maxOutbox, lost)
+	}
+
+	release()
+	for range maxOutbox + 100 {
+		if kind, _ := live.next(t); kind == protocol.EventDropped {
+			if st := h.Stats().Events; st.StreamDropped == 0 {
+				t.Errorf("the reader was told of dropped notices, not counted: %+v", st)
+			}
+			return
+		}
+	}
+	t.Error("the stream reader was not told it missed notices")
+}
+
+// TestEventFramesWithoutEventsTakeNoLock: while another channel's events
+// go on and the book is busy (its lock held, as a flood's evictions hold
+// it), the frames of a channel without events are relayed one after the
+// other: a publisher's goroutine reads its next frame only once the book
+// has read the last, and a channel with nothing going on does not ask the
+// book. Before, every frame of every channel took the book's lock while
+// any event went on anywhere.
+func TestEventFramesWithoutEventsTakeNoLock(t *testing.T) {
+	h, base := testHub(t, Config{})
+	b := h.book
+	t0 := float64(time.Now().Unix())
+	observeMeta(t, h, "door", 1, eventMeta(t0, "d person"))
+	observeMeta(t, h, "yard", 1, eventMeta(t0, "y person end"))
+	pub, sub := dial(t, base, protocol.PathPublish, "cam"), dial(t, base, protocol.PathSubscribe, "cam")
+	jpg := testJPEG(t, 32, 32, color.RGBA{1, 2, 3, 255})
+	send(t, pub, frameMsg(1, 32, 32, jpg, nil))
+	readFrame(t, sub, 5*time.Second)
+	b.mu.Lock()
+	unlock := sync.OnceFunc(b.mu.Unlock)
+	t.Cleanup(unlock)
+	for seq := uint64(2); seq <= 6; seq++ {
+		send(t, pub, frameMsg(seq, 32, 32, jpg, nil))
+		if f, _ := readFrame(t, sub, 5*time.Second); f.Seq != seq {
+			t.Fatalf("cam's frame %d relayed as %d", seq, f.Seq)
+		}
+	}
+	unlock()
+	// A frame of door without events still ends door's event: gone.
+	observeMeta(t, h, "door", 2, nil)
+	if d := eventByID(b.list("door", 0, func(string) bool { return true }), "d"); d == nil || d.EndReason != protocol.EndGone {
+		t.Errorf("door's event after a frame without it: %+v; want ended, gone", d)
+	}
+	checkActive(t, b)
+}
+
+// checkActive checks the book's counts of events going on (in all, per
+// channel, and the channels listed as having one) against its events.
+func checkActive(t *testing.T, b *eventBook) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	all := 0
+	for name, ce := range b.channels {
+		n := 0
+		for _, ke := range ce.events {
+			if ke.end == 0 {
+				n++
+			}
+		}
+		_, listed := b.activeIn.Load(name)
+		if n != ce.active || listed != (n > 0) {
+			t.Errorf("channel %s: %d events going on, counted %d, listed as active: %v", name, n, ce.active, listed)
+		}
+		all += n
+	}
+	if all != int(b.active.Load()) {
+		t.Errorf("%d events going on, counted %d", all, b.active.Load())
+	}
+	b.activeIn.Range(func(k, _ any) bool {
+		if b.channels[k.(string)] == nil {
+			t.Errorf("channel %s listed as active, not held", k)
+		}
+		return true
+	})
 }

@@ -78,8 +78,11 @@ func (h *Hub) watchdog() {
 				lastPing = now
 			}
 			stalled = stalled[:0]
-			readDeadline := now.Add(h.cfg.PongWait)
 			h.mu.Lock()
+			// From the clock, not the tick's time: a watchdog that runs
+			// late (a loaded machine) would otherwise give a subscriber
+			// heard from just now less than a pong wait.
+			readDeadline := time.Now().Add(h.cfg.PongWait)
 			for c := range h.conns {
 				if s := c.sub.Load(); s != nil {
 					// (Not once the hub has closed: closeWith bounded the

@@ -77,8 +77,9 @@ func fileFrames(t *testing.T, file string, bySum map[string]int) []int {
 }
 
 // runEvents runs RecordEvents until the frames are published (in real
-// time), then stops it, and returns what it did. The hub takes metadata of
-// up to 1 MiB.
+// time, each once the recorder has the one before) and it has them all,
+// or until it returns, then stops it, and returns what it did. The hub
+// takes metadata of up to 1 MiB.
 func runEvents(t *testing.T, cfg EventRecordConfig, frames []protocol.Frame, interval time.Duration) (EventRecordStats, error) {
 	t.Helper()
 	addr, _ := runHubConfig(t, "127.0.0.1:0", hub.Config{MaxMetaBytes: 1 << 20})
@@ -91,23 +92,38 @@ func runEvents(t *testing.T, cfg EventRecordConfig, frames []protocol.Frame, int
 	}
 	var received atomic.Uint64
 	cfg.OnFrame = func(st EventRecordStats) { received.Store(st.Received) }
-	done := make(chan result, 1)
+	done, ended := make(chan result, 1), make(chan struct{})
 	go func() {
 		st, err := RecordEvents(ctx, cfg)
+		close(ended)
 		done <- result{st, err}
 	}()
 	waitSubscribers(t, addr, 1)
 	pctx, pcancel := context.WithTimeout(ctx, time.Duration(len(frames))*interval+30*time.Second)
 	defer pcancel()
-	pushFrames(t, pctx, addr, "door", interval, frames)
-	// Until the recorder has taken what the hub had for it: on a busy
-	// machine it may be behind (the hub then skips it to the newest).
-	for n, quiet := received.Load(), 0; quiet < 10 && n < uint64(len(frames)); quiet++ {
-		time.Sleep(100 * time.Millisecond)
-		if m := received.Load(); m != n {
-			n, quiet = m, 0
+	// Each frame goes once the recorder has the one before, and interval
+	// later: a recorder behind would be skipped to the newest frame (the
+	// hub's rule), and waiting for it to go quiet instead took a recorder
+	// busy with a frame of 10,000 events (a second and more under -race on
+	// a loaded machine) for one that had everything. The frames' capture
+	// times are the test's, whenever they go.
+	hubtest.PublishPaced(t, pctx, addr, "door", frames, func(seq uint64) bool {
+		for received.Load() < seq {
+			select {
+			case <-ended: // it refused to go on: what it says is the test's
+				return false
+			case <-pctx.Done():
+				t.Fatalf("the recorder had %d frames of %d when time ran out", received.Load(), seq)
+			case <-time.After(5 * time.Millisecond):
+			}
 		}
-	}
+		select {
+		case <-time.After(interval):
+			return true
+		case <-pctx.Done():
+			return false
+		}
+	})
 	cancel()
 	select {
 	case r := <-done:
