@@ -34,10 +34,12 @@
     const info = el('div', 'info muted');
     card.append(link, title, info);
     $('grid').appendChild(card);
-    // A tile decodes its frames as wide as it is shown, in device pixels:
-    // a fraction of the work of a full 720p or 1080p frame, so many
-    // channels stay live on one page.
-    const player = new FH.Player(canvas, name, { credit: 1, maxWidth: tileWidth(canvas), delayMs });
+    // A tile asks the hub for the channel's rendition that fits it in
+    // device pixels (the narrowest at least as wide, else the widest), and
+    // decodes frames no wider than that: a fraction of the work of a full
+    // 720p or 1080p frame, so many channels stay live on one page.
+    const w = tileWidth(canvas);
+    const player = new FH.Player(canvas, name, { credit: 1, maxWidth: w, askWidth: w, delayMs });
     const c = { el: card, player, info, nolive, fit: fitter(canvas, player) };
     if (!document.hidden) player.start();
     cards.set(name, c);
@@ -65,7 +67,7 @@
     let timer = 0;
     const refit = () => {
       clearTimeout(timer);
-      timer = setTimeout(() => player.fit(tileWidth(canvas)), REFIT_MS);
+      timer = setTimeout(() => player.fit(tileWidth(canvas), true), REFIT_MS);
     };
     const ro = new ResizeObserver(refit);
     ro.observe(canvas);
@@ -124,6 +126,7 @@
       if (!cards.has(ch.name)) addCard(ch.name);
       const c = cards.get(ch.name);
       c.ch = ch;
+      c.player.setRenditions(ch.renditions);
       const ps = c.player.stats();
       showLabel(c, ps);
       c.nolive.hidden = ch.live && !ps.stale;
@@ -145,6 +148,9 @@
   window.framehubGrid = {
     channels: () => Array.from(cards.keys()),
     stats: () => Object.fromEntries(Array.from(cards, ([n, c]) => [n, c.player.stats()])),
+    // Each tile's timing of the last seconds (FH.Player's timing:
+    // arrivals, decodes, draws with their ages), for benchmarks.
+    timings: () => Object.fromEntries(Array.from(cards, ([n, c]) => [n, c.player.timing])),
   };
   FH.loadLimits(); // fetched alongside the channel list; players wait for it before subscribing
   refresh();

@@ -131,8 +131,10 @@ func TestCreditWindowFromTheFirstFrame(t *testing.T) {
 	navigate(t, ctx, s.url()+"/")
 	waitJS(t, ctx, "thumbnail frames", `(framehubGrid.stats().cam || {}).drawn >= 10`, 15*time.Second)
 
-	if got, want := s.requested("/ws/subscribe/cam"), []string{"/ws/subscribe/cam?window=2", "/ws/subscribe/cam?window=1"}; strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Fatalf("subscriptions %q; want %q (the player's, then the thumbnail's)", got, want)
+	// Both also ask for the rendition that fits what they show (max-width).
+	got := s.requested("/ws/subscribe/cam")
+	if len(got) != 2 || !strings.HasPrefix(got[0], "/ws/subscribe/cam?window=2&max-width=") || !strings.HasPrefix(got[1], "/ws/subscribe/cam?window=1&max-width=") {
+		t.Fatalf("subscriptions %q; want window=2 then window=1, each with its max-width (the player's, then the thumbnail's)", got)
 	}
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
