@@ -33,8 +33,12 @@
 // snapshot.go, http.go (the API and the page), admit.go, auth.go and
 // access.go (Host, Origin, tokens, Reload), iplimit.go and listener.go
 // (per-address limits at accept), server.go (the http.Server), stats.go,
-// instruments.go (what a metrics exporter reads), and bus.go (the hub's
-// side of a cluster: the Bus interface it needs and the hooks it calls).
+// instruments.go (what a metrics exporter reads), bus.go (the hub's
+// side of a cluster: the Bus interface it needs and the hooks it calls),
+// and rendition.go (renditions: smaller copies of a channel's frames, each
+// with its own readers, chosen by max-width or name, the hub never
+// decoding them; small hooks in publish.go, channel.go, writer.go and the
+// readers' handlers).
 //
 // The hub has no cgo dependency and never imports gocv; a test checks it.
 package hub
@@ -326,6 +330,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			latest, prev := c.takeFrames()
 			h.retire(latest)
 			h.retire(prev)
+			for _, f := range c.takeRenditionFrames() {
+				h.retire(f)
+			}
 		}
 	})
 	return err

@@ -7,6 +7,12 @@
 //	framehub_frames_skipped_total{channel}     frames a subscriber was never sent (newest wins)
 //	framehub_bytes_out_total{channel}          bytes written to subscribers
 //	framehub_subscribers{channel,kind}         subscribers now (kind: ws, mjpeg)
+//	framehub_rendition_frames_in_total{channel,rendition}
+//	                                           frames published of each rendition
+//	framehub_rendition_bytes_in_total{channel,rendition}
+//	                                           their bytes
+//	framehub_rendition_subscribers{channel,rendition}
+//	                                           readers receiving each rendition now
 //	framehub_publishers                        publishers now
 //	framehub_frame_age_seconds{channel}        histogram: capture time to the end of
 //	                                           the write to a subscriber
@@ -19,7 +25,10 @@
 // hub when Prometheus scrapes, so the hub's hot path pays nothing for them;
 // the age histogram is one observation per frame written. A channel's
 // series go when the channel does, so there are at most as many channel
-// labels as --max-channels allows.
+// labels as --max-channels allows. The rendition series exist only for a
+// channel that carries renditions (or has a reader that asked for one),
+// with rendition="main" or the width; a rendition's go when it does, so a
+// channel has at most 1 + --max-renditions of them.
 package metrics
 
 import (
@@ -91,6 +100,10 @@ var (
 	descEvictions  = prometheus.NewDesc("framehub_evictions_total", "Subscribers evicted for a stalled write.", nil, nil)
 	descZeroCopy   = prometheus.NewDesc("framehub_zero_copy_frames_total", "Frames sent to subscribers by sendfile from a memory file instead of copied by a write.", nil, nil)
 	descMemory     = prometheus.NewDesc("framehub_frame_memory_bytes", "Bytes of frames the memory budget counts now.", nil, nil)
+
+	descRendFrames = prometheus.NewDesc("framehub_rendition_frames_in_total", "Frames published of the rendition (main or a width).", []string{"channel", "rendition"}, nil)
+	descRendBytes  = prometheus.NewDesc("framehub_rendition_bytes_in_total", "Bytes published of the rendition.", []string{"channel", "rendition"}, nil)
+	descRendSubs   = prometheus.NewDesc("framehub_rendition_subscribers", "Readers receiving the rendition now.", []string{"channel", "rendition"}, nil)
 )
 
 // collector reads the hub when Prometheus scrapes.
@@ -98,7 +111,7 @@ type collector struct{ src Source }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descFramesIn, descDropped, descFramesOut, descSkipped, descBytesOut, descSubs,
-		descPublishers, descRefusals, descEvictions, descZeroCopy, descMemory} {
+		descPublishers, descRefusals, descEvictions, descZeroCopy, descMemory, descRendFrames, descRendBytes, descRendSubs} {
 		ch <- d
 	}
 }
@@ -115,6 +128,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descBytesOut, cc.BytesOut)
 		ch <- prometheus.MustNewConstMetric(descSubs, prometheus.GaugeValue, float64(cc.SubscribersWS), cc.Name, "ws")
 		ch <- prometheus.MustNewConstMetric(descSubs, prometheus.GaugeValue, float64(cc.SubscribersMJPEG), cc.Name, "mjpeg")
+		for _, r := range cc.Renditions {
+			ch <- prometheus.MustNewConstMetric(descRendFrames, prometheus.CounterValue, float64(r.FramesIn), cc.Name, r.Name)
+			ch <- prometheus.MustNewConstMetric(descRendBytes, prometheus.CounterValue, float64(r.BytesIn), cc.Name, r.Name)
+			ch <- prometheus.MustNewConstMetric(descRendSubs, prometheus.GaugeValue, float64(r.Subscribers), cc.Name, r.Name)
+		}
 	}
 	st := c.src.Stats()
 	ch <- prometheus.MustNewConstMetric(descPublishers, prometheus.GaugeValue, float64(st.Publishers))

@@ -303,7 +303,7 @@
       this.labels = [];
       this.s = {
         received: 0, drawn: 0, dropped: 0, gaps: 0, bad: 0, badMeta: 0, problem: '', reconnects: 0,
-        lastRecvSeq: null, lastSeq: null, width: 0, height: 0, codec: 0, rendition: 0,
+        lastRecvSeq: null, lastRecvAt: 0, lastSeq: null, width: 0, height: 0, codec: 0, rendition: 0,
         ages: [], drawTimes: [], lastDrawAt: 0, connectedOnce: false,
       };
       this.resetTiming();
@@ -478,8 +478,10 @@
         this.note('metadata: ' + (meta.problem || evs.problem));
       }
       s.received++;
-      if (s.lastRecvSeq !== null && f.seq > s.lastRecvSeq + 1n) s.gaps += Number(f.seq - s.lastRecvSeq - 1n);
+      const now = performance.now();
+      if (s.lastRecvSeq !== null) s.gaps += FH.skippedFrames(s.lastRecvSeq, f.seq, now - s.lastRecvAt);
       s.lastRecvSeq = f.seq;
+      s.lastRecvAt = now;
       if (this.decoding) {
         // Keep only the newest frame while the decoder is busy. The dropped
         // one is not acknowledged on its own: acks are cumulative, and the

@@ -20,6 +20,10 @@
   const SUBPROTOCOL = 'framehub';
   const SUBPROTOCOL_AUTH_PREFIX = 'framehub.auth.';
   const QUERY_WINDOW = 'window';
+  const QUERY_MAX_WIDTH = 'max-width';
+  const QUERY_RENDITION = 'rendition';
+  const OP_RENDITION = 'rendition';
+  const MAX_RENDITION_WIDTH = 65535; // protocol.MaxRenditionWidth
   const CLOSE_REPLACED = 4001;
   const CLOSE_REVOKED = 4003;
   // CLIENT_GUARD is the page's own memory guard, Go's protocol.ClientGuard:
@@ -119,6 +123,21 @@
     return new DataView(u8.buffer, u8.byteOffset, 28).getBigUint64(20);
   }
 
+  // skippedFrames is protocol.SkippedFrames: how many frames a viewer
+  // that received frame prev (a BigInt) and then, elapsedMs later, frame
+  // seq counts as skipped on the way. A number not above prev, or a jump
+  // larger than a camera of MAX_CAPTURE_FPS could have made in the time
+  // (plus SKIP_SLACK), is the publisher numbering anew: none. A forged
+  // 2^64−1 made the page say it skipped 1.8e19 frames.
+  const MAX_CAPTURE_FPS = 1000;
+  const SKIP_SLACK = 1000;
+  function skippedFrames(prev, seq, elapsedMs) {
+    if (seq <= prev) return 0;
+    const gap = seq - prev - 1n;
+    const ms = BigInt(Math.floor(Math.max(0, elapsedMs)));
+    return gap > (ms * BigInt(MAX_CAPTURE_FPS)) / 1000n + BigInt(SKIP_SLACK) ? 0 : Number(gap);
+  }
+
   // parseFrame decodes one WebSocket message (ArrayBuffer or Uint8Array)
   // under limits (CLIENT_GUARD by default). It returns the header fields,
   // the metadata (parsed JSON object or null) and the payload as a
@@ -146,12 +165,14 @@
       captureTimeNs: dv.getBigInt64(28),
       metaLen: dv.getUint32(36),
       payloadLen: dv.getUint32(40),
+      // 0: the main picture; N > 0: a copy of the same frame, N pixels wide.
+      rendition: dv.getUint16(44),
     };
     h.captureTimeMs = Number(h.captureTimeNs / 1000n) / 1000;
     if (h.version !== VERSION) throw new FrameError('ErrVersion', String(h.version));
     if (h.kind !== KIND_FRAME) throw new FrameError('ErrKind', String(h.kind));
     if (h.flags & ~KNOWN_FLAGS) throw new FrameError('ErrFlags', 'reserved flag bits');
-    if (dv.getUint32(44) !== 0) throw new FrameError('ErrFlags', 'reserved header bytes');
+    if (dv.getUint16(46) !== 0) throw new FrameError('ErrFlags', 'reserved header bytes');
     if (h.headerLen < HEADER_LEN) throw new FrameError('ErrHeaderLen', String(h.headerLen));
     if (h.codec === CODEC_JPEG) {
       if (h.elemType !== 0 || h.channels !== 0) throw new FrameError('ErrCodec', 'jpeg with raw layout');
@@ -173,6 +194,9 @@
     }
     if (h.codec === CODEC_RAW && h.width * h.height * h.channels * ELEM_SIZE[h.elemType] !== h.payloadLen) {
       throw new FrameError('ErrPayload', 'raw size does not match its shape');
+    }
+    if (h.rendition !== 0 && h.width !== h.rendition) {
+      throw new FrameError('ErrRendition', 'rendition ' + h.rendition + ' is ' + h.width + ' pixels wide');
     }
     if (total !== n) throw new FrameError('ErrLength', 'header says ' + total + ' bytes, message has ' + n);
     const metaBytes = u8.subarray(h.headerLen, h.headerLen + h.metaLen);
@@ -324,13 +348,29 @@
     };
   }
 
+  // renditionName returns a rendition's name in the API and in queries:
+  // 'main' for 0, else its width in decimal.
+  function renditionName(r) {
+    return r === 0 ? 'main' : String(r);
+  }
+
+  // parseMaxWidth reads a max-width the way the hub does
+  // (protocol.ParseMaxWidth): a width in pixels from 1 to 65535 in plain
+  // decimal, or null for anything else.
+  function parseMaxWidth(s) {
+    if (typeof s !== 'string' || !/^[1-9][0-9]{0,4}$/.test(s)) return null;
+    const n = Number(s);
+    return n <= MAX_RENDITION_WIDTH ? n : null;
+  }
+
   const CHANNEL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
   root.FH = Object.assign(root.FH || {}, {
     MAGIC, VERSION, HEADER_LEN, CODEC_JPEG, CODEC_RAW, CLIENT_GUARD, MAX_BOXES, MAX_LABEL,
     PATH_SUBSCRIBE, PATH_LIMITS, SUBPROTOCOL, SUBPROTOCOL_AUTH_PREFIX, QUERY_WINDOW, CLOSE_REPLACED, CLOSE_REVOKED,
-    FrameError, parseFrame, peekSeq, clientLimits, jpegSize, frameBoxes, checkDecodable,
-    rawToRGBA, decodeSource, resizeOptions,
+    QUERY_MAX_WIDTH, QUERY_RENDITION, OP_RENDITION, MAX_RENDITION_WIDTH, MAX_CAPTURE_FPS, SKIP_SLACK,
+    FrameError, parseFrame, peekSeq, skippedFrames, clientLimits, jpegSize, frameBoxes, checkDecodable,
+    rawToRGBA, decodeSource, resizeOptions, renditionName, parseMaxWidth,
     validChannelName: (s) => CHANNEL_NAME.test(s),
   });
 })(self);

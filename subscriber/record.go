@@ -71,6 +71,9 @@ type RecordConfig struct {
 	// decode every frame anyway). It needs OpenCV: a build without cgo
 	// refuses it.
 	DrawBoxes bool
+	// Retention, with a Keep or a MaxSize, deletes the recording's oldest
+	// files (Segment must be set): see RetentionConfig. Its Dir is Out's.
+	Retention RetentionConfig
 	// OnFrame, if set, is called after each frame is handled (written,
 	// dropped or refused) with the stats so far, on the goroutine receiving
 	// frames: it must return quickly and must not modify Files. For
@@ -95,6 +98,8 @@ type RecordStats struct {
 	Width   int // of the last file
 	Height  int
 	FPS     float64
+	// Retention is what the retention keeps and deleted (RecordConfig.Retention).
+	Retention RetentionStats
 }
 
 // videoFormat is what a file extension selects.
@@ -203,7 +208,14 @@ func Record(ctx context.Context, cfg RecordConfig) (RecordStats, error) {
 		return st, err
 	}
 	defer out.release()
-	r := &recorder{cfg: cfg, format: format, out: out, st: &st, log: log.With("channel", cc.Channel),
+	ret, err := openRecordRetention(cfg)
+	if err != nil {
+		return st, err
+	}
+	if ret != nil {
+		defer ret.Close()
+	}
+	r := &recorder{ret: ret, cfg: cfg, format: format, out: out, st: &st, log: log.With("channel", cc.Channel),
 		step: time.Duration(float64(time.Second) / st.FPS)}
 	err = cl.Run(ctx, func(f *Frame) error {
 		err := r.frame(ctx, f)
@@ -220,6 +232,8 @@ func Record(ctx context.Context, cfg RecordConfig) (RecordStats, error) {
 	if cerr := r.out.close(); err == nil {
 		err = cerr
 	}
+	r.retainClosed()
+	r.retainEnforce()
 	st.Refused += cl.Invalid()
 	if r.refusedSinceLog > 0 {
 		r.log.Warn("frames refused", "count", st.Refused, "last_error", r.lastRefusal)
@@ -252,14 +266,15 @@ type recorder struct {
 	step   time.Duration // one frame interval
 	tl     timeline
 
-	open      bool  // a file is open
-	fileW     int   // its picture size
-	fileH     int   //
-	fileStart int64 // slot of its first frame
-	written   bool  // a frame went into it
-	lastSlot  int64 // slot of the last frame written
-	seq       int   // files opened
-	err       error // the write error that ended the recording
+	open      bool       // a file is open
+	fileW     int        // its picture size
+	fileH     int        //
+	fileStart int64      // slot of its first frame
+	written   bool       // a frame went into it
+	lastSlot  int64      // slot of the last frame written
+	seq       int        // files opened
+	err       error      // the write error that ended the recording
+	ret       *Retention // nil without retention
 
 	refusedSinceLog uint64
 	lastRefusalLog  time.Time
@@ -305,6 +320,7 @@ func (r *recorder) frame(ctx context.Context, f *Frame) error {
 			r.err = err
 			return err
 		}
+		r.retainClosed()
 	}
 	fill := 0
 	if !r.open {
@@ -323,6 +339,7 @@ func (r *recorder) frame(ctx context.Context, f *Frame) error {
 		return err
 	}
 	r.written, r.lastSlot = true, slot
+	r.retainEnforce()
 	return nil
 }
 
@@ -350,13 +367,14 @@ func (r *recorder) refuse(err error) {
 }
 
 func (r *recorder) openFile(w, h int, start time.Time) error {
-	r.seq++
-	name := r.cfg.Out
-	if r.cfg.Segment > 0 || r.seq > 1 {
-		ext := filepath.Ext(name)
-		name = fmt.Sprintf("%s-%04d%s", strings.TrimSuffix(name, ext), r.seq, ext)
+	name, err := r.nextFileName()
+	if err != nil {
+		return err
 	}
 	if err := r.out.open(name, w, h, start); err != nil {
+		return err
+	}
+	if err := r.retainCreated(name); err != nil {
 		return err
 	}
 	r.open, r.written = true, false

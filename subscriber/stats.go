@@ -27,6 +27,7 @@ type Stats struct {
 	bytes      uint64
 	skipped    uint64
 	lastSeq    uint64
+	lastRecv   time.Time
 	haveSeq    bool
 	width      uint32
 	height     uint32
@@ -73,11 +74,12 @@ func (s *Stats) Observe(f *Frame) {
 	s.width, s.height, s.codec = f.Width, f.Height, f.Codec.String()
 	// Sequence numbers go up by one per captured frame; a gap is frames
 	// skipped somewhere on the way (publisher, hub or network). A lower
-	// number means a new publisher started counting again.
-	if s.haveSeq && f.Seq > s.lastSeq {
-		s.skipped += f.Seq - s.lastSeq - 1
+	// number, or a jump no camera could have made in the time, means the
+	// publisher numbers anew (protocol.SkippedFrames).
+	if s.haveSeq {
+		s.skipped += protocol.SkippedFrames(s.lastSeq, f.Seq, f.Received.Sub(s.lastRecv))
 	}
-	s.lastSeq, s.haveSeq = f.Seq, true
+	s.lastSeq, s.lastRecv, s.haveSeq = f.Seq, f.Received, true
 	s.seen++
 	if len(s.ages) < maxAgeSamples {
 		s.ages = append(s.ages, age)

@@ -2,6 +2,7 @@ package subscriber
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -54,6 +55,13 @@ func TestStatsSummary(t *testing.T) {
 	s.Observe(&Frame{Frame: protocol.Frame{Header: protocol.Header{Seq: 1}}, Received: start})
 	if s.Summary(start.Add(time.Second)).Skipped != 2 {
 		t.Fatal("a sequence restart was counted as skipped frames")
+	}
+	// Nor is one frame numbered 2^64−1 (forged, or a broken publisher),
+	// and back.
+	s.Observe(&Frame{Frame: protocol.Frame{Header: protocol.Header{Seq: math.MaxUint64}}, Received: start.Add(time.Second)})
+	s.Observe(&Frame{Frame: protocol.Frame{Header: protocol.Header{Seq: 2}}, Received: start.Add(time.Second)})
+	if n := s.Summary(start.Add(time.Second)).Skipped; n != 2 {
+		t.Fatalf("skipped %d after a jump to 2^64-1; want still 2", n)
 	}
 }
 

@@ -28,20 +28,23 @@ import (
 //     lines that need a camera, on a machine without one).
 var readmeCommands = map[string]string{
 	"framehub hub": "run",
-	"framehub hub --metrics-listen 127.0.0.1:9090 --tokens-file tokens":                                  "run",
-	"framehub hub --config hub.yaml":                                                                     "run",
-	"framehub hub --listen 0.0.0.0:8080 --view-token-file view.token --publish-token-file publish.token": "run",
-	"framehub hub --listen 0.0.0.0:8080 --insecure":                                                      "run",
-	"framehub publish --hub http://HUB:8080 --channel front-door --source 0":                             "no camera 0",
-	"framehub publish --channel lab --source clip.mp4 --loop --width 640 --filter overlay":               "run",
-	"framehub publish --channel relay --source http://other-hub:8080/channels/cam/stream.mjpeg":          "run",
-	"framehub publish --channel pattern --source test:1280x720 --fps 15 --quality 70":                    "run",
-	"framehub publish --hub http://127.0.0.1:8080 --channel porch --source test --on-demand":             "run",
-	"framehub watch --hub http://127.0.0.1:8080 --channel cam1":                                          "run",
-	"framehub watch --channel cam1 --duration 10s --json":                                                "run",
-	"framehub watch --channel cam1 --count 100 --save frames/":                                           "run",
-	"framehub view --hub http://HUB:8080 --channel front-door --channel lab":                             "run",
-	"framehub record --hub http://HUB:8080 --channel lab --out lab.mkv --duration 1h --segment 10m":      "run",
+	"framehub hub --metrics-listen 127.0.0.1:9090 --tokens-file tokens":                                               "run",
+	"framehub hub --config hub.yaml":                                                                                  "run",
+	"framehub hub --listen 0.0.0.0:8080 --view-token-file view.token --publish-token-file publish.token":              "run",
+	"framehub hub --listen 0.0.0.0:8080 --insecure":                                                                   "run",
+	"framehub publish --hub http://HUB:8080 --channel front-door --source 0":                                          "no camera 0",
+	"framehub publish --channel lab --source clip.mp4 --loop --width 640 --filter overlay":                            "run",
+	"framehub publish --channel relay --source http://other-hub:8080/channels/cam/stream.mjpeg":                       "run",
+	"framehub publish --channel pattern --source test:1280x720 --fps 15 --quality 70":                                 "run",
+	"framehub publish --hub http://127.0.0.1:8080 --channel porch --source test --on-demand":                          "run",
+	"framehub watch --hub http://127.0.0.1:8080 --channel cam1":                                                       "run",
+	"framehub watch --channel cam1 --duration 10s --json":                                                             "run",
+	"framehub watch --channel cam1 --count 100 --save frames/":                                                        "run",
+	"framehub view --hub http://HUB:8080 --channel front-door --channel lab":                                          "run",
+	"framehub record --hub http://HUB:8080 --channel lab --out lab.mkv --duration 1h --segment 10m":                   "run",
+	"framehub record --hub http://HUB:8080 --channel lab --segment 10m --keep 7d --max-size 50GiB":                    "run",
+	"framehub record --hub http://HUB:8080 --channel door-people --on-event person --pre 5s --post 10s --dir events/": "run",
+	"framehub record --channel door-people --on-event '*' --dir events/ --keep 30d --max-size 20GiB":                  "run",
 	"framehub demo": "run",
 	"framehub demo --source clip.mp4 --loop --listen 0.0.0.0:8080 --insecure":                                                                                                 "run",
 	"framehub bench --subscribers 300 --duration 10s --baseline --pin":                                                                                                        "run",
@@ -56,11 +59,16 @@ var readmeCommands = map[string]string{
 	"framehub process --in street --out street-people --step people,draw":                                                                                                     "run",
 	"framehub process --in lobby --out lobby-private --step blur-faces,resize=640":                                                                                            "run",
 	"framehub process --in yard --out yard-watch --step motion,people,draw --gate motion":                                                                                     "run",
+	"framehub watch --channel cam1 --max-width 320":                                                                                                                           "run",
 	"framehub watch --channel door-faces --print-meta --quiet":                                                                                                                "run",
 	"framehub process --in door --out door-people --step people --event person --zone porch:0,0.5,1,0.5,1,1,0,1":                                                              "run",
 	"framehub watch --channel door-people --json":                                                                                                                             "run",
 	"framehub token --token-secret-file signing.key --channel cam1 --ttl 60s":                                                                                                 "run",
 	"framehub token --token-secret-file signing.key --channel door --right publish --ttl 24h":                                                                                 "run",
+
+	"framehub publish --hub http://HUB:8080 --channel hall --source test --renditions 640,320":          "run",
+	"framehub process --hub http://HUB:8080 --in dock --out dock --out-rendition 320 --step resize=320": "run",
+	"framehub watch --hub http://HUB:8080 --channel gate --max-width 320 --duration 10s":                "run",
 
 	// Cut short by the FRAMEHUB_BENCH_PUBLISHER_ variables the test sets.
 	"framehub bench --publisher": "run",
@@ -156,7 +164,7 @@ func TestREADMECommandsRun(t *testing.T) {
 	defer cancel()
 	frames := cameraFrames(320, 240, 5000)
 	done := make(chan struct{})
-	channels := []string{"cam", "cam1", "front-door", "lab", "door", "street", "lobby", "yard"}
+	channels := []string{"cam", "cam1", "front-door", "lab", "door", "street", "lobby", "yard", "gate", "dock"}
 	for _, ch := range channels {
 		go func() {
 			hubtest.Publish(t, ctx, "127.0.0.1:"+port, ch, 20*time.Millisecond, frames)

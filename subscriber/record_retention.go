@@ -1,0 +1,84 @@
+package subscriber
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// maxSegmentNumber bounds the numbers tried for a free segment name.
+const maxSegmentNumber = 1_000_000
+
+// retentionOn reports whether rc asks for retention.
+func retentionOn(rc RetentionConfig) bool { return rc.Keep > 0 || rc.MaxSize > 0 }
+
+// openRecordRetention starts the retention of a continuous recording
+// (RecordConfig.Retention), which deletes whole files: it needs segments.
+// Its directory is Out's, and its ledger is named after Out's base name
+// unless the configuration names it.
+func openRecordRetention(cfg RecordConfig) (*Retention, error) {
+	rc := cfg.Retention
+	if !retentionOn(rc) {
+		return nil, nil
+	}
+	if cfg.Segment <= 0 {
+		return nil, errors.New("--keep and --max-size delete whole files: record in segments (--segment 10m)")
+	}
+	if rc.Dir == "" {
+		rc.Dir = filepath.Dir(cfg.Out)
+	}
+	if rc.Name == "" {
+		base := filepath.Base(cfg.Out)
+		rc.Name = strings.TrimSuffix(base, filepath.Ext(base))
+	}
+	if rc.Logger == nil {
+		rc.Logger = cfg.Logger
+	}
+	return OpenRetention(rc)
+}
+
+// nextFileName returns the name of the recording's next file: Out for the
+// first of a recording without segments, else OUT-0001.ext, OUT-0002.ext,
+// …, skipping names that exist (a restarted recorder never writes over a
+// file of an earlier run, nor through a symlink planted at the next name).
+func (r *recorder) nextFileName() (string, error) {
+	for range maxSegmentNumber {
+		r.seq++
+		if r.cfg.Segment <= 0 && r.seq == 1 {
+			return r.cfg.Out, nil
+		}
+		ext := filepath.Ext(r.cfg.Out)
+		name := fmt.Sprintf("%s-%04d%s", strings.TrimSuffix(r.cfg.Out, ext), r.seq, ext)
+		if _, err := os.Lstat(name); errors.Is(err, fs.ErrNotExist) {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("record %s: no free file name after %d tries", r.cfg.Out, maxSegmentNumber)
+}
+
+// retainCreated hands a file just opened to the retention, if any.
+func (r *recorder) retainCreated(name string) error {
+	if r.ret == nil {
+		return nil
+	}
+	return r.ret.Created(name)
+}
+
+// retainClosed tells the retention that the file last opened is complete.
+func (r *recorder) retainClosed() {
+	if r.ret != nil && len(r.st.Files) > 0 {
+		r.ret.Closed(r.st.Files[len(r.st.Files)-1])
+	}
+}
+
+// retainEnforce deletes what the retention says must go.
+func (r *recorder) retainEnforce() {
+	if r.ret != nil {
+		r.ret.Enforce(time.Now())
+		r.st.Retention = r.ret.Stats()
+	}
+}
