@@ -27,7 +27,9 @@
 // carry (all of it, when the probe kept it busy). The step up happens
 // when that covers the larger rendition's frames at the channel's rate
 // with headroom, and the page would decode them in well under a frame
-// interval (the current decode time, scaled by area). A step up that has to be undone within STAY_MS doubles the
+// interval (the current decode time, scaled by area); it goes to the
+// widest rendition the probe shows that for, which may be more than one
+// step. A step up that has to be undone within STAY_MS doubles the
 // time held before the next try (up to MAX_HOLD_MS): hysteresis in
 // thresholds (down under DOWN_RATIO of the channel's rate, up only at
 // UP_RATIO and with HEADROOM) and in time, so it never oscillates.
@@ -248,9 +250,17 @@
         for (const a of timing.arrivals) if (a.at > p.start && a.at <= p.end) bytes += a.bytes;
         const carried = (bytes * 8 * 1000) / Math.max(p.end - p.start, 1);
         this.probe = null;
-        if (carried >= need * HEADROOM) {
-          this.reason = 'stepped up: the link carried ' + fmtRate(carried) + ', ' + up.name + ' needs ' + fmtRate(need);
-          return { op: 'switch', to: up.name, up: true, why: this.reason };
+        // The widest rendition the probe shows room for, and the page would
+        // decode in time: after a thin spell ends, one step up can go
+        // straight back to the main picture.
+        for (let i = 0; i < curIdx; i++) {
+          const r = ch[i];
+          const needR = this.bytesOf(r, cur, curBytes) * 8 * fps;
+          const decodeR = median(decodes) * (r.width * r.height) / (cur.width * cur.height);
+          if (carried >= needR * HEADROOM && decodeR <= (DECODE_SHARE * 1000) / fps) {
+            this.reason = 'stepped up: the link carried ' + fmtRate(carried) + ', ' + r.name + ' needs ' + fmtRate(needR);
+            return { op: 'switch', to: r.name, up: true, why: this.reason };
+          }
         }
         this.reason = 'keeping up; the link carried ' + fmtRate(carried) + ', ' + up.name + ' needs ' + fmtRate(need);
         return null;

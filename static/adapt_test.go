@@ -137,6 +137,16 @@ func TestAdaptiveController(t *testing.T) {
 		}
 	})
 
+	t.Run("fast decoder: back on the main picture in one step", func(t *testing.T) {
+		// Decoding 320 takes under a millisecond, so the page would decode
+		// main in time too: one probe with room for main goes straight there.
+		r := run(t.Name(), map[string]any{"durationMs": 30000, "decodeBaseMs": 0.5, "decodeMsPerMpx": 4, "phases": []map[string]any{
+			{"untilMs": 15000, "bps": 5 * mbit}, {"untilMs": 1e9, "bps": 200 * mbit}}})
+		if len(r.Switches) != 2 || r.Switches[0].To != "320" || r.Switches[1].To != "main" || r.Switches[1].T > 20000 {
+			t.Errorf("switches %v; want down to 320, then straight back to main within 5 s of the lift at 15 s", r)
+		}
+	})
+
 	t.Run("fat link: stays on the main picture", func(t *testing.T) {
 		r := run(t.Name(), map[string]any{"durationMs": 30000, "phases": []map[string]any{{"untilMs": 1e9, "bps": 200 * mbit}}})
 		if len(r.Switches) != 0 {
