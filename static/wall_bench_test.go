@@ -346,7 +346,11 @@ func gridScenario(t *testing.T, run wallRun, name string, n int, clips wallClips
 	row.published = publishedFPS(frames, channelFrames(t, s.url()), time.Since(began))
 	if player {
 		p := eval[wallSample](t, pctx, wallStopJS).figures()[0]
-		row.extra += fmt.Sprintf("full-size player beside it: %.1f fps, age p99 %.0f ms", p.fps, p.ageP99)
+		var on []string
+		for _, r := range p.renditions {
+			on = append(on, protocol.Rendition(r).String())
+		}
+		row.extra += fmt.Sprintf("full-size player beside it: %.1f fps, age p99 %.0f ms, drawing %s", p.fps, p.ageP99, strings.Join(on, ", "))
 	}
 	row.loadAfter = loadavg()
 	shot(t, ctx, name)
@@ -355,15 +359,15 @@ func gridScenario(t *testing.T, run wallRun, name string, n int, clips wallClips
 }
 
 // TestWallBenchmark is the wall of cameras benchmark, the whole table of
-// docs/BENCHMARKS.md in one run (about 10 minutes here):
+// docs/BENCHMARKS.md in one run (6 to 10 minutes here):
 //
-//	bash scripts/bench-wall.sh
+//	FRAMEHUB_BENCH_WALL=1 go test ./static -run '^TestWallBenchmark$' -v -timeout 30m
 //
 // It runs only with FRAMEHUB_BENCH_WALL=1; TestWallSmoke runs the same
 // harness briefly in CI.
 func TestWallBenchmark(t *testing.T) {
 	if os.Getenv("FRAMEHUB_BENCH_WALL") == "" {
-		t.Skip("the wall of cameras benchmark: FRAMEHUB_BENCH_WALL=1 (bash scripts/bench-wall.sh)")
+		t.Skip("the wall of cameras benchmark runs with FRAMEHUB_BENCH_WALL=1 (docs/BENCHMARKS.md)")
 	}
 	start := time.Now()
 	run := wallRun{warm: 5 * time.Second, window: 10 * time.Second, throttledFor: 20 * time.Second, clipSeconds: 10}
