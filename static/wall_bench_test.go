@@ -270,6 +270,11 @@ type gridRow struct {
 	extra      string
 	loadBefore string
 	loadAfter  string
+	// Chromium's CPU time (every process of the browser) over the
+	// measured window: per frame drawn, it is a figure of the page's work
+	// that the machine's load changes less than the frame rates.
+	browserCPU time.Duration
+	window     time.Duration
 }
 
 func (r gridRow) markdown() string {
@@ -291,13 +296,83 @@ func (r gridRow) markdown() string {
 	for i, x := range rends {
 		names[i] = protocol.Rendition(x).String()
 	}
-	return fmt.Sprintf("| %s | %d | %.1f | %.1f (%.1f) | %.1f | %.0f ms | %.0f ms | %s | %s | %s → %s |",
+	if len(fps) == 0 {
+		fps = []float64{0}
+	}
+	drawn := 0.0
+	for _, f := range fps {
+		drawn += f * r.window.Seconds()
+	}
+	cpu := "–"
+	if drawn > 0 && r.window > 0 {
+		cpu = fmt.Sprintf("%.1f ms (%.0f %%)", float64(r.browserCPU.Microseconds())/1000/drawn,
+			100*r.browserCPU.Seconds()/r.window.Seconds())
+	}
+	return fmt.Sprintf("| %s | %d | %.1f | %.1f (%.1f) | %.1f | %.0f ms | %.0f ms | %s | %s | %s | %s → %s |",
 		r.scenario, len(r.tiles), r.published, median(fps), slices.Min(fps), median(recv), median(p50), worst,
-		strings.Join(names, ", "), r.extra, r.loadBefore, r.loadAfter)
+		strings.Join(names, ", "), cpu, r.extra, r.loadBefore, r.loadAfter)
 }
 
-const gridHeader = "| scenario | tiles | published fps | drawn fps median (min) | received fps median | age p50 median | worst tile's age p99 | drawn | other | load (1, 5, 15 min) before → after |\n" +
-	"|---|---:|---:|---:|---:|---:|---:|---|---|---|"
+// processTreeCPU returns the CPU time (user and system) that process pid
+// and its descendants have used so far, from /proc.
+func processTreeCPU(t testing.TB, pid int) time.Duration {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type proc struct{ ppid, ticks int }
+	procs := map[int]proc{}
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid … utime stime: comm may hold spaces and
+		// parentheses, so the fields are counted from the last ')'.
+		i := strings.LastIndexByte(string(b), ')')
+		f := strings.Fields(string(b[i+1:]))
+		if i < 0 || len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		ut, _ := strconv.Atoi(f[11])
+		st, _ := strconv.Atoi(f[12])
+		procs[p] = proc{ppid, ut + st}
+	}
+	ticks := 0
+	in := map[int]bool{pid: true}
+	for changed := true; changed; {
+		changed = false
+		for p, pr := range procs {
+			if !in[p] && in[pr.ppid] {
+				in[p], changed = true, true
+			}
+		}
+	}
+	for p := range in {
+		ticks += procs[p].ticks
+	}
+	const clockTicks = 100 // USER_HZ, 100 on Linux
+	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// browserPID is the PID of the Chromium that ctx drives.
+func browserPID(t testing.TB, ctx context.Context) int {
+	t.Helper()
+	c := chromedp.FromContext(ctx)
+	if c == nil || c.Browser == nil || c.Browser.Process() == nil {
+		t.Fatal("no browser process")
+	}
+	return c.Browser.Process().Pid
+}
+
+const gridHeader = "| scenario | tiles | published fps | drawn fps median (min) | received fps median | age p50 median | worst tile's age p99 | drawn | Chromium CPU per frame drawn (share of a core) | other | load (1, 5, 15 min) before → after |\n" +
+	"|---|---:|---:|---:|---:|---:|---:|---|---:|---|---|"
 
 // wallRun is what one benchmark run measures: its sizes and windows.
 type wallRun struct {
@@ -336,13 +411,16 @@ func gridScenario(t *testing.T, run wallRun, name string, n int, clips wallClips
 		}
 	}
 	time.Sleep(run.warm)
-	frames, began := channelFrames(t, s.url()), time.Now()
+	pid := browserPID(t, ctx)
+	frames, began, cpu := channelFrames(t, s.url()), time.Now(), processTreeCPU(t, pid)
 	eval[bool](t, ctx, fmt.Sprintf(wallSamplerJS, `framehubGrid.timings()`))
 	if player {
 		eval[bool](t, pctx, fmt.Sprintf(wallSamplerJS, `({player: framehub.player.timing})`))
 	}
 	time.Sleep(run.window)
-	row.tiles = eval[wallSample](t, ctx, wallStopJS).figures()
+	sample := eval[wallSample](t, ctx, wallStopJS)
+	row.browserCPU, row.window = processTreeCPU(t, pid)-cpu, time.Since(began)
+	row.tiles = sample.figures()
 	row.published = publishedFPS(frames, channelFrames(t, s.url()), time.Since(began))
 	if player {
 		p := eval[wallSample](t, pctx, wallStopJS).figures()[0]
@@ -420,6 +498,9 @@ func TestWallSmoke(t *testing.T) {
 		if f.fps <= 0 || f.recvFPS <= 0 || f.ageP99 <= 0 || !slices.Equal(f.renditions, []int{320}) {
 			t.Errorf("tile %s: %+v; want frames of the 320 rendition drawn and received in the window, with their ages", f.name, f)
 		}
+	}
+	if row.browserCPU <= 0 {
+		t.Errorf("Chromium used %v of CPU in the window; want its processes' time counted", row.browserCPU)
 	}
 	if len(row.tiles) != 4 || row.published <= 0 {
 		t.Errorf("%d tiles, channels published at %.1f fps; want 4, publishing", len(row.tiles), row.published)
