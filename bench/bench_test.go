@@ -8,8 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -18,11 +16,11 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/goleak"
 
 	"framehub/hub"
 	"framehub/internal/hubtest"
+	"framehub/internal/natstest"
 	"framehub/internal/testutil"
 	"framehub/protocol"
 )
@@ -311,7 +309,8 @@ func TestBaselinesSendTheHubsBytes(t *testing.T) {
 		}
 		t.Cleanup(func() { s.c.Close() })
 		pub := dialRawPublisher(t, addr)
-		time.Sleep(50 * time.Millisecond) // the subscriber registers; a frame before it would be sent anyway, as the newest
+		// No wait for the subscriber to register: a frame that comes first
+		// is sent to it anyway, as the newest.
 		if _, err := pub.Write(msg); err != nil {
 			t.Fatal(err)
 		}
@@ -436,16 +435,7 @@ func TestConfigErrors(t *testing.T) {
 }
 
 // framehubBinary builds the static binary the benchmark starts as a child.
-func framehubBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "framehub")
-	cmd := exec.Command("go", "build", "-o", bin, "../cmd/framehub")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
-}
+func framehubBinary(t *testing.T) string { return testutil.Framehub(t, false) }
 
 // TestTinyScenario runs the tool end to end on a small load: a child hub
 // and a child raw-TCP baseline, fast, slow, stalled, idle and churning
@@ -517,15 +507,7 @@ func TestTinyScenario(t *testing.T) {
 // each interested hub gets about one copy of each frame.
 func TestClusterScenario(t *testing.T) {
 	bin := framehubBinary(t)
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, HTTPHost: "127.0.0.1", HTTPPort: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	if !ns.ReadyForConnections(5 * time.Second) {
-		t.Fatal("nats not ready")
-	}
+	ns := natstest.Start(t, natstest.Options{Monitor: true})
 	var progress bytes.Buffer
 	rep, err := RunCluster(context.Background(), ClusterConfig{
 		Hubs: 2, Subscribers: 2, HubBinary: bin, NATS: ns.ClientURL(), NATSMonitor: "http://" + ns.MonitorAddr().String(),

@@ -137,141 +137,194 @@ func (c *ClusterConfig) fill() error {
 	return nil
 }
 
-// RunCluster runs the cross-hub benchmark described by cfg.
+// RunCluster runs the cross-hub benchmark described by cfg: it starts the
+// hubs (and nats-server if asked), loads them, warms up, measures, and
+// stops everything it started.
 func RunCluster(ctx context.Context, cfg ClusterConfig) (*ClusterReport, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	frames, err := PatternFrames(cfg.Width, cfg.Height, cfg.Quality, 8)
-	if err != nil {
+	b := &clusterBench{cfg: cfg}
+	defer b.close()
+	if err := b.start(ctx); err != nil {
 		return nil, err
 	}
-	natsURL, monitor := cfg.NATS, cfg.NATSMonitor
-	var natsProc *child
-	if cfg.NATSServer != "" {
-		if natsProc, natsURL, monitor, err = startNATS(ctx, cfg.NATSServer); err != nil {
-			return nil, err
-		}
-		defer natsProc.stop()
+	if err := b.warmUp(ctx); err != nil {
+		return nil, err
 	}
-	// Every hub is loaded like the single-hub benchmark's: one run each,
-	// sharing the publisher's count of published frames.
+	return b.measure(ctx), nil
+}
+
+// clusterBench is one run of the cross-hub benchmark.
+type clusterBench struct {
+	cfg       ClusterConfig
+	frames    [][]byte
+	natsProc  *child // the nats-server started for the run, or nil
+	monitor   string // its monitoring URL
+	published []atomic.Uint64
+	runs      []*run // one per hub; runs[0]'s hub has the publisher
+	readers   [][]*reader
+	figs      []HubFigures
+	stops     []func() // what close undoes, in order
+}
+
+// close stops what start started, last first.
+func (b *clusterBench) close() {
+	for i := len(b.stops) - 1; i >= 0; i-- {
+		b.stops[i]()
+	}
+}
+
+// start starts nats-server (if cfg.NATSServer) and the hubs, connects
+// every hub's readers and starts the publisher on the first hub. Every hub
+// is loaded like the single-hub benchmark's: one run each, sharing the
+// publisher's count of published frames.
+func (b *clusterBench) start(ctx context.Context) error {
+	cfg := b.cfg
+	var err error
+	if b.frames, err = PatternFrames(cfg.Width, cfg.Height, cfg.Quality, 8); err != nil {
+		return err
+	}
+	natsURL, monitor := cfg.NATS, cfg.NATSMonitor
+	if cfg.NATSServer != "" {
+		if b.natsProc, natsURL, monitor, err = startNATS(ctx, cfg.NATSServer); err != nil {
+			return err
+		}
+		b.stops = append(b.stops, b.natsProc.stop)
+	}
+	b.monitor = monitor
 	bcfg := &Config{Mode: "ws", FPS: cfg.FPS, Width: cfg.Width, Height: cfg.Height, SlowFPS: 1}
-	published := make([]atomic.Uint64, 1)
-	runs := make([]*run, cfg.Hubs)
-	figs := make([]HubFigures, cfg.Hubs)
-	readers := make([][]*reader, cfg.Hubs)
-	for i := range runs {
-		figs[i].Name, figs[i].Publisher = fmt.Sprintf("bench-hub%d", i), i == 0
+	b.published = make([]atomic.Uint64, 1)
+	b.runs = make([]*run, cfg.Hubs)
+	b.figs = make([]HubFigures, cfg.Hubs)
+	b.readers = make([][]*reader, cfg.Hubs)
+	for i := range b.runs {
+		b.figs[i].Name, b.figs[i].Publisher = fmt.Sprintf("bench-hub%d", i), i == 0
 		args := append([]string{"--log-format", "json", "hub", "--listen", "127.0.0.1:0", "--nats", natsURL,
-			"--nats-hub-name", figs[i].Name}, cfg.HubArgs...)
+			"--nats-hub-name", b.figs[i].Name}, cfg.HubArgs...)
 		srv, err := startChild(ctx, cfg.HubBinary, args, "hub listening")
 		if err != nil {
-			return nil, fmt.Errorf("hub %d: %w", i, err)
+			return fmt.Errorf("hub %d: %w", i, err)
 		}
-		defer srv.stop()
-		r := &run{cfg: bcfg, target: targetHub, addr: srv.addr, pid: srv.pid(), frames: frames, published: published, sent: make([]atomic.Uint64, 1), stop: make(chan struct{})}
-		runs[i] = r
-		defer r.shutdown()
+		b.stops = append(b.stops, srv.stop)
+		r := &run{cfg: bcfg, target: targetHub, addr: srv.addr, pid: srv.pid(), frames: b.frames, published: b.published,
+			sent: make([]atomic.Uint64, 1), stop: make(chan struct{})}
+		b.runs[i] = r
+		b.stops = append(b.stops, r.shutdown)
 	}
-	for i, r := range runs {
+	for i, r := range b.runs {
 		if err := waitConnected(ctx, r.addr); err != nil {
-			return nil, fmt.Errorf("hub %d: %w", i, err)
+			return fmt.Errorf("hub %d: %w", i, err)
 		}
-		readers[i] = make([]*reader, cfg.Subscribers)
-		for k := range readers[i] {
-			readers[i][k] = &reader{}
+		b.readers[i] = make([]*reader, cfg.Subscribers)
+		for k := range b.readers[i] {
+			b.readers[i][k] = &reader{}
 		}
-		if err := r.connectMany(ctx, cfg.Subscribers, func(k int) error { return r.startReader(ctx, readers[i][k]) }); err != nil {
-			return nil, fmt.Errorf("hub %d subscribers: %w", i, err)
+		if err := r.connectMany(ctx, cfg.Subscribers, func(k int) error { return r.startReader(ctx, b.readers[i][k]) }); err != nil {
+			return fmt.Errorf("hub %d subscribers: %w", i, err)
 		}
 	}
-	if err := runs[0].startPublisher(ctx, 0); err != nil {
-		return nil, fmt.Errorf("publisher: %w", err)
+	if err := b.runs[0].startPublisher(ctx, 0); err != nil {
+		return fmt.Errorf("publisher: %w", err)
 	}
-	// Warm up until every hub's readers get frames, then a little more.
+	return nil
+}
+
+// warmUp waits until every hub's readers get frames, then cfg.Warmup more.
+func (b *clusterBench) warmUp(ctx context.Context) error {
 	deadline := time.Now().Add(15 * time.Second)
-	for i := range runs {
-		for readers[i][0].progress.Load() == 0 {
+	for i := range b.runs {
+		for b.readers[i][0].progress.Load() == 0 {
 			if time.Now().After(deadline) {
-				return nil, fmt.Errorf("hub %d's readers got no frame within 15 s", i)
+				return fmt.Errorf("hub %d's readers got no frame within 15 s", i)
 			}
 			if !backoff.Wait(ctx, 20*time.Millisecond) {
-				return nil, ctx.Err()
+				return ctx.Err()
 			}
 		}
 	}
-	if !backoff.Wait(ctx, cfg.Warmup) {
-		return nil, ctx.Err()
+	if !backoff.Wait(ctx, b.cfg.Warmup) {
+		return ctx.Err()
 	}
+	return nil
+}
 
-	cpu0 := make([]float64, len(runs))
-	for i, r := range runs {
+// measure measures for cfg.Duration, printing progress, and reports.
+func (b *clusterBench) measure(ctx context.Context) *ClusterReport {
+	cpu0 := make([]float64, len(b.runs))
+	for i, r := range b.runs {
 		cpu0[i], _ = procCPU(r.pid)
-		for _, rd := range readers[i] {
+		for _, rd := range b.readers[i] {
 			rd.progress.Store(0)
 		}
 	}
 	natsCPU0 := 0.0
-	if natsProc != nil {
-		natsCPU0, _ = procCPU(natsProc.pid())
+	if b.natsProc != nil {
+		natsCPU0, _ = procCPU(b.natsProc.pid())
 	}
-	conns0, _ := natsConns(monitor)
+	conns0, _ := natsConns(b.monitor)
 	start := time.Now()
-	for _, r := range runs {
+	for _, r := range b.runs {
 		r.measuring.Store(true)
 	}
-	clusterProgress(ctx, cfg, runs, readers, figs, start)
-	for _, r := range runs {
+	clusterProgress(ctx, b.cfg, b.runs, b.readers, b.figs, start)
+	for _, r := range b.runs {
 		r.measuring.Store(false)
 	}
 	secs := time.Since(start).Seconds()
-	conns1, _ := natsConns(monitor)
+	conns1, _ := natsConns(b.monitor)
 
-	rep := &ClusterReport{Hubs: cfg.Hubs, SubscribersPerHub: cfg.Subscribers, FrameBytes: len(frames[0]), Width: cfg.Width,
-		Height: cfg.Height, FPS: cfg.FPS, Seconds: round3(secs), Published: published[0].Load()}
-	if natsProc != nil {
-		c, _ := procCPU(natsProc.pid())
+	cfg := b.cfg
+	rep := &ClusterReport{Hubs: cfg.Hubs, SubscribersPerHub: cfg.Subscribers, FrameBytes: len(b.frames[0]), Width: cfg.Width,
+		Height: cfg.Height, FPS: cfg.FPS, Seconds: round3(secs), Published: b.published[0].Load()}
+	if b.natsProc != nil {
+		c, _ := procCPU(b.natsProc.pid())
 		rep.NATSCPU = round3(c - natsCPU0)
 	}
 	// What the published frames weigh: the publisher cycles through the
 	// pictures, each with its 48-byte protocol header.
 	mean := 0.0
-	for _, f := range frames {
-		mean += float64(len(f)+48) / float64(len(frames))
+	for _, f := range b.frames {
+		mean += float64(len(f)+48) / float64(len(b.frames))
 	}
 	frameWire := float64(rep.Published) * mean
-	for i, r := range runs {
-		f := &figs[i]
-		res := &Result{}
-		cpu1, _ := procCPU(r.pid)
-		res.ServerCPU = round3(cpu1 - cpu0[i])
-		r.summarise(res, readers[i], secs)
-		f.FPSMedian, f.Delivered, f.Age, f.Skipped = res.FastFPS.Median, res.FastDelivered.Min, res.FastAge, res.Skipped
-		f.CPU, f.DeliveredGB, f.CPUPerGB = res.ServerCPU, round3(res.DeliveredMBps*secs/1e3), res.ServerCPUPerGB
-		rss, _ := procRSS(r.pid)
-		f.RSSMB = mb(rss)
-		if c0, c1 := conns0[f.Name], conns1[f.Name]; c1.OutBytes > 0 {
-			f.BusBytesIn, f.BusBytesOut = uint64(c1.OutBytes-c0.OutBytes), uint64(c1.InBytes-c0.InBytes)
-			if frameWire > 0 {
-				f.BusCopiesIn, f.BusCopiesOut = round3(float64(f.BusBytesIn)/frameWire), round3(float64(f.BusBytesOut)/frameWire)
-			}
-		}
-		if st, err := clusterStats(r.addr); err == nil && st.Cluster != nil {
-			c := st.Cluster
-			f.BusFramesIn, f.BusSkippedIn, f.BusFramesOut, f.BusSkippedOut, f.BusChunkedOut, f.BusMaxPayload =
-				c.FramesIn, c.SkippedIn, c.FramesOut, c.SkippedOut, c.ChunkedOut, c.MaxPayload
-			for _, n := range c.Refused {
-				f.BusRefusedIn += n
-			}
-		}
-		if i > 0 {
-			rep.AgeOverheadP50 = max(rep.AgeOverheadP50, round3(f.Age.P50-figs[0].Age.P50))
-			rep.AgeOverheadP99 = max(rep.AgeOverheadP99, round3(f.Age.P99-figs[0].Age.P99))
+	for i := range b.runs {
+		b.hubFigures(i, cpu0[i], secs, conns0, conns1, frameWire)
+		if f := &b.figs[i]; i > 0 {
+			rep.AgeOverheadP50 = max(rep.AgeOverheadP50, round3(f.Age.P50-b.figs[0].Age.P50))
+			rep.AgeOverheadP99 = max(rep.AgeOverheadP99, round3(f.Age.P99-b.figs[0].Age.P99))
 		}
 	}
-	rep.PerHub = figs
-	return rep, nil
+	rep.PerHub = b.figs
+	return rep
+}
+
+// hubFigures fills hub i's figures from its readers, its process, the
+// NATS server's counts of its connection and its own /api/stats.
+func (b *clusterBench) hubFigures(i int, cpu0, secs float64, conns0, conns1 map[string]natsConn, frameWire float64) {
+	r, f := b.runs[i], &b.figs[i]
+	res := &Result{}
+	cpu1, _ := procCPU(r.pid)
+	res.ServerCPU = round3(cpu1 - cpu0)
+	r.summarise(res, b.readers[i], secs)
+	f.FPSMedian, f.Delivered, f.Age, f.Skipped = res.FastFPS.Median, res.FastDelivered.Min, res.FastAge, res.Skipped
+	f.CPU, f.DeliveredGB, f.CPUPerGB = res.ServerCPU, round3(res.DeliveredMBps*secs/1e3), res.ServerCPUPerGB
+	rss, _ := procRSS(r.pid)
+	f.RSSMB = mb(rss)
+	if c0, c1 := conns0[f.Name], conns1[f.Name]; c1.OutBytes > 0 {
+		f.BusBytesIn, f.BusBytesOut = uint64(c1.OutBytes-c0.OutBytes), uint64(c1.InBytes-c0.InBytes)
+		if frameWire > 0 {
+			f.BusCopiesIn, f.BusCopiesOut = round3(float64(f.BusBytesIn)/frameWire), round3(float64(f.BusBytesOut)/frameWire)
+		}
+	}
+	if st, err := clusterStats(r.addr); err == nil && st.Cluster != nil {
+		c := st.Cluster
+		f.BusFramesIn, f.BusSkippedIn, f.BusFramesOut, f.BusSkippedOut, f.BusChunkedOut, f.BusMaxPayload =
+			c.FramesIn, c.SkippedIn, c.FramesOut, c.SkippedOut, c.ChunkedOut, c.MaxPayload
+		for _, n := range c.Refused {
+			f.BusRefusedIn += n
+		}
+	}
 }
 
 // clusterProgress prints a line a second until the measured time is over.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,74 +12,27 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"framehub/internal/procstat"
 )
 
-// clockTicks is Linux's USER_HZ, the unit of CPU times in /proc/PID/stat.
-const clockTicks = 100
-
 // procCPU returns the CPU seconds (user + system) a process has used.
-func procCPU(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name may contain spaces; fields start after its ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
-	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return float64(ut+st) / clockTicks, nil
-}
+func procCPU(pid int) (float64, error) { return procstat.CPU(pid) }
 
 // procRSS returns a process's resident memory in bytes.
-func procRSS(pid int) (uint64, error) { return procStatus(pid, "VmRSS:") }
+func procRSS(pid int) (uint64, error) { return procstat.RSS(pid) }
 
 // procAnon returns the part of a process's resident memory that is its
 // own (heap, stacks), without the file-backed pages of its binary and
 // shared libraries: framehub's cgo build maps OpenCV's, about 70 MB
 // resident, which a static build's hub does not have.
-func procAnon(pid int) (uint64, error) { return procStatus(pid, "RssAnon:") }
-
-// procStatus reads one "kB" field of /proc/PID/status in bytes.
-func procStatus(pid int, field string) (uint64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
-			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
-}
+func procAnon(pid int) (uint64, error) { return procstat.Status(pid, "RssAnon:") }
 
 // loadAvg returns the machine's 1-minute load average, or 0 if unknown.
-func loadAvg() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0
-	}
-	v, _ := strconv.ParseFloat(f[0], 64)
-	return v
-}
+func loadAvg() float64 { return procstat.LoadAvg() }
+
+// childPIDs returns the running children of a process.
+func childPIDs(pid int) []int { return procstat.Children(pid, "") }
 
 // selfCPU returns this process's CPU seconds.
 func selfCPU() float64 {

@@ -65,9 +65,9 @@ func TestHostileBusMessages(t *testing.T) {
 	// A healthy channel from a to b, watched throughout.
 	healthy := subscribe(t, b.url, "good")
 	victim := subscribe(t, b.url, "cam")
-	eventually(t, waitLong, "b watching both", func() bool { return b.bus.Status().Watching == 2 })
+	testutil.Eventually(t, waitLong, "b watching both", func() bool { return b.bus.Status().Watching == 2 })
 	pub := dial(t, a.url, protocol.PathPublish, "good")
-	eventually(t, waitLong, "a sending", func() bool { return a.bus.Status().Sending == 1 })
+	testutil.Eventually(t, waitLong, "a sending", func() bool { return a.bus.Status().Sending == 1 })
 	var seq atomic.Uint64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -105,7 +105,7 @@ func TestHostileBusMessages(t *testing.T) {
 			t.Fatal(err)
 		}
 		sent++
-		eventually(t, waitLong, "the message handled", func() bool {
+		testutil.Eventually(t, waitLong, "the message handled", func() bool {
 			d, _ := feedSub.Delivered()
 			p, _, _ := feedSub.Pending()
 			return d >= int64(sent) && p == 0
@@ -125,7 +125,7 @@ func TestHostileBusMessages(t *testing.T) {
 		t.Helper()
 		before := total()
 		pubMsg(m)
-		eventually(t, waitLong, "the hostile message accounted for", func() bool { return total() > before })
+		testutil.Eventually(t, waitLong, "the hostile message accounted for", func() bool { return total() > before })
 	}
 	// Envelopes.
 	one(&nats.Msg{Subject: subj, Data: good}) // no headers at all
@@ -173,7 +173,7 @@ func TestHostileBusMessages(t *testing.T) {
 			t.Logf("refused: %v\n%s", refused, b.logs.String())
 		}
 	}()
-	eventually(t, waitLong, "every hostile message refused and counted", func() bool {
+	testutil.Eventually(t, waitLong, "every hostile message refused and counted", func() bool {
 		refused = stats(t, b.url).Cluster.Refused
 		for k, n := range want {
 			if refused[k] < n {
@@ -183,7 +183,7 @@ func TestHostileBusMessages(t *testing.T) {
 		return true
 	})
 	// The unfinished frames time out and give their memory back.
-	eventually(t, waitLong, "memory back to what it was", func() bool {
+	testutil.Eventually(t, waitLong, "memory back to what it was", func() bool {
 		return stats(t, b.url).FrameMemoryBytes <= memBefore+64<<10
 	})
 	if victim.count() != 0 {
@@ -263,7 +263,7 @@ func TestSlowHubSkipsOldFrames(t *testing.T) {
 	defer b.Close()
 	b.Watch("cam")
 	var f *feed
-	eventually(t, waitLong, "the feed subscribed", func() bool {
+	testutil.Eventually(t, waitLong, "the feed subscribed", func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		f = b.feeds["cam"]
@@ -280,12 +280,12 @@ func TestSlowHubSkipsOldFrames(t *testing.T) {
 	for seq := uint64(2); seq <= 5; seq++ {
 		send(seq)
 	}
-	eventually(t, waitLong, "frames 2 to 5 pending", func() bool {
+	testutil.Eventually(t, waitLong, "frames 2 to 5 pending", func() bool {
 		p, _, _ := f.sub.Pending() // frame 1 counts until its handler returns
 		return p >= 5
 	})
 	close(n.gate)
-	eventually(t, waitLong, "the newest frame relayed", func() bool { return len(n.received()) == 2 })
+	testutil.Eventually(t, waitLong, "the newest frame relayed", func() bool { return len(n.received()) == 2 })
 	if got := n.received(); got[0] != 1 || got[1] != 5 {
 		t.Fatalf("relayed %v; want [1 5]", got)
 	}
@@ -389,7 +389,7 @@ func TestAssembler(t *testing.T) {
 func TestJoinsAnsweredOnlyToTheAskingHub(t *testing.T) {
 	s := natsServer(t, 0, 0)
 	a := startNode(t, s.ClientURL(), "a", nil)
-	eventually(t, waitLong, "a connected", func() bool { return a.bus.Status().State == "connected" })
+	testutil.Eventually(t, waitLong, "a connected", func() bool { return a.bus.Status().State == "connected" })
 	pub := dial(t, a.url, protocol.PathPublish, "cam")
 	if err := pub.WriteMessage(2, frameMsg(1, 4000)); err != nil {
 		t.Fatal(err)
@@ -424,7 +424,7 @@ func TestJoinsAnsweredOnlyToTheAskingHub(t *testing.T) {
 		}
 	}
 	// Until a's claim listens for wants: a join from the asker's inbox.
-	eventually(t, waitLong, "a answering joins for cam", func() bool {
+	testutil.Eventually(t, waitLong, "a answering joins for cam", func() bool {
 		join("asker", own)
 		select {
 		case <-answers:

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
@@ -72,7 +73,7 @@ func BenchmarkRawFrameAcross(b *testing.B) {
 			_, in := arrivals(b, target.url, "raw")
 			pub := dial(b, a.url, protocol.PathPublish, "raw")
 			if !tc.local {
-				eventually(b, waitLong, "a sending", func() bool { return a.bus.Status().Sending == 1 })
+				testutil.Eventually(b, waitLong, "a sending", func() bool { return a.bus.Status().Sending == 1 })
 			}
 			msgs := [2][]byte{rawMsg(0, 1280, 720), rawMsg(0, 1280, 720)}
 			var ms []float64
@@ -126,7 +127,7 @@ func BenchmarkLateJoiner(b *testing.B) {
 			}
 			pub := dial(b, a.url, protocol.PathPublish, "cam")
 			send(b, pub, frameMsg(1, 100<<10))
-			eventually(b, waitLong, "the channel known", func() bool { return len(target.h.Channels()) == 1 })
+			testutil.Eventually(b, waitLong, "the channel known", func() bool { return len(target.h.Channels()) == 1 })
 			var ms []float64
 			for range b.N {
 				start := time.Now()
@@ -139,7 +140,7 @@ func BenchmarkLateJoiner(b *testing.B) {
 				}
 				ms = append(ms, float64(got.at.Sub(start))/1e6)
 				c.Close()
-				eventually(b, waitLong, "the reader gone", func() bool { return target.bus.Status().Watching == 0 })
+				testutil.Eventually(b, waitLong, "the reader gone", func() bool { return target.bus.Status().Watching == 0 })
 			}
 			report(b, ms)
 		})

@@ -19,6 +19,9 @@
 //	           at once when a publisher comes or goes), as JSON
 //	P.hub.H    hub H's inbox: the newest frame of a channel it has just
 //	           joined
+//	P.event.C  C's event notices (protocol.EventInfo JSON: each start and
+//	           end), from the hub whose publisher holds C; for other
+//	           services (events.go)
 //
 // So a frame crosses the bus once per interested hub, and never reaches,
 // or leaves for, hubs that do not want it.
@@ -214,6 +217,7 @@ type Bus struct {
 	handlers sync.WaitGroup         // NATS callbacks under way into the hub
 
 	out      outbox
+	events   eventOutbox   // event notices (events.go)
 	kick     chan struct{} // wakes the control loop
 	sendKick chan struct{} // wakes the sender
 	stop     chan struct{} // closed by Close
@@ -247,6 +251,7 @@ func New(cfg Config) (*Bus, error) {
 		cfg: cfg, log: cfg.Logger, logs: ratelimit.NewLogger(cfg.Logger, retryLogEvery), id: hex.EncodeToString(idb[:]), subj: subjects{cfg.Prefix},
 		feeds: make(map[string]*feed), claims: make(map[string]*claimState),
 		kick: make(chan struct{}, 1), sendKick: make(chan struct{}, 1), stop: make(chan struct{}),
+		events: eventOutbox{wake: make(chan struct{}, 1)},
 	}
 	b.out.items = make(map[string]*outItem)
 	b.inbox.parts = newAssembler(4, cfg.ReassemblyTimeout)
@@ -311,9 +316,10 @@ func (b *Bus) Start(n hub.BusNode) {
 	} else {
 		b.log.Error("nats subscribe failed", "subject", b.subj.inbox(b.id), "error", err.Error())
 	}
-	b.wg.Add(2)
+	b.wg.Add(3)
 	go func() { defer b.wg.Done(); b.control() }()
 	go func() { defer b.wg.Done(); b.sender() }()
+	go func() { defer b.wg.Done(); b.eventSender() }()
 }
 
 // Close leaves the bus: it announces that its channels are no longer
@@ -441,6 +447,7 @@ func (b *Bus) Status() protocol.ClusterStats {
 		SkippedIn:  b.counters.skippedIn.Load(),
 		DroppedIn:  b.counters.droppedGone.Load(),
 	}
+	s.EventsOut, s.EventsDropped = b.eventCounts()
 	if s.State == "connected" {
 		s.Server = withoutUser(b.nc.ConnectedUrl())
 	}

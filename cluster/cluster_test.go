@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"mime"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,6 +21,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"framehub/hub"
+	"framehub/internal/natstest"
 	"framehub/internal/testutil"
 	"framehub/protocol"
 )
@@ -38,23 +38,10 @@ const (
 // natsServer runs a NATS server in the test process on a loopback port
 // (port 0: any) and stops it when the test ends.
 func natsServer(t testing.TB, port int, maxPayload int32) *server.Server {
-	t.Helper()
-	if port == 0 {
-		port = -1
-	}
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true, MaxPayload: maxPayload})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(5 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s
+	return natstest.Start(t, natstest.Options{Port: port, MaxPayload: maxPayload})
 }
 
-func natsPort(s *server.Server) int { return s.Addr().(*net.TCPAddr).Port }
+func natsPort(s *server.Server) int { return natstest.Port(s) }
 
 // node is one clustered hub behind a loopback HTTP server.
 type node struct {
@@ -63,25 +50,12 @@ type node struct {
 	bus  *Bus
 	url  string
 	srv  *httptest.Server
-	logs *syncBuffer
+	logs *testutil.LockedBuffer
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func startNode(t testing.TB, natsURL, name string, tune func(*Config, *hub.Config)) *node {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.LockedBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg := Config{Servers: []string{natsURL}, Name: name, Logger: log, AnnounceInterval: testInterval,
 		ReconnectWait: testInterval, ReassemblyTimeout: 500 * time.Millisecond}
@@ -115,7 +89,7 @@ func cluster(t testing.TB, n int) (*server.Server, []*node) {
 	for i := range nodes {
 		nodes[i] = startNode(t, s.ClientURL(), fmt.Sprintf("hub%d", i), nil)
 	}
-	eventually(t, waitLong, "every hub connected", func() bool {
+	testutil.Eventually(t, waitLong, "every hub connected", func() bool {
 		for _, nd := range nodes {
 			if nd.bus.Status().State != "connected" {
 				return false
@@ -124,17 +98,6 @@ func cluster(t testing.TB, n int) (*server.Server, []*node) {
 		return true
 	})
 	return s, nodes
-}
-
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func dial(t testing.TB, base, path, channel string) *websocket.Conn {
@@ -228,7 +191,7 @@ func seqOf(t testing.TB, msg []byte) uint64 {
 
 func (r *reader) waitSeq(t testing.TB, seq uint64, what string) {
 	t.Helper()
-	eventually(t, waitLong, what, func() bool {
+	testutil.Eventually(t, waitLong, what, func() bool {
 		m := r.last()
 		return m != nil && seqOf(t, m) >= seq
 	})
@@ -306,11 +269,11 @@ func TestCrossHubDelivery(t *testing.T) {
 	for _, n := range nodes {
 		readers = append(readers, subscribe(t, n.url, "cam"))
 	}
-	eventually(t, waitLong, "hub1 and hub2 watching cam", func() bool {
+	testutil.Eventually(t, waitLong, "hub1 and hub2 watching cam", func() bool {
 		return nodes[1].bus.Status().Watching == 1 && nodes[2].bus.Status().Watching == 1
 	})
 	pub := dial(t, nodes[0].url, protocol.PathPublish, "cam")
-	eventually(t, waitLong, "hub0 sending cam to both", func() bool { return nodes[0].bus.Status().Sending == 1 })
+	testutil.Eventually(t, waitLong, "hub0 sending cam to both", func() bool { return nodes[0].bus.Status().Sending == 1 })
 	sent := map[uint64][]byte{}
 	const frames = 60
 	for seq := uint64(1); seq <= frames; seq++ {
@@ -362,9 +325,9 @@ func TestBigFrames(t *testing.T) {
 			a := startNode(t, s.ClientURL(), "a", nil)
 			b := startNode(t, s.ClientURL(), "b", nil)
 			r := subscribe(t, b.url, "raw")
-			eventually(t, waitLong, "b watching", func() bool { return b.bus.Status().Watching == 1 })
+			testutil.Eventually(t, waitLong, "b watching", func() bool { return b.bus.Status().Watching == 1 })
 			pub := dial(t, a.url, protocol.PathPublish, "raw")
-			eventually(t, waitLong, "a sending", func() bool { return a.bus.Status().Sending == 1 })
+			testutil.Eventually(t, waitLong, "a sending", func() bool { return a.bus.Status().Sending == 1 })
 			msgs := map[uint64][]byte{}
 			for seq := uint64(1); seq <= 3; seq++ {
 				msgs[seq] = rawMsg(seq, 1280, 720)
@@ -417,7 +380,7 @@ func TestInterest(t *testing.T) {
 
 	// A reader on hub1: hub1 subscribes, hub0 sends, hub2 still gets nothing.
 	r := subscribe(t, nodes[1].url, "cam")
-	eventually(t, waitLong, "hub0 sending", func() bool { return nodes[0].bus.Status().Sending == 1 })
+	testutil.Eventually(t, waitLong, "hub0 sending", func() bool { return nodes[0].bus.Status().Sending == 1 })
 	out1 := connByName(t, s, "hub1").OutBytes
 	out2 = connByName(t, s, "hub2").OutBytes
 	publish(61, 100)
@@ -437,8 +400,8 @@ func TestInterest(t *testing.T) {
 
 	// The reader leaves: hub1 unsubscribes and hub0 stops sending.
 	r.conn.Close()
-	eventually(t, waitLong, "hub1 to unsubscribe", func() bool { return !hasSub(connByName(t, s, "hub1"), "framehub.frame.cam") })
-	eventually(t, waitLong, "hub0 to stop sending", func() bool { return nodes[0].bus.Status().Sending == 0 })
+	testutil.Eventually(t, waitLong, "hub1 to unsubscribe", func() bool { return !hasSub(connByName(t, s, "hub1"), "framehub.frame.cam") })
+	testutil.Eventually(t, waitLong, "hub0 to stop sending", func() bool { return nodes[0].bus.Status().Sending == 0 })
 }
 
 // TestLateJoiner: a reader that joins on another hub gets the channel's
@@ -448,7 +411,7 @@ func TestLateJoiner(t *testing.T) {
 	pub := dial(t, nodes[0].url, protocol.PathPublish, "slow")
 	msg := frameMsg(7, 5000)
 	send(t, pub, msg)
-	eventually(t, waitLong, "hub1 to hear of the channel", func() bool {
+	testutil.Eventually(t, waitLong, "hub1 to hear of the channel", func() bool {
 		var list []protocol.ChannelInfo
 		getJSON(t, nodes[1].url+"/api/channels", &list)
 		return len(list) == 1
@@ -466,7 +429,7 @@ func TestLateJoiner(t *testing.T) {
 	}
 	// A snapshot on a third hub waits for the frame to cross.
 	third := startNode(t, nodes[0].bus.cfg.Servers[0], "hub2", nil)
-	eventually(t, waitLong, "hub2 to hear of the channel", func() bool {
+	testutil.Eventually(t, waitLong, "hub2 to hear of the channel", func() bool {
 		var list []protocol.ChannelInfo
 		getJSON(t, third.url+"/api/channels", &list)
 		return len(list) == 1
@@ -491,7 +454,7 @@ func TestListing(t *testing.T) {
 		send(t, pub, frameMsg(1, 3000))
 	}
 	for _, n := range nodes {
-		eventually(t, waitLong, n.name+" to list both channels", func() bool {
+		testutil.Eventually(t, waitLong, n.name+" to list both channels", func() bool {
 			var list []protocol.ChannelInfo
 			getJSON(t, n.url+"/api/channels", &list)
 			return len(list) == 2 && list[0].Name == "a" && list[0].Hub == "hub0" && list[0].Live &&
@@ -501,6 +464,31 @@ func TestListing(t *testing.T) {
 	if st := stats(t, nodes[2].url).Cluster; st.RemoteChannels != 2 {
 		t.Errorf("hub2 sees %d remote channels; want 2", st.RemoteChannels)
 	}
+}
+
+// TestListingSourceState: what a publisher says of its camera on one hub
+// shows on every hub, in the listing a page there reads, whether that hub
+// has readers of the channel or not.
+func TestListingSourceState(t *testing.T) {
+	_, nodes := cluster(t, 2)
+	pub := dial(t, nodes[0].url, protocol.PathPublish, "door")
+	send(t, pub, frameMsg(1, 3000))
+	if err := pub.WriteMessage(websocket.TextMessage, protocol.NewSourceNotice(protocol.SourceReconnecting, "connection refused").Encode()); err != nil {
+		t.Fatal(err)
+	}
+	listed := func(what string) {
+		t.Helper()
+		testutil.Eventually(t, waitLong, "hub1 to list the camera as reconnecting "+what, func() bool {
+			var list []protocol.ChannelInfo
+			getJSON(t, nodes[1].url+"/api/channels", &list)
+			return len(list) == 1 && list[0].Hub == "hub0" && list[0].SourceState == protocol.SourceReconnecting &&
+				list[0].SourceError == "connection refused"
+		})
+	}
+	listed("with no reader there")
+	sub := dial(t, nodes[1].url, protocol.PathSubscribe, "door")
+	defer sub.Close()
+	listed("with a reader there")
 }
 
 // closeCode reads until the connection closes and returns its close code.
@@ -527,7 +515,7 @@ func TestTakeover(t *testing.T) {
 	old := dial(t, nodes[0].url, protocol.PathPublish, "cam")
 	send(t, old, frameMsg(1000, 3000))
 	r.waitSeq(t, 1000, "the old publisher's frame on hub2")
-	eventually(t, waitLong, "hub1 to know of hub0's publisher", func() bool {
+	testutil.Eventually(t, waitLong, "hub1 to know of hub0's publisher", func() bool {
 		var list []protocol.ChannelInfo
 		getJSON(t, nodes[1].url+"/api/channels", &list)
 		return len(list) == 1 && list[0].Hub == "hub0"
@@ -543,14 +531,14 @@ func TestTakeover(t *testing.T) {
 		send(t, newer, frameMsg(seq, 3000))
 		time.Sleep(5 * time.Millisecond)
 	}
-	eventually(t, waitLong, "the newer publisher's frames on hub2", func() bool {
+	testutil.Eventually(t, waitLong, "the newer publisher's frames on hub2", func() bool {
 		m := r.last()
 		return m != nil && r.count() > n && seqOf(t, m) == 5
 	})
 	if got := stats(t, nodes[0].url).Replaced; got != 1 {
 		t.Errorf("hub0 counts %d replaced publishers; want 1", got)
 	}
-	eventually(t, waitLong, "every hub to list hub1 as the publisher", func() bool {
+	testutil.Eventually(t, waitLong, "every hub to list hub1 as the publisher", func() bool {
 		for _, nd := range nodes {
 			var list []protocol.ChannelInfo
 			getJSON(t, nd.url+"/api/channels", &list)
@@ -628,14 +616,14 @@ func TestNATSRestart(t *testing.T) {
 	local := subscribe(t, nodes[0].url, "cam")
 	remote := subscribe(t, nodes[1].url, "cam")
 	pub := dial(t, nodes[0].url, protocol.PathPublish, "cam")
-	eventually(t, waitLong, "hub0 sending", func() bool { return nodes[0].bus.Status().Sending == 1 })
+	testutil.Eventually(t, waitLong, "hub0 sending", func() bool { return nodes[0].bus.Status().Sending == 1 })
 	send(t, pub, frameMsg(1, 3000))
 	remote.waitSeq(t, 1, "the frame across")
 
 	s.Shutdown()
 	s.WaitForShutdown()
 	for _, n := range nodes {
-		eventually(t, waitLong, n.name+" degraded", func() bool {
+		testutil.Eventually(t, waitLong, n.name+" degraded", func() bool {
 			code, body := getText(t, n.url+"/healthz")
 			return code == 200 && strings.HasPrefix(body, "degraded") && stats(t, n.url).Cluster.State == "reconnecting"
 		})
@@ -650,12 +638,12 @@ func TestNATSRestart(t *testing.T) {
 
 	natsServer(t, port, 0)
 	for _, n := range nodes {
-		eventually(t, waitLong, n.name+" healthy again", func() bool {
+		testutil.Eventually(t, waitLong, n.name+" healthy again", func() bool {
 			_, body := getText(t, n.url+"/healthz")
 			return body == "ok\n"
 		})
 	}
-	eventually(t, waitLong, "hub0 sending again", func() bool { return nodes[0].bus.Status().Sending == 1 })
+	testutil.Eventually(t, waitLong, "hub0 sending again", func() bool { return nodes[0].bus.Status().Sending == 1 })
 	send(t, pub, frameMsg(5, 3000))
 	remote.waitSeq(t, 5, "frames across again after NATS returned")
 	if !strings.Contains(nodes[1].logs.String(), "nats reconnected") {
@@ -682,9 +670,9 @@ func TestMJPEGAcrossHubs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	eventually(t, waitLong, "hub1 watching cam for its MJPEG reader", func() bool { return nodes[1].bus.Status().Watching == 1 })
+	testutil.Eventually(t, waitLong, "hub1 watching cam for its MJPEG reader", func() bool { return nodes[1].bus.Status().Watching == 1 })
 	pub := dial(t, nodes[0].url, protocol.PathPublish, "cam")
-	eventually(t, waitLong, "hub0 sending", func() bool { return nodes[0].bus.Status().Sending == 1 })
+	testutil.Eventually(t, waitLong, "hub0 sending", func() bool { return nodes[0].bus.Status().Sending == 1 })
 	send(t, pub, frameMsg(42, 3000))
 	_, params, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	part, err := multipart.NewReader(resp.Body, params["boundary"]).NextPart()
@@ -702,7 +690,7 @@ func TestMJPEGAcrossHubs(t *testing.T) {
 func TestUploadsCrossHubs(t *testing.T) {
 	_, nodes := cluster(t, 2)
 	r := subscribe(t, nodes[1].url, "cam")
-	eventually(t, waitLong, "hub1 watching cam", func() bool { return nodes[1].bus.Status().Watching == 1 })
+	testutil.Eventually(t, waitLong, "hub1 watching cam", func() bool { return nodes[1].bus.Status().Watching == 1 })
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
@@ -722,7 +710,7 @@ func TestUploadsCrossHubs(t *testing.T) {
 			time.Sleep(20 * time.Millisecond) // a 50 fps camera
 		}
 	}()
-	eventually(t, waitLong, "uploaded frames on hub1", func() bool { return r.count() >= 3 })
+	testutil.Eventually(t, waitLong, "uploaded frames on hub1", func() bool { return r.count() >= 3 })
 	f, err := protocol.ParseMessage(r.last(), protocol.DefaultLimits)
 	if err != nil || f.Width != 64 || len(f.Payload) != 900 {
 		t.Fatalf("hub1 got %v, %dx%d, %d bytes; want the uploaded 64x48 JPEGs", err, f.Width, f.Height, len(f.Payload))

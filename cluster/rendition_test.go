@@ -27,7 +27,7 @@ func TestRenditionsCrossTheBus(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	thumbs := subscribe(t, b.url, "cam?max-width=320")
 	mains := subscribe(t, b.url, "cam")
-	eventually(t, waitLong, "b watching", func() bool { return b.bus.Status().Watching == 1 })
+	testutil.Eventually(t, waitLong, "b watching", func() bool { return b.bus.Status().Watching == 1 })
 	pub := dial(t, a.url, protocol.PathPublish, "cam")
 	const n = 40
 	for seq := uint64(1); seq <= n; seq++ {
@@ -47,7 +47,7 @@ func TestRenditionsCrossTheBus(t *testing.T) {
 		h, _ := protocol.ParseHeader(m)
 		return h
 	}
-	eventually(t, waitLong, "both readers at the last frame", func() bool {
+	testutil.Eventually(t, waitLong, "both readers at the last frame", func() bool {
 		return last(thumbs).Seq == n && last(thumbs).Rendition == 320 && last(mains).Seq == n
 	})
 	var prev int64

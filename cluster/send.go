@@ -20,10 +20,12 @@ type outItem struct {
 	msg       []byte // the frame's bytes, immutable
 }
 
-// outbox holds at most one frame per subject, channel and rendition: a
-// newer frame replaces one of the same rendition not yet sent, so the
-// sender always sends the newest, and a frame's renditions, which follow
-// it at once, do not replace it. Safe for concurrent use.
+// outbox holds at most one frame per subject, channel and rendition (a
+// newest.Slot each, in effect, but keyed, with the keys in the order they
+// became pending so that one sender serves every channel in turn): a newer
+// frame replaces one of the same rendition not yet sent, so the sender
+// always sends the newest, and a frame's renditions, which follow it at
+// once, do not replace it. Safe for concurrent use.
 type outbox struct {
 	mu    sync.Mutex
 	items map[string]*outItem

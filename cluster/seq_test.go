@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
 
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
@@ -75,7 +76,7 @@ func TestForgedSequenceDoesNotFreeze(t *testing.T) {
 	a := startNode(t, s.ClientURL(), "a", nil)
 	b := startNode(t, s.ClientURL(), "b", nil)
 	viewer := subscribe(t, b.url, "cam")
-	eventually(t, waitLong, "b watching", func() bool { return b.bus.Status().Watching == 1 })
+	testutil.Eventually(t, waitLong, "b watching", func() bool { return b.bus.Status().Watching == 1 })
 	var seq atomic.Uint64
 	pacedPublisher(t, dial(t, a.url, protocol.PathPublish, "cam"), func() uint64 { return seq.Add(1) })
 	viewer.waitSeq(t, 5, "b relaying a's frames")
@@ -109,7 +110,7 @@ func TestForgedSequenceDoesNotFreeze(t *testing.T) {
 	var got []uint64
 	var prev uint64
 	var forgedAt, backAt time.Time
-	eventually(t, waitLong, "b showing a's frames again after the forged one", func() bool {
+	testutil.Eventually(t, waitLong, "b showing a's frames again after the forged one", func() bool {
 		got, prev, forgedAt, backAt = viewer.after(t, math.MaxUint64)
 		return len(got) > 0
 	})
@@ -147,7 +148,7 @@ func TestPublisherCountingAnewCrossesHubs(t *testing.T) {
 	a := startNode(t, s.ClientURL(), "a", nil)
 	b := startNode(t, s.ClientURL(), "b", nil)
 	viewer := subscribe(t, b.url, "cam")
-	eventually(t, waitLong, "b watching", func() bool { return b.bus.Status().Watching == 1 })
+	testutil.Eventually(t, waitLong, "b watching", func() bool { return b.bus.Status().Watching == 1 })
 	var n atomic.Uint64
 	const restartAt = 1000
 	pacedPublisher(t, dial(t, a.url, protocol.PathPublish, "cam"), func() uint64 {
@@ -157,7 +158,7 @@ func TestPublisherCountingAnewCrossesHubs(t *testing.T) {
 		}
 		return i - 30 // then 1, 2, 3…
 	})
-	eventually(t, waitLong, "b relaying the second run", func() bool {
+	testutil.Eventually(t, waitLong, "b relaying the second run", func() bool {
 		m := viewer.last()
 		return m != nil && seqOf(t, m) < restartAt && seqOf(t, m) > 5
 	})

@@ -22,16 +22,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(testutil.Check(m.Run())) }
 
 // staticBinary builds the CGO_ENABLED=0 framehub, as the Dockerfile does.
-func staticBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "framehub")
-	cmd := exec.Command("go", "build", "-o", bin, "../cmd/framehub")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
-}
+func staticBinary(t *testing.T) string { return testutil.Framehub(t, false) }
 
 // TestInstallAndVerifyUnits installs into a scratch root and checks the
 // units with systemd-analyze, the example settings with framehub itself.

@@ -36,24 +36,30 @@ func newAccess(a Access) *access {
 
 func (h *Hub) access() *access { return h.acc.Load() }
 
-// stream is an MJPEG reader or an HTTP upload, registered so that Reload
-// can end it.
+// stream is an MJPEG reader, an event stream or an HTTP upload,
+// registered so that Reload can end it.
 type stream struct {
-	channel string
+	channel string // "" for an event stream of every channel
 	token   string // what the client presented, if anything
 	right   Right  // RightView for a reader, RightPublish for an upload
 	cancel  func()
 }
 
 // grants reports whether auth lets a connection admitted with tok keep
-// using right on channel. A signed token's expiry is not checked: it bounds
-// when its URL can be opened, not how long a stream opened with it lasts
-// (a reload would otherwise end every stream whose token has expired).
+// using right on channel; channel "" is a stream of every channel tok may
+// use right on (the event stream), which it may keep while tok has right
+// on any. A signed token's expiry is not checked: it bounds when its URL
+// can be opened, not how long a stream opened with it lasts (a reload
+// would otherwise end every stream whose token has expired).
 func (a *access) grants(tok, channel string, right Right) bool {
 	if a.auth == nil || right&^a.auth.open == 0 {
 		return true
 	}
-	return a.auth.identifyAt(tok, false).allows(a.auth.open, channel, right)
+	p := a.auth.identifyAt(tok, false)
+	if channel == "" {
+		return p.valid && p.rights&right == right
+	}
+	return p.allows(a.auth.open, channel, right)
 }
 
 // Reload replaces the tokens, origins and host names the hub accepts,

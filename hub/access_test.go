@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
@@ -58,7 +59,7 @@ func TestReloadRevokesOnlyWhatItMust(t *testing.T) {
 	defer mjpeg.Body.Close()
 	mjpegDone := make(chan struct{})
 	go func() { defer close(mjpegDone); io.Copy(io.Discard, mjpeg.Body) }()
-	eventually(t, 3*time.Second, "the publisher, two subscribers and a stream registered", func() bool {
+	testutil.Eventually(t, 3*time.Second, "the publisher, two subscribers and a stream registered", func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		return len(h.conns) == 3 && len(h.streams) == 1
@@ -212,7 +213,7 @@ func TestReloadEndsRevokedUploads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 3*time.Second, "both uploads publishing", func() bool { return h.Stats().FramesIn == 2 })
+	testutil.Eventually(t, 3*time.Second, "both uploads publishing", func() bool { return h.Stats().FramesIn == 2 })
 	if closed := h.Reload(Access{Auth: grantsAuth(t, Grant{Token: kept, Rights: RightPublish, Channels: []string{"*"}})}); closed != 1 {
 		t.Fatalf("Reload closed %d; want 1 (the upload whose token went)", closed)
 	}
@@ -223,7 +224,7 @@ func TestReloadEndsRevokedUploads(t *testing.T) {
 	if err := stays.send(part(fakeJPEG(8, 8, 2, 200))); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, "the kept upload's next frame", func() bool { return h.Stats().FramesIn == 3 })
+	testutil.Eventually(t, 3*time.Second, "the kept upload's next frame", func() bool { return h.Stats().FramesIn == 3 })
 	if err := stays.end(); err != nil {
 		t.Fatal(err)
 	}

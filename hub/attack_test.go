@@ -64,7 +64,7 @@ func TestDimensionBombIsRefused(t *testing.T) {
 			if code != websocket.CloseInvalidFramePayloadData || !strings.Contains(text, "invalid frame") {
 				t.Fatalf("publisher closed with %d %q; want 1007 and the reason", code, text)
 			}
-			eventually(t, 3*time.Second, c.counter+" counted", func() bool { return h.Stats().Refused[c.counter] == 1 })
+			testutil.Eventually(t, 3*time.Second, c.counter+" counted", func() bool { return h.Stats().Refused[c.counter] == 1 })
 			if st, body := snapshotBody(t, base, "cam"); st != 200 || !bytes.Equal(body, good) {
 				t.Fatalf("snapshot after the bomb: %d, %d bytes; want the last good frame", st, len(body))
 			}
@@ -107,7 +107,7 @@ func TestGhostChannelsTakeNoSlots(t *testing.T) {
 	for i := range ghosts {
 		dial(t, base, protocol.PathSubscribe, fmt.Sprintf("made-up-%d", i))
 	}
-	eventually(t, 3*time.Second, "ghost subscribers waiting", func() bool { return h.Stats().WaitingChannels == ghosts })
+	testutil.Eventually(t, 3*time.Second, "ghost subscribers waiting", func() bool { return h.Stats().WaitingChannels == ghosts })
 	if st := h.Stats(); st.Channels != 0 || st.Subscribers != ghosts {
 		t.Fatalf("stats with only ghosts: channels %d, subscribers %d; want 0 and %d", st.Channels, st.Subscribers, ghosts)
 	}
@@ -119,7 +119,7 @@ func TestGhostChannelsTakeNoSlots(t *testing.T) {
 	}
 	pubA := dial(t, base, protocol.PathPublish, "real-1")
 	pubB := dial(t, base, protocol.PathPublish, "made-up-7")
-	eventually(t, 3*time.Second, "two active channels", func() bool { return h.Stats().Channels == 2 })
+	testutil.Eventually(t, 3*time.Second, "two active channels", func() bool { return h.Stats().Channels == 2 })
 	if got := upgradeStatus(t, base, protocol.PathPublish+"real-3", nil); got != http.StatusServiceUnavailable {
 		t.Fatalf("third channel: %d; want 503", got)
 	}
@@ -137,11 +137,11 @@ func TestWaitingEntriesGoWithTheirSubscribers(t *testing.T) {
 	for i := range 20 {
 		conns = append(conns, dial(t, base, protocol.PathSubscribe, fmt.Sprintf("ghost-%d", i)))
 	}
-	eventually(t, 3*time.Second, "20 waiting", func() bool { return h.Stats().WaitingChannels == 20 })
+	testutil.Eventually(t, 3*time.Second, "20 waiting", func() bool { return h.Stats().WaitingChannels == 20 })
 	for _, c := range conns {
 		c.Close()
 	}
-	eventually(t, 3*time.Second, "waiting entries forgotten", func() bool { return h.Stats().WaitingChannels == 0 })
+	testutil.Eventually(t, 3*time.Second, "waiting entries forgotten", func() bool { return h.Stats().WaitingChannels == 0 })
 }
 
 // requestWithHost sends GET path with the given Host header.
@@ -163,7 +163,7 @@ func TestDNSRebindingIsRefused(t *testing.T) {
 	port := base[strings.LastIndexByte(base, ':')+1:]
 	pub := dial(t, base, protocol.PathPublish, "cam")
 	send(t, pub, frameMsg(1, 8, 8, fakeJPEG(8, 8, 1, 100), nil))
-	eventually(t, 3*time.Second, "a frame", func() bool { return len(h.Channels()) == 1 })
+	testutil.Eventually(t, 3*time.Second, "a frame", func() bool { return len(h.Channels()) == 1 })
 
 	paths := []string{"/", "/healthz", "/api/channels", "/api/stats", "/api/limits", "/view/cam", "/static/app.css", "/channels/cam/snapshot.jpg"}
 	refused := 0
@@ -270,8 +270,7 @@ func declareAndStall(t *testing.T, base string, channel string, declared, sent i
 	body := append(hd, make([]byte, sent-protocol.HeaderLen)...)
 	// One WebSocket frame that declares the whole message, of which only
 	// sent bytes follow.
-	frame := clientFrame(true, false, 2, make([]byte, declared))
-	head := frame[:len(frame)-declared]
+	head := clientFrameHeader(true, false, 2, declared)
 	if _, err := c.Write(append(head, body...)); err != nil {
 		t.Fatal(err)
 	}
@@ -285,11 +284,13 @@ func TestDeclaredSizeIsNotAllocated(t *testing.T) {
 		declareAndStall(t, base, fmt.Sprintf("s%d", i), 16<<20-1024, 4096)
 	}
 	// Each stalled read holds what arrived rounded up to the first chunk,
-	// not the 16 MiB it declared.
-	eventually(t, 5*time.Second, "every stalled publisher reading", func() bool {
-		return h.mem.used.Load() >= conns*4096
+	// not the 16 MiB it declared. Wait until all of them hold that much:
+	// then each is reading, and none will take more, since nothing more
+	// arrives. (Waiting for what one of them alone could reach, or for a
+	// while, would let the check below pass before most had begun.)
+	testutil.Eventually(t, 5*time.Second, "every stalled publisher reading", func() bool {
+		return h.Stats().Publishers == conns && h.mem.used.Load() >= conns*firstChunk
 	})
-	time.Sleep(100 * time.Millisecond) // let any further (wrong) allocation show
 	if used := h.mem.used.Load(); used > conns*firstChunk {
 		t.Fatalf("%d stalled publishers hold %d bytes; want at most %d (the first chunk each), not %d declared",
 			conns, used, conns*firstChunk, conns*(16<<20))
@@ -311,7 +312,7 @@ func TestMemoryBudgetRefusesWithTryAgainLater(t *testing.T) {
 		for _, p := range []*websocket.Conn{pubA, pubB} {
 			send(t, p, frameMsg(seq, 8, 8, fakeJPEG(8, 8, seq, frameSize), nil))
 			n++
-			eventually(t, 3*time.Second, "the frame published", func() bool { return h.Stats().FramesIn == uint64(n) })
+			testutil.Eventually(t, 3*time.Second, "the frame published", func() bool { return h.Stats().FramesIn == uint64(n) })
 		}
 	}
 	if used := h.Stats().FrameMemoryBytes; used < 4*frameSize || used > 5*frameSize {
@@ -319,7 +320,7 @@ func TestMemoryBudgetRefusesWithTryAgainLater(t *testing.T) {
 	}
 	pubC := dial(t, base, protocol.PathPublish, "c")
 	send(t, pubC, frameMsg(1, 8, 8, fakeJPEG(8, 8, 1, frameSize), nil))
-	eventually(t, 3*time.Second, "c's first frame published", func() bool { return h.Stats().FramesIn == uint64(n+1) })
+	testutil.Eventually(t, 3*time.Second, "c's first frame published", func() bool { return h.Stats().FramesIn == uint64(n+1) })
 	send(t, pubC, frameMsg(2, 8, 8, fakeJPEG(8, 8, 2, frameSize), nil))
 	if code, text := closeCode(t, pubC); code != protocol.CloseTryAgainLater || !strings.Contains(text, "memory") {
 		t.Fatalf("publisher past the budget closed with %d %q; want 1013", code, text)
@@ -484,8 +485,8 @@ func TestReplacementFightIsLoggedAtABoundedRate(t *testing.T) {
 			d.Close()
 		}
 	}
-	eventually(t, 5*time.Second, "every replacement counted", func() bool { return h.Stats().Replaced >= rounds })
-	eventually(t, 5*time.Second, "every publisher gone", func() bool { return h.Stats().Publishers == 0 })
+	testutil.Eventually(t, 5*time.Second, "every replacement counted", func() bool { return h.Stats().Replaced >= rounds })
+	testutil.Eventually(t, 5*time.Second, "every publisher gone", func() bool { return h.Stats().Publishers == 0 })
 	lines := strings.Count(logs.String(), "\n")
 	// One line per event kind (connected, replaced, left) per interval, not
 	// one per event: 900 events.
@@ -539,7 +540,7 @@ func TestFloodingPublisherIsCapped(t *testing.T) {
 	}
 	<-floodDone
 	elapsed := time.Since(start)
-	eventually(t, 5*time.Second, "the flood read in full", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the flood read in full", func() bool {
 		var in protocol.ChannelInfo
 		for _, c := range h.Channels() {
 			if c.Name == "flood" {

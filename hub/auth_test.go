@@ -83,7 +83,7 @@ func newAuthRig(t *testing.T) *authRig {
 		t.Cleanup(func() { c.Close() })
 		send(t, c, frameMsg(uint64(i+1), 16, 16, testJPEG(t, 16, 16, color.RGBA{200, 30, 40, 255}), nil))
 	}
-	eventually(t, 5*time.Second, "both channels have a frame", func() bool {
+	testutil.Eventually(t, 5*time.Second, "both channels have a frame", func() bool {
 		a, b := h.table.lookup("cam-a"), h.table.lookup("lobby")
 		return a != nil && b != nil && a.newest() != nil && b.newest() != nil
 	})
@@ -341,7 +341,10 @@ func TestSecretsNeverShow(t *testing.T) {
 	record(httpStatus(t, r.base+"/channels/cam-a/snapshot.jpg?token="+signed+"x", nil))
 	_, body := mint(t, r.base, wrongToken, `{"channel":"cam-a","right":"view"}`)
 	said.WriteString(body)
-	time.Sleep(100 * time.Millisecond) // let connection goroutines log their ends
+	// Every connection this test opened has ended, and so logged its end:
+	// what is left is the rig's publisher of lobby (the one of cam-a was
+	// replaced by the test's).
+	testutil.Eventually(t, 5*time.Second, "the test's connections to end", func() bool { return r.h.Stats().Connections == 1 })
 	said.WriteString(r.logs.String())
 	if !strings.Contains(said.String(), "unauthorized") || !strings.Contains(said.String(), "forbidden") {
 		t.Fatalf("the session logged no refusals; the test is not looking at the right output:\n%s", r.logs.String())

@@ -50,6 +50,9 @@ import (
 // the current one always wins, whatever the clocks say; two claims made
 // before either hub heard of the other (a race within the bus's delay, or
 // during a partition) are ordered by the hubs' clocks, then by hub ID.
+// A claim from the bus whose Gen is more than maxClaimAhead ahead of the
+// hub's clock is refused, so a forged Gen of 2^64−1 can neither win for
+// good nor make the next real claim's Gen wrap.
 type Claim struct {
 	Hub string // ID of the publisher's hub (Bus.Self), unique per process
 	Gen uint64
@@ -160,6 +163,9 @@ const (
 	BusBadAnnouncement
 	// BusOverBudget: chunks that would pass the hub's memory budget.
 	BusOverBudget
+	// BusFutureClaim: a frame or announcement whose claim's generation is
+	// further ahead of this hub's clock than maxClaimAhead.
+	BusFutureClaim
 	numBusRefusals
 )
 
@@ -170,7 +176,7 @@ var busFrameReasons = [...]reason{reasonBadFrame, reasonTooBig, reasonBadJPEG, r
 
 var busRefusalNames = [numBusRefusals]string{
 	BusBadEnvelope: "bad_envelope", BusBadChunk: "bad_chunk", BusIncomplete: "incomplete_frame",
-	BusBadAnnouncement: "bad_announcement", BusOverBudget: reasonMemory.String(),
+	BusBadAnnouncement: "bad_announcement", BusOverBudget: reasonMemory.String(), BusFutureClaim: "future_claim",
 }
 
 func (r BusRefusal) String() string {
@@ -187,6 +193,26 @@ const busSnapshotWait = 2 * time.Second
 // busClaimTTL is how long a claim first seen in a frame (not yet
 // announced) counts as live.
 const busClaimTTL = 3 * time.Second
+
+// maxClaimAhead bounds how far ahead of this hub's clock a claim from the
+// bus may be. A hub makes a claim's generation from its clock in Unix
+// milliseconds, or one more than the largest it has heard of for the
+// channel, so a real claim is ahead of another hub's clock only by the
+// clocks' skew (and a millisecond per takeover faster than one a
+// millisecond). A claim further ahead is forged (or from a hub whose clock
+// is off by more than this: keep hubs' clocks in step, NTP): it is
+// refused (BusFutureClaim), so that no one can take a generation that the
+// next real claim's "one more" cannot beat, or make it wrap past 2^64−1.
+const maxClaimAhead = time.Minute
+
+// claimTooNew reports whether c's generation is further ahead of now
+// than maxClaimAhead.
+func claimTooNew(c Claim, now time.Time) bool {
+	return c.Gen > uint64(now.Add(maxClaimAhead).UnixMilli())
+}
+
+// nextGen returns g+1, or g if that would wrap.
+func nextGen(g uint64) uint64 { return max(g, g+1) }
 
 // busLink is the hub's side of its bus.
 type busLink struct {
@@ -340,7 +366,9 @@ func (h *Hub) busClaim(p localPublisher) {
 	lp := p.local()
 	l.mu.Lock()
 	bc := l.chanLocked(lp.ch.name)
-	gen := max(uint64(time.Now().UnixMilli()), bc.maxGen+1, bc.best.Gen+1)
+	// No wrap: maxGen is at most maxClaimAhead past some hub's clock (the
+	// bus's claims are checked on arrival), and nextGen saturates anyway.
+	gen := max(uint64(time.Now().UnixMilli()), nextGen(bc.maxGen), nextGen(bc.best.Gen))
 	lp.claim = Claim{Hub: l.id, Gen: gen}
 	bc.best, bc.maxGen, bc.bestName = lp.claim, gen, l.name
 	bc.local, bc.remote, bc.order = p, false, seqOrder{}
@@ -430,6 +458,11 @@ func (l *busLink) logRefusal(channel, why, detail string) {
 		slog.String("reason", why), slog.String("channel", truncate(channel, 64)), slog.String("error", truncate(detail, 200)))
 }
 
+func futureClaimDetail(c Claim) string {
+	return "claim of hub " + strconv.Quote(truncate(c.Hub, 64)) + " with generation " + strconv.FormatUint(c.Gen, 10) +
+		", more than " + maxClaimAhead.String() + " ahead of this hub's clock (forged, or clocks out of step)"
+}
+
 // busNode is the BusNode of a hub.
 type busNode struct{ l *busLink }
 
@@ -443,6 +476,10 @@ func (n busNode) Refused(channel string, why BusRefusal, detail string) {
 
 func (n busNode) Receive(channel string, from Claim, parts [][]byte) {
 	l, h := n.l, n.l.h
+	if claimTooNew(from, time.Now()) {
+		l.busRefuse(channel, BusFutureClaim, futureClaimDetail(from))
+		return
+	}
 	total := 0
 	for _, p := range parts {
 		total += len(p)
@@ -542,6 +579,9 @@ func (n busNode) Receive(channel string, from Claim, parts [][]byte) {
 		}
 		return
 	}
+	if ok && pf.Rendition == protocol.RenditionMain {
+		h.book.observe(channel, f, false)
+	}
 	if beaten != nil {
 		h.replacedRemotely(beaten, from.Hub)
 	}
@@ -566,6 +606,10 @@ func (n busNode) Announced(a Announcement) {
 		return
 	}
 	now := time.Now()
+	if claimTooNew(a.Claim, now) {
+		l.busRefuse(a.Channel, BusFutureClaim, futureClaimDetail(a.Claim))
+		return
+	}
 	var beaten localPublisher
 	var reannounce *Announcement
 	l.mu.Lock()
@@ -690,6 +734,7 @@ func (h *Hub) busChannels(list []protocol.ChannelInfo) []protocol.ChannelInfo {
 		case bc != nil && bc.live(now):
 			in.Live, in.Hub = true, bc.bestName
 			in.FPS, in.BitrateBPS = bc.info.FPS, bc.info.BitrateBPS
+			in.SourceState, in.SourceError = bc.info.SourceState, bc.info.SourceError
 		}
 	}
 	n := len(list)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -61,7 +62,7 @@ func TestBusOrder(t *testing.T) {
 	bus := &fakeBus{}
 	h, base := testHub(t, Config{Bus: bus})
 	sub := dial(t, base, protocol.PathSubscribe, "cam")
-	eventually(t, 5*time.Second, "watch", func() bool { return bus.saw("watch cam") })
+	testutil.Eventually(t, 5*time.Second, "watch", func() bool { return bus.saw("watch cam") })
 	x5, y4, z6 := Claim{"x", 5}, Claim{"y", 4}, Claim{"z", 6}
 	msg := func(seq uint64) []byte { return frameMsg(seq, 64, 48, fakeJPEG(64, 48, seq, 500), nil) }
 	for _, step := range []struct {
@@ -85,7 +86,7 @@ func TestBusOrder(t *testing.T) {
 		}
 	}
 	sub.Close()
-	eventually(t, 5*time.Second, "unwatch", func() bool { return bus.saw("unwatch cam") })
+	testutil.Eventually(t, 5*time.Second, "unwatch", func() bool { return bus.saw("unwatch cam") })
 	if h.Stats().Cluster.FramesIn != 4 {
 		t.Errorf("frames in %d; want 4", h.Stats().Cluster.FramesIn)
 	}
@@ -97,9 +98,9 @@ func TestBusClaims(t *testing.T) {
 	bus := &fakeBus{}
 	h, base := testHub(t, Config{Bus: bus})
 	pub := dial(t, base, protocol.PathPublish, "cam")
-	eventually(t, 5*time.Second, "claim", func() bool { return bus.saw("claim cam") })
+	testutil.Eventually(t, 5*time.Second, "claim", func() bool { return bus.saw("claim cam") })
 	send(t, pub, frameMsg(1, 64, 48, fakeJPEG(64, 48, 1, 500), nil))
-	eventually(t, 5*time.Second, "frame offered to the bus", func() bool { bus.mu.Lock(); defer bus.mu.Unlock(); return bus.published == 1 })
+	testutil.Eventually(t, 5*time.Second, "frame offered to the bus", func() bool { bus.mu.Lock(); defer bus.mu.Unlock(); return bus.published == 1 })
 	if c, msg, ok := bus.node.Latest("cam"); !ok || c.Hub != "me" || len(msg) == 0 {
 		t.Fatalf("Latest = %v, %d bytes, %v", c, len(msg), ok)
 	}
@@ -110,12 +111,12 @@ func TestBusClaims(t *testing.T) {
 	if !bus.saw("claim cam") {
 		t.Fatal("a smaller claim did not make the hub announce its own")
 	}
-	bus.node.Announced(Announcement{Channel: "cam", Claim: Claim{"new", 1 << 62}, HubName: "there", Live: true, Expires: time.Now().Add(time.Minute)})
+	bus.node.Announced(Announcement{Channel: "cam", Claim: Claim{"new", aheadGen()}, HubName: "there", Live: true, Expires: time.Now().Add(time.Minute)})
 	code, reason := closeCode(t, pub)
 	if code != protocol.CloseReplaced || !strings.Contains(reason, "there") {
 		t.Fatalf("closed with %d %q; want 4001 naming the other hub", code, reason)
 	}
-	eventually(t, 5*time.Second, "release", func() bool { return bus.saw("release cam") })
+	testutil.Eventually(t, 5*time.Second, "release", func() bool { return bus.saw("release cam") })
 	list := h.Channels()
 	if len(list) != 1 || !list[0].Live || list[0].Hub != "there" {
 		t.Fatalf("listing %+v; want cam live on hub there", list)
@@ -125,8 +126,52 @@ func TestBusClaims(t *testing.T) {
 	}
 }
 
-// TestNoBusNoCluster: a hub without a bus reports no cluster and is
-// healthy, as before.
+// aheadGen is the generation of a claim another hub makes a little after
+// this one's publisher connected: its clock, a second on.
+func aheadGen() uint64 { return uint64(time.Now().Add(time.Second).UnixMilli()) }
+
+// TestBusRefusesFutureClaims: announcements and frames under a claim more
+// than maxClaimAhead ahead of the hub's clock (a forged 2^64−1, or an hour
+// on) are refused and counted, and the local publisher keeps its channel;
+// a later claim within the bound still takes it over. And the hub's own
+// next generation never wraps.
+func TestBusRefusesFutureClaims(t *testing.T) {
+	bus := &fakeBus{}
+	h, base := testHub(t, Config{Bus: bus})
+	sub := dial(t, base, protocol.PathSubscribe, "cam")
+	pub := dial(t, base, protocol.PathPublish, "cam")
+	testutil.Eventually(t, 5*time.Second, "claim", func() bool { return bus.saw("claim cam") })
+	send(t, pub, frameMsg(1, 64, 48, fakeJPEG(64, 48, 1, 500), nil))
+	if f, _ := readFrame(t, sub, 5*time.Second); f.Seq != 1 {
+		t.Fatalf("subscriber got frame %d; want 1", f.Seq)
+	}
+	hour := uint64(time.Now().Add(time.Hour).UnixMilli())
+	for _, c := range []Claim{{"evil", math.MaxUint64}, {"evil", hour}} {
+		bus.node.Announced(Announcement{Channel: "cam", Claim: c, HubName: "evil", Live: true, Expires: time.Now().Add(time.Minute)})
+		m := frameMsg(2, 64, 48, fakeJPEG(64, 48, 2, 500), nil)
+		bus.node.Receive("cam", c, [][]byte{m})
+	}
+	if got := h.Stats().Cluster.Refused["future_claim"]; got != 4 {
+		t.Errorf("refused future_claim = %d; want 4 (two announcements, two frames)", got)
+	}
+	send(t, pub, frameMsg(3, 64, 48, fakeJPEG(64, 48, 3, 500), nil))
+	if f, _ := readFrame(t, sub, 5*time.Second); f.Seq != 3 {
+		t.Fatalf("subscriber got frame %d after the forged claims; want the publisher's 3", f.Seq)
+	}
+	if list := h.Channels(); len(list) != 1 || list[0].Hub != "here" {
+		t.Fatalf("listing %+v; want cam on this hub", list)
+	}
+	bus.node.Announced(Announcement{Channel: "cam", Claim: Claim{"later", aheadGen()}, HubName: "there", Live: true, Expires: time.Now().Add(time.Minute)})
+	if code, _ := closeCode(t, pub); code != protocol.CloseReplaced {
+		t.Fatalf("a claim within the clock bound: publisher closed with %d; want 4001", code)
+	}
+	if g := nextGen(math.MaxUint64); g != math.MaxUint64 {
+		t.Errorf("nextGen(2^64−1) = %d; want no wrap", g)
+	}
+}
+
+// TestNoBusNoCluster: a hub without a bus reports no cluster section in
+// its stats and answers /healthz "ok".
 func TestNoBusNoCluster(t *testing.T) {
 	h, base := testHub(t, Config{})
 	if h.Stats().Cluster != nil {
@@ -203,7 +248,7 @@ func TestRemoteInterestEndsWithItsClaim(t *testing.T) {
 	if n := viewers(first); n != 0 {
 		t.Fatalf("first notice %d; want 0", n)
 	}
-	eventually(t, 5*time.Second, "claim", func() bool { return bus.saw("claim cam") })
+	testutil.Eventually(t, 5*time.Second, "claim", func() bool { return bus.saw("claim cam") })
 	// A frame: the channel outlives its publisher (for --channel-ttl), and
 	// with it whatever it records.
 	send(t, first, frameMsg(1, 64, 48, fakeJPEG(64, 48, 1, 500), nil))
@@ -212,7 +257,7 @@ func TestRemoteInterestEndsWithItsClaim(t *testing.T) {
 		t.Fatalf("notice after another hub's interest: %d; want 1", n)
 	}
 	first.Close()
-	eventually(t, 5*time.Second, "release", func() bool { return bus.saw("release cam") })
+	testutil.Eventually(t, 5*time.Second, "release", func() bool { return bus.saw("release cam") })
 	again := dial(t, base, protocol.PathPublish, "cam?"+protocol.QueryOnDemand+"=1")
 	if n := viewers(again); n != 0 {
 		t.Fatalf("a reconnected publisher hears %d viewers; want 0 (the interest went with the old claim)", n)
@@ -225,7 +270,7 @@ func TestRemoteInterestEndsWithItsClaim(t *testing.T) {
 	if n := viewers(again); n != 2 {
 		t.Fatalf("notice after other hubs' interest: %d; want 2", n)
 	}
-	bus.node.Announced(Announcement{Channel: "cam", Claim: Claim{"other", 1 << 62}, HubName: "there", Live: true, Expires: time.Now().Add(time.Minute)})
+	bus.node.Announced(Announcement{Channel: "cam", Claim: Claim{"other", aheadGen()}, HubName: "there", Live: true, Expires: time.Now().Add(time.Minute)})
 	if code, _ := closeCode(t, again); code != protocol.CloseReplaced {
 		t.Fatalf("closed with %d; want 4001", code)
 	}

@@ -63,9 +63,10 @@ func (c *channel) counters() ChannelCounters {
 	cc := ChannelCounters{Name: c.name, FramesIn: c.frames, FramesDropped: c.dropped,
 		FramesOut: c.departedOut, FramesSkipped: c.departedSkipped, BytesOut: c.departedBytes}
 	cc.Renditions = c.renditionCountersLocked()
+	cc.SourceState, _ = c.sourceLocked(time.Now())
 	for m := range c.subs {
 		cc.FramesOut += m.delivered.Load()
-		cc.FramesSkipped += m.overwritten.Load()
+		cc.FramesSkipped += m.overwritten()
 		cc.BytesOut += m.bytes.Load()
 		switch m.kind {
 		case readerWS:
@@ -154,7 +155,7 @@ func (c *channel) removeSub(m *mailbox) {
 		if m.kind == readerWS {
 			c.wsSubs--
 		}
-		c.departedSkipped += m.overwritten.Load()
+		c.departedSkipped += m.overwritten()
 		c.departedOut += m.delivered.Load()
 		c.departedBytes += m.bytes.Load()
 		c.viewersChangedLocked()
@@ -173,12 +174,13 @@ func (c *channel) setPublisher(p publisherConn) (old publisherConn) {
 
 // clearPublisher removes p if it is still the publisher (a publisher that
 // was replaced must not unset its successor).
-func (c *channel) clearPublisher(p publisherConn) {
+func (c *channel) clearPublisher(p publisherConn) (was bool) {
 	c.mu.Lock()
-	if c.pub == p {
+	if was = c.pub == p; was {
 		c.pub = nil
 	}
 	c.mu.Unlock()
+	return was
 }
 
 // newest returns the newest frame, or nil.
@@ -198,12 +200,13 @@ func (c *channel) info(now time.Time, ttl time.Duration) (protocol.ChannelInfo, 
 		Subscribers: len(c.subs), Frames: c.frames, Bytes: c.bytes, Skipped: c.departedSkipped,
 		Dropped: c.dropped, LastFrameAgeMS: -1,
 	}
+	in.SourceState, in.SourceError = c.sourceLocked(now)
 	if od, ok := c.pub.(interface{ isOnDemand() bool }); ok && od.isOnDemand() {
 		in.OnDemand = true
 		in.Idle = len(c.subs)+c.remote == 0
 	}
 	for m := range c.subs {
-		in.Skipped += m.overwritten.Load()
+		in.Skipped += m.overwritten()
 	}
 	recent := false
 	if f := c.latest; f != nil {

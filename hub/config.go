@@ -126,8 +126,14 @@ type Config struct {
 	Page fs.FS
 	// Bus, when not nil, links the hub with others so that they act as one
 	// (see Bus; package cluster implements it over NATS). The hub starts it
-	// and closes it on Shutdown. Nil: a hub on its own, as before.
+	// and closes it on Shutdown. Nil: a hub on its own, which runs none of
+	// the cluster code.
 	Bus Bus
+	// Webhook, with a URL, POSTs a signed JSON document for each event
+	// start and end of a local publisher's channel (events.go, webhook.go).
+	// Check it with WebhookConfig.Check: a hub given one that does not
+	// check sends none, and logs why.
+	Webhook WebhookConfig
 	// Instruments, when not nil, receive what the hub measures on its hot
 	// path (package metrics exports them for Prometheus).
 	Instruments Instruments

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
@@ -55,20 +56,20 @@ func TestOrigins(t *testing.T) {
 			t.Errorf("Origin %q: status %d; want %d", c.origin, got, c.want)
 		}
 	}
-	eventually(t, 3*time.Second, "refusals counted", func() bool { return h.Stats().Refused["foreign_origin"] == 5 })
+	testutil.Eventually(t, 3*time.Second, "refusals counted", func() bool { return h.Stats().Refused["foreign_origin"] == 5 })
 }
 
 func TestCapacityLimits(t *testing.T) {
 	h, base := testHub(t, Config{MaxChannels: 2, MaxSubscribers: 3, MaxSubscribersPerChannel: 2})
 	dial(t, base, protocol.PathPublish, "a")
 	dial(t, base, protocol.PathPublish, "b")
-	eventually(t, 3*time.Second, "two channels", func() bool { return h.table.lookup("a") != nil && h.table.lookup("b") != nil })
+	testutil.Eventually(t, 3*time.Second, "two channels", func() bool { return h.table.lookup("a") != nil && h.table.lookup("b") != nil })
 	if got := upgradeStatus(t, base, protocol.PathPublish+"c", nil); got != http.StatusServiceUnavailable {
 		t.Errorf("third channel: %d; want 503", got)
 	}
 	dial(t, base, protocol.PathSubscribe, "a")
 	dial(t, base, protocol.PathSubscribe, "a")
-	eventually(t, 3*time.Second, "two subscribers on a", func() bool {
+	testutil.Eventually(t, 3*time.Second, "two subscribers on a", func() bool {
 		c := h.table.lookup("a")
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -129,6 +130,12 @@ func rawClient(t *testing.T, base, path string, extra string) (net.Conn, *bufio.
 // clientFrame encodes a masked client frame (mask key 0, so the payload is
 // unchanged on the wire).
 func clientFrame(fin, rsv1 bool, opcode byte, payload []byte) []byte {
+	return append(clientFrameHeader(fin, rsv1, opcode, len(payload)), payload...)
+}
+
+// clientFrameHeader is the header of a masked client frame of n payload
+// bytes (mask key 0): what a client sends before the payload.
+func clientFrameHeader(fin, rsv1 bool, opcode byte, n int) []byte {
 	b0 := opcode
 	if fin {
 		b0 |= 0x80
@@ -137,7 +144,7 @@ func clientFrame(fin, rsv1 bool, opcode byte, payload []byte) []byte {
 		b0 |= 0x40
 	}
 	out := []byte{b0}
-	switch n := len(payload); {
+	switch {
 	case n < 126:
 		out = append(out, 0x80|byte(n))
 	case n < 65536:
@@ -146,8 +153,7 @@ func clientFrame(fin, rsv1 bool, opcode byte, payload []byte) []byte {
 		out = append(out, 0x80|127)
 		out = binary.BigEndian.AppendUint64(out, uint64(n))
 	}
-	out = append(out, 0, 0, 0, 0)
-	return append(out, payload...)
+	return append(out, 0, 0, 0, 0)
 }
 
 // readClose reads server frames until a close frame and returns its code.
@@ -205,7 +211,7 @@ func TestRawFrameAttacks(t *testing.T) {
 		if code := readClose(t, c, br); code != websocket.CloseMessageTooBig {
 			t.Fatalf("close code %d; want 1009", code)
 		}
-		eventually(t, 3*time.Second, "too_big counted", func() bool { return h.Stats().Refused["too_big"] == 1 })
+		testutil.Eventually(t, 3*time.Second, "too_big counted", func() bool { return h.Stats().Refused["too_big"] == 1 })
 	})
 	t.Run("compression_bit_without_negotiation", func(t *testing.T) {
 		_, base := testHub(t, Config{})
@@ -229,7 +235,7 @@ func TestRawFrameAttacks(t *testing.T) {
 		if code := readClose(t, c, br); code != websocket.CloseMessageTooBig {
 			t.Fatalf("close code %d; want 1009", code)
 		}
-		eventually(t, 3*time.Second, "too_big counted", func() bool { return h.Stats().Refused["too_big"] == 1 })
+		testutil.Eventually(t, 3*time.Second, "too_big counted", func() bool { return h.Stats().Refused["too_big"] == 1 })
 	})
 }
 

@@ -39,6 +39,10 @@ func (h *Hub) routes() http.Handler {
 	// Limits are not secret: a page needs them before it has a token.
 	mux.HandleFunc("GET "+protocol.PathLimits, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, h.Limits()) })
 	mux.HandleFunc("POST /api/token", h.serveToken)
+	// Events: the list, the stream and the snapshots (events.go).
+	mux.HandleFunc("GET "+protocol.PathEvents, h.serveEvents)
+	mux.HandleFunc("GET "+protocol.PathEventStream, h.serveEventStream)
+	mux.HandleFunc("GET "+protocol.PathEventSnapshots+"{channel}/{id}/snapshot.jpg", h.serveEventSnapshot)
 	if h.cfg.Page == nil {
 		return mux
 	}

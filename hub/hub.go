@@ -20,6 +20,7 @@
 //	              → the frame-rate cap → acceptFrame (protocol.ParseMessage, or a refusal: refuse.go)
 //	frame.go      the frame: one buffer, WebSocket header in front, immutable
 //	publish.go    publishFrame → the bus hook (bus.go) → channel.publish → each reader's mailbox
+//	              → the event hook (events.go: the frame's events, after its readers have it)
 //	mailbox.go    the one-slot inbox: put overwrites, the writer takes
 //	writer.go     a subscriber's writer: writeLoop → writeFrame (write, or sendfile)
 //	sendfile.go   zero-copy fan-out: the frame once in a memory file, sent to each socket by sendfile
@@ -35,7 +36,9 @@
 // (per-address limits at accept), server.go (the http.Server), stats.go,
 // instruments.go (what a metrics exporter reads), bus.go (the hub's
 // side of a cluster: the Bus interface it needs and the hooks it calls),
-// and rendition.go (renditions: smaller copies of a channel's frames, each
+// events.go (the events the frames carry: /api/events, the event stream,
+// snapshots), webhook.go (telling a URL of each start and end) and
+// rendition.go (renditions: smaller copies of a channel's frames, each
 // with its own readers, chosen by max-width or name, the hub never
 // decoding them; small hooks in publish.go, channel.go, writer.go and the
 // readers' handlers).
@@ -77,6 +80,7 @@ type Hub struct {
 	mem          *budget
 	logs         *ratelimit.Logger // per-connection events and refusals, at a bounded rate
 	link         *busLink          // the hub's side of Config.Bus, or nil
+	book         *eventBook        // the events of every channel (events.go)
 	zc           *zeroCopy
 
 	acc atomic.Pointer[access] // tokens, origins and hosts; swapped by Reload
@@ -122,6 +126,7 @@ func New(cfg Config) *Hub {
 		done:         make(chan struct{}),
 	}
 	cfg.limits().SetHeaders(h.limitHeaders)
+	sourceHeader(h.limitHeaders)
 	h.acc.Store(newAccess(Access{Auth: cfg.Auth, AllowedOrigins: cfg.AllowedOrigins, AllowedHosts: cfg.AllowedHosts}))
 	for _, n := range cfg.OwnNames {
 		h.ownNames = append(h.ownNames, hostName(n))
@@ -143,6 +148,8 @@ func New(cfg Config) *Hub {
 	if cfg.Bus != nil {
 		h.link = newBusLink(h, cfg.Bus) // before the janitor, which reads it
 	}
+	h.book = newEventBook(h)
+	h.book.start()
 	h.janitorWG.Add(2)
 	go h.janitor()
 	go h.watchdog()
@@ -271,6 +278,7 @@ func (h *Hub) janitor() {
 			h.table.sweep(now, h.cfg.ChannelTTL, h.retire)
 			h.ipl.sweep(now)
 			h.logs.Flush(now)
+			h.book.sweep(now)
 			if h.link != nil {
 				h.link.sweep(now)
 			}
@@ -324,6 +332,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			_ = h.link.bus.Close() // its errors are the bus's to log
 		}
 		h.janitorWG.Wait()
+		h.book.close()
 		// Nothing sends any more: let go of every frame (and so close
 		// every memory file) now, not whenever the hub becomes garbage.
 		for _, c := range h.table.all() {

@@ -106,18 +106,6 @@ func readFrame(t testing.TB, c *websocket.Conn, timeout time.Duration) (protocol
 	return f, msg
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestFanoutContent: every subscriber gets every frame byte for byte,
 // whether the hub sends it by sendfile from a memory file (the default, on
 // plain TCP), by writes (configured off), or by writes because the memory
@@ -140,7 +128,7 @@ func TestFanoutContent(t *testing.T) {
 				subs[i] = dial(t, base, protocol.PathSubscribe, "cam")
 			}
 			pub := dial(t, base, protocol.PathPublish, "cam")
-			eventually(t, 5*time.Second, "all subscribers registered", func() bool {
+			testutil.Eventually(t, 5*time.Second, "all subscribers registered", func() bool {
 				chs := h.Channels()
 				return len(chs) == 1 && chs[0].Subscribers == nsub
 			})
@@ -174,7 +162,7 @@ func TestNewSubscriberGetsNewestFrameAtOnce(t *testing.T) {
 	for seq := uint64(1); seq <= 5; seq++ {
 		send(t, pub, frameMsg(seq, 8, 8, fakeJPEG(8, 8, seq, 100), nil))
 	}
-	eventually(t, 5*time.Second, "frame 5 on probe", func() bool { f, _ := readFrame(t, probe, 5*time.Second); return f.Seq == 5 })
+	testutil.Eventually(t, 5*time.Second, "frame 5 on probe", func() bool { f, _ := readFrame(t, probe, 5*time.Second); return f.Seq == 5 })
 	late := dial(t, base, protocol.PathSubscribe, "cam")
 	if f, _ := readFrame(t, late, 2*time.Second); f.Seq != 5 {
 		t.Fatalf("late subscriber's first frame is seq %d; want the newest, 5", f.Seq)
@@ -182,9 +170,9 @@ func TestNewSubscriberGetsNewestFrameAtOnce(t *testing.T) {
 }
 
 func TestSubscriberWaitsForPublisher(t *testing.T) {
-	_, base := testHub(t, Config{})
+	h, base := testHub(t, Config{})
 	sub := dial(t, base, protocol.PathSubscribe, "later")
-	time.Sleep(100 * time.Millisecond) // nothing to read yet, and still connected
+	testutil.Eventually(t, 5*time.Second, "the subscriber waiting on a channel nobody publishes", func() bool { return h.Readers("later") == 1 })
 	pub := dial(t, base, protocol.PathPublish, "later")
 	send(t, pub, frameMsg(1, 8, 8, fakeJPEG(8, 8, 1, 50), nil))
 	if f, _ := readFrame(t, sub, 3*time.Second); f.Seq != 1 {
@@ -244,8 +232,8 @@ func TestStalledSubscriberIsEvictedAndDelaysNoOne(t *testing.T) {
 		send(t, pub, frameMsg(seq, 640, 480, fakeJPEG(640, 480, seq, 200_000), nil))
 		time.Sleep(10 * time.Millisecond)
 	}
-	eventually(t, 5*time.Second, "healthy subscriber to get the last frame", func() bool { return lastSeq.Load() == n })
-	eventually(t, 5*time.Second, "the stalled subscriber to be evicted", func() bool { return h.Stats().Evicted == 1 })
+	testutil.Eventually(t, 5*time.Second, "healthy subscriber to get the last frame", func() bool { return lastSeq.Load() == n })
+	testutil.Eventually(t, 5*time.Second, "the stalled subscriber to be evicted", func() bool { return h.Stats().Evicted == 1 })
 	runtime.GC()
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
@@ -264,7 +252,7 @@ func TestStalledSubscriberIsEvictedAndDelaysNoOne(t *testing.T) {
 	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("stalled peer's read ended with %v; want a connection reset", err)
 	}
-	eventually(t, 3*time.Second, "the evicted subscriber to leave the channel", func() bool {
+	testutil.Eventually(t, 3*time.Second, "the evicted subscriber to leave the channel", func() bool {
 		chs := h.Channels()
 		return len(chs) == 1 && chs[0].Subscribers == 0
 	})
@@ -472,7 +460,7 @@ func TestReplacedPublisherThatNeverReads(t *testing.T) {
 	}()
 	defer close(stop)
 	newer := dial(t, base, protocol.PathPublish, "cam")
-	eventually(t, 3*time.Second, "the takeover", func() bool { return h.Stats().Replaced == 1 })
+	testutil.Eventually(t, 3*time.Second, "the takeover", func() bool { return h.Stats().Replaced == 1 })
 	var seen []uint64
 	for seq := uint64(1); seq <= 30; seq++ {
 		send(t, newer, frameMsg(seq, 8, 8, fakeJPEG(8, 8, seq, 50), nil))
@@ -484,7 +472,6 @@ func TestReplacedPublisherThatNeverReads(t *testing.T) {
 			f, _ = readFrame(t, sub, 3*time.Second)
 		}
 		seen = append(seen, f.Seq)
-		time.Sleep(10 * time.Millisecond) // room for the old publisher's frames, were any relayed
 	}
 	select {
 	case err := <-oldDone:
@@ -493,6 +480,13 @@ func TestReplacedPublisherThatNeverReads(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the old publisher's connection is still open 5 s after the takeover")
+	}
+	// The old publisher is gone, having sent until the end: had the hub
+	// relayed any of its frames after the takeover, they would come
+	// before this one.
+	send(t, newer, frameMsg(31, 8, 8, fakeJPEG(8, 8, 31, 50), nil))
+	if f, _ := readFrame(t, sub, 3*time.Second); f.Seq != 31 {
+		t.Fatalf("after the new publisher's frames %v and the old one's end, the subscriber got %d; want 31", seen, f.Seq)
 	}
 }
 
@@ -556,7 +550,7 @@ func TestBadPublisherInput(t *testing.T) {
 			if code, text := closeCode(t, pub); code != c.code {
 				t.Fatalf("close code %d %q; want %d", code, text, c.code)
 			}
-			eventually(t, 3*time.Second, c.counter+" refusal counted", func() bool { return h.Stats().Refused[c.counter] == 1 })
+			testutil.Eventually(t, 3*time.Second, c.counter+" refusal counted", func() bool { return h.Stats().Refused[c.counter] == 1 })
 			// The channel keeps its last good frame.
 			resp, err := http.Get(base + "/channels/cam/snapshot.jpg")
 			if err != nil {
@@ -593,7 +587,7 @@ func TestBadSubscriberInput(t *testing.T) {
 			if code, _ := closeCode(t, sub); code != c.code {
 				t.Fatalf("close code %d; want %d", code, c.code)
 			}
-			eventually(t, 3*time.Second, c.counter+" refusal counted", func() bool { return h.Stats().Refused[c.counter] == 1 })
+			testutil.Eventually(t, 3*time.Second, c.counter+" refusal counted", func() bool { return h.Stats().Refused[c.counter] == 1 })
 		})
 	}
 }
@@ -661,7 +655,7 @@ func TestRawFrameSnapshot(t *testing.T) {
 		Width: uint32(w), Height: uint32(hgt), Seq: 1, CaptureTime: time.Now().UnixNano()}, Payload: px}
 	send(t, pub, protocol.AppendFrame(nil, &f))
 	var img image.Image
-	eventually(t, 3*time.Second, "raw snapshot", func() bool {
+	testutil.Eventually(t, 3*time.Second, "raw snapshot", func() bool {
 		resp, err := http.Get(base + "/channels/raw/snapshot.jpg")
 		if err != nil || resp.StatusCode != 200 {
 			return false
@@ -783,13 +777,13 @@ func TestDeadPeersAreDropped(t *testing.T) {
 	h, base := testHub(t, Config{PingInterval: 100 * time.Millisecond, PongWait: 400 * time.Millisecond})
 	silentPeer(t, base, protocol.PathPublish, "cam")
 	silentPeer(t, base, protocol.PathSubscribe, "cam")
-	eventually(t, 3*time.Second, "the silent publisher to count as live", func() bool {
+	testutil.Eventually(t, 3*time.Second, "the silent publisher to count as live", func() bool {
 		chs := h.Channels()
 		return len(chs) == 1 && chs[0].Live
 	})
 	start := time.Now()
 	// Neither answers pings: both are dropped after the pong wait.
-	eventually(t, 3*time.Second, "the silent peers to be dropped", func() bool {
+	testutil.Eventually(t, 3*time.Second, "the silent peers to be dropped", func() bool {
 		return h.Stats().Connections == 0
 	})
 	if d := time.Since(start); d > 2*time.Second {
@@ -818,7 +812,7 @@ func TestLiveSubscribersArePinged(t *testing.T) {
 			}
 		}
 	}()
-	eventually(t, 5*time.Second, "ten pings", func() bool { return pings.Load() >= 10 })
+	testutil.Eventually(t, 5*time.Second, "ten pings", func() bool { return pings.Load() >= 10 })
 	if n := h.Stats().Connections; n != 1 {
 		t.Fatalf("%d connections after ten pings; the answering subscriber should still be there", n)
 	}

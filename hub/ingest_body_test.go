@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
@@ -62,7 +63,7 @@ func TestUploadMalformedTransfer(t *testing.T) {
 						t.Fatal(err)
 					}
 					frames++
-					eventually(t, 5*time.Second, "the good frame", func() bool { return channelInfo(h, channel).Frames == frames })
+					testutil.Eventually(t, 5*time.Second, "the good frame", func() bool { return channelInfo(h, channel).Frames == frames })
 				}
 				// The client may get its answer (and a reset) before it has
 				// written everything: a write error is fine.

@@ -330,7 +330,7 @@ func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 func hubWait(t *testing.T, h *Hub, what string, cond func(protocol.Stats) bool) {
 	t.Helper()
-	eventually(t, 5*time.Second, what, func() bool { return cond(h.Stats()) })
+	testutil.Eventually(t, 5*time.Second, what, func() bool { return cond(h.Stats()) })
 }
 
 // TestUploadStalled: an upload that stops sending mid-frame is ended
@@ -447,6 +447,7 @@ func TestUploadTakeover(t *testing.T) {
 	// still sending; the upload reads its answer, then its connection is
 	// closed, within the drain's bounds.
 	sending := make(chan error, 1)
+	before := h.Stats().FramesIn
 	go func() {
 		for {
 			if err := up.send(part(jpg(3))); err != nil {
@@ -456,7 +457,7 @@ func TestUploadTakeover(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}()
-	time.Sleep(50 * time.Millisecond)
+	hubWait(t, h, "the upload publishing again", func(st protocol.Stats) bool { return st.FramesIn > before })
 	ws2 := dial(t, base, protocol.PathPublish, "cam")
 	a := up.wait(t, 3*time.Second)
 	if a.status != http.StatusConflict || !strings.Contains(a.body, "replaced by a newer publisher") {
@@ -551,7 +552,7 @@ func TestUploadLimits(t *testing.T) {
 		if err := up.send(part(jpg)); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 3*time.Second, "the frame", func() bool { return h.Stats().FramesIn == 1 })
+		testutil.Eventually(t, 3*time.Second, "the frame", func() bool { return h.Stats().FramesIn == 1 })
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		if err := h.Shutdown(ctx); err != nil {
@@ -619,8 +620,11 @@ func TestUploadDeclaredLengthIsNotAllocated(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	hubWait(t, h, "every upload reading", func(st protocol.Stats) bool { return st.Publishers == n && st.FrameMemoryBytes > 0 })
-	time.Sleep(100 * time.Millisecond) // let any further (wrong) allocation show
+	// Every upload reading holds its first buffer: wait until all do (then
+	// nothing more arrives to make any of them grow), not until one does.
+	hubWait(t, h, "every upload reading", func(st protocol.Stats) bool {
+		return st.Publishers == n && st.FrameMemoryBytes >= n*64<<10
+	})
 	if used := h.Stats().FrameMemoryBytes; used > n*64<<10 {
 		t.Fatalf("%d uploads declaring 15 MiB each hold %d bytes; want at most their first 64 KiB buffers", n, used)
 	}

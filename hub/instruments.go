@@ -32,6 +32,9 @@ type ChannelCounters struct {
 	// when the channel carries renditions or a reader asked for one (nil
 	// otherwise: everything above is the main picture's).
 	Renditions []RenditionCounters
+	// SourceState is the source state /api/channels shows (protocol.SourceLive,
+	// …), "" when the channel has none.
+	SourceState string
 }
 
 // ChannelCounters returns every channel's counters, in no order. Safe for

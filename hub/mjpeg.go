@@ -62,7 +62,7 @@ func (h *Hub) serveMJPEG(w http.ResponseWriter, r *http.Request, name string) {
 			continue
 		}
 		if !order.admit(f) {
-			mb.overwritten.Add(1) // not newer than the last part, after a move to another rendition
+			mb.pass() // not newer than the last part, after a move to another rendition
 			continue
 		}
 		jpg, part, err := f.jpegBytes()
@@ -85,7 +85,7 @@ func (h *Hub) serveMJPEG(w http.ResponseWriter, r *http.Request, name string) {
 			return
 		}
 		if err != nil {
-			log.Debug("mjpeg reader left", "sent", mb.delivered.Load(), "skipped", mb.overwritten.Load(), "error", err.Error())
+			log.Debug("mjpeg reader left", "sent", mb.delivered.Load(), "skipped", mb.overwritten(), "error", err.Error())
 			return
 		}
 		mb.sent(len(part) + len(jpg) + len(crlf))

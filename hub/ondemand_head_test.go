@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
@@ -39,7 +40,7 @@ func TestHeadDoesNotWakeOnDemand(t *testing.T) {
 		}
 	}
 	send(t, pub, frameMsg(7, 8, 8, fakeJPEG(8, 8, 7, 200), nil))
-	eventually(t, 5*time.Second, "the frame", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the frame", func() bool {
 		resp, err := http.Head(base + "/channels/cam/snapshot.jpg")
 		if err != nil {
 			t.Fatal(err)

@@ -29,6 +29,7 @@ func (h *Hub) publishFrame(p localPublisher, f *frame) (released *frame, ok bool
 	released, ok = lp.ch.publishFrom(publisherConn(p), f)
 	if ok {
 		lp.rend.noteMain(f)
+		h.book.observe(lp.ch.name, f, true) // after its readers have it
 	}
 	return released, ok, nil
 }

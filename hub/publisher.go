@@ -22,7 +22,8 @@ type publisher struct {
 	localPart
 	onDemand bool // static: it captures only while someone watches
 
-	viewerCount atomic.Int64 // the channel's readers, as last told
+	viewerCount atomic.Int64  // the channel's readers, as last told
+	source      sourceNotices // what it says of its camera (source.go)
 }
 
 // viewers records the channel's reader count and wakes the writer, which
@@ -75,7 +76,7 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request, name string) 
 		return
 	}
 	h.serveWebSocket(w, r, name, RightPublish, int64(h.cfg.MaxFrameBytes), func() { h.table.unclaim(ch) }, func(c *wsConn) {
-		h.runPublisher(&publisher{wsConn: c, h: h, localPart: localPart{ch: ch, rend: renditionPart{only: only}}, onDemand: onDemand})
+		h.runPublisher(&publisher{wsConn: c, h: h, localPart: localPart{ch: ch, rend: renditionPart{only: only}}, onDemand: onDemand, source: newSourceNotices()})
 	})
 }
 
@@ -174,7 +175,9 @@ func (h *Hub) takeChannel(p localPublisher) (leave func(), err error) {
 	}
 	h.busClaim(p)
 	return func() {
-		ch.clearPublisher(p)
+		if ch.clearPublisher(p) {
+			h.book.publisherLeft(ch.name) // its events end with it (not a replaced one's: the new one's go on)
+		}
 		h.busRelease(p)
 		for _, f := range ch.releaseRenditions(p) {
 			h.retire(f)

@@ -40,6 +40,12 @@ func (h *Hub) readFrames(p *publisher) (n, dropped uint64, end ending) {
 		h.retire(p.ch.retirePrev())
 		now := time.Now()
 		_ = p.ws.SetReadDeadline(now.Add(h.cfg.PongWait))
+		if typ == websocket.TextMessage {
+			if end, ok := h.receiveText(p, r); !ok {
+				return n, dropped, end
+			}
+			continue
+		}
 		if typ != websocket.BinaryMessage {
 			return n, dropped, h.refuseConn(p.wsConn, reasonMessageType, "publishers send binary frames")
 		}

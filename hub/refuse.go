@@ -49,6 +49,9 @@ const (
 	reasonBadRendition                     // a rendition not narrower than the main picture, not as wide as its name, or not of its main frame (rendition.go)
 	reasonTooManyRenditions                // a rendition past MaxRenditions
 	reasonTooManySwitches                  // a subscriber switching renditions faster than switchRate
+	reasonBadSourceNotice                  // a publisher's source notice with an unknown state or too long an error
+	reasonSourceFlood                      // a publisher sending source notices faster than the hub takes them
+	reasonEventRate                        // an event of a channel that starts events faster than eventRate (events.go); its frame goes on
 	numReasons
 )
 
@@ -87,6 +90,9 @@ var refusals = [numReasons]refusal{
 	reasonTooManyRenditions:  {"too_many_renditions", websocket.ClosePolicyViolation, 503, "too many renditions"},
 	reasonTooManySwitches:    {"too_many_switches", websocket.ClosePolicyViolation, 0, "too many rendition switches"},
 	reasonBadWebSocket:       {"bad_websocket", websocket.CloseProtocolError, 0, "frame breaks the WebSocket protocol"},
+	reasonBadSourceNotice:    {"bad_source_notice", websocket.CloseInvalidFramePayloadData, 0, "bad source notice"},
+	reasonSourceFlood:        {"source_notice_flood", websocket.ClosePolicyViolation, 0, "too many source notices"},
+	reasonEventRate:          {"event_rate", 0, 0, "events started faster than a channel may"},
 }
 
 func (r reason) String() string { return refusals[r].name }

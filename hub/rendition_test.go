@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
@@ -44,7 +45,7 @@ func prime(t *testing.T, h *Hub, pub *websocket.Conn, channel string, widths ...
 	for _, w := range widths {
 		want += "," + protocol.Rendition(w).String()
 	}
-	eventually(t, 5*time.Second, "renditions "+want, func() bool { return renditionNames(renditionsOf(h, channel)) == want })
+	testutil.Eventually(t, 5*time.Second, "renditions "+want, func() bool { return renditionNames(renditionsOf(h, channel)) == want })
 }
 
 func dialQuery(t *testing.T, base, endpoint, channel, query string) *websocket.Conn {
@@ -107,7 +108,7 @@ func TestRenditionsByWant(t *testing.T) {
 		subs[i] = dialQuery(t, base, protocol.PathSubscribe, "cam", c.query)
 	}
 	waiting := dialQuery(t, base, protocol.PathSubscribe, "cam", "rendition=480") // no such rendition: waits
-	eventually(t, 5*time.Second, "readers joined", func() bool { return h.Readers("cam") == len(cases)+1 })
+	testutil.Eventually(t, 5*time.Second, "readers joined", func() bool { return h.Readers("cam") == len(cases)+1 })
 	for seq := uint64(1); seq <= 5; seq++ {
 		if seq > 1 { // frame 1 is there when they join: each gets its own at once
 			sendSet(t, pub, seq, time.Now().UnixNano(), 640, 320)
@@ -158,7 +159,7 @@ func TestMaxWidthFollowsRenditions(t *testing.T) {
 		t.Fatalf("with no rendition, max-width=320 got rendition %v; want the main picture", f.Rendition)
 	}
 	thumb := dialQuery(t, base, protocol.PathPublish, "cam", "rendition=320")
-	eventually(t, 5*time.Second, "the publisher of 320", func() bool { return h.Stats().Publishers == 2 })
+	testutil.Eventually(t, 5*time.Second, "the publisher of 320", func() bool { return h.Stats().Publishers == 2 })
 	var last int64
 	sawThumb := false
 	for range 10 {
@@ -181,7 +182,7 @@ func TestMaxWidthFollowsRenditions(t *testing.T) {
 		t.Fatal("the reader never moved to rendition 320")
 	}
 	thumb.Close()
-	eventually(t, 5*time.Second, "rendition 320 gone", func() bool { return renditionNames(renditionsOf(h, "cam")) == "main" })
+	testutil.Eventually(t, 5*time.Second, "rendition 320 gone", func() bool { return renditionNames(renditionsOf(h, "cam")) == "main" })
 	step()
 	send(t, pub, rendMsg(seq, at, 1280, 720, 0))
 	// Moved back, it may first get the main frame it had at 320 (the same
@@ -206,7 +207,7 @@ func TestSwitchOnTheConnection(t *testing.T) {
 	h, base := testHub(t, Config{})
 	sub := dialQuery(t, base, protocol.PathSubscribe, "cam", "")
 	pub := dial(t, base, protocol.PathPublish, "cam")
-	eventually(t, 5*time.Second, "the reader joined", func() bool { return h.Readers("cam") == 1 })
+	testutil.Eventually(t, 5*time.Second, "the reader joined", func() bool { return h.Readers("cam") == 1 })
 	at := time.Now().UnixNano()
 	var last int64
 	seq := uint64(0)
@@ -248,7 +249,7 @@ func TestSwitchOnTheConnection(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Let the switch land before the next set is sent.
-		eventually(t, 5*time.Second, "the switch", func() bool {
+		testutil.Eventually(t, 5*time.Second, "the switch", func() bool {
 			for _, r := range renditionsOf(h, "cam") {
 				if r.Name == c.want.String() {
 					return r.Subscribers == 1
@@ -269,7 +270,7 @@ func TestSwitchWaitsForANewerFrameBounded(t *testing.T) {
 	pub := dial(t, base, protocol.PathPublish, "cam")
 	liar := dialQuery(t, base, protocol.PathPublish, "cam", "rendition=320")
 	sub := dialQuery(t, base, protocol.PathSubscribe, "cam", "rendition=320")
-	eventually(t, 5*time.Second, "the reader joined", func() bool { return h.Readers("cam") == 1 })
+	testutil.Eventually(t, 5*time.Second, "the reader joined", func() bool { return h.Readers("cam") == 1 })
 	now := time.Now().UnixNano()
 	send(t, pub, rendMsg(1, now, 1280, 720, 0))
 	future := now + int64(24*time.Hour)
@@ -331,7 +332,7 @@ func TestSwitchFlood(t *testing.T) {
 	calm := dialQuery(t, base, protocol.PathSubscribe, "cam", "max-width=320")
 	readFrame(t, calm, 5*time.Second) // frame 1, at once
 	flood := dialQuery(t, base, protocol.PathSubscribe, "cam", "")
-	eventually(t, 5*time.Second, "readers joined", func() bool { return h.Readers("cam") == 2 })
+	testutil.Eventually(t, 5*time.Second, "readers joined", func() bool { return h.Readers("cam") == 2 })
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -422,7 +423,7 @@ func TestRenditionAttacks(t *testing.T) {
 				// Something for the one-rendition publisher to be narrower than.
 				main := dial(t, base, protocol.PathPublish, "bad")
 				send(t, main, rendMsg(1, now(), 1280, 720, 0))
-				eventually(t, 5*time.Second, "the main picture", func() bool { return renditionNames(renditionsOf(h, "bad")) == "main" })
+				testutil.Eventually(t, 5*time.Second, "the main picture", func() bool { return renditionNames(renditionsOf(h, "bad")) == "main" })
 			}
 			bad := dialQuery(t, base, protocol.PathPublish, "bad", c.query)
 			for _, msg := range c.frames() {
@@ -482,7 +483,7 @@ func TestHundredRenditions(t *testing.T) {
 			send(t, pub, rendMsg(seq, at, w, w*9/16, protocol.Rendition(w)))
 		}
 		if seq == 1 {
-			eventually(t, 5*time.Second, "the first set", func() bool { return len(renditionsOf(h, "cam")) == 5 })
+			testutil.Eventually(t, 5*time.Second, "the first set", func() bool { return len(renditionsOf(h, "cam")) == 5 })
 			reader = dialQuery(t, base, protocol.PathSubscribe, "cam", "max-width=100")
 		}
 		// The reader asked for 100 wide: the narrowest it gets is the
@@ -494,13 +495,13 @@ func TestHundredRenditions(t *testing.T) {
 	if got := renditionNames(renditionsOf(h, "cam")); got != "main,1000,998,996,994" {
 		t.Fatalf("renditions listed %q; want main and the first 4", got)
 	}
-	eventually(t, 5*time.Second, "3×96 renditions refused", func() bool { return h.Stats().Refused["too_many_renditions"] == 3*96 })
+	testutil.Eventually(t, 5*time.Second, "3×96 renditions refused", func() bool { return h.Stats().Refused["too_many_renditions"] == 3*96 })
 	one := dialQuery(t, base, protocol.PathPublish, "cam", "rendition=320")
 	if code, text := closeCode(t, one); code != websocket.ClosePolicyViolation || !strings.Contains(text, "renditions") {
 		t.Fatalf("a fifth rendition's publisher closed with %d %q; want 1008", code, text)
 	}
 	pub.Close()
-	eventually(t, 5*time.Second, "the renditions gone and their memory back", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the renditions gone and their memory back", func() bool {
 		return renditionNames(renditionsOf(h, "cam")) == "main" && h.Stats().FrameMemoryBytes <= idle+2*(1<<20)
 	})
 }
@@ -514,7 +515,7 @@ func TestRenditionTakeover(t *testing.T) {
 	pub := dial(t, base, protocol.PathPublish, "cam")
 	reader := dialQuery(t, base, protocol.PathSubscribe, "cam", "rendition=320")
 	mainReader := dialQuery(t, base, protocol.PathSubscribe, "cam", "")
-	eventually(t, 5*time.Second, "readers joined", func() bool { return h.Readers("cam") == 2 })
+	testutil.Eventually(t, 5*time.Second, "readers joined", func() bool { return h.Readers("cam") == 2 })
 	at := time.Now().UnixNano()
 	sendSet(t, pub, 1, at, 320)
 	if f, _ := readFrame(t, reader, 5*time.Second); f.Seq != 1 {
@@ -522,7 +523,7 @@ func TestRenditionTakeover(t *testing.T) {
 	}
 	readFrame(t, mainReader, 5*time.Second)
 	a := dialQuery(t, base, protocol.PathPublish, "cam", "rendition=320")
-	eventually(t, 5*time.Second, "the takeover", func() bool { return h.Stats().Publishers == 2 })
+	testutil.Eventually(t, 5*time.Second, "the takeover", func() bool { return h.Stats().Publishers == 2 })
 	sendSet(t, pub, 2, at+1, 320) // its 320 goes nowhere now
 	send(t, a, rendMsg(500, at+2, 320, 180, 320))
 	if f, _ := readFrame(t, reader, 5*time.Second); f.Seq != 500 {
@@ -593,7 +594,7 @@ func TestRenditionSnapshotAndMJPEG(t *testing.T) {
 	h, base := testHub(t, Config{})
 	pub := dial(t, base, protocol.PathPublish, "cam")
 	sendSet(t, pub, 1, time.Now().UnixNano(), 640, 320)
-	eventually(t, 5*time.Second, "the set", func() bool { return renditionNames(renditionsOf(h, "cam")) == "main,640,320" })
+	testutil.Eventually(t, 5*time.Second, "the set", func() bool { return renditionNames(renditionsOf(h, "cam")) == "main,640,320" })
 	for _, c := range []struct {
 		query string
 		width int
@@ -638,7 +639,7 @@ func TestRenditionSnapshotAndMJPEG(t *testing.T) {
 		}
 	}()
 	for seq := uint64(2); seq <= 4; seq++ {
-		eventually(t, 5*time.Second, "the MJPEG reader", func() bool { return h.Readers("cam") == 1 })
+		testutil.Eventually(t, 5*time.Second, "the MJPEG reader", func() bool { return h.Readers("cam") == 1 })
 		sendSet(t, pub, seq, time.Now().UnixNano(), 640, 320)
 		select {
 		case b := <-parts:
@@ -658,7 +659,7 @@ func TestRenditionUpload(t *testing.T) {
 	h, base := testHub(t, Config{})
 	pub := dial(t, base, protocol.PathPublish, "cam")
 	send(t, pub, rendMsg(1, time.Now().UnixNano(), 1280, 720, 0))
-	eventually(t, 5*time.Second, "the main picture", func() bool { return renditionNames(renditionsOf(h, "cam")) == "main" })
+	testutil.Eventually(t, 5*time.Second, "the main picture", func() bool { return renditionNames(renditionsOf(h, "cam")) == "main" })
 	var body bytes.Buffer
 	for i := range 3 {
 		body.Write(realJPEG(t, 320, 180, i))
@@ -700,11 +701,11 @@ func TestRenditionCounters(t *testing.T) {
 	send(t, plain, rendMsg(1, time.Now().UnixNano(), 64, 48, 0))
 	pub := dial(t, base, protocol.PathPublish, "cam")
 	dialQuery(t, base, protocol.PathSubscribe, "cam", "max-width=320")
-	eventually(t, 5*time.Second, "the reader", func() bool { return h.Readers("cam") == 1 })
+	testutil.Eventually(t, 5*time.Second, "the reader", func() bool { return h.Readers("cam") == 1 })
 	for seq := uint64(1); seq <= 4; seq++ {
 		sendSet(t, pub, seq, time.Now().UnixNano(), 640, 320)
 	}
-	eventually(t, 5*time.Second, "the frames counted", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the frames counted", func() bool {
 		for _, cc := range h.ChannelCounters() {
 			if cc.Name == "cam" && len(cc.Renditions) == 3 && cc.Renditions[0].FramesIn == 4 {
 				got := map[string]RenditionCounters{}

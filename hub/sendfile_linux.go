@@ -86,9 +86,10 @@ func newFileSender(rc syscall.RawConn) *fileSender {
 // try sends what is left of the file; false asks RawConn.Write to wait for
 // room in the send buffer. It returns true only when the frame is out or
 // has failed, so that one RawConn.Write call, which holds the socket's
-// write lock throughout, sends the whole frame: a close or ping frame that
-// another goroutine writes (gorilla's WriteControl) waits for the frame's
-// end instead of landing inside it.
+// write lock throughout, sends the whole frame. Only the subscriber's
+// writer writes to the socket (see wsConn), so nothing else should try;
+// the one write from elsewhere, gorilla's own close frame on a protocol
+// error, waits for the frame's end instead of landing inside it.
 func (s *fileSender) try(fd uintptr) bool {
 	for s.off < s.ff.size {
 		before := s.off

@@ -44,7 +44,7 @@ func (h *Hub) evicted(mb *mailbox, channel, remote string) {
 	h.logs.Log(slog.LevelInfo, "evicted:"+channel, "reader evicted: write deadline missed",
 		slog.String("channel", channel), slog.String("remote", remote), slog.String("reader", mb.kind.String()),
 		slog.Duration("write_timeout", h.cfg.WriteTimeout),
-		slog.Uint64("sent", mb.delivered.Load()), slog.Uint64("skipped", mb.overwritten.Load()))
+		slog.Uint64("sent", mb.delivered.Load()), slog.Uint64("skipped", mb.overwritten()))
 }
 
 // watchdog evicts subscribers whose write has taken longer than

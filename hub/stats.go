@@ -48,6 +48,8 @@ func (h *Hub) Stats() protocol.Stats {
 		s.Refused[i.String()] = h.counters.Refused[i].Load()
 	}
 	s.Cluster = h.busStats()
+	ev := h.book.stats()
+	s.Events = &ev
 	// runtime/metrics reads these without stopping the world, unlike
 	// runtime.ReadMemStats.
 	sample := []metrics.Sample{{Name: "/sched/goroutines:goroutines"}, {Name: "/memory/classes/heap/objects:bytes"}}

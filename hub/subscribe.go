@@ -108,7 +108,7 @@ func (h *Hub) runSubscriber(s *subscriber) {
 	h.leave(ch, s.mb)
 	if debug {
 		attrs := append([]slog.Attr{slog.String("channel", s.channel), slog.String("remote", s.remote),
-			slog.Uint64("sent", s.mb.delivered.Load()), slog.Uint64("skipped", s.mb.overwritten.Load()),
+			slog.Uint64("sent", s.mb.delivered.Load()), slog.Uint64("skipped", s.mb.overwritten()),
 			slog.Float64("seconds", round2(time.Since(start).Seconds()))}, end.attrs()...)
 		h.logs.Log(slog.LevelDebug, "sub:"+s.channel, "subscriber left", attrs...)
 	}

@@ -48,7 +48,7 @@ func (h *Hub) writeLoop(s *subscriber, ch *channel) {
 		if !s.order.admit(f) {
 			// Of a rendition it was just moved to, and not newer than the
 			// last frame sent: skipped (rendition.go).
-			s.mb.overwritten.Add(1)
+			s.mb.pass()
 			continue
 		}
 		if !s.credit.take(f.hdr.Seq) {
@@ -74,10 +74,10 @@ func (h *Hub) writeFrame(s *subscriber, f *frame) error {
 	if s.files != nil && f.fanout >= ZeroCopyMinSubscribers {
 		if ff := h.zc.acquire(f); ff != nil {
 			err := s.files.send(ff)
-			h.zc.unref(ff)
 			if err == nil {
 				h.zc.sent.Add(1)
 			}
+			h.zc.unref(ff)
 			return err
 		}
 	}

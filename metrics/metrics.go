@@ -19,6 +19,9 @@
 //	framehub_refusals_total{reason}            refusals by reason
 //	framehub_evictions_total                   stalled subscribers evicted
 //	framehub_frame_memory_bytes                what the memory budget counts now
+//	framehub_source_state{channel,state}       1 for the channel's source state (live,
+//	                                           stalled, reconnecting, ended), 0 for the
+//	                                           others; no series while it has none
 //
 // plus the Go runtime's and the process's collectors (go_goroutines,
 // process_resident_memory_bytes, …). Counters and gauges are read from the
@@ -100,18 +103,23 @@ var (
 	descEvictions  = prometheus.NewDesc("framehub_evictions_total", "Subscribers evicted for a stalled write.", nil, nil)
 	descZeroCopy   = prometheus.NewDesc("framehub_zero_copy_frames_total", "Frames sent to subscribers by sendfile from a memory file instead of copied by a write.", nil, nil)
 	descMemory     = prometheus.NewDesc("framehub_frame_memory_bytes", "Bytes of frames the memory budget counts now.", nil, nil)
+	descSource     = prometheus.NewDesc("framehub_source_state", "1 for the state of the channel's camera or stream (live, stalled, reconnecting, ended), 0 for the others.", []string{"channel", "state"}, nil)
 
 	descRendFrames = prometheus.NewDesc("framehub_rendition_frames_in_total", "Frames published of the rendition (main or a width).", []string{"channel", "rendition"}, nil)
 	descRendBytes  = prometheus.NewDesc("framehub_rendition_bytes_in_total", "Bytes published of the rendition.", []string{"channel", "rendition"}, nil)
 	descRendSubs   = prometheus.NewDesc("framehub_rendition_subscribers", "Readers receiving the rendition now.", []string{"channel", "rendition"}, nil)
 )
 
+// sourceStates are the values of framehub_source_state's state label: a
+// fixed set, whatever a publisher sends.
+var sourceStates = []string{protocol.SourceLive, protocol.SourceStalled, protocol.SourceReconnecting, protocol.SourceEnded}
+
 // collector reads the hub when Prometheus scrapes.
 type collector struct{ src Source }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descFramesIn, descDropped, descFramesOut, descSkipped, descBytesOut, descSubs,
-		descPublishers, descRefusals, descEvictions, descZeroCopy, descMemory, descRendFrames, descRendBytes, descRendSubs} {
+		descPublishers, descRefusals, descEvictions, descZeroCopy, descMemory, descSource, descRendFrames, descRendBytes, descRendSubs} {
 		ch <- d
 	}
 }
@@ -132,6 +140,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descRendFrames, prometheus.CounterValue, float64(r.FramesIn), cc.Name, r.Name)
 			ch <- prometheus.MustNewConstMetric(descRendBytes, prometheus.CounterValue, float64(r.BytesIn), cc.Name, r.Name)
 			ch <- prometheus.MustNewConstMetric(descRendSubs, prometheus.GaugeValue, float64(r.Subscribers), cc.Name, r.Name)
+		}
+		if cc.SourceState != "" {
+			for _, s := range sourceStates {
+				v := 0.0
+				if s == cc.SourceState {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(descSource, prometheus.GaugeValue, v, cc.Name, s)
+			}
 		}
 	}
 	st := c.src.Stats()

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -102,7 +103,7 @@ func TestScrapeAfterKnownTraffic(t *testing.T) {
 	hubtest.WaitSubscribers(t, h.Addr, 3, 5*time.Second)
 	// Admitted is not yet joined: wait until all three read the channel,
 	// so that every frame has both WebSocket readers (and goes by sendfile).
-	hubtest.Eventually(t, 5*time.Second, "three readers joined cam1", func() bool { return h.Hub.Readers("cam1") == 3 })
+	testutil.Eventually(t, 5*time.Second, "three readers joined cam1", func() bool { return h.Hub.Readers("cam1") == 3 })
 	frames := make([]protocol.Frame, 20)
 	for i := range frames {
 		frames[i] = hubtest.JPEGFrame(64, 48, testutil.FakeJPEG(64, 48, uint64(i), 500))
@@ -118,7 +119,7 @@ func TestScrapeAfterKnownTraffic(t *testing.T) {
 	resp, _ := http.Get(h.URL + "/ws/subscribe/..")
 	resp.Body.Close()
 
-	hubtest.Eventually(t, 5*time.Second, "the MJPEG reader's 20 frames counted", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the MJPEG reader's 20 frames counted", func() bool {
 		v, _ := value(scrape(t, srv.URL), "framehub_frames_out_total", map[string]string{"channel": "cam1"})
 		return v >= 60
 	})
@@ -170,10 +171,53 @@ func TestScrapeAfterKnownTraffic(t *testing.T) {
 	c1.Close()
 	c2.Close()
 	cancel()
-	hubtest.Eventually(t, 10*time.Second, "cam1's series to go", func() bool {
+	testutil.Eventually(t, 10*time.Second, "cam1's series to go", func() bool {
 		fams := scrape(t, srv.URL)
 		_, in := value(fams, "framehub_frames_in_total", map[string]string{"channel": "cam1"})
 		_, age := value(fams, "framehub_frame_age_seconds", map[string]string{"channel": "cam1"})
 		return !in && !age
 	})
+}
+
+// TestSourceStateGauge: a channel's source state is one series per state,
+// 1 for the current one; a publisher's notices move it, and a state that
+// is not one of the four cannot add a label (the hub refuses it).
+func TestSourceStateGauge(t *testing.T) {
+	exp := metrics.New()
+	h := hubtest.Start(t, hub.Config{Instruments: exp})
+	exp.Watch(h.Hub)
+	srv := httptest.NewServer(exp.Handler())
+	defer srv.Close()
+	u, _ := protocol.ChannelURL(h.Addr, protocol.PathPublish, "door")
+	pub, _, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	pub.WriteMessage(websocket.BinaryMessage, hubtest.Frame(1, 64, 48, 300, nil))
+	state := func(want string) {
+		t.Helper()
+		testutil.Eventually(t, 5*time.Second, "state "+want, func() bool {
+			fams := scrape(t, srv.URL)
+			for _, s := range []string{"live", "stalled", "reconnecting", "ended"} {
+				v, ok := value(fams, "framehub_source_state", map[string]string{"channel": "door", "state": s})
+				if !ok || (v == 1) != (s == want) {
+					return false
+				}
+			}
+			return len(fams["framehub_source_state"].Metric) == 4
+		})
+	}
+	pub.WriteMessage(websocket.TextMessage, protocol.NewSourceNotice(protocol.SourceReconnecting, "refused").Encode())
+	state("reconnecting")
+	pub.WriteMessage(websocket.TextMessage, protocol.NewSourceNotice(protocol.SourceLive, "").Encode())
+	state("live")
+	pub.WriteMessage(websocket.TextMessage, []byte(`{"op":"source","state":"x\"} 1\nevil{a=\"b"}`))
+	testutil.Eventually(t, 5*time.Second, "the bad notice refused", func() bool {
+		v, _ := value(scrape(t, srv.URL), "framehub_refusals_total", map[string]string{"reason": "bad_source_notice"})
+		return v == 1
+	})
+	if fams := scrape(t, srv.URL); fams["evil"] != nil {
+		t.Fatal("a notice wrote a series")
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"framehub/hub"
+	"framehub/internal/testutil"
 	"framehub/protocol"
 	"framehub/publisher"
 	"framehub/subscriber"
@@ -112,9 +113,7 @@ func collect(t testing.TB, addr, channel string) *collector {
 		})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	for !cl.Connected() { // so that no frame is missed
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "the collector connected", cl.Connected) // so that no frame is missed
 	return c
 }
 

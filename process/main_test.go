@@ -4,10 +4,11 @@ import (
 	"os"
 	"testing"
 
+	"framehub/internal/matleak"
 	"framehub/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
 	os.Setenv("OPENCV_LOG_LEVEL", "ERROR")
-	os.Exit(testutil.Check(m.Run(), matLeakCheck))
+	os.Exit(testutil.Check(m.Run(), matleak.Check))
 }

@@ -281,8 +281,8 @@ type encodeResult struct {
 // even {"boxes_dropped":N} does not fit, it returns nil.
 func (m *Meta) encode(limit int) ([]byte, encodeResult) {
 	var res encodeResult
-	nAll := min(len(m.Boxes), protocol.MaxBoxes)
-	res.boxesCut = len(m.Boxes) - nAll
+	nBoxes := min(len(m.Boxes), protocol.MaxBoxes)
+	res.boxesCut = len(m.Boxes) - nBoxes
 	steps := m.Steps
 	if len(steps) > maxSteps {
 		res.stepsCut = len(steps) - maxSteps
@@ -290,110 +290,33 @@ func (m *Meta) encode(limit int) ([]byte, encodeResult) {
 	}
 	events := m.Events[:min(len(m.Events), protocol.MaxEvents)]
 	res.eventsCut = len(m.Events) - len(events)
-	nEvents := len(events)
-	build := func(nBoxes, nSteps int, keys []string) []byte {
-		boxes := m.pickBoxes(nBoxes)
-		b := make([]byte, 0, 64+nEvents*128+nBoxes*64+nSteps*40)
-		b = append(b, '{')
-		first := true
-		sep := func() {
-			if !first {
-				b = append(b, ',')
-			}
-			first = false
-		}
-		if m.Gate != nil {
-			sep()
-			b = append(b, `"gate":{"motion":`...)
-			b = strconv.AppendBool(b, m.Gate.Motion)
-			if m.Gate.Refresh {
-				b = append(b, `,"refresh":true`...)
-			}
-			b = append(b, `,"regions":`...)
-			b = strconv.AppendInt(b, int64(m.Gate.Regions), 10)
-			b = append(b, '}')
-		}
-		if nEvents > 0 {
-			sep()
-			b = append(b, `"events":[`...)
-			for i, e := range events[:nEvents] {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = protocol.AppendEvent(b, e)
-			}
-			b = append(b, ']')
-		}
-		if nBoxes > 0 || len(m.Boxes) > 0 {
-			sep()
-			b = append(b, `"boxes":[`...)
-			for i := range nBoxes {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = protocol.AppendBox(b, boxes[i])
-			}
-			b = append(b, ']')
-		}
-		if cut := len(m.Boxes) - nBoxes; cut > 0 {
-			sep()
-			b = append(b, `"`+keyCut+`":`...)
-			b = strconv.AppendInt(b, int64(cut), 10)
-		}
-		if nSteps > 0 {
-			sep()
-			b = append(b, `"steps":[`...)
-			for i, st := range steps[len(steps)-nSteps:] {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				name, _ := json.Marshal(st.Name) // a string always marshals
-				b = append(b, `{"name":`...)
-				b = append(b, name...)
-				b = append(b, `,"ms":`...)
-				b = strconv.AppendFloat(b, math.Round(st.MS*100)/100, 'f', -1, 64)
-				if st.Gated {
-					b = append(b, `,"gated":true`...)
-				}
-				b = append(b, '}')
-			}
-			b = append(b, ']')
-		}
-		for _, k := range keys {
-			sep()
-			kj, _ := json.Marshal(k)
-			b = append(b, kj...)
-			b = append(b, ':')
-			b = append(b, m.pass[k]...)
-		}
-		return append(b, '}')
-	}
 	keys := make([]string, 0, len(m.pass))
 	for k := range m.pass {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	nBoxes, nSteps := nAll, len(steps)
-	out := build(nBoxes, nSteps, keys)
+	e := metaEncoder{m: m, events: events, steps: steps}
+	nEvents, nSteps := len(events), len(steps)
+	out := e.build(nEvents, nBoxes, nSteps, keys)
 	if limit > 0 && len(out) > limit {
 		// Leave out the input's keys first, last key first.
 		for len(keys) > 0 && len(out) > limit {
 			keys = keys[:len(keys)-1]
 			res.keysCut++
-			out = build(nBoxes, nSteps, keys)
+			out = e.build(nEvents, nBoxes, nSteps, keys)
 		}
 		// Then the steps, oldest first.
 		for nSteps > 0 && len(out) > limit {
 			nSteps--
 			res.stepsCut++
-			out = build(nBoxes, nSteps, keys)
+			out = e.build(nEvents, nBoxes, nSteps, keys)
 		}
 		// Then boxes from the end: find the most that fit.
 		if len(out) > limit {
 			lo, hi := 0, nBoxes // build(lo) may fit; build(hi) does not
 			for lo < hi {
 				mid := (lo + hi + 1) / 2
-				if len(build(mid, 0, nil)) <= limit {
+				if len(e.build(nEvents, mid, 0, nil)) <= limit {
 					lo = mid
 				} else {
 					hi = mid - 1
@@ -401,13 +324,13 @@ func (m *Meta) encode(limit int) ([]byte, encodeResult) {
 			}
 			res.boxesCut += nBoxes - lo
 			nBoxes = lo
-			out = build(lo, 0, nil)
+			out = e.build(nEvents, lo, 0, nil)
 		}
 		// Then the events, from the end (the ended ones).
 		for nEvents > 0 && len(out) > limit {
 			nEvents--
 			res.eventsCut++
-			out = build(nBoxes, 0, nil)
+			out = e.build(nEvents, nBoxes, 0, nil)
 		}
 		if len(out) > limit {
 			res.overBudget = true
@@ -418,4 +341,96 @@ func (m *Meta) encode(limit int) ([]byte, encodeResult) {
 		return nil, res
 	}
 	return out, res
+}
+
+// metaEncoder writes a Meta as JSON, keeping as much of each part as it
+// is told: encode tries fewer until the object fits its limit.
+type metaEncoder struct {
+	m      *Meta
+	events []protocol.Event // at most protocol.MaxEvents
+	steps  []StepTime       // at most maxSteps, the newest
+	b      []byte
+	first  bool
+}
+
+// build returns the object with the first nEvents events, nBoxes boxes
+// (see pickBoxes), the newest nSteps steps and the input keys keys.
+func (e *metaEncoder) build(nEvents, nBoxes, nSteps int, keys []string) []byte {
+	m := e.m
+	e.b = make([]byte, 0, 64+nEvents*128+nBoxes*64+nSteps*40)
+	e.b = append(e.b, '{')
+	e.first = true
+	if m.Gate != nil {
+		e.key("gate")
+		e.b = append(e.b, `{"motion":`...)
+		e.b = strconv.AppendBool(e.b, m.Gate.Motion)
+		if m.Gate.Refresh {
+			e.b = append(e.b, `,"refresh":true`...)
+		}
+		e.b = append(e.b, `,"regions":`...)
+		e.b = strconv.AppendInt(e.b, int64(m.Gate.Regions), 10)
+		e.b = append(e.b, '}')
+	}
+	if nEvents > 0 {
+		e.key("events")
+		e.b = appendList(e.b, e.events[:nEvents], protocol.AppendEvent)
+	}
+	if nBoxes > 0 || len(m.Boxes) > 0 {
+		e.key("boxes")
+		e.b = appendList(e.b, m.pickBoxes(nBoxes), protocol.AppendBox)
+	}
+	if cut := len(m.Boxes) - nBoxes; cut > 0 {
+		e.key(keyCut)
+		e.b = strconv.AppendInt(e.b, int64(cut), 10)
+	}
+	if nSteps > 0 {
+		e.key("steps")
+		e.b = appendList(e.b, e.steps[len(e.steps)-nSteps:], appendStep)
+	}
+	for _, k := range keys {
+		e.sep()
+		kj, _ := json.Marshal(k) // a string always marshals
+		e.b = append(append(e.b, kj...), ':')
+		e.b = append(e.b, m.pass[k]...)
+	}
+	return append(e.b, '}')
+}
+
+// sep writes the comma the next member needs, if it is not the first.
+func (e *metaEncoder) sep() {
+	if !e.first {
+		e.b = append(e.b, ',')
+	}
+	e.first = false
+}
+
+// key starts a member whose key needs no escaping.
+func (e *metaEncoder) key(k string) {
+	e.sep()
+	e.b = append(append(append(e.b, '"'), k...), `":`...)
+}
+
+// appendList appends items as a JSON array, each written by one.
+func appendList[T any](b []byte, items []T, one func([]byte, T) []byte) []byte {
+	b = append(b, '[')
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = one(b, it)
+	}
+	return append(b, ']')
+}
+
+// appendStep appends one "steps" entry.
+func appendStep(b []byte, st StepTime) []byte {
+	name, _ := json.Marshal(st.Name) // a string always marshals
+	b = append(b, `{"name":`...)
+	b = append(b, name...)
+	b = append(b, `,"ms":`...)
+	b = strconv.AppendFloat(b, math.Round(st.MS*100)/100, 'f', -1, 64)
+	if st.Gated {
+		b = append(b, `,"gated":true`...)
+	}
+	return append(b, '}')
 }

@@ -21,6 +21,11 @@ type input struct {
 // next ticket: tickets number the frames workers take, from 1, and order
 // everything after (sequential steps, the output).
 //
+// It keeps the newest frame as a newest.Slot does, but it is not one: the
+// ticket must be given under the same lock as the take, several workers
+// take from it, and a take may choose to wait for the next frame (below),
+// which needs the arrival times beside the frame.
+//
 // A worker that becomes free while every other one is busy would often
 // take a frame that has waited most of a frame interval. When the waiting
 // frame is more than half an interval old, the next one is due in less
@@ -148,7 +153,9 @@ type result struct {
 // a result whose ticket is not newer than one already taken for
 // publishing, or than the one waiting, is late and dropped; a newer one
 // replaces the one waiting (which is skipped). So the output never goes
-// back in time, and never queues.
+// back in time, and never queues. Unlike a newest.Slot, which takes
+// whatever came last, it compares what comes with what it holds: workers
+// finish out of order.
 type outputSlot struct {
 	mu          sync.Mutex
 	pending     *result

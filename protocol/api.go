@@ -163,6 +163,15 @@ type ChannelInfo struct {
 	LastFrameAgeMS float64 `json:"last_frame_age_ms"` // since the hub received the newest frame; -1 if none
 	OnDemand       bool    `json:"on_demand"`         // the publisher captures only while someone watches
 	Idle           bool    `json:"idle"`              // on demand, and nobody watches: no frames now
+	// SourceState is the state of the publisher's camera or stream
+	// (SourceLive, SourceStalled, SourceReconnecting, SourceEnded), as the
+	// publisher said it in a SourceNotice, or as the hub derives it from
+	// the frames of a publisher that says nothing (live, or stalled after
+	// no frame for ten frame intervals, 1 to 3 s). Empty when the channel
+	// has no publisher or nothing is known yet. SourceError says why the
+	// source is not live.
+	SourceState string `json:"source_state,omitempty"`
+	SourceError string `json:"source_error,omitempty"`
 	// Hub names the hub the channel's publisher is connected to, on a hub
 	// that is part of a cluster (--nats); empty otherwise.
 	Hub string `json:"hub,omitempty"`
@@ -214,6 +223,8 @@ type Stats struct {
 	HeapBytes        uint64            `json:"heap_bytes"` // live and unswept heap objects
 	// Cluster is the hub's link to the other hubs (--nats), or nil.
 	Cluster *ClusterStats `json:"cluster,omitempty"`
+	// Events is what the hub's event book keeps and did (eventapi.go).
+	Events *EventStats `json:"events,omitempty"`
 }
 
 // ClusterStats is a clustered hub's view of its bus (NATS), in GET
@@ -254,10 +265,15 @@ type ClusterStats struct {
 	// ones before them had gone back in sequence (a publisher counting
 	// anew, or a frame numbered ahead of it): its stream starts anew.
 	SeqRestarts uint64 `json:"sequence_restarts_total"`
+	// EventsOut counts event notices published on P.event.C; EventsDropped
+	// those dropped (a full queue, or no connection).
+	EventsOut     uint64 `json:"events_out_total"`
+	EventsDropped uint64 `json:"events_dropped_total"`
 	// Refused counts messages from the bus refused, by reason: the frame
 	// checks a publisher's frames get (bad_frame, too_big, bad_jpeg,
 	// too_many_pixels, over_memory_budget, too_many_channels) and the bus's
-	// own (bad_envelope, bad_chunk, incomplete_frame, bad_announcement).
+	// own (bad_envelope, bad_chunk, incomplete_frame, bad_announcement,
+	// future_claim).
 	Refused map[string]uint64 `json:"refused"`
 }
 

@@ -160,4 +160,14 @@
 // and whenever the number of the channel's readers changes. A publisher
 // that connected with ?on_demand=1 captures and encodes only while N is
 // above zero. Publishers ignore text messages they do not know.
+//
+// A publisher tells the hub its source's state with a [SourceNotice]:
+// {"op":"source","state":"reconnecting","error":"connection refused"}, with
+// a state of [SourceLive], [SourceStalled], [SourceReconnecting] or
+// [SourceEnded] and an error of at most [MaxSourceErrorBytes], when the
+// state changes and again on each new connection, but only to a hub that
+// answered its handshake with [HeaderSourceNotices]. A hub refuses any
+// other text from a publisher (1003), a notice over [MaxControlBytes]
+// (1009), one it cannot read (1007), and notices faster than it takes them
+// (1008).
 package protocol

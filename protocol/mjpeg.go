@@ -139,7 +139,7 @@ func ParseMJPEGContentType(ct string) (MJPEGOptions, error) {
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
-		return opt, fmt.Errorf("%w: Content-Type %q: %v", ErrNotJPEG, truncateString(ct, 100), err)
+		return opt, fmt.Errorf("%w: Content-Type %q: %v", ErrNotJPEG, CutUTF8(ct, 100), err)
 	}
 	switch mt {
 	case "application/octet-stream":
@@ -155,13 +155,6 @@ func ParseMJPEGContentType(ct string) (MJPEGOptions, error) {
 		return opt, fmt.Errorf("%w: Content-Type %s; want image/jpeg or multipart/x-mixed-replace", ErrNotJPEG, mt)
 	}
 	return opt, nil
-}
-
-func truncateString(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 func (m *MJPEGReader) setBoundary(b string) {
@@ -246,7 +239,7 @@ func (m *MJPEGReader) sniff() error {
 		}
 		bd := strings.TrimRight(string(line[2:]), " \t")
 		if bd == "" || len(bd) > 200 || strings.ContainsFunc(bd, func(r rune) bool { return r < ' ' || r > '~' }) {
-			return fmt.Errorf("%w: first line %q is not a multipart boundary", ErrMJPEG, truncateString(string(line), 80))
+			return fmt.Errorf("%w: first line %q is not a multipart boundary", ErrMJPEG, CutUTF8(string(line), 80))
 		}
 		m.multipart, m.inPart = true, true
 		m.setBoundary(bd)
@@ -306,99 +299,126 @@ func (m *MJPEGReader) nextBare() (MJPEGPart, error) {
 	return MJPEGPart{JPEG: m.buf[m.start : m.start+n : m.start+n]}, nil
 }
 
-// nextPart returns the JPEG of the next multipart part.
+// nextPart returns the JPEG of the next multipart part: it finds the
+// delimiter (unless the previous part's data already ended with it), reads
+// the part's headers, then its data.
 func (m *MJPEGReader) nextPart() (MJPEGPart, error) {
 	if !m.inPart {
-		// Find the delimiter: blank lines (the CRLF that ends a part's
-		// data) may come first, and a preamble before the first part.
-		blank, preamble := 0, 0
-		for {
-			line, eof, err := m.line()
-			if err != nil {
-				return MJPEGPart{}, err
-			}
-			if eof {
-				if m.count == 0 {
-					return MJPEGPart{}, fmt.Errorf("%w: no boundary line (--%s) in the stream", ErrMJPEG, m.delims[0][2:])
-				}
-				return MJPEGPart{}, io.EOF // a sender that closes without a closing boundary
-			}
-			if d, closing := m.isDelim(line); d {
-				if closing {
-					if m.count == 0 {
-						return MJPEGPart{}, fmt.Errorf("%w: no part before the closing boundary", ErrMJPEG)
-					}
-					return MJPEGPart{}, io.EOF
-				}
-				break
-			}
-			switch {
-			case len(bytes.TrimSpace(line)) == 0 && blank < mjpegMaxBlank:
-				blank++
-			case m.count == 0 && preamble+len(line) < mjpegMaxHeader:
-				preamble += len(line) + 2
-			default:
-				return MJPEGPart{}, fmt.Errorf("%w: expected the boundary line --%s, got %q", ErrMJPEG, m.delims[0][2:], truncateString(string(line), 80))
-			}
+		if err := m.findDelimiter(); err != nil {
+			return MJPEGPart{}, err
 		}
 	}
 	m.inPart = false
-	// Part headers, up to a blank line. A stream may end right after a
-	// delimiter (ffmpeg's mpjpeg writes one after every part).
-	var p MJPEGPart
-	clen, size := -1, 0
+	p, clen, err := m.partHeaders()
+	if err != nil {
+		return MJPEGPart{}, err
+	}
+	return m.partData(p, clen)
+}
+
+// findDelimiter reads up to and including the next delimiter line. It
+// returns io.EOF at the closing delimiter, or when a stream that has had
+// parts ends.
+func (m *MJPEGReader) findDelimiter() error {
+	// Blank lines (the CRLF that ends a part's data) may come first, and
+	// a preamble before the first part.
+	blank, preamble := 0, 0
+	for {
+		line, eof, err := m.line()
+		if err != nil {
+			return err
+		}
+		if eof {
+			if m.count == 0 {
+				return fmt.Errorf("%w: no boundary line (--%s) in the stream", ErrMJPEG, m.delims[0][2:])
+			}
+			return io.EOF // a sender that closes without a closing boundary
+		}
+		if d, closing := m.isDelim(line); d {
+			if closing {
+				if m.count == 0 {
+					return fmt.Errorf("%w: no part before the closing boundary", ErrMJPEG)
+				}
+				return io.EOF
+			}
+			return nil
+		}
+		switch {
+		case len(bytes.TrimSpace(line)) == 0 && blank < mjpegMaxBlank:
+			blank++
+		case m.count == 0 && preamble+len(line) < mjpegMaxHeader:
+			preamble += len(line) + 2
+		default:
+			return fmt.Errorf("%w: expected the boundary line --%s, got %q", ErrMJPEG, m.delims[0][2:], CutUTF8(string(line), 80))
+		}
+	}
+}
+
+// partHeaders reads a part's headers, up to a blank line, and returns
+// what they say: the part's capture time and sequence number, if given,
+// and its Content-Length (-1: none).
+func (m *MJPEGReader) partHeaders() (p MJPEGPart, clen int, err error) {
+	// A stream may end right after a delimiter (ffmpeg's mpjpeg writes one
+	// after every part).
+	clen = -1
+	size := 0
 	for first := true; ; first = false {
 		line, eof, err := m.line()
 		if err != nil {
-			return MJPEGPart{}, err
+			return p, -1, err
 		}
 		if eof {
 			if first && m.count > 0 {
-				return MJPEGPart{}, io.EOF
+				return p, -1, io.EOF
 			}
-			return MJPEGPart{}, fmt.Errorf("%w: stream ends inside a part's headers", ErrMJPEG)
+			return p, -1, fmt.Errorf("%w: stream ends inside a part's headers", ErrMJPEG)
 		}
 		if len(line) == 0 {
 			break
 		}
 		if size += len(line) + 2; size > mjpegMaxHeader {
-			return MJPEGPart{}, fmt.Errorf("%w: part headers longer than %d bytes", ErrMJPEG, mjpegMaxHeader)
+			return p, -1, fmt.Errorf("%w: part headers longer than %d bytes", ErrMJPEG, mjpegMaxHeader)
 		}
 		name, value, ok := strings.Cut(string(line), ":")
 		if !ok {
-			return MJPEGPart{}, fmt.Errorf("%w: part header line %q has no colon", ErrMJPEG, truncateString(string(line), 80))
+			return p, -1, fmt.Errorf("%w: part header line %q has no colon", ErrMJPEG, CutUTF8(string(line), 80))
 		}
 		value = strings.TrimSpace(value)
 		switch {
 		case strings.EqualFold(name, "Content-Type"):
 			mt, _, err := mime.ParseMediaType(value)
 			if err != nil || (mt != "image/jpeg" && mt != "image/jpg" && mt != "image/pjpeg") {
-				return MJPEGPart{}, fmt.Errorf("%w: part of Content-Type %q; want image/jpeg", ErrNotJPEG, truncateString(value, 80))
+				return p, -1, fmt.Errorf("%w: part of Content-Type %q; want image/jpeg", ErrNotJPEG, CutUTF8(value, 80))
 			}
 		case strings.EqualFold(name, "Content-Length"):
 			n, err := strconv.ParseInt(value, 10, 64)
 			if err != nil || n < 0 {
-				return MJPEGPart{}, fmt.Errorf("%w: part Content-Length %q", ErrMJPEG, truncateString(value, 40))
+				return p, -1, fmt.Errorf("%w: part Content-Length %q", ErrMJPEG, CutUTF8(value, 40))
 			}
 			if n > int64(m.opt.MaxJPEG) {
-				return MJPEGPart{}, fmt.Errorf("%w: part of %d bytes, limit %d", ErrTooBig, n, m.opt.MaxJPEG)
+				return p, -1, fmt.Errorf("%w: part of %d bytes, limit %d", ErrTooBig, n, m.opt.MaxJPEG)
 			}
 			clen = int(n)
 		case strings.EqualFold(name, HeaderCaptureTime):
 			t, err := strconv.ParseInt(value, 10, 64)
 			if err != nil || t <= 0 {
-				return MJPEGPart{}, fmt.Errorf("%w: %s %q: want Unix nanoseconds", ErrMJPEG, HeaderCaptureTime, truncateString(value, 40))
+				return p, -1, fmt.Errorf("%w: %s %q: want Unix nanoseconds", ErrMJPEG, HeaderCaptureTime, CutUTF8(value, 40))
 			}
 			p.CaptureTime = t
 		case strings.EqualFold(name, HeaderFrameSeq):
 			s, err := strconv.ParseUint(value, 10, 64)
 			if err != nil {
-				return MJPEGPart{}, fmt.Errorf("%w: %s %q", ErrMJPEG, HeaderFrameSeq, truncateString(value, 40))
+				return p, -1, fmt.Errorf("%w: %s %q", ErrMJPEG, HeaderFrameSeq, CutUTF8(value, 40))
 			}
 			p.Seq = s
 		}
 	}
-	// The part's data: one JPEG, within its Content-Length if it has one.
+	return p, clen, nil
+}
+
+// partData reads a part's data: one JPEG, within its Content-Length clen
+// if it has one (clen >= 0).
+func (m *MJPEGReader) partData(p MJPEGPart, clen int) (MJPEGPart, error) {
 	if err := m.need(2); err != nil {
 		if err == io.ErrUnexpectedEOF {
 			err = fmt.Errorf("%w: stream ends before a part's data", ErrMJPEG)

@@ -56,8 +56,8 @@ const (
 	knownFlags = FlagKey
 )
 
-// ElemType is the element type of a raw payload, as the seed note says must
-// travel with the bytes of a matrix.
+// ElemType is the element type of a raw payload: the bytes of a matrix mean
+// nothing without it (nor without the shape: width, height, channels).
 type ElemType uint8
 
 // Element types for CodecRaw.

@@ -181,8 +181,9 @@ func TestStreamRoundTrip(t *testing.T) {
 			want = append(want, c.frame)
 		}
 	}
-	// One byte per Read: the reader must loop until each body is complete,
-	// the bug the seed note's single recv(n) had.
+	// One byte per Read: the reader must loop until each body is complete
+	// (a single recv(n) per body, the classic bug, breaks on any frame
+	// bigger than what one read returns).
 	r := NewReader(iotest.OneByteReader(bytes.NewReader(stream.Bytes())), testLimits)
 	for i, wf := range want {
 		got, err := r.ReadFrame()

@@ -70,7 +70,7 @@ func TestOnDemandHoldStopsChurn(t *testing.T) {
 			errc := make(chan error, 1)
 			go func() { errc <- p.Run(ctx) }()
 			// New opened the camera; nobody watches, so it is released.
-			hubtest.Eventually(t, 10*time.Second, "the idle publisher", func() bool {
+			testutil.Eventually(t, 10*time.Second, "the idle publisher", func() bool {
 				n, known := p.sender.Viewers()
 				return p.Connected() && known && n == 0 && p.Stats().Captured == 0
 			})
@@ -85,7 +85,7 @@ func TestOnDemandHoldStopsChurn(t *testing.T) {
 				v.Close()
 				// The next viewer comes 100 ms after the publisher heard
 				// this one go.
-				hubtest.Eventually(t, 5*time.Second, "the viewer gone", func() bool {
+				testutil.Eventually(t, 5*time.Second, "the viewer gone", func() bool {
 					n, known := p.sender.Viewers()
 					return known && n == 0
 				})
@@ -100,7 +100,7 @@ func TestOnDemandHoldStopsChurn(t *testing.T) {
 			// Released once the hold has passed: capture stops.
 			left := time.Now()
 			paused := func() {
-				hubtest.Eventually(t, c.hold+10*time.Second, "capture paused after the hold", func() bool {
+				testutil.Eventually(t, c.hold+10*time.Second, "capture paused after the hold", func() bool {
 					n := p.Stats().Captured
 					time.Sleep(300 * time.Millisecond)
 					return p.Stats().Captured == n

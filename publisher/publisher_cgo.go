@@ -47,6 +47,11 @@ type Config struct {
 	// released and a file or the test pattern pauses, so the publisher
 	// uses next to no CPU, and it keeps its connection to the hub.
 	OnDemand bool
+	// SourceTimeout is how long the source may send no frame before it
+	// is stalled (told to the hub, logged); 0: ten of the source's frame
+	// intervals, at least 1 s and at most 3 s. A stream silent for twice
+	// as long is reopened.
+	SourceTimeout time.Duration
 	// OnDemandHold keeps capturing this long after the last viewer left
 	// (or the connection to the hub was lost) before the source is
 	// released, so that viewers who come and go, a snapshot now and then,
@@ -68,8 +73,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("quality %d: must be 1 to 100", c.Quality)
 	case c.Codec != protocol.CodecJPEG && c.Codec != protocol.CodecRaw:
 		return fmt.Errorf("codec %v: use jpeg or raw", c.Codec)
-	case c.FPS < 0 || c.Width < 0 || c.Height < 0:
-		return errors.New("fps, width and height must not be negative")
+	case c.FPS < 0 || c.Width < 0 || c.Height < 0 || c.SourceTimeout < 0:
+		return errors.New("fps, width, height and source timeout must not be negative")
 	case c.OnDemandHold < 0:
 		return fmt.Errorf("on-demand hold %v: must not be negative", c.OnDemandHold)
 	case c.Width > 7680 || c.Height > 4320:
@@ -106,6 +111,7 @@ type Publisher struct {
 	src    Source
 	sender *Sender
 	slot   *slot[capFrame]
+	health *health
 
 	// Owned by the sender goroutine (Run).
 	resized, flipped, rotated gocv.Mat
@@ -140,11 +146,12 @@ func New(cfg Config) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	src, err := OpenSource(cfg.Source, SourceOptions{Loop: cfg.Loop, FPS: cfg.FPS, Logger: log})
+	h := newHealth(log.With("source", protocol.RedactURL(cfg.Source)), sender, cfg.SourceTimeout)
+	src, err := OpenSource(cfg.Source, SourceOptions{Loop: cfg.Loop, FPS: cfg.FPS, Logger: log, health: h})
 	if err != nil {
 		return nil, err
 	}
-	p := &Publisher{cfg: cfg, log: log, src: src, sender: sender, slot: newCaptureSlot(),
+	p := &Publisher{cfg: cfg, log: log, src: src, sender: sender, slot: newCaptureSlot(), health: h,
 		resized: gocv.NewMat(), flipped: gocv.NewMat(), rotated: gocv.NewMat(), halves: [2]gocv.Mat{gocv.NewMat(), gocv.NewMat()}}
 	widths := slices.Clone(cfg.Renditions)
 	slices.SortFunc(widths, func(a, b int) int { return b - a })
@@ -167,6 +174,7 @@ func (p *Publisher) Stats() Stats {
 	s := p.stats
 	s.Skipped = p.slot.skippedCount()
 	s.Reconnects = p.sender.Reconnects()
+	s.SourceState, s.SourceError, s.SourceLosses = p.health.snapshot()
 	return s
 }
 
@@ -178,9 +186,20 @@ func (p *Publisher) Run(ctx context.Context) error {
 	defer cancel()
 	capErr := make(chan error, 1)
 	go func() { capErr <- p.captureLoop(ctx) }()
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); p.health.watch(ctx) }()
 	err := p.sendLoop(ctx)
 	cancel()
+	<-watchDone
 	cerr := <-capErr
+	switch {
+	case errors.Is(cerr, io.EOF):
+		p.health.ended("end of file")
+	case cerr != nil && !errors.Is(cerr, context.Canceled):
+		p.health.ended(cerr.Error())
+	default:
+		p.health.ended("publisher stopped")
+	}
 	if err == nil && cerr != nil && !errors.Is(cerr, context.Canceled) && !errors.Is(cerr, io.EOF) {
 		err = cerr
 	}
@@ -222,6 +241,7 @@ func (p *Publisher) captureLoop(ctx context.Context) error {
 			p.slot.release(f)
 			return err
 		}
+		p.health.frame(now)
 		p.mu.Lock()
 		p.stats.Captured++
 		p.mu.Unlock()
@@ -241,6 +261,8 @@ func (p *Publisher) idle(ctx context.Context) error {
 	if r, ok := p.src.(interface{ Release() }); ok {
 		r.Release()
 	}
+	p.health.pause()
+	defer p.health.resume()
 	p.log.Info("nobody is watching: capture paused", "held_s", round1(p.cfg.OnDemandHold.Seconds()))
 	start := time.Now()
 	if err := p.sender.AwaitViewers(ctx); err != nil {

@@ -25,6 +25,7 @@ import (
 
 	"framehub/hub"
 	"framehub/internal/hubtest"
+	"framehub/internal/matleak"
 	"framehub/internal/testutil"
 	"framehub/protocol"
 	"framehub/subscriber"
@@ -39,7 +40,7 @@ func TestMain(m *testing.M) {
 	for _, f := range atExit {
 		f()
 	}
-	os.Exit(testutil.Check(code, matLeakCheck))
+	os.Exit(testutil.Check(code, matleak.Check))
 }
 
 func testHub(t *testing.T) string {
@@ -424,7 +425,7 @@ func TestHubDownThenUp(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- p.Run(ctx) }()
-	hubtest.Eventually(t, 5*time.Second, "frames captured while the hub is down", func() bool { return p.Stats().Captured >= 5 })
+	testutil.Eventually(t, 5*time.Second, "frames captured while the hub is down", func() bool { return p.Stats().Captured >= 5 })
 	if st := p.Stats(); st.Sent != 0 {
 		t.Fatalf("sent %d frames to a hub that is not there", st.Sent)
 	}
@@ -562,7 +563,7 @@ func TestOnDemandCapturesOnlyWhileWatched(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- p.Run(ctx) }()
-	hubtest.Eventually(t, 5*time.Second, "the publisher connected", p.Connected)
+	testutil.Eventually(t, 5*time.Second, "the publisher connected", p.Connected)
 	idleStart := p.Stats().Captured
 	time.Sleep(700 * time.Millisecond) // nobody watching: nothing may be captured in this time
 	if n := p.Stats().Captured - idleStart; n > 0 {
@@ -588,7 +589,7 @@ func TestOnDemandCapturesOnlyWhileWatched(t *testing.T) {
 	}
 	t.Logf("first fresh frame %v after the first subscriber", wake.Round(time.Millisecond))
 	c.Close()
-	hubtest.Eventually(t, 5*time.Second, "capture paused again", func() bool {
+	testutil.Eventually(t, 5*time.Second, "capture paused again", func() bool {
 		n := p.Stats().Captured
 		time.Sleep(300 * time.Millisecond)
 		return p.Stats().Captured == n
@@ -642,7 +643,7 @@ func TestOnDemandReleasesALiveSource(t *testing.T) {
 	defer p.Close()
 	errc := make(chan error, 1)
 	go func() { errc <- p.Run(ctx) }()
-	hubtest.Eventually(t, 5*time.Second, "the idle publisher to let go of the stream", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the idle publisher to let go of the stream", func() bool {
 		return p.Connected() && mjpegReaders() == 0
 	})
 	c, in := hubtest.Subscribe(t, h.Addr, "cam", "")
@@ -651,7 +652,7 @@ func TestOnDemandReleasesALiveSource(t *testing.T) {
 		t.Fatalf("%d readers of the source stream while watched; want 1", n)
 	}
 	c.Close()
-	hubtest.Eventually(t, 5*time.Second, "the stream let go again", func() bool { return mjpegReaders() == 0 })
+	testutil.Eventually(t, 5*time.Second, "the stream let go again", func() bool { return mjpegReaders() == 0 })
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
@@ -675,11 +676,11 @@ func TestOnDemandIdleReconnects(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- p.Run(ctx) }()
-	hubtest.Eventually(t, 5*time.Second, "the publisher connected", p.Connected)
+	testutil.Eventually(t, 5*time.Second, "the publisher connected", p.Connected)
 
 	h.Stop()
 	h2 := hubtest.StartAt(t, addr, hub.Config{})
-	hubtest.Eventually(t, 10*time.Second, "the idle publisher back on the restarted hub", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the idle publisher back on the restarted hub", func() bool {
 		for _, c := range h2.Channels() {
 			if c.Name == "cam" && c.Live && c.OnDemand {
 				return true
@@ -693,7 +694,7 @@ func TestOnDemandIdleReconnects(t *testing.T) {
 		t.Fatalf("first frame after the restart is %v old", age)
 	}
 	c.Close()
-	hubtest.Eventually(t, 5*time.Second, "capture paused again", func() bool {
+	testutil.Eventually(t, 5*time.Second, "capture paused again", func() bool {
 		n, known := p.sender.Viewers()
 		return known && n == 0
 	})

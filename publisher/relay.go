@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -19,18 +22,24 @@ import (
 )
 
 // A Relay publishes the JPEGs of a Motion JPEG stream as they are, without
-// decoding them: ffmpeg or libcamera-vid writing to stdin, or an MJPEG URL
-// (another hub's stream.mjpeg, an IP camera). It needs no OpenCV, so the
-// build without cgo has it. Like Publisher it has two goroutines: a reader
-// that keeps only the newest complete JPEG, and the sender, which takes
-// the newest each time the hub has taken the previous one; JPEGs that come
-// in between are skipped and counted, never queued.
+// decoding them: ffmpeg or libcamera-vid writing to stdin, an MJPEG URL
+// (another hub's stream.mjpeg, an IP camera), or a camera ffmpeg decodes
+// for it (RTSP, see FFmpegConfig). It needs no OpenCV, so the build
+// without cgo has it. Like Publisher it has two goroutines: a reader that
+// keeps only the newest complete JPEG, and the sender, which takes the
+// newest each time the hub has taken the previous one; JPEGs that come in
+// between are skipped and counted, never queued. A third watches the
+// source's health (see SourceTimeout) and tells the hub its state.
 
 // RelayConfig configures a Relay.
 type RelayConfig struct {
-	// Source is "-" (a stream on stdin: bare JPEGs or multipart) or an
-	// http:// or https:// URL of an MJPEG stream.
+	// Source is "-" (a stream on stdin: bare JPEGs or multipart), an
+	// http:// or https:// URL of an MJPEG stream, or with FFmpeg any URL
+	// ffmpeg reads (rtsp://…).
 	Source string
+	// FFmpeg, when set, has ffmpeg read Source and decode it into Motion
+	// JPEG; it is restarted when the source fails or stalls.
+	FFmpeg *FFmpegConfig
 	// Stdin is read for "-" instead of the process's stdin (tests).
 	Stdin io.Reader
 	// FPS caps frames sent per second (0: every frame the source sends).
@@ -39,8 +48,13 @@ type RelayConfig struct {
 	// Client fetches an MJPEG URL (nil: a client without a total
 	// timeout; a source silent for SourceIdle is reopened).
 	Client *http.Client
-	// SourceIdle is how long an MJPEG URL may send nothing before it is
-	// reopened (default 10 s).
+	// SourceTimeout is how long the source may send no frame before it
+	// is stalled (told to the hub, logged); a URL or ffmpeg silent for
+	// twice as long is reopened. 0: ten of the source's frame intervals,
+	// at least 1 s and at most 3 s.
+	SourceTimeout time.Duration
+	// SourceIdle, when set, replaces twice SourceTimeout as how long an
+	// MJPEG URL or ffmpeg may send nothing before it is reopened.
 	SourceIdle time.Duration
 	Logger     *slog.Logger // nil discards
 }
@@ -59,29 +73,44 @@ type Relay struct {
 	log    *slog.Logger
 	sender *Sender
 	slot   *slot[jpegFrame]
+	health *health
 
 	// Static after construction: the source.
 	stdin     io.Reader
 	interrupt func() // makes a blocked stdin read return
 	restore   func() // gives stdin back as it was
 	first     *http.Response
+	ffmpeg    string      // the ffmpeg binary, with FFmpeg
+	firstProc *ffmpegProc // ffmpeg started by NewRelay, handed to the reader
+	running   atomic.Bool // Run has started
 
 	mu    sync.Mutex
 	stats Stats // Failed: JPEGs skipped, with no usable frame header or past the hub's limits
 }
 
 // NewRelay checks cfg and opens the source: stdin is checked (a terminal
-// is refused), an MJPEG URL is requested once, so that a URL that cannot
-// be opened is a clear error here.
+// is refused), an MJPEG URL is requested once, and ffmpeg is started and
+// must deliver a first frame within firstFrameWait, so that a source that
+// cannot be opened is a clear error here.
 func NewRelay(ctx context.Context, cfg RelayConfig) (*Relay, error) {
-	if !IsRelaySource(cfg.Source) {
-		return nil, fmt.Errorf("source %q: a relay reads - (stdin) or an http(s) MJPEG URL", cfg.Source)
+	switch {
+	case cfg.FFmpeg != nil:
+		if cfg.Source == "-" || !strings.Contains(cfg.Source, "://") {
+			return nil, fmt.Errorf("source %q: ffmpeg reads URLs here", cfg.Source)
+		}
+	case !IsRelaySource(cfg.Source):
+		return nil, fmt.Errorf("source %q: a relay reads - (stdin) or an http(s) MJPEG URL", protocol.RedactURL(cfg.Source))
 	}
-	if cfg.FPS < 0 {
-		return nil, errors.New("fps must not be negative")
+	if cfg.FPS < 0 || cfg.SourceTimeout < 0 || cfg.SourceIdle < 0 {
+		return nil, errors.New("fps and source timeouts must not be negative")
 	}
-	if cfg.SourceIdle <= 0 {
-		cfg.SourceIdle = 10 * time.Second
+	if f := cfg.FFmpeg; f != nil {
+		if f.Quality == 0 {
+			f.Quality = 80
+		}
+		if f.Quality < 1 || f.Quality > 100 || f.Width < 0 || f.Height < 0 || f.FPS < 0 {
+			return nil, fmt.Errorf("ffmpeg: quality %d (1 to 100), size %dx%d and fps %v must be valid", f.Quality, f.Width, f.Height, f.FPS)
+		}
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{}
@@ -98,6 +127,16 @@ func NewRelay(ctx context.Context, cfg RelayConfig) (*Relay, error) {
 		return nil, err
 	}
 	r := &Relay{cfg: cfg, log: log, sender: sender, slot: newSlot(func() *jpegFrame { return &jpegFrame{} }), interrupt: func() {}, restore: func() {}}
+	r.health = newHealth(log.With("source", r.Source()), sender, cfg.SourceTimeout)
+	if cfg.FFmpeg != nil {
+		if r.ffmpeg, err = LookFFmpeg(cfg.FFmpeg.Path); err != nil {
+			return nil, err
+		}
+		if r.firstProc, err = r.startFirst(ctx); err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
 	if cfg.Source == "-" {
 		r.stdin = cfg.Stdin
 		if r.stdin == nil {
@@ -115,8 +154,11 @@ func NewRelay(ctx context.Context, cfg RelayConfig) (*Relay, error) {
 
 // Source describes the source, its credentials hidden.
 func (r *Relay) Source() string {
-	if r.cfg.Source == "-" {
+	switch {
+	case r.cfg.Source == "-":
 		return "stdin"
+	case r.cfg.FFmpeg != nil:
+		return "stream " + protocol.RedactURL(r.cfg.Source) + " (ffmpeg)"
 	}
 	return "stream " + protocol.RedactURL(r.cfg.Source)
 }
@@ -131,22 +173,36 @@ func (r *Relay) Stats() Stats {
 	r.mu.Unlock()
 	s.Skipped = r.slot.skippedCount()
 	s.Reconnects = r.sender.Reconnects()
+	s.SourceState, s.SourceError, s.SourceLosses = r.health.snapshot()
 	return s
 }
 
 // Run publishes until ctx ends (nil), stdin ends (nil, after its last
 // frame is sent), stdin holds something that is not MJPEG, or an error
 // retrying cannot fix (the hub refusing, a newer publisher taking over).
-// A URL whose stream drops or goes silent is reopened with backoff.
+// A URL whose stream drops or goes silent is reopened with backoff, as is
+// ffmpeg.
 func (r *Relay) Run(ctx context.Context) error {
+	r.running.Store(true)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	readErr := make(chan error, 1)
 	go func() { readErr <- r.readLoop(ctx) }()
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); r.health.watch(ctx) }()
 	err := r.sendLoop(ctx)
 	cancel()
 	r.interrupt()
+	<-watchDone
 	rerr := <-readErr
+	switch {
+	case rerr != nil && !errors.Is(rerr, context.Canceled):
+		r.health.ended(rerr.Error())
+	case r.cfg.Source == "-" && err == nil:
+		r.health.ended("end of stdin")
+	default:
+		r.health.ended("publisher stopped")
+	}
 	if err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
 		err = rerr
 	}
@@ -156,27 +212,49 @@ func (r *Relay) Run(ctx context.Context) error {
 	return err
 }
 
-// Close ends the connection to the hub and gives stdin back. Call it
-// after Run has returned.
+// Close ends the connection to the hub (telling it the source ended) and
+// gives stdin back. Call it after Run has returned.
 func (r *Relay) Close() error {
 	if r.first != nil {
 		r.first.Body.Close()
+	}
+	if r.firstProc != nil {
+		r.firstProc.stop()
 	}
 	r.restore()
 	return r.sender.Close()
 }
 
+// reopenBackoff paces the reopening of a lost source: a camera that comes
+// back is streaming again within about a second plus its own start.
+func reopenBackoff() backoff.Backoff {
+	return backoff.Backoff{Min: 250 * time.Millisecond, Max: time.Second}
+}
+
+// idleLimit is how long a URL or ffmpeg may send nothing before it is
+// reopened.
+func (r *Relay) idleLimit() time.Duration {
+	if r.cfg.SourceIdle > 0 {
+		return r.cfg.SourceIdle
+	}
+	return 2 * r.health.timeout()
+}
+
 // readLoop reads the source into the slot until it ends or ctx does.
 func (r *Relay) readLoop(ctx context.Context) error {
 	defer r.slot.finish()
-	if r.cfg.Source == "-" {
+	switch {
+	case r.cfg.FFmpeg != nil:
+		return r.readFFmpeg(ctx)
+	case r.cfg.Source == "-":
+		r.health.opened(time.Now())
 		err := r.readStream(ctx, r.stdin, protocol.MJPEGOptions{})
 		if err != nil && ctx.Err() == nil {
 			return fmt.Errorf("stdin: %w", err)
 		}
 		return nil
 	}
-	var b backoff.Backoff
+	b := reopenBackoff()
 	resp := r.first
 	r.first = nil
 	for {
@@ -186,14 +264,14 @@ func (r *Relay) readLoop(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				r.log.Warn("cannot reopen the source; retrying", "source", r.Source(), "error", err.Error())
+				r.health.libError(err.Error())
 				if !b.Sleep(ctx) {
 					return nil
 				}
 				continue
 			}
-			r.log.Info("source reopened", "source", r.Source())
 		}
+		r.health.opened(time.Now())
 		opt, _ := protocol.ParseMJPEGContentType(resp.Header.Get("Content-Type")) // open checked it
 		err := r.readURL(ctx, resp, opt, &b)
 		resp.Body.Close()
@@ -201,11 +279,219 @@ func (r *Relay) readLoop(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		r.log.Warn("source stream ended; reopening", "source", r.Source(), "error", errText(err))
+		r.health.lost(fmt.Errorf("stream ended: %s", errText(err)))
 		if !b.Sleep(ctx) {
 			return nil
 		}
 	}
+}
+
+// firstFrameWait bounds how long NewRelay waits for ffmpeg's first frame
+// (opening an RTSP camera, and its next key frame).
+const firstFrameWait = 10 * time.Second
+
+// startFFmpeg starts ffmpeg on the source; its error lines go to the
+// health's bounded log. ffmpeg's own I/O timeout is only a backstop, long
+// enough for a slow camera to answer: watchIdle ends an ffmpeg that
+// delivers nothing sooner.
+func (r *Relay) startFFmpeg(probe bool) (*ffmpegProc, error) {
+	args := ffmpegArgs(r.cfg.Source, *r.cfg.FFmpeg, max(r.idleLimit(), firstFrameWait), probe)
+	return startFFmpeg(r.ffmpeg, args, r.cfg.Source, func(line string) {
+		if r.running.Load() {
+			r.health.libError(line)
+		} // before Run, NewRelay's error carries ffmpeg's last line
+	})
+}
+
+// startFirst starts ffmpeg for NewRelay and waits for its first bytes, so
+// that a camera that cannot be opened is an error there. If ffmpeg says
+// it needs to probe the stream, it is started again with probing.
+func (r *Relay) startFirst(ctx context.Context) (*ffmpegProc, error) {
+	for _, probe := range []bool{false, true} {
+		p, err := r.startFFmpeg(probe)
+		if err != nil {
+			return nil, err
+		}
+		stop := context.AfterFunc(ctx, func() { p.kill("cancelled") })
+		_ = p.stdout.SetReadDeadline(time.Now().Add(firstFrameWait))
+		_, err = p.out.Peek(2)
+		_ = p.stdout.SetReadDeadline(time.Time{})
+		stop()
+		if err == nil {
+			p.probe = probe
+			return p, nil
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			p.kill(fmt.Sprintf("no frame within %v", firstFrameWait))
+		}
+		cause := p.stop()
+		if !probe && p.needsProbe() {
+			continue
+		}
+		if cause == nil {
+			cause = errors.New("ffmpeg ended without a frame")
+		}
+		return nil, fmt.Errorf("cannot open %s: %w", r.Source(), cause)
+	}
+	panic("unreachable")
+}
+
+// readFFmpeg reads ffmpeg's Motion JPEG, and starts ffmpeg again with
+// backoff when it ends, fails, or sends nothing for idleLimit.
+func (r *Relay) readFFmpeg(ctx context.Context) error {
+	b := reopenBackoff()
+	p := r.firstProc
+	r.firstProc = nil
+	probe := p != nil && p.probe
+	for {
+		if p == nil {
+			if !r.awaitReachable(ctx) {
+				return nil
+			}
+			var err error
+			if p, err = r.startFFmpeg(probe); err != nil {
+				r.health.lost(err)
+				if !b.Sleep(ctx) {
+					return nil
+				}
+				continue
+			}
+		}
+		r.health.opened(time.Now())
+		stop := r.watchIdle(ctx, p.kill)
+		err := r.readStream(ctx, &progressReader{r: p.out, progress: b.Reset}, protocol.MJPEGOptions{Bare: true})
+		stop()
+		cause := p.stop()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !probe && p.needsProbe() {
+			probe = true
+			r.log.Info("ffmpeg needs to probe this stream: it will add some delay", "source", r.Source())
+		}
+		if cause == nil {
+			cause = err
+		}
+		if cause == nil {
+			cause = errors.New("ffmpeg ended")
+		}
+		r.health.lost(cause)
+		p = nil
+		if !b.Sleep(ctx) {
+			return nil
+		}
+	}
+}
+
+// reachPoll is how often a lost camera's address is tried before ffmpeg
+// is started again.
+const reachPoll = 250 * time.Millisecond
+
+// awaitReachable waits until the source's host accepts a TCP connection
+// (a camera that went away is back), trying every reachPoll, so that a
+// camera that returns is read again at once without starting an ffmpeg
+// process per attempt meanwhile. It returns false when ctx ends. A URL
+// without a TCP host (udp://) is not waited for.
+func (r *Relay) awaitReachable(ctx context.Context) bool {
+	addr := hostPort(r.cfg.Source)
+	if addr == "" {
+		return ctx.Err() == nil
+	}
+	var d net.Dialer
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		c, err := d.DialContext(dctx, "tcp", addr)
+		cancel()
+		if err == nil {
+			c.Close()
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		r.health.libError(err.Error())
+		if !backoff.Wait(ctx, reachPoll) {
+			return false
+		}
+	}
+}
+
+// hostPort returns the TCP address of a URL of a protocol over TCP, with
+// its default port, or "".
+func hostPort(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	port := u.Port()
+	if port == "" {
+		switch strings.ToLower(u.Scheme) {
+		case "rtsp":
+			port = "554"
+		case "rtsps":
+			port = "322"
+		case "rtmp":
+			port = "1935"
+		case "rtmps", "https":
+			port = "443"
+		case "http":
+			port = "80"
+		default:
+			return ""
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// watchIdle calls kill, once, with the reason when the source sends no
+// frame for idleLimit (before its first frame since the watch began:
+// firstFrameWait), or when ctx ends. stop ends the watch.
+func (r *Relay) watchIdle(ctx context.Context, kill func(why string)) (stop func()) {
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	before := r.Stats().Captured
+	go func() {
+		defer close(exited)
+		for {
+			limit := r.idleLimit()
+			if r.Stats().Captured == before {
+				limit = max(limit, firstFrameWait)
+			}
+			t := time.NewTimer(limit / 4)
+			select {
+			case <-done:
+				t.Stop()
+				return
+			case <-ctx.Done():
+				t.Stop()
+				kill("publisher stopped")
+				return
+			case <-t.C:
+			}
+			if q := r.health.quiet(time.Now()); q >= limit {
+				kill(fmt.Sprintf("no frame for %v", q.Round(100*time.Millisecond)))
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-exited }
+}
+
+// progressReader calls progress once, when the first bytes arrive: the
+// source works again, so the next reopen may be quick.
+type progressReader struct {
+	r        io.Reader
+	progress func()
+	done     bool
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 && !p.done {
+		p.progress()
+		p.done = true
+	}
+	return n, err
 }
 
 func errText(err error) string {
@@ -226,7 +512,7 @@ func (r *Relay) open(ctx context.Context) (*http.Response, error) {
 		cancel()
 		return nil, fmt.Errorf("source %s: %w", protocol.RedactURL(r.cfg.Source), err)
 	}
-	header := time.AfterFunc(r.cfg.SourceIdle, cancel)
+	header := time.AfterFunc(max(r.idleLimit(), 2*time.Second), cancel)
 	resp, err := r.cfg.Client.Do(req)
 	header.Stop()
 	fail := func(err error) (*http.Response, error) {
@@ -273,39 +559,19 @@ func unwrapURLError(err error) error {
 }
 
 // readURL reads one response of an MJPEG URL until it ends, ctx ends, or
-// the source sends nothing for SourceIdle.
+// the source sends no frame for idleLimit.
 func (r *Relay) readURL(ctx context.Context, resp *http.Response, opt protocol.MJPEGOptions, b *backoff.Backoff) error {
 	body := resp.Body.(*cancelBody)
-	idle := time.AfterFunc(r.cfg.SourceIdle, body.cancel)
-	defer idle.Stop()
 	stop := context.AfterFunc(ctx, body.cancel)
 	defer stop()
-	err := r.readStream(ctx, &idleReader{r: body, idle: idle, wait: r.cfg.SourceIdle, progress: b.Reset}, opt)
-	if err != nil && ctx.Err() == nil && errors.Is(err, context.Canceled) {
-		err = fmt.Errorf("no bytes for %v", r.cfg.SourceIdle)
+	var idle atomic.Pointer[string]
+	stopWatch := r.watchIdle(ctx, func(why string) { idle.Store(&why); body.cancel() })
+	err := r.readStream(ctx, &progressReader{r: body, progress: b.Reset}, opt)
+	stopWatch()
+	if why := idle.Load(); why != nil && err != nil && ctx.Err() == nil {
+		err = errors.New(*why)
 	}
 	return err
-}
-
-// idleReader pushes its idle timer back whenever bytes arrive.
-type idleReader struct {
-	r        io.Reader
-	idle     *time.Timer
-	wait     time.Duration
-	progress func()
-	reset    bool
-}
-
-func (i *idleReader) Read(p []byte) (int, error) {
-	n, err := i.r.Read(p)
-	if n > 0 {
-		i.idle.Reset(i.wait)
-		if !i.reset {
-			i.progress() // the source works again: reopen quickly next time
-			i.reset = true
-		}
-	}
-	return n, err
 }
 
 // readStream splits a stream into JPEGs and offers each as the newest. It
@@ -335,6 +601,7 @@ func (r *Relay) readStream(ctx context.Context, in io.Reader, opt protocol.MJPEG
 		r.stats.Captured++
 		seq := r.stats.Captured
 		r.mu.Unlock()
+		r.health.frame(now)
 		if minGap > 0 && !last.IsZero() && now.Sub(last) < minGap {
 			continue
 		}

@@ -4,6 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,5 +75,117 @@ func TestRelayRefusesWhatIsNotMJPEG(t *testing.T) {
 	_, err = NewRelay(ctx, RelayConfig{Source: h.URL + "/api/stats", Sender: SenderConfig{Hub: h.URL, Channel: "cam"}})
 	if !errors.Is(err, protocol.ErrNotJPEG) {
 		t.Fatalf("a JSON URL as the source: %v; want ErrNotJPEG", err)
+	}
+}
+
+// mjpegCamera is an MJPEG-over-HTTP camera that a test takes away and
+// brings back: up, it streams a JPEG every 40 ms; down, it ends its
+// streams and answers 503; silent, it keeps its streams open and sends
+// nothing.
+type mjpegCamera struct {
+	mode    atomic.Value // "up", "down" or "silent"
+	seq     atomic.Uint64
+	refused atomic.Int64 // requests answered 503
+}
+
+func (c *mjpegCamera) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if c.mode.Load() == "down" {
+		c.refused.Add(1)
+		http.Error(w, "camera rebooting", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+	tick := time.NewTicker(40 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+		}
+		switch c.mode.Load() {
+		case "down":
+			return // the stream ends
+		case "silent":
+			continue
+		}
+		j := testutil.FakeJPEG(64, 48, c.seq.Add(1), 2000)
+		if _, err := fmt.Fprintf(w, "--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n", len(j), j); err != nil {
+			return
+		}
+		w.(http.Flusher).Flush()
+	}
+}
+
+// TestRelayMJPEGURLDropsAndReturns: an MJPEG URL that goes away (its
+// stream ends, then it answers 503 for a while) and goes silent: the relay
+// logs the loss once however often reopening fails, says it is stalled,
+// logs each return once, and the hub lists each state.
+func TestRelayMJPEGURLDropsAndReturns(t *testing.T) {
+	h := hubtest.Start(t, hub.Config{})
+	cam := &mjpegCamera{}
+	cam.mode.Store("up")
+	srv := httptest.NewServer(cam)
+	t.Cleanup(srv.Close)
+	var logs testutil.LockedBuffer
+	r, err := NewRelay(context.Background(), RelayConfig{Source: srv.URL + "/video.mjpeg", SourceTimeout: 300 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Sender: SenderConfig{Hub: h.URL, Channel: "cam"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		r.Close()
+	})
+	listed := func(want string) {
+		t.Helper()
+		testutil.Eventually(t, 10*time.Second, "the hub listing the source "+want, func() bool {
+			for _, in := range h.Channels() {
+				if in.Name == "cam" {
+					return in.SourceState == want
+				}
+			}
+			return false
+		})
+	}
+	// sent waits until the camera's frames reach the hub again.
+	sent := func(what string) {
+		t.Helper()
+		before := r.Stats().Sent
+		testutil.Eventually(t, 10*time.Second, what, func() bool { return r.Stats().Sent >= before+5 })
+	}
+	sent("the first frames")
+	listed(protocol.SourceLive)
+
+	cam.mode.Store("down")
+	listed(protocol.SourceReconnecting)
+	before := r.Stats().SourceError
+	testutil.Eventually(t, 10*time.Second, "the 503 as the reason", func() bool { return strings.Contains(r.Stats().SourceError, "503") })
+	testutil.Eventually(t, 10*time.Second, "three reopens refused", func() bool { return cam.refused.Load() >= 3 })
+	cam.mode.Store("up")
+	sent("frames after the camera came back")
+	listed(protocol.SourceLive)
+
+	cam.mode.Store("silent")
+	listed(protocol.SourceStalled)
+	cam.mode.Store("up")
+	sent("frames after the camera spoke again")
+	listed(protocol.SourceLive)
+
+	text := logs.String()
+	t.Logf("the relay's log:\n%s", text)
+	count := func(msg string) int { return strings.Count(text, `msg="`+msg+`"`) }
+	if count("source lost; reconnecting") != 1 || count("source stalled") != 1 || count("source back") != 2 {
+		t.Errorf("want the loss, the stall and each return logged once (first reason %q); got\n%s", before, text)
+	}
+	if n := count("source error"); n > 1 {
+		t.Errorf("the failed reopens logged %d times within 10 s; want at most once:\n%s", n, text)
+	}
+	if s := r.Stats(); s.SourceLosses != 2 {
+		t.Errorf("%d losses counted; want 2", s.SourceLosses)
 	}
 }

@@ -76,16 +76,23 @@ type Sender struct {
 	viewers     atomic.Int64  // the hub's last viewer notice; -1 before the first on a connection
 	viewersWake chan struct{} // capacity 1: the count changed
 
-	connMu sync.Mutex // one Connect at a time: the sender and an idle capture loop may both call it
+	connMu  sync.Mutex // one Connect at a time: the sender and an idle capture loop may both call it
+	writeMu sync.Mutex // one writer at a time on the connection: frames (Send) and source notices
 
-	mu         sync.Mutex // guards the fields below
-	ws         *websocket.Conn
-	readerDone chan struct{}
-	closeErr   error // why the hub closed the connection, if it said
-	reconnects uint64
-	everUp     bool
-	limits     protocol.Limits // the hub's, from the last handshake
-	renditions int             // renditions besides main the hub accepts per channel, from the last handshake
+	sourceWake chan struct{} // capacity 1: the source's state changed
+
+	mu           sync.Mutex // guards the fields below
+	ws           *websocket.Conn
+	readerDone   chan struct{}
+	notifyDone   chan struct{}         // the connection's notice writer has returned
+	source       protocol.SourceNotice // the source's state to tell the hub; Op "" before the first
+	sourceSent   protocol.SourceNotice // what the hub was last told on this connection
+	takesNotices bool                  // the hub said it takes source notices (older hubs close on text)
+	closeErr     error                 // why the hub closed the connection, if it said
+	reconnects   uint64
+	everUp       bool
+	limits       protocol.Limits // the hub's, from the last handshake
+	renditions   int             // renditions besides main the hub accepts per channel, from the last handshake
 }
 
 // NewSender checks cfg and returns a Sender; it connects on the first Send.
@@ -111,7 +118,7 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sender{cfg: cfg, dialer: d, log: log, viewersWake: make(chan struct{}, 1)}
+	s := &Sender{cfg: cfg, dialer: d, log: log, viewersWake: make(chan struct{}, 1), sourceWake: make(chan struct{}, 1)}
 	s.viewers.Store(-1)
 	return s, nil
 }
@@ -173,6 +180,7 @@ func (s *Sender) Connect(ctx context.Context) error {
 	s.mu.Lock()
 	s.limits = lim
 	s.renditions = protocol.MaxRenditionsFrom(resp.Header)
+	s.takesNotices = resp.Header.Get(protocol.HeaderSourceNotices) == "1"
 	s.mu.Unlock()
 	s.attach(ws)
 	s.log.Info("connected to hub", "hub", s.dialer.HTTPBase())
@@ -180,16 +188,24 @@ func (s *Sender) Connect(ctx context.Context) error {
 }
 
 // attach installs a new connection and starts its reader, which answers
-// pings and notices the hub closing the connection.
+// pings and notices the hub closing the connection, and its notice writer,
+// which tells the hub the source's state (at once if it is known: a new
+// connection starts knowing nothing).
 func (s *Sender) attach(ws *websocket.Conn) {
-	done := make(chan struct{})
+	done, notifyDone := make(chan struct{}), make(chan struct{})
 	s.mu.Lock()
 	if s.everUp {
 		s.reconnects++
 	}
 	s.everUp = true
-	s.ws, s.readerDone, s.closeErr = ws, done, nil
+	s.ws, s.readerDone, s.notifyDone, s.closeErr = ws, done, notifyDone, nil
+	s.sourceSent = protocol.SourceNotice{}
 	s.mu.Unlock()
+	s.pokeSource()
+	go func() {
+		defer close(notifyDone)
+		s.notifyLoop(ws, done)
+	}()
 	ws.SetReadLimit(4096) // the hub sends only control frames and small notices
 	s.setViewers(-1)
 	go func() {
@@ -216,6 +232,75 @@ func (s *Sender) attach(ws *websocket.Conn) {
 			}
 		}
 	}()
+}
+
+// notifySpacing is the least time between two source notices on a
+// connection: a source that flaps sends its newest state, at most four a
+// second, well within what a hub accepts.
+const notifySpacing = 250 * time.Millisecond
+
+// SetSource records the source's state (protocol.SourceLive, …) and the
+// error that explains it, and tells the hub soon, without waiting for the
+// network: notices are written by the connection's own goroutine, the
+// newest state winning, and again on each new connection. Safe to call
+// from any goroutine.
+func (s *Sender) SetSource(state, errText string) {
+	n := protocol.NewSourceNotice(state, errText)
+	s.mu.Lock()
+	changed := s.source != n
+	s.source = n
+	s.mu.Unlock()
+	if changed {
+		s.pokeSource()
+	}
+}
+
+func (s *Sender) pokeSource() {
+	select {
+	case s.sourceWake <- struct{}{}:
+	default:
+	}
+}
+
+// notifyLoop writes the source's state to ws whenever it differs from
+// what the hub was last told, until the connection's reader ends (done).
+// A write error closes ws, which ends the reader.
+func (s *Sender) notifyLoop(ws *websocket.Conn, done <-chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case <-s.sourceWake:
+		}
+		s.mu.Lock()
+		n, sent, current, takes := s.source, s.sourceSent, s.ws == ws, s.takesNotices
+		s.mu.Unlock()
+		if !current {
+			s.pokeSource() // for the connection that replaced this one
+			return
+		}
+		if n.Op == "" || n == sent || !takes {
+			continue
+		}
+		s.writeMu.Lock()
+		_ = ws.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		err := ws.WriteMessage(websocket.TextMessage, n.Encode())
+		s.writeMu.Unlock()
+		if err != nil {
+			_ = ws.Close()
+			return
+		}
+		s.mu.Lock()
+		if s.ws == ws {
+			s.sourceSent = n
+		}
+		s.mu.Unlock()
+		select {
+		case <-done:
+			return
+		case <-time.After(notifySpacing):
+		}
+	}
 }
 
 // setViewers records the hub's count (-1: none yet) and wakes a waiter.
@@ -276,8 +361,11 @@ func (s *Sender) Send(ctx context.Context, msg []byte) error {
 	s.mu.Lock()
 	ws := s.ws
 	s.mu.Unlock()
+	s.writeMu.Lock()
 	_ = ws.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-	if err := ws.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+	err := ws.WriteMessage(websocket.BinaryMessage, msg)
+	s.writeMu.Unlock()
+	if err != nil {
 		return s.drop(err)
 	}
 	s.dialer.ResetBackoff()
@@ -287,7 +375,7 @@ func (s *Sender) Send(ctx context.Context, msg []byte) error {
 // drop ends the current connection after an error and says why.
 func (s *Sender) drop(err error) error {
 	s.mu.Lock()
-	ws, done := s.ws, s.readerDone
+	ws, done, notifyDone := s.ws, s.readerDone, s.notifyDone
 	s.ws = nil
 	s.mu.Unlock()
 	if ws == nil {
@@ -295,6 +383,7 @@ func (s *Sender) drop(err error) error {
 	}
 	_ = ws.Close()
 	<-done
+	<-notifyDone
 	s.mu.Lock()
 	ce := s.closeErr
 	s.mu.Unlock()
@@ -308,14 +397,23 @@ func (s *Sender) drop(err error) error {
 	return err
 }
 
-// Close sends a normal close frame and ends the connection.
+// Close sends a normal close frame and ends the connection. A source
+// state set last (protocol.SourceEnded, say) is written first if the
+// connection's writer has not yet.
 func (s *Sender) Close() error {
 	s.mu.Lock()
-	ws, done := s.ws, s.readerDone
+	ws, done, notifyDone := s.ws, s.readerDone, s.notifyDone
+	n, sent, takes := s.source, s.sourceSent, s.takesNotices
 	s.ws = nil
 	s.mu.Unlock()
 	if ws == nil {
 		return nil
+	}
+	if n.Op != "" && n != sent && takes {
+		s.writeMu.Lock()
+		_ = ws.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = ws.WriteMessage(websocket.TextMessage, n.Encode())
+		s.writeMu.Unlock()
 	}
 	_ = ws.WriteControl(websocket.CloseMessage,
 		websocket.FormatCloseMessage(websocket.CloseNormalClosure, "publisher done"), time.Now().Add(time.Second))
@@ -326,6 +424,7 @@ func (s *Sender) Close() error {
 	}
 	err := ws.Close()
 	<-done
+	<-notifyDone
 	return err
 }
 
@@ -347,6 +446,12 @@ type Stats struct {
 	// MetaDropped counts frames sent without the metadata filters gave
 	// them (it did not marshal, or was larger than the hub accepts).
 	MetaDropped uint64
+	// SourceState is the source's state (protocol.SourceLive, …; "" before
+	// its first frame), SourceError why it is not live, and SourceLosses
+	// how many times it stopped delivering after it had.
+	SourceState  string
+	SourceError  string
+	SourceLosses uint64
 	// Failed counts frames not sent because a filter failed on them or
 	// their picture could not be sent: past the hub's limits (a resize of
 	// a source with an extreme aspect ratio), or not an 8-bit picture.
@@ -365,7 +470,10 @@ func Status(prev, cur Stats, dt time.Duration, connected bool) string {
 		encMS = float64(cur.EncodeTime-prev.EncodeTime) / float64(time.Millisecond) / float64(sent)
 	}
 	state := ""
-	if !connected {
+	switch {
+	case cur.SourceState == protocol.SourceStalled || cur.SourceState == protocol.SourceReconnecting:
+		state = "  (source " + cur.SourceState + ": " + protocol.CutUTF8(cur.SourceError, 60) + ")"
+	case !connected:
 		state = "  (not connected)"
 	}
 	if cur.Failed > 0 {

@@ -3,26 +3,30 @@ package publisher
 import (
 	"context"
 	"sync"
+
+	"framehub/internal/newest"
 )
 
 // slot hands the newest frame from a reader (capture, or the MJPEG relay's
-// reader) to the sender. It owns three buffers: one being read into, one
-// waiting as the newest, one being sent. Putting a frame while another
-// waits returns the waiting one to the free list and counts it as skipped;
-// nothing ever queues.
+// reader) to the sender: a newest.Slot, plus the buffers it recycles. It
+// owns three buffers: one being read into, one waiting as the newest, one
+// being sent. Putting a frame while another waits returns the waiting one
+// to the free list and counts it as skipped; nothing ever queues. (The
+// buffers are why this is more than a newest.Slot: a Mat or a JPEG buffer
+// is reused, not allocated per frame.)
 type slot[T any] struct {
-	mu      sync.Mutex
-	all     []*T // every buffer, for whoever must free them
-	frees   []*T
-	ready   *T
-	done    bool // the reader has ended
-	skipped uint64
-	wake    chan struct{} // capacity 1
+	ready newest.Slot[T] // the newest frame, not yet taken
+
+	mu    sync.Mutex
+	all   []*T // every buffer, for whoever must free them
+	frees []*T
+	done  bool // the reader has ended
 }
 
 // newSlot makes a slot of three buffers made by mk.
 func newSlot[T any](mk func() *T) *slot[T] {
-	s := &slot[T]{wake: make(chan struct{}, 1)}
+	s := &slot[T]{}
+	s.ready.Init(make(chan struct{}, 1))
 	for range 3 {
 		f := mk()
 		s.all = append(s.all, f)
@@ -49,20 +53,8 @@ func (s *slot[T]) release(f *T) {
 
 // put makes f the newest frame.
 func (s *slot[T]) put(f *T) {
-	s.mu.Lock()
-	if s.ready != nil {
-		s.skipped++
-		s.frees = append(s.frees, s.ready)
-	}
-	s.ready = f
-	s.mu.Unlock()
-	s.poke()
-}
-
-func (s *slot[T]) poke() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if old := s.ready.Put(f); old != nil {
+		s.release(old)
 	}
 }
 
@@ -72,33 +64,32 @@ func (s *slot[T]) finish() {
 	s.mu.Lock()
 	s.done = true
 	s.mu.Unlock()
-	s.poke()
+	s.ready.Poke()
 }
 
 // take waits for the newest frame. It returns false when ctx ends or the
 // reader has finished and no frame is left.
 func (s *slot[T]) take(ctx context.Context) (*T, bool) {
 	for {
-		s.mu.Lock()
-		f, done := s.ready, s.done
-		s.ready = nil
-		s.mu.Unlock()
-		if f != nil {
+		if f := s.ready.Take(); f != nil {
 			return f, true
 		}
+		s.mu.Lock()
+		done := s.done
+		s.mu.Unlock()
 		if done {
+			// The reader's last put came before its finish: look once more.
+			if f := s.ready.Take(); f != nil {
+				return f, true
+			}
 			return nil, false
 		}
 		select {
-		case <-s.wake:
+		case <-s.ready.Wake():
 		case <-ctx.Done():
 			return nil, false
 		}
 	}
 }
 
-func (s *slot[T]) skippedCount() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.skipped
-}
+func (s *slot[T]) skippedCount() uint64 { return s.ready.Overwritten() }

@@ -8,6 +8,7 @@ pkgs=(
   libopencv-dev      # gocv (cgo) for publish, view, record, demo, process
   pkg-config         # finds OpenCV for cgo
   g++                # cgo's C++ (gocv, process/detect_cgo.cpp)
+  libavutil-dev      # publisher/avlog_cgo.c: FFmpeg's log lines from OpenCV's backend, as structured logs
   ffmpeg             # test clips and the MJPEG client the tests use
   curl               # the README's upload lines and their tests
   chromium           # the browser tests
@@ -19,6 +20,11 @@ pkgs=(
   python3-websockets #   "
   opencv-data        # Haar cascades: process's faces and blur-faces steps, the Python face example
   opencv-doc         # sample pictures and videos (faces, pedestrians) the process and Python tests use
+  python3-gi                   # the test IP camera (internal/testcam/rtspcam.py): GStreamer from Python
+  gir1.2-gst-rtsp-server-1.0   #   its RTSP server
+  gstreamer1.0-plugins-base    #   videotestsrc, videoconvert
+  gstreamer1.0-plugins-good    #   rtph264pay
+  gstreamer1.0-plugins-ugly    #   x264enc (H.264)
 )
 
 missing=()

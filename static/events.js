@@ -116,3 +116,218 @@
 
   root.FH = Object.assign(root.FH || {}, { MAX_EVENTS, frameEvents, eventText, drawEvents });
 })(self);
+
+// The hub's events for the page: EventFeed lists them (GET /api/events),
+// then follows the hub's stream of them (GET /api/events/stream, Server-
+// Sent Events read with fetch, which can send the view token as a header
+// where EventSource cannot), reconnecting with backoff, and listing again
+// when the hub says the page missed some. renderEvents draws a channel's
+// recent events, each with its best snapshot, as text and images, never
+// as HTML.
+(function (root) {
+  const FH = root.FH;
+  const PATH_EVENTS = '/api/events'; // protocol.PathEvents
+  const PATH_STREAM = '/api/events/stream'; // protocol.PathEventStream
+  const KEEP_PER_CHANNEL = 20; // events a page keeps of a channel
+  const MAX_MESSAGE = 64 << 10; // bytes of one stream message the page reads at most
+  const MAX_SNAPSHOTS = 64; // snapshot images kept as object URLs
+
+  class EventFeed {
+    // channel: one channel, or '' for every channel the page may view.
+    constructor(channel, onChange) {
+      this.channel = channel || '';
+      this.onChange = onChange || (() => {});
+      this.byChannel = new Map(); // channel -> Map(id -> info)
+      this.running = false;
+      this.backoff = 500;
+      this.abort = null;
+      this.dropped = 0; // notices the hub dropped for this page
+    }
+
+    start() {
+      if (this.running) return;
+      this.running = true;
+      this.loop();
+    }
+
+    stop() {
+      this.running = false;
+      if (this.abort) this.abort.abort();
+    }
+
+    query() {
+      return this.channel ? '?channel=' + encodeURIComponent(this.channel) : '';
+    }
+
+    async loop() {
+      while (this.running) {
+        this.abort = new AbortController();
+        try {
+          await this.list();
+          await this.follow(this.abort.signal);
+          this.backoff = 500;
+        } catch (e) {
+          // the hub is away, or the stream broke: try again later
+        }
+        if (!this.running) return;
+        await new Promise((r) => setTimeout(r, this.backoff));
+        this.backoff = Math.min(this.backoff * 2, 5000);
+      }
+    }
+
+    async list() {
+      const resp = await FH.auth.fetchWithToken(PATH_EVENTS + this.query());
+      if (!resp.ok) throw new Error('HTTP ' + resp.status);
+      const list = await resp.json();
+      if (!Array.isArray(list)) throw new Error('not a list');
+      for (const info of list) this.apply(info);
+      this.onChange(this);
+    }
+
+    // follow reads the stream until it ends.
+    async follow(signal) {
+      const resp = await fetch(PATH_STREAM + this.query(), { headers: FH.auth.headers(), cache: 'no-store', signal });
+      if (!resp.ok || !resp.body) throw new Error('HTTP ' + resp.status);
+      const reader = resp.body.getReader();
+      const dec = new TextDecoder();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buf += dec.decode(value, { stream: true });
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          this.message(buf.slice(0, i));
+          buf = buf.slice(i + 2);
+        }
+        if (buf.length > MAX_MESSAGE) throw new Error('stream message too long');
+      }
+    }
+
+    // message handles one Server-Sent Event.
+    message(text) {
+      let kind = 'message';
+      let data = '';
+      for (const line of text.split('\n')) {
+        if (line.startsWith('event: ')) kind = line.slice(7);
+        else if (line.startsWith('data: ')) data += line.slice(6);
+      }
+      if (!data) return; // a comment (keep-alive)
+      let info;
+      try {
+        info = JSON.parse(data);
+      } catch (e) {
+        return;
+      }
+      if (kind === 'dropped') {
+        this.dropped += Number(info.dropped) || 0;
+        this.list().catch(() => {}); // missed some: list again
+        return;
+      }
+      if (this.apply(info)) this.onChange(this);
+    }
+
+    // apply records an event the hub sent, if it is well-formed.
+    apply(info) {
+      if (info === null || typeof info !== 'object' || !FH.validChannelName(info.channel) ||
+          typeof info.id !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(info.id) || typeof info.label !== 'string') {
+        return false;
+      }
+      let m = this.byChannel.get(info.channel);
+      if (!m) this.byChannel.set(info.channel, (m = new Map()));
+      m.delete(info.id); // re-inserted: the newest change last
+      m.set(info.id, info);
+      while (m.size > KEEP_PER_CHANNEL) m.delete(m.keys().next().value);
+      return true;
+    }
+
+    // events returns a channel's events, the latest change first.
+    events(channel) {
+      const m = this.byChannel.get(channel);
+      return m ? Array.from(m.values()).reverse() : [];
+    }
+
+    // active reports whether an event of the channel goes on.
+    active(channel) {
+      return this.events(channel).some((e) => e.end === null);
+    }
+  }
+
+  // Snapshot images, fetched with the token (an <img> cannot send it) and
+  // shown from object URLs, the oldest revoked past MAX_SNAPSHOTS.
+  const snapshots = new Map(); // path (its version included) -> object URL or a pending promise
+  function snapshotURL(info) {
+    const key = info.snapshot;
+    if (snapshots.has(key)) return snapshots.get(key);
+    const p = FH.auth.fetchWithToken(info.snapshot)
+      .then((r) => (r.ok ? r.blob() : null))
+      .then((b) => {
+        const url = b ? URL.createObjectURL(b) : '';
+        snapshots.set(key, url);
+        while (snapshots.size > MAX_SNAPSHOTS) {
+          const [k, v] = snapshots.entries().next().value;
+          if (typeof v === 'string' && v) URL.revokeObjectURL(v);
+          snapshots.delete(k);
+        }
+        return url;
+      }, () => '');
+    snapshots.set(key, p);
+    return p;
+  }
+
+  function fmtTime(s) {
+    const d = new Date(s * 1000);
+    return d.toLocaleTimeString();
+  }
+
+  // eventLine is how a listed event reads: "● person in door · 12:03:04 ·
+  // 0.91 · going on" or "… · 7 s".
+  function eventLine(e) {
+    const parts = [FH.eventText({ label: e.label, zone: e.zone, score: e.score }), fmtTime(e.start)];
+    if (e.end === null) parts.push('going on');
+    else parts.push(Math.max(0, Math.round(e.end - e.start)) + ' s');
+    return (e.end === null ? '● ' : '') + parts.join(' · ');
+  }
+
+  // renderEvents fills the element ul with up to max of a channel's
+  // events, each an <li> with its snapshot (when the hub keeps one) and
+  // its line of text.
+  function renderEvents(ul, events, max) {
+    const shown = events.slice(0, max);
+    while (ul.children.length > shown.length) ul.lastChild.remove();
+    shown.forEach((e, i) => {
+      let li = ul.children[i];
+      if (!li) {
+        li = document.createElement('li');
+        const img = document.createElement('img');
+        img.alt = '';
+        img.hidden = true;
+        const span = document.createElement('span');
+        li.append(img, span);
+        ul.appendChild(li);
+      }
+      li.dataset.id = e.id;
+      li.classList.toggle('active', e.end === null);
+      li.lastChild.textContent = eventLine(e);
+      const img = li.firstChild;
+      if (e.snapshot && typeof e.snapshot === 'string' && e.snapshot.startsWith(PATH_EVENTS + '/')) {
+        const key = e.snapshot;
+        if (img.dataset.key !== key) {
+          img.dataset.key = key;
+          Promise.resolve(snapshotURL(e)).then((url) => {
+            if (img.dataset.key === key && url) {
+              img.src = url;
+              img.hidden = false;
+            }
+          });
+        }
+      } else {
+        img.hidden = true;
+        img.removeAttribute('src');
+        delete img.dataset.key;
+      }
+    });
+  }
+
+  root.FH = Object.assign(root.FH || {}, { EventFeed, renderEvents, eventLine });
+})(self);

@@ -1,11 +1,16 @@
 package static_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"image/color"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,4 +124,73 @@ func TestPlayerMarksEvents(t *testing.T) {
 	fd.frame.Store(plain)
 	waitJS(t, ctx, "the player's mark gone", `framehub.player.stats().events.length === 0 && document.getElementById('events-now').textContent === ''`, 10*time.Second)
 	waitJS(t, grid, "the tile's mark gone", `!document.querySelector('[data-channel="cam"].event')`, 10*time.Second)
+}
+
+// TestPageListsEvents: the grid lists each channel's recent events from
+// the hub (GET /api/events, then its stream), each with its best snapshot
+// fetched with the page's token, and marks a tile while the hub says one
+// goes on; the channel page lists them too; labels stay text; once the
+// event ends, the mark goes and the list says how long it lasted.
+func TestPageListsEvents(t *testing.T) {
+	const tok = "page-events-view-token-0123456789"
+	auth, err := hub.NewAuth([]hub.Grant{{Token: tok, Rights: hub.RightView, Channels: []string{"*"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startHub(t, "127.0.0.1:0", hub.Config{Auth: auth, DenyDelay: -1}) // publishing stays open on loopback
+	start := float64(time.Now().UnixMilli()) / 1e3
+	red := solidJPEG(t, 320, 180, color.RGBA{220, 0, 0, 255})
+	going := *red
+	going.Meta = []byte(fmt.Sprintf(`{"events":[{"id":"ev1","label":"<i id=pwn2>person</i>","zone":"porch","start":%.3f,"score":0.8,"best":true}]}`, start))
+	ended := *red
+	ended.Meta = []byte(fmt.Sprintf(`{"events":[{"id":"ev1","label":"<i id=pwn2>person</i>","zone":"porch","start":%.3f,"end":%.3f,"score":0.8}]}`, start, start+3))
+	plain := solidJPEG(t, 320, 180, color.RGBA{0, 0, 0, 255})
+	var phase atomic.Int32
+	startFeedFunc(t, s.url(), "cam", 10, func(seq uint64) *protocol.Frame {
+		switch phase.Load() {
+		case 0:
+			return &going
+		case 1:
+			return &ended
+		}
+		return plain
+	})
+	// Each page asks for the token once, as a user enters it.
+	enterToken := func(ctx context.Context) {
+		waitJS(t, ctx, "the token form", `!!document.getElementById('auth-token')`, 10*time.Second)
+		eval[bool](t, ctx, `(() => { document.getElementById('auth-token').value = `+strconv.Quote(tok)+`;
+			document.getElementById('auth').requestSubmit(); return true; })()`)
+	}
+	ctx := browser(t)
+	navigate(t, ctx, s.url()+"/")
+	enterToken(ctx)
+	waitJS(t, ctx, "the grid's event list with its snapshot", `(() => {
+		const li = document.querySelector('[data-channel="cam"] ul.events li.active');
+		const img = li && li.querySelector('img');
+		return !!img && !img.hidden && img.naturalWidth === 320;
+	})()`, 20*time.Second)
+	line := eval[string](t, ctx, `document.querySelector('[data-channel="cam"] ul.events li span').textContent`)
+	if !strings.HasPrefix(line, "● <i id=pwn2>person</i> in porch 0.80 · ") || !strings.HasSuffix(line, " · going on") {
+		t.Errorf("grid event line %q", line)
+	}
+	waitJS(t, ctx, "the tile marked", `!!document.querySelector('[data-channel="cam"].event')`, 5*time.Second)
+	view := browser(t)
+	navigate(t, view, s.url()+"/view/cam")
+	enterToken(view)
+	waitJS(t, view, "the channel page's event list", `document.querySelectorAll('#events li').length === 1`, 20*time.Second)
+	shot(t, ctx, "grid-events")
+
+	phase.Store(1)
+	waitJS(t, ctx, "the event ended in the list", `(() => {
+		const li = document.querySelector('[data-channel="cam"] ul.events li');
+		return !!li && !li.classList.contains('active') && li.textContent.endsWith(' · 3 s');
+	})()`, 10*time.Second)
+	phase.Store(2)
+	waitJS(t, ctx, "the tile's mark gone", `!document.querySelector('[data-channel="cam"].event')`, 10*time.Second)
+	waitJS(t, view, "the channel page's event ended", `document.querySelector('#events li') && !document.querySelector('#events li.active')`, 10*time.Second)
+	for _, c := range []context.Context{ctx, view} {
+		if n := eval[int](t, c, `document.querySelectorAll('#pwn2').length`); n != 0 {
+			t.Fatal("markup from an event label became an element")
+		}
+	}
 }

@@ -32,7 +32,8 @@
     const title = el('a', 'name', name);
     title.href = link.href;
     const info = el('div', 'info muted');
-    card.append(link, title, info);
+    const events = el('ul', 'events');
+    card.append(link, title, info, events);
     $('grid').appendChild(card);
     // A tile asks the hub for the channel's rendition that fits it in
     // device pixels (the narrowest at least as wide, else the widest), and
@@ -42,7 +43,9 @@
     const player = new FH.Player(canvas, name, { credit: 1, maxWidth: w, askWidth: w, delayMs });
     const c = { el: card, player, info, nolive, fit: fitter(canvas, player) };
     if (!document.hidden) player.start();
+    c.events = events;
     cards.set(name, c);
+    FH.renderEvents(events, feed.events(name), 3);
   }
 
   function removeCard(name) {
@@ -108,6 +111,17 @@
     return parts.join('  ·  ');
   }
 
+  // sourceNote says, for the no-live-video mark, what the hub knows of a
+  // channel's camera when it is not live (source_state in the listing).
+  function sourceNote(ch) {
+    switch (ch.source_state) {
+      case 'reconnecting': return 'camera lost — retrying';
+      case 'stalled': return 'camera stalled — waiting';
+      case 'ended': return 'camera stream ended';
+    }
+    return '';
+  }
+
   async function refresh() {
     let list;
     try {
@@ -129,9 +143,12 @@
       c.player.setRenditions(ch.renditions);
       const ps = c.player.stats();
       showLabel(c, ps);
-      c.nolive.hidden = ch.live && !ps.stale;
+      const note = typeof ch.source_state === 'string' ? sourceNote(ch) : '';
+      c.nolive.textContent = note || 'no live video';
+      c.nolive.title = note && typeof ch.source_error === 'string' ? ch.source_error : '';
+      c.nolive.hidden = !note && ch.live && !ps.stale;
       c.el.classList.toggle('offline', !ch.live);
-      c.el.classList.toggle('event', ps.events.length > 0);
+      c.el.classList.toggle('event', ps.events.length > 0 || feed.active(ch.name));
     }
     for (const name of Array.from(cards.keys())) {
       if (!names.has(name)) removeCard(name);
@@ -145,12 +162,22 @@
       else c.player.start();
     }
   });
+  // The hub's recent events of every channel: a card lists its channel's
+  // last three, and is marked while one goes on.
+  const feed = new FH.EventFeed('', () => {
+    for (const [name, c] of cards) {
+      FH.renderEvents(c.events, feed.events(name), 3);
+      c.el.classList.toggle('event', c.player.stats().events.length > 0 || feed.active(name));
+    }
+  });
+  feed.start();
   window.framehubGrid = {
     channels: () => Array.from(cards.keys()),
     stats: () => Object.fromEntries(Array.from(cards, ([n, c]) => [n, c.player.stats()])),
     // Each tile's timing of the last seconds (FH.Player's timing:
     // arrivals, decodes, draws with their ages), for benchmarks.
     timings: () => Object.fromEntries(Array.from(cards, ([n, c]) => [n, c.player.timing])),
+    feed,
   };
   FH.loadLimits(); // fetched alongside the channel list; players wait for it before subscribing
   refresh();

@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"framehub/hub"
+	"framehub/protocol"
 )
 
 // TestHeaderFollowsStaleness: when frames stop while the connection stays
@@ -84,4 +87,36 @@ func TestGridDrawsBoxesAndScores(t *testing.T) {
 		t.Fatalf("markup from a label became an element (%d)", n)
 	}
 	shot(t, ctx, "grid-boxes")
+}
+
+// TestGridSaysCameraLost: a tile whose publisher says its camera is lost
+// says "camera lost — retrying" (with the reason as its tooltip, as text),
+// and clears when the camera is live again and frames come.
+func TestGridSaysCameraLost(t *testing.T) {
+	s := startHub(t, "127.0.0.1:0", hub.Config{})
+	grey := solidJPEG(t, 320, 180, color.RGBA{120, 120, 120, 255})
+	fd := startFeed(t, s.url(), "door", 15, grey)
+	ctx := browser(t)
+	navigate(t, ctx, s.url()+"/")
+	waitJS(t, ctx, "a live tile", `framehubGrid.stats().door && framehubGrid.stats().door.drawn > 3`, 15*time.Second)
+	fd.stop()
+	// The publisher back, saying its camera is lost.
+	u, err := protocol.ChannelURL(s.url(), protocol.PathPublish, "door")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	if err := pub.WriteMessage(websocket.TextMessage, protocol.NewSourceNotice(protocol.SourceReconnecting, "<b>connection refused</b>").Encode()); err != nil {
+		t.Fatal(err)
+	}
+	mark := `document.querySelector('[data-channel="door"] .nolive')`
+	waitJS(t, ctx, "the camera-lost mark", `(() => { const m = `+mark+`;
+		return !m.hidden && m.textContent === 'camera lost — retrying' && m.title === '<b>connection refused</b>' && !m.querySelector('b'); })()`, 10*time.Second)
+	shot(t, ctx, "grid-camera-lost")
+	startFeed(t, s.url(), "door", 15, grey) // a publisher whose camera works takes over
+	waitJS(t, ctx, "the mark gone", `(() => { const m = `+mark+`; return m.hidden && m.textContent === 'no live video'; })()`, 10*time.Second)
 }

@@ -35,7 +35,9 @@
     onChange: (s) => render(),
   });
   if (adaptive) new ResizeObserver(() => player.fit(shown())).observe($('canvas'));
-  window.framehub = { player }; // for tests and the curious
+  // The hub's recent events of this channel, each with its snapshot.
+  const feed = new FH.EventFeed(channel, () => FH.renderEvents($('events'), feed.events(channel), 20));
+  window.framehub = { player, feed }; // for tests and the curious
 
   const plural = (n, one, many) => n + ' ' + (n === 1 ? one : many);
 
@@ -68,7 +70,7 @@
     if (s.stale) nolive.textContent = 'no live video · last frame ' + (s.lastFrameAgeMs / 1000).toFixed(0) + ' s ago';
     $('labels').textContent = s.labels.length ? 'boxes: ' + s.labels.join(', ') : '';
     $('adapt').textContent = s.adapt && s.adapt.reason ? 'rendition ' + s.rendition + ': ' + s.adapt.reason : '';
-    $('stage').classList.toggle('event', s.events.length > 0);
+    $('stage').classList.toggle('event', s.events.length > 0 || feed.active(channel));
     $('events-now').textContent = s.events.length ? 'events: ' + s.events.join(', ') : '';
   }
   setInterval(render, 250);
@@ -89,6 +91,7 @@
       await FH.auth.fetchWithToken('/channels/' + channel + '/snapshot.jpg', { method: 'HEAD' });
     } catch (e) { /* hub unreachable: the player retries and says so */ }
     if (!document.hidden) player.start();
+    feed.start();
   })();
 
   $('fullscreen').addEventListener('click', () => {

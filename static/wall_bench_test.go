@@ -18,7 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"framehub/hub"
-	"framehub/internal/hubtest"
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
@@ -389,7 +389,7 @@ func gridScenario(t *testing.T, run wallRun, name string, n int, clips wallClips
 	for i := range n {
 		startWallFeeder(t, s.url(), fmt.Sprintf("cam%02d", i), clips, names)
 	}
-	hubtest.Eventually(t, 90*time.Second, "every channel live at the hub", func() bool { return len(channelFrames(t, s.url())) == n })
+	testutil.Eventually(t, 90*time.Second, "every channel live at the hub", func() bool { return len(channelFrames(t, s.url())) == n })
 	ctx := browser(t)
 	row := gridRow{scenario: name, loadBefore: loadavg()}
 	navigate(t, ctx, s.url()+"/")
@@ -568,7 +568,7 @@ const throttleHeader = "| player of a 720p30 channel | settled after | drawing |
 func throttleScenario(t *testing.T, run wallRun, name string, clips wallClips, names []string, query string) throttleRow {
 	s := startHub(t, "127.0.0.1:0", hub.Config{})
 	startWallFeeder(t, s.url(), "cam", clips, names)
-	hubtest.Eventually(t, 30*time.Second, "the channel live at the hub", func() bool { return len(channelFrames(t, s.url())) == 1 })
+	testutil.Eventually(t, 30*time.Second, "the channel live at the hub", func() bool { return len(channelFrames(t, s.url())) == 1 })
 	ctx := browser(t)
 	row := throttleRow{scenario: name, loadBefore: loadavg(), backS: -1}
 	navigate(t, ctx, s.url()+"/view/cam"+query)

@@ -18,13 +18,14 @@ import (
 
 	"framehub/hub"
 	"framehub/internal/hubtest"
+	"framehub/internal/matleak"
 	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
 func TestMain(m *testing.M) {
 	// The viewer's GUI thread lives as long as the process (view_cgo.go).
-	os.Exit(testutil.CheckIgnoring(m.Run(), []string{"framehub/subscriber.onGUIThread.func1.1"}, matLeakCheck))
+	os.Exit(testutil.CheckIgnoring(m.Run(), []string{"framehub/subscriber.onGUIThread.func1.1"}, matleak.Check))
 }
 
 // runHub serves a hub on addr ("127.0.0.1:0" for any port) and returns the
@@ -92,19 +93,12 @@ func TestReconnectsAfterHubRestart(t *testing.T) {
 			}
 		}
 	}
-	for !cl.Connected() {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "the client connected", cl.Connected)
 	publish(t, addr, "cam", 1, 5)
 	waitFor(5)
 	stop()
 	addr2, _ := runHub(t, addr) // the same address, as a restarted hub would have
-	for !cl.Connected() {
-		if ctx.Err() != nil {
-			t.Fatal("client did not reconnect")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "the client to reconnect", cl.Connected)
 	publish(t, addr2, "cam", 1996, 2000)
 	waitFor(2000)
 	if err := <-runErr; err != nil {
@@ -254,20 +248,18 @@ func TestClientFollowsHubLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer pub.Close()
-		for !cl.Connected() {
+		testutil.Eventually(t, 5*time.Second, "the client connected", func() bool {
 			select {
 			case err := <-done:
 				t.Fatalf("Run ended before connecting: %v", err)
-			case <-time.After(5 * time.Millisecond):
+			default:
 			}
-		}
+			return cl.Connected()
+		})
 		pub.WriteMessage(websocket.BinaryMessage, protocol.AppendFrame(nil, &big))
 		// With a window of one, frame 2 reaches the client only if frame 1
 		// was acknowledged, whether shown or skipped.
-		deadline := time.Now().Add(5 * time.Second)
-		for cl.Invalid() == 0 && shown.Load() == 0 && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
+		testutil.Eventually(t, 5*time.Second, "frame 1 shown or skipped", func() bool { return cl.Invalid() != 0 || shown.Load() != 0 })
 		pub.WriteMessage(websocket.BinaryMessage, protocol.AppendFrame(nil, &small))
 		if err := <-done; err != nil {
 			t.Fatalf("Run: %v", err)

@@ -328,7 +328,8 @@ func (er *eventRecorder) openFile(ctx context.Context, e protocol.Event) error {
 	er.fileSt = RecordStats{FPS: er.st.FPS}
 	er.file = &recorder{cfg: RecordConfig{Out: filepath.Join(er.cfg.Dir, name), MaxPixels: er.cfg.MaxPixels, DrawBoxes: er.cfg.DrawBoxes},
 		format: videoFormat{name: "Motion JPEG in Matroska", minSide: 1}, out: er.out, st: &er.fileSt,
-		log: er.log, step: time.Duration(float64(time.Second) / er.st.FPS), ret: er.ret}
+		log: er.log, step: time.Duration(float64(time.Second) / er.st.FPS), ret: er.ret,
+		fresh: true} // the event names the file: a restart or another event may have taken the name
 	er.events = map[string]*liveRecord{}
 	from := int64(math.Round((e.Start - er.cfg.Pre.Seconds()) * 1e9))
 	er.log.Info("event", "id", e.ID, "label", e.Label, "zone", e.Zone, "start", e.StartTime())

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -261,4 +262,104 @@ func TestRecordEventsRefusesLongPre(t *testing.T) {
 	if st.RingPeak > 1<<20 || len(st.Files) != 0 {
 		t.Fatalf("stats %+v", st)
 	}
+}
+
+// TestRecordEventsRetention: event files are kept by the same retention as
+// continuous recordings: past --max-size the oldest event file goes, never
+// the one being written, and its ledger is the channel's events ledger.
+func TestRecordEventsRetention(t *testing.T) {
+	const interval = 50 * time.Millisecond
+	t0 := time.Now().Add(500 * time.Millisecond)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * interval) }
+	frames, _ := eventFrames(130, t0, interval, func(i int) string {
+		for _, start := range []int{10, 50, 90} { // three events, each 0.5 s, far enough apart for a file each
+			if i >= start && i < start+10 {
+				return `{"events":[` + eventJSON(fmt.Sprintf("e%d", start), "person", at(start), time.Time{}) + `]}`
+			}
+		}
+		return ""
+	})
+	dir := t.TempDir()
+	foreign := filepath.Join(dir, "door-19990101-000000-person-x.mkv")
+	if err := os.WriteFile(foreign, []byte("not ours"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := runEvents(t, EventRecordConfig{Dir: dir, Labels: []string{"person"}, Pre: 500 * time.Millisecond, Post: 500 * time.Millisecond,
+		FPS: 20, Retention: RetentionConfig{MaxSize: 120_000}}, frames, interval) // about one file
+	if err != nil {
+		t.Fatalf("RecordEvents: %v", err)
+	}
+	if len(st.Files) != 3 || st.Retention.Deleted != 2 || st.Retention.Files != 1 {
+		t.Fatalf("files %v, retention %+v; want 3 files, the first two deleted", st.Files, st.Retention)
+	}
+	for i, f := range st.Files {
+		if _, err := os.Stat(f); (err == nil) != (i == 2) {
+			t.Errorf("%s exists: %v; want only the newest kept", filepath.Base(f), err == nil)
+		}
+	}
+	if _, err := os.Stat(foreign); err != nil {
+		t.Errorf("the foreign file went: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, LedgerPrefix+"door-events.ledger")); err != nil {
+		t.Errorf("no events ledger: %v", err)
+	}
+}
+
+// TestRecordEventsNeverWriteOver: an event file's name comes from the
+// event (channel, start, label, id), so a recorder restarted while an event
+// goes on meets the name of the file it wrote before the restart (the one
+// with the pre-roll), and anyone who can write the directory can plant a
+// symlink under the next event's name. Neither is written over or
+// through: the recording goes to a new name, numbered.
+func TestRecordEventsNeverWriteOver(t *testing.T) {
+	const interval = 50 * time.Millisecond
+	t0 := time.Now().Add(500 * time.Millisecond)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * interval) }
+	start := at(10)
+	meta := func(i int) string {
+		if i < 10 {
+			return ""
+		}
+		return `{"events":[` + eventJSON("a", "person", start, time.Time{}) + `]}` // goes on past the run
+	}
+	dir := t.TempDir()
+	name := filepath.Join(dir, "door-"+start.Local().Format("20060102-150405")+"-person-a.mkv")
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("not the recorder's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, name); err != nil {
+		t.Fatal(err)
+	}
+	cfg := EventRecordConfig{Dir: dir, Labels: []string{"person"}, Pre: 200 * time.Millisecond, Post: time.Second, FPS: 20}
+	frames, bySum := eventFrames(30, t0, interval, meta)
+	first, err := runEvents(t, cfg, frames, interval)
+	if err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "not the recorder's" {
+		t.Fatalf("the file a symlink under the event's name points to now holds %d bytes (%v)", len(b), err)
+	}
+	if len(first.Files) != 1 || first.Files[0] == name {
+		t.Fatalf("first run wrote %v; want one file, not through the symlink %s", first.Files, filepath.Base(name))
+	}
+	kept := fileFrames(t, first.Files[0], bySum)
+
+	// The recorder restarts while the event goes on: the same event, the
+	// same name.
+	frames2, bySum2 := eventFrames(30, at(30), interval, func(i int) string { return meta(i + 30) })
+	second, err := runEvents(t, cfg, frames2, interval)
+	if err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if len(second.Files) != 1 || second.Files[0] == first.Files[0] {
+		t.Fatalf("second run wrote %v; want a file of its own, not over %s", second.Files, filepath.Base(first.Files[0]))
+	}
+	if again := fileFrames(t, first.Files[0], bySum); len(again) != len(kept) || again[0] != kept[0] {
+		t.Fatalf("the first run's file held frames %v, now %v", kept, again)
+	}
+	if got := fileFrames(t, second.Files[0], bySum2); len(got) == 0 {
+		t.Fatal("the second run's file holds no frame")
+	}
+	t.Logf("files %s (%d frames), %s", filepath.Base(first.Files[0]), len(kept), filepath.Base(second.Files[0]))
 }

@@ -143,11 +143,18 @@ type mkvTrackInfo struct {
 }
 
 // createMatroska creates (or truncates) name and writes the file's header.
-func createMatroska(name string, ti mkvTrackInfo) (*matroskaWriter, error) {
+// With fresh, name must not exist: the file is made anew, never over an
+// existing one or through a symlink (an error that is fs.ErrExist if
+// something is there).
+func createMatroska(name string, ti mkvTrackInfo, fresh bool) (*matroskaWriter, error) {
 	if ti.Width <= 0 || ti.Height <= 0 || ti.Width > math.MaxUint16 || ti.Height > math.MaxUint16 || ti.FPS <= 0 {
 		return nil, fmt.Errorf("create %s: bad track %dx%d at %g fps", name, ti.Width, ti.Height, ti.FPS)
 	}
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	flag := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if fresh {
+		flag = os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	}
+	f, err := os.OpenFile(name, flag, 0o644)
 	if err != nil {
 		return nil, err // an *os.PathError: "open NAME: …"
 	}

@@ -120,7 +120,7 @@ func walkEBML(t *testing.T, b []byte) []ebmlElement {
 // SeekHead, Cues and a Duration.
 func TestMatroskaFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "f.mkv")
-	w, err := createMatroska(file, mkvTrackInfo{Width: 96, Height: 64, FPS: 10, Title: "framehub test", Start: time.Now()})
+	w, err := createMatroska(file, mkvTrackInfo{Width: 96, Height: 64, FPS: 10, Title: "framehub test", Start: time.Now()}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestMatroskaFile(t *testing.T) {
 func TestMatroskaCutAnywhere(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "f.mkv")
-	w, err := createMatroska(file, mkvTrackInfo{Width: 64, Height: 48, FPS: 25, Start: time.Now()})
+	w, err := createMatroska(file, mkvTrackInfo{Width: 64, Height: 48, FPS: 25, Start: time.Now()}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestMatroskaWriteError(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
 		t.Skip("no /dev/full")
 	}
-	_, err := createMatroska("/dev/full", mkvTrackInfo{Width: 8, Height: 8, FPS: 10})
+	_, err := createMatroska("/dev/full", mkvTrackInfo{Width: 8, Height: 8, FPS: 10}, false)
 	if err == nil || !strings.Contains(err.Error(), "no space left on device") {
 		t.Fatalf("createMatroska on /dev/full: %v; want ENOSPC", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"image/jpeg"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net/http"
@@ -145,8 +146,10 @@ type videoWriter interface {
 	// decoded picture. w×h is its size, already checked by PictureSize.
 	// An error means f cannot be recorded, and is skipped.
 	prepare(f *Frame, w, h int) error
-	// open starts a new file of w×h pictures whose time 0 is start.
-	open(name string, w, h int, start time.Time) error
+	// open starts a new file of w×h pictures whose time 0 is start. With
+	// fresh, name must not exist (fs.ErrExist if it does, a symlink
+	// included): the file is created anew, never written over or through.
+	open(name string, w, h int, start time.Time, fresh bool) error
 	// write appends the prepared picture at file time at. fill is how many
 	// frame intervals before it the previous picture must fill: a file of
 	// a constant frame rate repeats it (fewer times if ctx ends); Matroska,
@@ -265,6 +268,7 @@ type recorder struct {
 	log    *slog.Logger
 	step   time.Duration // one frame interval
 	tl     timeline
+	fresh  bool // every file new: Out too is never written over (nextFileName)
 
 	open      bool       // a file is open
 	fileW     int        // its picture size
@@ -367,12 +371,21 @@ func (r *recorder) refuse(err error) {
 }
 
 func (r *recorder) openFile(w, h int, start time.Time) error {
-	name, err := r.nextFileName()
-	if err != nil {
-		return err
-	}
-	if err := r.out.open(name, w, h, start); err != nil {
-		return err
+	var name string
+	for try := 0; ; try++ {
+		var fresh bool
+		var err error
+		if name, fresh, err = r.nextFileName(); err != nil {
+			return err
+		}
+		err = r.out.open(name, w, h, start, fresh)
+		if fresh && errors.Is(err, fs.ErrExist) && try < maxNameRaces {
+			continue // made since nextFileName looked: the next name
+		}
+		if err != nil {
+			return err
+		}
+		break
 	}
 	if err := r.retainCreated(name); err != nil {
 		return err
@@ -456,9 +469,9 @@ func (m *matroskaFiles) prepare(f *Frame, _, _ int) error {
 	return nil
 }
 
-func (m *matroskaFiles) open(name string, w, h int, start time.Time) error {
+func (m *matroskaFiles) open(name string, w, h int, start time.Time, fresh bool) error {
 	var err error
-	m.w, err = createMatroska(name, mkvTrackInfo{Width: w, Height: h, FPS: m.fps, Title: m.title, Start: start})
+	m.w, err = createMatroska(name, mkvTrackInfo{Width: w, Height: h, FPS: m.fps, Title: m.title, Start: start}, fresh)
 	return err
 }
 

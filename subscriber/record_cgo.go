@@ -55,7 +55,14 @@ func (o *openCVFiles) prepare(f *Frame, w, h int) error {
 	return nil
 }
 
-func (o *openCVFiles) open(name string, w, h int, _ time.Time) error {
+func (o *openCVFiles) open(name string, w, h int, _ time.Time, fresh bool) error {
+	if fresh { // made here first, so that OpenCV writes a new file, not through a symlink
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return err
+		}
+		f.Close()
+	}
 	vw, err := gocv.VideoWriterFile(name, o.fourcc, o.fps, w, h, true)
 	if err != nil || !vw.IsOpened() {
 		if vw != nil {

@@ -10,8 +10,13 @@ import (
 	"time"
 )
 
-// maxSegmentNumber bounds the numbers tried for a free segment name.
-const maxSegmentNumber = 1_000_000
+// maxSegmentNumber bounds the numbers tried for a free segment name, and
+// maxNameRaces the names found free that were taken before the recorder
+// could create them.
+const (
+	maxSegmentNumber = 1_000_000
+	maxNameRaces     = 100
+)
 
 // retentionOn reports whether rc asks for retention.
 func retentionOn(rc RetentionConfig) bool { return rc.Keep > 0 || rc.MaxSize > 0 }
@@ -42,22 +47,29 @@ func openRecordRetention(cfg RecordConfig) (*Retention, error) {
 }
 
 // nextFileName returns the name of the recording's next file: Out for the
-// first of a recording without segments, else OUT-0001.ext, OUT-0002.ext,
-// …, skipping names that exist (a restarted recorder never writes over a
-// file of an earlier run, nor through a symlink planted at the next name).
-func (r *recorder) nextFileName() (string, error) {
+// first of a recording without segments (written over if it exists: the
+// user named it), else OUT-0001.ext, OUT-0002.ext, …, skipping names that
+// exist, so that a restarted recorder never writes over a file of an
+// earlier run. A recorder of fresh files (an event's, whose name the
+// event gives) takes Out only if it does not exist, and numbers on from
+// 0002. fresh reports that the name was chosen free: it must be created
+// anew (videoWriter.open), so that nothing put there since (a symlink)
+// is written through.
+func (r *recorder) nextFileName() (name string, fresh bool, err error) {
 	for range maxSegmentNumber {
 		r.seq++
-		if r.cfg.Segment <= 0 && r.seq == 1 {
-			return r.cfg.Out, nil
+		name = r.cfg.Out
+		if r.cfg.Segment > 0 || r.seq > 1 {
+			ext := filepath.Ext(r.cfg.Out)
+			name = fmt.Sprintf("%s-%04d%s", strings.TrimSuffix(r.cfg.Out, ext), r.seq, ext)
+		} else if !r.fresh {
+			return name, false, nil
 		}
-		ext := filepath.Ext(r.cfg.Out)
-		name := fmt.Sprintf("%s-%04d%s", strings.TrimSuffix(r.cfg.Out, ext), r.seq, ext)
 		if _, err := os.Lstat(name); errors.Is(err, fs.ErrNotExist) {
-			return name, nil
+			return name, true, nil
 		}
 	}
-	return "", fmt.Errorf("record %s: no free file name after %d tries", r.cfg.Out, maxSegmentNumber)
+	return "", false, fmt.Errorf("record %s: no free file name after %d tries", r.cfg.Out, maxSegmentNumber)
 }
 
 // retainCreated hands a file just opened to the retention, if any.

@@ -18,6 +18,7 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"framehub/internal/newest"
 	"framehub/protocol"
 )
 
@@ -77,7 +78,7 @@ type ViewStats struct {
 type viewWindow struct {
 	name    string
 	win     *gocv.Window
-	pending atomic.Pointer[Frame] // newest received, not yet shown
+	pending newest.Slot[Frame] // newest received, not yet shown (the GUI loop polls it: no wake)
 	recv    atomic.Uint64
 	shown   uint64
 	refused uint64
@@ -176,7 +177,7 @@ func viewLoop(ctx context.Context, cfg ViewConfig, clients []*Client, log *slog.
 				c := *f
 				c.Payload = append([]byte(nil), f.Payload...)
 				c.Meta = append([]byte(nil), f.Meta...)
-				w.pending.Store(&c)
+				w.pending.Put(&c)
 				w.recv.Add(1)
 				return nil
 			})
@@ -198,7 +199,7 @@ func viewLoop(ctx context.Context, cfg ViewConfig, clients []*Client, log *slog.
 	var lastRefusalLog time.Time
 	for ctx.Err() == nil {
 		for _, w := range wins {
-			if f := w.pending.Swap(nil); f != nil {
+			if f := w.pending.Take(); f != nil {
 				if err := w.show(f); err != nil {
 					w.refused++
 					if now := time.Now(); now.Sub(lastRefusalLog) >= refusalLogEvery {

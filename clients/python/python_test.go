@@ -7,7 +7,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -36,12 +35,7 @@ func TestPythonClient(t *testing.T) {
 	}
 	// The suite runs `framehub publish`, which needs OpenCV: build with cgo
 	// whatever this test was built with.
-	bin := filepath.Join(t.TempDir(), "framehub")
-	build := exec.Command("go", "build", "-o", bin, "framehub/cmd/framehub")
-	build.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build framehub with cgo: %v\n%s", err, out)
-	}
+	bin := testutil.Framehub(t, true)
 
 	ctx, cancel := context.WithTimeout(context.Background(), suiteTimeout)
 	defer cancel()

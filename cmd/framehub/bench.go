@@ -20,7 +20,8 @@ func benchCommand() *cli.Command {
 		Name:  "bench",
 		Usage: "load a hub with subscribers on loopback and measure fan-out, freshness and memory",
 		UsageText: "framehub bench --subscribers N --duration D [--baseline] [--json] [--slow M --slow-fps F] " +
-			"[--stalled K] [--idle K] [--channels C] [--credit W [--compare-default]] [--churn R] [--mode ws|mjpeg] [--runs N] [--pin] [--publisher]",
+			"[--stalled K] [--idle K] [--channels C] [--credit W [--compare-default]] [--churn R] [--mode ws|mjpeg] [--runs N] [--pin] [--publisher]\n" +
+			"   framehub bench --rtsp [--rtsp-decoders ffmpeg,opencv] [--runs N] [--duration D]",
 		Flags: append([]cli.Flag{
 			&cli.IntFlag{Name: "subscribers", Value: 10, Usage: "subscribers that read (fast, and --slow of them slow)", EnvVars: []string{"FRAMEHUB_BENCH_SUBSCRIBERS"}},
 			&cli.DurationFlag{Name: "duration", Value: 10e9, Usage: "measured time, after --warmup", EnvVars: []string{"FRAMEHUB_DURATION"}},
@@ -52,11 +53,14 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "nats-server", Usage: "with --cluster: a nats-server binary to start on loopback (scripts/bench-cluster.sh builds one)", EnvVars: []string{"FRAMEHUB_BENCH_NATS_SERVER"}},
 			&cli.StringFlag{Name: "nats", Usage: "with --cluster: a running NATS server's URL instead of --nats-server", EnvVars: []string{"FRAMEHUB_BENCH_NATS"}},
 			&cli.StringFlag{Name: "nats-monitor", Usage: "with --nats: the server's monitoring URL (http://HOST:8222), for the bus figures", EnvVars: []string{"FRAMEHUB_BENCH_NATS_MONITOR"}},
-		}, benchPublisherFlags()...),
+		}, append(benchPublisherFlags(), benchRTSPFlags()...)...),
 		Action: func(c *cli.Context) error {
 			exe, err := os.Executable()
 			if err != nil {
 				return fmt.Errorf("find the framehub binary: %w", err)
+			}
+			if c.Bool("rtsp") {
+				return runBenchRTSP(c, exe)
 			}
 			pubCfg, err := benchPublisherConfig(c, exe)
 			if err != nil {

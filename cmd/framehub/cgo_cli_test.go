@@ -13,36 +13,15 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"framehub/internal/hubtest"
-)
-
-var (
-	cgoOnce sync.Once
-	cgoBin  string
-	cgoErr  error
+	"framehub/internal/testutil"
 )
 
 // cgoBinary builds the full framehub binary (with OpenCV) once.
-func cgoBinary(t *testing.T) string {
-	t.Helper()
-	cgoOnce.Do(func() {
-		cgoBin = filepath.Join(binDir, "framehub")
-		out, err := exec.Command("go", "build", "-o", cgoBin, ".").CombinedOutput()
-		if err != nil {
-			cgoErr = err
-			t.Logf("%s", out)
-		}
-	})
-	if cgoErr != nil {
-		t.Fatalf("build: %v", cgoErr)
-	}
-	return cgoBin
-}
+func cgoBinary(t *testing.T) string { return testutil.Framehub(t, true) }
 
 func makeClip(t *testing.T, frames int) string {
 	t.Helper()
@@ -186,7 +165,7 @@ func TestRecordStopsCleanlyOnInterrupt(t *testing.T) {
 	r := start(t, bin, nil, "record", "--hub", addr, "--channel", "r", "--out", out)
 	r.waitLog(t, regexp.MustCompile(`msg=recording`), 10*time.Second)
 	// Interrupt once frames are being written.
-	hubtest.Eventually(t, 10*time.Second, "frames in the file", func() bool {
+	testutil.Eventually(t, 10*time.Second, "frames in the file", func() bool {
 		st, err := os.Stat(out)
 		return err == nil && st.Size() > 10_000
 	})

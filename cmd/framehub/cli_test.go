@@ -31,29 +31,20 @@ import (
 )
 
 // nocgoBin is a framehub binary built with CGO_ENABLED=0, the static build
-// servers without OpenCV run. binDir holds it and any other binary the tests
-// build.
-var nocgoBin, binDir string
+// servers without OpenCV run (testutil.BuildFramehub, once per test run).
+var nocgoBin string
 
 func TestMain(m *testing.M) {
 	if limit := os.Getenv(envFileSizeLimit); limit != "" {
 		execWithFileSizeLimit(limit) // a child started by startLimited
 	}
-	dir, err := os.MkdirTemp("", "framehub-cli")
+	bin, err := testutil.BuildFramehub(false)
 	if err != nil {
-		panic(err)
-	}
-	binDir = dir
-	nocgoBin = filepath.Join(dir, "framehub-nocgo")
-	cmd := exec.Command("go", "build", "-o", nocgoBin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	code := testutil.Check(m.Run())
-	os.RemoveAll(dir)
-	os.Exit(code)
+	nocgoBin = bin
+	os.Exit(testutil.Check(m.Run()))
 }
 
 // Environment of a test binary re-executed by startLimited.

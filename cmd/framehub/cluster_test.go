@@ -11,25 +11,11 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/nats-io/nats-server/v2/server"
 
+	"framehub/internal/natstest"
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
-
-// embeddedNATS runs a NATS server in the test process on a loopback port.
-func embeddedNATS(t *testing.T) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(5 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s
-}
 
 func listChannels(t *testing.T, addr string) []protocol.ChannelInfo {
 	t.Helper()
@@ -45,24 +31,13 @@ func listChannels(t *testing.T, addr string) []protocol.ChannelInfo {
 	return list
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestClusterOfHubProcesses runs three hub processes on one NATS server:
 // frames cross, the listing names the publishing hub, and when that hub
 // is killed (SIGKILL, no goodbye) the others forget its channel and a
 // publisher that moves to another hub takes over for the readers that
 // stayed.
 func TestClusterOfHubProcesses(t *testing.T) {
-	ns := embeddedNATS(t)
+	ns := natstest.Start(t, natstest.Options{})
 	var procs []*proc
 	var addrs []string
 	for _, name := range []string{"h0", "h1", "h2"} {
@@ -109,13 +84,13 @@ func TestClusterOfHubProcesses(t *testing.T) {
 	go func() { defer pubs.Done(); sendFrames(addrs[0], "cam", 1, 200, 2000) }() // ends when h0 dies
 
 	waitSeq(40, "frames from h0 on h1")
-	waitFor(t, 10*time.Second, "h2 to list cam on h0", func() bool {
+	testutil.Eventually(t, 10*time.Second, "h2 to list cam on h0", func() bool {
 		l := listChannels(t, addrs[2])
 		return len(l) == 1 && l[0].Hub == "h0" && l[0].Live
 	})
 
 	procs[0].cmd.Process.Kill() // by PID: a hub that dies without a word
-	waitFor(t, 10*time.Second, "h2 to forget the dead hub's channel", func() bool {
+	testutil.Eventually(t, 10*time.Second, "h2 to forget the dead hub's channel", func() bool {
 		l := listChannels(t, addrs[2])
 		return len(l) == 0 || !l[0].Live
 	})

@@ -64,10 +64,13 @@ func hubCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "hub",
 		Usage: "run the hub: publishers push channels to it, viewers watch them",
-		Flags: append(append(hubFlags(), authFlags()...), natsFlags()...),
+		Flags: append(append(append(hubFlags(), authFlags()...), natsFlags()...), webhookFlags()...),
 		Action: func(c *cli.Context) error {
 			cfg, err := hubConfig(c)
 			if err != nil {
+				return err
+			}
+			if cfg.Webhook, err = webhookConfig(c); err != nil {
 				return err
 			}
 			if cfg.Auth, err = hubAuth(c, cfg.Logger); err != nil {

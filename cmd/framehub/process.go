@@ -141,9 +141,9 @@ func runProcessor(ctx context.Context, c *cli.Context, cfg process.Config) error
 		}
 	} else {
 		s := sum.Stats
-		fmt.Fprintf(c.App.ErrWriter, "%s -> %s: %d frames received, %d processed, %d published; skipped %d, late %d, failed %d, bad input %d, bad metadata %d, metadata cut %d; processing p50 %.1f ms p99 %.1f ms, age added p50 %.1f ms p99 %.1f ms, CPU %.1f ms per frame\n",
+		fmt.Fprintf(c.App.ErrWriter, "%s -> %s: %d frames received, %d processed, %d published; skipped %d, late %d, failed %d, bad input %d, bad metadata %d, metadata cut %d; processing p50 %.1f ms p99 %.1f ms, age added p50 %.1f ms p99 %.1f ms, CPU %.1f ms per frame; %d events started, %d ended\n",
 			cfg.In, cfg.Out, s.Received, s.Processed, s.Published, s.Skipped, s.Late, s.Failed, s.BadInput, s.BadMeta, s.MetaCut,
-			s.ProcMSP50, s.ProcMSP99, s.AddedMSP50, s.AddedMSP99, sum.CPUMSPerFrame)
+			s.ProcMSP50, s.ProcMSP99, s.AddedMSP50, s.AddedMSP99, sum.CPUMSPerFrame, s.EventsStarted, s.EventsEnded)
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return nil

@@ -18,6 +18,13 @@ import (
 // files and pipelines, and process frames.
 const openCVBuild = true
 
+// autoDecoder says what --decoder auto picks in this build: OpenCV's
+// FFmpeg backend, in the process, delivered RTSP frames about one frame
+// interval younger than an ffmpeg child and for less CPU, and with the
+// capture options setCaptureOptions gives it, it reopens a camera as
+// quickly (docs/BENCHMARKS.md#rtsp-cameras).
+const autoDecoder = "OpenCV in this build"
+
 // runOpenCVPublish publishes through OpenCV: capture (or decode), process,
 // encode.
 func runOpenCVPublish(c *cli.Context) error {
@@ -49,7 +56,7 @@ func publisherConfig(c *cli.Context, hubURL string) (publisher.Config, error) {
 		Source: c.String("source"), Loop: c.Bool("loop"), FPS: c.Float64("fps"),
 		Width: c.Int("width"), Height: c.Int("height"), Flip: c.String("flip"), Rotate: c.Int("rotate"),
 		Quality: c.Int("quality"), OnDemand: c.Bool("on-demand"), OnDemandHold: c.Duration("on-demand-hold"), Renditions: widths,
-		Logger: logger(c),
+		SourceTimeout: c.Duration("source-timeout"), Logger: logger(c),
 		Sender: publisher.SenderConfig{Hub: hubURL, Channel: c.String("channel"), Header: hd, TLS: tlsConf,
 			ConnectTimeout: connectTimeout(c), Rendition: one},
 	}

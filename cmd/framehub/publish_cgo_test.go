@@ -57,24 +57,33 @@ func TestPublishStdinWithOpenCV(t *testing.T) {
 	t.Logf("stdin through OpenCV: %d frames of 320x180", len(got))
 }
 
-// TestPublishHTTPFallsBackToOpenCV: an http(s) URL that is not an MJPEG
-// stream (an MP4 file here) is not relayed but read by OpenCV, as before.
-func TestPublishHTTPFallsBackToOpenCV(t *testing.T) {
+// TestPublishHTTPFallsBack: an http(s) URL that is not an MJPEG stream
+// (an MP4 file here) is not relayed but decoded: by OpenCV, as before
+// (--decoder auto), or by ffmpeg when asked.
+func TestPublishHTTPFallsBack(t *testing.T) {
 	bin := cgoBinary(t)
 	clip := makeClip(t, 20)
 	srv := httptest.NewServer(http.FileServer(http.Dir(filepath.Dir(clip))))
 	defer srv.Close()
 	_, addr := startHub(t, nocgoBin)
-	_, in := hubtest.Subscribe(t, addr, "clip", "")
-	p := start(t, bin, nil, "publish", "--hub", addr, "--channel", "clip", "--source", srv.URL+"/clip.mp4", "--duration", "4s", "--quiet")
-	f := hubtest.Next(t, in, 15*time.Second)
-	if f.Width != 320 || f.Height != 240 {
-		t.Fatalf("frame from the MP4 URL is %dx%d; want 320x240", f.Width, f.Height)
-	}
-	if err := p.wait(t, 15*time.Second); err != nil {
-		t.Fatalf("publish: %v", err)
-	}
-	if !strings.Contains(p.errText(), "not an MJPEG stream; reading it with OpenCV") {
-		t.Errorf("no word of the fallback:\n%s", p.errText())
+	for _, c := range []struct{ decoder, says string }{
+		{"auto", "not an MJPEG stream; reading it with OpenCV"},
+		{"ffmpeg", "not an MJPEG stream; decoding it with ffmpeg"},
+	} {
+		t.Run(c.decoder, func(t *testing.T) {
+			_, in := hubtest.Subscribe(t, addr, "clip-"+c.decoder, "")
+			p := start(t, bin, nil, "publish", "--hub", addr, "--channel", "clip-"+c.decoder, "--source", srv.URL+"/clip.mp4",
+				"--decoder", c.decoder, "--duration", "4s", "--quiet")
+			f := hubtest.Next(t, in, 15*time.Second)
+			if f.Width != 320 || f.Height != 240 {
+				t.Fatalf("frame from the MP4 URL is %dx%d; want 320x240", f.Width, f.Height)
+			}
+			if err := p.wait(t, 15*time.Second); err != nil {
+				t.Fatalf("publish: %v", err)
+			}
+			if !strings.Contains(p.errText(), c.says) {
+				t.Errorf("no word of the fallback (%q):\n%s", c.says, p.errText())
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,9 +18,12 @@ import (
 
 // publish in both builds. Sources that need no OpenCV (- for a Motion JPEG
 // stream on stdin, an http(s) MJPEG URL) are relayed: their JPEGs go to
-// the hub as they are, without decoding. Every other source, and any
-// processing, needs the OpenCV build (publish.go); the build without it
-// says so in one line.
+// the hub as they are, without decoding. A camera stream (rtsp://, and an
+// http(s) URL that is not MJPEG) is decoded by ffmpeg into Motion JPEG and
+// relayed the same way when the build has no OpenCV, or when ffmpeg is
+// asked for. Every other source, and the processing only OpenCV does,
+// needs the OpenCV build (publish.go); the build without it says so in one
+// line.
 
 func publishFlags() []cli.Flag {
 	return []cli.Flag{
@@ -40,6 +44,9 @@ func publishFlags() []cli.Flag {
 		&cli.StringFlag{Name: "rendition", Value: "main", Usage: "publish this source as one rendition of the channel, a width (e.g. 320: frames exactly that wide), beside another publisher's main picture", EnvVars: []string{"FRAMEHUB_RENDITION"}},
 		&cli.BoolFlag{Name: "on-demand", Usage: "capture and encode only while someone watches the channel (a camera or stream is released meanwhile); needs the OpenCV build", EnvVars: []string{"FRAMEHUB_ON_DEMAND"}},
 		&cli.DurationFlag{Name: "on-demand-hold", Value: publisher.DefaultOnDemandHold, Usage: "with --on-demand: keep capturing this long after the last viewer leaves before releasing the source (0: at once)", EnvVars: []string{"FRAMEHUB_ON_DEMAND_HOLD"}},
+		&cli.DurationFlag{Name: "source-timeout", Usage: "a source that sends no frame for this long is stalled (told to the hub and logged); 0: ten frame intervals, 1s to 3s", EnvVars: []string{"FRAMEHUB_SOURCE_TIMEOUT"}},
+		&cli.StringFlag{Name: "decoder", Value: "auto", Usage: "who decodes rtsp:// and other camera streams: ffmpeg (a child process), opencv, or auto (" + autoDecoder + ")", EnvVars: []string{"FRAMEHUB_DECODER"}},
+		&cli.StringFlag{Name: "ffmpeg", Value: "ffmpeg", Usage: "the ffmpeg binary that decodes camera streams", EnvVars: []string{"FRAMEHUB_FFMPEG"}},
 	}
 }
 
@@ -91,9 +98,20 @@ func renditionFlags(c *cli.Context) (widths []int, one protocol.Rendition, err e
 	return widths, one, nil
 }
 
+// ffmpegFlags are the processing flags ffmpeg does when it decodes a
+// camera stream.
+var ffmpegFlags = []string{"width", "height", "quality"}
+
 // publishAction relays what needs no OpenCV and hands the rest to it.
 func publishAction(c *cli.Context) error {
 	src := c.String("source")
+	useFFmpeg, err := decodeWithFFmpeg(c)
+	if err != nil {
+		return err
+	}
+	if useFFmpeg && publisher.IsFFmpegSource(src) {
+		return runFFmpegRelay(c)
+	}
 	if !publisher.IsRelaySource(src) {
 		if !openCVBuild {
 			return fmt.Errorf("--source %s needs OpenCV, and this binary was built without it (CGO_ENABLED=0): it publishes "+
@@ -115,13 +133,65 @@ func publishAction(c *cli.Context) error {
 	if c.IsSet("loop") {
 		return fmt.Errorf("--loop repeats a video file; --source %s is a stream", shortSource(src))
 	}
-	err := runRelay(c)
-	if openCVBuild && src != "-" && errors.Is(err, protocol.ErrNotJPEG) {
-		// Not MJPEG (an MP4 or HLS URL, say): OpenCV's FFmpeg reads it.
+	err = runRelay(c)
+	if src != "-" && errors.Is(err, protocol.ErrNotJPEG) {
+		// Not MJPEG (an MP4 or HLS URL, say): OpenCV's FFmpeg or ffmpeg
+		// reads it.
+		if useFFmpeg {
+			logger(c).Info("the source is not an MJPEG stream; decoding it with ffmpeg", "source", protocol.RedactURL(src))
+			return runFFmpegRelay(c)
+		}
 		logger(c).Info("the source is not an MJPEG stream; reading it with OpenCV", "source", protocol.RedactURL(src))
 		return runOpenCVPublish(c)
 	}
 	return err
+}
+
+// decodeWithFFmpeg says whether camera streams go through ffmpeg: when
+// --decoder says so, or for auto in the build without OpenCV.
+func decodeWithFFmpeg(c *cli.Context) (bool, error) {
+	switch d := strings.ToLower(c.String("decoder")); d {
+	case "ffmpeg":
+		return true, nil
+	case "opencv":
+		if !openCVBuild {
+			return false, errors.New("--decoder opencv needs the build with OpenCV; this one was built without it (CGO_ENABLED=0)")
+		}
+		return false, nil
+	case "auto":
+		return !openCVBuild, nil
+	default:
+		return false, fmt.Errorf("--decoder %q: use ffmpeg, opencv or auto", d)
+	}
+}
+
+// onlyFFmpegFlags reports whether every processing flag set is one that
+// ffmpeg does.
+func onlyFFmpegFlags(c *cli.Context) bool {
+	for _, name := range processingFlags {
+		if c.IsSet(name) && !slices.Contains(ffmpegFlags, name) && !(name == "codec" && strings.EqualFold(c.String(name), "jpeg")) {
+			return false
+		}
+	}
+	return true
+}
+
+// runFFmpegRelay publishes a camera stream that ffmpeg decodes into
+// Motion JPEG at the chosen quality, size and rate.
+func runFFmpegRelay(c *cli.Context) error {
+	if !onlyFFmpegFlags(c) {
+		for _, name := range processingFlags {
+			if c.IsSet(name) && !slices.Contains(ffmpegFlags, name) && !(name == "codec" && strings.EqualFold(c.String(name), "jpeg")) {
+				return fmt.Errorf("--%s needs OpenCV: ffmpeg decodes --source %s here and does only --width, --height, --quality and --fps; "+
+					"drop --%s, or use the build with OpenCV (--decoder opencv)", name, shortSource(c.String("source")), name)
+			}
+		}
+	}
+	if c.IsSet("loop") {
+		return fmt.Errorf("--loop repeats a video file; --source %s is a stream", shortSource(c.String("source")))
+	}
+	return runRelayWith(c, &publisher.FFmpegConfig{Path: c.String("ffmpeg"), Quality: c.Int("quality"),
+		Width: c.Int("width"), Height: c.Int("height"), FPS: c.Float64("fps")})
 }
 
 func shortSource(src string) string {
@@ -133,7 +203,10 @@ func shortSource(src string) string {
 
 // runRelay publishes a relay source. An http(s) source is opened before
 // anything else, so an error that says it is not MJPEG comes first.
-func runRelay(c *cli.Context) error {
+func runRelay(c *cli.Context) error { return runRelayWith(c, nil) }
+
+// runRelayWith publishes a relay source, decoded by ffmpeg when ff is set.
+func runRelayWith(c *cli.Context, ff *publisher.FFmpegConfig) error {
 	hd, tlsConf, err := clientAuth(c)
 	if err != nil {
 		return err
@@ -143,7 +216,8 @@ func runRelay(c *cli.Context) error {
 		return err
 	}
 	log := logger(c)
-	cfg := publisher.RelayConfig{Source: c.String("source"), FPS: c.Float64("fps"), Logger: log,
+	cfg := publisher.RelayConfig{Source: c.String("source"), FFmpeg: ff, FPS: c.Float64("fps"), Logger: log,
+		SourceTimeout: c.Duration("source-timeout"),
 		Sender: publisher.SenderConfig{Hub: c.String("hub"), Channel: c.String("channel"), Header: hd, TLS: tlsConf,
 			ConnectTimeout: connectTimeout(c), Rendition: one}}
 	if tlsConf != nil {

@@ -140,7 +140,8 @@ func TestPublishRelaysMJPEGURL(t *testing.T) {
 }
 
 // TestPublishWithoutOpenCVSaysWhatItNeeds: the static build's publish
-// refuses, in one line, what needs OpenCV, and says so.
+// refuses, in one line, what needs OpenCV or ffmpeg, and says so; a camera
+// that cannot be opened is one line too.
 func TestPublishWithoutOpenCVSaysWhatItNeeds(t *testing.T) {
 	for _, c := range []struct {
 		args []string
@@ -148,7 +149,10 @@ func TestPublishWithoutOpenCVSaysWhatItNeeds(t *testing.T) {
 	}{
 		{[]string{"--channel", "x"}, "--source 0 needs OpenCV"},
 		{[]string{"--channel", "x", "--source", "test:320x240"}, "needs OpenCV"},
-		{[]string{"--channel", "x", "--source", "rtsp://cam/stream"}, "needs OpenCV"},
+		{[]string{"--channel", "x", "--source", "rtsp://cam/stream", "--filter", "overlay"}, "--filter needs OpenCV"},
+		{[]string{"--channel", "x", "--source", "rtsp://cam/stream", "--ffmpeg", "/nonexistent/ffmpeg"}, "needs ffmpeg"},
+		{[]string{"--channel", "x", "--source", "rtsp://127.0.0.1:1/cam"}, "cannot open stream rtsp://127.0.0.1:1/cam"},
+		{[]string{"--channel", "x", "--source", "rtsp://cam/s", "--decoder", "opencv"}, "--decoder opencv needs the build with OpenCV"},
 		{[]string{"--channel", "x", "--source", "-", "--width", "640"}, "--width needs OpenCV"},
 		{[]string{"--channel", "x", "--source", "-", "--filter", "gray"}, "--filter needs OpenCV"},
 		{[]string{"--channel", "x", "--source", "http://127.0.0.1:1/s.mjpeg", "--quality", "50"}, "--quality needs OpenCV"},
@@ -164,6 +168,15 @@ func TestPublishWithoutOpenCVSaysWhatItNeeds(t *testing.T) {
 		if exitCode(err) != 1 || len(lines) != 1 || !strings.Contains(lines[0], c.want) {
 			t.Errorf("framehub publish %v: exit %d, %q; want status 1 and one line saying %q", c.args, exitCode(err), out, c.want)
 		}
+	}
+	// No ffmpeg on PATH at all: the RTSP camera is refused at start, with
+	// how to get ffmpeg, not reconnected to forever.
+	cmd := exec.Command(nocgoBin, "publish", "--channel", "x", "--source", "rtsp://127.0.0.1:1/cam")
+	cmd.Env = append(os.Environ(), "PATH="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if exitCode(err) != 1 || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 ||
+		!strings.Contains(string(out), "needs ffmpeg") || !strings.Contains(string(out), "apt install ffmpeg") {
+		t.Errorf("publish of an RTSP camera without ffmpeg on PATH: exit %d, %q; want status 1 and one line saying how to get ffmpeg", exitCode(err), out)
 	}
 }
 

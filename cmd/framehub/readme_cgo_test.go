@@ -45,6 +45,7 @@ var readmeCommands = map[string]string{
 	"framehub record --hub http://HUB:8080 --channel lab --segment 10m --keep 7d --max-size 50GiB":                    "run",
 	"framehub record --hub http://HUB:8080 --channel door-people --on-event person --pre 5s --post 10s --dir events/": "run",
 	"framehub record --channel door-people --on-event '*' --dir events/ --keep 30d --max-size 20GiB":                  "run",
+	"framehub hub --webhook https://alerts.example/framehub --webhook-secret-file hook.secret":                        "run",
 	"framehub demo": "run",
 	"framehub demo --source clip.mp4 --loop --listen 0.0.0.0:8080 --insecure":                                                                                                 "run",
 	"framehub bench --subscribers 300 --duration 10s --baseline --pin":                                                                                                        "run",
@@ -140,6 +141,7 @@ func TestREADMECommandsRun(t *testing.T) {
 	writeSecret(t, dir, "view.token", viewTok)
 	writeSecret(t, dir, "signing.key", "signing-key-from-the-readme")
 	writeSecret(t, dir, "tokens", pubTok+" publish *\n"+viewTok+" view *\n")
+	writeSecret(t, dir, "hook.secret", "webhook-secret-from-the-readme")
 	if err := os.WriteFile(filepath.Join(dir, "hub.yaml"), []byte("listen: 127.0.0.1:8080\nmax-channels: 100\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

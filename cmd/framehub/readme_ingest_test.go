@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,24 +33,6 @@ var readmeIngestLines = map[string]string{
 	`ffmpeg -re -f lavfi -i testsrc2=size=640x360:rate=30 -headers "Authorization: Bearer $(cat publish.token)" -f mpjpeg http://HUB:8080/channels/cam1/stream.mjpeg`:                                         "stream",
 	"framehub token --token-secret-file signing.key --channel door --right publish --ttl 24h":                                                                                                                 "once",
 	`curl -X POST --data-binary @frame.jpg -H 'Content-Type: image/jpeg' "http://HUB:8080/channels/door/snapshot.jpg?token=$(framehub token --token-secret-file signing.key --channel door --right publish)"`: "once",
-}
-
-// outBuffer collects a child's output.
-type outBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (o *outBuffer) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-func (o *outBuffer) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
 }
 
 // readmeSection returns the lines of the ```sh blocks of the README
@@ -82,7 +62,7 @@ func readmeSection(t *testing.T, title string) []string {
 // of its own.
 type shellLine struct {
 	cmd    *exec.Cmd
-	out    outBuffer
+	out    testutil.LockedBuffer
 	waited chan error // its exit, once; put back by whoever reads it
 }
 

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -123,4 +125,149 @@ func TestRecordRetentionFlags(t *testing.T) {
 			t.Errorf("framehub %v: %v, %q; want one line mentioning %q", c.args, err, out, c.want)
 		}
 	}
+}
+
+// segmentWatch follows a recording directory's segments (PATTERN) while a
+// recorder runs, and fails the test when retention breaks a promise: a
+// file deleted while an older one stays, the file being written deleted
+// (a deletion that leaves no newer file), or the files together over
+// limit by more than the largest segment seen.
+type segmentWatch struct {
+	t        *testing.T
+	pattern  string
+	limit    int64
+	prev     map[string]int64
+	largest  int64 // the largest segment seen complete
+	peak     int64 // the most the files held together
+	created  []string
+	deleted  []string
+	problems int
+}
+
+func (w *segmentWatch) poll() {
+	w.t.Helper()
+	names, err := filepath.Glob(w.pattern)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	cur := map[string]int64{}
+	var total int64
+	for _, n := range names {
+		if fi, err := os.Lstat(n); err == nil {
+			cur[n] = fi.Size()
+			total += fi.Size()
+		}
+	}
+	sorted := slices.Sorted(maps.Keys(cur)) // the names sort in the order they were made
+	for n, size := range w.prev {
+		if _, ok := cur[n]; ok {
+			continue
+		}
+		w.deleted = append(w.deleted, filepath.Base(n))
+		w.largest = max(w.largest, size)
+		if len(sorted) == 0 || sorted[0] < n {
+			w.fail("%s deleted while %v stay: not the oldest first, or the one being written", filepath.Base(n), sorted)
+		}
+	}
+	for _, n := range sorted {
+		if _, ok := w.prev[n]; !ok {
+			w.created = append(w.created, filepath.Base(n))
+		}
+		if n != sorted[len(sorted)-1] {
+			w.largest = max(w.largest, cur[n])
+		}
+	}
+	w.peak = max(w.peak, total)
+	if total > w.limit+w.largest {
+		w.fail("the files hold %d bytes: over --max-size %d by more than a segment (%d)", total, w.limit, w.largest)
+	}
+	w.prev = cur
+}
+
+func (w *segmentWatch) fail(format string, args ...any) {
+	w.t.Helper()
+	if w.problems++; w.problems <= 5 {
+		w.t.Errorf(format, args...)
+	}
+}
+
+// follow polls until p exits or ready says so.
+func (w *segmentWatch) follow(p *proc, ready func() bool) {
+	w.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		w.poll()
+		select {
+		case <-p.done:
+			w.poll()
+			return
+		default:
+		}
+		if ready != nil && ready() {
+			return
+		}
+		time.Sleep(15 * time.Millisecond)
+	}
+	w.t.Fatal("the recorder ran past 60 s")
+}
+
+// TestRecordRetentionWatched follows the directory of record --segment
+// --max-size as it runs, the way an operator's disk sees it: the oldest
+// segments go first, never the one being written, the directory never
+// holds more than --max-size and a segment; the recorder is killed
+// (SIGKILL, as a crash or the OOM killer would) and restarted, and the
+// restarted one picks up the killed one's files, the last one it was
+// writing included, and deletes them before its own.
+func TestRecordRetentionWatched(t *testing.T) {
+	frames := cameraFrames(1280, 720, 1000)
+	_, addr := startHub(t, nocgoBin)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	pushed := make(chan struct{})
+	go func() {
+		defer close(pushed)
+		pushFrames(t, ctx, addr, "w", 50*time.Millisecond, frames)
+	}()
+	defer func() { cancel(); <-pushed }()
+	const limit = 2_000_000
+	w := &segmentWatch{t: t, pattern: filepath.Join(dir, "w-*.mkv"), limit: limit}
+	record := func(extra ...string) *proc {
+		cmd := exec.Command(nocgoBin, append([]string{"record", "--hub", addr, "--channel", "w", "--segment", "1s", "--fps", "20",
+			"--max-size", "2MB"}, extra...)...)
+		cmd.Dir = dir // the default --out: w-DATE-TIME-NNNN.mkv here
+		return startCmd(t, cmd)
+	}
+
+	first := record()
+	w.follow(first, func() bool { return len(w.deleted) >= 2 && len(w.created) >= 5 })
+	if len(w.deleted) < 2 {
+		t.Fatalf("the first recorder ended before deleting anything:\n%s", first.errText())
+	}
+	first.cmd.Process.Kill() // by PID: ours
+	<-first.done
+	w.poll()
+	left := slices.Sorted(maps.Keys(w.prev))
+	if len(left) < 2 {
+		t.Fatalf("the killed recorder left %v; want two segments or more", left)
+	}
+	t.Logf("killed after making %d segments and deleting %d; it left %d (%d bytes at most together)",
+		len(w.created), len(w.deleted), len(left), w.peak)
+
+	deletedBefore := len(w.deleted)
+	second := record("--duration", "4s")
+	w.follow(second, nil)
+	if err := second.wait(t, 10*time.Second); err != nil {
+		t.Fatalf("the restarted recorder: %v", err)
+	}
+	gone := w.deleted[deletedBefore:]
+	for _, n := range left {
+		if !slices.Contains(gone, filepath.Base(n)) {
+			t.Errorf("the restarted recorder kept %s of the killed one (deleted %v): it did not pick up the files it found", filepath.Base(n), gone)
+		}
+	}
+	if !strings.Contains(second.errText(), "retention keeps") {
+		t.Errorf("no retention summary:\n%s", second.errText())
+	}
+	t.Logf("after the restart: %d more deleted, the killed one's %d among them; peak %d bytes for --max-size %d and segments of up to %d",
+		len(gone), len(left), w.peak, limit, w.largest)
 }

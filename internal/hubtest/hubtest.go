@@ -163,23 +163,10 @@ func Stats(addr string) (protocol.Stats, error) {
 // n subscribers: a test's clients have connected.
 func WaitSubscribers(t testing.TB, addr string, n int, d time.Duration) {
 	t.Helper()
-	Eventually(t, d, "subscribers to connect", func() bool {
+	testutil.Eventually(t, d, "subscribers to connect", func() bool {
 		st, err := Stats(addr)
 		return err == nil && st.Subscribers >= n
 	})
-}
-
-// Eventually polls cond every 10 ms until it holds, and fails the test
-// with what it was waiting for if d passes first.
-func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // Subscribe connects a WebSocket subscriber to channel (query, such as

@@ -16,13 +16,18 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
+
+	"framehub/internal/procstat"
+	"framehub/internal/testcam"
 )
 
 // Check is for TestMain: given m.Run's exit code, it fails a passing run
 // if a goroutine outlived the tests or any extra check reports something,
-// and returns the code to exit with. Idle keep-alive connections of the
+// and returns the code to exit with. It removes the binaries
+// BuildFramehub made. Idle keep-alive connections of the
 // shared HTTP client are closed first: they belong to the client, not to
 // the code under test.
 func Check(code int, extra ...func() error) int { return check(code, nil, extra) }
@@ -52,6 +57,7 @@ func CheckIgnoring(code int, lasting []string, extra ...func() error) int {
 }
 
 func check(code int, opts []goleak.Option, extra []func() error) int {
+	removeBuilds()
 	http.DefaultClient.CloseIdleConnections()
 	if code != 0 {
 		return code
@@ -204,4 +210,51 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 		r.i, r.n = 0, r.n-1
 	}
 	return k, nil
+}
+
+// Camera starts a test IP camera (package testcam) and stops it when the
+// test ends. Without GStreamer's RTSP server the test is skipped; in CI,
+// where scripts/setup.sh installs it, it fails.
+func Camera(t testing.TB, opt testcam.Options) *testcam.Camera {
+	t.Helper()
+	if err := testcam.Available(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("test camera: %v (scripts/setup.sh installs it)", err)
+		}
+		t.Skipf("test camera: %v; run scripts/setup.sh", err)
+	}
+	c, err := testcam.Start(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Stop()
+		if t.Failed() {
+			t.Logf("test camera stderr:\n%s", c.Logs())
+		}
+	})
+	return c
+}
+
+// Children returns the IDs of the running processes whose parent is ppid
+// and whose command name is comm (Linux; elsewhere none).
+func Children(ppid int, comm string) []int { return procstat.Children(ppid, comm) }
+
+// Alive reports whether process pid runs (Linux: it exists and is not a
+// zombie waiting to be reaped).
+func Alive(pid int) bool { return procstat.Alive(pid) }
+
+// Eventually polls cond every 10 ms until it holds, and fails the test
+// with what it was waiting for if d passes first. It is the one way tests
+// wait for something to happen: on a state or a counter, never on a sleep
+// that guesses how long it takes.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

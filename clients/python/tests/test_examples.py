@@ -1,9 +1,14 @@
 """The examples, run as a user would run them, against a real hub."""
 
+import json
 import os
+import re
 import signal
 import subprocess
+import time
 import unittest
+import urllib.error
+import urllib.request
 
 import cv2
 
@@ -71,6 +76,43 @@ class TestExamples(unittest.TestCase):
         self.assertIn("n", f.meta)  # the input's metadata is kept
         self.assertEqual((f.width, f.height), (face.shape[1], face.shape[0]))
         self.interrupt(p)
+
+    def test_webhook_receiver(self):
+        """A hub's event webhooks reach the example receiver: each start and
+        end once, after a failed first try, every signature checked; a
+        forged body is refused 401."""
+        secret_file = os.path.join(hubtest.tempdir("hook-"), "hook.secret")
+        with open(secret_file, "w") as f:
+            f.write("a-webhook-secret-of-32-bytes-len\n")
+        recv = hubtest.run_python(self, "webhook_receiver.py", "--listen", "127.0.0.1:0", "--secret-file", secret_file,
+                                  "--fail-first", "1")
+        url = wait_until(lambda: (re.search(r"listening on (http://\S+)", recv.stderr()) or [None, None])[1], 10,
+                         "the receiver to listen")
+        hub = hubtest.start_hub(self, "--webhook", url, "--webhook-secret-file", secret_file)
+        pub = framehub.Publisher(hub.url, "door")
+        self.addCleanup(pub.close)
+        img = hubtest.pattern(160, 120, 1)
+        start = round(time.time(), 3)
+        going = {"events": [{"id": "e1", "label": "person", "zone": "porch", "start": start, "score": 0.8}]}
+        ended = {"events": [{"id": "e1", "label": "person", "zone": "porch", "start": start, "end": start + 2, "score": 0.8}]}
+        for meta in [going, going, ended, ended]:
+            pub.send(img, meta=meta)
+            time.sleep(0.2)
+        lines = wait_until(lambda: (lambda ls: ls if len(ls) == 2 else None)(recv.stdout().splitlines()), 20,
+                           "a start and an end")
+        notices = [json.loads(line) for line in lines]
+        self.assertEqual([n["type"] for n in notices], ["start", "end"])
+        for n in notices:
+            self.assertEqual((n["id"], n["channel"], n["label"], n["zone"], n["start"], n["tries"]),
+                             ("e1", "door", "person", "porch", start, 2), n)
+            self.assertEqual(n["key"], "door/e1/" + n["type"])
+        self.assertIsNone(notices[0]["end"])
+        self.assertEqual(notices[1]["end"], start + 2)
+        forged = urllib.request.Request(url, data=b'{"type":"start"}', method="POST",
+                                        headers={"X-Framehub-Signature": "sha256=00", "Content-Type": "application/json"})
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen(forged, timeout=5)
+        self.assertEqual(cm.exception.code, 401)
 
 
 if __name__ == "__main__":

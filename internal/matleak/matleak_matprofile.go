@@ -1,6 +1,6 @@
 //go:build cgo && matprofile
 
-package subscriber
+package matleak
 
 import (
 	"fmt"
@@ -9,9 +9,8 @@ import (
 	"gocv.io/x/gocv"
 )
 
-// matLeakCheck reports the Mats still open, with where each was created.
-// Built only with -tags matprofile, where gocv records every Mat it creates.
-func matLeakCheck() error {
+// Check reports the Mats still open, with where each was created.
+func Check() error {
 	if gocv.MatProfile.Count() == 0 {
 		return nil
 	}

@@ -1,0 +1,662 @@
+package hub
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image/color"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"framehub/internal/testutil"
+	"framehub/protocol"
+)
+
+// eventMeta returns metadata listing events, each "ID LABEL [end]" with
+// start at t0, ending at t0 + 1 s when "end" is given, flagged best when
+// the word "best" is.
+func eventMeta(t0 float64, events ...string) []byte {
+	var parts []string
+	for _, e := range events {
+		f := strings.Fields(e)
+		s := fmt.Sprintf(`{"id":%q,"label":%q,"zone":"door","start":%.3f,"score":0.5`, f[0], f[1], t0)
+		for _, w := range f[2:] {
+			switch w {
+			case "end":
+				s += fmt.Sprintf(`,"end":%.3f`, t0+1)
+			case "best":
+				s = strings.Replace(s, `"score":0.5`, `"score":0.9,"best":true`, 1)
+			}
+		}
+		parts = append(parts, s+"}")
+	}
+	return []byte(`{"events":[` + strings.Join(parts, ",") + `]}`)
+}
+
+func listEvents(t *testing.T, base, query string) []protocol.EventInfo {
+	t.Helper()
+	var list []protocol.EventInfo
+	getJSON(t, base+protocol.PathEvents+query, &list)
+	return list
+}
+
+func eventByID(list []protocol.EventInfo, id string) *protocol.EventInfo {
+	for i := range list {
+		if list[i].ID == id {
+			return &list[i]
+		}
+	}
+	return nil
+}
+
+// TestEventsFollowFrames: the hub keeps the events its channels' frames
+// carry: GET /api/events lists them (by channel, and since a time), a
+// frame flagged best becomes the event's snapshot (the JPEG as published,
+// charged to the memory budget), an end in the metadata ends it, a frame
+// that no longer lists one ends it ("gone"), and a publisher that leaves
+// ends its channel's ("publisher_left"), while another channel's events
+// are untouched.
+func TestEventsFollowFrames(t *testing.T) {
+	h, base := testHub(t, Config{})
+	pub := dial(t, base, protocol.PathPublish, "door")
+	other := dial(t, base, protocol.PathPublish, "yard")
+	t0 := float64(time.Now().Unix())
+	red, blue := testJPEG(t, 64, 48, color.RGBA{200, 0, 0, 255}), testJPEG(t, 64, 48, color.RGBA{0, 0, 200, 255})
+	send(t, pub, frameMsg(1, 64, 48, red, eventMeta(t0, "a person")))
+	send(t, pub, frameMsg(2, 64, 48, blue, eventMeta(t0, "a person best", "b car")))
+	send(t, other, frameMsg(1, 64, 48, red, eventMeta(t0, "y dog")))
+	testutil.Eventually(t, 5*time.Second, "three events", func() bool { return len(listEvents(t, base, "")) == 3 })
+	before := time.Now()
+	send(t, pub, frameMsg(3, 64, 48, red, eventMeta(t0, "a person end", "b car")))
+	send(t, pub, frameMsg(4, 64, 48, red, eventMeta(t0, "a person end")))
+	testutil.Eventually(t, 5*time.Second, "a and b ended", func() bool {
+		l := listEvents(t, base, "?channel=door")
+		return len(l) == 2 && eventByID(l, "a").End != nil && eventByID(l, "b").End != nil
+	})
+	list := listEvents(t, base, "?channel=door")
+	a, b := eventByID(list, "a"), eventByID(list, "b")
+	if a.Channel != "door" || a.Label != "person" || a.Zone != "door" || a.Start != t0 || *a.End != t0+1 || a.EndReason != protocol.EndEnded || a.Score != 0.9 {
+		t.Errorf("event a: %+v", *a)
+	}
+	if b.EndReason != protocol.EndGone || *b.End < t0 {
+		t.Errorf("event b (no longer listed): %+v", *b)
+	}
+	if a.Snapshot != protocol.PathEventSnapshots+"door/a/snapshot.jpg?v=1" || b.Snapshot != "" {
+		t.Fatalf("snapshots %q, %q", a.Snapshot, b.Snapshot)
+	}
+	resp, err := http.Get(base + a.Snapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Equal(got, blue) || resp.Header.Get("Content-Type") != "image/jpeg" {
+		t.Errorf("snapshot: %d, %d bytes; want the best frame's JPEG (%d bytes)", resp.StatusCode, len(got), len(blue))
+	}
+	if st := h.Stats(); st.Events.Snapshots != 1 || st.Events.SnapBytes != int64(len(blue)) || st.FrameMemoryBytes < uint64(len(blue)) {
+		t.Errorf("stats %+v, frame memory %d; want the snapshot counted and charged", st.Events, st.FrameMemoryBytes)
+	}
+	// since: only what changed from then on.
+	since := fmt.Sprintf("?since=%.3f", float64(before.UnixMilli())/1e3)
+	if l := listEvents(t, base, since); len(l) != 2 || eventByID(l, "y") != nil {
+		t.Errorf("since %s: %d events; want a and b, which ended since", since, len(l))
+	}
+	// The publisher leaves: door has nothing going on; yard's goes on.
+	send(t, pub, frameMsg(5, 64, 48, red, eventMeta(t0, "c person")))
+	testutil.Eventually(t, 5*time.Second, "c started", func() bool { return eventByID(listEvents(t, base, ""), "c") != nil })
+	pub.Close()
+	testutil.Eventually(t, 5*time.Second, "c ended as its publisher left", func() bool {
+		c := eventByID(listEvents(t, base, ""), "c")
+		return c.End != nil && c.EndReason == protocol.EndPublisherLeft
+	})
+	if y := eventByID(listEvents(t, base, ""), "y"); y.End != nil {
+		t.Errorf("yard's event ended with door's publisher: %+v", *y)
+	}
+	for _, bad := range []string{"?channel=a/b", "?channel=..", "?since=soon", "?since=NaN"} {
+		resp, err := http.Get(base + protocol.PathEvents + bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Errorf("%s: %d; want 400", bad, resp.StatusCode)
+		}
+	}
+	if resp, _ := http.Get(base + protocol.PathEventSnapshots + "door/nope/snapshot.jpg"); resp.StatusCode != 404 {
+		t.Errorf("snapshot of an unknown event: %d; want 404", resp.StatusCode)
+	}
+}
+
+// sseClient reads a hub's event stream.
+type sseClient struct {
+	resp *http.Response
+	msgs chan [2]string // event, data
+}
+
+func openStream(t *testing.T, base, query string, header http.Header) *sseClient {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+protocol.PathEventStream+query, nil)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		resp.Body.Close()
+		t.Fatalf("stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	c := &sseClient{resp: resp, msgs: make(chan [2]string, 1000)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(c.msgs) // the stream ended
+		sc := bufio.NewScanner(resp.Body)
+		var ev, data string
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				ev = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				data = line[6:]
+			case line == "" && data != "":
+				c.msgs <- [2]string{ev, data}
+				ev, data = "", ""
+			}
+		}
+	}()
+	t.Cleanup(func() { resp.Body.Close(); <-done })
+	return c
+}
+
+func (c *sseClient) next(t *testing.T) (string, protocol.EventInfo) {
+	t.Helper()
+	select {
+	case m, ok := <-c.msgs:
+		if !ok {
+			t.Fatal("the stream ended")
+		}
+		var info protocol.EventInfo
+		if err := json.Unmarshal([]byte(m[1]), &info); err != nil {
+			t.Fatalf("stream data %q: %v", m[1], err)
+		}
+		return m[0], info
+	case <-time.After(5 * time.Second):
+		t.Fatal("no stream message within 5 s")
+	}
+	return "", protocol.EventInfo{}
+}
+
+// TestEventStream: a stream reader gets each start, update (a better
+// frame) and end as it happens, of the channel it asked for only.
+func TestEventStream(t *testing.T) {
+	_, base := testHub(t, Config{})
+	door := openStream(t, base, "?channel=door", nil)
+	all := openStream(t, base, "", nil)
+	pub := dial(t, base, protocol.PathPublish, "door")
+	yard := dial(t, base, protocol.PathPublish, "yard")
+	t0 := float64(time.Now().Unix())
+	jpg := testJPEG(t, 32, 32, color.RGBA{1, 2, 3, 255})
+	send(t, yard, frameMsg(1, 32, 32, jpg, eventMeta(t0, "y dog")))
+	send(t, pub, frameMsg(1, 32, 32, jpg, eventMeta(t0, "a person")))
+	send(t, pub, frameMsg(2, 32, 32, jpg, eventMeta(t0, "a person best"))) // within updateEvery of the start: told by the janitor
+	kind, info := door.next(t)
+	if kind != protocol.EventStart || info.ID != "a" || info.Type != kind || info.Channel != "door" || info.End != nil {
+		t.Fatalf("door stream: %s %+v; want the start of a", kind, info)
+	}
+	kind, info = door.next(t)
+	if kind != protocol.EventUpdate || info.Score != 0.9 || info.Snapshot == "" {
+		t.Fatalf("door stream: %s %+v; want an update of a with its snapshot and better score", kind, info)
+	}
+	send(t, pub, frameMsg(3, 32, 32, jpg, eventMeta(t0, "a person end")))
+	if kind, info = door.next(t); kind != protocol.EventEnd || info.End == nil || *info.End != t0+1 {
+		t.Fatalf("door stream: %s %+v; want the end of a", kind, info)
+	}
+	seen := map[string]bool{}
+	for range 4 { // y's start, a's start, update and end
+		kind, info := all.next(t)
+		seen[info.Channel+":"+kind] = true
+	}
+	if !seen["yard:start"] || !seen["door:end"] {
+		t.Errorf("the all-channels stream saw %v", seen)
+	}
+}
+
+// TestEventAttacks: a publisher claiming 10,000 events in a frame, and
+// one starting new events as fast as it can: the hub reads 32 events a
+// frame (the rest counted as left out), starts at most its rate (the rest
+// counted under refused event_rate), keeps a bounded number per channel,
+// and another channel's events and frames go on.
+func TestEventAttacks(t *testing.T) {
+	h, base := testHub(t, Config{MaxMetaBytes: 2 << 20})
+	flood := dial(t, base, protocol.PathPublish, "flood")
+	good := dial(t, base, protocol.PathPublish, "good")
+	sub := dial(t, base, protocol.PathSubscribe, "good")
+	t0 := float64(time.Now().Unix())
+	jpg := testJPEG(t, 32, 32, color.RGBA{9, 9, 9, 255})
+	var big []string
+	for i := range 10000 {
+		big = append(big, fmt.Sprintf("f%d person", i))
+	}
+	start := time.Now()
+	send(t, flood, frameMsg(1, 32, 32, jpg, eventMeta(t0, big...)))
+	for seq := uint64(2); seq <= 100; seq++ { // a new event in every frame, as fast as it goes
+		send(t, flood, frameMsg(seq, 32, 32, jpg, eventMeta(t0, fmt.Sprintf("n%d person", seq))))
+	}
+	send(t, good, frameMsg(1, 32, 32, jpg, eventMeta(t0, "g person")))
+	if f, _ := readFrame(t, sub, 5*time.Second); f.Seq != 1 {
+		t.Fatalf("the good channel's frame: %d", f.Seq)
+	}
+	// Read, and relayed or dropped by the frame-rate cap.
+	testutil.Eventually(t, 10*time.Second, "every frame read", func() bool { st := h.Stats(); return st.FramesIn+st.FramesDropped == 101 })
+	elapsed := time.Since(start)
+	testutil.Eventually(t, 5*time.Second, "the good channel's event", func() bool { return eventByID(listEvents(t, base, "?channel=good"), "g") != nil })
+	st := h.Stats()
+	started := int(st.Events.Started) - 1
+	allowed := int(eventBurst + eventRate*elapsed.Seconds() + 1)
+	t.Logf("flood: %d events started of 10,099 claimed in %v; %d refused (event_rate), %d frames with events left out",
+		started, elapsed, st.Refused["event_rate"], st.Events.BadMeta)
+	if started > allowed || st.Events.RateLimited == 0 || st.Refused["event_rate"] != st.Events.RateLimited {
+		t.Errorf("%d flood events started (at most %d allowed); %d rate-limited", started, allowed, st.Events.RateLimited)
+	}
+	if kept := len(listEvents(t, base, "?channel=flood")); kept > maxEventsPerChannel {
+		t.Errorf("%d flood events kept; at most %d", kept, maxEventsPerChannel)
+	}
+	if st.Events.BadMeta == 0 {
+		t.Error("the frame claiming 10,000 events was not counted as partly left out")
+	}
+}
+
+// smallBuffers is a listener whose connections have a tiny kernel send
+// buffer, so that a reader that stops reading blocks the hub's writes
+// within a few kilobytes.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(4096)
+	}
+	return c, err
+}
+
+// TestEventStreamStalledReader: a stream reader that never reads costs a
+// bounded queue, and is dropped within the write timeout once its socket
+// is full (counted); a reader that reads goes on getting notices.
+func TestEventStreamStalledReader(t *testing.T) {
+	h := New(Config{WriteTimeout: 500 * time.Millisecond})
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener = smallBuffers{srv.Listener}
+	srv.Start()
+	t.Cleanup(func() { h.Close(); srv.Close(); http.DefaultTransport.(*http.Transport).CloseIdleConnections() })
+	base := srv.URL
+	stalled, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled.(*net.TCPConn).SetReadBuffer(4096)
+	defer stalled.Close()
+	fmt.Fprintf(stalled, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", protocol.PathEventStream)
+	live := openStream(t, base, "", nil)
+	testutil.Eventually(t, 5*time.Second, "two readers", func() bool { return h.Stats().Events.Streams == 2 })
+	t0 := float64(time.Now().Unix())
+	jpg := testJPEG(t, 32, 32, color.RGBA{9, 9, 9, 255})
+	got := 0
+	for ch := range 10 { // 10 channels × 20 events started and ended: 400 notices
+		pub := dial(t, base, protocol.PathPublish, fmt.Sprintf("c%d", ch))
+		var evs, ends []string
+		for i := range 20 {
+			evs = append(evs, fmt.Sprintf("e%d person", i))
+			ends = append(ends, fmt.Sprintf("e%d person end", i))
+		}
+		send(t, pub, frameMsg(1, 32, 32, jpg, eventMeta(t0, evs...)))
+		send(t, pub, frameMsg(2, 32, 32, jpg, eventMeta(t0, ends...)))
+		for range 40 {
+			live.next(t)
+			got++
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, "the stalled reader dropped", func() bool {
+		st := h.Stats().Events
+		return st.StreamsEvicted == 1 && st.Streams == 1
+	})
+	t.Logf("the reading stream got %d notices; stats %+v", got, *h.Stats().Events)
+}
+
+// TestEventStreamSlowReaderIsTold: a reader that falls streamQueue notices
+// behind gets an "event: dropped" with how many, and the count.
+func TestEventStreamSlowReaderIsTold(t *testing.T) {
+	h, _ := testHub(t, Config{})
+	s := &eventStream{may: func(string) bool { return true }, wake: make(chan struct{}, 1)}
+	for i := range streamQueue + 10 {
+		s.offer("c", sseMessage(protocol.EventUpdate, []byte(fmt.Sprintf(`{"id":"e%d"}`, i))))
+	}
+	msg, dropped := s.take()
+	if dropped != 10 || !bytes.HasPrefix(msg, []byte("event: dropped\ndata: {\"dropped\":10}\n\n")) ||
+		bytes.Count(msg, []byte("event: update")) != streamQueue || !bytes.Contains(msg, []byte(`"e10"`)) || bytes.Contains(msg, []byte(`"e9"}`)) {
+		t.Fatalf("after %d notices to a queue of %d: dropped %d, %d bytes", streamQueue+10, streamQueue, dropped, len(msg))
+	}
+	_ = h
+}
+
+// TestEventsNeedTheViewRight: the event endpoints follow the view tokens:
+// no token 401, a token for other channels 403 on a channel and a list
+// without those channels, the stream and snapshots alike.
+func TestEventsNeedTheViewRight(t *testing.T) {
+	const pubTok, doorTok = "publish-token-0123456789", "door-view-token-0123456789"
+	_, base := testHub(t, Config{DenyDelay: -1, Auth: grantsAuth(t,
+		Grant{Token: pubTok, Rights: RightPublish, Channels: []string{"*"}},
+		Grant{Token: doorTok, Rights: RightView, Channels: []string{"door"}})})
+	publish := func(ch string) *websocket.Conn {
+		c, _, err := websocket.DefaultDialer.Dial(wsURL(base, protocol.PathPublish, ch), http.Header{"Authorization": {"Bearer " + pubTok}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	t0 := float64(time.Now().Unix())
+	jpg := testJPEG(t, 32, 32, color.RGBA{1, 2, 3, 255})
+	send(t, publish("door"), frameMsg(1, 32, 32, jpg, eventMeta(t0, "d person best")))
+	send(t, publish("vault"), frameMsg(1, 32, 32, jpg, eventMeta(t0, "v person best")))
+	get := func(path, tok string) (int, []byte) {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if strings.HasPrefix(path, protocol.PathEventStream) {
+			return resp.StatusCode, nil
+		}
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	var list []protocol.EventInfo
+	testutil.Eventually(t, 5*time.Second, "both events", func() bool {
+		code, b := get(protocol.PathEvents, doorTok)
+		list = nil
+		json.Unmarshal(b, &list)
+		return code == 200 && len(list) == 1
+	})
+	if list[0].ID != "d" {
+		t.Errorf("the door token lists %+v; want door's event only", list)
+	}
+	for _, c := range []struct {
+		path, tok string
+		want      int
+	}{
+		{protocol.PathEvents, "", 401},
+		{protocol.PathEvents + "?channel=vault", doorTok, 403},
+		{protocol.PathEvents + "?channel=door", doorTok, 200},
+		{protocol.PathEventStream, "", 401},
+		{protocol.PathEventStream + "?channel=vault", doorTok, 403},
+		{protocol.PathEventSnapshots + "vault/v/snapshot.jpg", doorTok, 403},
+		{protocol.PathEventSnapshots + "vault/v/snapshot.jpg", "", 401},
+		{protocol.PathEventSnapshots + "door/d/snapshot.jpg", doorTok, 200},
+	} {
+		if code, _ := get(c.path, c.tok); code != c.want {
+			t.Errorf("GET %s with %q: %d; want %d", c.path, c.tok, code, c.want)
+		}
+	}
+}
+
+// TestEventWebhooks: a hub with a webhook sends each start and end of its
+// publishers' events, signed, with an idempotency key, to a receiver that
+// fails its first three tries of each: each one gets through exactly once;
+// the body has the documented fields.
+func TestEventWebhooks(t *testing.T) {
+	secret := []byte("hook-secret")
+	rc := newReceiver(t, secret, 3, nil)
+	var mu sync.Mutex
+	var bodies [][]byte
+	rc.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, b)
+		mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		rc.serve(w, r)
+	})
+	h, base := testHub(t, Config{Webhook: WebhookConfig{URL: rc.srv.URL, Secret: secret, Backoff: 20 * time.Millisecond}})
+	pub := dial(t, base, protocol.PathPublish, "door")
+	t0 := float64(time.Now().Unix())
+	jpg := testJPEG(t, 32, 32, color.RGBA{1, 2, 3, 255})
+	send(t, pub, frameMsg(1, 32, 32, jpg, eventMeta(t0, "a person", "b car")))
+	send(t, pub, frameMsg(2, 32, 32, jpg, eventMeta(t0, "a person end", "b car")))
+	send(t, pub, frameMsg(3, 32, 32, jpg, eventMeta(t0, "b car end")))
+	testutil.Eventually(t, 20*time.Second, "four deliveries", func() bool { return h.Stats().Events.Webhook.Delivered == 4 })
+	rc.mu.Lock()
+	for _, k := range []string{"door/a/start", "door/b/start", "door/a/end", "door/b/end"} {
+		if rc.acked[k] != 1 || rc.attempts[k] != 4 {
+			t.Errorf("%s: delivered %d times in %d attempts; want once, on the fourth", k, rc.acked[k], rc.attempts[k])
+		}
+	}
+	if rc.badSig != 0 {
+		t.Errorf("%d bad signatures", rc.badSig)
+	}
+	rc.mu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
+	var start, end map[string]any
+	for _, b := range bodies {
+		var m map[string]any
+		json.Unmarshal(b, &m)
+		if m["id"] == "a" && m["type"] == "start" {
+			start = m
+		}
+		if m["id"] == "a" && m["type"] == "end" {
+			end = m
+		}
+	}
+	for _, k := range []string{"type", "id", "channel", "label", "zone", "start", "end", "score"} {
+		if _, ok := start[k]; !ok {
+			t.Errorf("start body %v lacks %q", start, k)
+		}
+	}
+	if start["end"] != nil || end["end"] != t0+1 || start["channel"] != "door" || start["label"] != "person" {
+		t.Errorf("bodies: start %v, end %v", start, end)
+	}
+	_ = context.Background
+}
+
+// TestEventStreamFollowsReload: a stream of every channel is held to the
+// reload rules as an MJPEG stream is: a reload that drops its token ends
+// it, one that narrows its token's channels narrows what it gets from the
+// next notice on, and one that closes an open view right ends a stream
+// opened without a token.
+func TestEventStreamFollowsReload(t *testing.T) {
+	const pubTok, allTok, keptTok = "publish-token-0123456789", "all-view-token-0123456789", "kept-view-token-0123456789"
+	grants := func(all, kept []string) *Auth {
+		g := []Grant{{Token: pubTok, Rights: RightPublish, Channels: []string{"*"}}}
+		if all != nil {
+			g = append(g, Grant{Token: allTok, Rights: RightView, Channels: all})
+		}
+		return grantsAuth(t, append(g, Grant{Token: keptTok, Rights: RightView, Channels: kept})...)
+	}
+	h, base := testHub(t, Config{DenyDelay: -1, Auth: grants([]string{"*"}, []string{"*"})})
+	bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
+	dropped := openStream(t, base, "", bearer(allTok))
+	narrowed := openStream(t, base, "", bearer(keptTok))
+	testutil.Eventually(t, 5*time.Second, "two readers", func() bool { return h.Stats().Events.Streams == 2 })
+
+	h.Reload(Access{Auth: grants(nil, []string{"door"})})
+	select {
+	case m, ok := <-dropped.msgs:
+		if ok {
+			t.Fatalf("the stream of a dropped token got %v after the reload", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream of a token the reload dropped still open after 5 s")
+	}
+	publish := func(ch string) *websocket.Conn {
+		c, _, err := websocket.DefaultDialer.Dial(wsURL(base, protocol.PathPublish, ch), bearer(pubTok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	t0 := float64(time.Now().Unix())
+	jpg := testJPEG(t, 32, 32, color.RGBA{1, 2, 3, 255})
+	send(t, publish("vault"), frameMsg(1, 32, 32, jpg, eventMeta(t0, "v person")))
+	send(t, publish("door"), frameMsg(1, 32, 32, jpg, eventMeta(t0, "d person")))
+	if _, info := narrowed.next(t); info.Channel != "door" {
+		t.Fatalf("a token narrowed to door by the reload got an event of %s", info.Channel)
+	}
+
+	// An open view right, then closed: a stream opened without a token ends.
+	h.Reload(Access{Auth: grantsAuth(t, Grant{Token: pubTok, Rights: RightPublish, Channels: []string{"*"}})})
+	open := openStream(t, base, "", nil)
+	testutil.Eventually(t, 5*time.Second, "the open reader", func() bool { return h.Stats().Events.Streams == 2 })
+	h.Reload(Access{Auth: grants(nil, []string{"*"})})
+	select {
+	case m, ok := <-open.msgs:
+		if ok {
+			t.Fatalf("the stream got %v after the reload closed viewing", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a stream opened while viewing was open still open after the reload closed it")
+	}
+}
+
+// observeMeta has the book read a frame of channel carrying meta, as the
+// hub does for a frame it accepts from a local publisher.
+func observeMeta(t *testing.T, h *Hub, channel string, seq uint64, meta []byte) {
+	t.Helper()
+	msg := frameMsg(seq, 8, 8, fakeJPEG(8, 8, seq, 100), meta)
+	buf := make([]byte, wsRoom+len(msg))
+	copy(buf[wsRoom:], msg)
+	pf, err := protocol.ParseMessage(buf[wsRoom:], h.limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.book.observe(channel, newFrame(buf, pf, time.Now()), true)
+}
+
+// TestEventBookBounds: the book keeps at most maxEventsKept events however
+// they are spread: 300 channels each with 32 events going on (their
+// frames list all they have, the rate letting 20 of each start) make 6000
+// events going on, not past the bound; the channel holding the most gives
+// way. And a channel the book holds nothing of is forgotten once its
+// rate is whole again, so 5000 channel names that came and went (each
+// event evicted since) leave nothing behind.
+func TestEventBookBounds(t *testing.T) {
+	h, _ := testHub(t, Config{MaxMetaBytes: 1 << 20})
+	b := h.book
+	t0 := float64(time.Now().Unix())
+	var ids []string
+	for i := range protocol.MaxEvents {
+		ids = append(ids, fmt.Sprintf("e%d person", i))
+	}
+	meta := eventMeta(t0, ids...)
+	for c := range 300 {
+		observeMeta(t, h, fmt.Sprintf("c%d", c), 1, meta)
+	}
+	b.mu.Lock()
+	kept := b.kept
+	b.mu.Unlock()
+	if st := b.stats(); kept > maxEventsKept || st.Kept > maxEventsKept || st.Active > maxEventsKept {
+		t.Fatalf("300 channels × 20 events going on: %d kept (%d going on); want at most %d", st.Kept, st.Active, maxEventsKept)
+	}
+	for c := range 5000 {
+		ch := fmt.Sprintf("churn%d", c)
+		observeMeta(t, h, ch, 1, eventMeta(t0, "x person end"))
+	}
+	b.sweep(time.Now().Add(time.Minute))
+	b.mu.Lock()
+	channels, kept := len(b.channels), b.kept
+	withEvents := 0
+	for _, ce := range b.channels {
+		if len(ce.events) > 0 {
+			withEvents++
+		}
+	}
+	b.mu.Unlock()
+	t.Logf("after 300 full channels and 5000 that came and went: %d channels held, %d with events, %d events kept", channels, withEvents, kept)
+	if channels != withEvents || kept > maxEventsKept {
+		t.Errorf("the book holds %d channels, %d of them with events (%d events); want only those with events", channels, withEvents, kept)
+	}
+}
+
+// TestEventStreamsShareNotices: a notice is made into an event once for
+// all stream readers, whose queues share it. 1000 readers that do not read
+// (each queue full: streamQueue notices) cost the notices once and a slice
+// each, not a copy each (about 80 MB of copies of 300-byte notices, none
+// of it charged to the memory budget); and a notice costs a few
+// allocations, not one per reader.
+func TestEventStreamsShareNotices(t *testing.T) {
+	h, _ := testHub(t, Config{})
+	b := h.book
+	const readers = 1000
+	b.mu.Lock()
+	for range readers {
+		b.streams[&eventStream{may: func(string) bool { return true }, wake: make(chan struct{}, 1)}] = struct{}{}
+	}
+	b.mu.Unlock()
+	t.Cleanup(func() { b.mu.Lock(); clear(b.streams); b.mu.Unlock() })
+	ke := &keptEvent{info: protocol.EventInfo{ID: "e", Channel: "c", Label: "person", Zone: "door", Start: 1, Score: 0.5}}
+	notify := func() {
+		b.mu.Lock()
+		b.notify(ke, protocol.EventUpdate, time.Now())
+		b.mu.Unlock()
+	}
+	for range streamQueue {
+		notify()
+	}
+	allocs := testing.AllocsPerRun(20, notify)
+	t.Logf("%d readers with full queues: %.1f allocations per notice", readers, allocs)
+	if allocs > readers/10 {
+		t.Errorf("%.0f allocations per notice to %d readers; want a few, the notice shared", allocs, readers)
+	}
+}
+
+// TestEventStreamHead: a HEAD of the event stream is answered with its
+// headers and ends: it takes no reader's place and leaves the connection
+// free for the next request. Before, it held a place until the client
+// hung up (never evicted: a HEAD's writes go nowhere), and a keep-alive
+// client's next request on the connection was never answered.
+func TestEventStreamHead(t *testing.T) {
+	h, base := testHub(t, Config{})
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	for _, m := range []string{"HEAD", "GET"} {
+		path := protocol.PathEventStream
+		if m == "GET" {
+			path = protocol.PathLimits
+		}
+		fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", m, path)
+		resp, err := http.ReadResponse(br, &http.Request{Method: m})
+		if err != nil {
+			t.Fatalf("%s %s on the connection: %v", m, path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || (m == "HEAD" && resp.Header.Get("Content-Type") != "text/event-stream") {
+			t.Fatalf("%s %s: %d %s", m, path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+	if n := h.Stats().Events.Streams; n != 0 {
+		t.Errorf("%d stream readers after a HEAD; want 0", n)
+	}
+}
