@@ -198,12 +198,15 @@ func median(xs []float64) float64 {
 }
 
 // pollJS polls a JavaScript condition until it holds (true) or d has
-// passed (false).
+// passed (false). A page too busy to answer within d counts as false.
 func pollJS(t testing.TB, ctx context.Context, js string, d time.Duration) bool {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		if eval[bool](t, ctx, js) {
+		tctx, cancel := context.WithDeadline(ctx, deadline)
+		ok, err := chromedp.Run(tctx, chromedp.Evaluate[bool](js))
+		cancel()
+		if err == nil && ok {
 			return true
 		}
 		time.Sleep(200 * time.Millisecond)
