@@ -225,25 +225,32 @@ func TestAdaptiveController(t *testing.T) {
 
 // TestAdaptivePlayerUnderThrottle: the channel page's player, on a
 // 15 fps channel of ~88 KB frames with 640 and 320 renditions, its network
-// limited to 5 Mbit/s by Chromium's own emulation (which applies to
-// WebSockets: a player held on the main picture receives at most that),
-// steps down to a smaller rendition because of the link, says so, and
-// goes back to the main picture once the limit is lifted, without
-// oscillating. Generous deadlines: it checks what the player does, not
-// how fast this machine is.
+// limited by Chromium's own emulation (which applies to WebSockets: a
+// player held on the main picture receives at most the limit), steps down
+// to a smaller rendition because of the link, says so, and goes back to
+// the main picture once the limit is lifted, without oscillating.
+// Generous deadlines: it checks what the player does, not how fast this
+// machine is; TestWallBenchmark measures how fast, at 30 fps and 5 Mbit/s.
+//
+// The limit, 2 Mbit/s, leaves room for the 320 rendition only (main needs
+// ~10 Mbit/s, 640 ~2.6, 320 ~0.7), so the one right answer is to step
+// down to 320 and stay there until it is lifted. (At 5 Mbit/s, 640 fits
+// with room: the player may try it, and on a loaded machine fail and back
+// off, which is correct but makes the count of switches depend on load.)
 func TestAdaptivePlayerUnderThrottle(t *testing.T) {
+	const limit = 2e6
 	s := startHub(t, "127.0.0.1:0", hub.Config{})
 	startRenditionFeed(t, s.url(), "cam", 15, noisyRendition(t, 1, 0), noisyRendition(t, 1, 640), noisyRendition(t, 1, 320))
 	ctx := browser(t)
 
 	// The limit applies to WebSockets: held on the main picture (no
-	// adaptation), the player receives at most 5 Mbit/s.
+	// adaptation), the player receives at most the limit.
 	navigate(t, ctx, s.url()+"/view/cam?"+protocol.QueryRendition+"=main")
 	waitJS(t, ctx, "the main picture drawn", `framehub.player.stats().drawn > 5`, 15*time.Second)
-	throttle(t, ctx, 5e6)
+	throttle(t, ctx, limit)
 	f := measure(t, ctx, `({player: framehub.player.timing})`, time.Second, 4*time.Second)[0]
-	if f.recvBPS > 5.5e6 || f.recvBPS < 1e6 {
-		t.Fatalf("held on the main picture under a 5 Mbit/s limit, the player received %.1f Mbit/s", f.recvBPS/1e6)
+	if f.recvBPS > 1.1*limit || f.recvBPS < 0.2*limit {
+		t.Fatalf("held on the main picture under a %.0f Mbit/s limit, the player received %.1f Mbit/s", limit/1e6, f.recvBPS/1e6)
 	}
 	throttle(t, ctx, 0)
 
@@ -251,7 +258,7 @@ func TestAdaptivePlayerUnderThrottle(t *testing.T) {
 	navigate(t, ctx, s.url()+"/view/cam")
 	waitJS(t, ctx, "the main picture drawn", `framehub.player.stats().drawn > 15 && framehub.player.stats().rendition === 'main'`, 15*time.Second)
 	eval[bool](t, ctx, recordRenditionsJS)
-	throttle(t, ctx, 5e6)
+	throttle(t, ctx, limit)
 	waitJS(t, ctx, "a step down for the link", `(() => { const s = framehub.player.stats();
 		return s.rendition !== 'main' && s.adapt.reason.includes('the link carries'); })()`, 20*time.Second)
 	// The page says which rendition it draws, and why.
@@ -260,6 +267,9 @@ func TestAdaptivePlayerUnderThrottle(t *testing.T) {
 			document.getElementById('adapt').textContent.startsWith('rendition ' + s.rendition + ': stepped down'); })()`, 5*time.Second)
 	shot(t, ctx, "adaptive-throttled")
 	time.Sleep(5 * time.Second) // held on the thin link: it stays down
+	if st := stats(t, ctx); st.Rendition != "320" {
+		t.Errorf("drawing %s after 5 s on a 2 Mbit/s link; want 320, the one rendition that fits", st.Rendition)
+	}
 	throttle(t, ctx, 0)
 	waitJS(t, ctx, "the main picture again", `framehub.player.stats().rendition === 'main'`, 30*time.Second)
 	changes := eval[int](t, ctx, `__rends.length`)
