@@ -462,10 +462,10 @@ func TestWallBenchmark(t *testing.T) {
 		names  []string
 		player bool
 	}{
-		{"16 channels, main only (today)", 16, []string{"main"}, false},
+		{"16 channels, main only (before renditions)", 16, []string{"main"}, false},
 		{"16 channels with 320", 16, []string{"main", "320"}, false},
 		{"16 channels with 320, and a player", 16, []string{"main", "320"}, true},
-		{"36 channels, main only (today)", 36, []string{"main"}, false},
+		{"36 channels, main only (before renditions)", 36, []string{"main"}, false},
 		{"36 channels with 320", 36, []string{"main", "320"}, false},
 	} {
 		if !t.Run(sc.name, func(t *testing.T) {
@@ -476,7 +476,7 @@ func TestWallBenchmark(t *testing.T) {
 	}
 	var trows []string
 	for _, sc := range []struct{ name, query string }{
-		{"today's player: the main picture only", "?" + protocol.QueryRendition + "=main"},
+		{"held on the main picture (before renditions)", "?" + protocol.QueryRendition + "=main"},
 		{"adaptive player", ""},
 	} {
 		if !t.Run(sc.name, func(t *testing.T) {
