@@ -363,14 +363,30 @@ func TestInterest(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
+	// published waits until hub0 has taken frame to and then sent NATS a
+	// message after it (an announcement, every testInterval): NATS keeps a
+	// connection's order, so anything hub0 sent for those frames has
+	// reached the server by then.
+	published := func(to uint64) {
+		t.Helper()
+		testutil.Eventually(t, waitLong, fmt.Sprintf("hub0 to take frame %d", to), func() bool { return stats(t, nodes[0].url).FramesIn >= to })
+		msgs := connByName(t, s, "hub0").InMsgs
+		testutil.Eventually(t, waitLong, "hub0's next message to NATS", func() bool { return connByName(t, s, "hub0").InMsgs > msgs })
+	}
 	publish(1, 20)
-	time.Sleep(3 * testInterval)
+	testutil.Eventually(t, waitLong, "the other hubs to hear of cam", func() bool {
+		return stats(t, nodes[1].url).Cluster.RemoteChannels == 1 && stats(t, nodes[2].url).Cluster.RemoteChannels == 1
+	})
+	published(20)
 	in0 := connByName(t, s, "hub0").InBytes
 	out2 := connByName(t, s, "hub2").OutBytes
 	publish(21, 60)
-	time.Sleep(3 * testInterval)
+	published(60)
 	// Nobody reads cam elsewhere: hub0 sends no frame to the server,
 	// which sends none to anyone (announcements are a few hundred bytes).
+	if n := nodes[0].bus.Status().FramesOut; n != 0 {
+		t.Fatalf("hub0 sent %d frames to NATS for a channel nobody else reads", n)
+	}
 	if d := connByName(t, s, "hub0").InBytes - in0; d > 20*size/10 {
 		t.Fatalf("hub0 sent %d bytes to NATS for a channel nobody else reads", d)
 	}

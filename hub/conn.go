@@ -44,6 +44,7 @@ type wsConn struct {
 	token   string                     // what it presented, for Reload to check again; never logged
 	wake    chan struct{}              // capacity 1: "writer, look at what you owe"; a subscriber's mailbox shares it
 	sub     atomic.Pointer[subscriber] // set for subscribers, for the write watchdog
+	writer  atomic.Pointer[idleWriter] // a subscriber's writer, started on demand (idlewriter.go); nil for publishers
 
 	pong       atomic.Pointer[string] // a ping's payload the writer owes a pong for
 	closeOnce  sync.Once
@@ -106,12 +107,14 @@ func (c *wsConn) endedBy(err error) ending {
 	return ending{kind: endLost, detail: err.Error()}
 }
 
-// poke wakes the connection's writer. It never blocks.
+// poke wakes the connection's writer (starting a subscriber's if none
+// runs). It never blocks.
 func (c *wsConn) poke() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
+	c.writer.Load().kick()
 }
 
 // closeWith records why the hub ends the connection and has its writer send
@@ -200,7 +203,11 @@ func (c *wsConn) reset() {
 // limits, and registers the connection. It returns nil if the handshake
 // failed (the upgrader answered) or the hub is shutting down.
 func (h *Hub) upgrade(w http.ResponseWriter, r *http.Request, channel string, right Right, readLimit int64) *wsConn {
-	ws, err := h.upgrader.Upgrade(w, r, h.limitHeaders)
+	up := &h.upgrader
+	if right == RightView {
+		up = &h.subUpgrader
+	}
+	ws, err := up.Upgrade(w, r, h.limitHeaders)
 	if err != nil {
 		return nil
 	}

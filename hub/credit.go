@@ -55,16 +55,18 @@ func (c *credit) available() bool {
 }
 
 // ack acknowledges seq and every frame sent before it (acks are
-// cumulative: a viewer that skipped a frame acks only the one it showed).
-// An ack for a frame not in flight returns nothing: a subscriber gains
-// credit only by consuming what it was sent.
-func (c *credit) ack(seq uint64) {
+// cumulative: a viewer that skipped a frame acks only the one it showed),
+// and reports whether that returned any credit. An ack for a frame not in
+// flight returns nothing: a subscriber gains credit only by consuming
+// what it was sent.
+func (c *credit) ack(seq uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, s := range c.inflight {
 		if s == seq {
 			c.inflight = append(c.inflight[:0], c.inflight[i+1:]...)
-			return
+			return true
 		}
 	}
+	return false
 }

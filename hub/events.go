@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,7 +37,13 @@ import (
 // everything it keeps: events per channel and in all, snapshots by count
 // and bytes, and each stream reader's queue. None of it ever makes a frame
 // wait: a frame's events are read, and its notices queued, on the
-// publisher's goroutine, without blocking.
+// publisher's goroutine, without blocking; the book's lock is held for the
+// book's own work only: the notices reach the stream readers (each
+// filtering by channel and view right) from one fan-out goroutine
+// (fanOut), so the cost of many readers falls on it, never on a
+// publisher, and a flood of notices overflows its bounded outbox (the
+// readers told, as when their own queue overflows) instead of holding up
+// frames.
 
 // Event book limits.
 const (
@@ -49,9 +56,9 @@ const (
 	// and when all are going on, the channel holding the most gives way.
 	maxEventsPerChannel = 64
 	maxEventsKept       = 4096
-	// forgetAfter is how long after its last frame a channel the book
-	// holds no event of is forgotten: by then its rate is whole again
-	// (eventBurst at eventRate), so forgetting it changes nothing.
+	// forgetAfter is how long after its last frame with events a channel
+	// the book holds no event of is forgotten: by then its rate is whole
+	// again (eventBurst at eventRate), so forgetting it changes nothing.
 	forgetAfter = time.Duration(eventBurst / eventRate * float64(time.Second))
 	// maxRefusedIDs bounds the ids a channel's rate limit remembers
 	// having refused, so a refused event is counted once, not per frame.
@@ -63,6 +70,9 @@ const (
 	// streamQueue bounds the notices waiting for one stream reader: past
 	// it the oldest is dropped (counted), and the reader is told.
 	streamQueue = 256
+	// maxOutbox bounds the notices waiting for the fan-out goroutine: past
+	// it the oldest is dropped and every reader told.
+	maxOutbox = 4096
 	// maxEventStreams bounds the stream readers of a hub.
 	maxEventStreams = 1024
 	// maxSnapshotBytes bounds the snapshots' bytes when the memory budget
@@ -91,8 +101,9 @@ type eventBus interface {
 	PublishEvent(channel string, notice []byte)
 }
 
-// eventBook keeps the events. Safe for concurrent use. Its one goroutine
-// (the webhook sender, with webhooks) runs from start to close.
+// eventBook keeps the events. Safe for concurrent use. Its goroutines
+// (the fan-out to the stream readers, and the webhook sender with
+// webhooks) run from start to close.
 type eventBook struct {
 	// Static after construction.
 	h       *Hub
@@ -103,17 +114,34 @@ type eventBook struct {
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
 
-	// active counts the events going on, so that a frame without events
-	// of a hub with none going on costs no lock.
-	active atomic.Int64
+	// active counts the events going on, and activeIn holds the names of
+	// the channels with one going on (both changed under mu), so that a
+	// frame without events of a channel with none going on costs no lock,
+	// however busy the book is with other channels'.
+	active   atomic.Int64
+	activeIn sync.Map // channel name → struct{}
 
 	mu       sync.Mutex
 	channels map[string]*channelEvents
 	kept     int
 	snaps    int
 	snapB    int64
-	streams  map[*eventStream]struct{}
-	st       protocol.EventStats
+	// lastStamp is the last Updated given (Unix milliseconds): stamp.
+	lastStamp int64
+	streams   map[*eventStream]struct{}
+	st        protocol.EventStats
+	// outbox holds the notices for the stream readers, oldest first, until
+	// fanOut takes them; outLost counts those dropped from it since.
+	outbox  []outNotice
+	outLost uint64
+	outWake chan struct{} // capacity 1
+}
+
+// outNotice is a notice on its way to the stream readers: an sseMessage,
+// shared by all of them and never written to.
+type outNotice struct {
+	channel string
+	msg     []byte
 }
 
 // channelEvents is one channel's events, oldest first.
@@ -122,7 +150,8 @@ type channelEvents struct {
 	byID      map[string]*keptEvent
 	rate      ratelimit.Bucket // new events
 	refused   map[string]struct{}
-	lastFrame time.Time // when a frame of it last came (hub clock)
+	lastFrame time.Time // when a frame of it with events, or while one went on, last came (hub clock)
+	active    int       // its events going on
 }
 
 // keptEvent is an event the hub keeps.
@@ -131,7 +160,7 @@ type keptEvent struct {
 	end       float64   // info.End's value
 	lastSeen  float64   // capture time (Unix seconds) of the last frame that listed it
 	snap      []byte    // its best frame's JPEG, charged to the budget
-	snapAt    time.Time // when snap was taken
+	snapAt    time.Time // when a snapshot was last taken or refused
 	snapN     int       // how many it has had: the version in its path
 	noticeAt  time.Time // when a notice of it last went out
 	pending   bool      // changed since that notice
@@ -142,7 +171,8 @@ type keptEvent struct {
 // a URL (checked by WebhookConfig.Check), and publishing on the bus when
 // it carries events.
 func newEventBook(h *Hub) *eventBook {
-	b := &eventBook{h: h, snapMax: maxSnapshotBytes, channels: map[string]*channelEvents{}, streams: map[*eventStream]struct{}{}}
+	b := &eventBook{h: h, snapMax: maxSnapshotBytes, channels: map[string]*channelEvents{}, streams: map[*eventStream]struct{}{},
+		outWake: make(chan struct{}, 1)}
 	if m := h.cfg.MaxMemory; m > 0 {
 		b.snapMax = min(b.snapMax, m/snapshotShare)
 	}
@@ -160,13 +190,19 @@ func newEventBook(h *Hub) *eventBook {
 	return b
 }
 
-// start starts the webhook sender, if any.
+// start starts the fan-out to the stream readers and the webhook sender,
+// if any.
 func (b *eventBook) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.stop = cancel
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.fanOut(ctx)
+	}()
 	if b.hooks == nil {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b.stop = cancel
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -174,8 +210,8 @@ func (b *eventBook) start() {
 	}()
 }
 
-// close stops the webhook sender (notices not yet delivered are dropped)
-// and gives back the snapshots' memory.
+// close stops the book's goroutines (notices not yet delivered are
+// dropped) and gives back the snapshots' memory.
 func (b *eventBook) close() {
 	if b.stop != nil {
 		b.stop()
@@ -225,6 +261,9 @@ func (b *eventBook) observe(channel string, f *frame, local bool) {
 	if !protocol.HasEvents(f.meta) {
 		if b.active.Load() == 0 {
 			return
+		}
+		if _, ok := b.activeIn.Load(channel); !ok {
+			return // nothing of it to end
 		}
 		b.mu.Lock()
 		if ce := b.channels[channel]; ce != nil {
@@ -278,7 +317,7 @@ func (b *eventBook) observe(channel string, f *frame, local bool) {
 		if e.Score > ke.info.Score {
 			ke.info.Score, ke.pending = e.Score, true
 		}
-		if e.Best && snap != nil && (ke.snap == nil || now.Sub(ke.snapAt) >= snapshotEvery) && b.keepSnapshot(ke, snap, now) {
+		if e.Best && snap != nil && now.Sub(ke.snapAt) >= snapshotEvery && b.keepSnapshot(ke, snap, now) {
 			ke.pending = true
 		}
 		if started {
@@ -311,7 +350,7 @@ func (b *eventBook) add(channel string, ce *channelEvents, e protocol.Event, now
 		return nil
 	}
 	ke := &keptEvent{fromLocal: local, info: protocol.EventInfo{ID: e.ID, Channel: channel, Label: e.Label, Zone: e.Zone,
-		Start: e.Start, Score: e.Score, Updated: hubSeconds(now)}}
+		Start: e.Start, Score: e.Score, Updated: b.stamp()}}
 	if local {
 		ke.info.Hub = b.hub
 	}
@@ -328,6 +367,9 @@ func (b *eventBook) add(channel string, ce *channelEvents, e protocol.Event, now
 	ce.byID[e.ID] = ke
 	b.kept++
 	b.active.Add(1)
+	if ce.active++; ce.active == 1 {
+		b.activeIn.Store(channel, struct{}{})
+	}
 	b.st.Started++
 	return ke
 }
@@ -395,6 +437,11 @@ func (b *eventBook) end(channel string, ke *keptEvent, at float64, reason string
 	end := ke.end
 	ke.info.End, ke.info.EndReason = &end, reason
 	b.active.Add(-1)
+	if ce := b.channels[channel]; ce != nil {
+		if ce.active--; ce.active == 0 {
+			b.activeIn.Delete(channel)
+		}
+	}
 	b.st.Ended++
 	b.notify(ke, protocol.EventEnd, now)
 }
@@ -421,8 +468,8 @@ func (b *eventBook) publisherLeft(channel string) {
 }
 
 // wantsSnapshot reports whether a frame flagged best of event id would
-// become its snapshot: it is new, has none, or one older than
-// snapshotEvery. observe decides again under the lock.
+// become its snapshot: it is new, or its last snapshot (or refused try)
+// is older than snapshotEvery. observe decides again under the lock.
 func (b *eventBook) wantsSnapshot(channel, id string, now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -431,7 +478,7 @@ func (b *eventBook) wantsSnapshot(channel, id string, now time.Time) bool {
 		return true
 	}
 	ke := ce.byID[id]
-	return ke == nil || (ke.end == 0 && (ke.snap == nil || now.Sub(ke.snapAt) >= snapshotEvery))
+	return ke == nil || (ke.end == 0 && now.Sub(ke.snapAt) >= snapshotEvery)
 }
 
 // snapshotOf returns a copy of a frame's JPEG for a snapshot, or nil (a
@@ -445,13 +492,21 @@ func (b *eventBook) snapshotOf(f *frame) []byte {
 }
 
 // keepSnapshot makes snap ke's snapshot if the count, the share of the
-// budget and the budget allow. Called with mu held.
+// budget and the budget allow; to keep within the first two, the
+// snapshots of the events that ended longest ago give way (makeRoom). A
+// refused try counts as one for snapshotEvery, so that an event going
+// without costs a copy and a try four times a second, not every frame.
+// Called with mu held.
 func (b *eventBook) keepSnapshot(ke *keptEvent, snap []byte, now time.Time) bool {
 	n := int64(len(snap))
 	old := int64(len(ke.snap))
-	switch {
-	case ke.snap == nil && b.snaps >= maxSnapshots, b.snapB-old+n > b.snapMax, !b.h.mem.reserve(n):
+	full := func() bool { return (ke.snap == nil && b.snaps >= maxSnapshots) || b.snapB-old+n > b.snapMax }
+	if full() && n <= b.snapMax {
+		b.makeRoom(full)
+	}
+	if full() || !b.h.mem.reserve(n) {
 		b.st.SnapshotsRefused++
+		ke.snapAt = now
 		return false
 	}
 	b.dropSnapshot(ke)
@@ -462,6 +517,28 @@ func (b *eventBook) keepSnapshot(ke *keptEvent, snap []byte, now time.Time) bool
 	// The version changes with the picture, so a reader may cache by path.
 	ke.info.Snapshot = protocol.PathEventSnapshots + ke.info.Channel + "/" + ke.info.ID + "/snapshot.jpg?v=" + strconv.Itoa(ke.snapN)
 	return true
+}
+
+// makeRoom drops the snapshots of ended events, the one that ended
+// longest ago (by when the hub last changed it) first, until full says
+// there is room or none is left: a store full of past events' pictures
+// does not refuse every later event's. Called with mu held.
+func (b *eventBook) makeRoom(full func() bool) {
+	var ended []*keptEvent
+	for _, ce := range b.channels {
+		for _, ke := range ce.events {
+			if ke.end != 0 && ke.snap != nil {
+				ended = append(ended, ke)
+			}
+		}
+	}
+	slices.SortFunc(ended, func(x, y *keptEvent) int { return cmp.Compare(x.info.Updated, y.info.Updated) })
+	for _, ke := range ended {
+		if !full() {
+			return
+		}
+		b.dropSnapshot(ke)
+	}
 }
 
 // dropSnapshot releases ke's snapshot. Called with mu held.
@@ -476,12 +553,23 @@ func (b *eventBook) dropSnapshot(ke *keptEvent) {
 	ke.info.Snapshot = ""
 }
 
-func hubSeconds(t time.Time) float64 { return math.Round(float64(t.UnixNano())/1e6) / 1e3 }
+// stamp returns the time of a change made now, for Updated: Unix seconds
+// (hub clock) truncated to the millisecond, so never later than the
+// change, and never earlier than the stamp of a change made before it
+// (taken under mu: if the clock steps back, it holds at the last stamp).
+// A reader that passes the largest Updated it has seen as ?since= (at or
+// after) misses no change: every change it has not seen yet was made
+// after, so is stamped at least that. Called with mu held.
+func (b *eventBook) stamp() float64 {
+	ms := max(time.Now().UnixMilli(), b.lastStamp)
+	b.lastStamp = ms
+	return float64(ms) / 1e3
+}
 
 // notify tells the stream readers, the webhooks and the bus of a change.
 // Called with mu held; none of it blocks.
 func (b *eventBook) notify(ke *keptEvent, kind string, now time.Time) {
-	ke.info.Updated, ke.noticeAt, ke.pending = hubSeconds(now), now, false
+	ke.info.Updated, ke.noticeAt, ke.pending = b.stamp(), now, false
 	info := ke.info
 	info.Type = kind
 	body, err := json.Marshal(info)
@@ -489,9 +577,15 @@ func (b *eventBook) notify(ke *keptEvent, kind string, now time.Time) {
 		return // an EventInfo always marshals
 	}
 	if len(b.streams) > 0 {
-		msg := sseMessage(kind, body) // one for every reader: it is never written again
-		for s := range b.streams {
-			s.offer(ke.info.Channel, msg)
+		if len(b.outbox) >= maxOutbox {
+			b.outbox[0] = outNotice{}
+			b.outbox = b.outbox[1:]
+			b.outLost++
+		}
+		b.outbox = append(b.outbox, outNotice{ke.info.Channel, sseMessage(kind, body)}) // one for every reader
+		select {
+		case b.outWake <- struct{}{}:
+		default:
 		}
 	}
 	if kind == protocol.EventUpdate || !ke.fromLocal {
@@ -507,7 +601,7 @@ func (b *eventBook) notify(ke *keptEvent, kind string, now time.Time) {
 }
 
 // list returns the kept events that may pass, changed at or after since
-// (hub seconds), oldest change first.
+// (hub seconds, compared with Updated: stamp), oldest change first.
 func (b *eventBook) list(channel string, since float64, may func(string) bool) []protocol.EventInfo {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -546,6 +640,32 @@ func (b *eventBook) snapshot(channel, id string) []byte {
 	return nil
 }
 
+// fanOut hands the outbox's notices to the stream readers, in order,
+// until ctx ends: the one goroutine that calls the readers' filters (their
+// may funcs), so none of it holds the book's lock.
+func (b *eventBook) fanOut(ctx context.Context) {
+	var streams []*eventStream
+	for {
+		select {
+		case <-b.outWake:
+		case <-ctx.Done():
+			return
+		}
+		b.mu.Lock()
+		batch, lost := b.outbox, b.outLost
+		b.outbox, b.outLost = nil, 0
+		streams = streams[:0]
+		for s := range b.streams {
+			streams = append(streams, s)
+		}
+		b.mu.Unlock()
+		for _, s := range streams {
+			s.offer(batch, lost)
+		}
+		clear(streams) // keep no reader that leaves alive
+	}
+}
+
 // stats returns the book's counts.
 func (b *eventBook) stats() protocol.EventStats {
 	b.mu.Lock()
@@ -570,7 +690,7 @@ func (b *eventBook) stats() protocol.EventStats {
 // and what it may see.
 type eventStream struct {
 	channel string            // "" for every channel it may view
-	may     func(string) bool // whether it may view a channel now (liveViewFilter); called under the book's lock
+	may     func(string) bool // whether it may view a channel now (liveViewFilter); called by fanOut only
 
 	mu      sync.Mutex
 	queue   [][]byte      // oldest first, each a whole SSE message
@@ -588,21 +708,30 @@ func sseMessage(kind string, body []byte) []byte {
 	return append(msg, "\n\n"...)
 }
 
-// offer queues msg (an sseMessage, shared with the other readers and never
-// written) for the reader if it may see the channel, dropping the oldest
-// when its queue is full. It never blocks.
-func (s *eventStream) offer(channel string, msg []byte) {
-	if (s.channel != "" && channel != s.channel) || !s.may(channel) {
+// offer queues the notices of batch the reader may see, dropping the
+// oldest when its queue is full, and counts lost notices (dropped before
+// they reached the readers) as dropped for it. It never blocks. Only the
+// fan-out goroutine calls it (may is not safe for concurrent use).
+func (s *eventStream) offer(batch []outNotice, lost uint64) {
+	s.mu.Lock()
+	s.dropped += lost
+	queued := lost > 0
+	for _, n := range batch {
+		if (s.channel != "" && n.channel != s.channel) || !s.may(n.channel) {
+			continue
+		}
+		if len(s.queue) >= streamQueue {
+			s.queue[0] = nil
+			s.queue = s.queue[1:]
+			s.dropped++
+		}
+		s.queue = append(s.queue, n.msg)
+		queued = true
+	}
+	s.mu.Unlock()
+	if !queued {
 		return
 	}
-	s.mu.Lock()
-	if len(s.queue) >= streamQueue {
-		s.queue[0] = nil
-		s.queue = s.queue[1:]
-		s.dropped++
-	}
-	s.queue = append(s.queue, msg)
-	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -685,8 +814,9 @@ func (h *Hub) viewFilter(w http.ResponseWriter, r *http.Request, channel string)
 // liveViewFilter is viewFilter for a stream that outlives its request: it
 // reports whether tok may view a channel by the access in force now, so
 // that a reload that narrows the token narrows what the stream gets. The
-// returned func is not safe for concurrent use: the book calls it under
-// its lock. It identifies tok once per access, not per call.
+// returned func is not safe for concurrent use: the book's fan-out
+// goroutine alone calls it. It identifies tok once per access, not per
+// call.
 func (h *Hub) liveViewFilter(tok string) func(string) bool {
 	var last *access
 	var p principal

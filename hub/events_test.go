@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -75,7 +76,16 @@ func TestEventsFollowFrames(t *testing.T) {
 	send(t, pub, frameMsg(1, 64, 48, red, eventMeta(t0, "a person")))
 	send(t, pub, frameMsg(2, 64, 48, blue, eventMeta(t0, "a person best", "b car")))
 	send(t, other, frameMsg(1, 64, 48, red, eventMeta(t0, "y dog")))
-	testutil.Eventually(t, 5*time.Second, "three events", func() bool { return len(listEvents(t, base, "")) == 3 })
+	var listed []protocol.EventInfo
+	testutil.Eventually(t, 5*time.Second, "three events", func() bool { listed = listEvents(t, base, ""); return len(listed) == 3 })
+	// ?since= is "at or after", to the millisecond: a since taken in the
+	// millisecond of y's last change would list y too. So before is taken
+	// once the clock is past the millisecond of every change listed.
+	last := int64(0)
+	for _, e := range listed {
+		last = max(last, int64(math.Round(e.Updated*1e3)))
+	}
+	testutil.Eventually(t, time.Second, "the clock past the last change's millisecond", func() bool { return time.Now().UnixMilli() > last })
 	before := time.Now()
 	send(t, pub, frameMsg(3, 64, 48, red, eventMeta(t0, "a person end", "b car")))
 	send(t, pub, frameMsg(4, 64, 48, red, eventMeta(t0, "a person end")))
@@ -106,7 +116,8 @@ func TestEventsFollowFrames(t *testing.T) {
 	if st := h.Stats(); st.Events.Snapshots != 1 || st.Events.SnapBytes != int64(len(blue)) || st.FrameMemoryBytes < uint64(len(blue)) {
 		t.Errorf("stats %+v, frame memory %d; want the snapshot counted and charged", st.Events, st.FrameMemoryBytes)
 	}
-	// since: only what changed from then on.
+	// since: only what changed from then on (a, b), not y, last changed
+	// in an earlier millisecond.
 	since := fmt.Sprintf("?since=%.3f", float64(before.UnixMilli())/1e3)
 	if l := listEvents(t, base, since); len(l) != 2 || eventByID(l, "y") != nil {
 		t.Errorf("since %s: %d events; want a and b, which ended since", since, len(l))
@@ -341,7 +352,7 @@ func TestEventStreamSlowReaderIsTold(t *testing.T) {
 	h, _ := testHub(t, Config{})
 	s := &eventStream{may: func(string) bool { return true }, wake: make(chan struct{}, 1)}
 	for i := range streamQueue + 10 {
-		s.offer("c", sseMessage(protocol.EventUpdate, []byte(fmt.Sprintf(`{"id":"e%d"}`, i))))
+		s.offer([]outNotice{{"c", sseMessage(protocol.EventUpdate, []byte(fmt.Sprintf(`{"id":"e%d"}`, i)))}}, 0)
 	}
 	msg, dropped := s.take()
 	if dropped != 10 || !bytes.HasPrefix(msg, []byte("event: dropped\ndata: {\"dropped\":10}\n\n")) ||
@@ -359,14 +370,7 @@ func TestEventsNeedTheViewRight(t *testing.T) {
 	_, base := testHub(t, Config{DenyDelay: -1, Auth: grantsAuth(t,
 		Grant{Token: pubTok, Rights: RightPublish, Channels: []string{"*"}},
 		Grant{Token: doorTok, Rights: RightView, Channels: []string{"door"}})})
-	publish := func(ch string) *websocket.Conn {
-		c, _, err := websocket.DefaultDialer.Dial(wsURL(base, protocol.PathPublish, ch), http.Header{"Authorization": {"Bearer " + pubTok}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	publish := func(ch string) *websocket.Conn { return dialWith(t, base, protocol.PathPublish, ch, bearer(pubTok)) }
 	t0 := float64(time.Now().Unix())
 	jpg := testJPEG(t, 32, 32, color.RGBA{1, 2, 3, 255})
 	send(t, publish("door"), frameMsg(1, 32, 32, jpg, eventMeta(t0, "d person best")))
@@ -490,7 +494,6 @@ func TestEventStreamFollowsReload(t *testing.T) {
 		return grantsAuth(t, append(g, Grant{Token: keptTok, Rights: RightView, Channels: kept})...)
 	}
 	h, base := testHub(t, Config{DenyDelay: -1, Auth: grants([]string{"*"}, []string{"*"})})
-	bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
 	dropped := openStream(t, base, "", bearer(allTok))
 	narrowed := openStream(t, base, "", bearer(keptTok))
 	testutil.Eventually(t, 5*time.Second, "two readers", func() bool { return h.Stats().Events.Streams == 2 })
@@ -504,14 +507,7 @@ func TestEventStreamFollowsReload(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the stream of a token the reload dropped still open after 5 s")
 	}
-	publish := func(ch string) *websocket.Conn {
-		c, _, err := websocket.DefaultDialer.Dial(wsURL(base, protocol.PathPublish, ch), bearer(pubTok))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	publish := func(ch string) *websocket.Conn { return dialWith(t, base, protocol.PathPublish, ch, bearer(pubTok)) }
 	t0 := float64(time.Now().Unix())
 	jpg := testJPEG(t, 32, 32, color.RGBA{1, 2, 3, 255})
 	send(t, publish("vault"), frameMsg(1, 32, 32, jpg, eventMeta(t0, "v person")))
@@ -539,7 +535,13 @@ func TestEventStreamFollowsReload(t *testing.T) {
 // hub does for a frame it accepts from a local publisher.
 func observeMeta(t *testing.T, h *Hub, channel string, seq uint64, meta []byte) {
 	t.Helper()
-	msg := frameMsg(seq, 8, 8, fakeJPEG(8, 8, seq, 100), meta)
+	observeFrame(t, h, channel, seq, meta, 100)
+}
+
+// observeFrame is observeMeta with a JPEG of size bytes.
+func observeFrame(t *testing.T, h *Hub, channel string, seq uint64, meta []byte, size int) {
+	t.Helper()
+	msg := frameMsg(seq, 8, 8, fakeJPEG(8, 8, seq, size), meta)
 	buf := make([]byte, wsRoom+len(msg))
 	copy(buf[wsRoom:], msg)
 	pf, err := protocol.ParseMessage(buf[wsRoom:], h.limits)
@@ -589,6 +591,7 @@ func TestEventBookBounds(t *testing.T) {
 	}
 	b.mu.Unlock()
 	t.Logf("after 300 full channels and 5000 that came and went: %d channels held, %d with events, %d events kept", channels, withEvents, kept)
+	checkActive(t, b)
 	if channels != withEvents || kept > maxEventsKept {
 		t.Errorf("the book holds %d channels, %d of them with events (%d events); want only those with events", channels, withEvents, kept)
 	}
@@ -659,4 +662,297 @@ func TestEventStreamHead(t *testing.T) {
 	if n := h.Stats().Events.Streams; n != 0 {
 		t.Errorf("%d stream readers after a HEAD; want 0", n)
 	}
+}
+
+// TestEventSnapshotsMakeRoom: the snapshots' bound (maxSnapshots) is not
+// first come, first served for good: once it is full of ended events'
+// snapshots (13 channels × 20 events, each flagged best, then ended), a
+// new event on another channel still gets its snapshot, the one of the
+// event that ended longest ago making room. Before, every later event of
+// every channel went without one until thousands of events had turned
+// the book over.
+func TestEventSnapshotsMakeRoom(t *testing.T) {
+	h, _ := testHub(t, Config{MaxMetaBytes: 1 << 20})
+	b := h.book
+	t0 := float64(time.Now().Unix())
+	fillSnapshots(t, h, t0, true)
+	observeMeta(t, h, "door", 1, eventMeta(t0, "d person best"))
+	if st := b.stats(); b.snapshot("door", "d") == nil || st.Snapshots > maxSnapshots {
+		t.Fatalf("the door event has a snapshot: %v (%d kept, %d refused); want one, within the bound",
+			b.snapshot("door", "d") != nil, st.Snapshots, st.SnapshotsRefused)
+	}
+	// Those that gave way (4 for flood12's last events, 1 for door's)
+	// ended no later than any that kept theirs.
+	b.mu.Lock()
+	gone, lastGone, firstKept := 0, 0.0, math.Inf(1)
+	for _, ce := range b.channels {
+		for _, ke := range ce.events {
+			switch {
+			case ke.end == 0:
+			case ke.snap == nil:
+				gone++
+				lastGone = max(lastGone, ke.info.Updated)
+			default:
+				firstKept = min(firstKept, ke.info.Updated)
+			}
+		}
+	}
+	b.mu.Unlock()
+	if gone != 5 || lastGone > firstKept {
+		t.Errorf("%d ended events lost their snapshots, the last of them ended at %.3f, the first that kept one at %.3f; want 5, the first to end",
+			gone, lastGone, firstKept)
+	}
+}
+
+// fillSnapshots has 13 channels start 20 events each, every one flagged
+// best (the 256 snapshots the book keeps at most), and ends each channel's
+// before the next starts when ended is true (flood12's last 4 then take
+// the snapshots of 4 ended events; without, they are refused).
+func fillSnapshots(t *testing.T, h *Hub, t0 float64, ended bool) {
+	t.Helper()
+	for c := range 13 {
+		var live, ends []string
+		for i := range 20 {
+			live = append(live, fmt.Sprintf("e%d person best", i))
+			ends = append(ends, fmt.Sprintf("e%d person end", i))
+		}
+		ch := fmt.Sprintf("flood%d", c)
+		observeMeta(t, h, ch, 1, eventMeta(t0, live...))
+		if ended {
+			observeMeta(t, h, ch, 2, eventMeta(t0, ends...))
+		}
+	}
+	if st := h.book.stats(); st.Snapshots != maxSnapshots {
+		t.Fatalf("%d snapshots after 260 events flagged best; want the bound, %d", st.Snapshots, maxSnapshots)
+	}
+}
+
+// TestEventSnapshotRefusalsWait: an event refused a snapshot (the store
+// full of events going on, which never give way) tries again at most every
+// snapshotEvery, as a replacement does, not with every frame flagged best:
+// each try copies the frame's JPEG and looks through the store.
+func TestEventSnapshotRefusalsWait(t *testing.T) {
+	h, _ := testHub(t, Config{MaxMetaBytes: 1 << 20})
+	t0 := float64(time.Now().Unix())
+	fillSnapshots(t, h, t0, false)
+	before := h.book.stats().SnapshotsRefused
+	start := time.Now()
+	const frames = 50
+	for seq := range uint64(frames) {
+		observeMeta(t, h, "door", seq+1, eventMeta(t0, "d person best"))
+	}
+	tries := int(h.book.stats().SnapshotsRefused - before)
+	most := 1 + int(time.Since(start)/snapshotEvery)
+	t.Logf("%d frames flagged best of an event refused a snapshot: %d tries (at most %d)", frames, tries, most)
+	if tries < 1 || tries > most {
+		t.Errorf("%d tries in %v; want 1 to %d", tries, time.Since(start), most)
+	}
+}
+
+// TestEventSnapshotTooBigTakesNothing: a snapshot larger than the whole
+// snapshot store is refused without dropping the ended events' snapshots
+// first (it could not fit however many gave way).
+func TestEventSnapshotTooBigTakesNothing(t *testing.T) {
+	h, _ := testHub(t, Config{MaxMetaBytes: 1 << 20})
+	b := h.book
+	b.snapMax = 64 << 10
+	t0 := float64(time.Now().Unix())
+	fillSnapshots(t, h, t0, true)
+	observeFrame(t, h, "door", 1, eventMeta(t0, "d person best"), 65<<10)
+	if st := b.stats(); st.Snapshots != maxSnapshots || b.snapshot("door", "d") != nil {
+		t.Errorf("after a snapshot larger than the store: %d kept, door's kept: %v; want the %d ended ones, door's refused",
+			st.Snapshots, b.snapshot("door", "d") != nil, maxSnapshots)
+	}
+}
+
+// TestEventUpdatedNeverLater: an event's updated time never reads later
+// than the change (the hub's clock, to the millisecond, truncated): a
+// reader that takes the time after a change and asks ?since= that time
+// must not get the change back. Before, the time was rounded to the
+// nearest millisecond, so a change in the second half of a millisecond
+// read as the next one, about every other time.
+func TestEventUpdatedNeverLater(t *testing.T) {
+	h, _ := testHub(t, Config{})
+	b := h.book
+	t0 := float64(time.Now().Unix())
+	all := func(string) bool { return true }
+	for i := range 200 {
+		ch := fmt.Sprintf("c%d", i)
+		observeMeta(t, h, ch, 1, eventMeta(t0, "e person"))
+		after := time.Now()
+		l := b.list(ch, 0, all)
+		if len(l) != 1 {
+			t.Fatalf("%s: %d events", ch, len(l))
+		}
+		if ms := int64(math.Round(l[0].Updated * 1e3)); ms > after.UnixMilli() {
+			t.Fatalf("an event started before %d ms (Unix) reads updated at %d ms", after.UnixMilli(), ms)
+		}
+	}
+	// The clock stepping back does not stamp a change before one made
+	// earlier: a reader passing the last updated it saw as since still
+	// gets it.
+	b.mu.Lock()
+	b.lastStamp = time.Now().Add(time.Hour).UnixMilli()
+	seen := float64(b.lastStamp) / 1e3
+	b.mu.Unlock()
+	observeMeta(t, h, "late", 1, eventMeta(t0, "e person"))
+	if l := b.list("", seen, all); len(l) != 1 || l[0].Channel != "late" {
+		t.Errorf("after a change stamped %.3f, since=%.3f lists %+v; want the later change", seen, seen, l)
+	}
+}
+
+// TestEventFloodHoldsUpNoFrames: the notices of an events flood across
+// 300 channels (12,000 starts and ends) reach the stream readers from the
+// book's fan-out goroutine, never from a publisher's under the book's
+// lock: with the fan-out stuck (a reader's filter that does not return,
+// standing in for a thousand readers that make it slow), another
+// channel's publisher, whose own event goes on, still has every frame
+// relayed and its event listed; the notices waiting stay within
+// maxOutbox (the oldest dropped); and a stream reader, once the fan-out
+// goes on, is told how many it missed. Before, the first notice held the
+// book's lock until the readers had it, and every frame carrying events,
+// on every channel, waited for it.
+func TestEventFloodHoldsUpNoFrames(t *testing.T) {
+	h, base := testHub(t, Config{})
+	b := h.book
+	live := openStream(t, base, "", nil)
+	testutil.Eventually(t, 5*time.Second, "the reader", func() bool { return h.Stats().Events.Streams == 1 })
+	stuck := make(chan struct{})
+	release := sync.OnceFunc(func() { close(stuck) })
+	t.Cleanup(release) // before the hub's cleanup, which waits for the fan-out
+	b.mu.Lock()
+	b.streams[&eventStream{may: func(string) bool { <-stuck; return true }, wake: make(chan struct{}, 1)}] = struct{}{}
+	b.mu.Unlock()
+
+	t0 := float64(time.Now().Unix())
+	var starts, ends []string
+	for i := range 20 {
+		starts = append(starts, fmt.Sprintf("e%d person", i))
+		ends = append(ends, fmt.Sprintf("e%d person end", i))
+	}
+	type flood struct {
+		channel string
+		f       *frame
+	}
+	var frames []flood
+	for c := range 300 {
+		for seq, meta := range [][]byte{eventMeta(t0, starts...), eventMeta(t0, ends...)} {
+			msg := frameMsg(uint64(seq+1), 8, 8, fakeJPEG(8, 8, 1, 100), meta)
+			buf := make([]byte, wsRoom+len(msg))
+			copy(buf[wsRoom:], msg)
+			pf, err := protocol.ParseMessage(buf[wsRoom:], h.limits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			frames = append(frames, flood{fmt.Sprintf("flood%d", c), newFrame(buf, pf, time.Now())})
+		}
+	}
+	flooded := make(chan struct{})
+	go func() { // as the flooding publishers' goroutines would
+		defer close(flooded)
+		for _, fl := range frames {
+			b.observe(fl.channel, fl.f, true)
+		}
+	}()
+
+	pub, sub := dial(t, base, protocol.PathPublish, "cam"), dial(t, base, protocol.PathSubscribe, "cam")
+	jpg := testJPEG(t, 32, 32, color.RGBA{1, 2, 3, 255})
+	for seq := uint64(1); seq <= 10; seq++ {
+		send(t, pub, frameMsg(seq, 32, 32, jpg, eventMeta(t0, "g person")))
+		if f, _ := readFrame(t, sub, 5*time.Second); f.Seq != seq {
+			t.Fatalf("cam's frame %d relayed as %d", seq, f.Seq)
+		}
+	}
+	select {
+	case <-flooded:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the flood's frames not read within 30 s")
+	}
+	if eventByID(listEvents(t, base, "?channel=cam"), "g") == nil {
+		t.Error("cam's event not listed during the flood")
+	}
+	b.mu.Lock()
+	waiting, lost := len(b.outbox), b.outLost
+	b.mu.Unlock()
+	t.Logf("with the fan-out stuck: %d notices waiting, %d dropped", waiting, lost)
+	if waiting > maxOutbox || lost == 0 {
+		t.Errorf("%d notices waiting (at most %d), %d dropped; want the outbox bounded, the rest dropped", waiting, maxOutbox, lost)
+	}
+
+	release()
+	for range maxOutbox + 100 {
+		if kind, _ := live.next(t); kind == protocol.EventDropped {
+			if st := h.Stats().Events; st.StreamDropped == 0 {
+				t.Errorf("the reader was told of dropped notices, not counted: %+v", st)
+			}
+			return
+		}
+	}
+	t.Error("the stream reader was not told it missed notices")
+}
+
+// TestEventFramesWithoutEventsTakeNoLock: while another channel's events
+// go on and the book is busy (its lock held, as a flood's evictions hold
+// it), the frames of a channel without events are relayed one after the
+// other: a publisher's goroutine reads its next frame only once the book
+// has read the last, and a channel with nothing going on does not ask the
+// book. Before, every frame of every channel took the book's lock while
+// any event went on anywhere.
+func TestEventFramesWithoutEventsTakeNoLock(t *testing.T) {
+	h, base := testHub(t, Config{})
+	b := h.book
+	t0 := float64(time.Now().Unix())
+	observeMeta(t, h, "door", 1, eventMeta(t0, "d person"))
+	observeMeta(t, h, "yard", 1, eventMeta(t0, "y person end"))
+	pub, sub := dial(t, base, protocol.PathPublish, "cam"), dial(t, base, protocol.PathSubscribe, "cam")
+	jpg := testJPEG(t, 32, 32, color.RGBA{1, 2, 3, 255})
+	send(t, pub, frameMsg(1, 32, 32, jpg, nil))
+	readFrame(t, sub, 5*time.Second)
+	b.mu.Lock()
+	unlock := sync.OnceFunc(b.mu.Unlock)
+	t.Cleanup(unlock)
+	for seq := uint64(2); seq <= 6; seq++ {
+		send(t, pub, frameMsg(seq, 32, 32, jpg, nil))
+		if f, _ := readFrame(t, sub, 5*time.Second); f.Seq != seq {
+			t.Fatalf("cam's frame %d relayed as %d", seq, f.Seq)
+		}
+	}
+	unlock()
+	// A frame of door without events still ends door's event: gone.
+	observeMeta(t, h, "door", 2, nil)
+	if d := eventByID(b.list("door", 0, func(string) bool { return true }), "d"); d == nil || d.EndReason != protocol.EndGone {
+		t.Errorf("door's event after a frame without it: %+v; want ended, gone", d)
+	}
+	checkActive(t, b)
+}
+
+// checkActive checks the book's counts of events going on (in all, per
+// channel, and the channels listed as having one) against its events.
+func checkActive(t *testing.T, b *eventBook) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	all := 0
+	for name, ce := range b.channels {
+		n := 0
+		for _, ke := range ce.events {
+			if ke.end == 0 {
+				n++
+			}
+		}
+		_, listed := b.activeIn.Load(name)
+		if n != ce.active || listed != (n > 0) {
+			t.Errorf("channel %s: %d events going on, counted %d, listed as active: %v", name, n, ce.active, listed)
+		}
+		all += n
+	}
+	if all != int(b.active.Load()) {
+		t.Errorf("%d events going on, counted %d", all, b.active.Load())
+	}
+	b.activeIn.Range(func(k, _ any) bool {
+		if b.channels[k.(string)] == nil {
+			t.Errorf("channel %s listed as active, not held", k)
+		}
+		return true
+	})
 }

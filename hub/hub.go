@@ -7,8 +7,9 @@
 // publishing a frame stores it in each reader's one-slot mailbox, where it
 // overwrites a frame not yet sent (counted, never queued). One writer
 // goroutine per reader sends whatever is newest when its previous write
-// completes. Subscriber sockets get a small kernel send buffer so the kernel
-// does not hoard stale frames either, and a subscriber may ask for
+// completes (a subscriber's runs only while it has something to send:
+// idlewriter.go). Subscriber sockets get a small kernel send buffer so the
+// kernel does not hoard stale frames either, and a subscriber may ask for
 // credit-based delivery, in which the hub keeps at most a few
 // unacknowledged frames in flight to it. A reader whose write stalls past
 // the write timeout is evicted.
@@ -22,8 +23,10 @@
 //	publish.go    publishFrame → the bus hook (bus.go) → channel.publish → each reader's mailbox
 //	              → the event hook (events.go: the frame's events, after its readers have it)
 //	mailbox.go    the one-slot inbox: put overwrites, the writer takes
-//	writer.go     a subscriber's writer: writeLoop → writeFrame (write, or sendfile)
+//	writer.go     a subscriber's writer: writeLoop → writeFrame (write, or sendfile);
+//	              idlewriter.go starts it on demand and ends it when idle
 //	sendfile.go   zero-copy fan-out: the frame once in a memory file, sent to each socket by sendfile
+//	              (sendfile_linux.go; sendfile_other.go: plain writes elsewhere)
 //	mjpeg.go      an MJPEG reader's writer: the same mailbox, JPEG parts over HTTP
 //
 // Around it: hub.go (the Hub, routing, shutdown), config.go, table.go and
@@ -31,13 +34,16 @@
 // subscriber's reader: control messages, credit.go), slow.go (the
 // slow-consumer policy: eviction, the write watchdog), conn.go (WebSocket
 // connections: one reader, one writer, closing), ingest.go (HTTP uploads),
-// snapshot.go, http.go (the API and the page), admit.go, auth.go and
-// access.go (Host, Origin, tokens, Reload), iplimit.go and listener.go
+// snapshot.go, http.go (the API and the page), admit.go, cors.go (reads
+// by pages on allowed origins), auth.go and access.go (Host, Origin,
+// tokens, Reload), iplimit.go and listener.go
 // (per-address limits at accept), server.go (the http.Server), stats.go,
-// instruments.go (what a metrics exporter reads), bus.go (the hub's
-// side of a cluster: the Bus interface it needs and the hooks it calls),
-// events.go (the events the frames carry: /api/events, the event stream,
-// snapshots), webhook.go (telling a URL of each start and end) and
+// instruments.go (what a metrics exporter reads), physmem_*.go (the
+// machine's memory, for the default budget), source.go (publishers' source
+// state), bus.go (the hub's side of a cluster: the Bus interface it needs
+// and the hooks it calls), busorder.go (the order rule for frames from the
+// bus), events.go (the events the frames carry: /api/events, the event
+// stream, snapshots), webhook.go (telling a URL of each start and end) and
 // rendition.go (renditions: smaller copies of a channel's frames, each
 // with its own readers, chosen by max-width or name, the hub never
 // decoding them; small hooks in publish.go, channel.go, writer.go and the
@@ -70,10 +76,11 @@ type Hub struct {
 	cfg          Config
 	log          *slog.Logger
 	limits       protocol.Limits
-	limitHeaders http.Header // the limits, as told to every WebSocket client
-	upgrader     websocket.Upgrader
-	http         http.Handler // routes other than the channel endpoints
-	ownNames     []string     // lower case
+	limitHeaders http.Header        // the limits, as told to every WebSocket client
+	upgrader     websocket.Upgrader // publishers'
+	subUpgrader  websocket.Upgrader // subscribers': a small read buffer of their own (subscriberReadBuffer)
+	http         http.Handler       // routes other than the channel endpoints
+	ownNames     []string           // lower case
 	ipl          *ipLimiter
 	started      time.Time
 	table        *table
@@ -133,9 +140,10 @@ func New(cfg Config) *Hub {
 	}
 	h.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
-		// Read buffers: reuse the HTTP server's, already allocated for the
-		// handshake. Write buffers: lent from a pool only while a message is
-		// written through one; frames and control frames need none, so an
+		// Read buffers: a publisher reuses the HTTP server's, already
+		// allocated for the handshake (a subscriber gets a small one,
+		// subUpgrader). Write buffers: lent from a pool only while a message
+		// is written through one; frames and control frames need none, so an
 		// idle or subscribing connection holds no write buffer at all.
 		ReadBufferSize:    0,
 		WriteBufferPool:   &sync.Pool{},
@@ -144,6 +152,8 @@ func New(cfg Config) *Hub {
 		CheckOrigin:       h.checkOrigin,
 		Subprotocols:      []string{protocol.Subprotocol},
 	}
+	h.subUpgrader = h.upgrader
+	h.subUpgrader.ReadBufferSize = subscriberReadBuffer
 	h.http = h.routes()
 	if cfg.Bus != nil {
 		h.link = newBusLink(h, cfg.Bus) // before the janitor, which reads it

@@ -217,9 +217,13 @@ func sockstatTCPMem(t *testing.T) int {
 	return 0
 }
 
-// hubSockets counts the established TCP sockets whose local port is port
-// and sums their send queues, from /proc/net/tcp.
-func hubSockets(t *testing.T, port string) (n, txQueue int) {
+// portSockets reads /proc/net/tcp for the TCP sockets of the loopback
+// server on port and its clients: hubConns counts the established ones on
+// the server's side, hubSendQ sums their send queues, and queued sums the
+// send and receive queues of every socket with port at either end, in
+// bytes: what this server and its clients hold, whatever other processes
+// on the machine do.
+func portSockets(t *testing.T, port string) (hubConns, hubSendQ, queued int) {
 	t.Helper()
 	b, err := os.ReadFile("/proc/net/tcp")
 	if err != nil {
@@ -229,13 +233,21 @@ func hubSockets(t *testing.T, port string) (n, txQueue int) {
 	suffix := fmt.Sprintf(":%04X", p)
 	for _, line := range strings.Split(string(b), "\n")[1:] {
 		f := strings.Fields(line)
-		if len(f) < 5 || !strings.HasSuffix(f[1], suffix) || f[3] != "01" {
+		if len(f) < 5 {
 			continue
 		}
-		n++
-		tx, _, _ := strings.Cut(f[4], ":")
-		q, _ := strconv.ParseInt(tx, 16, 64)
-		txQueue += int(q)
+		local, remote := strings.HasSuffix(f[1], suffix), strings.HasSuffix(f[2], suffix)
+		if !local && !remote {
+			continue
+		}
+		txs, rxs, _ := strings.Cut(f[4], ":")
+		tx, _ := strconv.ParseInt(txs, 16, 64)
+		rx, _ := strconv.ParseInt(rxs, 16, 64)
+		queued += int(tx + rx)
+		if local && f[3] == "01" { // established
+			hubConns++
+			hubSendQ += int(tx)
+		}
 	}
-	return n, txQueue
+	return hubConns, hubSendQ, queued
 }

@@ -19,9 +19,10 @@ type mailbox struct {
 	wake chan struct{} // capacity 1: "look at the slot"; a WebSocket subscriber's is its connection's
 
 	slot      newest.Slot[frame]
-	delivered atomic.Uint64 // frames the taker has sent on
-	bytes     atomic.Uint64 // bytes the taker has sent on
-	passed    atomic.Uint64 // frames the taker took and did not send: older than the last it sent (rendition.go)
+	writer    atomic.Pointer[idleWriter] // a WebSocket subscriber's writer, kicked by each put (idlewriter.go); nil for others
+	delivered atomic.Uint64              // frames the taker has sent on
+	bytes     atomic.Uint64              // bytes the taker has sent on
+	passed    atomic.Uint64              // frames the taker took and did not send: older than the last it sent (rendition.go)
 }
 
 // readerKind is what reads a mailbox.
@@ -54,10 +55,17 @@ func (m *mailbox) sent(n int) {
 	m.bytes.Add(uint64(n))
 }
 
-// put stores f as the newest frame and wakes the taker. The frame it
-// replaces is still the channel's (as its newest or the one before), so
-// nothing is given back here.
-func (m *mailbox) put(f *frame) { m.slot.Put(f) }
+// put stores f as the newest frame and wakes the taker (starting a
+// subscriber's writer if none runs). The frame it replaces is still the
+// channel's (as its newest or the one before), so nothing is given back
+// here.
+func (m *mailbox) put(f *frame) {
+	m.slot.Put(f)
+	m.writer.Load().kick()
+}
+
+// waiting reports whether the slot holds a frame not yet taken.
+func (m *mailbox) waiting() bool { return m.slot.Waiting() }
 
 // take empties the slot and returns what it held, or nil.
 func (m *mailbox) take() *frame { return m.slot.Take() }

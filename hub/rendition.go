@@ -29,8 +29,10 @@ import (
 //     send renditions after each main frame; it holds each from its first
 //     frame of it, and all of them go when it leaves or is replaced. Each
 //     rendition frame must belong to the main frame just before it (same
-//     sequence number and capture time, the set rule) and be narrower than
-//     it: otherwise the publisher is closed (1007, bad_rendition). A
+//     sequence number and capture time, the set rule), come at most once
+//     per main frame (so that copies cannot flood readers past the frame-rate
+//     cap), and be narrower than it: otherwise the publisher is closed
+//     (1007, bad_rendition). A
 //     rendition past the channel's limit is not relayed (counted as
 //     too_many_renditions, logged), and the main picture goes on.
 //   - A connection or upload that publishes one rendition
@@ -141,6 +143,10 @@ type renditionPart struct {
 	mainAt      int64
 	haveMain    bool
 	mainDropped bool
+	// The renditions relayed since that main frame (at most the channel's
+	// limit of them): each may follow it once, so that copies cannot flood
+	// readers past the frame-rate cap, which counts a set once.
+	inSet []protocol.Rendition
 }
 
 // allowRate applies the frame-rate cap to the message in buf: main frames
@@ -761,7 +767,14 @@ func (h *Hub) publishRendition(p localPublisher, f *frame) (released *frame, ok 
 		return f, true, fmt.Errorf("%w: rendition %v frame %d (captured %d) does not follow its main frame (the last main frame sent: %d, captured %d)",
 			errBadRendition, f.hdr.Rendition, f.hdr.Seq, f.hdr.CaptureTime, rp.mainSeq, rp.mainAt)
 	}
+	if rp.only == protocol.RenditionMain && slices.Contains(rp.inSet, f.hdr.Rendition) {
+		return f, true, fmt.Errorf("%w: rendition %v sent twice after main frame %d: a frame has one copy of each size",
+			errBadRendition, f.hdr.Rendition, f.hdr.Seq)
+	}
 	released, taken, ok, err := lp.ch.publishRendition(p, rp.only, f, h.cfg.MaxRenditions)
+	if ok && err == nil && rp.only == protocol.RenditionMain {
+		rp.inSet = append(rp.inSet, f.hdr.Rendition)
+	}
 	h.tellTaken(taken, lp.ch, f.hdr.Rendition)
 	if ok && err == nil && h.link != nil {
 		h.link.offerRendition(p, f)
@@ -777,6 +790,7 @@ func (h *Hub) publishRendition(p localPublisher, f *frame) (released *frame, ok 
 // noteMain records a main frame a publisher sent, for the set rule.
 func (rp *renditionPart) noteMain(f *frame) {
 	rp.mainSeq, rp.mainAt, rp.haveMain = f.hdr.Seq, f.hdr.CaptureTime, true
+	rp.inSet = rp.inSet[:0]
 }
 
 // offerRendition hands the bus a rendition frame that local publisher p

@@ -397,6 +397,14 @@ func TestRenditionAttacks(t *testing.T) {
 			at := now()
 			return [][]byte{rendMsg(7, at, 1280, 720, 0), rendMsg(7, at+int64(time.Hour), 320, 180, 320)}
 		}, websocket.CloseInvalidFramePayloadData, "bad_rendition"},
+		{"a flood of one rendition after one main frame", "", func() [][]byte {
+			at := now()
+			out := [][]byte{rendMsg(7, at, 1280, 720, 0)}
+			for range 1000 {
+				out = append(out, rendMsg(7, at, 320, 180, 320))
+			}
+			return out
+		}, websocket.CloseInvalidFramePayloadData, "bad_rendition"},
 		{"before any main frame", "", func() [][]byte {
 			return [][]byte{rendMsg(1, now(), 320, 180, 320)}
 		}, websocket.CloseInvalidFramePayloadData, "bad_rendition"},

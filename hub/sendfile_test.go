@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -69,6 +70,68 @@ func TestZeroCopyFilesAreClosed(t *testing.T) {
 	if b := h.zc.bytes.Load(); b > 2*21000 {
 		t.Errorf("memory files still hold %d bytes", b)
 	}
+}
+
+// TestZeroCopyForCreditSubscribers: in credit mode (the browser page's),
+// frames still go out by sendfile, both a frame sent at once and one that
+// waited in the mailbox for an ack; each byte for byte as published.
+func TestZeroCopyForCreditSubscribers(t *testing.T) {
+	if !zeroCopySupported {
+		t.Skip("no sendfile on this platform")
+	}
+	h, base := testHub(t, Config{MaxFPSPerPublisher: 1e6})
+	subs := make([]*websocket.Conn, 4)
+	for i := range subs {
+		subs[i] = dial(t, base, protocol.PathSubscribe, "cam?window=1")
+	}
+	pub := dial(t, base, protocol.PathPublish, "cam")
+	testutil.Eventually(t, 5*time.Second, "subscribers registered", func() bool {
+		chs := h.Channels()
+		return len(chs) == 1 && chs[0].Subscribers == len(subs)
+	})
+	// Each round publishes three frames at once: the first goes out on
+	// the credit the subscriber has, the others wait for its ack (and the
+	// third overwrites the second if the ack comes later than both). Each
+	// subscriber reads and acknowledges, as the page does, until it has the
+	// round's last frame.
+	const rounds = 20
+	published := map[uint64][]byte{}
+	var received uint64
+	waited := 0
+	for r := range uint64(rounds) {
+		for seq := 3*r + 1; seq <= 3*r+3; seq++ {
+			published[seq] = frameMsg(seq, 64, 48, fakeJPEG(64, 48, seq, 20000), nil)
+			send(t, pub, published[seq])
+		}
+		for i, s := range subs {
+			for n := 0; ; n++ {
+				if n == 3 {
+					t.Fatalf("subscriber %d: more than three frames in round %d", i, r)
+				}
+				f, got := readFrame(t, s, 5*time.Second)
+				if !bytes.Equal(got, published[f.Seq]) {
+					t.Fatalf("subscriber %d: seq %d is not as published", i, f.Seq)
+				}
+				received++
+				if n > 0 {
+					waited++
+				}
+				ack := fmt.Sprintf(`{"op":"ack","seq":%d}`, f.Seq)
+				if err := s.WriteMessage(websocket.TextMessage, []byte(ack)); err != nil {
+					t.Fatal(err)
+				}
+				if f.Seq == 3*r+3 {
+					break
+				}
+			}
+		}
+	}
+	if waited == 0 {
+		t.Fatal("no frame waited for an ack: the test did not exercise credit")
+	}
+	testutil.Eventually(t, 5*time.Second, "every frame counted as sent by sendfile", func() bool {
+		return h.Stats().ZeroCopyFrames == received
+	})
 }
 
 // TestCloseNeverSplitsAFrame: a frame sent from a memory file in several

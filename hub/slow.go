@@ -48,8 +48,15 @@ func (h *Hub) evicted(mb *mailbox, channel, remote string) {
 }
 
 // watchdog evicts subscribers whose write has taken longer than
-// WriteTimeout, and asks every subscriber's writer for a ping each
-// PingInterval (one walk for all of them, rather than a timer each). It
+// WriteTimeout, asks every subscriber's writer for a ping each
+// PingInterval (one walk for all of them, rather than a timer each), ends
+// writers that have not woken for a whole tick (idlewriter.go), and pushes
+// back the read deadline of subscribers that sent a message since the last
+// tick: a subscriber in credit mode sends one per frame, and resetting its
+// deadline on each cost a timer update per ack. A tick is well under the
+// pong wait (at most half a PingInterval), so a subscriber that keeps
+// talking is never cut off, and a silent one goes within PongWait and a
+// tick of its last message. It
 // looks WriteTimeout/8 apart (at least every 50 ms, at most every second
 // or half a PingInterval), so a stalled subscriber goes within about
 // 1.125 × WriteTimeout. It stops when shutdown begins.
@@ -72,13 +79,24 @@ func (h *Hub) watchdog() {
 			}
 			stalled = stalled[:0]
 			h.mu.Lock()
+			// From the clock, not the tick's time: a watchdog that runs
+			// late (a loaded machine) would otherwise give a subscriber
+			// heard from just now less than a pong wait.
+			readDeadline := time.Now().Add(h.cfg.PongWait)
 			for c := range h.conns {
 				if s := c.sub.Load(); s != nil {
+					// (Not once the hub has closed: closeWith bounded the
+					// wait for the peer's reply.)
+					if s.heard.Swap(false) && !s.closedByUs.Load() {
+						_ = s.ws.SetReadDeadline(readDeadline)
+					}
 					if st := s.writeStart.Load(); st != 0 && st < limit {
 						stalled = append(stalled, s)
 					}
 					if ping {
 						s.pingDue.Store(true)
+						s.poke()
+					} else if s.writer.Load().look() {
 						s.poke()
 					}
 				}

@@ -193,7 +193,7 @@ func (fc *frameCounter) count(wg *sync.WaitGroup, c *websocket.Conn) {
 // TestThousandStalledSubscribers: 1000 subscribers that never read and 10
 // that do, on one channel fed 90 KB frames. The stalled ones are evicted at
 // the write deadline and their sockets reset, so the kernel's TCP memory
-// goes back near where it was, and once the eviction window has passed the
+// they held is freed, and once the eviction window has passed the
 // healthy ones receive as many frames as the readers of a control channel
 // on the same hub, fed the same frames at the same time by a publisher of
 // its own, with no stalled subscriber: they lose nothing to the stalled.
@@ -202,8 +202,7 @@ func (fc *frameCounter) count(wg *sync.WaitGroup, c *websocket.Conn) {
 // rather than with the frames sent: the healthy readers live in this
 // process, and when the machine (or the race detector) makes them slower
 // than the frame rate they skip frames, as any slow reader must; the
-// control readers skip as many. Without the race detector they must also
-// get nearly every frame.
+// control readers skip as many.
 func TestThousandStalledSubscribers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
@@ -215,6 +214,7 @@ func TestThousandStalledSubscribers(t *testing.T) {
 	}
 	const writeTimeout = 2 * time.Second
 	h, base := testHub(t, Config{WriteTimeout: writeTimeout})
+	port := base[strings.LastIndexByte(base, ':')+1:]
 	memBefore := sockstatTCPMem(t)
 	heapBefore := h.Stats().HeapBytes
 	stalled := make([]net.Conn, stalledN)
@@ -232,7 +232,7 @@ func TestThousandStalledSubscribers(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, "every subscriber joined", func() bool {
 		return h.Readers("cam") == stalledN+healthyN && h.Readers("calm") == healthyN
 	})
-	memPeak, heapPeak := memBefore, heapBefore
+	memPeak, heapPeak, queuedPeak := memBefore, heapBefore, 0
 	var sentAfterWindow uint64
 	var gotAtWindow, controlAtWindow [healthyN]uint64
 	start := time.Now()
@@ -256,9 +256,12 @@ func TestThousandStalledSubscribers(t *testing.T) {
 		if seq%5 == 0 {
 			memPeak = max(memPeak, sockstatTCPMem(t))
 			heapPeak = max(heapPeak, h.Stats().HeapBytes)
+			_, _, q := portSockets(t, port)
+			queuedPeak = max(queuedPeak, q)
 		}
 	}
 	tick.Stop()
+	testutil.Eventually(t, 10*time.Second, "every stalled subscriber evicted", func() bool { return h.Stats().Evicted >= stalledN })
 	if ev := h.Stats().Evicted; ev != stalledN {
 		t.Errorf("%d evicted, want %d", ev, stalledN)
 	}
@@ -282,40 +285,42 @@ func TestThousandStalledSubscribers(t *testing.T) {
 		return sum, least
 	}
 	healthy, healthyLeast := afterWindow(&got, &gotAtWindow)
-	calmSum, _ := afterWindow(&control, &controlAtWindow)
-	t.Logf("after the eviction window: %d frames sent to each channel; healthy readers got %d in all (the least %d), control readers %d",
-		sentAfterWindow, healthy, healthyLeast, calmSum)
+	calmSum, calmLeast := afterWindow(&control, &controlAtWindow)
+	t.Logf("after the eviction window: %d frames sent to each channel; healthy readers got %d in all (the least %d), control readers %d (the least %d)",
+		sentAfterWindow, healthy, healthyLeast, calmSum, calmLeast)
 	if healthy*10 < calmSum*9 {
 		t.Errorf("the healthy readers got %d frames after the eviction window, the control channel's %d: the stalled subscribers cost them more than a tenth", healthy, calmSum)
 	}
-	if !raceEnabled && healthyLeast*10 < sentAfterWindow*9 {
-		t.Errorf("a healthy subscriber got %d of the %d frames sent after the eviction window", healthyLeast, sentAfterWindow)
+	// No healthy reader is left behind either: the least served gets about
+	// what the least served control reader gets (a fifth less at most: one
+	// reader's share of the cores varies more than ten readers' sum).
+	if healthyLeast*10 < calmLeast*8 {
+		t.Errorf("a healthy subscriber got %d of the %d frames sent after the eviction window; the least served control reader got %d", healthyLeast, sentAfterWindow, calmLeast)
 	}
 	// The hub's side: its sockets to the stalled peers are gone (reset),
-	// so no send queue on the hub's port holds frames for them.
-	port := base[strings.LastIndexByte(base, ':')+1:]
-	var socks, queued int
-	testutil.Eventually(t, 10*time.Second, "the hub's sockets to stalled peers to be gone", func() bool {
-		socks, queued = hubSockets(t, port)
-		return socks <= 2*healthyN+2
+	// and with them the frames queued for them: the sockets on the hub's
+	// port (both ends, this test's only, whatever other processes on the
+	// machine hold) keep less than a tenth of their peak.
+	var socks, hubQueued, queued int
+	testutil.Eventually(t, 10*time.Second, "the hub's sockets to stalled peers to be gone, with their queues", func() bool {
+		socks, hubQueued, queued = portSockets(t, port)
+		return socks <= 2*healthyN+2 && queued <= queuedPeak/10
 	})
+	// What is left is the reset peers' receive queues, in this process only
+	// because the test plays them (on a real network that memory is on
+	// their machines), and not listed in /proc/net/tcp: the kernel's TCP
+	// memory shows them. It is the whole machine's figure, other processes'
+	// sockets included, so it is logged, not checked.
 	memEvicted := sockstatTCPMem(t)
-	// What is left is the stalled peers' receive queues, in this process
-	// only because the test plays them: on a real network that memory is
-	// on their machines. Close them, and the machine is back near where it
-	// started (within a tenth of the rise, or 2048 pages for the noise of
-	// other processes).
 	for _, c := range stalled {
 		c.Close()
 	}
-	var memAfter int
-	testutil.Eventually(t, 10*time.Second, "kernel TCP memory to return near the baseline", func() bool {
-		memAfter = sockstatTCPMem(t)
-		return memAfter <= memBefore+max((memPeak-memBefore)/10, 2048)
-	})
+	memAfter := sockstatTCPMem(t)
 	pg := os.Getpagesize()
-	t.Logf("kernel TCP memory: before %d KiB, peak %d KiB, after eviction %d KiB (hub: %d sockets, %d bytes queued), after the peers close %d KiB; hub heap before %d KiB, peak %d KiB",
-		memBefore*pg>>10, memPeak*pg>>10, memEvicted*pg>>10, socks, queued, memAfter*pg>>10, heapBefore>>10, heapPeak>>10)
+	t.Logf("queued on the hub's port: peak %d KiB, after eviction %d KiB (hub: %d sockets, %d bytes queued)",
+		queuedPeak>>10, queued>>10, socks, hubQueued)
+	t.Logf("kernel TCP memory (the whole machine): before %d KiB, peak %d KiB, after eviction %d KiB, after the peers close %d KiB; hub heap before %d KiB, peak %d KiB",
+		memBefore*pg>>10, memPeak*pg>>10, memEvicted*pg>>10, memAfter*pg>>10, heapBefore>>10, heapPeak>>10)
 	pub.Close()
 	calm.Close()
 	h.Close()

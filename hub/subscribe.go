@@ -2,10 +2,10 @@ package hub
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +30,7 @@ type subscriber struct {
 	writeStart atomic.Int64
 	evicted    atomic.Bool
 	pingDue    atomic.Bool // set by the watchdog every PingInterval
+	heard      atomic.Bool // a message came since the watchdog last looked: it extends the read deadline
 	stopped    atomic.Bool // the connection has ended: the writer returns
 	files      *fileSender // sends on the plain-TCP socket by sendfile, or nil
 
@@ -74,7 +75,8 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request, name string
 }
 
 // runSubscriber serves one subscriber until it leaves or is evicted: this
-// goroutine reads its control messages, a second one (writeLoop) writes.
+// goroutine reads its control messages, a second one (writeLoop) writes
+// whenever there is something to write (idlewriter.go).
 func (h *Hub) runSubscriber(s *subscriber) {
 	h.counters.SubscribersConnected.Add(1)
 	if h.cfg.SendBuffer > 0 {
@@ -95,16 +97,15 @@ func (h *Hub) runSubscriber(s *subscriber) {
 	}
 	start := time.Now()
 
-	var writerWG sync.WaitGroup
-	writerWG.Add(1)
-	go func() {
-		defer writerWG.Done()
-		h.writeLoop(s, ch)
-	}()
+	w := newIdleWriter(s.wake, func() { h.writeLoop(s, ch) })
+	s.writer.Store(w)
+	s.mb.writer.Store(w)
+	if len(s.wake) > 0 {
+		w.kick() // the newest frame, or a close, came before the writer could be started
+	}
 	end := h.readControl(s, ch)
 	s.stopped.Store(true)
-	s.poke()
-	writerWG.Wait()
+	w.stop()
 	h.leave(ch, s.mb)
 	if debug {
 		attrs := append([]slog.Attr{slog.String("channel", s.channel), slog.String("remote", s.remote),
@@ -116,17 +117,34 @@ func (h *Hub) runSubscriber(s *subscriber) {
 
 // readControl reads control messages until the connection ends, and
 // returns how it ended.
+//
+// In credit mode a subscriber sends an ack for every frame, so after the
+// writers this is the hub's busiest loop, and an ack costs what credit
+// mode costs more than the default: an ack is read into a small buffer on
+// this goroutine's stack rather than a new slice, parsed without
+// encoding/json (protocol.ParseAck; anything else goes to ParseControl),
+// and wakes the writer only if a frame waits for the credit it returns.
+// A message only marks the subscriber as heard from: the watchdog pushes
+// its silence deadline back, once a tick (slow.go), rather than a timer
+// being reset per message.
 func (h *Hub) readControl(s *subscriber, ch *channel) ending {
 	h.keepAlive(s.wsConn)
+	var small [64]byte // an ack is at most 39 bytes
 	for {
-		typ, msg, err := s.ws.ReadMessage()
+		typ, msg, err := readMessage(s.ws, small[:])
 		if err != nil {
 			h.readFailure(s.wsConn, err)
 			return s.endedBy(err)
 		}
-		_ = s.ws.SetReadDeadline(time.Now().Add(h.cfg.PongWait))
+		s.heard.Store(true)
 		if typ != websocket.TextMessage {
 			return h.refuseConn(s.wsConn, reasonMessageType, "subscribers send JSON text control messages")
+		}
+		if seq, ok := protocol.ParseAck(msg); ok {
+			if s.credit.ack(seq) && s.mb.waiting() {
+				s.poke() // the frame that waited for this credit may go
+			}
+			continue
 		}
 		ctl, err := protocol.ParseControl(msg)
 		if err != nil {
@@ -151,4 +169,37 @@ func (h *Hub) readControl(s *subscriber, ch *channel) ending {
 		// The writer may now have credit for the newest frame.
 		s.poke()
 	}
+}
+
+// subscriberReadBuffer is the read buffer of a subscriber's connection. A
+// subscriber sends only control messages of a few dozen bytes (at most
+// MaxControlBytes), so it does not keep the 4 KiB buffer net/http read its
+// handshake with, as a publisher does: for a subscriber that is idle for
+// hours, that buffer was a third of what it cost.
+const subscriberReadBuffer = 256
+
+// readMessage reads the next message like gorilla's ReadMessage, into buf
+// when it fits (the message then aliases buf, until the next call), else
+// into a new slice.
+func readMessage(ws *websocket.Conn, buf []byte) (typ int, msg []byte, err error) {
+	typ, r, err := ws.NextReader()
+	if err != nil {
+		return typ, nil, err
+	}
+	n := 0
+	for n < len(buf) {
+		k, err := r.Read(buf[n:])
+		n += k
+		if err == io.EOF {
+			return typ, buf[:n], nil
+		}
+		if err != nil {
+			return typ, nil, err
+		}
+	}
+	rest, err := io.ReadAll(r) // longer than buf: rare, and bounded by the read limit
+	if err != nil {
+		return typ, nil, err
+	}
+	return typ, append(buf[:n:n], rest...), nil
 }

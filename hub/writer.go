@@ -20,9 +20,18 @@ import (
 // that a wake-up is one channel receive, not a select over several
 // channels: at one wake-up per frame per subscriber, that is most of the
 // hub's own CPU besides the kernel's write.
+//
+// The goroutine runs only while there is something to write: it is
+// started by the first wake-up that finds none, and returns once the
+// watchdog has found it idle (idlewriter.go).
 func (h *Hub) writeLoop(s *subscriber, ch *channel) {
+	w := s.writer.Load()
 	for {
+		if w.idle() {
+			return
+		}
 		<-s.wake
+		w.busy()
 		if s.writeOwedClose() || s.stopped.Load() {
 			return
 		}

@@ -393,46 +393,66 @@ func (s slowStep) Apply(f *Frame) error {
 }
 
 // TestSlowStepSkipsInsteadOfLagging: a 150 ms step on a 30 fps channel.
-// The processor skips the frames it has no time for: the age of what it
-// publishes stays at the step's time plus a frame interval or so, however
-// long it runs, instead of growing.
+// The processor skips the frames it has no time for instead of queueing
+// them: most frames are never published, a frame waits for a worker a
+// fraction of the step, and the age processing adds to what it publishes
+// stays where it started however long it runs. A queue would add a step
+// every few frames (seconds after 3 s).
+//
+// Everything is measured within the run and relative to it, so that a
+// loaded machine, which makes every frame older and every step longer,
+// does not fail the test: the age the processor adds to a frame is when
+// the output arrived minus when the same frame arrived at a subscriber of
+// the input, which the same load delays as much.
 func TestSlowStepSkipsInsteadOfLagging(t *testing.T) {
 	addr := testHub(t, hubConfig())
 	const step = 150 * time.Millisecond
 	pics := videoFrames(t, "vtest.avi", 0, 90)
+	in := collect(t, addr, "cam")
 	out := collect(t, addr, "slow")
 	r := start(t, Config{Hub: addr, In: "cam", Out: "slow", Steps: []Step{slowStep{step}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const interval = time.Second / 30
-	push(t, ctx, addr, "cam", 1, interval, pics) // 3 s
-	fs := out.waitFor(t, 5*time.Second, "the last frames", func(fs []received) bool { return lastSeq(85)(fs) })
-	var late []float64
+	sent := push(t, ctx, addr, "cam", 1, interval, pics) // 3 s
+	// A queueing processor would still finish, after 90 steps (13.5 s), and
+	// fail the assertions below rather than this wait.
+	fs := out.waitFor(t, 20*time.Second, "the last frames published and every frame taken processed",
+		func(fs []received) bool { return lastSeq(85)(fs) && settled(r)(fs) })
+	arrived := map[uint64]time.Time{}
+	for _, f := range in.all() {
+		arrived[f.seq] = f.at
+	}
+	var added []float64 // ms from the input's arrival to the output's, in publishing order
 	for _, f := range fs {
-		age := float64(f.at.UnixNano()-f.capture) / 1e6
-		if age > float64(step/time.Millisecond)+100 {
-			t.Errorf("frame %d arrived %.0f ms after capture; the step takes %v", f.seq, age, step)
-		}
-		if f.seq > 60 {
-			late = append(late, age)
+		if at, ok := arrived[f.seq]; ok {
+			added = append(added, float64(f.at.Sub(at))/float64(time.Millisecond))
 		}
 	}
 	st := r.p.Stats()
-	t.Logf("published %d of %d; skipped %d; processing p50 %.1f ms, waiting p50 %.1f ms, age added p50 %.1f ms p99 %.1f ms; ages of the last frames %v",
-		len(fs), len(pics), st.Skipped, st.ProcMSP50, st.WaitMSP50, st.AddedMSP50, st.AddedMSP99, late)
-	if st.Skipped < uint64(len(pics))/2 || len(fs) < 8 {
-		t.Fatalf("%d skipped, %d published; want most frames skipped, about one published per step (3 s / %v)", st.Skipped, len(fs), step)
+	t.Logf("published %d of %d; skipped %d; processing p50 %.1f ms, waiting p50 %.1f ms, age added p50 %.1f ms p99 %.1f ms; added, input to output subscriber %.0f",
+		len(fs), len(sent), st.Skipped, st.ProcMSP50, st.WaitMSP50, st.AddedMSP50, st.AddedMSP99, added)
+	// A step of four and a half frame intervals publishes about one frame
+	// in four or five; a loaded machine publishes fewer, a queue all.
+	if len(fs) > len(sent)/2 || len(fs) < 5 {
+		t.Errorf("%d of %d frames published (%d skipped by the processor); want most of them skipped, about one published per step", len(fs), len(sent), st.Skipped)
 	}
 	// A worker that comes free takes the newest frame, which arrived at
-	// most one input interval before (half of one in the middle): its wait
-	// is bounded by the interval, not growing; and the age processing adds
-	// is that wait, the step, and the send (20 ms are plenty on loopback).
-	intervalMS := float64(interval) / float64(time.Millisecond)
-	if st.WaitMSP50 > intervalMS {
-		t.Errorf("frames waited %.1f ms (p50) for a worker; want at most the input interval, %.1f ms", st.WaitMSP50, intervalMS)
+	// most an input interval or so before: the wait is a fraction of the
+	// step (as long as it took in this run). Behind a queue, even one a few
+	// frames deep, a frame waits for the steps ahead of it.
+	if st.WaitMSP50 > st.ProcMSP50/2 {
+		t.Errorf("frames waited %.1f ms (p50) for a worker, processing took %.1f ms; want well under the step: frames queue", st.WaitMSP50, st.ProcMSP50)
 	}
-	if st.AddedMSP50 > st.ProcMSP50+intervalMS+20 {
-		t.Errorf("age added p50 %.1f ms; want at most processing (%.1f ms) + an input interval (%.1f ms) + 20 ms", st.AddedMSP50, st.ProcMSP50, intervalMS)
+	// The age added does not grow: the last quarter of the frames published
+	// gained no more than a step more than the first quarter.
+	k := max(len(added)/4, 2)
+	if len(added) < 2*k {
+		t.Fatalf("only %d frames published were seen on the input too; want at least %d", len(added), 2*k)
+	}
+	first, last := testutil.Median(added[:k]), testutil.Median(added[len(added)-k:])
+	if last > first+st.ProcMSP50 {
+		t.Errorf("the last frames published gained %.0f ms (median of %d), the first ones %.0f ms; want no growth beyond a step (%.0f ms): frames queue", last, k, first, st.ProcMSP50)
 	}
 }
 

@@ -77,6 +77,40 @@ func ParseControl(b []byte) (Control, error) {
 	return c, nil
 }
 
+// ackPrefix is how every client writes an ack: the page, the Python client
+// and the Go subscriber (which adds a newline).
+const ackPrefix = `{"op":"ack","seq":`
+
+// ParseAck reads the sequence number of an ack written the way framehub's
+// clients write it, {"op":"ack","seq":N} (then JSON whitespace, if any),
+// without encoding/json: the hub reads one ack per frame per subscriber
+// in credit mode. It reports false for anything else, which ParseControl
+// then decodes or refuses; what it accepts, ParseControl reads the same
+// way (FuzzParseAck checks it).
+func ParseAck(b []byte) (seq uint64, ok bool) {
+	if len(b) > MaxControlBytes || len(b) < len(ackPrefix)+2 || string(b[:len(ackPrefix)]) != ackPrefix {
+		return 0, false
+	}
+	b = b[len(ackPrefix):]
+	i := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		d := uint64(b[i] - '0')
+		if seq > (1<<64-1-d)/10 {
+			return 0, false // past uint64: ParseControl refuses it
+		}
+		seq = seq*10 + d
+	}
+	if i == 0 || (i > 1 && b[0] == '0') || i == len(b) || b[i] != '}' {
+		return 0, false // no digits, a leading zero (not JSON), or no end
+	}
+	for _, c := range b[i+1:] {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return 0, false
+		}
+	}
+	return seq, true
+}
+
 // isJSONObject reports whether b is a valid JSON document whose top level
 // is an object.
 func isJSONObject(b []byte) bool {

@@ -15,7 +15,8 @@ const (
 	// GET /api/events/{channel}/{id}/snapshot.jpg.
 	PathEventSnapshots = "/api/events/"
 	// QueryChannel names one channel; QuerySince keeps the events the hub
-	// changed at or after a time (Unix seconds, the hub's clock).
+	// changed at or after a time (Unix seconds, the hub's clock; compared
+	// with EventInfo.Updated, to the millisecond).
 	QueryChannel = "channel"
 	QuerySince   = "since"
 )
@@ -57,8 +58,11 @@ type EventInfo struct {
 	// EndReason says how it ended: EndEnded, EndGone, EndPublisherLeft,
 	// EndEvicted; "" while it goes on.
 	EndReason string `json:"end_reason,omitempty"`
-	// Updated is when the hub last changed it (Unix seconds, hub clock):
-	// what ?since= compares.
+	// Updated is when the hub last changed it (Unix seconds, hub clock, to
+	// the millisecond, truncated: never later than the change, and never
+	// earlier than a change the hub made before it): what ?since= compares,
+	// at or after. Passing the largest Updated seen as ?since= gets every
+	// change made since, and again those of that same millisecond.
 	Updated float64 `json:"updated"`
 	// Snapshot is the path of its best frame (a JPEG) while the hub keeps
 	// one: PathEventSnapshots + channel + "/" + ID + "/snapshot.jpg?v=N",

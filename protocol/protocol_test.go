@@ -299,6 +299,54 @@ func TestParseControl(t *testing.T) {
 	}
 }
 
+func TestParseAck(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want uint64
+		ok   bool
+	}{
+		{`{"op":"ack","seq":42}`, 42, true},
+		{`{"op":"ack","seq":0}`, 0, true},
+		{"{\"op\":\"ack\",\"seq\":7}\n", 7, true}, // gorilla's WriteJSON
+		{`{"op":"ack","seq":18446744073709551615}`, 1<<64 - 1, true},
+		{`{"op":"ack","seq":18446744073709551616}`, 0, false}, // past uint64
+		{`{"op":"ack","seq":042}`, 0, false},                  // not JSON
+		{`{"op":"ack","seq":}`, 0, false},
+		{`{"op":"ack","seq":4`, 0, false},
+		{`{"op":"ack","seq":4}x`, 0, false},
+		{`{"op":"ack","seq":-4}`, 0, false},
+		{`{"op":"ack","seq":4.0}`, 0, false},
+		{`{"op":"ack","seq":4,"seq":5}`, 0, false}, // ParseControl's business
+		{`{"seq":4,"op":"ack"}`, 0, false},
+		{`{"op":"ack","seq":1}` + strings.Repeat(" ", MaxControlBytes), 0, false},
+	} {
+		got, ok := ParseAck([]byte(c.in))
+		if ok != c.ok || got != c.want {
+			t.Errorf("ParseAck(%.40q) = %d, %v; want %d, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+// FuzzParseAck: whatever ParseAck accepts, ParseControl reads as the same
+// ack, so the hub's fast path never accepts what the full parser would
+// refuse or read differently.
+func FuzzParseAck(f *testing.F) {
+	for _, s := range []string{`{"op":"ack","seq":42}`, "{\"op\":\"ack\",\"seq\":7}\n", `{"op":"ack","seq":18446744073709551616}`,
+		`{"op":"ack","seq":042}`, `{"op":"credit","window":2}`, `{"op":"ack","seq":1} ` + "\t\r\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		seq, ok := ParseAck(b)
+		if !ok {
+			return
+		}
+		c, err := ParseControl(b)
+		if err != nil || c.Op != OpAck || c.Seq != seq {
+			t.Fatalf("ParseAck(%q) = %d; ParseControl = %+v, %v", b, seq, c, err)
+		}
+	})
+}
+
 // goldenVector is one entry of testdata/golden/vectors.json, the index the
 // browser decoder's test reads as well.
 type goldenVector struct {

@@ -127,10 +127,15 @@ func collectWant(t *testing.T, ctx context.Context, base, channel string, want p
 			return nil
 		})
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cl.Connected() && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	// Connected, or already done: stop may end it at its first frame.
+	testutil.Eventually(t, 5*time.Second, "the collector connected", func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+			return cl.Connected()
+		}
+	})
 	return func() []received {
 		<-done
 		mu.Lock()

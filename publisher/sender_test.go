@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"framehub/hub"
+	"framehub/internal/testutil"
 	"framehub/protocol"
 )
 
@@ -45,13 +46,9 @@ func TestSenderRetriesRateLimits(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- s.Connect(ctx) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for h.Stats().Refused["too_many_connections_per_ip"] < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("the sender did not keep trying")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, "the sender to keep trying (3 refusals)", func() bool {
+		return h.Stats().Refused["too_many_connections_per_ip"] >= 3
+	})
 	select {
 	case err := <-done:
 		t.Fatalf("Connect gave up on 429: %v", err)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what is missing, then gofmt,
-# go vet, the CGO_ENABLED=0 build, go test -race, and a short run of each
-# fuzz target.
+# go vet, the CGO_ENABLED=0 build, go test -race, a short run of each fuzz
+# target, and a 2-minute soak.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -25,6 +25,10 @@ echo "== gocv Mat leaks (-tags matprofile)" >&2
 go test -count=1 -tags matprofile ./publisher ./subscriber ./process
 echo "== fuzz (${FUZZTIME:=10s} per target; FUZZTIME=10m for a longer run)" >&2
 for target in ./protocol:FuzzParseMessage ./protocol:FuzzReader ./protocol:FuzzJPEGSize ./protocol:FuzzMJPEGReader \
-    ./protocol:FuzzParseBoxes ./protocol:FuzzParseEvents ./hub:FuzzPublisherMessage ./process:FuzzInputMetadata; do
+    ./protocol:FuzzParseBoxes ./protocol:FuzzParseEvents ./protocol:FuzzParseAck ./hub:FuzzPublisherMessage ./process:FuzzInputMetadata; do
   go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$FUZZTIME" "${target%%:*}"
 done
+echo "== soak (${SOAK_MINUTES:=2} minutes; SOAK_MINUTES=0 skips it; docs/SOAK.md)" >&2
+if [ "$SOAK_MINUTES" != 0 ]; then
+  bash scripts/soak.sh --minutes "$SOAK_MINUTES"
+fi

@@ -140,8 +140,9 @@ func TestPageListsEvents(t *testing.T) {
 	s := startHub(t, "127.0.0.1:0", hub.Config{Auth: auth, DenyDelay: -1}) // publishing stays open on loopback
 	start := float64(time.Now().UnixMilli()) / 1e3
 	red := solidJPEG(t, 320, 180, color.RGBA{220, 0, 0, 255})
-	going := *red
-	going.Meta = []byte(fmt.Sprintf(`{"events":[{"id":"ev1","label":"<i id=pwn2>person</i>","zone":"porch","start":%.3f,"score":0.8,"best":true}]}`, start))
+	best, going := *red, *red // a worker flags a frame best when it beats the ones before: here the first
+	best.Meta = []byte(fmt.Sprintf(`{"events":[{"id":"ev1","label":"<i id=pwn2>person</i>","zone":"porch","start":%.3f,"score":0.8,"best":true}]}`, start))
+	going.Meta = []byte(fmt.Sprintf(`{"events":[{"id":"ev1","label":"<i id=pwn2>person</i>","zone":"porch","start":%.3f,"score":0.8}]}`, start))
 	ended := *red
 	ended.Meta = []byte(fmt.Sprintf(`{"events":[{"id":"ev1","label":"<i id=pwn2>person</i>","zone":"porch","start":%.3f,"end":%.3f,"score":0.8}]}`, start, start+3))
 	plain := solidJPEG(t, 320, 180, color.RGBA{0, 0, 0, 255})
@@ -149,6 +150,9 @@ func TestPageListsEvents(t *testing.T) {
 	startFeedFunc(t, s.url(), "cam", 10, func(seq uint64) *protocol.Frame {
 		switch phase.Load() {
 		case 0:
+			if seq == 1 {
+				return &best
+			}
 			return &going
 		case 1:
 			return &ended

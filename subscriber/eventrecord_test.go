@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,8 +77,9 @@ func fileFrames(t *testing.T, file string, bySum map[string]int) []int {
 }
 
 // runEvents runs RecordEvents until the frames are published (in real
-// time), then stops it, and returns what it did. The hub takes metadata of
-// up to 1 MiB.
+// time, each once the recorder has the one before) and it has them all,
+// or until it returns, then stops it, and returns what it did. The hub
+// takes metadata of up to 1 MiB.
 func runEvents(t *testing.T, cfg EventRecordConfig, frames []protocol.Frame, interval time.Duration) (EventRecordStats, error) {
 	t.Helper()
 	addr, _ := runHubConfig(t, "127.0.0.1:0", hub.Config{MaxMetaBytes: 1 << 20})
@@ -88,16 +90,40 @@ func runEvents(t *testing.T, cfg EventRecordConfig, frames []protocol.Frame, int
 		st  EventRecordStats
 		err error
 	}
-	done := make(chan result, 1)
+	var received atomic.Uint64
+	cfg.OnFrame = func(st EventRecordStats) { received.Store(st.Received) }
+	done, ended := make(chan result, 1), make(chan struct{})
 	go func() {
 		st, err := RecordEvents(ctx, cfg)
+		close(ended)
 		done <- result{st, err}
 	}()
 	waitSubscribers(t, addr, 1)
 	pctx, pcancel := context.WithTimeout(ctx, time.Duration(len(frames))*interval+30*time.Second)
 	defer pcancel()
-	pushFrames(t, pctx, addr, "door", interval, frames)
-	time.Sleep(2 * interval) // the last frame's way through the hub
+	// Each frame goes once the recorder has the one before, and interval
+	// later: a recorder behind would be skipped to the newest frame (the
+	// hub's rule), and waiting for it to go quiet instead took a recorder
+	// busy with a frame of 10,000 events (a second and more under -race on
+	// a loaded machine) for one that had everything. The frames' capture
+	// times are the test's, whenever they go.
+	hubtest.PublishPaced(t, pctx, addr, "door", frames, func(seq uint64) bool {
+		for received.Load() < seq {
+			select {
+			case <-ended: // it refused to go on: what it says is the test's
+				return false
+			case <-pctx.Done():
+				t.Fatalf("the recorder had %d frames of %d when time ran out", received.Load(), seq)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		select {
+		case <-time.After(interval):
+			return true
+		case <-pctx.Done():
+			return false
+		}
+	})
 	cancel()
 	select {
 	case r := <-done:

@@ -190,13 +190,7 @@ func startRecord(t *testing.T, cfg RecordConfig) *recording {
 // waitReceived waits until the recorder has handled n frames.
 func (r *recording) waitReceived(t *testing.T, n uint64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for r.received.Load() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("the recorder handled %d frames in 10 s; want %d", r.received.Load(), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("the recorder to handle %d frames", n), func() bool { return r.received.Load() >= n })
 }
 
 // stop ends the recording as Ctrl-C does and returns what Record did; it

@@ -30,7 +30,11 @@ func TestBenchPublisher(t *testing.T) {
 		t.Fatalf("bench --publisher --json: %v\n%s", err, stderr.String())
 	}
 	var rep struct {
-		Hub       struct{ Target string }
+		// The load run beside the publisher comparison: the hub alone,
+		// its figures under "median" (and "min", "max") by target.
+		Targets   []string
+		Median    map[string]struct{ Target string }
+		Runs      []json.RawMessage
 		Publisher []struct {
 			Width, Height, Quality, Frames, CPU int
 			BareMS                              float64 `json:"bare_cpu_ms_per_frame"`
@@ -56,7 +60,7 @@ func TestBenchPublisher(t *testing.T) {
 	if err := json.Unmarshal(out, &rep); err != nil {
 		t.Fatalf("bench --publisher --json printed %q: %v", out, err)
 	}
-	if rep.Hub.Target != "hub" || len(rep.Publisher) != 1 {
+	if len(rep.Targets) != 1 || rep.Targets[0] != "hub" || rep.Median["hub"].Target != "hub" || len(rep.Runs) != 1 || len(rep.Publisher) != 1 {
 		t.Fatalf("report %s", out)
 	}
 	p := rep.Publisher[0]

@@ -187,34 +187,21 @@ func TestRecordStopsCleanlyOnInterrupt(t *testing.T) {
 func TestDemo(t *testing.T) {
 	bin := cgoBinary(t)
 	d := start(t, bin, nil, "demo", "--listen", "127.0.0.1:0", "--quiet")
-	var base string
-	deadline := time.Now().Add(20 * time.Second)
-	re := regexp.MustCompile(`open in a browser\s+(http://127\.0\.0\.1:\d+)/`)
-	for base == "" && time.Now().Before(deadline) {
-		if m := re.FindStringSubmatch(d.outText()); m != nil {
-			base = m[1]
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if base == "" {
-		t.Fatalf("demo printed no URL:\n%s", d.outText())
-	}
+	base := d.waitOut(t, regexp.MustCompile(`open in a browser\s+(http://127\.0\.0\.1:\d+)/`), 20*time.Second)[1]
 	for _, want := range []string{"framehub watch --hub " + base + " --channel demo", "publishing test"} {
 		if !strings.Contains(d.outText(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, d.outText())
 		}
 	}
 	var body []byte
-	for time.Now().Before(deadline) {
+	testutil.Eventually(t, 20*time.Second, "the demo's snapshot", func() bool {
 		resp, err := http.Get(base + "/channels/demo/snapshot.jpg")
-		if err == nil {
-			body, _ = readAll(resp)
-			if resp.StatusCode == 200 {
-				break
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		body, _ = readAll(resp)
+		return resp.StatusCode == 200
+	})
 	cfg, err := jpeg.DecodeConfig(bytes.NewReader(body))
 	if err != nil || cfg.Width != 1280 || cfg.Height != 720 {
 		t.Fatalf("demo snapshot: %v %dx%d; want the 1280x720 test pattern", err, cfg.Width, cfg.Height)

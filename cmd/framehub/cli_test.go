@@ -149,15 +149,23 @@ func (p *proc) outText() string { p.mu.Lock(); defer p.mu.Unlock(); return p.std
 // waitLog waits for a stderr line matching re and returns its submatches.
 func (p *proc) waitLog(t *testing.T, re *regexp.Regexp, d time.Duration) []string {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if m := re.FindStringSubmatch(p.errText()); m != nil {
-			return m
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("no log line matching %s within %v", re, d)
-	return nil
+	return waitMatch(t, p.errText, "a log line matching "+re.String(), re, d)
+}
+
+// waitOut waits for stdout to match re and returns its submatches.
+func (p *proc) waitOut(t *testing.T, re *regexp.Regexp, d time.Duration) []string {
+	t.Helper()
+	return waitMatch(t, p.outText, "output matching "+re.String(), re, d)
+}
+
+func waitMatch(t *testing.T, text func() string, what string, re *regexp.Regexp, d time.Duration) []string {
+	t.Helper()
+	var m []string
+	testutil.Eventually(t, d, what, func() bool {
+		m = re.FindStringSubmatch(text())
+		return m != nil
+	})
+	return m
 }
 
 func (p *proc) wait(t *testing.T, d time.Duration) error {

@@ -94,15 +94,11 @@ func TestRecordSurvivesKill9(t *testing.T) {
 	}()
 	defer func() { cancel(); <-pushed }()
 	// Kill it as soon as the file, read while it grows, holds 20 frames.
-	deadline := time.Now().Add(20 * time.Second)
 	var before int
-	for before < 20 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the growing file never decoded to 20 frames (last: %d)", before)
-		}
-		time.Sleep(50 * time.Millisecond)
+	testutil.Eventually(t, 20*time.Second, "the growing file to decode to 20 frames", func() bool {
 		before, _ = probeFrames(t, out)
-	}
+		return before >= 20
+	})
 	if err := r.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

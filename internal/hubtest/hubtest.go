@@ -86,6 +86,25 @@ func Frame(seq uint64, w, h, size int, meta []byte) []byte {
 // if the hub refuses.
 func Publish(t testing.TB, ctx context.Context, addr, channel string, interval time.Duration, frames []protocol.Frame) {
 	t.Helper()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	PublishPaced(t, ctx, addr, channel, frames, func(uint64) bool {
+		select {
+		case <-tick.C:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	})
+}
+
+// PublishPaced publishes frames as Publish does, but paced by next instead
+// of a clock: after sending frame seq it calls next(seq), which returns
+// when the next frame may go, or false to stop (it may also fail the test).
+// A test that needs every frame handled, whatever the machine's load,
+// sends the next one when the previous one's result has arrived.
+func PublishPaced(t testing.TB, ctx context.Context, addr, channel string, frames []protocol.Frame, next func(seq uint64) bool) {
+	t.Helper()
 	u, err := protocol.ChannelURL(addr, protocol.PathPublish, channel)
 	if err != nil {
 		t.Fatal(err)
@@ -118,8 +137,6 @@ func Publish(t testing.TB, ctx context.Context, addr, channel string, interval t
 			return false
 		}
 	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
 	for i, f := range frames {
 		f.Seq = uint64(i + 1)
 		if f.CaptureTime == 0 {
@@ -132,9 +149,7 @@ func Publish(t testing.TB, ctx context.Context, addr, channel string, interval t
 			t.Errorf("publish frame %d: %v", i+1, err)
 			return
 		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
+		if !next(f.Seq) {
 			return
 		}
 	}

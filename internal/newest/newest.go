@@ -52,6 +52,10 @@ func (s *Slot[T]) Put(v *T) (replaced *T) {
 // Take empties the slot and returns what it held, or nil.
 func (s *Slot[T]) Take() *T { return s.v.Swap(nil) }
 
+// Waiting reports whether a value waits to be taken (a hint: a producer
+// or taker may change that at once).
+func (s *Slot[T]) Waiting() bool { return s.v.Load() != nil }
+
 // Poke wakes the taker without changing the slot, so that it looks at
 // whatever else concerns it. It never blocks.
 func (s *Slot[T]) Poke() {

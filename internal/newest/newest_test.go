@@ -23,10 +23,13 @@ func TestSlotKeepsTheNewest(t *testing.T) {
 	default:
 		t.Fatal("Put woke nobody")
 	}
+	if !s.Waiting() {
+		t.Fatal("Waiting is false with a value in the slot")
+	}
 	if v := s.Take(); v != &two {
 		t.Fatalf("took %v; want the newest, 2", v)
 	}
-	if s.Take() != nil {
+	if s.Take() != nil || s.Waiting() {
 		t.Fatal("a value was taken twice")
 	}
 	s.Put(&three)

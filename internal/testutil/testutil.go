@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -243,6 +244,17 @@ func Children(ppid int, comm string) []int { return procstat.Children(ppid, comm
 // Alive reports whether process pid runs (Linux: it exists and is not a
 // zombie waiting to be reaped).
 func Alive(pid int) bool { return procstat.Alive(pid) }
+
+// Median returns the median of xs (the upper one of an even count), or 0
+// for none. It sorts a copy: xs keeps its order.
+func Median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
 
 // Eventually polls cond every 10 ms until it holds, and fails the test
 // with what it was waiting for if d passes first. It is the one way tests
