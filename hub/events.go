@@ -898,11 +898,33 @@ func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
 	// A reload that takes the token's view right away ends the stream
 	// (for a stream of every channel: on all of them); one that narrows
 	// it narrows what the stream gets (s.may follows the reload).
-	defer h.registerStream(&stream{channel: channel, token: tok, right: RightView, cancel: cancel})()
+	//
+	// A write blocked on a reader that takes nothing ends when the hub
+	// ends the stream (shutting down, or that reload), not at the write
+	// timeout: its deadline moves to now. write looks at ended after
+	// setting its own deadline, so neither hides the other.
+	var ended atomic.Bool
+	end := func() { ended.Store(true); cancel() }
+	defer h.registerStream(&stream{channel: channel, token: tok, right: RightView, cancel: end})()
 	rc := http.NewResponseController(w)
+	go func() {
+		select {
+		case <-h.done:
+			end()
+		case <-ctx.Done():
+		}
+	}()
+	defer context.AfterFunc(ctx, func() {
+		if ended.Load() {
+			_ = rc.SetWriteDeadline(time.Now())
+		}
+	})()
 	w.WriteHeader(http.StatusOK)
 	write := func(b []byte) error {
 		_ = rc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
+		if ended.Load() {
+			return context.Canceled
+		}
 		if _, err := w.Write(b); err != nil {
 			return err
 		}
@@ -937,7 +959,7 @@ func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if err := write(msg); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
+			if errors.Is(err, os.ErrDeadlineExceeded) && !ended.Load() {
 				b.mu.Lock()
 				b.st.StreamsEvicted++
 				b.mu.Unlock()
