@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -1017,4 +1018,40 @@ func TestEventStreamStalledReaderLetsGo(t *testing.T) {
 	if st := h.Stats().Events; st.StreamsEvicted != 0 {
 		t.Errorf("a stream ended by the shutdown counted as evicted: %+v", st)
 	}
+}
+
+// TestEventBookEvictsOldestEnded: a full book makes room by the event that
+// ended longest ago, found without a look through the whole book (the
+// ended ones are kept in the order they ended), and the order's own list
+// stays bounded while events come and go.
+func TestEventBookEvictsOldestEnded(t *testing.T) {
+	h, _ := testHub(t, Config{MaxMetaBytes: 1 << 20})
+	b := h.book
+	t0 := float64(time.Now().Unix())
+	var ended []string
+	for i := range 20 {
+		ended = append(ended, fmt.Sprintf("e%d person end", i))
+	}
+	meta := eventMeta(t0, ended...)
+	for c := range 205 { // 4100 events, each started and ended
+		observeMeta(t, h, fmt.Sprintf("c%d", c), 1, meta)
+	}
+	all := func(string) bool { return true }
+	var left []string
+	for _, e := range b.list("c0", 0, all) {
+		left = append(left, e.ID)
+	}
+	if len(left) != 16 || slices.Contains(left, "e3") || !slices.Contains(left, "e4") {
+		t.Errorf("c0 keeps %v; want its first 4 events, the first to end, gone", left)
+	}
+	for c := range 2000 { // events coming and going: the order's list stays bounded
+		observeMeta(t, h, fmt.Sprintf("churn%d", c), 1, eventMeta(t0, "x person end"))
+	}
+	b.mu.Lock()
+	kept, order := b.kept, len(b.ended)
+	b.mu.Unlock()
+	if kept != maxEventsKept || order > 2*kept+64 {
+		t.Errorf("%d events kept, %d in the order of ending; want %d, at most %d", kept, order, maxEventsKept, 2*kept+64)
+	}
+	checkActive(t, b)
 }
