@@ -35,6 +35,11 @@ import (
 // Nothing is subtracted: process start-up (loading OpenCV, opening the
 // clip, and for the publisher connecting to the hub) is part of both, and
 // reported apart so that its weight can be judged.
+//
+// With Renditions, each run has a third side: the same publisher also
+// sending smaller copies of every frame (publish --renditions), and the
+// report gives its CPU per frame against the plain publisher's, within
+// the run (the three sides take turns going first).
 
 // Size is a picture size.
 type Size struct{ W, H int }
@@ -81,6 +86,9 @@ type PublisherConfig struct {
 	Quality int
 	// Runs per size, alternating the two sides (default 3).
 	Runs int
+	// Renditions, if set (e.g. "640,320"), adds the third side: the
+	// publisher with --renditions Renditions.
+	Renditions string
 	// CPU is the core both measured sides are pinned to; -1 picks the last
 	// core this process may run on. The hub goes on another one if there is.
 	CPU int
@@ -175,6 +183,25 @@ type PublisherRun struct {
 	// /proc when each side logged that its clip was open.
 	BareStartupCPUMS    float64 `json:"bare_startup_cpu_ms"`
 	PublishStartupCPUMS float64 `json:"publish_startup_cpu_ms"`
+	// Renditions is the third side, with Config.Renditions.
+	Renditions *RenditionsRun `json:"renditions,omitempty"`
+}
+
+// RenditionsRun is the third side of a run: the publisher with
+// --renditions. CPU per frame divides by the main pictures the hub
+// received; bytes per frame count a frame and its renditions.
+type RenditionsRun struct {
+	Widths         string  `json:"widths"`
+	Captured       int     `json:"captured"`
+	Sent           int     `json:"sent"`
+	HubFrames      int     `json:"hub_frames"`
+	RenditionsSent int     `json:"renditions_sent"`
+	CPU            float64 `json:"cpu_s"`
+	BytesPerFrame  int     `json:"bytes_per_frame"`
+	CPUPerFrameMS  float64 `json:"cpu_ms_per_frame"`
+	// RatioToPublish is CPUPerFrameMS ÷ the plain publisher's, in the
+	// same run.
+	RatioToPublish float64 `json:"ratio_to_publish"`
 }
 
 // PublisherResult is the comparison at one clip size.
@@ -188,10 +215,14 @@ type PublisherResult struct {
 	HubCPU  int    `json:"hub_cpu"`
 	// Medians over the runs: each side's CPU ms per frame, and the median
 	// of the runs' own ratios.
-	BareCPUPerFrameMS    float64        `json:"bare_cpu_ms_per_frame"`
-	PublishCPUPerFrameMS float64        `json:"publish_cpu_ms_per_frame"`
-	Ratio                float64        `json:"ratio"`
-	Runs                 []PublisherRun `json:"runs"`
+	BareCPUPerFrameMS    float64 `json:"bare_cpu_ms_per_frame"`
+	PublishCPUPerFrameMS float64 `json:"publish_cpu_ms_per_frame"`
+	Ratio                float64 `json:"ratio"`
+	// With renditions: the median CPU per frame of the publisher sending
+	// them, and the median of the runs' ratios to the plain publisher.
+	RenditionsCPUPerFrameMS float64        `json:"renditions_cpu_ms_per_frame,omitempty"`
+	RenditionsRatio         float64        `json:"renditions_ratio,omitempty"`
+	Runs                    []PublisherRun `json:"runs"`
 }
 
 // RunPublisher runs the publisher comparison at every size.
@@ -266,33 +297,70 @@ func RunPublisher(ctx context.Context, cfg PublisherConfig) ([]PublisherResult, 
 		for i := range cfg.Runs {
 			run := PublisherRun{BareFirst: i%2 == 0}
 			channel := fmt.Sprintf("bench-publisher-%d-%d", ci, i)
-			for _, bare := range []bool{run.BareFirst, !run.BareFirst} {
-				if bare {
-					if err := runBare(ctx, &cfg, cpu, cl.path, &run, &res); err != nil {
-						return nil, fmt.Errorf("bare loop: %w", err)
+			sides := []string{"bare", "publish"}
+			if !run.BareFirst {
+				sides = []string{"publish", "bare"}
+			}
+			if cfg.Renditions != "" {
+				// Three sides: each goes first, second and last in turn.
+				sides = []string{"bare", "publish", "renditions"}
+				k := i % 3
+				sides = append(sides[k:], sides[:k]...)
+				run.BareFirst = sides[0] == "bare"
+			}
+			for _, side := range sides {
+				var err error
+				switch side {
+				case "bare":
+					if err = runBare(ctx, &cfg, cpu, cl.path, &run, &res); err != nil {
+						err = fmt.Errorf("bare loop: %w", err)
 					}
-				} else if err := runPublish(ctx, &cfg, cpu, hub.addr, channel, cl.path, &run); err != nil {
-					return nil, fmt.Errorf("publisher: %w", err)
+				case "publish":
+					if err = runPublish(ctx, &cfg, cpu, hub.addr, channel, cl.path, &run); err != nil {
+						err = fmt.Errorf("publisher: %w", err)
+					}
+				case "renditions":
+					if err = runRenditions(ctx, &cfg, cpu, hub.addr, channel+"-renditions", cl.path, &run); err != nil {
+						err = fmt.Errorf("publisher with renditions: %w", err)
+					}
+				}
+				if err != nil {
+					return nil, err
 				}
 			}
 			run.BareCPUPerFrameMS = round3(run.BareCPU * 1000 / float64(run.BareFrames))
 			run.PublishCPUPerFrameMS = round3(run.PublishCPU * 1000 / float64(run.HubFrames))
 			run.Ratio = round3(run.PublishCPUPerFrameMS / run.BareCPUPerFrameMS)
+			if rr := run.Renditions; rr != nil {
+				rr.CPUPerFrameMS = round3(rr.CPU * 1000 / float64(rr.HubFrames))
+				rr.RatioToPublish = round3(rr.CPUPerFrameMS / run.PublishCPUPerFrameMS)
+			}
 			res.Runs = append(res.Runs, run)
 			if cfg.Progress != nil {
 				fmt.Fprintf(cfg.Progress, "bench publisher %dx%d run %d/%d (core %d): bare %.3f ms/frame (%d frames), "+
 					"publish %.3f ms/frame (%d sent of %d captured), ratio %.3f\n",
 					res.Width, res.Height, i+1, cfg.Runs, cpu, run.BareCPUPerFrameMS, run.BareFrames,
 					run.PublishCPUPerFrameMS, run.HubFrames, run.PublishCaptured, run.Ratio)
+				if rr := run.Renditions; rr != nil {
+					fmt.Fprintf(cfg.Progress, "bench publisher %dx%d run %d/%d: with --renditions %s %.3f ms/frame "+
+						"(%d sent of %d captured, %d renditions), ratio to publish %.3f\n",
+						res.Width, res.Height, i+1, cfg.Runs, rr.Widths, rr.CPUPerFrameMS, rr.HubFrames, rr.Captured,
+						rr.RenditionsSent, rr.RatioToPublish)
+				}
 			}
 		}
-		var bare, pub, ratio []float64
+		var bare, pub, ratio, rend, rendRatio []float64
 		for _, r := range res.Runs {
 			bare = append(bare, r.BareCPUPerFrameMS)
 			pub = append(pub, r.PublishCPUPerFrameMS)
 			ratio = append(ratio, r.Ratio)
+			if rr := r.Renditions; rr != nil {
+				rend = append(rend, rr.CPUPerFrameMS)
+				rendRatio = append(rendRatio, rr.RatioToPublish)
+			}
 		}
 		res.BareCPUPerFrameMS, res.PublishCPUPerFrameMS, res.Ratio = median(bare), median(pub), median(ratio)
+		res.RenditionsCPUPerFrameMS, res.RenditionsRatio = median(rend), median(rendRatio)
 		out = append(out, res)
 	}
 	return out, nil
@@ -356,13 +424,46 @@ func runPublish(ctx context.Context, cfg *PublisherConfig, cpu int, hubAddr, cha
 	return nil
 }
 
+// runRenditions runs the publisher with --renditions on the clip.
+func runRenditions(ctx context.Context, cfg *PublisherConfig, cpu int, hubAddr, channel, clip string, run *PublisherRun) error {
+	argv := append(cfg.PublishCommand("http://"+hubAddr, channel, clip, cfg.Quality), "--renditions", cfg.Renditions)
+	m, err := runMeasured(ctx, cfg, cpu, argv, cfg.PublishReady)
+	if err != nil {
+		return err
+	}
+	if m.stopped == nil {
+		return errors.New(`no "publisher stopped" line in the publisher's log`)
+	}
+	rr := &RenditionsRun{Widths: cfg.Renditions, Captured: m.stopped.Captured, Sent: m.stopped.Sent,
+		RenditionsSent: m.stopped.Renditions, CPU: round3(m.cpu)}
+	if rr.Sent > 0 {
+		rr.BytesPerFrame = m.stopped.Bytes / rr.Sent
+	}
+	frames, err := hubChannelFrames(hubAddr, channel)
+	if err != nil {
+		return err
+	}
+	rr.HubFrames = min(frames, rr.Sent)
+	if rr.HubFrames <= 0 {
+		return fmt.Errorf("the hub received no frame on %s (the publisher says it sent %d)", channel, rr.Sent)
+	}
+	if rr.RenditionsSent == 0 {
+		return fmt.Errorf("the publisher sent no rendition on %s (--renditions %s: none narrower than the clip?)", channel, cfg.Renditions)
+	}
+	run.Renditions = rr
+	return nil
+}
+
 // measured is what a finished child used and said.
 type measured struct {
 	cpu       float64 // seconds, user + system, all threads
 	startupMS float64
 	stdout    []byte
-	stopped   *struct{ Captured, Sent, Skipped, Bytes int }
+	stopped   *stopped
 }
+
+// stopped is what a publisher's "publisher stopped" line says.
+type stopped struct{ Captured, Sent, Skipped, Bytes, Renditions int }
 
 // runMeasured runs a side to its end, pinned to one core, and returns its
 // CPU time from wait4 (ProcessState), which counts every thread of it.
@@ -392,6 +493,7 @@ func runMeasured(ctx context.Context, cfg *PublisherConfig, cpu int, argv []stri
 			var l struct {
 				Msg                            string `json:"msg"`
 				Captured, Sent, Skipped, Bytes *int
+				Renditions                     int `json:"renditions_sent"`
 			}
 			if json.Unmarshal(line, &l) == nil {
 				switch {
@@ -401,7 +503,7 @@ func runMeasured(ctx context.Context, cfg *PublisherConfig, cpu int, argv []stri
 						m.startupMS = round3(c.Seconds() * 1000)
 					}
 				case l.Msg == "publisher stopped" && l.Sent != nil && l.Captured != nil && l.Skipped != nil && l.Bytes != nil:
-					m.stopped = &struct{ Captured, Sent, Skipped, Bytes int }{*l.Captured, *l.Sent, *l.Skipped, *l.Bytes}
+					m.stopped = &stopped{*l.Captured, *l.Sent, *l.Skipped, *l.Bytes, l.Renditions}
 				}
 			}
 			tail = append(tail, string(line))
@@ -516,5 +618,24 @@ func (rep *Report) writePublisher(w io.Writer) error {
 	for _, p := range rep.Publisher {
 		fmt.Fprintf(w, "clip %dx%d: %s\n", p.Width, p.Height, p.Clip)
 	}
-	return nil
+	if len(rep.Publisher[0].Runs) == 0 || rep.Publisher[0].Runs[0].Renditions == nil {
+		return nil
+	}
+	fmt.Fprintf(w, "\npublisher CPU per frame with --renditions %s vs without, same runs, same core\n", rep.Publisher[0].Runs[0].Renditions.Widths)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "size\trun\tpublish ms/frame\twith renditions ms/frame\tsent\trenditions sent\twith ÷ without\tKB/frame without / with\t")
+	for _, p := range rep.Publisher {
+		for i, r := range p.Runs {
+			rr := r.Renditions
+			if rr == nil {
+				continue
+			}
+			fmt.Fprintf(tw, "%dx%d\t%d\t%.3f\t%.3f\t%d\t%d\t%.3f\t%.1f / %.1f\t\n", p.Width, p.Height, i+1,
+				r.PublishCPUPerFrameMS, rr.CPUPerFrameMS, rr.HubFrames, rr.RenditionsSent, rr.RatioToPublish,
+				float64(r.PublishBytesPerFrame)/1000, float64(rr.BytesPerFrame)/1000)
+		}
+		fmt.Fprintf(tw, "%dx%d\tmedian\t%.3f\t%.3f\t\t\t%.3f\t\t\n", p.Width, p.Height,
+			p.PublishCPUPerFrameMS, p.RenditionsCPUPerFrameMS, p.RenditionsRatio)
+	}
+	return tw.Flush()
 }

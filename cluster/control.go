@@ -341,7 +341,7 @@ func (b *Bus) onWant(cl *claimState, ch string, m *nats.Msg) {
 		return
 	}
 	if c, msg, ok := b.node.Latest(ch); ok && c == claim {
-		b.queue(&outItem{subject: m.Reply, channel: ch, claim: c, msg: msg})
+		b.queue(&outItem{subject: m.Reply, channel: ch, rendition: protocol.PeekRendition(msg), claim: c, msg: msg})
 	}
 }
 

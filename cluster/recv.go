@@ -91,6 +91,19 @@ type complete struct {
 	charged int64
 }
 
+// rendition is the frame's rendition, read from its header in its first
+// part (the main picture's for a part too short: the hub refuses it).
+func (c *complete) rendition() protocol.Rendition {
+	if len(c.parts) == 0 {
+		return protocol.RenditionMain
+	}
+	return protocol.PeekRendition(c.parts[0])
+}
+
+// maxHeld bounds the renditions a feed holds a frame of at once: the main
+// picture and more renditions than a hub lets a channel have.
+const maxHeld = 8
+
 // assembler reassembles chunked frames with bounded memory and time: at
 // most max frames at once (one per sender, keyed by the caller), each
 // charged to the hub's budget as its chunks arrive, never by what a header
@@ -220,10 +233,12 @@ type feed struct {
 	channel string
 	sub     *nats.Subscription // guarded by b.mu; set by the control loop
 
-	mu     sync.Mutex
-	asm    *assembler // by sender
-	held   *complete  // newest complete frame, waiting for the messages behind it
-	seen   hub.Claim  // the newest claim heard of for the channel
+	mu  sync.Mutex
+	asm *assembler // by sender
+	// held is the newest complete frame of each rendition, waiting for the
+	// messages behind it, in the order they became held.
+	held   []*complete
+	seen   hub.Claim // the newest claim heard of for the channel
 	closed bool
 }
 
@@ -234,7 +249,9 @@ func newFeed(b *Bus, ch string) *feed {
 // onMsg handles a message on the channel's frame subject, in the NATS
 // client's goroutine for this subscription. A complete frame goes to the
 // hub only if no message waits behind it; otherwise it is held, and a
-// newer complete frame replaces it (the older is counted as skipped).
+// newer complete frame of the same rendition replaces it (the older is
+// counted as skipped). The frames held go to the hub, oldest first, once
+// nothing waits.
 func (f *feed) onMsg(m *nats.Msg) {
 	b := f.b
 	if !b.enter() {
@@ -268,27 +285,44 @@ func (f *feed) onMsg(m *nats.Msg) {
 		b.node.Refused(f.channel, hub.BusOverBudget, "frame of "+strconv.Itoa(len(m.Data))+" bytes")
 	}
 	if done != nil {
-		if f.held != nil {
-			b.counters.skippedIn.Add(1)
-			b.node.Release(f.held.charged)
-		}
-		f.held = done
+		f.hold(done)
 		if f.seen.Compare(done.claim) < 0 {
 			f.seen = done.claim
 		}
 	}
-	var deliver *complete
-	if f.held != nil {
+	var deliver []*complete
+	if len(f.held) > 0 {
 		// Pending counts the message being handled too.
 		if n, _, err := m.Sub.Pending(); err != nil || n <= 1 {
 			deliver, f.held = f.held, nil
 		}
 	}
 	f.mu.Unlock()
-	if deliver != nil {
-		b.node.Receive(f.channel, deliver.claim, deliver.parts)
-		b.node.Release(deliver.charged)
+	for _, d := range deliver {
+		b.node.Receive(f.channel, d.claim, d.parts)
+		b.node.Release(d.charged)
 	}
+}
+
+// hold keeps done as the newest frame of its rendition, replacing (and
+// counting as skipped) one held before; past maxHeld renditions the
+// oldest held frame goes. Called with f.mu held.
+func (f *feed) hold(done *complete) {
+	b, r := f.b, done.rendition()
+	for i, h := range f.held {
+		if h.rendition() == r {
+			b.counters.skippedIn.Add(1)
+			b.node.Release(h.charged)
+			f.held = append(f.held[:i], f.held[i+1:]...)
+			break
+		}
+	}
+	if len(f.held) == maxHeld {
+		b.counters.skippedIn.Add(1)
+		b.node.Release(f.held[0].charged)
+		f.held = append(f.held[:0], f.held[1:]...)
+	}
+	f.held = append(f.held, done)
 }
 
 // expire drops frames that did not arrive whole in time.
@@ -307,10 +341,10 @@ func (f *feed) close(n hub.BusNode) {
 	}
 	f.closed = true
 	f.asm.dropAll(n)
-	if f.held != nil {
-		n.Release(f.held.charged)
-		f.held = nil
+	for _, h := range f.held {
+		n.Release(h.charged)
 	}
+	f.held = nil
 }
 
 // noteDropped keeps the count of messages a subscription dropped once it

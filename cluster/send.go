@@ -8,21 +8,24 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"framehub/hub"
+	"framehub/protocol"
 )
 
 // outItem is a frame waiting to be sent to one subject.
 type outItem struct {
-	subject string // P.frame.C, or a hub's inbox
-	channel string
-	claim   hub.Claim
-	msg     []byte // the frame's bytes, immutable
+	subject   string // P.frame.C, or a hub's inbox
+	channel   string
+	rendition protocol.Rendition // the frame's, from its header
+	claim     hub.Claim
+	msg       []byte // the frame's bytes, immutable
 }
 
-// outbox holds at most one frame per subject and channel (a newest.Slot
-// each, in effect, but keyed, with the keys in the order they became
-// pending so that one sender serves every channel in turn): a newer frame
-// replaces one not yet sent, so the sender always sends the newest. Safe
-// for concurrent use.
+// outbox holds at most one frame per subject, channel and rendition (a
+// newest.Slot each, in effect, but keyed, with the keys in the order they
+// became pending so that one sender serves every channel in turn): a newer
+// frame replaces one of the same rendition not yet sent, so the sender
+// always sends the newest, and a frame's renditions, which follow it at
+// once, do not replace it. Safe for concurrent use.
 type outbox struct {
 	mu    sync.Mutex
 	items map[string]*outItem
@@ -31,7 +34,7 @@ type outbox struct {
 
 // put files it and reports whether it replaced a frame not yet sent.
 func (o *outbox) put(it *outItem) (replaced bool) {
-	key := it.subject + " " + it.channel
+	key := it.subject + " " + it.channel + " " + it.rendition.String()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	_, replaced = o.items[key]
@@ -69,7 +72,7 @@ func (b *Bus) Publish(channel string, c hub.Claim, msg []byte) {
 	send := cl != nil && cl.a.Claim == c && !b.closed && cl.wanted(now)
 	b.mu.Unlock()
 	if send {
-		b.queue(&outItem{subject: b.subj.frame(channel), channel: channel, claim: c, msg: msg})
+		b.queue(&outItem{subject: b.subj.frame(channel), channel: channel, rendition: protocol.PeekRendition(msg), claim: c, msg: msg})
 	}
 }
 

@@ -3,6 +3,7 @@ package hub
 import (
 	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -170,7 +171,8 @@ const (
 
 // A complete frame from the bus is refused by the hub for the reasons it
 // refuses a publisher's (refuse.go), counted under the same names.
-var busFrameReasons = [...]reason{reasonBadFrame, reasonTooBig, reasonBadJPEG, reasonTooManyPixels, reasonTooManyChannels, reasonMemory}
+var busFrameReasons = [...]reason{reasonBadFrame, reasonTooBig, reasonBadJPEG, reasonTooManyPixels, reasonTooManyChannels, reasonMemory,
+	reasonBadRendition, reasonTooManyRenditions}
 
 var busRefusalNames = [numBusRefusals]string{
 	BusBadEnvelope: "bad_envelope", BusBadChunk: "bad_chunk", BusIncomplete: "incomplete_frame",
@@ -241,8 +243,9 @@ type busChan struct {
 	remote   bool           // best is another hub's publisher…
 	expires  time.Time      // …until then, unless announced again
 	info     protocol.ChannelInfo
-	order    seqOrder // the order of best's frames relayed
-	fed      *channel // channel claimed in the table while frames from the bus feed it
+	order    seqOrder                         // the order of best's main frames relayed…
+	rorder   map[protocol.Rendition]*seqOrder // …and of each of its renditions' (they share main's numbers)
+	fed      *channel                         // channel claimed in the table while frames from the bus feed it
 }
 
 func (b *busChan) live(now time.Time) bool {
@@ -274,6 +277,7 @@ func (l *busLink) chanLocked(name string) *busChan {
 func (l *busLink) adoptLocked(bc *busChan, c Claim, hubName string, expires time.Time) (beaten localPublisher) {
 	if c != bc.best {
 		bc.order, bc.bestName = seqOrder{}, c.Hub // the ID until an announcement names it
+		l.releaseBusRenditionsLocked(bc)
 	}
 	bc.best, bc.remote, bc.expires = c, true, expires
 	bc.maxGen = max(bc.maxGen, c.Gen)
@@ -318,7 +322,8 @@ type localPublisher interface {
 // localPart is what every local publisher carries for the bus hooks.
 type localPart struct {
 	ch    *channel
-	claim Claim // its hold on the channel across hubs (clustered hubs only)
+	claim Claim         // its hold on the channel across hubs (clustered hubs only)
+	rend  renditionPart // the renditions it sends (rendition.go)
 }
 
 // watch counts a new local reader of a channel; the channel's first makes
@@ -343,6 +348,7 @@ func (l *busLink) unwatch(c *channel) {
 	bc.interest--
 	if bc.interest == 0 {
 		l.bus.Unwatch(c.name)
+		l.releaseBusRenditionsLocked(bc)
 		if bc.fed != nil {
 			l.h.table.unclaim(bc.fed)
 			bc.fed = nil
@@ -366,6 +372,7 @@ func (h *Hub) busClaim(p localPublisher) {
 	lp.claim = Claim{Hub: l.id, Gen: gen}
 	bc.best, bc.maxGen, bc.bestName = lp.claim, gen, l.name
 	bc.local, bc.remote, bc.order = p, false, seqOrder{}
+	l.releaseBusRenditionsLocked(bc)
 	a := Announcement{Channel: lp.ch.name, Claim: lp.claim, HubName: l.name, Live: true}
 	l.mu.Unlock()
 	l.bus.Claim(a)
@@ -415,7 +422,7 @@ func (l *busLink) offer(p localPublisher, f *frame) bool {
 // that a publisher on another hub holds: it joins the channel as a reader
 // for at most busSnapshotWait. It returns nil for a channel no hub is known
 // to publish.
-func (h *Hub) awaitBusFrame(ctx context.Context, name string) *frame {
+func (h *Hub) awaitBusFrame(ctx context.Context, name string, want protocol.RenditionWant) *frame {
 	l := h.link
 	if l == nil {
 		return nil
@@ -427,7 +434,7 @@ func (h *Hub) awaitBusFrame(ctx context.Context, name string) *frame {
 	if !live {
 		return nil
 	}
-	return h.awaitFrame(ctx, name, busSnapshotWait, time.Time{})
+	return h.awaitFrame(ctx, name, want, busSnapshotWait, time.Time{})
 }
 
 // busRefuse counts and logs a message the bus refused.
@@ -514,15 +521,27 @@ func (n busNode) Receive(channel string, from Claim, parts [][]byte) {
 			ok = false // a replaced publisher's frame, still on its way
 		}
 	}
+	// Each rendition is a stream of its own: renditions share their main
+	// frames' sequence numbers.
+	ord := &bc.order
+	if r := pf.Rendition; ok && r != protocol.RenditionMain {
+		if bc.rorder == nil {
+			bc.rorder = map[protocol.Rendition]*seqOrder{}
+		}
+		if ord = bc.rorder[r]; ord == nil {
+			ord = &seqOrder{}
+			bc.rorder[r] = ord
+		}
+	}
 	var order seqOrder // as it was, should the frame not be relayed after all
 	if ok {
-		order = bc.order
-		ok, restarted = bc.order.admit(pf.Seq)
+		order = *ord
+		ok, restarted = ord.admit(pf.Seq)
 	}
 	if ok && bc.fed == nil {
 		c, claimed := h.table.claim(channel)
 		if !claimed {
-			bc.order = order
+			*ord = order
 			l.mu.Unlock()
 			h.mem.release(size)
 			l.refuse(channel, reasonTooManyChannels, "channel limit reached")
@@ -530,12 +549,37 @@ func (n busNode) Receive(channel string, from Claim, parts [][]byte) {
 		}
 		bc.fed = c
 	}
-	if ok {
+	var refused error
+	if ok && pf.Rendition != protocol.RenditionMain {
+		var released *frame
+		released, _, _, refused = bc.fed.publishRendition(fromBus, protocol.RenditionMain, f, h.cfg.MaxRenditions)
+		if refused != nil {
+			*ord = order
+			if order == (seqOrder{}) {
+				delete(bc.rorder, pf.Rendition) // nothing of it relayed: keep no order for it
+			}
+			ok = false
+		} else {
+			h.retire(released)
+		}
+	} else if ok {
 		h.retire(bc.fed.retirePrev())
 		h.retire(bc.fed.publish(f))
 	}
 	l.mu.Unlock()
-	if ok {
+	if refused != nil {
+		h.retire(f)
+		if !errors.Is(refused, errNotRelayed) || errors.Is(refused, errTooManyRenditions) {
+			l.refuse(channel, refusalOf(refused, reasonBadRendition), refused.Error())
+		} else {
+			l.stale.Add(1)
+		}
+		if beaten != nil {
+			h.replacedRemotely(beaten, from.Hub)
+		}
+		return
+	}
+	if ok && pf.Rendition == protocol.RenditionMain {
 		h.book.observe(channel, f, false)
 	}
 	if beaten != nil {

@@ -25,6 +25,8 @@ type channel struct {
 	subs   map[*mailbox]struct{} // WebSocket and MJPEG readers
 	wsSubs int                   // how many of subs are WebSocket subscribers
 
+	rv *renditions // renditions and the readers that asked for one, or nil (rendition.go)
+
 	frames, bytes   uint64            // published since the channel was created
 	dropped         uint64            // frames over the publisher frame-rate cap
 	postCap         *ratelimit.Bucket // the frame-rate cap shared by snapshot POSTs, made on the first
@@ -60,6 +62,7 @@ func (c *channel) counters() ChannelCounters {
 	defer c.mu.Unlock()
 	cc := ChannelCounters{Name: c.name, FramesIn: c.frames, FramesDropped: c.dropped,
 		FramesOut: c.departedOut, FramesSkipped: c.departedSkipped, BytesOut: c.departedBytes}
+	cc.Renditions = c.renditionCountersLocked()
 	cc.SourceState, _ = c.sourceLocked(time.Now())
 	for m := range c.subs {
 		cc.FramesOut += m.delivered.Load()
@@ -82,16 +85,22 @@ func (c *channel) drop() {
 	c.mu.Unlock()
 }
 
-// addSub registers m and hands it the newest frame at once, if any.
-func (c *channel) addSub(m *mailbox) {
+// addSub registers m, a reader of what w asks for (the zero value: the
+// main picture), and hands it the newest frame of that at once, if any.
+func (c *channel) addSub(m *mailbox, w protocol.RenditionWant) {
 	c.mu.Lock()
-	if _, again := c.subs[m]; !again && m.kind == readerWS {
+	if _, again := c.subs[m]; again {
+		c.mu.Unlock()
+		return
+	}
+	if !isMainWant(w) {
+		c.ensureRenditionsLocked() // before m joins: it is no reader of the main picture
+	}
+	if m.kind == readerWS {
 		c.wsSubs++
 	}
 	c.subs[m] = struct{}{}
-	if c.latest != nil {
-		m.put(c.latest)
-	}
+	c.addReaderLocked(m, w)
 	c.viewersChangedLocked()
 	c.mu.Unlock()
 }
@@ -141,6 +150,7 @@ func (c *channel) setRemoteInterest(n int) {
 func (c *channel) removeSub(m *mailbox) {
 	c.mu.Lock()
 	if _, ok := c.subs[m]; ok {
+		c.removeReaderLocked(m)
 		delete(c.subs, m)
 		if m.kind == readerWS {
 			c.wsSubs--
@@ -205,6 +215,7 @@ func (c *channel) info(now time.Time, ttl time.Duration) (protocol.ChannelInfo, 
 		in.LastFrameAgeMS = round2(float64(age) / float64(time.Millisecond))
 		recent = age < ttl
 	}
+	in.Renditions = c.renditionInfosLocked(now)
 	return in, c.pub != nil || recent
 }
 
@@ -219,6 +230,7 @@ func (c *channel) tick(now time.Time) {
 	c.fps = float64(c.frames-c.rateFrames) / dt
 	c.bitrate = 8 * float64(c.bytes-c.rateBytes) / dt
 	c.rateAt, c.rateFrames, c.rateBytes = now, c.frames, c.bytes
+	c.tickRenditionsLocked(now)
 }
 
 // forgetStale lets go of the channel's frames when they are older than
@@ -245,6 +257,7 @@ func (c *channel) takeFrames() (latest, prev *frame) {
 func (c *channel) takeFramesLocked() (latest, prev *frame) {
 	latest, prev = c.latest, c.prev
 	c.latest, c.prev = nil, nil
+	c.mainGoneLocked()
 	return latest, prev
 }
 

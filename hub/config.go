@@ -72,7 +72,11 @@ type Config struct {
 	// Zero means DefaultMaxMemory(); negative means no budget.
 	MaxMemory          int64
 	MaxFPSPerPublisher float64 // frames per second relayed per publisher (default 240); the rest are dropped
-	SendBuffer         int     // subscriber socket SO_SNDBUF in bytes; negative leaves the OS default
+	// MaxRenditions is how many renditions besides the main picture a
+	// channel may carry (rendition.go). Zero means DefaultMaxRenditions;
+	// negative means none.
+	MaxRenditions int
+	SendBuffer    int // subscriber socket SO_SNDBUF in bytes; negative leaves the OS default
 	// NoZeroCopy sends every frame with plain writes, never by sendfile
 	// from a memory file (sendfile.go).
 	NoZeroCopy       bool
@@ -154,6 +158,8 @@ func (c *Config) fill() {
 		}
 	}
 	def(&c.MaxFrameBytes, DefaultMaxFrameBytes)
+	def(&c.MaxRenditions, DefaultMaxRenditions)
+	c.MaxRenditions = max(c.MaxRenditions, 0)
 	def(&c.MaxMetaBytes, DefaultMaxMetaBytes)
 	if c.MaxPixels == 0 {
 		c.MaxPixels = DefaultMaxPixels
@@ -197,5 +203,6 @@ func (c *Config) limits() protocol.HubLimits {
 		MaxDimension:    protocol.DefaultLimits.MaxDimension,
 		MaxControlBytes: c.MaxControlBytes,
 		MaxCreditWindow: MaxCreditWindow,
+		MaxRenditions:   c.MaxRenditions,
 	}
 }

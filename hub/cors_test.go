@@ -11,7 +11,7 @@ import (
 // with a token in an Authorization header (the preflight says so); a page
 // on any other origin is told nothing it could read, its preflight is
 // refused 403 and counted; nothing else becomes readable; tokens are
-// checked as before.
+// checked as for any other request.
 func TestCORSOnlyForAllowedOrigins(t *testing.T) {
 	const allowed = "http://dash.example:8443"
 	const foreign = "http://evil.example"

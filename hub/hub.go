@@ -26,6 +26,7 @@
 //	writer.go     a subscriber's writer: writeLoop → writeFrame (write, or sendfile);
 //	              idlewriter.go starts it on demand and ends it when idle
 //	sendfile.go   zero-copy fan-out: the frame once in a memory file, sent to each socket by sendfile
+//	              (sendfile_linux.go; sendfile_other.go: plain writes elsewhere)
 //	mjpeg.go      an MJPEG reader's writer: the same mailbox, JPEG parts over HTTP
 //
 // Around it: hub.go (the Hub, routing, shutdown), config.go, table.go and
@@ -33,13 +34,20 @@
 // subscriber's reader: control messages, credit.go), slow.go (the
 // slow-consumer policy: eviction, the write watchdog), conn.go (WebSocket
 // connections: one reader, one writer, closing), ingest.go (HTTP uploads),
-// snapshot.go, http.go (the API and the page), admit.go, auth.go and
-// access.go (Host, Origin, tokens, Reload), iplimit.go and listener.go
+// snapshot.go, http.go (the API and the page), admit.go, cors.go (reads
+// by pages on allowed origins), auth.go and access.go (Host, Origin,
+// tokens, Reload), iplimit.go and listener.go
 // (per-address limits at accept), server.go (the http.Server), stats.go,
-// instruments.go (what a metrics exporter reads), bus.go (the hub's
-// side of a cluster: the Bus interface it needs and the hooks it calls),
-// events.go (the events the frames carry: /api/events, the event stream,
-// snapshots) and webhook.go (telling a URL of each start and end).
+// instruments.go (what a metrics exporter reads), physmem_*.go (the
+// machine's memory, for the default budget), source.go (publishers' source
+// state), bus.go (the hub's side of a cluster: the Bus interface it needs
+// and the hooks it calls), busorder.go (the order rule for frames from the
+// bus), events.go (the events the frames carry: /api/events, the event
+// stream, snapshots), webhook.go (telling a URL of each start and end) and
+// rendition.go (renditions: smaller copies of a channel's frames, each
+// with its own readers, chosen by max-width or name, the hub never
+// decoding them; small hooks in publish.go, channel.go, writer.go and the
+// readers' handlers).
 //
 // The hub has no cgo dependency and never imports gocv; a test checks it.
 package hub
@@ -341,6 +349,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			latest, prev := c.takeFrames()
 			h.retire(latest)
 			h.retire(prev)
+			for _, f := range c.takeRenditionFrames() {
+				h.retire(f)
+			}
 		}
 	})
 	return err

@@ -175,6 +175,11 @@ func (h *Hub) serveUpload(w http.ResponseWriter, r *http.Request, rawName, file 
 		drainUpload(r, rc, body)
 		return
 	}
+	only, ok := h.renditionFromQuery(w, r) // ?rendition=320: this upload is that rendition of the channel
+	if !ok {
+		drainUpload(r, rc, body)
+		return
+	}
 	opt, err := protocol.ParseMJPEGContentType(r.Header.Get("Content-Type"))
 	if err == nil && file == protocol.UploadSnapshot {
 		if opt.Boundary != "" {
@@ -205,7 +210,8 @@ func (h *Hub) serveUpload(w http.ResponseWriter, r *http.Request, rawName, file 
 		return
 	}
 	defer h.table.unclaim(ch)
-	u := &upload{h: h, localPart: localPart{ch: ch}, channel: name, remote: r.RemoteAddr, via: file, rc: rc, body: body}
+	u := &upload{h: h, localPart: localPart{ch: ch, rend: renditionPart{only: only}}, channel: name, remote: r.RemoteAddr,
+		via: file, rc: rc, body: body}
 	body.u = u
 	h.runUpload(w, r, u, opt, capture)
 }
@@ -214,7 +220,14 @@ func (h *Hub) serveUpload(w http.ResponseWriter, r *http.Request, rawName, file 
 // something ends it, then answers.
 func (h *Hub) runUpload(w http.ResponseWriter, r *http.Request, u *upload, opt protocol.MJPEGOptions, capture int64) {
 	start := time.Now()
-	leave := h.takeChannel(u)
+	leave, err := h.takeChannel(u)
+	if err != nil {
+		u.finish()
+		end := h.refuseUpload(w, r, u.rc, u.body, u.channel, err, protocol.UploadResult{Channel: u.channel})
+		h.logs.Log(slog.LevelInfo, "left:"+u.channel, "publisher left", append([]slog.Attr{slog.String("channel", u.channel),
+			slog.String("remote", u.remote), slog.String("via", "http "+u.via)}, end.attrs()...)...)
+		return
+	}
 	defer h.registerStream(&stream{channel: u.channel, token: requestToken(r, true), right: RightPublish,
 		cancel: func() { u.end(ending{kind: endRevoked}) }})()
 	h.logs.Log(slog.LevelInfo, "connected:"+u.channel, "publisher connected",
@@ -380,8 +393,8 @@ func (h *Hub) readUpload(u *upload, opt protocol.MJPEGOptions, capture int64) (p
 	}
 	mr := protocol.NewMJPEGReader(u.body, opt)
 	defer mr.Close()
-	var seq uint64 // counted by the hub, on from the channel's newest frame
-	if f := u.ch.newest(); f != nil {
+	var seq uint64 // counted by the hub, on from the newest frame of the channel's rendition
+	if f := u.ch.newestOf(u.rend.only); f != nil {
 		seq = f.hdr.Seq
 	}
 	rateCap := frameRateCap(h.cfg.MaxFPSPerPublisher)
@@ -414,12 +427,15 @@ func (h *Hub) readUpload(u *upload, opt protocol.MJPEGOptions, capture int64) (p
 		if at == 0 {
 			at = now.UnixNano()
 		}
-		f, err := h.uploadFrame(p.JPEG, seq, at, now)
+		f, err := h.uploadFrame(p.JPEG, seq, at, u.rend.only, now)
 		if err != nil {
 			return res, err
 		}
-		old, ok := h.publishFrame(u, f)
+		old, ok, err := h.publishFrame(u, f)
 		h.retire(old)
+		if err != nil {
+			return res, err // the upload's one rendition: refused (bad_rendition)
+		}
 		if !ok { // replaced: the JPEGs still buffered go nowhere
 			u.end(ending{kind: endReplaced}) // if the takeover has not yet said so
 			return res, readError{errUploadEnded}
@@ -435,7 +451,7 @@ func (h *Hub) readUpload(u *upload, opt protocol.MJPEGOptions, capture int64) (p
 // would have sent it: a header stating the JPEG's own size, then the JPEG,
 // in one buffer with wsRoom free bytes in front, charged to the budget and
 // checked by protocol.ParseMessage like every frame.
-func (h *Hub) uploadFrame(jpg []byte, seq uint64, capture int64, now time.Time) (*frame, error) {
+func (h *Hub) uploadFrame(jpg []byte, seq uint64, capture int64, r protocol.Rendition, now time.Time) (*frame, error) {
 	w, ht, err := protocol.JPEGSize(jpg)
 	if err != nil {
 		return nil, err
@@ -446,7 +462,7 @@ func (h *Hub) uploadFrame(jpg []byte, seq uint64, capture int64, now time.Time) 
 	}
 	buf := make([]byte, size)
 	protocol.PutHeader(buf[wsRoom:], protocol.Header{Codec: protocol.CodecJPEG, Flags: protocol.FlagKey,
-		Width: uint32(w), Height: uint32(ht), Seq: seq, CaptureTime: capture, PayloadLen: uint32(len(jpg))})
+		Width: uint32(w), Height: uint32(ht), Seq: seq, CaptureTime: capture, PayloadLen: uint32(len(jpg)), Rendition: r})
 	copy(buf[wsRoom+protocol.HeaderLen:], jpg)
 	pf, err := protocol.ParseMessage(buf[wsRoom:], h.limits)
 	if err != nil {

@@ -28,6 +28,10 @@ type ChannelCounters struct {
 	BytesOut         uint64
 	SubscribersWS    int // connected now
 	SubscribersMJPEG int
+	// Renditions has each rendition's figures, the main picture first,
+	// when the channel carries renditions or a reader asked for one (nil
+	// otherwise: everything above is the main picture's).
+	Renditions []RenditionCounters
 	// SourceState is the source state /api/channels shows (protocol.SourceLive,
 	// …), "" when the channel has none.
 	SourceState string

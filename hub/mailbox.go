@@ -22,6 +22,7 @@ type mailbox struct {
 	writer    atomic.Pointer[idleWriter] // a WebSocket subscriber's writer, kicked by each put (idlewriter.go); nil for others
 	delivered atomic.Uint64              // frames the taker has sent on
 	bytes     atomic.Uint64              // bytes the taker has sent on
+	passed    atomic.Uint64              // frames the taker took and did not send: older than the last it sent (rendition.go)
 }
 
 // readerKind is what reads a mailbox.
@@ -69,6 +70,10 @@ func (m *mailbox) waiting() bool { return m.slot.Waiting() }
 // take empties the slot and returns what it held, or nil.
 func (m *mailbox) take() *frame { return m.slot.Take() }
 
+// pass records a frame the taker took and did not send because it was not
+// newer than the last one sent (after a move to another rendition).
+func (m *mailbox) pass() { m.passed.Add(1) }
+
 // overwritten returns how many frames were replaced before the taker took
-// them: the reader's skipped frames.
-func (m *mailbox) overwritten() uint64 { return m.slot.Overwritten() }
+// them, or taken and passed over: the reader's skipped frames.
+func (m *mailbox) overwritten() uint64 { return m.slot.Overwritten() + m.passed.Load() }

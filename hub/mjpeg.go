@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"os"
 	"time"
@@ -12,8 +13,14 @@ import (
 // (GET /channels/{channel}/stream.mjpeg), with the same newest-frame rule
 // and slow-consumer policy as WebSocket subscribers (slow.go): one
 // mailbox, and a write deadline of WriteTimeout per frame, past which the
-// reader is evicted.
+// reader is evicted. ?rendition=NAME or ?max-width=W asks for a rendition
+// (rendition.go).
 func (h *Hub) serveMJPEG(w http.ResponseWriter, r *http.Request, name string) {
+	want, err := wantFromQuery(r)
+	if err != nil {
+		h.refuseRequest(w, r, reasonBadQuery, err.Error(), slog.String("error", truncate(err.Error(), 100)))
+		return
+	}
 	if !h.track(w, r) {
 		return
 	}
@@ -33,7 +40,8 @@ func (h *Hub) serveMJPEG(w http.ResponseWriter, r *http.Request, name string) {
 		return // a HEAD joins nothing: it would wake an on-demand camera for no one
 	}
 	mb := newMailbox(readerMJPEG, nil)
-	ch := h.join(name, mb)
+	ch := h.join(name, mb, want)
+	var order sendOrder
 	defer h.leave(ch, mb)
 	log := h.log.With("channel", name, "remote", r.RemoteAddr)
 	log.Debug("mjpeg reader connected")
@@ -51,6 +59,10 @@ func (h *Hub) serveMJPEG(w http.ResponseWriter, r *http.Request, name string) {
 		}
 		f := mb.take()
 		if f == nil {
+			continue
+		}
+		if !order.admit(f) {
+			mb.pass() // not newer than the last part, after a move to another rendition
 			continue
 		}
 		jpg, part, err := f.jpegBytes()

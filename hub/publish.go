@@ -9,21 +9,29 @@ package hub
 // frame is retired: its memory goes back to the budget and its memory file
 // (sendfile.go) is closed once no send uses it.
 
-// publishFrame makes f the newest frame of p's channel and, on a clustered
-// hub, offers it to the bus. A publisher that a newer one (here or on
-// another hub) has replaced publishes nothing more: f comes back to be
-// retired, ok is false, and the caller stops reading it. The caller
-// retires released.
-func (h *Hub) publishFrame(p localPublisher, f *frame) (released *frame, ok bool) {
+import "framehub/protocol"
+
+// publishFrame makes f the newest frame of p's channel (of its rendition:
+// see rendition.go) and, on a clustered hub, offers it to the bus. A
+// publisher that a newer one (here or on another hub) has replaced
+// publishes nothing more: f comes back to be retired, ok is false, and the
+// caller stops reading it. err is errNotRelayed for a frame not relayed
+// while the publisher goes on, or a refusal that ends it (refusalOf names
+// its reason). The caller retires released.
+func (h *Hub) publishFrame(p localPublisher, f *frame) (released *frame, ok bool, err error) {
 	lp := p.local()
+	if f.hdr.Rendition != protocol.RenditionMain || lp.rend.only != protocol.RenditionMain {
+		return h.publishRendition(p, f)
+	}
 	if h.link != nil && !h.link.offer(p, f) {
-		return f, false
+		return f, false, nil
 	}
 	released, ok = lp.ch.publishFrom(publisherConn(p), f)
 	if ok {
+		lp.rend.noteMain(f)
 		h.book.observe(lp.ch.name, f, true) // after its readers have it
 	}
-	return released, ok
+	return released, ok, nil
 }
 
 // publish makes f the newest frame and offers it to every reader. It
@@ -57,8 +65,13 @@ func (c *channel) publishLocked(f *frame) (released *frame) {
 	released, c.prev, c.latest = c.prev, c.latest, f
 	c.frames++
 	c.bytes += uint64(len(f.msg))
-	f.fanout = c.wsSubs // before any writer sees f
-	for m := range c.subs {
+	readers, ws := c.subs, c.wsSubs
+	if c.rv != nil {
+		// Some readers get another rendition (rendition.go).
+		readers, ws = c.mainReadersLocked(f)
+	}
+	f.fanout = ws // before any writer sees f
+	for m := range readers {
 		m.put(f)
 	}
 	return released
@@ -88,10 +101,11 @@ func (h *Hub) retire(f *frame) {
 	h.zc.retire(f)
 }
 
-// join adds a reader's mailbox to the named channel and, on a clustered
-// hub, tells the bus the hub has a reader for it.
-func (h *Hub) join(name string, m *mailbox) *channel {
-	c := h.table.join(name, m)
+// join adds a reader's mailbox to the named channel, as a reader of what
+// w asks for (the zero value: the main picture), and, on a clustered hub,
+// tells the bus the hub has a reader for it.
+func (h *Hub) join(name string, m *mailbox, w protocol.RenditionWant) *channel {
+	c := h.table.join(name, m, w)
 	if h.link != nil {
 		h.link.watch(name)
 	}

@@ -52,6 +52,10 @@ func (p *publisher) replaced() {
 }
 
 func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request, name string) {
+	only, ok := h.renditionFromQuery(w, r)
+	if !ok {
+		return
+	}
 	onDemand := false
 	if v, ok := r.URL.Query()[protocol.QueryOnDemand]; ok {
 		switch v[0] {
@@ -72,16 +76,18 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request, name string) 
 		return
 	}
 	h.serveWebSocket(w, r, name, RightPublish, int64(h.cfg.MaxFrameBytes), func() { h.table.unclaim(ch) }, func(c *wsConn) {
-		h.runPublisher(&publisher{wsConn: c, h: h, localPart: localPart{ch: ch}, onDemand: onDemand, source: newSourceNotices()})
+		h.runPublisher(&publisher{wsConn: c, h: h, localPart: localPart{ch: ch, rend: renditionPart{only: only}}, onDemand: onDemand, source: newSourceNotices()})
 	})
 }
 
 // runPublisher reads and publishes a publisher's frames until it leaves.
 func (h *Hub) runPublisher(p *publisher) {
 	start := time.Now()
-	leave := h.takeChannel(p)
-	h.logs.Log(slog.LevelInfo, "connected:"+p.channel, "publisher connected",
-		slog.String("channel", p.channel), slog.String("remote", p.remote))
+	leave, err := h.takeChannel(p)
+	if err == nil {
+		h.logs.Log(slog.LevelInfo, "connected:"+p.channel, "publisher connected",
+			slog.String("channel", p.channel), slog.String("remote", p.remote), slog.String("rendition", p.rend.only.String()))
+	}
 
 	stop := make(chan struct{})
 	var writerWG sync.WaitGroup
@@ -90,7 +96,13 @@ func (h *Hub) runPublisher(p *publisher) {
 		defer writerWG.Done()
 		h.controlLoop(p, stop)
 	}()
-	frames, dropped, end := h.readFrames(p)
+	var frames, dropped uint64
+	var end ending
+	if err != nil {
+		end = h.refuseConn(p.wsConn, refusalOf(err, reasonTooManyRenditions), err.Error())
+	} else {
+		frames, dropped, end = h.readFrames(p)
+	}
 	close(stop)
 	writerWG.Wait()
 	leave()
@@ -147,9 +159,14 @@ func (h *Hub) controlLoop(p *publisher, stop <-chan struct{}) {
 
 // takeChannel makes p its channel's publisher, telling the one it
 // replaces, counts it, and claims the channel on the bus; leave undoes it
-// all (a publisher replaced meanwhile unsets nobody). WebSocket publishers
-// and uploads both take their channel here.
-func (h *Hub) takeChannel(p localPublisher) (leave func()) {
+// all (a publisher replaced meanwhile unsets nobody), the renditions p
+// sent included. WebSocket publishers and uploads both take their channel
+// here. A publisher of one rendition alone takes that rendition instead
+// (rendition.go), which fails past the channel's limit of renditions.
+func (h *Hub) takeChannel(p localPublisher) (leave func(), err error) {
+	if p.local().rend.only != protocol.RenditionMain {
+		return h.takeRendition(p)
+	}
 	h.counters.PublishersConnected.Add(1)
 	h.publishers.Add(1)
 	ch := p.local().ch
@@ -162,6 +179,9 @@ func (h *Hub) takeChannel(p localPublisher) (leave func()) {
 			h.book.publisherLeft(ch.name) // its events end with it (not a replaced one's: the new one's go on)
 		}
 		h.busRelease(p)
+		for _, f := range ch.releaseRenditions(p) {
+			h.retire(f)
+		}
 		h.publishers.Add(-1)
-	}
+	}, nil
 }

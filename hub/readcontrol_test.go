@@ -16,7 +16,7 @@ import (
 // the usual way does not narrow what a subscriber may send. A control
 // message longer than the reader's small buffer (here a credit request
 // with padding) and acks written another valid way (keys swapped, spaces)
-// work as before.
+// are understood all the same.
 func TestControlMessagesOfAnyShape(t *testing.T) {
 	_, base := testHub(t, Config{})
 	sub := dial(t, base, protocol.PathSubscribe, "cam")

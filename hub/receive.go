@@ -50,8 +50,9 @@ func (h *Hub) readFrames(p *publisher) (n, dropped uint64, end ending) {
 			return n, dropped, h.refuseConn(p.wsConn, reasonMessageType, "publishers send binary frames")
 		}
 		buf, err := h.readMessage(r)
-		if buf != nil && !rateCap.Allow(time.Now()) {
+		if buf != nil && !p.rend.allowRate(&rateCap, buf, time.Now()) {
 			// Over the cap: read (the stream must go on) but not relayed.
+			// A main frame's renditions go with it (rendition.go).
 			h.mem.release(int64(cap(buf)))
 			h.dropped(p.ch, p.remote, "")
 			dropped++
@@ -61,9 +62,14 @@ func (h *Hub) readFrames(p *publisher) (n, dropped uint64, end ending) {
 		if f == nil {
 			return n, dropped, end
 		}
-		old, ok := h.publishFrame(p, f)
+		old, ok, err := h.publishFrame(p, f)
 		h.retire(old)
-		if !ok { // replaced: whatever it still sends goes nowhere
+		switch {
+		case errors.Is(err, errNotRelayed):
+			continue // a rendition it no longer holds, or past the limit: the rest goes on
+		case err != nil:
+			return n, dropped, h.refuseConn(p.wsConn, refusalOf(err, reasonBadRendition), err.Error(), slog.String("error", err.Error()))
+		case !ok: // replaced: whatever it still sends goes nowhere
 			return n, dropped, ending{kind: endReplaced}
 		}
 		h.counters.FramesIn.Add(1)

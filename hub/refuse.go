@@ -46,6 +46,9 @@ const (
 	reasonMediaType                        // an HTTP upload that is not JPEG (its Content-Type, or its bytes)
 	reasonStalledUpload                    // an HTTP upload that sent nothing for PongWait
 	reasonBadWebSocket                     // a WebSocket frame that breaks RFC 6455 (unmasked, reserved bits, bad opcode…)
+	reasonBadRendition                     // a rendition not narrower than the main picture, not as wide as its name, or not of its main frame (rendition.go)
+	reasonTooManyRenditions                // a rendition past MaxRenditions
+	reasonTooManySwitches                  // a subscriber switching renditions faster than switchRate
 	reasonBadSourceNotice                  // a publisher's source notice with an unknown state or too long an error
 	reasonSourceFlood                      // a publisher sending source notices faster than the hub takes them
 	reasonEventRate                        // an event of a channel that starts events faster than eventRate (events.go); its frame goes on
@@ -83,6 +86,9 @@ var refusals = [numReasons]refusal{
 	reasonBadUpload:          {"bad_upload", 0, 400, "malformed upload"},
 	reasonMediaType:          {"unsupported_media_type", 0, 415, "not JPEG"},
 	reasonStalledUpload:      {"stalled_upload", 0, 408, "upload stalled"},
+	reasonBadRendition:       {"bad_rendition", websocket.CloseInvalidFramePayloadData, 422, "bad rendition"},
+	reasonTooManyRenditions:  {"too_many_renditions", websocket.ClosePolicyViolation, 503, "too many renditions"},
+	reasonTooManySwitches:    {"too_many_switches", websocket.ClosePolicyViolation, 0, "too many rendition switches"},
 	reasonBadWebSocket:       {"bad_websocket", websocket.CloseProtocolError, 0, "frame breaks the WebSocket protocol"},
 	reasonBadSourceNotice:    {"bad_source_notice", websocket.CloseInvalidFramePayloadData, 0, "bad source notice"},
 	reasonSourceFlood:        {"source_notice_flood", websocket.ClosePolicyViolation, 0, "too many source notices"},
@@ -110,6 +116,10 @@ func refusalOf(err error, otherwise reason) reason {
 		return reasonTooManyPixels
 	case errors.Is(err, protocol.ErrJPEG):
 		return reasonBadJPEG
+	case errors.Is(err, protocol.ErrRendition), errors.Is(err, errBadRendition):
+		return reasonBadRendition
+	case errors.Is(err, errTooManyRenditions):
+		return reasonTooManyRenditions
 	}
 	return otherwise
 }

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"framehub/internal/ratelimit"
 	"framehub/protocol"
 )
 
@@ -31,11 +33,21 @@ type subscriber struct {
 	heard      atomic.Bool // a message came since the watchdog last looked: it extends the read deadline
 	stopped    atomic.Bool // the connection has ended: the writer returns
 	files      *fileSender // sends on the plain-TCP socket by sendfile, or nil
+
+	want     protocol.RenditionWant // static: what it asked for in its URL (rendition.go)
+	order    sendOrder              // the writer's: no older frame after a newer one across renditions
+	switches ratelimit.Bucket       // the reader's: its budget of rendition switches
 }
 
 // serveSubscribe admits and upgrades a subscriber. ?window=N asks for
-// credit mode from the first frame.
+// credit mode from the first frame; ?rendition=NAME or ?max-width=W for a
+// rendition (rendition.go).
 func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request, name string) {
+	want, err := wantFromQuery(r)
+	if err != nil {
+		h.refuseRequest(w, r, reasonBadQuery, err.Error(), slog.String("error", truncate(err.Error(), 100)))
+		return
+	}
 	window := 0
 	if v, ok := r.URL.Query()[protocol.QueryWindow]; ok {
 		n, err := strconv.Atoi(v[0])
@@ -54,7 +66,7 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request, name string
 		return
 	}
 	h.serveWebSocket(w, r, name, RightView, int64(h.cfg.MaxControlBytes), release, func(c *wsConn) {
-		s := &subscriber{wsConn: c, mb: newMailbox(readerWS, c.wake)}
+		s := &subscriber{wsConn: c, mb: newMailbox(readerWS, c.wake), want: want, switches: newSwitchCap()}
 		if window > 0 {
 			s.credit.enable(window)
 		}
@@ -78,7 +90,7 @@ func (h *Hub) runSubscriber(s *subscriber) {
 		}
 	}
 	s.wsConn.sub.Store(s)
-	ch := h.join(s.channel, s.mb)
+	ch := h.join(s.channel, s.mb, s.want)
 	debug := h.logs.Enabled(slog.LevelDebug) // each connect and leave: build no line nobody reads
 	if debug {
 		h.logs.Log(slog.LevelDebug, "sub:"+s.channel, "subscriber connected", slog.String("channel", s.channel), slog.String("remote", s.remote))
@@ -91,7 +103,7 @@ func (h *Hub) runSubscriber(s *subscriber) {
 	if len(s.wake) > 0 {
 		w.kick() // the newest frame, or a close, came before the writer could be started
 	}
-	end := h.readControl(s)
+	end := h.readControl(s, ch)
 	s.stopped.Store(true)
 	w.stop()
 	h.leave(ch, s.mb)
@@ -115,7 +127,7 @@ func (h *Hub) runSubscriber(s *subscriber) {
 // A message only marks the subscriber as heard from: the watchdog pushes
 // its silence deadline back, once a tick (slow.go), rather than a timer
 // being reset per message.
-func (h *Hub) readControl(s *subscriber) ending {
+func (h *Hub) readControl(s *subscriber, ch *channel) ending {
 	h.keepAlive(s.wsConn)
 	var small [64]byte // an ack is at most 39 bytes
 	for {
@@ -147,6 +159,12 @@ func (h *Hub) readControl(s *subscriber) ending {
 			s.credit.enable(w)
 		case protocol.OpAck:
 			s.credit.ack(ctl.Seq)
+		case protocol.OpRendition:
+			if !s.switches.Allow(time.Now()) {
+				return h.refuseConn(s.wsConn, reasonTooManySwitches, fmt.Sprintf(
+					"more than %d rendition switches a second (bursts of %d)", switchRate, switchBurst))
+			}
+			ch.setWant(s.mb, ctl.Want())
 		}
 		// The writer may now have credit for the newest frame.
 		s.poke()

@@ -77,16 +77,17 @@ func (t *table) unclaim(c *channel) {
 	}
 }
 
-// join adds a subscriber's mailbox to the named channel, creating a
-// waiting entry if nobody publishes it, and hands it the newest frame.
-func (t *table) join(name string, m *mailbox) *channel {
+// join adds a subscriber's mailbox to the named channel, as a reader of
+// what w asks for, creating a waiting entry if nobody publishes it, and
+// hands it the newest frame of that.
+func (t *table) join(name string, m *mailbox, w protocol.RenditionWant) *channel {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c := t.channels[name]
 	if c == nil {
 		c = t.newChannelLocked(name)
 	}
-	c.addSub(m)
+	c.addSub(m, w)
 	return c
 }
 
@@ -134,6 +135,9 @@ func (t *table) sweep(now time.Time, ttl time.Duration, retire func(*frame)) {
 	defer t.mu.Unlock()
 	for _, c := range t.channels {
 		c.tick(now)
+		for _, f := range c.sweepRenditions(now) {
+			retire(f)
+		}
 		if latest, prev := c.forgetStale(now, ttl); latest != nil {
 			retire(latest)
 			retire(prev)

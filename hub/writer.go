@@ -51,7 +51,16 @@ func (h *Hub) writeLoop(s *subscriber, ch *channel) {
 			continue // the frame stays in the slot; an ack will wake us
 		}
 		f := s.mb.take()
-		if f == nil || !s.credit.take(f.hdr.Seq) {
+		if f == nil {
+			continue
+		}
+		if !s.order.admit(f) {
+			// Of a rendition it was just moved to, and not newer than the
+			// last frame sent: skipped (rendition.go).
+			s.mb.pass()
+			continue
+		}
+		if !s.credit.take(f.hdr.Seq) {
 			continue
 		}
 		s.writeStart.Store(time.Now().UnixNano())

@@ -7,6 +7,12 @@
 //	framehub_frames_skipped_total{channel}     frames a subscriber was never sent (newest wins)
 //	framehub_bytes_out_total{channel}          bytes written to subscribers
 //	framehub_subscribers{channel,kind}         subscribers now (kind: ws, mjpeg)
+//	framehub_rendition_frames_in_total{channel,rendition}
+//	                                           frames published of each rendition
+//	framehub_rendition_bytes_in_total{channel,rendition}
+//	                                           their bytes
+//	framehub_rendition_subscribers{channel,rendition}
+//	                                           readers receiving each rendition now
 //	framehub_publishers                        publishers now
 //	framehub_frame_age_seconds{channel}        histogram: capture time to the end of
 //	                                           the write to a subscriber
@@ -22,7 +28,10 @@
 // hub when Prometheus scrapes, so the hub's hot path pays nothing for them;
 // the age histogram is one observation per frame written. A channel's
 // series go when the channel does, so there are at most as many channel
-// labels as --max-channels allows.
+// labels as --max-channels allows. The rendition series exist only for a
+// channel that carries renditions (or has a reader that asked for one),
+// with rendition="main" or the width; a rendition's go when it does, so a
+// channel has at most 1 + --max-renditions of them.
 package metrics
 
 import (
@@ -95,6 +104,10 @@ var (
 	descZeroCopy   = prometheus.NewDesc("framehub_zero_copy_frames_total", "Frames sent to subscribers by sendfile from a memory file instead of copied by a write.", nil, nil)
 	descMemory     = prometheus.NewDesc("framehub_frame_memory_bytes", "Bytes of frames the memory budget counts now.", nil, nil)
 	descSource     = prometheus.NewDesc("framehub_source_state", "1 for the state of the channel's camera or stream (live, stalled, reconnecting, ended), 0 for the others.", []string{"channel", "state"}, nil)
+
+	descRendFrames = prometheus.NewDesc("framehub_rendition_frames_in_total", "Frames published of the rendition (main or a width).", []string{"channel", "rendition"}, nil)
+	descRendBytes  = prometheus.NewDesc("framehub_rendition_bytes_in_total", "Bytes published of the rendition.", []string{"channel", "rendition"}, nil)
+	descRendSubs   = prometheus.NewDesc("framehub_rendition_subscribers", "Readers receiving the rendition now.", []string{"channel", "rendition"}, nil)
 )
 
 // sourceStates are the values of framehub_source_state's state label: a
@@ -106,7 +119,7 @@ type collector struct{ src Source }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descFramesIn, descDropped, descFramesOut, descSkipped, descBytesOut, descSubs,
-		descPublishers, descRefusals, descEvictions, descZeroCopy, descMemory, descSource} {
+		descPublishers, descRefusals, descEvictions, descZeroCopy, descMemory, descSource, descRendFrames, descRendBytes, descRendSubs} {
 		ch <- d
 	}
 }
@@ -123,6 +136,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descBytesOut, cc.BytesOut)
 		ch <- prometheus.MustNewConstMetric(descSubs, prometheus.GaugeValue, float64(cc.SubscribersWS), cc.Name, "ws")
 		ch <- prometheus.MustNewConstMetric(descSubs, prometheus.GaugeValue, float64(cc.SubscribersMJPEG), cc.Name, "mjpeg")
+		for _, r := range cc.Renditions {
+			ch <- prometheus.MustNewConstMetric(descRendFrames, prometheus.CounterValue, float64(r.FramesIn), cc.Name, r.Name)
+			ch <- prometheus.MustNewConstMetric(descRendBytes, prometheus.CounterValue, float64(r.BytesIn), cc.Name, r.Name)
+			ch <- prometheus.MustNewConstMetric(descRendSubs, prometheus.GaugeValue, float64(r.Subscribers), cc.Name, r.Name)
+		}
 		if cc.SourceState != "" {
 			for _, s := range sourceStates {
 				v := 0.0

@@ -221,3 +221,91 @@ func TestSourceStateGauge(t *testing.T) {
 		t.Fatal("a notice wrote a series")
 	}
 }
+
+// TestRenditionSeries: each rendition a channel carries is labelled in
+// framehub_rendition_*: its frames and bytes in and its readers now. A
+// publisher that sends more renditions than the hub allows adds no series
+// for the ones refused, so the rendition label has at most
+// --max-renditions + 1 values a channel, whatever publishers send.
+func TestRenditionSeries(t *testing.T) {
+	exp := metrics.New()
+	h := hubtest.Start(t, hub.Config{Instruments: exp, MaxRenditions: 2})
+	exp.Watch(h.Hub)
+	srv := httptest.NewServer(exp.Handler())
+	defer srv.Close()
+	_, small := hubtest.Subscribe(t, h.Addr, "hall", "max-width=320")
+	testutil.Eventually(t, 5*time.Second, "the reader joined", func() bool { return h.Hub.Readers("hall") == 1 })
+
+	u, _ := protocol.ChannelURL(h.Addr, protocol.PathPublish, "hall")
+	pub, _, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	// Each set: the main picture, 640 and 320 (relayed), then 240, 160
+	// and 80 (past the limit of 2: refused, the rest going on).
+	const sets = 10
+	widths := []uint32{640, 320, 240, 160, 80}
+	for seq := uint64(1); seq <= sets; seq++ {
+		at := time.Now().UnixNano()
+		for _, w := range append([]uint32{1280}, widths...) {
+			r := protocol.Rendition(w)
+			if w == 1280 {
+				r = protocol.RenditionMain
+			}
+			f := protocol.Frame{Header: protocol.Header{Codec: protocol.CodecJPEG, Flags: protocol.FlagKey, Width: w, Height: w * 9 / 16,
+				Seq: seq, CaptureTime: at, Rendition: r}, Payload: testutil.FakeJPEG(int(w), int(w*9/16), seq, int(w))}
+			if err := pub.WriteMessage(websocket.BinaryMessage, protocol.AppendFrame(nil, &f)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The reader gets each set's 320 (set 1 may come first as the
+		// main picture or the 640, before its 320 appears).
+		for {
+			f := hubtest.Next(t, small, 5*time.Second)
+			if f.Seq == seq && f.Rendition == 320 {
+				break
+			}
+			if f.Seq != 1 {
+				t.Fatalf("the max-width=320 reader got frame %d of %v; want %d of 320", f.Seq, f.Rendition, seq)
+			}
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, "every set counted", func() bool {
+		v, _ := value(scrape(t, srv.URL), "framehub_rendition_frames_in_total", map[string]string{"channel": "hall", "rendition": "320"})
+		return v == sets
+	})
+	fams := scrape(t, srv.URL)
+	for _, c := range []struct {
+		name, rendition string
+		want            float64
+	}{
+		{"framehub_rendition_frames_in_total", "main", sets},
+		{"framehub_rendition_frames_in_total", "640", sets},
+		{"framehub_rendition_frames_in_total", "320", sets},
+		{"framehub_rendition_bytes_in_total", "320", sets * 320},
+		{"framehub_rendition_subscribers", "320", 1},
+		{"framehub_rendition_subscribers", "640", 0},
+		{"framehub_rendition_subscribers", "main", 0},
+	} {
+		got, ok := value(fams, c.name, map[string]string{"channel": "hall", "rendition": c.rendition})
+		if c.name == "framehub_rendition_bytes_in_total" {
+			// A frame's bytes: its header and its JPEG.
+			if !ok || got < c.want || got > c.want+sets*protocol.HeaderLen {
+				t.Errorf("%s{rendition=%q} = %v (present %v); want %v JPEG bytes and their headers", c.name, c.rendition, got, ok, c.want)
+			}
+			continue
+		}
+		if !ok || got != c.want {
+			t.Errorf("%s{rendition=%q} = %v (present %v); want %v", c.name, c.rendition, got, ok, c.want)
+		}
+	}
+	for _, name := range []string{"framehub_rendition_frames_in_total", "framehub_rendition_bytes_in_total", "framehub_rendition_subscribers"} {
+		if n := len(fams[name].GetMetric()); n != 3 {
+			t.Errorf("%s has %d series; want 3 (main, 640, 320): refused renditions add none", name, n)
+		}
+	}
+	if v, _ := value(fams, "framehub_refusals_total", map[string]string{"reason": "too_many_renditions"}); v != 3*sets {
+		t.Errorf("too_many_renditions counted %v; want %d (240, 160 and 80 of each set)", v, 3*sets)
+	}
+}

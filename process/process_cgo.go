@@ -32,8 +32,13 @@ const (
 // Config configures a Processor.
 type Config struct {
 	Hub string // http://, https://, ws://, wss:// or host:port
-	In  string // channel to process
-	Out string // channel to publish to; must differ from In
+	In  string // channel to process (its main picture)
+	Out string // channel to publish to; In only with an OutRendition
+	// OutRendition, when not the main picture, publishes the results as
+	// that rendition of Out (which may be In: a resize step adding a
+	// thumbnail to the channel it reads). The results must be exactly
+	// that wide: end the steps with resize=N.
+	OutRendition protocol.Rendition
 	// Header holds handshake headers for both channels (a token with the
 	// view right on In and the publish right on Out); OutHeader, if set,
 	// replaces it for Out (for signed tokens, which hold one right on one
@@ -92,8 +97,9 @@ type gatedStep interface{ setKey(int) }
 // instances, but connects to nothing until Run.
 func New(cfg Config) (*Processor, error) {
 	switch {
-	case cfg.In == cfg.Out:
-		return nil, fmt.Errorf("--out %q is the input channel: publishing to the channel being processed would feed it its own output", cfg.Out)
+	case cfg.In == cfg.Out && cfg.OutRendition == protocol.RenditionMain:
+		return nil, fmt.Errorf("--out %q is the input channel: publishing to the channel being processed would feed it its own output "+
+			"(publish a rendition of it instead: --out-rendition N with --step resize=N)", cfg.Out)
 	case len(cfg.Steps) == 0:
 		return nil, errors.New("no steps to run")
 	case cfg.Workers < 0 || cfg.Workers > MaxWorkers:
@@ -144,7 +150,8 @@ func New(cfg Config) (*Processor, error) {
 	rc := runConfig{
 		Client: subscriber.Config{Hub: cfg.Hub, Channel: cfg.In, Credit: cfg.Credit, Header: cfg.Header, TLS: cfg.TLS,
 			ConnectTimeout: cfg.ConnectTimeout, Guard: protocol.Limits{MaxPixels: cfg.MaxPixels}},
-		Sender:  publisher.SenderConfig{Hub: cfg.Hub, Channel: cfg.Out, Header: outHeader, TLS: cfg.TLS, ConnectTimeout: cfg.ConnectTimeout},
+		Sender: publisher.SenderConfig{Hub: cfg.Hub, Channel: cfg.Out, Header: outHeader, TLS: cfg.TLS, ConnectTimeout: cfg.ConnectTimeout,
+			Rendition: cfg.OutRendition},
 		Workers: cfg.Workers,
 		Events:  events,
 		Logger:  cfg.Logger,

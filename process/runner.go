@@ -241,6 +241,13 @@ func (r *runner) publishLoop(ctx context.Context) error {
 			continue
 		}
 		f := protocol.Frame{Header: res.header, Meta: meta, Payload: res.payload}
+		// A rendition of the output channel copies its input's sequence
+		// number and capture time, and must be as wide as its name.
+		f.Rendition = r.cfg.Sender.Rendition
+		if f.Rendition != protocol.RenditionMain && f.Width != uint32(f.Rendition) {
+			return fmt.Errorf("publish to %s as rendition %v: the steps make frames %d pixels wide, and a rendition is exactly "+
+				"as wide as its name (end the steps with resize=%v)", r.cfg.Sender.Channel, f.Rendition, f.Width, f.Rendition)
+		}
 		if n := protocol.FrameLen(&f); n > lim.MaxFrameBytes {
 			r.failed.Add(1)
 			r.logs.warn("too_big", "processed frame larger than the hub accepts; dropped", r.failed.Load(), "bytes", n, "limit", lim.MaxFrameBytes)

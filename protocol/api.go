@@ -38,6 +38,16 @@ const (
 	// the publisher captures only while someone watches: the hub tells it
 	// how many do (see ViewersNotice) and lists the channel as on demand.
 	QueryOnDemand = "on_demand"
+	// QueryRendition names one rendition exactly ("main" or a width):
+	// on a subscribe, snapshot or MJPEG URL, the viewer gets only that
+	// rendition (and waits while the channel has none); on a publish URL
+	// or an HTTP upload, the publisher publishes only that rendition.
+	QueryRendition = "rendition"
+	// QueryMaxWidth on a subscribe, snapshot or MJPEG URL asks for the
+	// rendition that fits a width: the narrowest at least that wide, or
+	// else the widest (see PickRendition). The choice follows the
+	// renditions the channel has as they come and go.
+	QueryMaxWidth = "max-width"
 )
 
 // OpViewers is the op of the hub's notice to a publisher.
@@ -66,6 +76,7 @@ const (
 	HeaderMaxFrameBytes = "Framehub-Max-Frame-Bytes"
 	HeaderMaxMetaBytes  = "Framehub-Max-Metadata-Bytes"
 	HeaderMaxPixels     = "Framehub-Max-Pixels"
+	HeaderMaxRenditions = "Framehub-Max-Renditions"
 )
 
 // PathLimits is the hub endpoint that serves HubLimits.
@@ -80,6 +91,9 @@ type HubLimits struct {
 	MaxDimension    uint32 `json:"max_dimension"`
 	MaxControlBytes int    `json:"max_control_bytes"`
 	MaxCreditWindow int    `json:"max_credit_window"`
+	// MaxRenditions is how many renditions besides the main picture a
+	// channel may carry.
+	MaxRenditions int `json:"max_renditions"`
 }
 
 // SetHeaders writes the limits as handshake response headers.
@@ -87,6 +101,20 @@ func (l HubLimits) SetHeaders(h http.Header) {
 	h.Set(HeaderMaxFrameBytes, strconv.Itoa(l.MaxFrameBytes))
 	h.Set(HeaderMaxMetaBytes, strconv.Itoa(l.MaxMetaBytes))
 	h.Set(HeaderMaxPixels, strconv.FormatUint(l.MaxPixels, 10))
+	if l.MaxRenditions > 0 {
+		h.Set(HeaderMaxRenditions, strconv.Itoa(l.MaxRenditions))
+	}
+}
+
+// MaxRenditionsFrom returns the renditions besides the main picture that a
+// hub announcing h (handshake response headers) accepts per channel, or 0
+// when it did not say (a hub older than renditions accepts none).
+func MaxRenditionsFrom(h http.Header) int {
+	v, err := strconv.Atoi(h.Get(HeaderMaxRenditions))
+	if err != nil || v < 0 {
+		return 0
+	}
+	return v
 }
 
 // ClientLimits returns the limits a client applies to frames from a hub
@@ -147,6 +175,24 @@ type ChannelInfo struct {
 	// Hub names the hub the channel's publisher is connected to, on a hub
 	// that is part of a cluster (--nats); empty otherwise.
 	Hub string `json:"hub,omitempty"`
+	// Renditions lists the picture sizes the channel has now: "main"
+	// first (when it has a main picture), then the smaller renditions,
+	// widest first. The fields above describe the main picture.
+	Renditions []RenditionInfo `json:"renditions"`
+}
+
+// RenditionInfo describes one rendition of a channel in GET /api/channels.
+type RenditionInfo struct {
+	Name           string  `json:"name"` // "main" or the width
+	Live           bool    `json:"live"` // a publisher sends it now
+	Width          uint32  `json:"width"`
+	Height         uint32  `json:"height"`
+	FPS            float64 `json:"fps"`
+	BitrateBPS     float64 `json:"bitrate_bps"`
+	Subscribers    int     `json:"subscribers"` // viewers receiving this rendition now
+	Frames         uint64  `json:"frames"`
+	Seq            uint64  `json:"seq"`
+	LastFrameAgeMS float64 `json:"last_frame_age_ms"` // since the hub received its newest frame; -1 if none
 }
 
 // Stats is the hub-wide picture served at GET /api/stats. Counts named

@@ -8,8 +8,9 @@ import (
 
 // Control operations a subscriber may send as a WebSocket text message.
 const (
-	OpCredit = "credit" // switch to acknowledged delivery with Window frames in flight
-	OpAck    = "ack"    // frame Seq has been consumed; its credit returns
+	OpCredit    = "credit"    // switch to acknowledged delivery with Window frames in flight
+	OpAck       = "ack"       // frame Seq has been consumed; its credit returns
+	OpRendition = "rendition" // receive another rendition from the next frame on
 )
 
 // MaxControlBytes is the largest control message a hub needs to accept.
@@ -19,10 +20,27 @@ const MaxControlBytes = 512
 //
 //	{"op":"credit","window":2}
 //	{"op":"ack","seq":1234}
+//	{"op":"rendition","max_width":320}
+//	{"op":"rendition","rendition":"main"}
+//
+// A rendition message switches the connection, as the rendition and
+// max-width query parameters choose at the start (exactly one of the two).
 type Control struct {
-	Op     string `json:"op"`
-	Window int    `json:"window,omitempty"`
-	Seq    uint64 `json:"seq,omitempty"`
+	Op        string `json:"op"`
+	Window    int    `json:"window,omitempty"`
+	Seq       uint64 `json:"seq,omitempty"`
+	Rendition string `json:"rendition,omitempty"`
+	MaxWidth  int    `json:"max_width,omitempty"`
+}
+
+// Want returns what a rendition message asks for. It is valid only for a
+// Control that ParseControl accepted.
+func (c Control) Want() RenditionWant {
+	if c.MaxWidth > 0 {
+		return RenditionWant{MaxWidth: c.MaxWidth}
+	}
+	r, _ := ParseRendition(c.Rendition)
+	return RenditionWant{Rendition: r}
 }
 
 // ParseControl decodes and checks a control message.
@@ -40,6 +58,19 @@ func ParseControl(b []byte) (Control, error) {
 			return c, fmt.Errorf("control message: negative credit window %d", c.Window)
 		}
 	case OpAck:
+	case OpRendition:
+		switch {
+		case c.MaxWidth != 0 && c.Rendition != "":
+			return c, fmt.Errorf("control message: rendition and max_width both given; send one")
+		case c.MaxWidth != 0:
+			if c.MaxWidth < 1 || c.MaxWidth > MaxRenditionWidth {
+				return c, fmt.Errorf("control message: max_width %d: want 1 to %d", c.MaxWidth, MaxRenditionWidth)
+			}
+		default:
+			if _, err := ParseRendition(c.Rendition); err != nil {
+				return c, fmt.Errorf("control message: %w", err)
+			}
+		}
 	default:
 		return c, fmt.Errorf("control message: unknown op %q", c.Op)
 	}

@@ -28,7 +28,10 @@
 //	    28    8 capture time  Unix nanoseconds, stamped at capture (int64)
 //	    36    4 metadata len  bytes of JSON side data after the header
 //	    40    4 payload len   bytes of JPEG or raw pixels after the metadata
-//	    44    4 reserved      0
+//	    44    2 rendition     0 = the main picture; N > 0 = a smaller copy
+//	                          of the same frame, exactly N pixels wide
+//	                          (uint16; see Renditions below)
+//	    46    2 reserved      0
 //	    48      metadata      (metadata len bytes, UTF-8 JSON object)
 //	     …      payload       (payload len bytes)
 //
@@ -44,6 +47,31 @@
 // little-endian (the in-memory order of an OpenCV Mat on every platform
 // framehub supports); only the header is big-endian. Colour order is BGR, as
 // OpenCV delivers it, so viewers that want RGB swap channels 0 and 2.
+//
+// # Renditions
+//
+// A channel may carry its frames in several sizes: the main picture
+// (rendition 0, named "main") and smaller copies of the same frames, made
+// where the pixels already are (`framehub publish --renditions 640,320`,
+// or a processing step), never by the hub. Rendition N is exactly N
+// pixels wide (any other width is ErrRendition, for every decoder), its
+// height keeps the main picture's aspect (framehub's publisher keeps both
+// sides even), and it is narrower than the main picture and no taller (the
+// hub checks that against the channel's newest main frame). A copy carries
+// the sequence number and capture time of the main frame it was made
+// from, and metadata whose boxes are in its own pixels.
+//
+// One publisher connection may carry all of a channel's renditions: each
+// main frame, then its copies, with the same sequence number and capture
+// time. A connection may also publish one rendition only
+// (/ws/publish/cam?rendition=320, or an HTTP upload with ?rendition=320),
+// for a source that makes the small copy elsewhere (ffmpeg, a processing
+// worker).
+//
+// The version stays 1: these bytes were reserved and 0, which is the main
+// picture, and the hub sends a viewer renditions only when it asks for one
+// (?rendition=NAME or ?max-width=W, or a rendition control message), so a
+// client that never asks only ever receives main frames.
 //
 // # Sequence numbers
 //
@@ -119,7 +147,13 @@
 // A subscriber may send small JSON text messages to the hub (see
 // [Control]): {"op":"credit","window":N} switches the connection to
 // acknowledged delivery, in which the hub keeps at most N frames in flight,
-// and {"op":"ack","seq":S} reports that frame S has been consumed.
+// {"op":"ack","seq":S} reports that frame S has been consumed, and
+// {"op":"rendition","max_width":W} or {"op":"rendition","rendition":"320"}
+// switches to another rendition between two frames: the first frame of
+// the new rendition is one captured no earlier than the last frame sent
+// (the same picture in its new size, or a newer one; waiting at most a
+// second for one, see hub/rendition.go), so a viewer never goes back in
+// time.
 //
 // The hub sends a publisher one kind of JSON text message, a
 // [ViewersNotice]: {"op":"viewers","count":N}, when the publisher connects

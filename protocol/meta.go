@@ -178,3 +178,39 @@ func AppendBox(dst []byte, b Box) []byte {
 	}
 	return append(dst, '}')
 }
+
+// ScaleBoxes returns a frame's metadata for a copy of the frame scaled by
+// sx and sy (a rendition): the boxes of "boxes", read by ParseBoxes'
+// rules (a box that would not be drawn is left out), scaled into the
+// copy's pixels and written by AppendBox; every other key as it is.
+// Metadata with no "boxes" key comes back unchanged (the same slice), and
+// so does metadata that is not a JSON object, for the caller's own checks
+// to refuse.
+func ScaleBoxes(meta []byte, sx, sy float64) []byte {
+	if len(meta) == 0 || !bytes.Contains(meta, []byte(`"boxes"`)) {
+		return meta
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(meta, &top); err != nil {
+		return meta
+	}
+	raw, ok := top["boxes"]
+	if !ok {
+		return meta
+	}
+	boxes, _ := ParseBoxList(raw)
+	list := append(make([]byte, 0, len(raw)), '[')
+	for i, b := range boxes {
+		if i > 0 {
+			list = append(list, ',')
+		}
+		b.X, b.W, b.Y, b.H = b.X*sx, b.W*sx, b.Y*sy, b.H*sy
+		list = AppendBox(list, b)
+	}
+	top["boxes"] = append(list, ']')
+	out, err := json.Marshal(top)
+	if err != nil {
+		return meta
+	}
+	return out
+}

@@ -85,3 +85,23 @@ func FuzzParseBoxes(f *testing.F) {
 		}
 	})
 }
+
+func TestScaleBoxes(t *testing.T) {
+	for _, c := range []struct {
+		name, in, want string
+	}{
+		{"no metadata", ``, ``},
+		{"no boxes", `{"steps":[{"name":"x","ms":1}]}`, `{"steps":[{"name":"x","ms":1}]}`},
+		{"halved", `{"boxes":[{"x":10,"y":20,"w":64,"h":32,"label":"face","score":0.9}],"gate":{"motion":true}}`,
+			`{"boxes":[{"x":5,"y":10,"w":32,"h":16,"label":"face","score":0.9}],"gate":{"motion":true}}`},
+		{"bad boxes left out", `{"boxes":[{"x":"a","y":1,"w":1,"h":1},{"x":4,"y":4,"w":8,"h":8,"carried":true}]}`,
+			`{"boxes":[{"x":2,"y":2,"w":4,"h":4,"carried":true}]}`},
+		{"boxes not a list", `{"boxes":7}`, `{"boxes":[]}`},
+		{"not an object", `[1]`, `[1]`},
+	} {
+		got := string(ScaleBoxes([]byte(c.in), 0.5, 0.5))
+		if got != c.want {
+			t.Errorf("%s: ScaleBoxes(%s) = %s; want %s", c.name, c.in, got, c.want)
+		}
+	}
+}

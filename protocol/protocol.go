@@ -104,6 +104,9 @@ var (
 	ErrMetadata  = errors.New("metadata is not a JSON object")
 	ErrJPEG      = errors.New("bad JPEG frame header")
 	ErrPixels    = errors.New("picture exceeds pixel limit")
+	// ErrRendition: a rendition's picture is not as wide as its name
+	// says (see Rendition).
+	ErrRendition = errors.New("rendition width does not match its name")
 )
 
 // Header is the fixed part of a frame. The zero value is not a valid header;
@@ -122,6 +125,9 @@ type Header struct {
 	CaptureTime int64 // Unix nanoseconds
 	MetaLen     uint32
 	PayloadLen  uint32
+	// Rendition is RenditionMain (0) for the channel's main picture, or
+	// the width of a smaller copy of the same frame (see Rendition).
+	Rendition Rendition
 }
 
 // BodyLen returns the number of bytes after the header: metadata plus payload.
@@ -155,7 +161,8 @@ func PutHeader(b []byte, h Header) {
 	binary.BigEndian.PutUint64(b[28:], uint64(h.CaptureTime))
 	binary.BigEndian.PutUint32(b[36:], h.MetaLen)
 	binary.BigEndian.PutUint32(b[40:], h.PayloadLen)
-	binary.BigEndian.PutUint32(b[44:], 0)
+	binary.BigEndian.PutUint16(b[44:], uint16(h.Rendition))
+	binary.BigEndian.PutUint16(b[46:], 0)
 }
 
 // PeekSeq reads the sequence number of a message without checking
@@ -167,6 +174,16 @@ func PeekSeq(msg []byte) (seq uint64, ok bool) {
 		return 0, false
 	}
 	return binary.BigEndian.Uint64(msg[20:]), true
+}
+
+// PeekRendition reads the rendition of a message without checking
+// anything else (a relay keeps one newest frame per rendition); a message
+// too short to hold one is the main picture's.
+func PeekRendition(msg []byte) Rendition {
+	if len(msg) < 46 {
+		return RenditionMain
+	}
+	return Rendition(binary.BigEndian.Uint16(msg[44:]))
 }
 
 // ParseHeader decodes the header at the start of b. It checks the fields
@@ -194,6 +211,7 @@ func ParseHeader(b []byte) (Header, error) {
 	h.CaptureTime = int64(binary.BigEndian.Uint64(b[28:]))
 	h.MetaLen = binary.BigEndian.Uint32(b[36:])
 	h.PayloadLen = binary.BigEndian.Uint32(b[40:])
+	h.Rendition = Rendition(binary.BigEndian.Uint16(b[44:]))
 
 	if h.Version != Version {
 		return h, fmt.Errorf("%w: %d", ErrVersion, h.Version)
@@ -204,8 +222,8 @@ func ParseHeader(b []byte) (Header, error) {
 	if h.Flags&^knownFlags != 0 {
 		return h, fmt.Errorf("%w: %#02x", ErrFlags, uint8(h.Flags))
 	}
-	if r := binary.BigEndian.Uint32(b[44:]); r != 0 {
-		return h, fmt.Errorf("%w: reserved header bytes %#08x", ErrFlags, r)
+	if r := binary.BigEndian.Uint16(b[46:]); r != 0 {
+		return h, fmt.Errorf("%w: reserved header bytes %#04x", ErrFlags, r)
 	}
 	if h.HeaderLen < HeaderLen {
 		return h, fmt.Errorf("%w: %d, need at least %d", ErrHeaderLen, h.HeaderLen, HeaderLen)
@@ -284,6 +302,10 @@ func (l Limits) check(h *Header) error {
 			return fmt.Errorf("%w: raw %dx%dx%d of %d-byte elements needs %d bytes, got %d",
 				ErrPayload, h.Width, h.Height, h.Channels, h.ElemType.Size(), want, h.PayloadLen)
 		}
+	}
+	if h.Rendition != RenditionMain && h.Width != uint32(h.Rendition) {
+		return fmt.Errorf("%w: rendition %d is %d pixels wide; a rendition is exactly as wide as its name",
+			ErrRendition, h.Rendition, h.Width)
 	}
 	return nil
 }

@@ -51,6 +51,14 @@ func frameCases() []tcase {
 			Payload: []byte{0, 0, 255, 0, 255, 0, 255, 0, 0, 255, 255, 255}}},
 		{"raw_gray_u16", Frame{Header: Header{Codec: CodecRaw, ElemType: ElemUint16, Channels: 1, Width: 2, Height: 1, Seq: 9, CaptureTime: -1},
 			Payload: []byte{0x34, 0x12, 0xff, 0xff}}},
+		// A rendition: a 320-wide copy of a frame, with its boxes in its
+		// own pixels. 0x0140 in bytes 44-45.
+		{"jpeg_rendition", Frame{Header: Header{Codec: CodecJPEG, Flags: FlagKey, Width: 320, Height: 180, Seq: 0x0102030405060708,
+			CaptureTime: captureTime, Rendition: 320},
+			Meta: []byte(`{"boxes":[{"x":3,"y":5,"w":8,"h":10,"label":"cat"}]}`), Payload: jpegStub(320, 180)}},
+		// Raw pixels may be a rendition too: rendition 6, a 6x1 gray strip.
+		{"raw_rendition", Frame{Header: Header{Codec: CodecRaw, Flags: FlagKey, ElemType: ElemUint8, Channels: 1, Width: 6, Height: 1,
+			Seq: 3, CaptureTime: captureTime, Rendition: 6}, Payload: []byte{0, 50, 100, 150, 200, 250}}},
 	}
 	var cs []tcase
 	for _, v := range valid {
@@ -71,6 +79,11 @@ func frameCases() []tcase {
 	mut("bad_codec", ErrCodec, func(b []byte) []byte { b[6] = 77; return b })
 	mut("reserved_flags", ErrFlags, func(b []byte) []byte { b[7] = 0x81; return b })
 	mut("reserved_bytes", ErrFlags, func(b []byte) []byte { b[46] = 1; return b })
+	mut("reserved_byte_47", ErrFlags, func(b []byte) []byte { b[47] = 0x80; return b })
+	// jpeg_minimal is 4 pixels wide: as rendition 320 (0x0140) it lies.
+	mut("rendition_width_mismatch", ErrRendition, func(b []byte) []byte { b[44], b[45] = 0x01, 0x40; return b })
+	// Rendition 4 is exactly 4 wide; rendition 2 is not.
+	mut("rendition_narrower_than_name", ErrRendition, func(b []byte) []byte { b[45] = 8; return b })
 	mut("header_len_small", ErrHeaderLen, func(b []byte) []byte { b[8], b[9] = 0, 20; return b })
 	mut("short", ErrShort, func(b []byte) []byte { return b[:HeaderLen-1] })
 	mut("truncated_payload", ErrLength, func(b []byte) []byte { return b[:len(b)-1] })
@@ -265,6 +278,19 @@ func TestParseControl(t *testing.T) {
 		{`{"op":"exec"}`, Control{}, false},
 		{`not json`, Control{}, false},
 		{`{"op":"ack","pad":"` + strings.Repeat("x", MaxControlBytes) + `"}`, Control{}, false},
+		{`{"op":"rendition","max_width":320}`, Control{Op: OpRendition, MaxWidth: 320}, true},
+		{`{"op":"rendition","rendition":"main"}`, Control{Op: OpRendition, Rendition: "main"}, true},
+		{`{"op":"rendition","rendition":"640"}`, Control{Op: OpRendition, Rendition: "640"}, true},
+		{`{"op":"rendition"}`, Control{}, false},
+		{`{"op":"rendition","max_width":0,"rendition":""}`, Control{}, false},
+		{`{"op":"rendition","max_width":-1}`, Control{}, false},
+		{`{"op":"rendition","max_width":65536}`, Control{}, false},
+		{`{"op":"rendition","max_width":1e300}`, Control{}, false},
+		{`{"op":"rendition","max_width":320.5}`, Control{}, false},
+		{`{"op":"rendition","max_width":"320"}`, Control{}, false},
+		{`{"op":"rendition","rendition":"0"}`, Control{}, false},
+		{`{"op":"rendition","rendition":320}`, Control{}, false},
+		{`{"op":"rendition","rendition":"320","max_width":320}`, Control{}, false},
 	} {
 		got, err := ParseControl([]byte(c.in))
 		if (err == nil) != c.ok || (c.ok && got != c.want) {
@@ -328,16 +354,17 @@ type goldenVector struct {
 	File  string `json:"file"`
 	Error string `json:"error,omitempty"` // sentinel name, e.g. "ErrMagic"
 	// Expected decoded fields, for valid vectors.
-	Codec       string `json:"codec,omitempty"`
-	Width       uint32 `json:"width,omitempty"`
-	Height      uint32 `json:"height,omitempty"`
-	Seq         string `json:"seq,omitempty"`          // decimal: exceeds JavaScript's safe integers
-	CaptureTime string `json:"capture_time,omitempty"` // decimal Unix ns
-	Flags       uint8  `json:"flags,omitempty"`
-	ElemType    uint8  `json:"elem_type,omitempty"`
-	Channels    uint8  `json:"channels,omitempty"`
-	Meta        string `json:"meta,omitempty"`
-	PayloadHex  string `json:"payload_hex,omitempty"`
+	Codec       string  `json:"codec,omitempty"`
+	Width       uint32  `json:"width,omitempty"`
+	Height      uint32  `json:"height,omitempty"`
+	Seq         string  `json:"seq,omitempty"`          // decimal: exceeds JavaScript's safe integers
+	CaptureTime string  `json:"capture_time,omitempty"` // decimal Unix ns
+	Flags       uint8   `json:"flags,omitempty"`
+	ElemType    uint8   `json:"elem_type,omitempty"`
+	Channels    uint8   `json:"channels,omitempty"`
+	Meta        string  `json:"meta,omitempty"`
+	PayloadHex  string  `json:"payload_hex,omitempty"`
+	Rendition   *uint16 `json:"rendition,omitempty"` // set for every valid vector, 0 included
 }
 
 // sentinelName maps the sentinels to stable names shared with the browser.
@@ -345,7 +372,7 @@ var sentinelNames = map[error]string{
 	ErrShort: "ErrShort", ErrMagic: "ErrMagic", ErrVersion: "ErrVersion", ErrKind: "ErrKind",
 	ErrCodec: "ErrCodec", ErrFlags: "ErrFlags", ErrHeaderLen: "ErrHeaderLen", ErrLength: "ErrLength",
 	ErrTooBig: "ErrTooBig", ErrSize: "ErrSize", ErrPayload: "ErrPayload", ErrMetadata: "ErrMetadata",
-	ErrJPEG: "ErrJPEG", ErrPixels: "ErrPixels",
+	ErrJPEG: "ErrJPEG", ErrPixels: "ErrPixels", ErrRendition: "ErrRendition",
 }
 
 func vectorsFor(cs []tcase) []goldenVector {
@@ -360,6 +387,8 @@ func vectorsFor(cs []tcase) []goldenVector {
 			v.Seq, v.CaptureTime = fmt.Sprint(f.Seq), fmt.Sprint(f.CaptureTime)
 			v.Flags, v.ElemType, v.Channels = uint8(f.Flags), uint8(f.ElemType), f.Channels
 			v.Meta, v.PayloadHex = string(f.Meta), fmt.Sprintf("%x", f.Payload)
+			r := uint16(f.Rendition)
+			v.Rendition = &r
 		}
 		vs = append(vs, v)
 	}
@@ -509,6 +538,98 @@ func TestRedactURL(t *testing.T) {
 	} {
 		if got := RedactURL(c.in); got != c.want {
 			t.Errorf("RedactURL(%q) = %q; want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestRenditionNames(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want Rendition
+		ok   bool
+	}{
+		{"main", RenditionMain, true}, {"320", 320, true}, {"1", 1, true}, {"65535", 65535, true},
+		{"0", 0, false}, {"65536", 0, false}, {"-320", 0, false}, {"+320", 0, false}, {"0320", 0, false},
+		{"320.0", 0, false}, {" 320", 0, false}, {"", 0, false}, {"Main", 0, false}, {"1e3", 0, false},
+		{"99999999999999999999", 0, false}, {"３２０", 0, false},
+	} {
+		got, err := ParseRendition(c.in)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("ParseRendition(%q) = %v, %v; want %v ok=%v", c.in, got, err, c.want, c.ok)
+		}
+		if c.ok && got.String() != c.in {
+			t.Errorf("Rendition(%d).String() = %q; want %q", got, got.String(), c.in)
+		}
+		if err != nil && !errors.Is(err, ErrRenditionName) {
+			t.Errorf("ParseRendition(%q) error %v is not ErrRenditionName", c.in, err)
+		}
+	}
+	for _, c := range []struct {
+		in   string
+		want int
+		ok   bool
+	}{
+		{"320", 320, true}, {"1", 1, true}, {"65535", 65535, true},
+		{"0", 0, false}, {"-1", 0, false}, {"65536", 0, false}, {"1e9", 0, false}, {"abc", 0, false},
+		{"", 0, false}, {"320px", 0, false}, {"18446744073709551616", 0, false},
+	} {
+		got, err := ParseMaxWidth(c.in)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("ParseMaxWidth(%q) = %d, %v; want %d ok=%v", c.in, got, err, c.want, c.ok)
+		}
+	}
+}
+
+func TestPickRendition(t *testing.T) {
+	full := []RenditionSize{{RenditionMain, 1280}, {640, 640}, {320, 320}}
+	for _, c := range []struct {
+		name string
+		have []RenditionSize
+		want RenditionWant
+		got  Rendition
+		ok   bool
+	}{
+		{"fits exactly", full, RenditionWant{MaxWidth: 320}, 320, true},
+		{"next wider", full, RenditionWant{MaxWidth: 321}, 640, true},
+		{"smaller than all", full, RenditionWant{MaxWidth: 1}, 320, true},
+		{"main fits", full, RenditionWant{MaxWidth: 1000}, RenditionMain, true},
+		{"wider than all: the widest", full, RenditionWant{MaxWidth: 4000}, RenditionMain, true},
+		{"main only", full[:1], RenditionWant{MaxWidth: 320}, RenditionMain, true},
+		{"main of unknown width is the widest", []RenditionSize{{320, 320}, {RenditionMain, 0}}, RenditionWant{MaxWidth: 400}, RenditionMain, true},
+		{"no main: the widest rendition", full[1:], RenditionWant{MaxWidth: 1000}, 640, true},
+		{"nothing", nil, RenditionWant{MaxWidth: 320}, 0, false},
+		{"exact", full, RenditionWant{Rendition: 640}, 640, true},
+		{"exact main", full, RenditionWant{}, RenditionMain, true},
+		{"exact missing: wait", full, RenditionWant{Rendition: 480}, 0, false},
+		{"main missing: wait", full[1:], RenditionWant{}, 0, false},
+	} {
+		got, ok := c.want.Pick(c.have)
+		if got != c.got || ok != c.ok {
+			t.Errorf("%s: %v.Pick(%v) = %v, %v; want %v, %v", c.name, c.want, c.have, got, ok, c.got, c.ok)
+		}
+	}
+}
+
+func TestParseRenditionWant(t *testing.T) {
+	for _, c := range []struct {
+		rendition, maxWidth string
+		want                RenditionWant
+		ok                  bool
+	}{
+		{"", "", RenditionWant{}, true},
+		{"main", "", RenditionWant{}, true},
+		{"320", "", RenditionWant{Rendition: 320}, true},
+		{"", "640", RenditionWant{MaxWidth: 640}, true},
+		{"320", "640", RenditionWant{}, false},
+		{"", "0", RenditionWant{}, false},
+		{"", "-5", RenditionWant{}, false},
+		{"", "100000", RenditionWant{}, false},
+		{"", "wide", RenditionWant{}, false},
+		{"0", "", RenditionWant{}, false},
+	} {
+		got, err := ParseRenditionWant(c.rendition, c.maxWidth)
+		if (err == nil) != c.ok || (c.ok && got != c.want) {
+			t.Errorf("ParseRenditionWant(%q, %q) = %+v, %v; want %+v ok=%v", c.rendition, c.maxWidth, got, err, c.want, c.ok)
 		}
 	}
 }

@@ -19,7 +19,7 @@ import (
 // While an OpenCV source is open they go instead to its health, which logs
 // them as structured lines at a bounded rate and tells the hub the last
 // one. FFmpeg has one log callback per process, so the lines go to every
-// source open at the time; with none open they go to stderr as before.
+// source open at the time; with none open they go to stderr, FFmpeg's default.
 // OPENCV_FFMPEG_DEBUG or OPENCV_FFMPEG_LOGLEVEL in the environment leave
 // FFmpeg's logging to OpenCV, as its documentation says.
 

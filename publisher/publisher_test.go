@@ -102,7 +102,13 @@ type received struct {
 // for the frames so far or ctx ends.
 func collect(t *testing.T, ctx context.Context, base, channel string, stop func([]received) bool) (func() []received, *subscriber.Client) {
 	t.Helper()
-	cl, err := subscriber.New(subscriber.Config{Hub: base, Channel: channel})
+	return collectWant(t, ctx, base, channel, protocol.RenditionWant{}, stop)
+}
+
+// collectWant is collect for a reader of what want asks for.
+func collectWant(t *testing.T, ctx context.Context, base, channel string, want protocol.RenditionWant, stop func([]received) bool) (func() []received, *subscriber.Client) {
+	t.Helper()
+	cl, err := subscriber.New(subscriber.Config{Hub: base, Channel: channel, Want: want})
 	if err != nil {
 		t.Fatal(err)
 	}

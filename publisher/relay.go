@@ -606,6 +606,9 @@ func (r *Relay) readStream(ctx context.Context, in io.Reader, opt protocol.MJPEG
 			continue
 		}
 		w, h, err := protocol.JPEGSize(p.JPEG)
+		if rend := r.cfg.Sender.Rendition; err == nil && rend != protocol.RenditionMain && w != int(rend) {
+			err = fmt.Errorf("a %dx%d JPEG is not rendition %v, which is exactly %v pixels wide (scale the source to that width)", w, h, rend, rend)
+		}
 		if err != nil {
 			r.skip(err)
 			continue
@@ -670,7 +673,8 @@ func (r *Relay) sendLoop(ctx context.Context) error {
 		}
 		msg = append(msg[:0], make([]byte, protocol.HeaderLen)...)
 		protocol.PutHeader(msg, protocol.Header{Codec: protocol.CodecJPEG, Flags: protocol.FlagKey,
-			Width: uint32(f.w), Height: uint32(f.h), Seq: f.seq, CaptureTime: f.captured, PayloadLen: uint32(len(f.jpeg))})
+			Width: uint32(f.w), Height: uint32(f.h), Seq: f.seq, CaptureTime: f.captured, PayloadLen: uint32(len(f.jpeg)),
+			Rendition: r.cfg.Sender.Rendition})
 		msg = append(msg, f.jpeg...)
 		w, h := f.w, f.h
 		r.slot.release(f)

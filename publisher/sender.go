@@ -57,7 +57,12 @@ type SenderConfig struct {
 	// someone watches (?on_demand=1), for its listings; Viewers says how
 	// many do either way.
 	OnDemand bool
-	Logger   *slog.Logger // nil discards
+	// Rendition, when not the main picture, makes this a publisher of that
+	// one rendition of the channel (?rendition=N): a source that makes a
+	// small copy of frames another publisher sends (a processing step, an
+	// ffmpeg scale). Every frame sent must carry it.
+	Rendition protocol.Rendition
+	Logger    *slog.Logger // nil discards
 }
 
 // Sender holds the connection to the hub and reconnects it with capped,
@@ -87,6 +92,7 @@ type Sender struct {
 	reconnects   uint64
 	everUp       bool
 	limits       protocol.Limits // the hub's, from the last handshake
+	renditions   int             // renditions besides main the hub accepts per channel, from the last handshake
 }
 
 // NewSender checks cfg and returns a Sender; it connects on the first Send.
@@ -137,6 +143,15 @@ func (s *Sender) HubLimits() protocol.Limits {
 	return s.limits
 }
 
+// MaxRenditions returns how many renditions besides the main picture the
+// hub said (on the last connection) that a channel may carry; 0 before the
+// first connection, or from a hub that knows no renditions.
+func (s *Sender) MaxRenditions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.renditions
+}
+
 // Reconnects returns how many times the sender connected again after its
 // first connection.
 func (s *Sender) Reconnects() uint64 {
@@ -156,17 +171,15 @@ func (s *Sender) Connect(ctx context.Context) error {
 	if s.Connected() {
 		return nil
 	}
-	query := ""
-	if s.cfg.OnDemand {
-		query = protocol.QueryOnDemand + "=1"
-	}
-	ws, resp, err := s.dialer.Dial(ctx, protocol.PathPublish, s.cfg.Channel, query)
+	ws, resp, err := s.dialer.Dial(ctx, protocol.PathPublish, s.cfg.Channel,
+		dial.Query{OnDemand: s.cfg.OnDemand, Rendition: s.cfg.Rendition})
 	if err != nil {
 		return err
 	}
 	lim := protocol.ClientLimits(resp.Header, protocol.ClientGuard)
 	s.mu.Lock()
 	s.limits = lim
+	s.renditions = protocol.MaxRenditionsFrom(resp.Header)
 	s.takesNotices = resp.Header.Get(protocol.HeaderSourceNotices) == "1"
 	s.mu.Unlock()
 	s.attach(ws)
@@ -419,14 +432,17 @@ func (s *Sender) Close() error {
 // delivered; Sent those written to the hub; Skipped those captured but
 // overwritten by a newer frame before the sender took them.
 type Stats struct {
-	Captured   uint64
-	Sent       uint64
-	Skipped    uint64
-	Bytes      uint64        // payload bytes sent, headers included
-	EncodeTime time.Duration // total time spent processing and encoding sent frames
-	Reconnects uint64
-	Width      int
-	Height     int
+	Captured uint64
+	Sent     uint64
+	Skipped  uint64
+	// RenditionsSent counts the smaller copies sent after the frames
+	// (Config.Renditions); Sent does not count them.
+	RenditionsSent uint64
+	Bytes          uint64        // payload bytes sent, headers and renditions included
+	EncodeTime     time.Duration // total time spent processing and encoding sent frames and their renditions
+	Reconnects     uint64
+	Width          int
+	Height         int
 	// MetaDropped counts frames sent without the metadata filters gave
 	// them (it did not marshal, or was larger than the hub accepts).
 	MetaDropped uint64

@@ -607,6 +607,7 @@ func TestGoldenVectorsInPage(t *testing.T) {
 					const f = FH.parseFrame(b, %s);
 					return {codec: ['', 'jpeg', 'raw'][f.codec], width: f.width, height: f.height, seq: f.seq.toString(),
 						capture_time: f.captureTimeNs.toString(), flags: f.flags, elem_type: f.elemType, channels: f.channels,
+						rendition: f.rendition,
 						meta: f.metaText, payload_hex: Array.from(f.payload, (x) => x.toString(16).padStart(2, '0')).join('')};
 				} catch (e) {
 					return {error: e.code || String(e)};
@@ -753,3 +754,70 @@ const contrastJS = `(() => {
 	const form = document.getElementById('auth');
 	return Math.min(ratio(form.querySelector('p')), ratio(document.getElementById('auth-token')), ratio(form.querySelector('button')));
 })()`
+
+// TestPageAsksForARendition: /view/cam?max-width=320 draws the channel's
+// 320 rendition, /view/cam its main picture, and a grid tile the one that
+// fits it in device pixels; the player says which it draws.
+func TestPageAsksForARendition(t *testing.T) {
+	s := startHub(t, "127.0.0.1:0", hub.Config{})
+	red, blue := color.RGBA{230, 20, 20, 255}, color.RGBA{20, 20, 230, 255}
+	main, small := solidJPEG(t, 640, 360, red), solidJPEG(t, 320, 180, blue)
+	small.Rendition = 320
+	u, err := protocol.ChannelURL(s.url(), protocol.PathPublish, "cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for seq := uint64(1); ; seq++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			at := time.Now().UnixNano()
+			for _, f := range []protocol.Frame{*main, *small} {
+				f.Seq, f.CaptureTime = seq, at
+				if pub.WriteMessage(websocket.BinaryMessage, protocol.AppendFrame(nil, &f)) != nil {
+					return
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); wg.Wait(); pub.Close() })
+
+	ctx := browser(t)
+	navigate(t, ctx, s.url()+"/view/cam?max-width=320")
+	waitJS(t, ctx, "the 320 rendition drawn", `framehub.player.stats().drawn >= 5 && framehub.player.stats().rendition === '320'`, 15*time.Second)
+	if st := stats(t, ctx); st.Width != 320 || st.Height != 180 {
+		t.Fatalf("player stats %+v; want the 320x180 rendition", st)
+	}
+	if c := centre(t, ctx); !near(c, blue, 30) {
+		t.Fatalf("centre pixel %v; want the rendition's blue", c)
+	}
+	if text := eval[string](t, ctx, `document.getElementById('stats').textContent`); !strings.Contains(text, "rendition 320") {
+		t.Errorf("stats line %q; want it to say it draws rendition 320", text)
+	}
+	navigate(t, ctx, s.url()+"/view/cam")
+	waitJS(t, ctx, "the main picture drawn", `framehub.player.stats().drawn >= 5 && framehub.player.stats().rendition === 'main'`, 15*time.Second)
+	if c := centre(t, ctx); !near(c, red, 30) {
+		t.Fatalf("centre pixel %v; want the main picture's red", c)
+	}
+	navigate(t, ctx, s.url()+"/")
+	waitJS(t, ctx, "the tile drawing", `(framehubGrid.stats().cam || {}).drawn >= 5`, 15*time.Second)
+	got := eval[map[string]any](t, ctx, `(() => {
+		const c = document.querySelector('[data-channel="cam"] canvas');
+		const w = c.clientWidth * (window.devicePixelRatio || 1);
+		return {want: w <= 320 ? '320' : 'main', got: framehubGrid.stats().cam.rendition, w};
+	})()`)
+	if got["want"] != got["got"] {
+		t.Fatalf("a tile %v device pixels wide draws rendition %v; want %v", got["w"], got["got"], got["want"])
+	}
+}

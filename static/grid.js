@@ -37,8 +37,10 @@
     $('grid').appendChild(card);
     // A tile decodes its frames as wide as it is shown, in device pixels:
     // a fraction of the work of a full 720p or 1080p frame, so many
-    // channels stay live on one page.
-    const player = new FH.Player(canvas, name, { credit: 1, maxWidth: tileWidth(canvas), delayMs });
+    // channels stay live on one page. It asks the hub for the channel's
+    // rendition that fits that width (max-width), so that a channel with a
+    // small rendition sends that instead of its main picture.
+    const player = new FH.Player(canvas, name, { credit: 1, maxWidth: tileWidth(canvas), askWidth: tileWidth(canvas), delayMs });
     const c = { el: card, player, info, nolive, fit: fitter(canvas, player) };
     if (!document.hidden) player.start();
     c.events = events;

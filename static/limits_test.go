@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image/color"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -131,8 +132,11 @@ func TestCreditWindowFromTheFirstFrame(t *testing.T) {
 	navigate(t, ctx, s.url()+"/")
 	waitJS(t, ctx, "thumbnail frames", `(framehubGrid.stats().cam || {}).drawn >= 10`, 15*time.Second)
 
-	if got, want := s.requested("/ws/subscribe/cam"), []string{"/ws/subscribe/cam?window=2", "/ws/subscribe/cam?window=1"}; strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Fatalf("subscriptions %q; want %q (the player's, then the thumbnail's)", got, want)
+	// The thumbnail also asks for the rendition that fits its width.
+	got := s.requested("/ws/subscribe/cam")
+	thumb := regexp.MustCompile(`^/ws/subscribe/cam\?window=1&max-width=[0-9]+$`)
+	if len(got) != 2 || got[0] != "/ws/subscribe/cam?window=2" || !thumb.MatchString(got[1]) {
+		t.Fatalf("subscriptions %q; want ?window=2, then ?window=1&max-width=W (the player's, then the thumbnail's)", got)
 	}
 	ws.mu.Lock()
 	defer ws.mu.Unlock()

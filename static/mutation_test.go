@@ -62,7 +62,7 @@ func mutateOnce(r *rand.Rand, m []byte) []byte {
 	case k == 1: // truncate
 		m = m[:r.IntN(len(m))]
 	case k == 2 && len(m) >= protocol.HeaderLen: // set a header field to an edge value
-		fields := []struct{ off, size int }{{8, 2}, {36, 4}, {40, 4}, {12, 4}, {16, 4}, {4, 1}, {5, 1}, {6, 1}, {7, 1}, {10, 1}, {11, 1}, {44, 4}}
+		fields := []struct{ off, size int }{{8, 2}, {36, 4}, {40, 4}, {12, 4}, {16, 4}, {4, 1}, {5, 1}, {6, 1}, {7, 1}, {10, 1}, {11, 1}, {44, 2}, {46, 2}}
 		f := fields[r.IntN(len(fields))]
 		n := uint64(len(m))
 		vals := []uint64{0, 1, 2, 47, 48, 49, n, n - 48, n - 47, n - 49, 0xFF, 0xFFFF, 0x10000, 0xFFFFFFFF, 1 << 31, r.Uint64()}
@@ -101,6 +101,7 @@ func mutateOnce(r *rand.Rand, m []byte) []byte {
 		}
 		fixLen()
 	case k == 7 && len(m) >= protocol.HeaderLen && binary.BigEndian.Uint32(m[36:]) > 0 &&
+		int(binary.BigEndian.Uint16(m[8:])) >= protocol.HeaderLen &&
 		int(binary.BigEndian.Uint16(m[8:]))+int(binary.BigEndian.Uint32(m[36:])) <= len(m): // other metadata
 		hl := int(binary.BigEndian.Uint16(m[8:]))
 		ml := int(binary.BigEndian.Uint32(m[36:]))
@@ -131,7 +132,7 @@ func goCode(msg []byte, lim protocol.Limits) string {
 		{"ErrKind", protocol.ErrKind}, {"ErrCodec", protocol.ErrCodec}, {"ErrFlags", protocol.ErrFlags},
 		{"ErrHeaderLen", protocol.ErrHeaderLen}, {"ErrLength", protocol.ErrLength}, {"ErrTooBig", protocol.ErrTooBig},
 		{"ErrSize", protocol.ErrSize}, {"ErrPayload", protocol.ErrPayload}, {"ErrMetadata", protocol.ErrMetadata},
-		{"ErrJPEG", protocol.ErrJPEG}, {"ErrPixels", protocol.ErrPixels},
+		{"ErrJPEG", protocol.ErrJPEG}, {"ErrPixels", protocol.ErrPixels}, {"ErrRendition", protocol.ErrRendition},
 	} {
 		if errors.Is(err, s.err) {
 			return s.name
@@ -233,7 +234,7 @@ func TestParseFrameMutations(t *testing.T) {
 	// The mutations reach every check: frames come through, and each kind
 	// of refusal is met.
 	for _, code := range []string{"", "ErrShort", "ErrMagic", "ErrVersion", "ErrKind", "ErrCodec", "ErrFlags", "ErrHeaderLen",
-		"ErrLength", "ErrTooBig", "ErrSize", "ErrPayload", "ErrMetadata", "ErrJPEG", "ErrPixels"} {
+		"ErrLength", "ErrTooBig", "ErrSize", "ErrPayload", "ErrMetadata", "ErrJPEG", "ErrPixels", "ErrRendition"} {
 		if outcomes[code] == 0 {
 			t.Errorf("no mutation gave %q; the mutations do not reach that check", code)
 		}

@@ -177,9 +177,14 @@
   }
 
   // subscribeURL asks the hub at origin for credit mode with credit
-  // frames in flight from the first frame (protocol.QueryWindow).
-  function subscribeURL(origin, channel, credit) {
-    return origin.replace(/^http/, 'ws') + FH.PATH_SUBSCRIBE + channel + '?' + FH.QUERY_WINDOW + '=' + credit;
+  // frames in flight from the first frame (protocol.QueryWindow) and, when
+  // askWidth is a width in pixels, for the channel's rendition that fits
+  // it (protocol.QueryMaxWidth: the narrowest at least that wide, else the
+  // widest).
+  function subscribeURL(origin, channel, credit, askWidth) {
+    let u = origin.replace(/^http/, 'ws') + FH.PATH_SUBSCRIBE + channel + '?' + FH.QUERY_WINDOW + '=' + credit;
+    if (askWidth > 0) u += '&' + FH.QUERY_MAX_WIDTH + '=' + Math.min(Math.ceil(askWidth), FH.MAX_RENDITION_WIDTH);
+    return u;
   }
 
   // trim drops the entries of a list of {at} older than keepMs before now.
@@ -204,6 +209,8 @@
     // opts.decodeTimeoutMs: how long a decoder worker may take to answer
     //   before it is replaced (default 10 s, plus delayMs)
     // opts.maxWidth: decode at most this wide (thumbnails), 0 for full size
+    // opts.askWidth: ask the hub for the channel's rendition that fits this
+    //   width in pixels (max-width), 0 for the main picture
     // opts.protocols: WebSocket subprotocols, or a function that returns them
     //   when connecting (FH.auth.protocols carries the view token)
     // opts.headers: a function that returns the headers of the player's
@@ -220,7 +227,7 @@
       const protocols = FH.auth ? FH.auth.protocols : undefined;
       const headers = FH.auth ? FH.auth.headers : () => ({});
       this.opts = Object.assign({
-        credit: 2, delayMs: 0, decodeTimeoutMs: DECODE_TIMEOUT_MS, maxWidth: 0, protocols, headers, onChange: null,
+        credit: 2, delayMs: 0, decodeTimeoutMs: DECODE_TIMEOUT_MS, maxWidth: 0, askWidth: 0, protocols, headers, onChange: null,
         hub: '', worker: undefined,
       }, opts || {});
       if (!(this.opts.decodeTimeoutMs > 0)) this.opts.decodeTimeoutMs = DECODE_TIMEOUT_MS;
@@ -245,7 +252,7 @@
       this.labels = [];
       this.s = {
         received: 0, drawn: 0, dropped: 0, gaps: 0, bad: 0, badMeta: 0, problem: '', reconnects: 0,
-        lastRecvSeq: null, lastRecvAt: 0, lastSeq: null, width: 0, height: 0, codec: 0,
+        lastRecvSeq: null, lastRecvAt: 0, lastSeq: null, width: 0, height: 0, codec: 0, rendition: 0,
         ages: [], drawTimes: [], lastDrawAt: 0, connectedOnce: false,
       };
       this.resetTiming();
@@ -303,7 +310,7 @@
       let ws;
       try {
         const p = this.opts.protocols;
-        ws = new WebSocket(subscribeURL(this.origin, this.channel, credit), typeof p === 'function' ? p() : p);
+        ws = new WebSocket(subscribeURL(this.origin, this.channel, credit, this.opts.askWidth), typeof p === 'function' ? p() : p);
       } catch (e) {
         this.retry();
         return;
@@ -521,6 +528,7 @@
         s.width = f.width;
         s.height = f.height;
         s.codec = f.codec;
+        s.rendition = f.rendition;
         const age = Date.now() - f.captureTimeMs;
         s.ages.push(age);
         if (s.ages.length > AGE_SAMPLES) s.ages.shift();
@@ -626,6 +634,7 @@
         width: s.width,
         height: s.height,
         codec: s.codec === FH.CODEC_RAW ? 'raw' : s.codec === FH.CODEC_JPEG ? 'jpeg' : '',
+        rendition: s.drawn ? FH.renditionName(s.rendition) : '', // of the frame drawn last: 'main' or its width
         reconnects: s.reconnects,
         lastFrameAgeMs: s.lastDrawAt ? performance.now() - s.lastDrawAt : null,
         retryInMs: this.state === 'reconnecting' ? Math.max(0, this.retryAt - performance.now()) : 0,

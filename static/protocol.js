@@ -20,6 +20,10 @@
   const SUBPROTOCOL = 'framehub';
   const SUBPROTOCOL_AUTH_PREFIX = 'framehub.auth.';
   const QUERY_WINDOW = 'window';
+  const QUERY_MAX_WIDTH = 'max-width';
+  const QUERY_RENDITION = 'rendition';
+  const OP_RENDITION = 'rendition';
+  const MAX_RENDITION_WIDTH = 65535; // protocol.MaxRenditionWidth
   const CLOSE_REPLACED = 4001;
   const CLOSE_REVOKED = 4003;
   // CLIENT_GUARD is the page's own memory guard, Go's protocol.ClientGuard:
@@ -161,12 +165,14 @@
       captureTimeNs: dv.getBigInt64(28),
       metaLen: dv.getUint32(36),
       payloadLen: dv.getUint32(40),
+      // 0: the main picture; N > 0: a copy of the same frame, N pixels wide.
+      rendition: dv.getUint16(44),
     };
     h.captureTimeMs = Number(h.captureTimeNs / 1000n) / 1000;
     if (h.version !== VERSION) throw new FrameError('ErrVersion', String(h.version));
     if (h.kind !== KIND_FRAME) throw new FrameError('ErrKind', String(h.kind));
     if (h.flags & ~KNOWN_FLAGS) throw new FrameError('ErrFlags', 'reserved flag bits');
-    if (dv.getUint32(44) !== 0) throw new FrameError('ErrFlags', 'reserved header bytes');
+    if (dv.getUint16(46) !== 0) throw new FrameError('ErrFlags', 'reserved header bytes');
     if (h.headerLen < HEADER_LEN) throw new FrameError('ErrHeaderLen', String(h.headerLen));
     if (h.codec === CODEC_JPEG) {
       if (h.elemType !== 0 || h.channels !== 0) throw new FrameError('ErrCodec', 'jpeg with raw layout');
@@ -188,6 +194,9 @@
     }
     if (h.codec === CODEC_RAW && h.width * h.height * h.channels * ELEM_SIZE[h.elemType] !== h.payloadLen) {
       throw new FrameError('ErrPayload', 'raw size does not match its shape');
+    }
+    if (h.rendition !== 0 && h.width !== h.rendition) {
+      throw new FrameError('ErrRendition', 'rendition ' + h.rendition + ' is ' + h.width + ' pixels wide');
     }
     if (total !== n) throw new FrameError('ErrLength', 'header says ' + total + ' bytes, message has ' + n);
     const metaBytes = u8.subarray(h.headerLen, h.headerLen + h.metaLen);
@@ -339,14 +348,29 @@
     };
   }
 
+  // renditionName returns a rendition's name in the API and in queries:
+  // 'main' for 0, else its width in decimal.
+  function renditionName(r) {
+    return r === 0 ? 'main' : String(r);
+  }
+
+  // parseMaxWidth reads a max-width the way the hub does
+  // (protocol.ParseMaxWidth): a width in pixels from 1 to 65535 in plain
+  // decimal, or null for anything else.
+  function parseMaxWidth(s) {
+    if (typeof s !== 'string' || !/^[1-9][0-9]{0,4}$/.test(s)) return null;
+    const n = Number(s);
+    return n <= MAX_RENDITION_WIDTH ? n : null;
+  }
+
   const CHANNEL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
   root.FH = Object.assign(root.FH || {}, {
     MAGIC, VERSION, HEADER_LEN, CODEC_JPEG, CODEC_RAW, CLIENT_GUARD, MAX_BOXES, MAX_LABEL,
     PATH_SUBSCRIBE, PATH_LIMITS, SUBPROTOCOL, SUBPROTOCOL_AUTH_PREFIX, QUERY_WINDOW, CLOSE_REPLACED, CLOSE_REVOKED,
-    MAX_CAPTURE_FPS, SKIP_SLACK,
+    QUERY_MAX_WIDTH, QUERY_RENDITION, OP_RENDITION, MAX_RENDITION_WIDTH, MAX_CAPTURE_FPS, SKIP_SLACK,
     FrameError, parseFrame, peekSeq, skippedFrames, clientLimits, jpegSize, frameBoxes, checkDecodable,
-    rawToRGBA, decodeSource, resizeOptions,
+    rawToRGBA, decodeSource, resizeOptions, renditionName, parseMaxWidth,
     validChannelName: (s) => CHANNEL_NAME.test(s),
   });
 })(self);

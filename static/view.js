@@ -14,7 +14,12 @@
   // Test hook: how long a decoder worker may stay silent before it is replaced.
   const decodeTimeoutMs = Number(params.get('test-decode-timeout-ms')) || undefined;
 
+  // /view/cam?max-width=320: draw the channel's rendition that fits 320
+  // pixels (the narrowest at least that wide, else the widest).
+  const askWidth = FH.parseMaxWidth(params.get(FH.QUERY_MAX_WIDTH)) || 0;
+
   const player = new FH.Player($('canvas'), channel, {
+    askWidth,
     delayMs,
     decodeTimeoutMs,
     onChange: (s) => render(),
@@ -42,7 +47,7 @@
     $('state').dataset.state = key;
     const parts = [];
     if (s.drawn > 0) {
-      parts.push(s.width + '×' + s.height + ' ' + s.codec, s.fps + ' fps',
+      parts.push(s.width + '×' + s.height + ' ' + s.codec + (s.rendition !== 'main' ? ' (rendition ' + s.rendition + ')' : ''), s.fps + ' fps',
         'age ' + Math.round(s.ageP50) + ' ms (p99 ' + Math.round(s.ageP99) + ')', '#' + s.lastSeq, 'skipped ' + s.skipped);
     }
     if (s.bad) parts.push('bad frames ' + s.bad);

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +57,10 @@ type Config struct {
 	// many frames in flight; the client acknowledges each frame after its
 	// FrameFunc returns.
 	Credit int
+	// Want is the rendition to receive: the zero value is the main
+	// picture; MaxWidth asks for the narrowest rendition at least that
+	// wide (or else the widest), following the renditions the channel has.
+	Want   protocol.RenditionWant
 	Header http.Header // extra handshake headers, e.g. Authorization
 	TLS    *tls.Config
 	// Guard caps what the client accepts whatever its hub says: frame,
@@ -84,7 +87,7 @@ type Config struct {
 type Client struct {
 	cfg    Config
 	dialer *dial.Dialer
-	query  string
+	query  dial.Query
 	limits protocol.Limits
 	log    *slog.Logger
 
@@ -102,11 +105,11 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Credit < 0 || cfg.Credit > protocol.MaxCreditWindow {
 		return nil, fmt.Errorf("credit window %d: must be 0 (off) to %d", cfg.Credit, protocol.MaxCreditWindow)
 	}
-	query := ""
-	if cfg.Credit > 0 {
-		// Credit mode from the first frame: no race with a control message.
-		query = protocol.QueryWindow + "=" + strconv.Itoa(cfg.Credit)
+	if w := cfg.Want.MaxWidth; w < 0 || w > protocol.MaxRenditionWidth {
+		return nil, fmt.Errorf("max width %d: must be 0 (the main picture) to %d pixels", w, protocol.MaxRenditionWidth)
 	}
+	// Credit mode from the first frame: no race with a control message.
+	query := dial.Query{Window: cfg.Credit, Want: cfg.Want}
 	lim := protocol.ClientGuard
 	if g := cfg.Guard; g.MaxFrameBytes > 0 {
 		lim.MaxFrameBytes = g.MaxFrameBytes

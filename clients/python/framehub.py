@@ -54,7 +54,7 @@ __all__ = [
     "Publisher", "Subscriber", "Frame", "Limits", "CLIENT_GUARD",
     "FramehubError", "ProtocolError", "RefusedError", "ReplacedError", "ClosedError",
     "encode_frame", "decode_frame", "parse_header", "jpeg_size", "check_channel_name",
-    "limits_from_headers", "channel_url", "Event", "frame_events", "skipped_frames",
+    "limits_from_headers", "channel_url", "rendition_name", "Event", "frame_events", "skipped_frames",
 ]
 
 log = logging.getLogger("framehub")
@@ -71,10 +71,15 @@ CODEC_RAW = 2   # packed pixels, little-endian elements, BGR order
 FLAG_KEY = 0x01  # the frame decodes on its own; other bits are reserved
 HEADER_LEN = 48
 
+# Renditions (protocol/rendition.go): header bytes 44-45. 0 is the main
+# picture; N > 0 is a smaller copy of the same frame, exactly N pixels wide.
+RENDITION_MAIN = 0
+MAX_RENDITION_WIDTH = 65535
+
 # magic, version, kind, codec, flags, header length, element type, channels,
 # width, height, sequence, capture time (Unix ns, signed), metadata length,
-# payload length, reserved: 48 bytes, big-endian.
-_HEADER = struct.Struct(">4sBBBBHBBIIQqIII")
+# payload length, rendition, reserved: 48 bytes, big-endian.
+_HEADER = struct.Struct(">4sBBBBHBBIIQqIIHH")
 assert _HEADER.size == HEADER_LEN
 
 # Raw element types and the numpy dtypes they are (elements are little-endian).
@@ -240,7 +245,7 @@ def channel_url(hub, endpoint, channel):
 
 
 class Header(collections.namedtuple(
-        "Header", "codec flags header_len elem_type channels width height seq capture_ns meta_len payload_len")):
+        "Header", "codec flags header_len elem_type channels width height seq capture_ns meta_len payload_len rendition")):
     """The fixed part of a frame, as read by :func:`parse_header`."""
     __slots__ = ()
 
@@ -251,7 +256,7 @@ def parse_header(buf):
     if len(buf) < HEADER_LEN:
         raise ProtocolError("ErrShort", f"frame shorter than its header: {len(buf)} bytes, need {HEADER_LEN}")
     (magic, version, kind, codec, flags, header_len, elem, channels, width, height,
-     seq, capture_ns, meta_len, payload_len, reserved) = _HEADER.unpack_from(buf)
+     seq, capture_ns, meta_len, payload_len, rendition, reserved) = _HEADER.unpack_from(buf)
     if magic != MAGIC:
         raise ProtocolError("ErrMagic", f"bad magic: {bytes(magic)!r}")
     if version != VERSION:
@@ -261,7 +266,7 @@ def parse_header(buf):
     if flags & ~FLAG_KEY:
         raise ProtocolError("ErrFlags", f"reserved flag bits set: {flags:#04x}")
     if reserved:
-        raise ProtocolError("ErrFlags", f"reserved header bytes set: {reserved:#010x}")
+        raise ProtocolError("ErrFlags", f"reserved header bytes set: {reserved:#06x}")
     if header_len < HEADER_LEN:
         raise ProtocolError("ErrHeaderLen", f"bad header length: {header_len}, need at least {HEADER_LEN}")
     if codec == CODEC_JPEG:
@@ -274,7 +279,8 @@ def parse_header(buf):
             raise ProtocolError("ErrCodec", f"raw with {channels} channels")
     else:
         raise ProtocolError("ErrCodec", f"unsupported codec: {codec}")
-    return Header(codec, flags, header_len, elem, channels, width, height, seq, capture_ns, meta_len, payload_len)
+    return Header(codec, flags, header_len, elem, channels, width, height, seq, capture_ns, meta_len, payload_len,
+                  rendition)
 
 
 def _check_limits(h, lim):
@@ -292,6 +298,9 @@ def _check_limits(h, lim):
         if want != h.payload_len:
             raise ProtocolError("ErrPayload", f"raw {h.width}x{h.height}x{h.channels} of element type {h.elem_type} "
                                               f"needs {want} bytes, got {h.payload_len}")
+    if h.rendition and h.width != h.rendition:
+        raise ProtocolError("ErrRendition", f"rendition {h.rendition} is {h.width} pixels wide; "
+                                            f"a rendition is exactly as wide as its name")
 
 
 # JPEG markers (ITU-T T.81, table B.1).
@@ -348,6 +357,12 @@ def jpeg_size(b):
             size = (width, height)
         i += seglen
     raise ProtocolError("ErrJPEG", "bad JPEG frame header: file ends before the image data")
+
+
+def rendition_name(r):
+    """Returns a rendition's name in the API and in queries: "main" for 0,
+    else its width in decimal."""
+    return "main" if r == RENDITION_MAIN else str(r)
 
 
 def _reject_constant(name):
@@ -485,14 +500,15 @@ def decode_frame(msg, limits=CLIENT_GUARD, received=None):
 
 
 def encode_frame(payload, *, codec, width, height, seq, capture_ns, meta=b"", flags=FLAG_KEY,
-                 elem_type=0, channels=0):
+                 elem_type=0, channels=0, rendition=RENDITION_MAIN):
     """Returns the bytes of one frame: a version 1 header, meta (JSON bytes)
-    and payload (any bytes-like object). Checks nothing but the field ranges
-    the header can hold; the caller builds a valid frame."""
+    and payload (any bytes-like object). rendition is 0 for the main
+    picture, or the width of a smaller copy. Checks nothing but the field
+    ranges the header can hold; the caller builds a valid frame."""
     meta = memoryview(meta).cast("B")
     payload = memoryview(payload).cast("B")
     head = _HEADER.pack(MAGIC, VERSION, KIND_FRAME, codec, flags, HEADER_LEN, elem_type, channels,
-                        width, height, seq, capture_ns, len(meta), len(payload), 0)
+                        width, height, seq, capture_ns, len(meta), len(payload), rendition, 0)
     return b"".join((head, meta, payload))
 
 
@@ -506,6 +522,8 @@ class Frame:
     - ``meta``: the JSON metadata as a dict, or None; ``events``: the events
       it states (:func:`frame_events`)
     - ``codec``: "jpeg" or "raw"; ``width``, ``height``; ``size``: message bytes
+    - ``rendition``: "main", or the width of a smaller copy of the channel's
+      main picture (a name such as "320"), as the hub sent it
     - ``jpeg``: the JPEG bytes (None for a raw frame); ``payload``: the payload bytes
     - ``image``: the picture as a numpy array, decoded on first use: BGR
       (h, w, 3) or gray (h, w) uint8 for JPEG; for raw, (h, w) or (h, w, c) of
@@ -531,6 +549,7 @@ class Frame:
     channels = property(lambda self: self._h.channels)
     flags = property(lambda self: self._h.flags)
     size = property(lambda self: len(self._msg))
+    rendition = property(lambda self: rendition_name(self._h.rendition))
 
     @property
     def codec(self):
@@ -1214,15 +1233,36 @@ class Subscriber:
     refused token: 401, 403; a revoked one: close code 4003) ends the
     iteration with a :class:`RefusedError` carrying the hub's reason.
 
+    A channel may carry renditions: smaller copies of its frames. By
+    default the subscriber receives the main picture. ``max_width=W`` asks
+    for the narrowest rendition at least W pixels wide (or else the widest),
+    following the renditions the channel has as they come and go;
+    ``rendition="320"`` (or ``"main"``) asks for one exactly, waiting while
+    the channel has none. Each frame's ``rendition`` says which it is.
+
     Iterate from one thread at a time; close may be called from any thread
     and ends the iteration.
     """
 
     def __init__(self, hub, channel, token=None, window=1, *, guard=CLIENT_GUARD, idle_timeout=IDLE_TIMEOUT,
-                 ssl=None):
+                 ssl=None, max_width=None, rendition=None):
         if not (isinstance(window, int) and 1 <= window <= MAX_CREDIT_WINDOW):
             raise ValueError(f"window {window!r}: want 1 to {MAX_CREDIT_WINDOW} frames in flight")
-        self.url = channel_url(hub, "subscribe", channel) + f"?window={window}"
+        query = f"?window={window}"
+        if max_width is not None and rendition is not None:
+            raise ValueError("ask for max_width or rendition, not both")
+        if max_width is not None:
+            if isinstance(max_width, bool) or not isinstance(max_width, int) or \
+                    not 1 <= max_width <= MAX_RENDITION_WIDTH:
+                raise ValueError(f"max_width {max_width!r}: want a width in pixels from 1 to {MAX_RENDITION_WIDTH}")
+            query += f"&max-width={max_width}"
+        if rendition is not None:
+            rendition = str(rendition)
+            if rendition != "main" and not re.fullmatch(r"[1-9][0-9]{0,4}", rendition) or \
+                    rendition != "main" and int(rendition) > MAX_RENDITION_WIDTH:
+                raise ValueError(f"rendition {rendition!r}: want \"main\" or a width from 1 to {MAX_RENDITION_WIDTH}")
+            query += f"&rendition={rendition}"
+        self.url = channel_url(hub, "subscribe", channel) + query
         self.channel, self.window = channel, window
         self._headers = _headers(token)
         self._guard, self._idle, self._ssl = guard, float(idle_timeout), ssl

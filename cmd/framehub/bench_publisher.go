@@ -21,6 +21,7 @@ func benchPublisherFlags() []cli.Flag {
 		&cli.StringFlag{Name: "publisher-clip", Usage: "with --publisher: a video file to use instead of generated clips", EnvVars: []string{"FRAMEHUB_BENCH_PUBLISHER_CLIP"}},
 		&cli.IntFlag{Name: "publisher-frames", Value: 600, Usage: "with --publisher: frames in each generated clip (30 fps)", EnvVars: []string{"FRAMEHUB_BENCH_PUBLISHER_FRAMES"}},
 		&cli.IntFlag{Name: "publisher-runs", Value: 3, Usage: "with --publisher: runs per size, the two sides alternating; the report gives each and the median", EnvVars: []string{"FRAMEHUB_BENCH_PUBLISHER_RUNS"}},
+		&cli.StringFlag{Name: "publisher-renditions", Usage: "with --publisher: also run the publisher with --renditions WIDTHS (e.g. 640,320) and report its CPU per frame against the plain publisher's", EnvVars: []string{"FRAMEHUB_BENCH_PUBLISHER_RENDITIONS"}},
 		&cli.IntFlag{Name: "publisher-cpu", Value: -1, Usage: "with --publisher: the core both sides run on (-1: the last one; the hub runs on another)", EnvVars: []string{"FRAMEHUB_BENCH_PUBLISHER_CPU"}},
 	}
 }
@@ -38,9 +39,12 @@ func benchPublisherConfig(c *cli.Context, exe string) (*bench.PublisherConfig, e
 	if c.Int("cluster") > 0 {
 		return nil, errors.New("--publisher runs with the single-hub benchmark, not --cluster")
 	}
+	if _, err := parseWidths(c.String("publisher-renditions")); err != nil {
+		return nil, errors.New("--publisher-renditions: " + err.Error())
+	}
 	cfg := &bench.PublisherConfig{
 		Clip: c.String("publisher-clip"), Frames: c.Int("publisher-frames"), Quality: c.Int("quality"),
-		Runs: c.Int("publisher-runs"), CPU: c.Int("publisher-cpu"),
+		Runs: c.Int("publisher-runs"), CPU: c.Int("publisher-cpu"), Renditions: c.String("publisher-renditions"),
 		BareCommand: func(clip string, q int) []string {
 			return []string{exe, "--log-format", "json", "--log-level", "info", "bench-encode", "--source", clip, "--quality", strconv.Itoa(q)}
 		},

@@ -64,6 +64,39 @@ func TestPublishFileToWatch(t *testing.T) {
 	}
 }
 
+// TestPublishRenditionsToWatch: publish --renditions sends the smaller
+// copies; watch --max-width gets the one that fits, record and view take
+// the flag too.
+func TestPublishRenditionsToWatch(t *testing.T) {
+	bin := cgoBinary(t)
+	_, addr := startHub(t, bin)
+	small := start(t, bin, nil, "watch", "--hub", addr, "--channel", "cam", "--max-width", "300", "--count", "40", "--duration", "40s", "--json", "--quiet")
+	whole := start(t, bin, nil, "watch", "--hub", addr, "--channel", "cam", "--count", "5", "--duration", "40s", "--json", "--quiet")
+	waitSubscribers(t, addr, 2)
+	p := start(t, bin, nil, "publish", "--hub", "http://"+addr, "--channel", "cam", "--source", "test:1280x720", "--fps", "15",
+		"--renditions", "640,320", "--duration", "6s", "--quiet", "--log-format", "json")
+	if err := small.wait(t, 40*time.Second); err != nil {
+		t.Fatalf("watch --max-width 300: %v\n%s", err, small.errText())
+	}
+	if err := whole.wait(t, 40*time.Second); err != nil {
+		t.Fatalf("watch: %v", err)
+	}
+	if err := p.wait(t, 40*time.Second); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	if !strings.Contains(p.errText(), `"renditions_sent":`) || strings.Contains(p.errText(), `"renditions_sent":0`) {
+		t.Errorf("publish logged no renditions sent:\n%s", p.errText())
+	}
+	// The first frames may be the main picture, before the renditions
+	// appeared: the last one is the 320.
+	if !strings.Contains(small.outText(), `"width":320`) || !strings.Contains(small.outText(), `"height":180`) {
+		t.Fatalf("watch --max-width 300 printed %s; want the 320x180 rendition", small.outText())
+	}
+	if !strings.Contains(whole.outText(), `"width":1280`) {
+		t.Fatalf("watch printed %s; want the main picture, 1280 wide", whole.outText())
+	}
+}
+
 func TestPublishErrorsAreOneLine(t *testing.T) {
 	bin := cgoBinary(t)
 	for _, c := range []struct {
@@ -76,6 +109,10 @@ func TestPublishErrorsAreOneLine(t *testing.T) {
 		{[]string{"publish", "--channel", "x", "--source", "test", "--codec", "h264"}, "--codec"},
 		{[]string{"publish", "--channel", "x/y", "--source", "test"}, "invalid channel name"},
 		{[]string{"record", "--channel", "x", "--out", "a.gif"}, ".avi"},
+		{[]string{"publish", "--channel", "x", "--source", "test", "--renditions", "321"}, "even widths"},
+		{[]string{"publish", "--channel", "x", "--source", "test", "--renditions", "640,abc"}, "--renditions"},
+		{[]string{"publish", "--channel", "x", "--source", "test", "--renditions", "640", "--rendition", "320"}, "makes no others"},
+		{[]string{"publish", "--channel", "x", "--source", "test", "--rendition", "320", "--width", "640"}, "--rendition 320"},
 	} {
 		out, err := exec.Command(bin, c.args...).CombinedOutput()
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")

@@ -334,6 +334,12 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"watch", "--channel", "x", "--connect-timeout", "-2s"}, "--connect-timeout -2s"},
 		{[]string{"hub", "--max-memory", "12 parsecs"}, "--max-memory"},
 		{[]string{"hub", "--max-pixels", "10"}, "--max-pixels 10"},
+		{[]string{"hub", "--max-renditions", "99"}, "--max-renditions 99: must be 0 to 16"},
+		{[]string{"watch", "--channel", "x", "--max-width", "-320"}, "--max-width -320"},
+		{[]string{"watch", "--channel", "x", "--max-width", "70000"}, "--max-width 70000"},
+		{[]string{"record", "--channel", "x", "--max-width", "-1"}, "--max-width -1"},
+		{[]string{"publish", "--channel", "x", "--source", "-", "--renditions", "640"}, "--renditions needs OpenCV"},
+		{[]string{"publish", "--channel", "x", "--source", "-", "--rendition", "abc"}, "--rendition"},
 		{[]string{"hub", "--bogus"}, "flag provided but not defined: -bogus (see 'framehub hub --help')"},
 		{[]string{"publish", "--channel", "x"}, "needs OpenCV"}, // the static build's stand-in
 		{[]string{"nosuch"}, `no command "nosuch"`},

@@ -39,7 +39,7 @@ func demoFlags() []cli.Flag {
 	flags := append(hubFlags(), authFlags()...)
 	for _, f := range publishFlags() {
 		switch f.Names()[0] {
-		case "channel", "source":
+		case "channel", "source", "renditions":
 			continue // redefined below with demo defaults
 		}
 		flags = append(flags, f)
@@ -47,6 +47,7 @@ func demoFlags() []cli.Flag {
 	return append(flags,
 		&cli.StringFlag{Name: "channel", Value: "demo", Usage: "channel name", EnvVars: []string{"FRAMEHUB_CHANNEL"}},
 		&cli.StringFlag{Name: "source", Usage: "source (default: camera 0 if there is one, else the test pattern)", EnvVars: []string{"FRAMEHUB_SOURCE"}},
+		&cli.StringFlag{Name: "renditions", Value: demoRenditions, Usage: "also send smaller copies of each frame at these even widths, for the grid's tiles (\"\": none); a width not narrower than the picture is not sent", EnvVars: []string{"FRAMEHUB_RENDITIONS"}},
 	)
 }
 
@@ -213,6 +214,10 @@ func runDemoClients(ctx context.Context, cancel context.CancelFunc, c *cli.Conte
 	}
 	return first
 }
+
+// demoRenditions are the widths the demo publishes besides the main
+// picture: a grid tile's and a small player's.
+const demoRenditions = "640,320"
 
 // programName is how to run this binary again, as the user ran it
 // ("bin/framehub" after scripts/demo.sh), or "framehub" for a go run

@@ -40,6 +40,7 @@ func hubFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "channel-ttl", Value: hub.DefaultChannelTTL, Usage: "how long a channel without a publisher stays listed with its last frame", EnvVars: []string{"FRAMEHUB_CHANNEL_TTL"}},
 		&cli.Uint64Flag{Name: "max-pixels", Value: hub.DefaultMaxPixels, Usage: "largest width × height of a frame (default: 8K UHD, 7680×4320); a JPEG's own size is checked too", EnvVars: []string{"FRAMEHUB_MAX_PIXELS"}},
 		&cli.StringFlag{Name: "max-memory", Value: "auto", Usage: "bytes of frames the hub may hold (e.g. 2GiB, 512MiB); past it new frames are refused with 1013. auto: a quarter of RAM, or half the container's limit", EnvVars: []string{"FRAMEHUB_MAX_MEMORY"}},
+		&cli.IntFlag{Name: "max-renditions", Value: hub.DefaultMaxRenditions, Usage: "renditions (smaller copies of the frames) a channel may carry besides its main picture; past it they are refused (0: none)", EnvVars: []string{"FRAMEHUB_MAX_RENDITIONS"}},
 		&cli.Float64Flag{Name: "max-fps-per-publisher", Value: hub.DefaultMaxFPSPerPublisher, Usage: "frames per second relayed from one publisher; the rest are dropped and counted", EnvVars: []string{"FRAMEHUB_MAX_FPS_PER_PUBLISHER"}},
 		&cli.IntFlag{Name: "max-metadata-bytes", Value: hub.DefaultMaxMetaBytes, Usage: "largest JSON side data in one frame", EnvVars: []string{"FRAMEHUB_MAX_METADATA_BYTES"}},
 		&cli.IntFlag{Name: "max-control-bytes", Value: protocol.MaxControlBytes, Usage: fmt.Sprintf("largest control message a subscriber may send (64 to %d)", protocol.MaxControlBytes), EnvVars: []string{"FRAMEHUB_MAX_CONTROL_BYTES"}},
@@ -110,6 +111,10 @@ func hubCommand() *cli.Command {
 	}
 }
 
+// maxRenditionsFlag is the most --max-renditions allows: each rendition
+// holds two frames per channel and a stream of its own on the bus.
+const maxRenditionsFlag = 16
+
 // hubConfig maps the hub flags to hub.Config.
 func hubConfig(c *cli.Context) (hub.Config, error) {
 	cfg := hub.Config{
@@ -127,6 +132,7 @@ func hubConfig(c *cli.Context) (hub.Config, error) {
 		MaxMetaBytes:             c.Int("max-metadata-bytes"),
 		MaxPixels:                c.Uint64("max-pixels"),
 		MaxFPSPerPublisher:       c.Float64("max-fps-per-publisher"),
+		MaxRenditions:            c.Int("max-renditions"),
 		AllowedHosts:             c.StringSlice("allowed-hosts"),
 		LoopbackOnly:             isLoopback(c.String("listen")),
 		OwnNames:                 ownNames(),
@@ -152,6 +158,8 @@ func hubConfig(c *cli.Context) (hub.Config, error) {
 	switch {
 	case cfg.MaxPixels < 64*64:
 		return cfg, fmt.Errorf("--max-pixels %d: must be at least 4096", cfg.MaxPixels)
+	case cfg.MaxRenditions < 0 || cfg.MaxRenditions > maxRenditionsFlag:
+		return cfg, fmt.Errorf("--max-renditions %d: must be 0 to %d", cfg.MaxRenditions, maxRenditionsFlag)
 	case cfg.MaxFPSPerPublisher < 1:
 		return cfg, fmt.Errorf("--max-fps-per-publisher %g: must be at least 1", cfg.MaxFPSPerPublisher)
 	case cfg.MaxFrameBytes < 1024:
@@ -172,6 +180,9 @@ func hubConfig(c *cli.Context) (hub.Config, error) {
 		return cfg, fmt.Errorf("--max-conns-per-ip must be at least 1 and --conn-rate-per-ip positive")
 	case cfg.CreditWindow < 1 || cfg.CreditWindow > hub.MaxCreditWindow:
 		return cfg, fmt.Errorf("--credit-window %d: must be 1 to %d", cfg.CreditWindow, hub.MaxCreditWindow)
+	}
+	if cfg.MaxRenditions == 0 {
+		cfg.MaxRenditions = -1 // none (hub.Config's zero means the default)
 	}
 	return cfg, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"framehub/process"
+	"framehub/protocol"
 )
 
 func processCommand() *cli.Command {
@@ -25,7 +26,8 @@ func processCommand() *cli.Command {
 			`as {"boxes":[{"x","y","w","h","label","score"}],"steps":[{"name","ms"}]}.`,
 		Flags: append(append(clientFlags(),
 			&cli.StringFlag{Name: "in", Required: true, Usage: "channel to process", EnvVars: []string{"FRAMEHUB_IN"}},
-			&cli.StringFlag{Name: "out", Required: true, Usage: "channel to publish the processed frames to (not --in)", EnvVars: []string{"FRAMEHUB_OUT"}},
+			&cli.StringFlag{Name: "out", Required: true, Usage: "channel to publish the processed frames to (not --in, unless as a rendition)", EnvVars: []string{"FRAMEHUB_OUT"}},
+			&cli.StringFlag{Name: "out-rendition", Value: "main", Usage: "publish the results as this rendition of --out, a width (e.g. 320 with --step resize=320; --out may then be --in), or main", EnvVars: []string{"FRAMEHUB_OUT_RENDITION"}},
 			&cli.StringSliceFlag{Name: "step", Required: true, Usage: "steps in order (repeat or comma-separate): " + process.StepNames, EnvVars: []string{"FRAMEHUB_STEP"}},
 			&cli.IntFlag{Name: "workers", Value: 1, Usage: "frames processed at once; a result that finishes after a newer one is dropped", EnvVars: []string{"FRAMEHUB_WORKERS"}},
 			&cli.StringFlag{Name: "gate", Usage: "motion: run the detectors only where the motion step finds movement; frames without movement carry the last detections", EnvVars: []string{"FRAMEHUB_GATE"}},
@@ -62,8 +64,12 @@ func processConfig(c *cli.Context) (process.Config, error) {
 	default:
 		return cfg, fmt.Errorf("--gate %q: the only gate is motion", c.String("gate"))
 	}
-	if cfg.In == cfg.Out {
-		return cfg, fmt.Errorf("--out %s is --in: publishing to the channel being processed would feed it its own output", cfg.Out)
+	if cfg.OutRendition, err = protocol.ParseRendition(c.String("out-rendition")); err != nil {
+		return cfg, fmt.Errorf("--out-rendition: %w", err)
+	}
+	if cfg.In == cfg.Out && cfg.OutRendition == protocol.RenditionMain {
+		return cfg, fmt.Errorf("--out %s is --in: publishing to the channel being processed would feed it its own output "+
+			"(add a rendition of it instead: --out-rendition N with --step resize=N)", cfg.Out)
 	}
 	if cfg.Events, err = eventRules(c); err != nil {
 		return cfg, err

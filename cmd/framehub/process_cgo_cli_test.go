@@ -112,6 +112,69 @@ func TestProcessCLI(t *testing.T) {
 	}
 }
 
+// TestProcessAddsARendition: a resize step publishing into the channel it
+// reads, as its rendition 320, adds a thumbnail to a channel that arrives
+// with the main picture alone; each copy keeps its frame's sequence number
+// and capture time. A step that makes another width is an error that
+// says so.
+func TestProcessAddsARendition(t *testing.T) {
+	bin := cgoBinary(t)
+	_, addr := startHub(t, nocgoBin)
+	p := start(t, bin, nil, "process", "--hub", addr, "--in", "cam", "--out", "cam", "--out-rendition", "320",
+		"--step", "resize=320", "--quiet", "--duration", "8s")
+	waitSubscribers(t, addr, 1) // the processor reads the main picture
+	cl, err := subscriber.New(subscriber.Config{Hub: addr, Channel: "cam", Want: protocol.RenditionWant{MaxWidth: 320}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var thumbs []protocol.Header
+	done := make(chan error, 1)
+	go func() {
+		done <- cl.Run(ctx, func(f *subscriber.Frame) error {
+			if f.Rendition == 320 {
+				thumbs = append(thumbs, f.Header)
+				if len(thumbs) == 3 {
+					return subscriber.ErrStop
+				}
+			}
+			return nil
+		})
+	}()
+	sent := map[uint64]int64{}
+	frames := messiFrames(t, 30)
+	for i := range frames {
+		frames[i].CaptureTime = time.Now().Add(time.Duration(i) * 100 * time.Millisecond).UnixNano()
+		sent[uint64(i+1)] = frames[i].CaptureTime
+	}
+	pushFrames(t, ctx, addr, "cam", 100*time.Millisecond, frames)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(thumbs) < 3 {
+		t.Fatalf("%d frames of rendition 320 arrived; want 3", len(thumbs))
+	}
+	for _, h := range thumbs {
+		if h.Width != 320 || h.Height != 200 || sent[h.Seq] != h.CaptureTime {
+			t.Fatalf("rendition frame %d: %dx%d captured %d; want 320x200, captured %d as its main frame", h.Seq, h.Width, h.Height,
+				h.CaptureTime, sent[h.Seq])
+		}
+	}
+	cancel()
+	p.wait(t, 20*time.Second)
+
+	bad := start(t, bin, nil, "process", "--hub", addr, "--in", "cam", "--out", "cam", "--out-rendition", "320",
+		"--step", "resize=300", "--quiet", "--duration", "8s")
+	waitSubscribers(t, addr, 1)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel2()
+	pushFrames(t, ctx2, addr, "cam", 100*time.Millisecond, messiFrames(t, 30))
+	if err := bad.wait(t, 20*time.Second); err == nil || !strings.Contains(bad.errText(), "resize=320") {
+		t.Fatalf("a resize to 300 published as rendition 320: %v\n%s; want an error naming resize=320", err, bad.errText())
+	}
+}
+
 // TestProcessErrorsAreOneLine: bad process flags end with one line that
 // says what is wrong.
 func TestProcessErrorsAreOneLine(t *testing.T) {
@@ -132,6 +195,8 @@ func TestProcessErrorsAreOneLine(t *testing.T) {
 		{[]string{"--in", "a", "--out", "b", "--step", "faces", "--zone", "door:0,0,1,0,1,1"}, "--zone without --event"},
 		{[]string{"--in", "a", "--out", "b", "--step", "faces", "--event", "face", "--event-frames", "5/3"}, "--event-frames"},
 		{[]string{"--in", "a", "--out", "b", "--step", "faces", "--event", "face", "--event-min-score", "2"}, "minimum score"},
+		{[]string{"--in", "a", "--out", "a", "--step", "resize=320", "--out-rendition", "0"}, "--out-rendition"},
+		{[]string{"--in", "a", "--out", "a", "--step", "resize=320", "--out-rendition", "main"}, "--out a is --in"},
 	} {
 		out, err := exec.Command(bin, append([]string{"process", "--hub", "127.0.0.1:1"}, c.args...)...).CombinedOutput()
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")

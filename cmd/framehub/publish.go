@@ -48,13 +48,26 @@ func publisherConfig(c *cli.Context, hubURL string) (publisher.Config, error) {
 	if err != nil {
 		return publisher.Config{}, err
 	}
+	widths, one, err := renditionFlags(c)
+	if err != nil {
+		return publisher.Config{}, err
+	}
 	cfg := publisher.Config{
 		Source: c.String("source"), Loop: c.Bool("loop"), FPS: c.Float64("fps"),
 		Width: c.Int("width"), Height: c.Int("height"), Flip: c.String("flip"), Rotate: c.Int("rotate"),
-		Quality: c.Int("quality"), OnDemand: c.Bool("on-demand"), OnDemandHold: c.Duration("on-demand-hold"),
+		Quality: c.Int("quality"), OnDemand: c.Bool("on-demand"), OnDemandHold: c.Duration("on-demand-hold"), Renditions: widths,
 		SourceTimeout: c.Duration("source-timeout"), Logger: logger(c),
 		Sender: publisher.SenderConfig{Hub: hubURL, Channel: c.String("channel"), Header: hd, TLS: tlsConf,
-			ConnectTimeout: connectTimeout(c)},
+			ConnectTimeout: connectTimeout(c), Rendition: one},
+	}
+	if one != protocol.RenditionMain {
+		// Rendition N is exactly N wide.
+		switch {
+		case cfg.Width == 0 && cfg.Height == 0:
+			cfg.Width = int(one)
+		case cfg.Width != int(one) || cfg.Height != 0:
+			return cfg, fmt.Errorf("--rendition %v publishes frames exactly %v pixels wide: drop --width and --height (or use --width %v alone)", one, one, one)
+		}
 	}
 	switch strings.ToLower(c.String("codec")) {
 	case "jpeg", "jpg":

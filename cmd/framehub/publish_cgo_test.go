@@ -58,7 +58,7 @@ func TestPublishStdinWithOpenCV(t *testing.T) {
 }
 
 // TestPublishHTTPFallsBack: an http(s) URL that is not an MJPEG stream
-// (an MP4 file here) is not relayed but decoded: by OpenCV, as before
+// (an MP4 file here) is not relayed but decoded: by OpenCV by default
 // (--decoder auto), or by ffmpeg when asked.
 func TestPublishHTTPFallsBack(t *testing.T) {
 	bin := cgoBinary(t)

@@ -40,6 +40,8 @@ func publishFlags() []cli.Flag {
 		&cli.StringFlag{Name: "codec", Value: "jpeg", Usage: "jpeg, or raw (uncompressed BGR/gray pixels)", EnvVars: []string{"FRAMEHUB_CODEC"}},
 		&cli.DurationFlag{Name: "duration", Usage: "stop after this long (0: until Ctrl-C or the end of a file)", EnvVars: []string{"FRAMEHUB_DURATION"}},
 		&cli.BoolFlag{Name: "quiet", Usage: "no status line each second", EnvVars: []string{"FRAMEHUB_QUIET"}},
+		&cli.StringFlag{Name: "renditions", Usage: "also send smaller copies of each frame at these even widths (e.g. 640,320), made from the frame as sent, aspect kept; viewers ask for them with max-width. Needs the OpenCV build", EnvVars: []string{"FRAMEHUB_RENDITIONS"}},
+		&cli.StringFlag{Name: "rendition", Value: "main", Usage: "publish this source as one rendition of the channel, a width (e.g. 320: frames exactly that wide), beside another publisher's main picture", EnvVars: []string{"FRAMEHUB_RENDITION"}},
 		&cli.BoolFlag{Name: "on-demand", Usage: "capture and encode only while someone watches the channel (a camera or stream is released meanwhile); needs the OpenCV build", EnvVars: []string{"FRAMEHUB_ON_DEMAND"}},
 		&cli.DurationFlag{Name: "on-demand-hold", Value: publisher.DefaultOnDemandHold, Usage: "with --on-demand: keep capturing this long after the last viewer leaves before releasing the source (0: at once)", EnvVars: []string{"FRAMEHUB_ON_DEMAND_HOLD"}},
 		&cli.DurationFlag{Name: "source-timeout", Usage: "a source that sends no frame for this long is stalled (told to the hub and logged); 0: ten frame intervals, 1s to 3s", EnvVars: []string{"FRAMEHUB_SOURCE_TIMEOUT"}},
@@ -64,7 +66,37 @@ func publishCommand() *cli.Command {
 }
 
 // processingFlags are the publish flags that need frames decoded.
-var processingFlags = []string{"width", "height", "flip", "rotate", "filter", "quality", "codec", "on-demand"}
+var processingFlags = []string{"width", "height", "flip", "rotate", "filter", "quality", "codec", "on-demand", "renditions"}
+
+// parseWidths reads a list of rendition widths: "640,320".
+func parseWidths(s string) ([]int, error) {
+	var widths []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		r, err := protocol.ParseRendition(f)
+		if err != nil || r == protocol.RenditionMain {
+			return nil, fmt.Errorf("%q: want widths in pixels, e.g. 640,320", s)
+		}
+		widths = append(widths, int(r))
+	}
+	return widths, nil
+}
+
+// renditionFlags reads --renditions (a list of widths) and --rendition.
+func renditionFlags(c *cli.Context) (widths []int, one protocol.Rendition, err error) {
+	if one, err = protocol.ParseRendition(c.String("rendition")); err != nil {
+		return nil, 0, fmt.Errorf("--rendition: %w", err)
+	}
+	if widths, err = parseWidths(c.String("renditions")); err != nil {
+		return nil, 0, fmt.Errorf("--renditions: %w", err)
+	}
+	if len(widths) > 0 && one != protocol.RenditionMain {
+		return nil, 0, errors.New("--renditions and --rendition: a publisher of one rendition makes no others")
+	}
+	return widths, one, nil
+}
 
 // ffmpegFlags are the processing flags ffmpeg does when it decodes a
 // camera stream.
@@ -179,11 +211,15 @@ func runRelayWith(c *cli.Context, ff *publisher.FFmpegConfig) error {
 	if err != nil {
 		return err
 	}
+	_, one, err := renditionFlags(c)
+	if err != nil {
+		return err
+	}
 	log := logger(c)
 	cfg := publisher.RelayConfig{Source: c.String("source"), FFmpeg: ff, FPS: c.Float64("fps"), Logger: log,
 		SourceTimeout: c.Duration("source-timeout"),
 		Sender: publisher.SenderConfig{Hub: c.String("hub"), Channel: c.String("channel"), Header: hd, TLS: tlsConf,
-			ConnectTimeout: connectTimeout(c)}}
+			ConnectTimeout: connectTimeout(c), Rendition: one}}
 	if tlsConf != nil {
 		// --ca trusts a private CA for the source too (another hub, say).
 		cfg.Client = &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf.Clone(), Proxy: http.ProxyFromEnvironment}}
@@ -224,7 +260,7 @@ func runWithStatus(ctx context.Context, c *cli.Context, sc publisher.SenderConfi
 	stopStatus()
 	s := p.Stats()
 	log.Info("publisher stopped", "captured", s.Captured, "sent", s.Sent, "skipped", s.Skipped,
-		"failed", s.Failed, "bytes", s.Bytes, "reconnects", s.Reconnects)
+		"failed", s.Failed, "renditions_sent", s.RenditionsSent, "bytes", s.Bytes, "reconnects", s.Reconnects)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return nil // --duration ran out
 	}

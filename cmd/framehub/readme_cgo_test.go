@@ -60,11 +60,16 @@ var readmeCommands = map[string]string{
 	"framehub process --in street --out street-people --step people,draw":                                                                                                     "run",
 	"framehub process --in lobby --out lobby-private --step blur-faces,resize=640":                                                                                            "run",
 	"framehub process --in yard --out yard-watch --step motion,people,draw --gate motion":                                                                                     "run",
+	"framehub watch --channel cam1 --max-width 320":                                                                                                                           "run",
 	"framehub watch --channel door-faces --print-meta --quiet":                                                                                                                "run",
 	"framehub process --in door --out door-people --step people --event person --zone porch:0,0.5,1,0.5,1,1,0,1":                                                              "run",
 	"framehub watch --channel door-people --json":                                                                                                                             "run",
 	"framehub token --token-secret-file signing.key --channel cam1 --ttl 60s":                                                                                                 "run",
 	"framehub token --token-secret-file signing.key --channel door --right publish --ttl 24h":                                                                                 "run",
+
+	"framehub publish --hub http://HUB:8080 --channel hall --source test --renditions 640,320":          "run",
+	"framehub process --hub http://HUB:8080 --in dock --out dock --out-rendition 320 --step resize=320": "run",
+	"framehub watch --hub http://HUB:8080 --channel gate --max-width 320 --duration 10s":                "run",
 
 	// Cut short by the FRAMEHUB_BENCH_PUBLISHER_ variables the test sets.
 	"framehub bench --publisher": "run",
@@ -161,7 +166,7 @@ func TestREADMECommandsRun(t *testing.T) {
 	defer cancel()
 	frames := cameraFrames(320, 240, 5000)
 	done := make(chan struct{})
-	channels := []string{"cam", "cam1", "front-door", "lab", "door", "street", "lobby", "yard"}
+	channels := []string{"cam", "cam1", "front-door", "lab", "door", "street", "lobby", "yard", "gate", "dock"}
 	for _, ch := range channels {
 		go func() {
 			hubtest.Publish(t, ctx, "127.0.0.1:"+port, ch, 20*time.Millisecond, frames)

@@ -58,6 +58,43 @@ func readmeSection(t *testing.T, title string) []string {
 	return out
 }
 
+// shellLine is a README shell line running under bash, in a process group
+// of its own.
+type shellLine struct {
+	cmd    *exec.Cmd
+	out    testutil.LockedBuffer
+	waited chan error // its exit, once; put back by whoever reads it
+}
+
+// runShellLine starts line with bash -o pipefail in dir, with binDir first
+// on PATH and env added.
+func runShellLine(t *testing.T, line, dir, binDir string, env ...string) *shellLine {
+	t.Helper()
+	r := &shellLine{cmd: exec.Command("bash", "-o", "pipefail", "-c", line), waited: make(chan error, 1)}
+	r.cmd.Dir = dir
+	r.cmd.Env = append(append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH")), env...)
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the pipeline is one group, stopped as one
+	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.waited <- r.cmd.Wait() }()
+	return r
+}
+
+// stop ends the line's process group (the one this test started): TERM,
+// then KILL after 5 s.
+func (r *shellLine) stop() {
+	_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case err := <-r.waited:
+		r.waited <- err
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+		r.waited <- <-r.waited
+	}
+}
+
 // channelFrames returns how many frames a channel of the hub at addr has.
 func channelFrames(addr, name string) uint64 {
 	resp, err := http.Get("http://" + addr + "/api/channels")
@@ -117,26 +154,8 @@ func TestREADMEPublishingWithoutOpenCV(t *testing.T) {
 		}
 		t.Run(line, func(t *testing.T) {
 			before := channelFrames(addr, channel)
-			cmd := exec.Command("bash", "-o", "pipefail", "-c", strings.ReplaceAll(line, "HUB:8080", addr))
-			cmd.Dir = dir
-			cmd.Env = append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"))
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the pipeline is one group, stopped as one
-			var out testutil.LockedBuffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			waited := make(chan error, 1)
-			go func() { waited <- cmd.Wait() }()
-			stop := func() {
-				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) // the group this test started
-				select {
-				case <-waited:
-				case <-time.After(5 * time.Second):
-					_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-					<-waited
-				}
-			}
+			run := runShellLine(t, strings.ReplaceAll(line, "HUB:8080", addr), dir, binDir)
+			waited, out, stop := run.waited, &run.out, run.stop
 			switch want {
 			case "stream":
 				deadline := time.Now().Add(30 * time.Second)

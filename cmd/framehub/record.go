@@ -17,7 +17,7 @@ func recordCommand() *cli.Command {
 		UsageText: "framehub record --hub URL --channel NAME [--out FILE.mkv] [--duration D] [--segment D]\n" +
 			"framehub record --hub URL --channel NAME --on-event LABEL --pre 5s --post 10s --dir DIR\n\n" +
 			"--out defaults to CHANNEL-YYYYMMDD-HHMMSS.mkv in the current directory.",
-		Flags: append(append(append(clientFlags(),
+		Flags: append(append(append(clientFlags(), maxWidthFlag(),
 			&cli.StringFlag{Name: "channel", Required: true, Usage: "channel to record", EnvVars: []string{"FRAMEHUB_CHANNEL"}},
 			&cli.StringFlag{Name: "out", Usage: "file to write: .mkv (default, crash-safe), .avi or .mp4 (OpenCV builds)", EnvVars: []string{"FRAMEHUB_OUT"}},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (0: until Ctrl-C)", EnvVars: []string{"FRAMEHUB_DURATION"}},

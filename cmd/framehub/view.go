@@ -16,7 +16,7 @@ func viewCommand() *cli.Command {
 		Name:      "view",
 		Usage:     "show channels in native windows (q or Esc quits)",
 		UsageText: "framehub view --hub URL --channel NAME [--channel NAME…] [--duration D]",
-		Flags: append(clientFlags(),
+		Flags: append(clientFlags(), maxWidthFlag(),
 			&cli.StringSliceFlag{Name: "channel", Required: true, Usage: "channel to show (repeat for more windows)", EnvVars: []string{"FRAMEHUB_CHANNEL"}},
 			&cli.DurationFlag{Name: "duration", Usage: "close after this long (0: until q, Esc or Ctrl-C)", EnvVars: []string{"FRAMEHUB_DURATION"}},
 		),

@@ -25,13 +25,22 @@ func clientFlags() []cli.Flag {
 	}, clientSecurityFlags()...)
 }
 
+// maxWidthFlag is --max-width, for the clients that receive frames.
+func maxWidthFlag() cli.Flag {
+	return &cli.IntFlag{Name: "max-width", Usage: "receive the channel's rendition that fits this width in pixels: the narrowest at least that wide, else the widest (0: the main picture)", EnvVars: []string{"FRAMEHUB_MAX_WIDTH"}}
+}
+
 // clientConfig maps the client flags to a subscriber.Config for channel.
 func clientConfig(c *cli.Context, channel string) (subscriber.Config, error) {
 	hd, tlsConf, err := clientAuth(c)
 	if err != nil {
 		return subscriber.Config{}, err
 	}
-	return subscriber.Config{Hub: c.String("hub"), Channel: channel, Header: hd, TLS: tlsConf,
+	w := c.Int("max-width")
+	if w < 0 || w > protocol.MaxRenditionWidth {
+		return subscriber.Config{}, fmt.Errorf("--max-width %d: want a width from 1 to %d pixels (0: the main picture)", w, protocol.MaxRenditionWidth)
+	}
+	return subscriber.Config{Hub: c.String("hub"), Channel: channel, Header: hd, TLS: tlsConf, Want: protocol.RenditionWant{MaxWidth: w},
 		ConnectTimeout: connectTimeout(c), Logger: logger(c)}, nil
 }
 
@@ -49,7 +58,7 @@ func watchCommand() *cli.Command {
 		Name:      "watch",
 		Usage:     "subscribe to a channel from the terminal: live stats, optional saving",
 		UsageText: "framehub watch --hub URL --channel NAME [--duration 10s] [--count N] [--json] [--save DIR]",
-		Flags: append(clientFlags(),
+		Flags: append(clientFlags(), maxWidthFlag(),
 			&cli.StringFlag{Name: "channel", Required: true, Usage: "channel to watch", EnvVars: []string{"FRAMEHUB_CHANNEL"}},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (0: until Ctrl-C)", EnvVars: []string{"FRAMEHUB_DURATION"}},
 			&cli.IntFlag{Name: "count", Usage: "stop after this many frames (0: no limit)", EnvVars: []string{"FRAMEHUB_COUNT"}},

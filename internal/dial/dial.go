@@ -30,6 +30,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -98,15 +99,54 @@ func New(cfg Config) (*Dialer, error) {
 // HTTPBase returns the hub's HTTP base URL (no trailing slash).
 func (d *Dialer) HTTPBase() string { return d.http.String() }
 
+// Query is what a client says in its WebSocket URL's query. It is the one
+// place clients put protocol's query names together; the zero value asks
+// for nothing (a publisher of the main picture and its renditions, or a
+// subscriber of the main picture without credit).
+type Query struct {
+	// Subscribe: credit mode from the first frame, with this many frames
+	// in flight (0: off).
+	Window int
+	// Subscribe: the rendition to receive (zero: the main picture).
+	Want protocol.RenditionWant
+	// Publish: publish this one rendition only (0: the main picture, and
+	// whatever renditions the connection sends with it).
+	Rendition protocol.Rendition
+	// Publish: capture only while someone watches.
+	OnDemand bool
+}
+
+// Encode returns q as an encoded query, without "?": parameters in a fixed
+// order, or "" when q asks for nothing.
+func (q Query) Encode() string {
+	var parts []string
+	if q.Window > 0 {
+		parts = append(parts, protocol.QueryWindow+"="+strconv.Itoa(q.Window))
+	}
+	switch w := q.Want; {
+	case w.MaxWidth > 0:
+		parts = append(parts, protocol.QueryMaxWidth+"="+strconv.Itoa(w.MaxWidth))
+	case w.Rendition != protocol.RenditionMain:
+		parts = append(parts, protocol.QueryRendition+"="+w.Rendition.String())
+	}
+	if q.Rendition != protocol.RenditionMain {
+		parts = append(parts, protocol.QueryRendition+"="+q.Rendition.String())
+	}
+	if q.OnDemand {
+		parts = append(parts, protocol.QueryOnDemand+"=1")
+	}
+	return strings.Join(parts, "&")
+}
+
 // URL returns the WebSocket URL of endpoint (protocol.PathPublish or
-// PathSubscribe) for channel, with query (already encoded, may be empty).
-func (d *Dialer) URL(endpoint, channel, query string) (string, error) {
+// PathSubscribe) for channel, with q as its query.
+func (d *Dialer) URL(endpoint, channel string, q Query) (string, error) {
 	if err := protocol.CheckChannelName(channel); err != nil {
 		return "", err
 	}
 	u := *d.ws
 	u.Path += endpoint + channel
-	u.RawQuery = query
+	u.RawQuery = q.Encode()
 	return u.String(), nil
 }
 
@@ -126,8 +166,8 @@ func (d *Dialer) Pause(ctx context.Context) bool { return d.b.Sleep(ctx) }
 // (its headers carry the hub's limits), or the error that ended the
 // retries: ctx's, a *protocol.RefusedError, or one with a hint. Each
 // failure is logged: the first at Warn, the rest at Debug.
-func (d *Dialer) Dial(ctx context.Context, endpoint, channel, query string) (*websocket.Conn, *http.Response, error) {
-	u, err := d.URL(endpoint, channel, query)
+func (d *Dialer) Dial(ctx context.Context, endpoint, channel string, q Query) (*websocket.Conn, *http.Response, error) {
+	u, err := d.URL(endpoint, channel, q)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -39,7 +39,7 @@ func dialOnce(t *testing.T, cfg Config, channel string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	ws, _, err := d.Dial(ctx, protocol.PathSubscribe, channel, "")
+	ws, _, err := d.Dial(ctx, protocol.PathSubscribe, channel, Query{})
 	if ws != nil {
 		ws.Close()
 	}
@@ -133,7 +133,7 @@ func TestRetriesForeverOnceReached(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	ws, _, err := d.Dial(ctx, protocol.PathSubscribe, "cam", "")
+	ws, _, err := d.Dial(ctx, protocol.PathSubscribe, "cam", Query{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,11 +154,38 @@ func TestRetriesForeverOnceReached(t *testing.T) {
 	}()
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	ws, _, err = d.Dial(dctx, protocol.PathSubscribe, "cam", "")
+	ws, _, err = d.Dial(dctx, protocol.PathSubscribe, "cam", Query{})
 	stop2 := <-back
 	defer stop2()
 	if err != nil {
 		t.Fatalf("redial after the hub came back: %v", err)
 	}
 	ws.Close()
+}
+
+func TestQueryEncode(t *testing.T) {
+	for _, c := range []struct {
+		q    Query
+		want string
+	}{
+		{Query{}, ""},
+		{Query{Window: 1}, "window=1"},
+		{Query{Window: 2, Want: protocol.RenditionWant{MaxWidth: 320}}, "window=2&max-width=320"},
+		{Query{Want: protocol.RenditionWant{Rendition: 640}}, "rendition=640"},
+		{Query{Want: protocol.RenditionWant{Rendition: protocol.RenditionMain}}, ""},
+		{Query{Rendition: 320}, "rendition=320"},
+		{Query{OnDemand: true}, "on_demand=1"},
+	} {
+		if got := c.q.Encode(); got != c.want {
+			t.Errorf("%+v.Encode() = %q; want %q", c.q, got, c.want)
+		}
+	}
+	d, err := New(Config{Hub: "https://hub.example/base"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := d.URL(protocol.PathSubscribe, "cam", Query{Window: 1, Want: protocol.RenditionWant{MaxWidth: 320}})
+	if want := "wss://hub.example/base/ws/subscribe/cam?window=1&max-width=320"; err != nil || u != want {
+		t.Errorf("URL = %q, %v; want %q", u, err, want)
+	}
 }

@@ -63,6 +63,22 @@ class TestWithGo(unittest.TestCase):
         self.assertLess(statistics.median(ages), 0.06)
         self.assertEqual(sub.refused, 0)
 
+    def test_subscriber_max_width(self):
+        # A Go publisher with renditions: max_width gets the one that fits,
+        # the default the main picture.
+        hubtest.go_publisher(self, self.hub, "py-renditions", "--renditions", "640,320", fps=15)
+        with framehub.Subscriber(self.hub.url, "py-renditions", max_width=300) as small, \
+                framehub.Subscriber(self.hub.url, "py-renditions") as whole:
+            # Until the renditions appear, the smaller reader may get what
+            # fitted it before: the main picture, then 640.
+            wait_until(lambda: small.read(timeout=10).rendition == "320", 10, "rendition 320")
+            for _ in range(5):
+                f = small.read(timeout=5)
+                self.assertEqual((f.rendition, f.width, f.height), ("320", 320, 180))
+                self.assertEqual(f.image.shape, (180, 320, 3))
+                w = whole.read(timeout=5)
+                self.assertEqual((w.rendition, w.width), ("main", 1280))
+
     def test_publisher_reads_viewer_notices(self):
         # The hub tells a publisher how many watch its channel, whenever
         # that changes; the publisher keeps the count and stays connected

@@ -29,7 +29,7 @@ class TestGolden(unittest.TestCase):
     def test_vectors_cover_every_error(self):
         kinds = {v["error"] for v in VECTORS["vectors"] if "error" in v}
         want = {"ErrShort", "ErrMagic", "ErrVersion", "ErrKind", "ErrCodec", "ErrFlags", "ErrHeaderLen", "ErrLength",
-                "ErrTooBig", "ErrSize", "ErrPayload", "ErrMetadata", "ErrJPEG", "ErrPixels"}
+                "ErrTooBig", "ErrSize", "ErrPayload", "ErrMetadata", "ErrJPEG", "ErrPixels", "ErrRendition"}
         self.assertEqual(kinds, want)
 
     def test_decode(self):
@@ -53,6 +53,7 @@ class TestGolden(unittest.TestCase):
                 if v["codec"] == "raw":
                     self.assertEqual(f.channels, v["channels"])
                 self.assertEqual(f.size, len(msg))
+                self.assertEqual(f.rendition, framehub.rendition_name(v["rendition"]))
 
     def test_encode_is_byte_exact(self):
         codecs = {"jpeg": framehub.CODEC_JPEG, "raw": framehub.CODEC_RAW}
@@ -63,7 +64,8 @@ class TestGolden(unittest.TestCase):
                 got = framehub.encode_frame(
                     bytes.fromhex(v["payload_hex"]), codec=codecs[v["codec"]], width=v["width"], height=v["height"],
                     seq=int(v["seq"]), capture_ns=int(v["capture_time"]), meta=v.get("meta", "").encode(),
-                    flags=v.get("flags", 0), elem_type=v.get("elem_type", 0), channels=v.get("channels", 0))
+                    flags=v.get("flags", 0), elem_type=v.get("elem_type", 0), channels=v.get("channels", 0),
+                    rendition=v["rendition"])
                 self.assertEqual(got, golden_bytes(v))
 
     def test_raw_images(self):
@@ -308,11 +310,31 @@ class TestBadInputs(unittest.TestCase):
             lambda: framehub.Subscriber(NOWHERE, "cam", window=9),
             lambda: framehub.Subscriber(NOWHERE, "cam", window="1"),
             lambda: framehub.Subscriber("nowhere://x", "cam"),
+            # A max-width the hub would refuse is refused here first.
+            lambda: framehub.Subscriber(NOWHERE, "cam", max_width=0),
+            lambda: framehub.Subscriber(NOWHERE, "cam", max_width=-320),
+            lambda: framehub.Subscriber(NOWHERE, "cam", max_width=65536),
+            lambda: framehub.Subscriber(NOWHERE, "cam", max_width=320.0),
+            lambda: framehub.Subscriber(NOWHERE, "cam", max_width="320"),
+            lambda: framehub.Subscriber(NOWHERE, "cam", max_width=True),
+            lambda: framehub.Subscriber(NOWHERE, "cam", rendition="0"),
+            lambda: framehub.Subscriber(NOWHERE, "cam", rendition="Main"),
+            lambda: framehub.Subscriber(NOWHERE, "cam", rendition=70000),
+            lambda: framehub.Subscriber(NOWHERE, "cam", rendition="320", max_width=320),
         ]
         for i, make in enumerate(cases):
             with self.subTest(i):
                 with self.assertRaises(ValueError):
                     make()
+
+    def test_rendition_urls(self):
+        for kwargs, want in (({}, "?window=1"), ({"max_width": 320}, "?window=1&max-width=320"),
+                             ({"rendition": 640}, "?window=1&rendition=640"),
+                             ({"rendition": "main", "window": 2}, "?window=2&rendition=main")):
+            with self.subTest(kwargs):
+                sub = framehub.Subscriber(NOWHERE, "cam", **kwargs)
+                self.addCleanup(sub.close, 0.1)
+                self.assertEqual(sub.url, "ws://127.0.0.1:9/ws/subscribe/cam" + want)
 
     def test_send(self):
         small = framehub.CLIENT_GUARD._replace(max_pixels=100 * 100, max_meta_bytes=100)
