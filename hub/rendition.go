@@ -42,7 +42,10 @@ import (
 //     main publisher that sent it keeps its connection, and its later frames
 //     of it are dropped. Past the limit it is refused (1008 or 503,
 //     too_many_renditions). Its frames must be narrower than the channel's
-//     newest main frame, and no taller (bad_rendition).
+//     newest main frame, and no taller (bad_rendition). It goes when the
+//     publisher leaves, but for a snapshot POST's: that one's frame stays
+//     (keptRendition) until another publisher of it comes or it is older
+//     than the channel TTL, as a posted main picture does.
 //   - Frames from the bus (bus.go) feed the renditions of a channel
 //     published on another hub; they go when that hub's claim does, or
 //     when no frame of them came for busClaimTTL.
@@ -94,7 +97,7 @@ var (
 // Guarded by its channel's mu.
 type rstream struct {
 	r      protocol.Rendition
-	pub    publisherConn              // its publisher: a local one, or fromBus
+	pub    publisherConn              // its publisher: a local one, fromBus, or keptRendition
 	losers map[publisherConn]struct{} // main publishers it was taken from: their frames of it are dropped
 	latest *frame
 	prev   *frame // the frame latest replaced: a slow reader may still be sending it
@@ -132,6 +135,15 @@ type busHolder struct{}
 func (busHolder) replaced() {}
 
 var fromBus publisherConn = busHolder{}
+
+// keptHolder holds a rendition whose publisher was a snapshot POST that
+// has ended: its frame stays, as a main snapshot's does, until another
+// publisher of it comes or it is older than the channel TTL.
+type keptHolder struct{}
+
+func (keptHolder) replaced() {}
+
+var keptRendition publisherConn = keptHolder{}
 
 // renditionPart is what a local publisher knows of the renditions it
 // sends. only is static; the rest is its reader goroutine's.
@@ -452,7 +464,7 @@ func (c *channel) claimRendition(p publisherConn, r protocol.Rendition, max int)
 		return nil, err
 	}
 	old, s.pub = s.pub, p
-	if old == fromBus || old == p {
+	if old == fromBus || old == keptRendition || old == p {
 		return nil, nil
 	}
 	// A main publisher that sent it keeps its connection; its frames of
@@ -508,7 +520,7 @@ func (c *channel) publishRendition(p publisherConn, only protocol.Rendition, f *
 		// The main publisher sends a rendition another publisher holds:
 		// the newest claim wins.
 		taken = s.pub
-		if taken == fromBus {
+		if taken == fromBus || taken == keptRendition {
 			taken = nil
 		} else {
 			s.losers[taken] = struct{}{}
@@ -556,6 +568,24 @@ func (c *channel) releaseRenditions(p publisherConn) []*frame {
 	return out
 }
 
+// keepRenditions hands the renditions p publishes, a snapshot POST that
+// has ended, to keptRendition: their frames stay for readers and snapshots
+// until another publisher of them comes or sweepRenditions finds them
+// older than the channel TTL.
+func (c *channel) keepRenditions(p publisherConn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rv == nil {
+		return
+	}
+	for _, s := range c.rv.streams {
+		delete(s.losers, p)
+		if s.pub == p {
+			s.pub = keptRendition
+		}
+	}
+}
+
 // removeStreamLocked removes rendition r and appends its frames to out.
 // Its readers are placed again by the caller (replaceAllLocked).
 func (c *channel) removeStreamLocked(r protocol.Rendition, s *rstream, out []*frame) []*frame {
@@ -574,9 +604,10 @@ func (c *channel) removeStreamLocked(r protocol.Rendition, s *rstream, out []*fr
 }
 
 // sweepRenditions lets go of renditions fed by the bus that no frame came
-// for in busClaimTTL (the other hub stopped sending them), and returns
-// their frames to retire. The janitor calls it.
-func (c *channel) sweepRenditions(now time.Time) []*frame {
+// for in busClaimTTL (the other hub stopped sending them), and of kept
+// snapshot renditions older than ttl, and returns their frames to retire.
+// The janitor calls it.
+func (c *channel) sweepRenditions(now time.Time, ttl time.Duration) []*frame {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.rv == nil {
@@ -584,7 +615,11 @@ func (c *channel) sweepRenditions(now time.Time) []*frame {
 	}
 	var out []*frame
 	for r, s := range c.rv.streams {
-		if s.pub == fromBus && (s.latest == nil || now.Sub(s.latest.received) > busClaimTTL) {
+		stale := s.latest == nil || now.Sub(s.latest.received) > busClaimTTL
+		if s.pub == keptRendition {
+			stale = s.latest == nil || now.Sub(s.latest.received) > ttl
+		}
+		if (s.pub == fromBus || s.pub == keptRendition) && stale {
 			out = c.removeStreamLocked(r, s, out)
 		}
 	}
@@ -732,8 +767,12 @@ func (h *Hub) takeRendition(p localPublisher) (leave func(), err error) {
 	h.publishers.Add(1)
 	h.tellTaken(old, lp.ch, lp.rend.only)
 	return func() {
-		for _, f := range lp.ch.releaseRenditions(p) {
-			h.retire(f)
+		if u, ok := p.(*upload); ok && u.via == protocol.UploadSnapshot {
+			lp.ch.keepRenditions(p) // a snapshot's frame stays, as the main picture's does
+		} else {
+			for _, f := range lp.ch.releaseRenditions(p) {
+				h.retire(f)
+			}
 		}
 		h.publishers.Add(-1)
 	}, nil

@@ -682,6 +682,33 @@ func TestRenditionUpload(t *testing.T) {
 	if resp.StatusCode != 200 || json.Unmarshal(got, &res) != nil || res.Frames != 3 || res.Width != 320 {
 		t.Fatalf("upload of rendition 320: %d %s; want 200 with 3 frames 320 wide", resp.StatusCode, got)
 	}
+	// One JPEG as rendition 320: a later GET of rendition 320 returns it
+	// exactly, and the main picture's snapshot is still the main frame.
+	thumb := realJPEG(t, 320, 180, 7)
+	resp, err = http.Post(base+"/channels/cam/snapshot.jpg?rendition=320", "image/jpeg", bytes.NewReader(thumb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("snapshot POST of rendition 320: %d %s; want 200", resp.StatusCode, got)
+	}
+	for _, c := range []struct {
+		query string
+		width int
+	}{{"?rendition=320", 320}, {"?max-width=300", 320}, {"", 1280}} {
+		resp, err := http.Get(base + "/channels/cam/snapshot.jpg" + c.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		w, _, _ := protocol.JPEGSize(b)
+		if resp.StatusCode != 200 || w != c.width || c.width == 320 && !bytes.Equal(b, thumb) {
+			t.Fatalf("GET snapshot.jpg%s: %d, %d wide (%d bytes); want 200 and the %d-wide picture", c.query, resp.StatusCode, w, len(b), c.width)
+		}
+	}
 	resp, err = http.Post(base+"/channels/cam/snapshot.jpg?rendition=320", "image/jpeg", bytes.NewReader(realJPEG(t, 640, 360, 1)))
 	if err != nil {
 		t.Fatal(err)
@@ -731,4 +758,56 @@ func TestRenditionCounters(t *testing.T) {
 			t.Fatalf("a channel without renditions has rendition counters %v", cc.Renditions)
 		}
 	}
+}
+
+// TestSnapshotRenditionKept: a rendition posted as one snapshot stays
+// after its POST ends, as a main snapshot does: readers and GETs of it get
+// it, a later POST replaces it, and it goes once older than the channel
+// TTL (while a rendition whose stream upload ended goes at once).
+func TestSnapshotRenditionKept(t *testing.T) {
+	h, base := testHub(t, Config{ChannelTTL: 2 * time.Second})
+	post := func(file string, jpg []byte) {
+		t.Helper()
+		resp, err := http.Post(base+"/channels/cam/"+file+"?rendition=320", "image/jpeg", bytes.NewReader(jpg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("POST %s?rendition=320: %d %s", file, resp.StatusCode, b)
+		}
+	}
+	pub := dial(t, base, protocol.PathPublish, "cam")
+	send(t, pub, rendMsg(1, time.Now().UnixNano(), 1280, 720, 0))
+	testutil.Eventually(t, 5*time.Second, "the main picture", func() bool { return renditionNames(renditionsOf(h, "cam")) == "main" })
+
+	post("stream.mjpeg", realJPEG(t, 320, 180, 1))
+	testutil.Eventually(t, 5*time.Second, "the streamed rendition gone with its upload", func() bool {
+		return renditionNames(renditionsOf(h, "cam")) == "main"
+	})
+	first, second := realJPEG(t, 320, 180, 2), realJPEG(t, 320, 180, 3)
+	post("snapshot.jpg", first)
+	post("snapshot.jpg", second)
+	if got := renditionNames(renditionsOf(h, "cam")); got != "main,320" {
+		t.Fatalf("renditions %q after the snapshot POSTs; want main,320", got)
+	}
+	resp, err := http.Get(base + "/channels/cam/snapshot.jpg?rendition=320")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Equal(b, second) {
+		t.Fatalf("GET snapshot.jpg?rendition=320: %d, %d bytes; want the second JPEG posted", resp.StatusCode, len(b))
+	}
+	reader := dialQuery(t, base, protocol.PathSubscribe, "cam", "max-width=320")
+	if f, _ := readFrame(t, reader, 5*time.Second); f.Rendition != 320 || f.Seq != 2 {
+		t.Fatalf("a max-width=320 reader got frame %d of %v; want the kept snapshot, 2 of 320", f.Seq, f.Rendition)
+	}
+	// The main publisher goes on; the kept rendition ages past the TTL.
+	testutil.Eventually(t, 10*time.Second, "the kept rendition swept after the TTL", func() bool {
+		send(t, pub, rendMsg(2, time.Now().UnixNano(), 1280, 720, 0))
+		return renditionNames(renditionsOf(h, "cam")) == "main"
+	})
 }

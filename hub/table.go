@@ -135,7 +135,7 @@ func (t *table) sweep(now time.Time, ttl time.Duration, retire func(*frame)) {
 	defer t.mu.Unlock()
 	for _, c := range t.channels {
 		c.tick(now)
-		for _, f := range c.sweepRenditions(now) {
+		for _, f := range c.sweepRenditions(now, ttl) {
 			retire(f)
 		}
 		if latest, prev := c.forgetStale(now, ttl); latest != nil {

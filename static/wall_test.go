@@ -10,6 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"framehub/hub"
+	"framehub/protocol"
 )
 
 // TestGridLabelShowsWhatTileDraws: a tile's label gives the frames the
@@ -83,4 +84,80 @@ func TestGridFitsTiles(t *testing.T) {
 		t.Errorf("tile %d device pixels wide at ratio 1, %d at ratio 2; want twice", w1, w2)
 	}
 	t.Logf("tile widths: %d (1280-wide window), %d (700), %d (700 at ratio 2)", w0, w1, width())
+}
+
+// TestGridAsksForTheRenditionThatFits: a tile asks the hub for the
+// channel's rendition that fits it in device pixels, and asks again, on
+// the same connection, when it is resized past another rendition; a
+// channel with one rendition is decoded at the tile's size. Resizing back
+// and forth quickly sends the hub few messages.
+func TestGridAsksForTheRenditionThatFits(t *testing.T) {
+	s := startHub(t, "127.0.0.1:0", hub.Config{})
+	red, green := color.RGBA{220, 30, 30, 255}, color.RGBA{30, 200, 30, 255}
+	small := solidJPEG(t, 320, 180, green)
+	small.Rendition = 320
+	startRenditionFeed(t, s.url(), "two", 15, solidJPEG(t, 1280, 720, red), small)
+	startFeed(t, s.url(), "one", 15, solidJPEG(t, 1280, 720, red))
+	ctx := browser(t)
+	// Count the rendition messages the page sends.
+	navigate(t, ctx, s.url()+"/")
+	eval[bool](t, ctx, `(() => {
+		window.__switches = 0;
+		const send = WebSocket.prototype.send;
+		WebSocket.prototype.send = function (m) {
+			if (typeof m === 'string' && m.includes('"rendition"')) window.__switches++;
+			return send.call(this, m);
+		};
+		return true;
+	})()`)
+	// centreOf is the RGB at the centre of a tile's canvas.
+	centreOf := func(name string) [3]int {
+		return eval[[3]int](t, ctx, `(() => {
+			const c = document.querySelector('[data-channel="`+name+`"] canvas');
+			return Array.from(c.getContext('2d').getImageData(c.width >> 1, c.height >> 1, 1, 1).data.slice(0, 3));
+		})()`)
+	}
+	// About 290 device pixels a tile: "two" draws its 320 rendition, "one"
+	// its only picture decoded at the tile's size.
+	waitJS(t, ctx, "the small rendition drawn", `(() => { const s = framehubGrid.stats(); return !!s.two && !!s.one &&
+		s.two.rendition === '320' && s.two.drawn > 3 && s.one.drawn > 3; })()`, 15*time.Second)
+	if c := centreOf("two"); !near(c, green, 40) {
+		t.Errorf("tile two shows rgb%v; want its 320 rendition's green", c)
+	}
+	one := eval[[]int](t, ctx, `(() => { const c = document.querySelector('[data-channel="one"] canvas'); return [c.width, Math.round(c.clientWidth * devicePixelRatio)]; })()`)
+	if one[0] != one[1] || !near(centreOf("one"), red, 40) {
+		t.Errorf("tile one %d wide, shown %d device pixels wide, centre rgb%v; want its main picture at the tile's size", one[0], one[1], centreOf("one"))
+	}
+	waitJS(t, ctx, "the tile's label to say what it draws", `document.querySelector('[data-channel="two"] .info').textContent.startsWith('1280×720 (drawing 320×180)')`, 5*time.Second)
+	shot(t, ctx, "grid-renditions")
+	// Twice the device pixels (about 630): the main picture fits, asked
+	// for on the same connection.
+	if _, err := chromedp.Run(ctx, chromedp.EmulateViewport(700, 900, chromedp.EmulateScale(2))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the main picture drawn", `framehubGrid.stats().two.rendition === 'main'`, 10*time.Second)
+	if c := centreOf("two"); !near(c, red, 40) {
+		t.Errorf("tile two shows rgb%v after growing; want the main picture's red", c)
+	}
+	if st := eval[playerStats](t, ctx, `framehubGrid.stats().two`); st.Reconnects != 0 {
+		t.Errorf("tile two reconnected %d times to change rendition; want the control message", st.Reconnects)
+	}
+	if n := len(s.requested(protocol.PathSubscribe + "two")); n != 1 {
+		t.Errorf("%d subscriptions of two; want one, switched in place", n)
+	}
+	// Flapping between the two sizes 20 times in two seconds.
+	before := eval[int](t, ctx, `__switches`)
+	for i := range 20 {
+		scale := 1.0
+		if i%2 == 0 {
+			scale = 2
+		}
+		chromedp.Run(ctx, chromedp.EmulateViewport(700, 900, chromedp.EmulateScale(scale)))
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The last size (ratio 1) wants the 320 rendition again.
+	waitJS(t, ctx, "the tiles to settle", `framehubGrid.stats().two.rendition === '320'`, 10*time.Second)
+	if n := eval[int](t, ctx, `__switches`) - before; n > 6 {
+		t.Errorf("%d rendition messages for 20 resizes in 2 s; want a few (the tiles wait for the size to settle)", n)
+	}
 }
