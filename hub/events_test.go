@@ -542,6 +542,13 @@ func observeMeta(t *testing.T, h *Hub, channel string, seq uint64, meta []byte) 
 // observeFrame is observeMeta with a JPEG of size bytes.
 func observeFrame(t *testing.T, h *Hub, channel string, seq uint64, meta []byte, size int) {
 	t.Helper()
+	h.book.observe(channel, metaFrame(t, h, seq, meta, size), true)
+}
+
+// metaFrame returns a frame as the hub holds it, carrying meta and a JPEG
+// of size bytes.
+func metaFrame(t *testing.T, h *Hub, seq uint64, meta []byte, size int) *frame {
+	t.Helper()
 	msg := frameMsg(seq, 8, 8, fakeJPEG(8, 8, seq, size), meta)
 	buf := make([]byte, wsRoom+len(msg))
 	copy(buf[wsRoom:], msg)
@@ -549,7 +556,7 @@ func observeFrame(t *testing.T, h *Hub, channel string, seq uint64, meta []byte,
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.book.observe(channel, newFrame(buf, pf, time.Now()), true)
+	return newFrame(buf, pf, time.Now())
 }
 
 // TestEventBookBounds: the book keeps at most maxEventsKept events however
@@ -838,14 +845,7 @@ func TestEventFloodHoldsUpNoFrames(t *testing.T) {
 	var frames []flood
 	for c := range 300 {
 		for seq, meta := range [][]byte{eventMeta(t0, starts...), eventMeta(t0, ends...)} {
-			msg := frameMsg(uint64(seq+1), 8, 8, fakeJPEG(8, 8, 1, 100), meta)
-			buf := make([]byte, wsRoom+len(msg))
-			copy(buf[wsRoom:], msg)
-			pf, err := protocol.ParseMessage(buf[wsRoom:], h.limits)
-			if err != nil {
-				t.Fatal(err)
-			}
-			frames = append(frames, flood{fmt.Sprintf("flood%d", c), newFrame(buf, pf, time.Now())})
+			frames = append(frames, flood{fmt.Sprintf("flood%d", c), metaFrame(t, h, uint64(seq+1), meta, 100)})
 		}
 	}
 	flooded := make(chan struct{})
