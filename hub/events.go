@@ -2,7 +2,6 @@ package hub
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -130,6 +129,11 @@ type eventBook struct {
 	lastStamp int64
 	streams   map[*eventStream]struct{}
 	st        protocol.EventStats
+	// ended holds the ended events kept, in the order they ended (so by
+	// Updated, which an ended event never changes again), and removed
+	// ones not yet let go of: evicting the oldest ended event, or its
+	// snapshot, takes no look through the whole book.
+	ended []*keptEvent
 	// outbox holds the notices for the stream readers, oldest first, until
 	// fanOut takes them; outLost counts those dropped from it since.
 	outbox  []outNotice
@@ -165,6 +169,7 @@ type keptEvent struct {
 	noticeAt  time.Time // when a notice of it last went out
 	pending   bool      // changed since that notice
 	fromLocal bool      // its frames came from a local publisher
+	removed   bool      // no longer kept (book.ended drops it lazily)
 }
 
 // newEventBook returns the hub's book: with webhooks when cfg.Webhook has
@@ -386,21 +391,18 @@ func (b *eventBook) evict(channel string, ce *channelEvents, now time.Time) {
 }
 
 // evictAnywhere removes the oldest ended event of any channel (by when the
-// hub last changed it); false if none has ended.
+// hub last changed it); false if none has ended. Called with mu held.
 func (b *eventBook) evictAnywhere(now time.Time) bool {
-	var oldest *channelEvents
-	at, best := -1, math.Inf(1)
-	for _, ce := range b.channels {
-		for i, ke := range ce.events {
-			if ke.end != 0 && ke.info.Updated < best {
-				oldest, at, best = ce, i, ke.info.Updated
-			}
-		}
+	for len(b.ended) > 0 && b.ended[0].removed {
+		b.ended[0] = nil
+		b.ended = b.ended[1:]
 	}
-	if oldest == nil {
+	if len(b.ended) == 0 {
 		return false
 	}
-	b.remove(oldest, at)
+	ke := b.ended[0]
+	ce := b.channels[ke.info.Channel]
+	b.remove(ce, slices.Index(ce.events, ke))
 	return true
 }
 
@@ -426,6 +428,10 @@ func (b *eventBook) remove(ce *channelEvents, i int) {
 	delete(ce.byID, ke.info.ID)
 	b.dropSnapshot(ke)
 	b.kept--
+	ke.removed = true
+	if len(b.ended) > 2*b.kept+64 { // mostly removed ones: let them go
+		b.ended = slices.DeleteFunc(b.ended, func(k *keptEvent) bool { return k.removed })
+	}
 }
 
 // end ends an event. Called with mu held.
@@ -436,6 +442,7 @@ func (b *eventBook) end(channel string, ke *keptEvent, at float64, reason string
 	ke.end = max(at, ke.info.Start)
 	end := ke.end
 	ke.info.End, ke.info.EndReason = &end, reason
+	b.ended = append(b.ended, ke)
 	b.active.Add(-1)
 	if ce := b.channels[channel]; ce != nil {
 		if ce.active--; ce.active == 0 {
@@ -524,20 +531,13 @@ func (b *eventBook) keepSnapshot(ke *keptEvent, snap []byte, now time.Time) bool
 // there is room or none is left: a store full of past events' pictures
 // does not refuse every later event's. Called with mu held.
 func (b *eventBook) makeRoom(full func() bool) {
-	var ended []*keptEvent
-	for _, ce := range b.channels {
-		for _, ke := range ce.events {
-			if ke.end != 0 && ke.snap != nil {
-				ended = append(ended, ke)
-			}
-		}
-	}
-	slices.SortFunc(ended, func(x, y *keptEvent) int { return cmp.Compare(x.info.Updated, y.info.Updated) })
-	for _, ke := range ended {
+	for _, ke := range b.ended {
 		if !full() {
 			return
 		}
-		b.dropSnapshot(ke)
+		if !ke.removed {
+			b.dropSnapshot(ke)
+		}
 	}
 }
 
@@ -898,11 +898,33 @@ func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
 	// A reload that takes the token's view right away ends the stream
 	// (for a stream of every channel: on all of them); one that narrows
 	// it narrows what the stream gets (s.may follows the reload).
-	defer h.registerStream(&stream{channel: channel, token: tok, right: RightView, cancel: cancel})()
+	//
+	// A write blocked on a reader that takes nothing ends when the hub
+	// ends the stream (shutting down, or that reload), not at the write
+	// timeout: its deadline moves to now. write looks at ended after
+	// setting its own deadline, so neither hides the other.
+	var ended atomic.Bool
+	end := func() { ended.Store(true); cancel() }
+	defer h.registerStream(&stream{channel: channel, token: tok, right: RightView, cancel: end})()
 	rc := http.NewResponseController(w)
+	go func() {
+		select {
+		case <-h.done:
+			end()
+		case <-ctx.Done():
+		}
+	}()
+	defer context.AfterFunc(ctx, func() {
+		if ended.Load() {
+			_ = rc.SetWriteDeadline(time.Now())
+		}
+	})()
 	w.WriteHeader(http.StatusOK)
 	write := func(b []byte) error {
 		_ = rc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
+		if ended.Load() {
+			return context.Canceled
+		}
 		if _, err := w.Write(b); err != nil {
 			return err
 		}
@@ -937,7 +959,7 @@ func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if err := write(msg); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
+			if errors.Is(err, os.ErrDeadlineExceeded) && !ended.Load() {
 				b.mu.Lock()
 				b.st.StreamsEvicted++
 				b.mu.Unlock()

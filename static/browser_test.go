@@ -157,6 +157,7 @@ func (s *hubServer) url() string { return "http://" + s.addr }
 type feed struct {
 	frame  atomic.Pointer[protocol.Frame] // the next frame to send (Seq and time are set per send)
 	sent   atomic.Uint64
+	query  string // added to the publish URL
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -188,12 +189,23 @@ func startRenditionFeed(t testing.TB, base, channel string, fps int, frames ...*
 	return fd
 }
 
+// startRenditionOnlyFeed publishes rendition f.Rendition of channel on a
+// connection of its own (?rendition=N), beside the channel's main
+// publisher, as a second camera output or a processing worker does.
+func startRenditionOnlyFeed(t testing.TB, base, channel string, fps int, f *protocol.Frame) *feed {
+	t.Helper()
+	fd := &feed{query: "?" + protocol.QueryRendition + "=" + f.Rendition.String()}
+	fd.run(t, base, channel, fps, func(uint64) []*protocol.Frame { return []*protocol.Frame{f} })
+	return fd
+}
+
 func (fd *feed) run(t testing.TB, base, channel string, fps int, next func(seq uint64) []*protocol.Frame) {
 	t.Helper()
 	u, err := protocol.ChannelURL(base, protocol.PathPublish, channel)
 	if err != nil {
 		t.Fatal(err)
 	}
+	u += fd.query
 	ctx, cancel := context.WithCancel(context.Background())
 	fd.cancel = cancel
 	fd.wg.Add(1)

@@ -286,6 +286,7 @@
       this.adapter = this.opts.adaptive && FH.Adapter ? new FH.Adapter() : null;
       this.adaptTimers = [];
       this.probing = false;
+      this.hubWidth = 0; // the max-width the hub has for this connection (0: none)
       this.state = 'idle';
       this.running = false;
       this.ws = null;
@@ -371,6 +372,7 @@
       try {
         const p = this.opts.protocols;
         ws = new WebSocket(subscribeURL(this.origin, this.channel, credit, this.want), typeof p === 'function' ? p() : p);
+        this.hubWidth = this.want && this.want.maxWidth ? this.want.maxWidth : 0;
       } catch (e) {
         this.retry();
         return;
@@ -650,15 +652,19 @@
         this.adapter.setCap(this.fitWidth);
         return;
       }
-      if (!this.want || !this.want.maxWidth || this.want.maxWidth === wantWidth(width)) return;
-      // Ask again only when it changes what the hub sends: a channel with
-      // one rendition, or a resize within one rendition's range, needs no
-      // message.
-      const sizes = this.renditions.filter((r) => r.live);
-      const before = FH.pickRendition(sizes, this.want.maxWidth);
-      const after = FH.pickRendition(sizes, wantWidth(width));
+      if (!this.want || !this.want.maxWidth) return;
       this.want = { maxWidth: wantWidth(width) };
-      if (before !== after) this.sendWant();
+      this.followWidth();
+    }
+
+    // followWidth asks the hub again for the width wanted now, when the
+    // rendition it picks for the max-width it has is another one: a channel
+    // with one rendition, or a resize within one rendition's range, needs
+    // no message; a rendition that appears after a resize may.
+    followWidth() {
+      if (!this.want || !this.want.maxWidth || this.hubWidth === this.want.maxWidth) return;
+      const sizes = this.renditions.filter((r) => r.live);
+      if (FH.pickRendition(sizes, this.hubWidth) !== FH.pickRendition(sizes, this.want.maxWidth)) this.sendWant();
     }
 
     // setRenditions tells the player the channel's renditions
@@ -666,6 +672,7 @@
     setRenditions(list) {
       this.renditions = Array.isArray(list) ? list.filter((r) => r && typeof r.name === 'string' && r.width > 0) : [];
       if (this.adapter) this.adapter.setRenditions(this.renditions);
+      else this.followWidth();
     }
 
     // ask switches to another rendition on the open connection (and asks
@@ -682,6 +689,7 @@
       if (this.want.rendition) m.rendition = this.want.rendition;
       else m.max_width = this.want.maxWidth;
       ws.send(JSON.stringify(m));
+      this.hubWidth = this.want.maxWidth || 0;
     }
 
     // loadRenditions reads the channel's renditions from the hub.
