@@ -138,6 +138,7 @@ type eventBook struct {
 	// fanOut takes them; outLost counts those dropped from it since.
 	outbox  []outNotice
 	outLost uint64
+	outSeq  uint64        // the last notice's number (they count up from 1)
 	outWake chan struct{} // capacity 1
 }
 
@@ -146,6 +147,7 @@ type eventBook struct {
 type outNotice struct {
 	channel string
 	msg     []byte
+	seq     uint64 // a reader gets only the notices made after it joined
 }
 
 // channelEvents is one channel's events, oldest first.
@@ -582,7 +584,8 @@ func (b *eventBook) notify(ke *keptEvent, kind string, now time.Time) {
 			b.outbox = b.outbox[1:]
 			b.outLost++
 		}
-		b.outbox = append(b.outbox, outNotice{ke.info.Channel, sseMessage(kind, body)}) // one for every reader
+		b.outSeq++
+		b.outbox = append(b.outbox, outNotice{ke.info.Channel, sseMessage(kind, body), b.outSeq}) // one for every reader
 		select {
 		case b.outWake <- struct{}{}:
 		default:
@@ -691,6 +694,7 @@ func (b *eventBook) stats() protocol.EventStats {
 type eventStream struct {
 	channel string            // "" for every channel it may view
 	may     func(string) bool // whether it may view a channel now (liveViewFilter); called by fanOut only
+	from    uint64            // the first notice it gets (outNotice.seq); set as it joins
 
 	mu      sync.Mutex
 	queue   [][]byte      // oldest first, each a whole SSE message
@@ -714,10 +718,13 @@ func sseMessage(kind string, body []byte) []byte {
 // fan-out goroutine calls it (may is not safe for concurrent use).
 func (s *eventStream) offer(batch []outNotice, lost uint64) {
 	s.mu.Lock()
+	if len(batch) > 0 && batch[0].seq < s.from {
+		lost = 0 // lost before it joined: nothing it missed
+	}
 	s.dropped += lost
 	queued := lost > 0
 	for _, n := range batch {
-		if (s.channel != "" && n.channel != s.channel) || !s.may(n.channel) {
+		if n.seq < s.from || (s.channel != "" && n.channel != s.channel) || !s.may(n.channel) {
 			continue
 		}
 		if len(s.queue) >= streamQueue {
@@ -882,6 +889,7 @@ func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
 	full := len(b.streams) >= maxEventStreams
 	if !full {
 		b.streams[s] = struct{}{}
+		s.from = b.outSeq + 1 // what changed before it joined is for /api/events
 	}
 	b.mu.Unlock()
 	if full {

@@ -353,7 +353,7 @@ func TestEventStreamSlowReaderIsTold(t *testing.T) {
 	h, _ := testHub(t, Config{})
 	s := &eventStream{may: func(string) bool { return true }, wake: make(chan struct{}, 1)}
 	for i := range streamQueue + 10 {
-		s.offer([]outNotice{{"c", sseMessage(protocol.EventUpdate, []byte(fmt.Sprintf(`{"id":"e%d"}`, i)))}}, 0)
+		s.offer([]outNotice{{"c", sseMessage(protocol.EventUpdate, []byte(fmt.Sprintf(`{"id":"e%d"}`, i))), uint64(i + 1)}}, 0)
 	}
 	msg, dropped := s.take()
 	if dropped != 10 || !bytes.HasPrefix(msg, []byte("event: dropped\ndata: {\"dropped\":10}\n\n")) ||
@@ -1054,4 +1054,21 @@ func TestEventBookEvictsOldestEnded(t *testing.T) {
 		t.Errorf("%d events kept, %d in the order of ending; want %d, at most %d", kept, order, maxEventsKept, 2*kept+64)
 	}
 	checkActive(t, b)
+}
+
+// TestEventStreamGetsOnlyLaterNotices: a reader that joins while notices
+// made before it wait for the fan-out (two publishers' events race to the
+// outbox) gets none of them, nor a count of those lost before it joined:
+// a stream is what changes from when it opens; /api/events is the past.
+func TestEventStreamGetsOnlyLaterNotices(t *testing.T) {
+	s := &eventStream{may: func(string) bool { return true }, wake: make(chan struct{}, 1), from: 3}
+	var batch []outNotice
+	for i := range 4 {
+		batch = append(batch, outNotice{"c", sseMessage(protocol.EventStart, []byte(fmt.Sprintf(`{"id":"e%d"}`, i+1))), uint64(i + 1)})
+	}
+	s.offer(batch, 7)
+	msg, dropped := s.take()
+	if dropped != 0 || bytes.Count(msg, []byte("event: start")) != 2 || bytes.Contains(msg, []byte(`"e2"`)) || !bytes.Contains(msg, []byte(`"e3"`)) {
+		t.Fatalf("a reader from notice 3 got %q (dropped %d); want e3 and e4 only", msg, dropped)
+	}
 }
