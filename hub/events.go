@@ -2,7 +2,6 @@ package hub
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -130,10 +129,16 @@ type eventBook struct {
 	lastStamp int64
 	streams   map[*eventStream]struct{}
 	st        protocol.EventStats
+	// ended holds the ended events kept, in the order they ended (so by
+	// Updated, which an ended event never changes again), and removed
+	// ones not yet let go of: evicting the oldest ended event, or its
+	// snapshot, takes no look through the whole book.
+	ended []*keptEvent
 	// outbox holds the notices for the stream readers, oldest first, until
 	// fanOut takes them; outLost counts those dropped from it since.
 	outbox  []outNotice
 	outLost uint64
+	outSeq  uint64        // the last notice's number (they count up from 1)
 	outWake chan struct{} // capacity 1
 }
 
@@ -142,6 +147,7 @@ type eventBook struct {
 type outNotice struct {
 	channel string
 	msg     []byte
+	seq     uint64 // a reader gets only the notices made after it joined
 }
 
 // channelEvents is one channel's events, oldest first.
@@ -165,6 +171,7 @@ type keptEvent struct {
 	noticeAt  time.Time // when a notice of it last went out
 	pending   bool      // changed since that notice
 	fromLocal bool      // its frames came from a local publisher
+	removed   bool      // no longer kept (book.ended drops it lazily)
 }
 
 // newEventBook returns the hub's book: with webhooks when cfg.Webhook has
@@ -386,21 +393,18 @@ func (b *eventBook) evict(channel string, ce *channelEvents, now time.Time) {
 }
 
 // evictAnywhere removes the oldest ended event of any channel (by when the
-// hub last changed it); false if none has ended.
+// hub last changed it); false if none has ended. Called with mu held.
 func (b *eventBook) evictAnywhere(now time.Time) bool {
-	var oldest *channelEvents
-	at, best := -1, math.Inf(1)
-	for _, ce := range b.channels {
-		for i, ke := range ce.events {
-			if ke.end != 0 && ke.info.Updated < best {
-				oldest, at, best = ce, i, ke.info.Updated
-			}
-		}
+	for len(b.ended) > 0 && b.ended[0].removed {
+		b.ended[0] = nil
+		b.ended = b.ended[1:]
 	}
-	if oldest == nil {
+	if len(b.ended) == 0 {
 		return false
 	}
-	b.remove(oldest, at)
+	ke := b.ended[0]
+	ce := b.channels[ke.info.Channel]
+	b.remove(ce, slices.Index(ce.events, ke))
 	return true
 }
 
@@ -426,6 +430,10 @@ func (b *eventBook) remove(ce *channelEvents, i int) {
 	delete(ce.byID, ke.info.ID)
 	b.dropSnapshot(ke)
 	b.kept--
+	ke.removed = true
+	if len(b.ended) > 2*b.kept+64 { // mostly removed ones: let them go
+		b.ended = slices.DeleteFunc(b.ended, func(k *keptEvent) bool { return k.removed })
+	}
 }
 
 // end ends an event. Called with mu held.
@@ -436,6 +444,7 @@ func (b *eventBook) end(channel string, ke *keptEvent, at float64, reason string
 	ke.end = max(at, ke.info.Start)
 	end := ke.end
 	ke.info.End, ke.info.EndReason = &end, reason
+	b.ended = append(b.ended, ke)
 	b.active.Add(-1)
 	if ce := b.channels[channel]; ce != nil {
 		if ce.active--; ce.active == 0 {
@@ -524,20 +533,13 @@ func (b *eventBook) keepSnapshot(ke *keptEvent, snap []byte, now time.Time) bool
 // there is room or none is left: a store full of past events' pictures
 // does not refuse every later event's. Called with mu held.
 func (b *eventBook) makeRoom(full func() bool) {
-	var ended []*keptEvent
-	for _, ce := range b.channels {
-		for _, ke := range ce.events {
-			if ke.end != 0 && ke.snap != nil {
-				ended = append(ended, ke)
-			}
-		}
-	}
-	slices.SortFunc(ended, func(x, y *keptEvent) int { return cmp.Compare(x.info.Updated, y.info.Updated) })
-	for _, ke := range ended {
+	for _, ke := range b.ended {
 		if !full() {
 			return
 		}
-		b.dropSnapshot(ke)
+		if !ke.removed {
+			b.dropSnapshot(ke)
+		}
 	}
 }
 
@@ -582,7 +584,8 @@ func (b *eventBook) notify(ke *keptEvent, kind string, now time.Time) {
 			b.outbox = b.outbox[1:]
 			b.outLost++
 		}
-		b.outbox = append(b.outbox, outNotice{ke.info.Channel, sseMessage(kind, body)}) // one for every reader
+		b.outSeq++
+		b.outbox = append(b.outbox, outNotice{ke.info.Channel, sseMessage(kind, body), b.outSeq}) // one for every reader
 		select {
 		case b.outWake <- struct{}{}:
 		default:
@@ -691,6 +694,7 @@ func (b *eventBook) stats() protocol.EventStats {
 type eventStream struct {
 	channel string            // "" for every channel it may view
 	may     func(string) bool // whether it may view a channel now (liveViewFilter); called by fanOut only
+	from    uint64            // the first notice it gets (outNotice.seq); set as it joins
 
 	mu      sync.Mutex
 	queue   [][]byte      // oldest first, each a whole SSE message
@@ -714,10 +718,13 @@ func sseMessage(kind string, body []byte) []byte {
 // fan-out goroutine calls it (may is not safe for concurrent use).
 func (s *eventStream) offer(batch []outNotice, lost uint64) {
 	s.mu.Lock()
+	if len(batch) > 0 && batch[0].seq < s.from {
+		lost = 0 // lost before it joined: nothing it missed
+	}
 	s.dropped += lost
 	queued := lost > 0
 	for _, n := range batch {
-		if (s.channel != "" && n.channel != s.channel) || !s.may(n.channel) {
+		if n.seq < s.from || (s.channel != "" && n.channel != s.channel) || !s.may(n.channel) {
 			continue
 		}
 		if len(s.queue) >= streamQueue {
@@ -882,6 +889,7 @@ func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
 	full := len(b.streams) >= maxEventStreams
 	if !full {
 		b.streams[s] = struct{}{}
+		s.from = b.outSeq + 1 // what changed before it joined is for /api/events
 	}
 	b.mu.Unlock()
 	if full {
@@ -898,11 +906,33 @@ func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
 	// A reload that takes the token's view right away ends the stream
 	// (for a stream of every channel: on all of them); one that narrows
 	// it narrows what the stream gets (s.may follows the reload).
-	defer h.registerStream(&stream{channel: channel, token: tok, right: RightView, cancel: cancel})()
+	//
+	// A write blocked on a reader that takes nothing ends when the hub
+	// ends the stream (shutting down, or that reload), not at the write
+	// timeout: its deadline moves to now. write looks at ended after
+	// setting its own deadline, so neither hides the other.
+	var ended atomic.Bool
+	end := func() { ended.Store(true); cancel() }
+	defer h.registerStream(&stream{channel: channel, token: tok, right: RightView, cancel: end})()
 	rc := http.NewResponseController(w)
+	go func() {
+		select {
+		case <-h.done:
+			end()
+		case <-ctx.Done():
+		}
+	}()
+	defer context.AfterFunc(ctx, func() {
+		if ended.Load() {
+			_ = rc.SetWriteDeadline(time.Now())
+		}
+	})()
 	w.WriteHeader(http.StatusOK)
 	write := func(b []byte) error {
 		_ = rc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
+		if ended.Load() {
+			return context.Canceled
+		}
 		if _, err := w.Write(b); err != nil {
 			return err
 		}
@@ -937,7 +967,7 @@ func (h *Hub) serveEventStream(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if err := write(msg); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
+			if errors.Is(err, os.ErrDeadlineExceeded) && !ended.Load() {
 				b.mu.Lock()
 				b.st.StreamsEvicted++
 				b.mu.Unlock()

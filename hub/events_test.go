@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -352,7 +353,7 @@ func TestEventStreamSlowReaderIsTold(t *testing.T) {
 	h, _ := testHub(t, Config{})
 	s := &eventStream{may: func(string) bool { return true }, wake: make(chan struct{}, 1)}
 	for i := range streamQueue + 10 {
-		s.offer([]outNotice{{"c", sseMessage(protocol.EventUpdate, []byte(fmt.Sprintf(`{"id":"e%d"}`, i)))}}, 0)
+		s.offer([]outNotice{{"c", sseMessage(protocol.EventUpdate, []byte(fmt.Sprintf(`{"id":"e%d"}`, i))), uint64(i + 1)}}, 0)
 	}
 	msg, dropped := s.take()
 	if dropped != 10 || !bytes.HasPrefix(msg, []byte("event: dropped\ndata: {\"dropped\":10}\n\n")) ||
@@ -541,6 +542,13 @@ func observeMeta(t *testing.T, h *Hub, channel string, seq uint64, meta []byte) 
 // observeFrame is observeMeta with a JPEG of size bytes.
 func observeFrame(t *testing.T, h *Hub, channel string, seq uint64, meta []byte, size int) {
 	t.Helper()
+	h.book.observe(channel, metaFrame(t, h, seq, meta, size), true)
+}
+
+// metaFrame returns a frame as the hub holds it, carrying meta and a JPEG
+// of size bytes.
+func metaFrame(t *testing.T, h *Hub, seq uint64, meta []byte, size int) *frame {
+	t.Helper()
 	msg := frameMsg(seq, 8, 8, fakeJPEG(8, 8, seq, size), meta)
 	buf := make([]byte, wsRoom+len(msg))
 	copy(buf[wsRoom:], msg)
@@ -548,7 +556,7 @@ func observeFrame(t *testing.T, h *Hub, channel string, seq uint64, meta []byte,
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.book.observe(channel, newFrame(buf, pf, time.Now()), true)
+	return newFrame(buf, pf, time.Now())
 }
 
 // TestEventBookBounds: the book keeps at most maxEventsKept events however
@@ -837,14 +845,7 @@ func TestEventFloodHoldsUpNoFrames(t *testing.T) {
 	var frames []flood
 	for c := range 300 {
 		for seq, meta := range [][]byte{eventMeta(t0, starts...), eventMeta(t0, ends...)} {
-			msg := frameMsg(uint64(seq+1), 8, 8, fakeJPEG(8, 8, 1, 100), meta)
-			buf := make([]byte, wsRoom+len(msg))
-			copy(buf[wsRoom:], msg)
-			pf, err := protocol.ParseMessage(buf[wsRoom:], h.limits)
-			if err != nil {
-				t.Fatal(err)
-			}
-			frames = append(frames, flood{fmt.Sprintf("flood%d", c), newFrame(buf, pf, time.Now())})
+			frames = append(frames, flood{fmt.Sprintf("flood%d", c), metaFrame(t, h, uint64(seq+1), meta, 100)})
 		}
 	}
 	flooded := make(chan struct{})
@@ -955,4 +956,119 @@ func checkActive(t *testing.T, b *eventBook) {
 		}
 		return true
 	})
+}
+
+// TestEventStreamStalledReaderLetsGo: a stream reader that never reads,
+// with the hub's write to it blocked (its socket full), does not hold up
+// the hub's shutdown for the write timeout (a minute here): the blocked
+// write ends with the stream. Before, Close waited for the write
+// deadline, however long --write-timeout was.
+func TestEventStreamStalledReaderLetsGo(t *testing.T) {
+	h := New(Config{WriteTimeout: time.Minute})
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener = smallBuffers{srv.Listener}
+	srv.Start()
+	t.Cleanup(func() { h.Close(); srv.Close() })
+	stalled, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled.(*net.TCPConn).SetReadBuffer(4096)
+	defer stalled.Close()
+	fmt.Fprintf(stalled, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", protocol.PathEventStream)
+	testutil.Eventually(t, 5*time.Second, "the reader", func() bool { return h.Stats().Events.Streams == 1 })
+	b := h.book
+	t0 := float64(time.Now().Unix())
+	var evs, ends []string
+	for i := range 20 {
+		evs = append(evs, fmt.Sprintf("e%d person", i))
+		ends = append(ends, fmt.Sprintf("e%d person end", i))
+	}
+	// Notices (about 300 bytes each) until the reader's queue fills: its
+	// handler takes nothing more, blocked in a write of 40 of them.
+	full := func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for s := range b.streams {
+			s.mu.Lock()
+			n := len(s.queue)
+			s.mu.Unlock()
+			return n == streamQueue
+		}
+		return false
+	}
+	for c := 0; !full(); c++ {
+		if c == 200 {
+			t.Fatal("the stalled reader's queue not full after 8,000 notices")
+		}
+		ch := fmt.Sprintf("c%d", c)
+		observeMeta(t, h, ch, 1, eventMeta(t0, evs...))
+		observeMeta(t, h, ch, 2, eventMeta(t0, ends...))
+		time.Sleep(10 * time.Millisecond) // the fan-out and the handler take their turns
+	}
+	start := time.Now()
+	closed := make(chan struct{})
+	go func() { h.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close still waiting 20 s on a stalled event stream reader (write timeout 1 min)")
+	}
+	t.Logf("Close returned in %v with a stalled stream reader", time.Since(start))
+	if st := h.Stats().Events; st.StreamsEvicted != 0 {
+		t.Errorf("a stream ended by the shutdown counted as evicted: %+v", st)
+	}
+}
+
+// TestEventBookEvictsOldestEnded: a full book makes room by the event that
+// ended longest ago, found without a look through the whole book (the
+// ended ones are kept in the order they ended), and the order's own list
+// stays bounded while events come and go.
+func TestEventBookEvictsOldestEnded(t *testing.T) {
+	h, _ := testHub(t, Config{MaxMetaBytes: 1 << 20})
+	b := h.book
+	t0 := float64(time.Now().Unix())
+	var ended []string
+	for i := range 20 {
+		ended = append(ended, fmt.Sprintf("e%d person end", i))
+	}
+	meta := eventMeta(t0, ended...)
+	for c := range 205 { // 4100 events, each started and ended
+		observeMeta(t, h, fmt.Sprintf("c%d", c), 1, meta)
+	}
+	all := func(string) bool { return true }
+	var left []string
+	for _, e := range b.list("c0", 0, all) {
+		left = append(left, e.ID)
+	}
+	if len(left) != 16 || slices.Contains(left, "e3") || !slices.Contains(left, "e4") {
+		t.Errorf("c0 keeps %v; want its first 4 events, the first to end, gone", left)
+	}
+	for c := range 2000 { // events coming and going: the order's list stays bounded
+		observeMeta(t, h, fmt.Sprintf("churn%d", c), 1, eventMeta(t0, "x person end"))
+	}
+	b.mu.Lock()
+	kept, order := b.kept, len(b.ended)
+	b.mu.Unlock()
+	if kept != maxEventsKept || order > 2*kept+64 {
+		t.Errorf("%d events kept, %d in the order of ending; want %d, at most %d", kept, order, maxEventsKept, 2*kept+64)
+	}
+	checkActive(t, b)
+}
+
+// TestEventStreamGetsOnlyLaterNotices: a reader that joins while notices
+// made before it wait for the fan-out (two publishers' events race to the
+// outbox) gets none of them, nor a count of those lost before it joined:
+// a stream is what changes from when it opens; /api/events is the past.
+func TestEventStreamGetsOnlyLaterNotices(t *testing.T) {
+	s := &eventStream{may: func(string) bool { return true }, wake: make(chan struct{}, 1), from: 3}
+	var batch []outNotice
+	for i := range 4 {
+		batch = append(batch, outNotice{"c", sseMessage(protocol.EventStart, []byte(fmt.Sprintf(`{"id":"e%d"}`, i+1))), uint64(i + 1)})
+	}
+	s.offer(batch, 7)
+	msg, dropped := s.take()
+	if dropped != 0 || bytes.Count(msg, []byte("event: start")) != 2 || bytes.Contains(msg, []byte(`"e2"`)) || !bytes.Contains(msg, []byte(`"e3"`)) {
+		t.Fatalf("a reader from notice 3 got %q (dropped %d); want e3 and e4 only", msg, dropped)
+	}
 }

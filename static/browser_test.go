@@ -157,6 +157,7 @@ func (s *hubServer) url() string { return "http://" + s.addr }
 type feed struct {
 	frame  atomic.Pointer[protocol.Frame] // the next frame to send (Seq and time are set per send)
 	sent   atomic.Uint64
+	query  string // added to the publish URL
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -165,7 +166,7 @@ func startFeed(t testing.TB, base, channel string, fps int, f *protocol.Frame) *
 	t.Helper()
 	fd := &feed{}
 	fd.frame.Store(f)
-	fd.run(t, base, channel, fps, func(uint64) *protocol.Frame { return fd.frame.Load() })
+	fd.run(t, base, channel, fps, func(uint64) []*protocol.Frame { return []*protocol.Frame{fd.frame.Load()} })
 	return fd
 }
 
@@ -174,16 +175,37 @@ func startFeed(t testing.TB, base, channel string, fps int, f *protocol.Frame) *
 func startFeedFunc(t testing.TB, base, channel string, fps int, next func(seq uint64) *protocol.Frame) *feed {
 	t.Helper()
 	fd := &feed{}
-	fd.run(t, base, channel, fps, next)
+	fd.run(t, base, channel, fps, func(seq uint64) []*protocol.Frame { return []*protocol.Frame{next(seq)} })
 	return fd
 }
 
-func (fd *feed) run(t testing.TB, base, channel string, fps int, next func(seq uint64) *protocol.Frame) {
+// startRenditionFeed publishes, at each tick, the main frame and its
+// renditions (frames[1:]), all with the same sequence number and capture
+// time, on one connection, as framehub publish --renditions does.
+func startRenditionFeed(t testing.TB, base, channel string, fps int, frames ...*protocol.Frame) *feed {
+	t.Helper()
+	fd := &feed{}
+	fd.run(t, base, channel, fps, func(uint64) []*protocol.Frame { return frames })
+	return fd
+}
+
+// startRenditionOnlyFeed publishes rendition f.Rendition of channel on a
+// connection of its own (?rendition=N), beside the channel's main
+// publisher, as a second camera output or a processing worker does.
+func startRenditionOnlyFeed(t testing.TB, base, channel string, fps int, f *protocol.Frame) *feed {
+	t.Helper()
+	fd := &feed{query: "?" + protocol.QueryRendition + "=" + f.Rendition.String()}
+	fd.run(t, base, channel, fps, func(uint64) []*protocol.Frame { return []*protocol.Frame{f} })
+	return fd
+}
+
+func (fd *feed) run(t testing.TB, base, channel string, fps int, next func(seq uint64) []*protocol.Frame) {
 	t.Helper()
 	u, err := protocol.ChannelURL(base, protocol.PathPublish, channel)
 	if err != nil {
 		t.Fatal(err)
 	}
+	u += fd.query
 	ctx, cancel := context.WithCancel(context.Background())
 	fd.cancel = cancel
 	fd.wg.Add(1)
@@ -210,10 +232,17 @@ func (fd *feed) run(t testing.TB, base, channel string, fps int, next func(seq u
 					continue
 				}
 			}
-			fr := *next(seq)
-			fr.Seq, fr.CaptureTime = seq, time.Now().UnixNano()
-			buf = protocol.AppendFrame(buf[:0], &fr)
-			if c.WriteMessage(websocket.BinaryMessage, buf) != nil {
+			now := time.Now().UnixNano()
+			failed := false
+			for _, f := range next(seq) {
+				fr := *f
+				fr.Seq, fr.CaptureTime = seq, now
+				buf = protocol.AppendFrame(buf[:0], &fr)
+				if failed = c.WriteMessage(websocket.BinaryMessage, buf) != nil; failed {
+					break
+				}
+			}
+			if failed {
 				c.Close()
 				c = nil
 				continue
@@ -245,10 +274,16 @@ func jpegFrame(t testing.TB, img image.Image, q int) *protocol.Frame {
 		Width: uint32(r.Dx()), Height: uint32(r.Dy())}, Payload: b.Bytes()}
 }
 
+// evalTimeout bounds one evaluation: a page too busy to answer (a
+// benchmark on an overloaded machine) fails its test instead of hanging it.
+const evalTimeout = time.Minute
+
 // eval runs JavaScript in the page.
 func eval[T any](t testing.TB, ctx context.Context, js string) T {
 	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	tctx, cancel := context.WithTimeout(ctx, evalTimeout)
+	defer cancel()
+	v, err := chromedp.Run(tctx, chromedp.Evaluate[T](js))
 	if err != nil {
 		t.Fatalf("evaluate %.60q: %v", js, err)
 	}
@@ -260,7 +295,9 @@ func waitJS(t testing.TB, ctx context.Context, what, js string, d time.Duration)
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+		tctx, cancel := context.WithTimeout(ctx, d)
+		ok, err := chromedp.Run(tctx, chromedp.Evaluate[bool](js))
+		cancel()
 		if err == nil && ok {
 			return
 		}
@@ -311,6 +348,7 @@ type playerStats struct {
 	Width      int      `json:"width"`
 	Height     int      `json:"height"`
 	Codec      string   `json:"codec"`
+	Rendition  string   `json:"rendition"` // of the frame drawn last: "main" or its width
 	Reconnects int      `json:"reconnects"`
 	Stale      bool     `json:"stale"`
 	Labels     []string `json:"labels"`
@@ -669,17 +707,31 @@ func TestPagesHaveNoInlineScriptAndSendCSP(t *testing.T) {
 
 // noisyFrame is a 1280x720 picture with detail, so its JPEG is about the
 // size of a camera frame (tens of KB), not a few hundred bytes.
-func noisyFrame(t testing.TB, seed uint64) *protocol.Frame {
+func noisyFrame(t testing.TB, seed uint64) *protocol.Frame { return noisyRendition(t, seed, 0) }
+
+// noisyRendition is noisyFrame's picture at width w (0: the main picture,
+// 1280 wide), as rendition w of the channel: the same gradient, and noise
+// of its own pixels, so its JPEG shrinks with its area as a camera's does.
+func noisyRendition(t testing.TB, seed uint64, w int) *protocol.Frame {
 	r := rand.New(rand.NewPCG(seed, 1))
-	img := image.NewRGBA(image.Rect(0, 0, 1280, 720))
-	for y := 0; y < 720; y++ {
-		for x := 0; x < 1280; x++ {
+	width := w
+	if w == 0 {
+		width = 1280
+	}
+	height := width * 720 / 1280
+	k := 1280 / width
+	img := image.NewRGBA(image.Rect(0, 0, width, height))
+	for y := 0; y < height; y++ {
+		for x := 0; x < width; x++ {
 			i := img.PixOffset(x, y)
 			n := uint8(r.IntN(10))
-			img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = uint8(x/5)+n, uint8(y/3)+n, uint8((x+y)/8)+n, 255
+			X, Y := x*k, y*k
+			img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = uint8(X/5)+n, uint8(Y/3)+n, uint8((X+Y)/8)+n, 255
 		}
 	}
-	return jpegFrame(t, img, 80)
+	f := jpegFrame(t, img, 80)
+	f.Rendition = protocol.Rendition(w)
+	return f
 }
 
 // TestPageAsksForViewToken: on a hub that needs a view token the page asks

@@ -1,6 +1,8 @@
 package static_test
 
 import (
+	"encoding/json"
+	"strconv"
 	"testing"
 
 	"framehub/hub"
@@ -34,5 +36,45 @@ func TestPageConstantsMatchGo(t *testing.T) {
 		protocol.MaxRenditionWidth}
 	if got != want {
 		t.Fatalf("page constants\n got %+v\nwant %+v (Go's protocol package)", got, want)
+	}
+
+	// The page predicts which rendition the hub sends for a max-width (a
+	// tile asks again only when a resize changes that): the same choice as
+	// protocol.PickRendition.
+	full := []protocol.RenditionSize{{Rendition: protocol.RenditionMain, Width: 1280}, {Rendition: 640, Width: 640}, {Rendition: 320, Width: 320}}
+	for _, c := range []struct {
+		name     string
+		have     []protocol.RenditionSize
+		maxWidth int
+	}{
+		{"fits exactly", full, 320},
+		{"next wider", full, 321},
+		{"smaller than all", full, 1},
+		{"main fits", full, 1000},
+		{"wider than all", full, 4000},
+		{"main only", full[:1], 320},
+		{"main of unknown width", []protocol.RenditionSize{{Rendition: 320, Width: 320}, {Rendition: protocol.RenditionMain}}, 400},
+		{"no main", full[1:], 1000},
+		{"nothing", nil, 320},
+	} {
+		type info struct {
+			Name  string `json:"name"`
+			Width int    `json:"width"`
+		}
+		var list []info
+		for _, r := range c.have {
+			list = append(list, info{r.Rendition.String(), r.Width})
+		}
+		js, _ := json.Marshal(list)
+		if list == nil {
+			js = []byte("[]")
+		}
+		want := ""
+		if r, ok := protocol.PickRendition(c.have, c.maxWidth); ok {
+			want = r.String()
+		}
+		if got := eval[string](t, ctx, `FH.pickRendition(`+string(js)+`, `+strconv.Itoa(c.maxWidth)+`)`); got != want {
+			t.Errorf("%s: FH.pickRendition(%s, %d) = %q; want %q (protocol.PickRendition)", c.name, js, c.maxWidth, got, want)
+		}
 	}
 }

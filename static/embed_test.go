@@ -60,26 +60,34 @@ const embedStatusJS = `document.getElementById('p').shadowRoot.querySelector('.s
 
 // TestEmbedOnAllowedAndForeignOrigins: <framehub-player> on a page served
 // from another loopback origin draws a live channel when the hub's
-// --allowed-origins names that origin, decoding without a worker (a page
-// may not start one from another origin); on a page whose origin the hub
-// does not allow it draws nothing, says why, and the hub counts the
-// refusals.
+// --allowed-origins names that origin: the rendition that fits the
+// element, decoded without a worker (a page may not start one from
+// another origin); on a page whose origin the hub does not allow it draws
+// nothing, says why, and the hub counts the refusals.
 func TestEmbedOnAllowedAndForeignOrigins(t *testing.T) {
 	ctx := browser(t)
 	s := startHub(t, "127.0.0.1:0", hub.Config{})
+	// A 720p channel with 640 and 320 renditions, each its own colour.
 	red := color.RGBA{220, 30, 30, 255}
-	startFeed(t, s.url(), "cam", 20, solidJPEG(t, 640, 360, red))
+	r640, r320 := solidJPEG(t, 640, 360, red), solidJPEG(t, 320, 180, color.RGBA{30, 30, 220, 255})
+	r640.Rendition, r320.Rendition = 640, 320
+	startRenditionFeed(t, s.url(), "cam", 20, solidJPEG(t, 1280, 720, color.RGBA{30, 200, 30, 255}), r640, r320)
 
 	page := embedPage(t, s.url(), "cam", "")
 	s.h.Reload(hub.Access{AllowedOrigins: []string{page.URL}})
 	navigate(t, ctx, page.URL)
 	waitJS(t, ctx, "the element to draw", `(() => { const s = document.getElementById('p').stats(); return !!s && s.drawn > 5; })()`, 20*time.Second)
+	// 480 CSS pixels wide: it draws the 640 rendition (the narrowest at
+	// least that wide), decoded on the main thread, and its adaptive
+	// player has read the channel's renditions across origins (CORS).
+	waitJS(t, ctx, "the adaptive player to know the renditions", `(() => { const a = document.getElementById('p').stats().adapt;
+		return !!a && a.rendition === '640'; })()`, 15*time.Second)
 	st := eval[playerStats](t, ctx, `document.getElementById('p').stats()`)
-	if st.Worker || st.Width != 640 || st.Height != 360 {
-		t.Errorf("element stats %+v; want 640x360 decoded on the main thread", st)
+	if st.Worker || st.Width != 640 || st.Height != 360 || st.Rendition != "640" {
+		t.Errorf("element stats %+v; want the 640 rendition, decoded on the main thread", st)
 	}
 	if c := embedCentre(t, ctx); !near(c, red, 40) {
-		t.Errorf("element shows rgb%v at its centre; want the channel's red", c)
+		t.Errorf("element shows rgb%v at its centre; want the 640 rendition's red", c)
 	}
 	if text := eval[string](t, ctx, embedStatusJS); !strings.Contains(text, "cam") || !strings.Contains(text, "fps") {
 		t.Errorf("element status %q; want the channel and what it draws", text)
@@ -214,4 +222,19 @@ func TestEmbedTokenAttack(t *testing.T) {
 		t.Errorf("unauthorized refusals %d, before %d; want the element's attempts counted", got, unauthorized)
 	}
 	shot(t, ctx, "embed-no-token")
+
+	// Attribute values a page may get wrong, or use to point the element
+	// somewhere else than a hub, are refused with a reason, as text.
+	for _, c := range []struct{ attr, value, says, was string }{
+		{"hub", "javascript:window.pwned=1", "the hub must be an http or https URL", s.url()},
+		{"channel", "../<b>x</b>", "invalid channel name", "cam"},
+		{"rendition", "99999999", `rendition must be "auto", "main" or a width`, "auto"},
+	} {
+		eval[bool](t, ctx, `(document.getElementById('p').setAttribute(`+strconv.Quote(c.attr)+`, `+strconv.Quote(c.value)+`), true)`)
+		waitJS(t, ctx, c.attr+" refused", embedStatusJS+`.includes(`+strconv.Quote(c.says)+`)`, 10*time.Second)
+		if n := eval[int](t, ctx, `document.getElementById('p').shadowRoot.querySelectorAll('.status *').length + (window.pwned ? 100 : 0)`); n != 0 {
+			t.Errorf("%s=%q became markup or ran (%d)", c.attr, c.value, n)
+		}
+		eval[bool](t, ctx, `(document.getElementById('p').setAttribute(`+strconv.Quote(c.attr)+`, `+strconv.Quote(c.was)+`), true)`)
+	}
 }

@@ -16,6 +16,10 @@
 //              either and the token is dropped; give it again with them.
 //              It goes to the hub as the page sends it (a WebSocket
 //              subprotocol, an Authorization header), never in a URL.
+//   rendition  "auto" (default): the rendition that fits the element, or a
+//              smaller one when the link or the page cannot keep up (an
+//              adaptive player: FH.Adapter); or a rendition's name
+//              ("main", "320") to draw that one always
 //
 // The element never asks the user for a token, and reads none from
 // storage: a token typed into another site's page is that site's. It has
@@ -44,8 +48,8 @@
       document.head.appendChild(s);
     });
   }
-  const FHready = self.FH && self.FH.Player ? Promise.resolve()
-    : Promise.all(['protocol.js', 'events.js', 'player.js'].map(load));
+  const FHready = self.FH && self.FH.Player && self.FH.Adapter ? Promise.resolve()
+    : Promise.all(['protocol.js', 'events.js', 'adapt.js', 'player.js'].map(load));
 
   const CSS = ':host { display: block; position: relative; aspect-ratio: 16 / 9; background: #000; overflow: hidden; contain: content; }' +
     ' canvas { display: block; width: 100%; height: 100%; object-fit: contain; }' +
@@ -61,7 +65,7 @@
   }
 
   class FramehubPlayer extends HTMLElement {
-    static get observedAttributes() { return ['hub', 'channel', 'token']; }
+    static get observedAttributes() { return ['hub', 'channel', 'token', 'rendition']; }
 
     #token = '';
     #tokenFor = null; // the hub and channel the token was first used with
@@ -171,11 +175,20 @@
         this.#tokenFor = null;
       }
       const token = this.#token;
+      const want = this.getAttribute('rendition') || 'auto';
+      if (want !== 'auto' && !/^(main|[1-9][0-9]{0,4})$/.test(want)) {
+        this.#say('framehub: rendition must be "auto", "main" or a width', true);
+        return;
+      }
+      const width = this.#width();
       this.#player = new FH.Player(this.#canvas, channel, {
         hub: origin,
         protocols: () => (token ? [FH.SUBPROTOCOL, FH.SUBPROTOCOL_AUTH_PREFIX + b64url(token)] : [FH.SUBPROTOCOL]),
         headers: () => (token ? { Authorization: 'Bearer ' + token } : {}),
-        maxWidth: this.#width(),
+        maxWidth: width,
+        askWidth: want === 'auto' ? width : 0,
+        rendition: want === 'auto' ? '' : want,
+        adaptive: want === 'auto',
       });
       this.#diagnosed = false;
       this.#started = performance.now();
@@ -189,7 +202,7 @@
     }
 
     #fit() {
-      if (this.#player) this.#player.fit(this.#width());
+      if (this.#player) this.#player.fit(this.#width(), true);
     }
 
     #render(origin, channel, token) {

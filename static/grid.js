@@ -35,12 +35,12 @@
     const events = el('ul', 'events');
     card.append(link, title, info, events);
     $('grid').appendChild(card);
-    // A tile decodes its frames as wide as it is shown, in device pixels:
-    // a fraction of the work of a full 720p or 1080p frame, so many
-    // channels stay live on one page. It asks the hub for the channel's
-    // rendition that fits that width (max-width), so that a channel with a
-    // small rendition sends that instead of its main picture.
-    const player = new FH.Player(canvas, name, { credit: 1, maxWidth: tileWidth(canvas), askWidth: tileWidth(canvas), delayMs });
+    // A tile asks the hub for the channel's rendition that fits it in
+    // device pixels (the narrowest at least as wide, else the widest), and
+    // decodes frames no wider than that: a fraction of the work of a full
+    // 720p or 1080p frame, so many channels stay live on one page.
+    const w = tileWidth(canvas);
+    const player = new FH.Player(canvas, name, { credit: 1, maxWidth: w, askWidth: w, delayMs });
     const c = { el: card, player, info, nolive, fit: fitter(canvas, player) };
     if (!document.hidden) player.start();
     c.events = events;
@@ -70,7 +70,7 @@
     let timer = 0;
     const refit = () => {
       clearTimeout(timer);
-      timer = setTimeout(() => player.fit(tileWidth(canvas)), REFIT_MS);
+      timer = setTimeout(() => player.fit(tileWidth(canvas), true), REFIT_MS);
     };
     const ro = new ResizeObserver(refit);
     ro.observe(canvas);
@@ -140,6 +140,7 @@
       if (!cards.has(ch.name)) addCard(ch.name);
       const c = cards.get(ch.name);
       c.ch = ch;
+      c.player.setRenditions(ch.renditions);
       const ps = c.player.stats();
       showLabel(c, ps);
       const note = typeof ch.source_state === 'string' ? sourceNote(ch) : '';
@@ -173,6 +174,9 @@
   window.framehubGrid = {
     channels: () => Array.from(cards.keys()),
     stats: () => Object.fromEntries(Array.from(cards, ([n, c]) => [n, c.player.stats()])),
+    // Each tile's timing of the last seconds (FH.Player's timing:
+    // arrivals, decodes, draws with their ages), for benchmarks.
+    timings: () => Object.fromEntries(Array.from(cards, ([n, c]) => [n, c.player.timing])),
     feed,
   };
   FH.loadLimits(); // fetched alongside the channel list; players wait for it before subscribing

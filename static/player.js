@@ -24,6 +24,8 @@
   // (FH.Adapter, adapt.js): the last few seconds of arrivals, decodes and
   // draws.
   const TIMING_MS = 3000;
+  // An adaptive player reads the channel's renditions this often.
+  const RENDITIONS_MS = 3000;
 
   // hubOrigin returns the origin of the hub at url ("http://host:port"),
   // or this page's origin when url is empty. Only http and https hubs.
@@ -177,14 +179,20 @@
   }
 
   // subscribeURL asks the hub at origin for credit mode with credit
-  // frames in flight from the first frame (protocol.QueryWindow) and, when
-  // askWidth is a width in pixels, for the channel's rendition that fits
-  // it (protocol.QueryMaxWidth: the narrowest at least that wide, else the
-  // widest).
-  function subscribeURL(origin, channel, credit, askWidth) {
+  // frames in flight from the first frame (protocol.QueryWindow), and for
+  // the rendition want names ({rendition: NAME}, or {maxWidth: W}: the
+  // narrowest at least W wide, else the widest; null: the main picture).
+  function subscribeURL(origin, channel, credit, want) {
     let u = origin.replace(/^http/, 'ws') + FH.PATH_SUBSCRIBE + channel + '?' + FH.QUERY_WINDOW + '=' + credit;
-    if (askWidth > 0) u += '&' + FH.QUERY_MAX_WIDTH + '=' + Math.min(Math.ceil(askWidth), FH.MAX_RENDITION_WIDTH);
+    if (want && want.rendition) u += '&' + FH.QUERY_RENDITION + '=' + encodeURIComponent(want.rendition);
+    else if (want && want.maxWidth > 0) u += '&' + FH.QUERY_MAX_WIDTH + '=' + want.maxWidth;
     return u;
+  }
+
+  // wantWidth returns a width to ask for as max-width: whole pixels within
+  // what the protocol allows.
+  function wantWidth(w) {
+    return Math.min(Math.max(Math.ceil(w), 1), FH.MAX_RENDITION_WIDTH);
   }
 
   // trim drops the entries of a list of {at} older than keepMs before now.
@@ -192,6 +200,38 @@
     let i = 0;
     while (i < list.length && now - list[i].at > keepMs) i++;
     if (i) list.splice(0, i);
+  }
+
+  // noteArrival records in t (a Player's timing) that message n of the
+  // connection arrived at now, and how long it took once the hub could
+  // send it. With a credit window of w, the hub sends message n only
+  // after the page's acknowledgement covering message n - w has reached
+  // it (or at once, for the first w), and the link delivers it after the
+  // one before: so net = arrival - max(that acknowledgement, the previous
+  // arrival) is the message's time on the wire plus half a round trip
+  // when the hub had it waiting, and otherwise also the wait for the
+  // publisher's next frame. ready says the hub had it waiting: frames
+  // were skipped since the previous arrival, so a newer one than that
+  // was there when credit came back.
+  function noteArrival(t, n, now, bytes, seq, captureMs, rendition) {
+    let creditAt = t.openedAt;
+    if (n > t.credit) {
+      creditAt = -1;
+      for (const a of t.acks) {
+        if (a.n >= n - t.credit) {
+          creditAt = a.at;
+          break;
+        }
+      }
+    }
+    const prev = t.arrivals.length ? t.arrivals[t.arrivals.length - 1] : null;
+    const since = Math.max(creditAt, prev ? prev.at : creditAt);
+    t.arrivals.push({
+      at: now, bytes, seq, captureMs, rendition,
+      net: creditAt < 0 ? -1 : now - since,
+      ready: prev !== null && seq > prev.seq + 1,
+    });
+    trim(t.arrivals, now, TIMING_MS);
   }
 
   // boxText is what is drawn by a box: its label, and its score with two
@@ -210,7 +250,10 @@
     //   before it is replaced (default 10 s, plus delayMs)
     // opts.maxWidth: decode at most this wide (thumbnails), 0 for full size
     // opts.askWidth: ask the hub for the channel's rendition that fits this
-    //   width in pixels (max-width), 0 for the main picture
+    //   width in device pixels (max-width), 0 for the main picture
+    // opts.rendition: ask for this rendition by name ('main', '320'), '' for none
+    // opts.adaptive: choose the rendition from what the player measures
+    //   (FH.Adapter, adapt.js), among those no wider than it is shown
     // opts.protocols: WebSocket subprotocols, or a function that returns them
     //   when connecting (FH.auth.protocols carries the view token)
     // opts.headers: a function that returns the headers of the player's
@@ -227,14 +270,23 @@
       const protocols = FH.auth ? FH.auth.protocols : undefined;
       const headers = FH.auth ? FH.auth.headers : () => ({});
       this.opts = Object.assign({
-        credit: 2, delayMs: 0, decodeTimeoutMs: DECODE_TIMEOUT_MS, maxWidth: 0, askWidth: 0, protocols, headers, onChange: null,
-        hub: '', worker: undefined,
+        credit: 2, delayMs: 0, decodeTimeoutMs: DECODE_TIMEOUT_MS, maxWidth: 0, protocols, headers, onChange: null,
+        hub: '', worker: undefined, askWidth: 0, rendition: '', adaptive: false,
       }, opts || {});
       if (!(this.opts.decodeTimeoutMs > 0)) this.opts.decodeTimeoutMs = DECODE_TIMEOUT_MS;
       if (!(this.opts.delayMs > 0)) this.opts.delayMs = 0;
       this.origin = hubOrigin(this.opts.hub);
       if (this.opts.worker === undefined) this.opts.worker = this.origin === location.origin;
       this.limits = FH.CLIENT_GUARD;
+      // The rendition to ask for: {rendition}, {maxWidth}, or null.
+      this.want = this.opts.rendition ? { rendition: this.opts.rendition }
+        : this.opts.askWidth > 0 ? { maxWidth: wantWidth(this.opts.askWidth) } : null;
+      this.fitWidth = this.opts.askWidth > 0 ? this.opts.askWidth : 0; // device pixels it is shown at
+      this.renditions = []; // the channel's, from /api/channels
+      this.adapter = this.opts.adaptive && FH.Adapter ? new FH.Adapter() : null;
+      this.adaptTimers = [];
+      this.probing = false;
+      this.hubWidth = 0; // the max-width the hub has for this connection (0: none)
       this.state = 'idle';
       this.running = false;
       this.ws = null;
@@ -272,12 +324,21 @@
       if (this.running) return;
       this.running = true;
       this.connect();
+      if (this.adapter) {
+        this.loadRenditions();
+        this.adaptTimers = [
+          setInterval(() => this.adaptTick(), FH.ADAPT_TICK_MS),
+          setInterval(() => this.loadRenditions(), RENDITIONS_MS),
+        ];
+      }
     }
 
     // stop ends the subscription (the tab was hidden, or the card removed).
     stop(state) {
       this.running = false;
       clearTimeout(this.retryTimer);
+      for (const id of this.adaptTimers) clearInterval(id);
+      this.adaptTimers = [];
       if (this.ws) {
         const ws = this.ws;
         this.ws = null;
@@ -310,7 +371,8 @@
       let ws;
       try {
         const p = this.opts.protocols;
-        ws = new WebSocket(subscribeURL(this.origin, this.channel, credit, this.opts.askWidth), typeof p === 'function' ? p() : p);
+        ws = new WebSocket(subscribeURL(this.origin, this.channel, credit, this.want), typeof p === 'function' ? p() : p);
+        this.hubWidth = this.want && this.want.maxWidth ? this.want.maxWidth : 0;
       } catch (e) {
         this.retry();
         return;
@@ -369,36 +431,8 @@
       }
     }
 
-    // arrivalTiming notes when message n arrived and how long it took once
-    // the hub could send it. With a credit window of w, the hub sends
-    // message n only after the page's acknowledgement covering message
-    // n - w has reached it (or at once, for the first w), and the link
-    // delivers it after the one before: so net = arrival - max(that
-    // acknowledgement, the previous arrival) is this message's time on
-    // the wire plus half a round trip, when the hub had it waiting (ready:
-    // a frame was skipped since the last one, so a newer one was waiting
-    // when credit came back), and otherwise includes the wait for the
-    // publisher's next frame.
     arrivalTiming(n, now, bytes, f) {
-      const t = this.timing;
-      let creditAt = t.openedAt;
-      if (n > t.credit) {
-        creditAt = -1;
-        for (const a of t.acks) {
-          if (a.n >= n - t.credit) {
-            creditAt = a.at;
-            break;
-          }
-        }
-      }
-      const prev = t.arrivals.length ? t.arrivals[t.arrivals.length - 1] : null;
-      const since = Math.max(creditAt, prev ? prev.at : creditAt);
-      t.arrivals.push({
-        at: now, bytes, seq: Number(f.seq), captureMs: f.captureTimeMs, rendition: f.rendition || 0,
-        net: creditAt < 0 ? -1 : now - since,
-        ready: prev !== null && Number(f.seq) > prev.seq + 1,
-      });
-      trim(t.arrivals, now, TIMING_MS);
+      noteArrival(this.timing, n, now, bytes, Number(f.seq), f.captureTimeMs, f.rendition || 0);
     }
 
     // skip counts a message or frame that will not be drawn and keeps why.
@@ -528,7 +562,7 @@
         s.width = f.width;
         s.height = f.height;
         s.codec = f.codec;
-        s.rendition = f.rendition;
+        s.rendition = f.rendition || 0;
         const age = Date.now() - f.captureTimeMs;
         s.ages.push(age);
         if (s.ages.length > AGE_SAMPLES) s.ages.shift();
@@ -606,9 +640,102 @@
     }
 
     // fit tells the player how wide its picture is shown, in device
-    // pixels: it decodes frames at most that wide from the next one on.
-    fit(width) {
-      if (width > 0) this.opts.maxWidth = Math.ceil(width);
+    // pixels. With decode, it decodes frames at most that wide from the
+    // next one on. A player that asks by size asks the hub again when the
+    // rendition that fits is another one; an adaptive one chooses among
+    // the renditions no wider than that.
+    fit(width, decode) {
+      if (!(width > 0)) return;
+      this.fitWidth = Math.ceil(width);
+      if (decode) this.opts.maxWidth = this.fitWidth;
+      if (this.adapter) {
+        this.adapter.setCap(this.fitWidth);
+        return;
+      }
+      if (!this.want || !this.want.maxWidth) return;
+      this.want = { maxWidth: wantWidth(width) };
+      this.followWidth();
+    }
+
+    // followWidth asks the hub again for the width wanted now, when the
+    // rendition it picks for the max-width it has is another one: a channel
+    // with one rendition, or a resize within one rendition's range, needs
+    // no message; a rendition that appears after a resize may.
+    followWidth() {
+      if (!this.want || !this.want.maxWidth || this.hubWidth === this.want.maxWidth) return;
+      const sizes = this.renditions.filter((r) => r.live);
+      if (FH.pickRendition(sizes, this.hubWidth) !== FH.pickRendition(sizes, this.want.maxWidth)) this.sendWant();
+    }
+
+    // setRenditions tells the player the channel's renditions
+    // (/api/channels), which an adaptive player reads for itself.
+    setRenditions(list) {
+      this.renditions = Array.isArray(list) ? list.filter((r) => r && typeof r.name === 'string' && r.width > 0) : [];
+      if (this.adapter) this.adapter.setRenditions(this.renditions);
+      else this.followWidth();
+    }
+
+    // ask switches to another rendition on the open connection (and asks
+    // for it on the next one): want is {rendition: NAME} or {maxWidth: W}.
+    ask(want) {
+      this.want = want;
+      this.sendWant();
+    }
+
+    sendWant() {
+      const ws = this.ws;
+      if (!ws || ws.readyState !== WebSocket.OPEN || !this.want) return;
+      const m = { op: FH.OP_RENDITION };
+      if (this.want.rendition) m.rendition = this.want.rendition;
+      else m.max_width = this.want.maxWidth;
+      ws.send(JSON.stringify(m));
+      this.hubWidth = this.want.maxWidth || 0;
+    }
+
+    // loadRenditions reads the channel's renditions from the hub.
+    async loadRenditions() {
+      try {
+        const r = await fetch(this.origin + '/api/channels', { cache: 'no-store', credentials: 'omit', headers: this.opts.headers() });
+        if (!r.ok) return;
+        const list = await r.json();
+        const ch = Array.isArray(list) ? list.find((c) => c && c.name === this.channel) : null;
+        if (ch) this.setRenditions(ch.renditions);
+      } catch (e) { /* the hub is unreachable: the connection says so */ }
+    }
+
+    // adaptTick asks the adapter what to do, and does it.
+    adaptTick() {
+      if (this.state !== 'live' || document.hidden) return;
+      const now = performance.now();
+      const a = this.adapter.tick(now, this.timing);
+      if (!a) return;
+      if (a.op === 'switch') {
+        this.ask({ rendition: a.to });
+        this.adapter.switched(now, a.to, a.up);
+      } else if (a.op === 'probe') {
+        this.probe(a.name);
+      }
+    }
+
+    // probe times one download of rendition name's newest frame (its
+    // snapshot) for the adapter: how much the link carries besides the
+    // stream.
+    async probe(name) {
+      if (this.probing) return;
+      this.probing = true;
+      const start = performance.now();
+      try {
+        const r = await fetch(this.origin + '/channels/' + this.channel + '/snapshot.jpg?' + FH.QUERY_RENDITION + '=' +
+          encodeURIComponent(name), { cache: 'no-store', credentials: 'omit', headers: this.opts.headers() });
+        if (!r.ok) return;
+        const b = await r.arrayBuffer();
+        const end = performance.now();
+        if (this.adapter) this.adapter.probed(end, name, b.byteLength, start, end);
+      } catch (e) {
+        /* no probe this time */
+      } finally {
+        this.probing = false;
+      }
     }
 
     // stats is what the page shows, and what tests read.
@@ -635,6 +762,7 @@
         height: s.height,
         codec: s.codec === FH.CODEC_RAW ? 'raw' : s.codec === FH.CODEC_JPEG ? 'jpeg' : '',
         rendition: s.drawn ? FH.renditionName(s.rendition) : '', // of the frame drawn last: 'main' or its width
+        adapt: this.adapter ? this.adapter.stats() : null, // an adaptive player's choice and why
         reconnects: s.reconnects,
         lastFrameAgeMs: s.lastDrawAt ? performance.now() - s.lastDrawAt : null,
         retryInMs: this.state === 'reconnecting' ? Math.max(0, this.retryAt - performance.now()) : 0,
@@ -646,5 +774,5 @@
     }
   }
 
-  root.FH = Object.assign(root.FH || {}, { Player, percentile, loadLimits, boxText, hubOrigin });
+  root.FH = Object.assign(root.FH || {}, { Player, percentile, loadLimits, boxText, hubOrigin, noteArrival });
 })(self);

@@ -363,6 +363,22 @@
     return n <= MAX_RENDITION_WIDTH ? n : null;
   }
 
+  // pickRendition returns the name of the rendition the hub sends for
+  // max-width maxWidth (protocol.PickRendition), from a channel's
+  // renditions as /api/channels lists them ({name, width}): the narrowest
+  // at least maxWidth wide, else the widest; '' when the list is empty.
+  // The main picture of unknown width (0) counts as the widest.
+  function pickRendition(list, maxWidth) {
+    const width = (r) => (r.name === 'main' && !(r.width > 0) ? MAX_RENDITION_WIDTH + 1 : r.width);
+    let best = null;
+    let widest = null;
+    for (const r of list) {
+      if (widest === null || width(r) > width(widest)) widest = r;
+      if (width(r) >= maxWidth && (best === null || width(r) < width(best))) best = r;
+    }
+    return best ? best.name : widest ? widest.name : '';
+  }
+
   const CHANNEL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
   root.FH = Object.assign(root.FH || {}, {
@@ -370,7 +386,7 @@
     PATH_SUBSCRIBE, PATH_LIMITS, SUBPROTOCOL, SUBPROTOCOL_AUTH_PREFIX, QUERY_WINDOW, CLOSE_REPLACED, CLOSE_REVOKED,
     QUERY_MAX_WIDTH, QUERY_RENDITION, OP_RENDITION, MAX_RENDITION_WIDTH, MAX_CAPTURE_FPS, SKIP_SLACK,
     FrameError, parseFrame, peekSeq, skippedFrames, clientLimits, jpegSize, frameBoxes, checkDecodable,
-    rawToRGBA, decodeSource, resizeOptions, renditionName, parseMaxWidth,
+    rawToRGBA, decodeSource, resizeOptions, renditionName, parseMaxWidth, pickRendition,
     validChannelName: (s) => CHANNEL_NAME.test(s),
   });
 })(self);

@@ -14,16 +14,27 @@
   // Test hook: how long a decoder worker may stay silent before it is replaced.
   const decodeTimeoutMs = Number(params.get('test-decode-timeout-ms')) || undefined;
 
-  // /view/cam?max-width=320: draw the channel's rendition that fits 320
-  // pixels (the narrowest at least that wide, else the widest).
-  const askWidth = FH.parseMaxWidth(params.get(FH.QUERY_MAX_WIDTH)) || 0;
+  // Which picture: /view/cam?rendition=320 draws that rendition,
+  // ?max-width=W the one that fits W pixels (the narrowest at least that
+  // wide, else the widest); otherwise the player adapts: it starts with
+  // the rendition that fits the canvas in device pixels and steps down when
+  // the link or this page cannot keep up, back up when they can
+  // (FH.Adapter, adapt.js).
+  const asked = params.get(FH.QUERY_RENDITION) || '';
+  const rendition = asked === 'main' || FH.parseMaxWidth(asked) ? asked : '';
+  const maxWidth = FH.parseMaxWidth(params.get(FH.QUERY_MAX_WIDTH)) || 0;
+  const shown = () => Math.round(($('canvas').clientWidth || 640) * (window.devicePixelRatio || 1));
+  const adaptive = !rendition && !maxWidth;
 
   const player = new FH.Player($('canvas'), channel, {
-    askWidth,
     delayMs,
     decodeTimeoutMs,
+    rendition,
+    askWidth: maxWidth || (adaptive ? shown() : 0),
+    adaptive,
     onChange: (s) => render(),
   });
+  if (adaptive) new ResizeObserver(() => player.fit(shown())).observe($('canvas'));
   // The hub's recent events of this channel, each with its snapshot.
   const feed = new FH.EventFeed(channel, () => FH.renderEvents($('events'), feed.events(channel), 20));
   window.framehub = { player, feed }; // for tests and the curious
@@ -47,7 +58,7 @@
     $('state').dataset.state = key;
     const parts = [];
     if (s.drawn > 0) {
-      parts.push(s.width + '×' + s.height + ' ' + s.codec + (s.rendition !== 'main' ? ' (rendition ' + s.rendition + ')' : ''), s.fps + ' fps',
+      parts.push(s.width + '×' + s.height + ' ' + s.codec, 'rendition ' + s.rendition + (s.adapt ? ' (auto)' : ''), s.fps + ' fps',
         'age ' + Math.round(s.ageP50) + ' ms (p99 ' + Math.round(s.ageP99) + ')', '#' + s.lastSeq, 'skipped ' + s.skipped);
     }
     if (s.bad) parts.push('bad frames ' + s.bad);
@@ -58,6 +69,7 @@
     nolive.hidden = !s.stale;
     if (s.stale) nolive.textContent = 'no live video · last frame ' + (s.lastFrameAgeMs / 1000).toFixed(0) + ' s ago';
     $('labels').textContent = s.labels.length ? 'boxes: ' + s.labels.join(', ') : '';
+    $('adapt').textContent = s.adapt && s.adapt.reason ? 'rendition ' + s.rendition + ': ' + s.adapt.reason : '';
     $('stage').classList.toggle('event', s.events.length > 0 || feed.active(channel));
     $('events-now').textContent = s.events.length ? 'events: ' + s.events.join(', ') : '';
   }

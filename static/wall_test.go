@@ -1,7 +1,10 @@
 package static_test
 
 import (
+	"context"
+	"encoding/json"
 	"image/color"
+	"net/http"
 	"regexp"
 	"strconv"
 	"testing"
@@ -10,7 +13,18 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"framehub/hub"
+	"framehub/internal/testutil"
+	"framehub/protocol"
 )
+
+// tileCentre is the RGB at the centre of a grid tile's canvas.
+func tileCentre(t testing.TB, ctx context.Context, name string) [3]int {
+	t.Helper()
+	return eval[[3]int](t, ctx, `(() => {
+		const c = document.querySelector('[data-channel="`+name+`"] canvas');
+		return Array.from(c.getContext('2d').getImageData(c.width >> 1, c.height >> 1, 1, 1).data.slice(0, 3));
+	})()`)
+}
 
 // TestGridLabelShowsWhatTileDraws: a tile's label gives the frames the
 // tile draws per second and their age, not the channel's rate: here a
@@ -83,4 +97,128 @@ func TestGridFitsTiles(t *testing.T) {
 		t.Errorf("tile %d device pixels wide at ratio 1, %d at ratio 2; want twice", w1, w2)
 	}
 	t.Logf("tile widths: %d (1280-wide window), %d (700), %d (700 at ratio 2)", w0, w1, width())
+}
+
+// TestGridAsksForTheRenditionThatFits: a tile asks the hub for the
+// channel's rendition that fits it in device pixels, and asks again, on
+// the same connection, when it is resized past another rendition; a
+// channel with one rendition is decoded at the tile's size. Resizing back
+// and forth quickly sends the hub few messages.
+func TestGridAsksForTheRenditionThatFits(t *testing.T) {
+	s := startHub(t, "127.0.0.1:0", hub.Config{})
+	red, green := color.RGBA{220, 30, 30, 255}, color.RGBA{30, 200, 30, 255}
+	small := solidJPEG(t, 320, 180, green)
+	small.Rendition = 320
+	startRenditionFeed(t, s.url(), "two", 15, solidJPEG(t, 1280, 720, red), small)
+	startFeed(t, s.url(), "one", 15, solidJPEG(t, 1280, 720, red))
+	ctx := browser(t)
+	// Count the rendition messages the page sends.
+	navigate(t, ctx, s.url()+"/")
+	eval[bool](t, ctx, `(() => {
+		window.__switches = 0;
+		const send = WebSocket.prototype.send;
+		WebSocket.prototype.send = function (m) {
+			if (typeof m === 'string' && m.includes('"rendition"')) window.__switches++;
+			return send.call(this, m);
+		};
+		return true;
+	})()`)
+	centreOf := func(name string) [3]int { return tileCentre(t, ctx, name) }
+	// About 290 device pixels a tile: "two" draws its 320 rendition, "one"
+	// its only picture decoded at the tile's size.
+	waitJS(t, ctx, "the small rendition drawn", `(() => { const s = framehubGrid.stats(); return !!s.two && !!s.one &&
+		s.two.rendition === '320' && s.two.drawn > 3 && s.one.drawn > 3; })()`, 15*time.Second)
+	if c := centreOf("two"); !near(c, green, 40) {
+		t.Errorf("tile two shows rgb%v; want its 320 rendition's green", c)
+	}
+	one := eval[[]int](t, ctx, `(() => { const c = document.querySelector('[data-channel="one"] canvas'); return [c.width, Math.round(c.clientWidth * devicePixelRatio)]; })()`)
+	if one[0] != one[1] || !near(centreOf("one"), red, 40) {
+		t.Errorf("tile one %d wide, shown %d device pixels wide, centre rgb%v; want its main picture at the tile's size", one[0], one[1], centreOf("one"))
+	}
+	waitJS(t, ctx, "the tile's label to say what it draws", `document.querySelector('[data-channel="two"] .info').textContent.startsWith('1280×720 (drawing 320×180)')`, 5*time.Second)
+	shot(t, ctx, "grid-renditions")
+	// Twice the device pixels (about 630): the main picture fits, asked
+	// for on the same connection.
+	if _, err := chromedp.Run(ctx, chromedp.EmulateViewport(700, 900, chromedp.EmulateScale(2))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the main picture drawn", `framehubGrid.stats().two.rendition === 'main'`, 10*time.Second)
+	if c := centreOf("two"); !near(c, red, 40) {
+		t.Errorf("tile two shows rgb%v after growing; want the main picture's red", c)
+	}
+	if st := eval[playerStats](t, ctx, `framehubGrid.stats().two`); st.Reconnects != 0 {
+		t.Errorf("tile two reconnected %d times to change rendition; want the control message", st.Reconnects)
+	}
+	if n := len(s.requested(protocol.PathSubscribe + "two")); n != 1 {
+		t.Errorf("%d subscriptions of two; want one, switched in place", n)
+	}
+	// Flapping between the two sizes 20 times in two seconds.
+	before := eval[int](t, ctx, `__switches`)
+	for i := range 20 {
+		scale := 1.0
+		if i%2 == 0 {
+			scale = 2
+		}
+		chromedp.Run(ctx, chromedp.EmulateViewport(700, 900, chromedp.EmulateScale(scale)))
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The last size (ratio 1) wants the 320 rendition again.
+	waitJS(t, ctx, "the tiles to settle", `framehubGrid.stats().two.rendition === '320'`, 10*time.Second)
+	if n := eval[int](t, ctx, `__switches`) - before; n > 6 {
+		t.Errorf("%d rendition messages for 20 resizes in 2 s; want a few (the tiles wait for the size to settle)", n)
+	}
+}
+
+// TestGridFollowsARenditionThatAppears: a tile resized while its channel
+// has one picture sends the hub nothing (nothing would change); when a
+// rendition appears later, the tile asks again for its width if the
+// hub's pick for the width it last asked for is no longer the right one.
+// Here the tile asked for ~290, grew to ~630 (the main picture either
+// way), then a 320 rendition appears: for 290 the hub would send that, for
+// 630 the main picture, which the tile must keep drawing.
+func TestGridFollowsARenditionThatAppears(t *testing.T) {
+	s := startHub(t, "127.0.0.1:0", hub.Config{})
+	red, green := color.RGBA{220, 30, 30, 255}, color.RGBA{30, 200, 30, 255}
+	startFeed(t, s.url(), "late", 15, solidJPEG(t, 1280, 720, red))
+	ctx := browser(t)
+	navigate(t, ctx, s.url()+"/")
+	waitJS(t, ctx, "the tile drawing", `(framehubGrid.stats().late || {}).drawn > 3`, 15*time.Second)
+	if _, err := chromedp.Run(ctx, chromedp.EmulateViewport(700, 900, chromedp.EmulateScale(2))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the tile fitted to twice the pixels", `framehubGrid.stats().late.maxWidth > 400`, 10*time.Second)
+	small := solidJPEG(t, 320, 180, green)
+	small.Rendition = 320
+	startRenditionOnlyFeed(t, s.url(), "late", 15, small)
+	testutil.Eventually(t, 10*time.Second, "the hub to list the 320 rendition live", func() bool {
+		resp, err := http.Get(s.url() + "/api/channels")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var list []protocol.ChannelInfo
+		json.NewDecoder(resp.Body).Decode(&list)
+		for _, c := range list {
+			for _, r := range c.Renditions {
+				if c.Name == "late" && r.Name == "320" && r.Live {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	// The grid reads the channel list every 1.5 s: after two readings,
+	// every frame the tile draws is still the main picture.
+	time.Sleep(3500 * time.Millisecond)
+	type drawn struct {
+		N, Small int
+	}
+	d := eval[drawn](t, ctx, `(() => { const ds = framehubGrid.timings().late.draws.filter((x) => performance.now() - x.at < 2000);
+		return {N: ds.length, Small: ds.filter((x) => x.rendition !== 0).length}; })()`)
+	if d.N == 0 || d.Small != 0 {
+		t.Errorf("in the last 2 s the tile, about 630 device pixels wide, drew %d frames, %d of the 320 rendition; want main only", d.N, d.Small)
+	}
+	if c := tileCentre(t, ctx, "late"); !near(c, red, 40) {
+		t.Errorf("tile shows rgb%v; want the main picture's red", c)
+	}
 }

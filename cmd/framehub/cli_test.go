@@ -223,7 +223,27 @@ func sendFramesAs(addr, channel string, from, to uint64, size int, hd http.Heade
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return nil
+	return closeCleanly(c)
+}
+
+// closeCleanly ends a publisher's connection with the closing handshake,
+// reading what the hub sent meanwhile, so that the hub has read every frame
+// before the socket closes (closing with unread notices in the receive
+// buffer resets the connection, and the hub may lose the last frames).
+func closeCleanly(c *websocket.Conn) error {
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+	if err := c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(5*time.Second)); err != nil {
+		return err
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := c.ReadMessage(); err != nil {
+			if websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+				return nil
+			}
+			return fmt.Errorf("closing: %w", err)
+		}
+	}
 }
 
 func TestHubAndWatch(t *testing.T) {

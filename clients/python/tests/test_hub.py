@@ -114,7 +114,12 @@ class TestWithGo(unittest.TestCase):
             for _ in range(8):
                 time.sleep(0.25)  # the slow work
                 ages.append(sub.read(timeout=5).age)
-        self.assertLess(max(ages), 0.12, ages)
+        # Asserted as behaviour, not as a time a loaded machine can break:
+        # most frames are young, and ages do not grow with each slow step
+        # (a queue would add ~220 ms per step: over 1.5 s by the eighth).
+        self.assertLess(statistics.median(ages), 0.12, ages)
+        self.assertLess(max(ages), 0.5, ages)
+        self.assertLess(sum(ages[4:]) / 4, sum(ages[:4]) / 4 + 0.1, ages)
         self.assertGreater(sub.skipped, 4 * 8, "about 7 frames are skipped per 250 ms")
         # Skipped by the hub, not by this client: in credit mode only the
         # frames asked for cross the network (a pushed stream would bring
