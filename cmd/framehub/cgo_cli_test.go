@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"framehub/internal/testutil"
+	"framehub/protocol"
 )
 
 // cgoBinary builds the full framehub binary (with OpenCV) once.
@@ -205,6 +206,23 @@ func TestDemo(t *testing.T) {
 	cfg, err := jpeg.DecodeConfig(bytes.NewReader(body))
 	if err != nil || cfg.Width != 1280 || cfg.Height != 720 {
 		t.Fatalf("demo snapshot: %v %dx%d; want the 1280x720 test pattern", err, cfg.Width, cfg.Height)
+	}
+	// The demo publishes renditions by default, for the grid's tiles.
+	var rends map[string]protocol.RenditionInfo
+	testutil.Eventually(t, 20*time.Second, "the demo's renditions 640 and 320", func() bool {
+		rends = renditionsOn(strings.TrimPrefix(base, "http://"), "demo")
+		return rends["640"].Frames > 0 && rends["320"].Frames > 0
+	})
+	if r := rends["320"]; r.Width != 320 || r.Height != 180 {
+		t.Fatalf("the demo's rendition 320 is %dx%d; want 320x180", r.Width, r.Height)
+	}
+	resp, err := http.Get(base + "/channels/demo/snapshot.jpg?max-width=320")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = readAll(resp)
+	if cfg, err := jpeg.DecodeConfig(bytes.NewReader(body)); err != nil || cfg.Width != 320 {
+		t.Fatalf("demo snapshot of max-width 320: %v %dx%d; want 320 wide", err, cfg.Width, cfg.Height)
 	}
 	d.cmd.Process.Signal(syscall.SIGINT)
 	if err := d.wait(t, 10*time.Second); err != nil {
