@@ -54,8 +54,23 @@ func TestGridLabelShowsWhatTileDraws(t *testing.T) {
 	if !regexp.MustCompile(`age [0-9]+ ms`).MatchString(v.Label) || !regexp.MustCompile(`640×360`).MatchString(v.Label) {
 		t.Errorf("label %q; want the channel's size and the age of what it draws", v.Label)
 	}
-	if title := eval[string](t, ctx, `document.querySelector('[data-channel="cam"] .info').title`); !regexp.MustCompile(`(29|30|31)\.[0-9] fps at the hub`).MatchString(title) {
-		t.Errorf("label title %q; want the channel's own rate there", title)
+	// The title gives the channel's rate as the hub measures it (near the
+	// feed's 30 fps, less on a loaded machine), far above what the tile draws.
+	title := eval[string](t, ctx, `document.querySelector('[data-channel="cam"] .info').title`)
+	var chans []protocol.ChannelInfo
+	resp, err := http.Get(s.url() + "/api/channels")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&chans)
+	resp.Body.Close()
+	tm := regexp.MustCompile(`([0-9.]+) fps at the hub`).FindStringSubmatch(title)
+	if tm == nil || len(chans) != 1 {
+		t.Fatalf("label title %q, channels %+v; want the channel's own rate there", title, chans)
+	}
+	hubFPS, _ := strconv.ParseFloat(tm[1], 64)
+	if hubFPS < chans[0].FPS-5 || hubFPS > chans[0].FPS+5 || hubFPS < 2*fps {
+		t.Errorf("label title %q; want the channel's own rate there (the hub lists %.1f fps; the tile draws %.1f)", title, chans[0].FPS, fps)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -101,12 +102,15 @@ func TestRecordFileIsValid(t *testing.T) {
 			var wg sync.WaitGroup
 			publishSource(t, ctx, &wg, base, "rec", clip)
 			wg.Wait() // the file has been published: 20 frames at 10 fps
-			rec.waitReceived(t, 20)
+			// Each frame reached the recorder or was skipped for a newer one
+			// (a recorder slowed by a loaded machine is, as any subscriber).
+			skipped := rec.waitAccounted(t, addr, "rec", 20)
 			st, err := rec.stop(t) // what Ctrl-C does
 			if err != nil {
 				t.Fatalf("Record: %v", err)
 			}
-			if st.Received < 18 || st.Written < 18 || st.Written > 21 || len(st.Files) != 1 {
+			if st.Received < 10 || st.Written < 18 || st.Written > 21 || len(st.Files) != 1 {
+				t.Logf("the hub skipped %d frames for the recorder", skipped)
 				t.Fatalf("record stats %+v; want about 20 frames written to one file", st)
 			}
 			n, w, h := countFrames(t, out)
@@ -185,6 +189,32 @@ func startRecord(t *testing.T, cfg RecordConfig) *recording {
 	}()
 	t.Cleanup(func() { cancel(); <-r.done })
 	return r
+}
+
+// waitAccounted waits until n frames published on channel have each
+// reached the recorder or been skipped by the hub for a newer one, and
+// returns how many were skipped.
+func (r *recording) waitAccounted(t *testing.T, addr, channel string, n uint64) uint64 {
+	t.Helper()
+	var skipped uint64
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("the recorder to handle or skip %d frames", n), func() bool {
+		resp, err := http.Get("http://" + addr + "/api/channels")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var list []protocol.ChannelInfo
+		if json.NewDecoder(resp.Body).Decode(&list) != nil {
+			return false
+		}
+		for _, c := range list {
+			if c.Name == channel {
+				skipped = c.Skipped
+			}
+		}
+		return r.received.Load()+skipped >= n
+	})
+	return skipped
 }
 
 // waitReceived waits until the recorder has handled n frames.
