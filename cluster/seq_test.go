@@ -104,6 +104,8 @@ func TestForgedSequenceDoesNotFreeze(t *testing.T) {
 		}
 	}
 	_ = dirSub.Unsubscribe()
+	_, lastBefore, _, _ := viewer.after(t, math.MaxUint64) // the newest real frame the viewer has
+	sentBefore := seq.Load()
 	if err := nc.PublishMsg(forged("framehub.frame.cam", "cam", claim.Hub, claim.Gen, frameMsg(math.MaxUint64, 2000))); err != nil {
 		t.Fatal(err)
 	}
@@ -112,8 +114,16 @@ func TestForgedSequenceDoesNotFreeze(t *testing.T) {
 	var forgedAt, backAt time.Time
 	testutil.Eventually(t, waitLong, "b showing a's frames again after the forged one", func() bool {
 		got, prev, forgedAt, backAt = viewer.after(t, math.MaxUint64)
-		return len(got) > 0
+		// A viewer slowed by a loaded machine may be skipped past the
+		// forged frame (newest wins): then real frames published well
+		// after it reaching the viewer is what shows b is not frozen.
+		return len(got) > 0 || (forgedAt.IsZero() && prev > sentBefore+20)
 	})
+	if forgedAt.IsZero() {
+		t.Logf("the viewer was skipped past the forged frame; it shows a's frames again (seq %d; %d before)", prev, lastBefore)
+		checkRestartCounted(t, a, b)
+		return
+	}
 	lost := got[0] - prev - 1
 	for i := 1; i < len(got); i++ {
 		if got[i] <= got[i-1] {
@@ -127,6 +137,13 @@ func TestForgedSequenceDoesNotFreeze(t *testing.T) {
 	if lost > 50 {
 		t.Errorf("%d real frames not shown after the forged one; want about %d", lost, seqRestartAfterForTest)
 	}
+	checkRestartCounted(t, a, b)
+}
+
+// checkRestartCounted: b counted and logged the one restart; a's own
+// listing and publisher are untouched.
+func checkRestartCounted(t *testing.T, a, b *node) {
+	t.Helper()
 	st := stats(t, b.url).Cluster
 	if st.SeqRestarts != 1 {
 		t.Errorf("sequence_restarts_total = %d; want 1", st.SeqRestarts)
@@ -134,7 +151,6 @@ func TestForgedSequenceDoesNotFreeze(t *testing.T) {
 	if n := strings.Count(b.logs.String(), "went back in sequence"); n != 1 {
 		t.Errorf("%d log lines about the restart; want 1\n%s", n, b.logs.String())
 	}
-	// a's own listing and publisher are untouched.
 	if in := channelByName(t, a.url, "cam"); !in.Live {
 		t.Errorf("a lists cam as %+v; want live", in)
 	}
