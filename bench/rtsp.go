@@ -19,6 +19,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"framehub/internal/backoff"
 	"framehub/internal/testcam"
 	"framehub/protocol"
 )
@@ -269,7 +270,7 @@ func (a *ageLog) result(side string, d time.Duration, cpu float64) RTSPSide {
 // window runs measure from warmup to warmup+d, with the CPU of the
 // processes pids() returns then over that time.
 func window(ctx context.Context, cfg *RTSPConfig, pids func() []int, a *ageLog, measuring *bool, mu *sync.Mutex) (cpu float64, err error) {
-	if !sleepCtx(ctx, cfg.Warmup) {
+	if !backoff.Wait(ctx, cfg.Warmup) {
 		return 0, ctx.Err()
 	}
 	cpuOf := func() float64 {
@@ -285,24 +286,13 @@ func window(ctx context.Context, cfg *RTSPConfig, pids func() []int, a *ageLog, 
 	mu.Lock()
 	*measuring = true
 	mu.Unlock()
-	if !sleepCtx(ctx, cfg.Duration) {
+	if !backoff.Wait(ctx, cfg.Duration) {
 		return 0, ctx.Err()
 	}
 	mu.Lock()
 	*measuring = false
 	mu.Unlock()
 	return cpuOf() - c0, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // rtspAlone measures ffmpeg reading the camera by itself.
