@@ -385,9 +385,10 @@ type wallRun struct {
 }
 
 // gridScenario feeds n channels of the clips (main and the renditions in
-// names), opens the grid, and measures every tile; with player, a second
-// tab shows /view/cam00 full size meanwhile, and its figures go in extra.
-func gridScenario(t *testing.T, run wallRun, name string, n int, clips wallClips, names []string, player bool) gridRow {
+// names), opens the grid (with query, "" or "?…"), and measures every
+// tile; with player, a second tab shows /view/cam00 full size meanwhile,
+// and its figures go in extra.
+func gridScenario(t *testing.T, run wallRun, name string, n int, clips wallClips, names []string, query string, player bool) gridRow {
 	s := startHub(t, "127.0.0.1:0", hub.Config{})
 	for i := range n {
 		startWallFeeder(t, s.url(), fmt.Sprintf("cam%02d", i), clips, names)
@@ -395,7 +396,7 @@ func gridScenario(t *testing.T, run wallRun, name string, n int, clips wallClips
 	testutil.Eventually(t, 90*time.Second, "every channel live at the hub", func() bool { return len(channelFrames(t, s.url())) == n })
 	ctx := browser(t)
 	row := gridRow{scenario: name, loadBefore: loadavg()}
-	navigate(t, ctx, s.url()+"/")
+	navigate(t, ctx, s.url()+"/"+query)
 	// A machine that cannot draw every tile within a minute is measured
 	// anyway: its idle tiles count as drawing nothing.
 	if !pollJS(t, ctx, fmt.Sprintf(`(() => { const st = Object.values(framehubGrid.stats());
@@ -456,20 +457,27 @@ func TestWallBenchmark(t *testing.T) {
 	clips := makeWallClips(t, 1280, 720, 30, run.clipSeconds, 10, []int{640, 320})
 	t.Logf("clips: main %d, 640 %d, 320 %d bytes a frame on average (%v)", clips.bytes["main"], clips.bytes["640"], clips.bytes["320"], time.Since(start).Round(time.Second))
 	var rows []string
+	// "createImageBitmap" rows decode every JPEG the way the page did before
+	// it used ImageDecoder, as pages without it still do.
+	const before = "?test-decoder=createImageBitmap"
 	for _, sc := range []struct {
 		name   string
 		n      int
 		names  []string
+		query  string
 		player bool
 	}{
-		{"16 channels, main only (before renditions)", 16, []string{"main"}, false},
-		{"16 channels with 320", 16, []string{"main", "320"}, false},
-		{"16 channels with 320, and a player", 16, []string{"main", "320"}, true},
-		{"36 channels, main only (before renditions)", 36, []string{"main"}, false},
-		{"36 channels with 320", 36, []string{"main", "320"}, false},
+		{"16 channels, main only (no renditions), createImageBitmap", 16, []string{"main"}, before, false},
+		{"16 channels, main only (no renditions)", 16, []string{"main"}, "", false},
+		{"16 channels with 320, createImageBitmap", 16, []string{"main", "320"}, before, false},
+		{"16 channels with 320", 16, []string{"main", "320"}, "", false},
+		{"16 channels with 320, and a player", 16, []string{"main", "320"}, "", true},
+		{"36 channels, main only (no renditions)", 36, []string{"main"}, "", false},
+		{"36 channels with 320, createImageBitmap", 36, []string{"main", "320"}, before, false},
+		{"36 channels with 320", 36, []string{"main", "320"}, "", false},
 	} {
 		if !t.Run(sc.name, func(t *testing.T) {
-			rows = append(rows, gridScenario(t, run, sc.name, sc.n, clips, sc.names, sc.player).markdown())
+			rows = append(rows, gridScenario(t, run, sc.name, sc.n, clips, sc.names, sc.query, sc.player).markdown())
 		}) {
 			rows = append(rows, "| "+sc.name+" | failed: see the log above |")
 		}
@@ -496,7 +504,7 @@ func TestWallBenchmark(t *testing.T) {
 // fits it in the window), not how fast.
 func TestWallSmoke(t *testing.T) {
 	clips := makeWallClips(t, 1280, 720, 30, 2, 0, []int{320})
-	row := gridScenario(t, wallRun{warm: time.Second, window: 2 * time.Second}, "smoke", 4, clips, []string{"main", "320"}, false)
+	row := gridScenario(t, wallRun{warm: time.Second, window: 2 * time.Second}, "smoke", 4, clips, []string{"main", "320"}, "", false)
 	for _, f := range row.tiles {
 		if f.fps <= 0 || f.recvFPS <= 0 || f.ageP99 <= 0 || !slices.Equal(f.renditions, []int{320}) {
 			t.Errorf("tile %s: %+v; want frames of the 320 rendition drawn and received in the window, with their ages", f.name, f)
