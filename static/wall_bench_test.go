@@ -1,6 +1,8 @@
 package static_test
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -316,9 +318,9 @@ func (r gridRow) markdown() string {
 		strings.Join(names, ", "), cpu, r.extra, r.loadBefore, r.loadAfter)
 }
 
-// processTreeCPU returns the CPU time (user and system) that process pid
-// and its descendants have used so far, from /proc.
-func processTreeCPU(t testing.TB, pid int) time.Duration {
+// processTree returns the CPU ticks (user and system, in USER_HZ) that
+// process pid and each of its descendants have used so far, from /proc.
+func processTree(t testing.TB, pid int) map[int]int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
@@ -347,7 +349,6 @@ func processTreeCPU(t testing.TB, pid int) time.Duration {
 		st, _ := strconv.Atoi(f[12])
 		procs[p] = proc{ppid, ut + st}
 	}
-	ticks := 0
 	in := map[int]bool{pid: true}
 	for changed := true; changed; {
 		changed = false
@@ -357,11 +358,93 @@ func processTreeCPU(t testing.TB, pid int) time.Duration {
 			}
 		}
 	}
+	out := map[int]int{}
 	for p := range in {
-		ticks += procs[p].ticks
+		out[p] = procs[p].ticks
 	}
-	const clockTicks = 100 // USER_HZ, 100 on Linux
+	return out
+}
+
+const clockTicks = 100 // USER_HZ, 100 on Linux
+
+// processTreeCPU returns the CPU time (user and system) that process pid
+// and its descendants have used so far, from /proc.
+func processTreeCPU(t testing.TB, pid int) time.Duration {
+	t.Helper()
+	ticks := 0
+	for _, n := range processTree(t, pid) {
+		ticks += n
+	}
 	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// threadCPU returns the CPU time each thread of process pid and its
+// descendants has used so far, from /proc, keyed by the process's
+// Chromium role (its --type, "network" for the network service, "browser"
+// for the root) and the thread's name with trailing digits dropped
+// ("renderer/DedicatedWorker thread"): where a page's CPU goes.
+func threadCPU(t testing.TB, pid int) map[string]time.Duration {
+	t.Helper()
+	out := map[string]time.Duration{}
+	for p := range processTree(t, pid) {
+		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+		if err != nil {
+			continue
+		}
+		role := "browser"
+		// Chromium rewrites its children's command lines, arguments joined
+		// by spaces instead of NULs.
+		for _, a := range strings.FieldsFunc(string(cmd), func(r rune) bool { return r == 0 || r == ' ' }) {
+			if v, ok := strings.CutPrefix(a, "--type="); ok && role == "browser" {
+				role = v
+			}
+			if a == "--utility-sub-type=network.mojom.NetworkService" {
+				role = "network"
+			}
+		}
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
+		for _, tk := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", p, tk.Name()))
+			if err != nil {
+				continue
+			}
+			i, j := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+			if i < 0 || j < i {
+				continue
+			}
+			f := strings.Fields(string(b[j+1:]))
+			if len(f) < 13 {
+				continue
+			}
+			ut, _ := strconv.Atoi(f[11])
+			st, _ := strconv.Atoi(f[12])
+			name := strings.TrimRight(string(b[i+1:j]), "0123456789")
+			out[role+"/"+name] += time.Duration(ut+st) * time.Second / clockTicks
+		}
+	}
+	return out
+}
+
+// splitPerFrame formats where Chromium's CPU went between two threadCPU
+// readings, per frame drawn, largest first, leaving out threads under
+// 0.05 ms a frame.
+func splitPerFrame(before, after map[string]time.Duration, frames float64) string {
+	type share struct {
+		name string
+		ms   float64
+	}
+	var all []share
+	for k, v := range after {
+		if ms := float64((v - before[k]).Microseconds()) / 1000 / frames; ms >= 0.05 {
+			all = append(all, share{k, ms})
+		}
+	}
+	slices.SortFunc(all, func(a, b share) int { return cmp.Compare(b.ms, a.ms) })
+	var parts []string
+	for _, s := range all {
+		parts = append(parts, fmt.Sprintf("%s %.2f", s.name, s.ms))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // browserPID is the PID of the Chromium that ctx drives.
@@ -416,7 +499,7 @@ func gridScenario(t *testing.T, run wallRun, name string, n int, clips wallClips
 	}
 	time.Sleep(run.warm)
 	pid := browserPID(t, ctx)
-	frames, began, cpu := channelFrames(t, s.url()), time.Now(), processTreeCPU(t, pid)
+	frames, began, cpu, threads := channelFrames(t, s.url()), time.Now(), processTreeCPU(t, pid), threadCPU(t, pid)
 	eval[bool](t, ctx, fmt.Sprintf(wallSamplerJS, `framehubGrid.timings()`))
 	if player {
 		eval[bool](t, pctx, fmt.Sprintf(wallSamplerJS, `({player: framehub.player.timing})`))
@@ -425,6 +508,13 @@ func gridScenario(t *testing.T, run wallRun, name string, n int, clips wallClips
 	sample := eval[wallSample](t, ctx, wallStopJS)
 	row.browserCPU, row.window = processTreeCPU(t, pid)-cpu, time.Since(began)
 	row.tiles = sample.figures()
+	drawn := 0.0
+	for _, f := range row.tiles {
+		drawn += f.fps * row.window.Seconds()
+	}
+	if drawn > 0 {
+		t.Logf("%s: Chromium CPU per frame drawn, by process/thread (ms): %s", name, splitPerFrame(threads, threadCPU(t, pid), drawn))
+	}
 	row.published = publishedFPS(frames, channelFrames(t, s.url()), time.Since(began))
 	if player {
 		p := eval[wallSample](t, pctx, wallStopJS).figures()[0]
