@@ -42,6 +42,7 @@ type health struct {
 	interval  time.Duration
 	downSince time.Time // when the source stopped delivering (stalled or lost)
 	losses    uint64    // times the source went from live to stalled or lost
+	opens     int       // times the source was opened again since it was lost
 	libLast   time.Time // the last source error line logged
 	libFolded uint64    // source error lines not logged since then
 	libText   string    // the last source error line
@@ -79,6 +80,15 @@ func (h *health) timeoutLocked() time.Duration {
 	return min(max(10*h.interval, minSourceTimeout), maxSourceTimeout)
 }
 
+// opening says the reader is about to open the source again: the count
+// goes with "source back", so that a slow return says whether the source
+// refused many opens or one open was slow.
+func (h *health) opening() {
+	h.mu.Lock()
+	h.opens++
+	h.mu.Unlock()
+}
+
 // opened says the reader (re)opened the source: the stall clock starts
 // now, not at the last frame before the source was lost.
 func (h *health) opened(now time.Time) {
@@ -104,14 +114,14 @@ func (h *health) frame(now time.Time) {
 		h.mu.Unlock()
 		return
 	}
-	was, down := h.state, now.Sub(h.downSince)
-	h.state, h.err = protocol.SourceLive, ""
+	was, down, opens := h.state, now.Sub(h.downSince), h.opens
+	h.state, h.err, h.opens = protocol.SourceLive, "", 0
 	h.mu.Unlock()
 	switch was {
 	case "":
 		h.log.Info("source live")
 	case protocol.SourceStalled, protocol.SourceReconnecting:
-		h.log.Info("source back", "down_s", round2(down.Seconds()))
+		h.log.Info("source back", "down_s", round2(down.Seconds()), "opens", opens)
 	}
 	h.tell(protocol.SourceLive, "")
 }

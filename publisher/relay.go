@@ -260,6 +260,7 @@ func (r *Relay) readLoop(ctx context.Context) error {
 	for {
 		if resp == nil {
 			var err error
+			r.health.opening()
 			if resp, err = r.open(ctx); err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -349,6 +350,7 @@ func (r *Relay) readFFmpeg(ctx context.Context) error {
 				return nil
 			}
 			var err error
+			r.health.opening()
 			if p, err = r.startFFmpeg(probe); err != nil {
 				r.health.lost(err)
 				if !b.Sleep(ctx) {
@@ -393,7 +395,13 @@ const reachPoll = 250 * time.Millisecond
 // process per attempt meanwhile. It returns false when ctx ends. A URL
 // without a TCP host (udp://) is not waited for.
 func (r *Relay) awaitReachable(ctx context.Context) bool {
-	addr := hostPort(r.cfg.Source)
+	return awaitReachable(ctx, hostPort(r.cfg.Source), r.health)
+}
+
+// awaitReachable waits until addr accepts a TCP connection, trying every
+// reachPoll; each refusal goes to h's bounded log. An empty addr is not
+// waited for. It returns false when ctx ends.
+func awaitReachable(ctx context.Context, addr string, h *health) bool {
 	if addr == "" {
 		return ctx.Err() == nil
 	}
@@ -409,7 +417,7 @@ func (r *Relay) awaitReachable(ctx context.Context) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		r.health.libError(err.Error())
+		h.libError(err.Error())
 		if !backoff.Wait(ctx, reachPoll) {
 			return false
 		}

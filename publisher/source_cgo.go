@@ -111,6 +111,7 @@ func OpenSource(spec string, opt SourceOptions) (Source, error) {
 			return nil, err
 		}
 		src.(*liveSource).release = release
+		src.(*liveSource).addr = hostPort(spec)
 		return src, nil
 	default:
 		return openFile(spec, opt.Loop)
@@ -269,6 +270,7 @@ type liveSource struct {
 	b        backoff.Backoff
 	released bool    // closed while idle on demand: open again at once
 	release  func()  // stops sending FFmpeg's lines to health (streams)
+	addr     string  // a stream's TCP host:port, polled before it is reopened ("": none)
 	lastPos  float64 // the stream time of the last frame, ms (0: unknown)
 	stale    uint64  // frames dropped as stale (see Read)
 }
@@ -337,6 +339,14 @@ func (s *liveSource) Read(ctx context.Context, m *gocv.Mat) error {
 		if !s.b.Sleep(ctx) {
 			return ctx.Err()
 		}
+		// A stream whose host refuses connections (a camera restarting)
+		// is polled with a bare TCP connect, cheap enough to try every
+		// reachPoll, rather than opened through FFmpeg with a backoff
+		// that grows while it is away: it is opened as soon as it answers.
+		if !awaitReachable(ctx, s.addr, s.health) {
+			return ctx.Err()
+		}
+		s.health.opening()
 		vc, err := s.open()
 		if err != nil || !vc.IsOpened() {
 			if vc != nil {

@@ -378,6 +378,9 @@ func (r *recorder) openFile(w, h int, start time.Time) error {
 		if name, fresh, err = r.nextFileName(); err != nil {
 			return err
 		}
+		if err = r.retainCreating(name); err != nil {
+			return err
+		}
 		err = r.out.open(name, w, h, start, fresh)
 		if fresh && errors.Is(err, fs.ErrExist) && try < maxNameRaces {
 			continue // made since nextFileName looked: the next name

@@ -72,6 +72,15 @@ func (r *recorder) nextFileName() (name string, fresh bool, err error) {
 	return "", false, fmt.Errorf("record %s: no free file name after %d tries", r.cfg.Out, maxSegmentNumber)
 }
 
+// retainCreating announces to the retention, if any, the file about to
+// be created.
+func (r *recorder) retainCreating(name string) error {
+	if r.ret == nil {
+		return nil
+	}
+	return r.ret.Creating(name)
+}
+
 // retainCreated hands a file just opened to the retention, if any.
 func (r *recorder) retainCreated(name string) error {
 	if r.ret == nil {

@@ -17,14 +17,18 @@ import (
 // Retention: a recorder's files kept within an age and a total size. The
 // oldest files go first, never one being written, and only files the
 // recorder wrote: each one it creates is listed in a ledger in the
-// directory (LedgerPrefix + name + ".ledger": a line with its name, device
-// and inode when it is created, and one with its size and time of last
-// write too when it is complete), and a file is deleted only while it is
+// directory (LedgerPrefix + name + ".ledger": a line with its name before
+// it is created, one with its name, device and inode once it is, and one
+// with its size and time of last write too when it is complete), and a
+// file is deleted only while it is
 // still the regular file of that device and inode, with that size and
 // time. A foreign file, a symlink, a file put in place of one of ours
 // (even one that got the same inode number) are never touched. The ledger is locked
 // while the recorder runs (a second recorder of the same files is refused)
-// and read again on start, so retention holds across restarts.
+// and read again on start, so retention holds across restarts: a recorder
+// killed between creating a file and listing its inode left the file's
+// name as the ledger's last line, and the next start takes that file as
+// its own if it is a regular file.
 
 // LedgerPrefix starts the name of a retention ledger in a recording
 // directory.
@@ -154,17 +158,29 @@ func (r *Retention) load() error {
 	// files keep the order of their first line, the order they were made.
 	var order []*retained
 	byName := map[string]*retained{}
+	add := func(f *retained) {
+		if old := byName[f.name]; old != nil {
+			*old = *f
+			return
+		}
+		byName[f.name] = f
+		order = append(order, f)
+	}
+	creating := "" // a name announced by the last line, not yet listed with its inode
 	for _, line := range bytes.Split(b, []byte{'\n'}) {
+		if name, ok := parseCreatingLine(string(line)); ok {
+			creating = name
+			continue
+		}
 		f, ok := parseLedgerLine(string(line))
 		if !ok {
 			continue // a line cut by a crash, or not ours
 		}
-		if old := byName[f.name]; old != nil {
-			*old = *f
-			continue
-		}
-		byName[f.name] = f
-		order = append(order, f)
+		creating = ""
+		add(f)
+	}
+	if f := r.adopt(creating); f != nil {
+		add(f)
 	}
 	for _, f := range order {
 		if r.current(f) {
@@ -176,6 +192,45 @@ func (r *Retention) load() error {
 	return r.rewrite()
 }
 
+// creatingMark ends the line that announces a file about to be created.
+const creatingMark = "\tcreating"
+
+// parseCreatingLine reads "NAME\tcreating".
+func parseCreatingLine(line string) (string, bool) {
+	name, ok := strings.CutSuffix(line, creatingMark)
+	if !ok || !plainName(name) {
+		return "", false
+	}
+	return name, true
+}
+
+// plainName reports whether name can be a file of the ledger: a base name,
+// not the ledger's.
+func plainName(name string) bool {
+	return name != "" && name != "." && name != ".." && name == filepath.Base(name) && !strings.HasPrefix(name, LedgerPrefix)
+}
+
+// adopt returns the file named by the ledger's last line, announced and
+// then (the recorder was killed in between) never listed with its inode:
+// the file the killed recorder was creating, or had just created and was
+// writing. It is taken as the recorder's if it is a regular file now; nil
+// if name is empty or the file is not there (never created) or not regular.
+func (r *Retention) adopt(name string) *retained {
+	if name == "" {
+		return nil
+	}
+	fi, err := os.Lstat(filepath.Join(r.cfg.Dir, name))
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	dev, ino, ok := fileID(fi)
+	if !ok {
+		return nil
+	}
+	r.log.Info("retention takes up the file the last run was writing when it stopped", "file", name, "bytes", fi.Size())
+	return &retained{name: name, dev: dev, ino: ino, size: fi.Size(), modTime: fi.ModTime()}
+}
+
 // parseLedgerLine reads "NAME\tDEV\tINO", or "NAME\tDEV\tINO\tSIZE\tMTIME"
 // (Unix ns) for a complete file.
 func parseLedgerLine(line string) (*retained, bool) {
@@ -184,7 +239,7 @@ func parseLedgerLine(line string) (*retained, bool) {
 		return nil, false
 	}
 	name := parts[0]
-	if name == "" || name == "." || name == ".." || name != filepath.Base(name) || strings.HasPrefix(name, LedgerPrefix) {
+	if !plainName(name) {
 		return nil, false
 	}
 	f := &retained{name: name}
@@ -293,6 +348,23 @@ func (r *Retention) noteSpace() {
 		r.log.Warn("the file system has less room than --max-size: it will fill before retention deletes anything",
 			"dir", r.cfg.Dir, "free_bytes", free, "max_size", r.cfg.MaxSize)
 	}
+}
+
+// Creating announces a file the recorder is about to create in Dir (a base
+// name), so that a recorder killed before Created still has it in the
+// ledger. The line is written, not synced: it is for a process that dies,
+// which the kernel's copy outlives. A name announced and then not created
+// (taken meanwhile) is superseded by the next line.
+func (r *Retention) Creating(name string) error {
+	base := filepath.Base(name)
+	if !plainName(base) {
+		return fmt.Errorf("retention: %q cannot be a recording's file", name)
+	}
+	if _, err := r.ledger.Write([]byte(base + creatingMark + "\n")); err != nil {
+		return fmt.Errorf("retention ledger: %w", err)
+	}
+	r.dead++
+	return nil
 }
 
 // Created records a file the recorder has just created in Dir (a base

@@ -153,6 +153,71 @@ func TestRetentionNeverDeletesForeignFiles(t *testing.T) {
 	}
 }
 
+// TestRetentionTakesUpFileOfKilledRun: a recorder killed after creating a
+// file and before listing its inode (the window between Creating and
+// Created) left the name as the ledger's last line; the next start takes
+// that file as its own and deletes it in turn. A name announced and then
+// lost to another file (the next line announces another name), a name
+// that is now a symlink, and one never created are left alone.
+func TestRetentionTakesUpFileOfKilledRun(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	r, err := OpenRetention(RetentionConfig{Dir: dir, Name: "cam", MaxSize: 1500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "a.mkv", 1000)
+	r.Created("a.mkv")
+	r.Closed("a.mkv")
+	// b.mkv is taken by someone else before the recorder creates it: the
+	// recorder announces it, fails, and goes on to c.mkv, where it dies.
+	if err := r.Creating("b.mkv"); err != nil {
+		t.Fatal(err)
+	}
+	foreign := writeFile(t, dir, "b.mkv", 1000)
+	if err := r.Creating("c.mkv"); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "c.mkv", 1000)
+	r.Close() // killed: no Created("c.mkv")
+
+	r2 := openRetention(t, RetentionConfig{Dir: dir, Name: "cam", MaxSize: 500})
+	if st := r2.Stats(); st.Files != 2 || st.Bytes != 2000 {
+		t.Fatalf("after the restart the ledger holds %+v; want a.mkv and the killed run's c.mkv", st)
+	}
+	writeFile(t, dir, "d.mkv", 100)
+	r2.Created("d.mkv")
+	r2.Enforce(time.Now())
+	if exists(filepath.Join(dir, "a.mkv")) || exists(filepath.Join(dir, "c.mkv")) {
+		t.Error("the killed run's files stay: the restart did not take them up")
+	}
+	if !exists(foreign) || !exists(filepath.Join(dir, "d.mkv")) {
+		t.Error("deleted a file announced but made by someone else, or the open one")
+	}
+	r2.Close()
+
+	// Killed after announcing e.mkv; before the restart, e.mkv is a
+	// symlink to a file outside: not taken up, its target untouched.
+	r3 := openRetention(t, RetentionConfig{Dir: dir, Name: "cam", MaxSize: 1})
+	if err := r3.Creating("e.mkv"); err != nil {
+		t.Fatal(err)
+	}
+	r3.Close()
+	target := writeFile(t, outside, "precious.mkv", 100)
+	if err := os.Symlink(target, filepath.Join(dir, "e.mkv")); err != nil {
+		t.Fatal(err)
+	}
+	r4 := openRetention(t, RetentionConfig{Dir: dir, Name: "cam", MaxSize: 1})
+	r4.Enforce(time.Now())
+	if !exists(filepath.Join(dir, "e.mkv")) || !exists(target) || !exists(foreign) {
+		t.Error("a symlink at an announced name, or its target, was deleted")
+	}
+	for _, bad := range []string{LedgerPrefix + "cam.ledger", "", ".."} {
+		if err := r4.Creating(bad); err == nil {
+			t.Errorf("Creating(%q) accepted", bad)
+		}
+	}
+}
+
 // dirFiles returns the sizes of the recording files (*.mkv) in dir.
 func dirFiles(t *testing.T, dir string) map[string]int64 {
 	t.Helper()

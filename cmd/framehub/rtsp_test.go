@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"image/jpeg"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -81,11 +82,19 @@ func dropAndReturn(t *testing.T, bin string, cam *testcam.Camera, channel string
 	cam.Stop()
 	t.Logf("stopped camera listed as reconnecting after %v", sourceState(t, addr, channel, protocol.SourceReconnecting).Round(time.Millisecond))
 	p.waitLog(t, regexp.MustCompile(`msg="source lost; reconnecting"`), 15*time.Second)
+	// The camera stays away for 2 s, long enough for a reopen backoff to
+	// grow; its address is polled meanwhile instead, and it is opened once
+	// it answers (once, or twice if it answered before it could serve).
+	time.Sleep(2 * time.Second)
 	if err := cam.Start(); err != nil {
 		t.Fatal(err)
 	}
 	freshFrom(t, in, time.Now(), 160, 90, "camera back")
 	sourceState(t, addr, channel, protocol.SourceLive)
+	back := p.waitLog(t, regexp.MustCompile(`msg="source back" [^\n]*opens=(\d+)`), 15*time.Second)
+	if n, _ := strconv.Atoi(back[1]); n < 1 || n > 2 {
+		t.Errorf("the camera was opened %d times while it was away and as it came back; want 1 or 2 (its address polled meanwhile)", n)
+	}
 
 	if err := cam.Pause(); err != nil {
 		t.Fatal(err)
