@@ -68,9 +68,12 @@
   // pixels: when the tile is resized, it tells the player once the size
   // has settled. A change of the device pixel ratio alone (the window
   // moved to another screen) need not resize the CSS box nor, in every
-  // browser, fire an event: check() catches it, from the label's timer.
+  // browser, fire an event: check() catches it, from the label's timer,
+  // by the ratio alone: reading the tile's width there would make the
+  // browser lay out the page again after each label it has just written.
   function fitter(canvas, player) {
     let timer = 0;
+    let ratio = window.devicePixelRatio || 1;
     const refit = () => {
       clearTimeout(timer);
       timer = setTimeout(() => player.fit(tileWidth(canvas), true), REFIT_MS);
@@ -79,7 +82,11 @@
     ro.observe(canvas);
     return {
       check() {
-        if (tileWidth(canvas) !== player.opts.maxWidth) refit();
+        const now = window.devicePixelRatio || 1;
+        if (now !== ratio) {
+          ratio = now;
+          refit();
+        }
       },
       stop() {
         clearTimeout(timer);
