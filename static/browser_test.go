@@ -353,6 +353,7 @@ type playerStats struct {
 	Stale      bool     `json:"stale"`
 	Labels     []string `json:"labels"`
 	Worker     bool     `json:"worker"`
+	Decoder    string   `json:"decoder"` // how the last frame was decoded: "ImageDecoder" or "createImageBitmap"
 }
 
 func stats(t testing.TB, ctx context.Context) playerStats {

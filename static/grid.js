@@ -5,7 +5,10 @@
   const cards = new Map(); // name -> {el, player, info, nolive, fit}
   const REFIT_MS = 200; // a tile resized: fit it once it has kept its size this long
   // Test hook: a slow decoder, as on a page that cannot keep up.
-  const delayMs = Number(new URLSearchParams(location.search).get('test-delay-ms')) || 0;
+  const params = new URLSearchParams(location.search);
+  const delayMs = Number(params.get('test-delay-ms')) || 0;
+  // Test hook: decode as a page without ImageDecoder does (FH.decodeWith).
+  const decoder = params.get('test-decoder') === 'createImageBitmap' ? 'createImageBitmap' : '';
   $('publish-hint').textContent =
     'framehub publish --hub ' + location.origin + ' --channel cam1 --source 0\n' +
     'framehub publish --hub ' + location.origin + ' --channel pattern --source test';
@@ -40,7 +43,7 @@
     // decodes frames no wider than that: a fraction of the work of a full
     // 720p or 1080p frame, so many channels stay live on one page.
     const w = tileWidth(canvas);
-    const player = new FH.Player(canvas, name, { credit: 1, maxWidth: w, askWidth: w, delayMs });
+    const player = new FH.Player(canvas, name, { credit: 1, maxWidth: w, askWidth: w, delayMs, decoder });
     const c = { el: card, player, info, nolive, fit: fitter(canvas, player) };
     if (!document.hidden) player.start();
     c.events = events;
@@ -65,9 +68,12 @@
   // pixels: when the tile is resized, it tells the player once the size
   // has settled. A change of the device pixel ratio alone (the window
   // moved to another screen) need not resize the CSS box nor, in every
-  // browser, fire an event: check() catches it, from the label's timer.
+  // browser, fire an event: check() catches it, from the label's timer,
+  // by the ratio alone: reading the tile's width there would make the
+  // browser lay out the page again after each label it has just written.
   function fitter(canvas, player) {
     let timer = 0;
+    let ratio = window.devicePixelRatio || 1;
     const refit = () => {
       clearTimeout(timer);
       timer = setTimeout(() => player.fit(tileWidth(canvas), true), REFIT_MS);
@@ -76,7 +82,11 @@
     ro.observe(canvas);
     return {
       check() {
-        if (tileWidth(canvas) !== player.opts.maxWidth) refit();
+        const now = window.devicePixelRatio || 1;
+        if (now !== ratio) {
+          ratio = now;
+          refit();
+        }
       },
       stop() {
         clearTimeout(timer);

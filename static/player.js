@@ -63,13 +63,13 @@
     return limitsLoads.get(o);
   }
 
-  // decodeHere decodes on the main thread (createImageBitmap is still
+  // decodeHere decodes on the main thread (FH.decodeBitmap is still
   // asynchronous), with the worker's checks and test delay.
   function decodeHere(m) {
     return new Promise((resolve) => {
       FH.checkDecodable(m);
-      resolve(createImageBitmap(FH.decodeSource(m), FH.resizeOptions(m)));
-    }).then((b) => (m.delayMs > 0 ? new Promise((r) => setTimeout(() => r(b), m.delayMs)) : b));
+      resolve(FH.decodeBitmap(m));
+    }).then((d) => (m.delayMs > 0 ? new Promise((r) => setTimeout(() => r(d), m.delayMs)) : d));
   }
 
   let nextID = 1;
@@ -105,7 +105,7 @@
       this.pending.delete(d.id);
       clearTimeout(p.timer);
       this.failures = 0;
-      if (d.bitmap) p.resolve(d.bitmap);
+      if (d.bitmap) p.resolve({ bitmap: d.bitmap, by: String(d.by || '') });
       else p.reject(new Error(d.error ? String(d.error) : 'the decoder returned nothing'));
     }
 
@@ -124,8 +124,9 @@
       }
     }
 
-    // decode resolves to an ImageBitmap of m, or rejects; it never hangs
-    // longer than timeoutMs on a worker.
+    // decode resolves to {bitmap, by}: an ImageBitmap of m and how it was
+    // decoded (FH.decodeWith), or rejects; it never hangs longer than
+    // timeoutMs on a worker.
     decode(m, timeoutMs) {
       if (!this.here && !this.worker) {
         try {
@@ -261,6 +262,8 @@
     // opts.hub: the hub's URL (http or https), '' for this page's origin
     // opts.worker: decode in a worker (default: when the hub is this
     //   page's origin, the only case where the page may start one)
+    // opts.decoder: test hook, 'createImageBitmap' to decode JPEG the way
+    //   pages without ImageDecoder do (FH.decodeWith)
     // opts.onChange: called when the connection state changes
     constructor(canvas, channel, opts) {
       if (!FH.validChannelName(channel)) throw new Error('invalid channel name');
@@ -271,7 +274,7 @@
       const headers = FH.auth ? FH.auth.headers : () => ({});
       this.opts = Object.assign({
         credit: 2, delayMs: 0, decodeTimeoutMs: DECODE_TIMEOUT_MS, maxWidth: 0, protocols, headers, onChange: null,
-        hub: '', worker: undefined, askWidth: 0, rendition: '', adaptive: false,
+        hub: '', worker: undefined, decoder: '', askWidth: 0, rendition: '', adaptive: false,
       }, opts || {});
       if (!(this.opts.decodeTimeoutMs > 0)) this.opts.decodeTimeoutMs = DECODE_TIMEOUT_MS;
       if (!(this.opts.delayMs > 0)) this.opts.delayMs = 0;
@@ -305,7 +308,7 @@
       this.s = {
         received: 0, drawn: 0, dropped: 0, gaps: 0, bad: 0, badMeta: 0, problem: '', reconnects: 0,
         lastRecvSeq: null, lastRecvAt: 0, lastSeq: null, width: 0, height: 0, codec: 0, rendition: 0,
-        ages: [], drawTimes: [], lastDrawAt: 0, connectedOnce: false,
+        ages: [], drawTimes: [], lastDrawAt: 0, connectedOnce: false, decodedBy: '',
       };
       this.resetTiming();
     }
@@ -506,12 +509,16 @@
           codec: f.codec, payload: f.payload.slice().buffer, // a copy the worker can own
           width: f.width, height: f.height, elemType: f.elemType, channels: f.channels,
           maxPixels: this.limits.maxPixels, delayMs: this.opts.delayMs, maxWidth: this.opts.maxWidth,
+          decoder: this.opts.decoder,
         };
         p = this.decoder.decode(m, this.opts.decodeTimeoutMs + this.opts.delayMs);
       } catch (e) {
         p = Promise.reject(e);
       }
-      p.then((bitmap) => this.decoded(f, bitmap, null), (err) => this.decoded(f, null, err || new Error('decode failed')));
+      p.then((d) => {
+        this.s.decodedBy = d.by;
+        this.decoded(f, d.bitmap, null);
+      }, (err) => this.decoded(f, null, err || new Error('decode failed')));
     }
 
     decoded(f, bitmap, err) {
@@ -770,6 +777,7 @@
         labels: this.labels.slice(),
         events: (this.events || []).slice(), // the events going on in the frame drawn last
         worker: !!this.decoder && this.decoder.usesWorker(),
+        decoder: s.decodedBy, // how the last frame was decoded: 'ImageDecoder' or 'createImageBitmap'
       };
     }
   }

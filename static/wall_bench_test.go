@@ -1,6 +1,8 @@
 package static_test
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -316,9 +318,9 @@ func (r gridRow) markdown() string {
 		strings.Join(names, ", "), cpu, r.extra, r.loadBefore, r.loadAfter)
 }
 
-// processTreeCPU returns the CPU time (user and system) that process pid
-// and its descendants have used so far, from /proc.
-func processTreeCPU(t testing.TB, pid int) time.Duration {
+// processTree returns the CPU ticks (user and system, in USER_HZ) that
+// process pid and each of its descendants have used so far, from /proc.
+func processTree(t testing.TB, pid int) map[int]int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
@@ -347,7 +349,6 @@ func processTreeCPU(t testing.TB, pid int) time.Duration {
 		st, _ := strconv.Atoi(f[12])
 		procs[p] = proc{ppid, ut + st}
 	}
-	ticks := 0
 	in := map[int]bool{pid: true}
 	for changed := true; changed; {
 		changed = false
@@ -357,11 +358,93 @@ func processTreeCPU(t testing.TB, pid int) time.Duration {
 			}
 		}
 	}
+	out := map[int]int{}
 	for p := range in {
-		ticks += procs[p].ticks
+		out[p] = procs[p].ticks
 	}
-	const clockTicks = 100 // USER_HZ, 100 on Linux
+	return out
+}
+
+const clockTicks = 100 // USER_HZ, 100 on Linux
+
+// processTreeCPU returns the CPU time (user and system) that process pid
+// and its descendants have used so far, from /proc.
+func processTreeCPU(t testing.TB, pid int) time.Duration {
+	t.Helper()
+	ticks := 0
+	for _, n := range processTree(t, pid) {
+		ticks += n
+	}
 	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// threadCPU returns the CPU time each thread of process pid and its
+// descendants has used so far, from /proc, keyed by the process's
+// Chromium role (its --type, "network" for the network service, "browser"
+// for the root) and the thread's name with trailing digits dropped
+// ("renderer/DedicatedWorker thread"): where a page's CPU goes.
+func threadCPU(t testing.TB, pid int) map[string]time.Duration {
+	t.Helper()
+	out := map[string]time.Duration{}
+	for p := range processTree(t, pid) {
+		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+		if err != nil {
+			continue
+		}
+		role := "browser"
+		// Chromium rewrites its children's command lines, arguments joined
+		// by spaces instead of NULs.
+		for _, a := range strings.FieldsFunc(string(cmd), func(r rune) bool { return r == 0 || r == ' ' }) {
+			if v, ok := strings.CutPrefix(a, "--type="); ok && role == "browser" {
+				role = v
+			}
+			if a == "--utility-sub-type=network.mojom.NetworkService" {
+				role = "network"
+			}
+		}
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
+		for _, tk := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", p, tk.Name()))
+			if err != nil {
+				continue
+			}
+			i, j := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+			if i < 0 || j < i {
+				continue
+			}
+			f := strings.Fields(string(b[j+1:]))
+			if len(f) < 13 {
+				continue
+			}
+			ut, _ := strconv.Atoi(f[11])
+			st, _ := strconv.Atoi(f[12])
+			name := strings.TrimRight(string(b[i+1:j]), "0123456789")
+			out[role+"/"+name] += time.Duration(ut+st) * time.Second / clockTicks
+		}
+	}
+	return out
+}
+
+// splitPerFrame formats where Chromium's CPU went between two threadCPU
+// readings, per frame drawn, largest first, leaving out threads under
+// 0.05 ms a frame.
+func splitPerFrame(before, after map[string]time.Duration, frames float64) string {
+	type share struct {
+		name string
+		ms   float64
+	}
+	var all []share
+	for k, v := range after {
+		if ms := float64((v - before[k]).Microseconds()) / 1000 / frames; ms >= 0.05 {
+			all = append(all, share{k, ms})
+		}
+	}
+	slices.SortFunc(all, func(a, b share) int { return cmp.Compare(b.ms, a.ms) })
+	var parts []string
+	for _, s := range all {
+		parts = append(parts, fmt.Sprintf("%s %.2f", s.name, s.ms))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // browserPID is the PID of the Chromium that ctx drives.
@@ -385,9 +468,10 @@ type wallRun struct {
 }
 
 // gridScenario feeds n channels of the clips (main and the renditions in
-// names), opens the grid, and measures every tile; with player, a second
-// tab shows /view/cam00 full size meanwhile, and its figures go in extra.
-func gridScenario(t *testing.T, run wallRun, name string, n int, clips wallClips, names []string, player bool) gridRow {
+// names), opens the grid (with query, "" or "?…"), and measures every
+// tile; with player, a second tab shows /view/cam00 full size meanwhile,
+// and its figures go in extra.
+func gridScenario(t *testing.T, run wallRun, name string, n int, clips wallClips, names []string, query string, player bool) gridRow {
 	s := startHub(t, "127.0.0.1:0", hub.Config{})
 	for i := range n {
 		startWallFeeder(t, s.url(), fmt.Sprintf("cam%02d", i), clips, names)
@@ -395,7 +479,7 @@ func gridScenario(t *testing.T, run wallRun, name string, n int, clips wallClips
 	testutil.Eventually(t, 90*time.Second, "every channel live at the hub", func() bool { return len(channelFrames(t, s.url())) == n })
 	ctx := browser(t)
 	row := gridRow{scenario: name, loadBefore: loadavg()}
-	navigate(t, ctx, s.url()+"/")
+	navigate(t, ctx, s.url()+"/"+query)
 	// A machine that cannot draw every tile within a minute is measured
 	// anyway: its idle tiles count as drawing nothing.
 	if !pollJS(t, ctx, fmt.Sprintf(`(() => { const st = Object.values(framehubGrid.stats());
@@ -415,7 +499,7 @@ func gridScenario(t *testing.T, run wallRun, name string, n int, clips wallClips
 	}
 	time.Sleep(run.warm)
 	pid := browserPID(t, ctx)
-	frames, began, cpu := channelFrames(t, s.url()), time.Now(), processTreeCPU(t, pid)
+	frames, began, cpu, threads := channelFrames(t, s.url()), time.Now(), processTreeCPU(t, pid), threadCPU(t, pid)
 	eval[bool](t, ctx, fmt.Sprintf(wallSamplerJS, `framehubGrid.timings()`))
 	if player {
 		eval[bool](t, pctx, fmt.Sprintf(wallSamplerJS, `({player: framehub.player.timing})`))
@@ -424,6 +508,13 @@ func gridScenario(t *testing.T, run wallRun, name string, n int, clips wallClips
 	sample := eval[wallSample](t, ctx, wallStopJS)
 	row.browserCPU, row.window = processTreeCPU(t, pid)-cpu, time.Since(began)
 	row.tiles = sample.figures()
+	drawn := 0.0
+	for _, f := range row.tiles {
+		drawn += f.fps * row.window.Seconds()
+	}
+	if drawn > 0 {
+		t.Logf("%s: Chromium CPU per frame drawn, by process/thread (ms): %s", name, splitPerFrame(threads, threadCPU(t, pid), drawn))
+	}
 	row.published = publishedFPS(frames, channelFrames(t, s.url()), time.Since(began))
 	if player {
 		p := eval[wallSample](t, pctx, wallStopJS).figures()[0]
@@ -456,20 +547,27 @@ func TestWallBenchmark(t *testing.T) {
 	clips := makeWallClips(t, 1280, 720, 30, run.clipSeconds, 10, []int{640, 320})
 	t.Logf("clips: main %d, 640 %d, 320 %d bytes a frame on average (%v)", clips.bytes["main"], clips.bytes["640"], clips.bytes["320"], time.Since(start).Round(time.Second))
 	var rows []string
+	// "createImageBitmap" rows decode every JPEG the way the page did before
+	// it used ImageDecoder, as pages without it still do.
+	const before = "?test-decoder=createImageBitmap"
 	for _, sc := range []struct {
 		name   string
 		n      int
 		names  []string
+		query  string
 		player bool
 	}{
-		{"16 channels, main only (before renditions)", 16, []string{"main"}, false},
-		{"16 channels with 320", 16, []string{"main", "320"}, false},
-		{"16 channels with 320, and a player", 16, []string{"main", "320"}, true},
-		{"36 channels, main only (before renditions)", 36, []string{"main"}, false},
-		{"36 channels with 320", 36, []string{"main", "320"}, false},
+		{"16 channels, main only (no renditions), createImageBitmap", 16, []string{"main"}, before, false},
+		{"16 channels, main only (no renditions)", 16, []string{"main"}, "", false},
+		{"16 channels with 320, createImageBitmap", 16, []string{"main", "320"}, before, false},
+		{"16 channels with 320", 16, []string{"main", "320"}, "", false},
+		{"16 channels with 320, and a player", 16, []string{"main", "320"}, "", true},
+		{"36 channels, main only (no renditions)", 36, []string{"main"}, "", false},
+		{"36 channels with 320, createImageBitmap", 36, []string{"main", "320"}, before, false},
+		{"36 channels with 320", 36, []string{"main", "320"}, "", false},
 	} {
 		if !t.Run(sc.name, func(t *testing.T) {
-			rows = append(rows, gridScenario(t, run, sc.name, sc.n, clips, sc.names, sc.player).markdown())
+			rows = append(rows, gridScenario(t, run, sc.name, sc.n, clips, sc.names, sc.query, sc.player).markdown())
 		}) {
 			rows = append(rows, "| "+sc.name+" | failed: see the log above |")
 		}
@@ -496,7 +594,7 @@ func TestWallBenchmark(t *testing.T) {
 // fits it in the window), not how fast.
 func TestWallSmoke(t *testing.T) {
 	clips := makeWallClips(t, 1280, 720, 30, 2, 0, []int{320})
-	row := gridScenario(t, wallRun{warm: time.Second, window: 2 * time.Second}, "smoke", 4, clips, []string{"main", "320"}, false)
+	row := gridScenario(t, wallRun{warm: time.Second, window: 2 * time.Second}, "smoke", 4, clips, []string{"main", "320"}, "", false)
 	for _, f := range row.tiles {
 		if f.fps <= 0 || f.recvFPS <= 0 || f.ageP99 <= 0 || !slices.Equal(f.renditions, []int{320}) {
 			t.Errorf("tile %s: %+v; want frames of the 320 rendition drawn and received in the window, with their ages", f.name, f)

@@ -237,3 +237,65 @@ func TestGridFollowsARenditionThatAppears(t *testing.T) {
 		t.Errorf("tile shows rgb%v; want the main picture's red", c)
 	}
 }
+
+// TestGridDecodesWithImageDecoder: a tile's JPEG is decoded by WebCodecs'
+// ImageDecoder where the page has it (here: Chromium, on a loopback
+// origin, which counts as secure), at a reduced scale when the frame is
+// several times wider than the tile, and by createImageBitmap where it has
+// not (the test-decoder hook takes that path on purpose); either way each
+// tile draws its picture at the tile's size in device pixels. A full-size
+// 720p player decodes with createImageBitmap, which is the cheaper of the
+// two for a picture that big.
+func TestGridDecodesWithImageDecoder(t *testing.T) {
+	s := startHub(t, "127.0.0.1:0", hub.Config{})
+	red, green, blue := color.RGBA{220, 30, 30, 255}, color.RGBA{30, 200, 30, 255}, color.RGBA{30, 30, 220, 255}
+	small := solidJPEG(t, 320, 180, green)
+	small.Rendition = 320
+	startRenditionFeed(t, s.url(), "two", 15, solidJPEG(t, 1280, 720, red), small)
+	startFeed(t, s.url(), "one", 15, solidJPEG(t, 1280, 720, blue))
+	ctx := browser(t)
+	for _, c := range []struct{ query, want string }{
+		{"", "ImageDecoder"},
+		{"?test-decoder=createImageBitmap", "createImageBitmap"},
+	} {
+		navigate(t, ctx, s.url()+"/"+c.query)
+		waitJS(t, ctx, "both tiles drawing", `(() => { const s = framehubGrid.stats(); return !!s.two && !!s.one &&
+			s.two.rendition === '320' && s.two.drawn > 3 && s.one.drawn > 3; })()`, 15*time.Second)
+		for name, colour := range map[string]color.RGBA{"two": green, "one": blue} {
+			st := eval[playerStats](t, ctx, `framehubGrid.stats().`+name)
+			size := eval[[]int](t, ctx, `(() => { const c = document.querySelector('[data-channel="`+name+`"] canvas'); return [c.width, Math.round(c.clientWidth * devicePixelRatio)]; })()`)
+			if st.Decoder != c.want || st.Bad != 0 {
+				t.Errorf("grid%s: tile %s decoded by %q with %d bad frames (%s); want %s, none bad", c.query, name, st.Decoder, st.Bad, st.Problem, c.want)
+			}
+			if px := tileCentre(t, ctx, name); size[0] != size[1] || !near(px, colour, 40) {
+				t.Errorf("grid%s: tile %s %d wide, shown %d device pixels wide, centre rgb%v; want rgb%v at the tile's size", c.query, name, size[0], size[1], px, colour)
+			}
+		}
+	}
+	// The rule itself, in the page: what is decoded by which, and at what
+	// reduction.
+	type rule struct {
+		W, H, Max int
+		By        string
+		K         int
+	}
+	rules := eval[[]rule](t, ctx, `[[1280, 720, 289], [1280, 720, 320], [1280, 720, 0], [640, 360, 0], [320, 180, 289], [1920, 1080, 700], [1920, 1080, 300]].map(([w, h, m]) => ({
+		W: w, H: h, Max: m, K: FH.jpegReduction(w, m), By: FH.decodeWith({ codec: FH.CODEC_JPEG, width: w, height: h, maxWidth: m }) }))`)
+	want := []rule{{1280, 720, 289, "ImageDecoder", 4}, {1280, 720, 320, "ImageDecoder", 4}, {1280, 720, 0, "createImageBitmap", 1},
+		{640, 360, 0, "ImageDecoder", 1}, {320, 180, 289, "ImageDecoder", 1}, {1920, 1080, 700, "createImageBitmap", 2}, {1920, 1080, 300, "ImageDecoder", 4}}
+	for i := range want {
+		if i >= len(rules) || rules[i] != want[i] {
+			t.Errorf("decode rules %+v; want %+v", rules, want)
+			break
+		}
+	}
+	if raw := eval[string](t, ctx, `FH.decodeWith({ codec: FH.CODEC_RAW, width: 32, height: 32, maxWidth: 0 })`); raw != "createImageBitmap" {
+		t.Errorf("raw frames decoded by %q; want createImageBitmap (ImageDecoder reads only encoded images)", raw)
+	}
+	// The channel page's player, full size on 720p: createImageBitmap.
+	navigate(t, ctx, s.url()+"/view/one?rendition=main")
+	waitJS(t, ctx, "the player drawing", `framehub.player.stats().drawn > 3`, 15*time.Second)
+	if st := stats(t, ctx); st.Decoder != "createImageBitmap" || !near(centre(t, ctx), blue, 40) {
+		t.Errorf("full-size player decoded by %q, centre rgb%v; want createImageBitmap, blue", st.Decoder, centre(t, ctx))
+	}
+}
