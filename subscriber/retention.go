@@ -20,15 +20,15 @@ import (
 // directory (LedgerPrefix + name + ".ledger": a line with its name before
 // it is created, one with its name, device and inode once it is, and one
 // with its size and time of last write too when it is complete), and a
-// file is deleted only while it is
-// still the regular file of that device and inode, with that size and
-// time. A foreign file, a symlink, a file put in place of one of ours
-// (even one that got the same inode number) are never touched. The ledger is locked
-// while the recorder runs (a second recorder of the same files is refused)
-// and read again on start, so retention holds across restarts: a recorder
-// killed between creating a file and listing its inode left the file's
-// name as the ledger's last line, and the next start takes that file as
-// its own if it is a regular file.
+// file is deleted only while it is still the regular file of that device
+// and inode, with that size and time. A foreign file, a symlink, a file
+// put in place of one of ours (even one that got the same inode number)
+// are never touched. The ledger is locked while the recorder runs (a
+// second recorder of the same files is refused) and read again on start,
+// so retention holds across restarts: a recorder killed between creating
+// a file and listing its inode left the file's name as the ledger's last
+// line, and the next start takes that file as its own if it is a regular
+// file.
 
 // LedgerPrefix starts the name of a retention ledger in a recording
 // directory.
