@@ -2,6 +2,7 @@ package testcam_test
 
 import (
 	"bytes"
+	"fmt"
 	"image/jpeg"
 	"os"
 	"os/exec"
@@ -19,8 +20,12 @@ func TestMain(m *testing.M) { os.Exit(testutil.Check(m.Run())) }
 // frame says it was made and when it came out of ffmpeg.
 func read(t *testing.T, ffmpeg, url string, n int) (made, got []time.Time, err error) {
 	t.Helper()
+	// vfr: ffmpeg's default for the mjpeg muxer keeps a constant rate and
+	// repeats a frame when the camera's clock runs late under load, which
+	// would read as a frame made no later than the one before; vfr never
+	// repeats one (and drops one that would share its time with another).
 	cmd := exec.Command(ffmpeg, "-v", "error", "-rtsp_transport", "tcp", "-timeout", "2000000", "-i", url,
-		"-frames:v", "20", "-q:v", "3", "-f", "mjpeg", "-")
+		"-frames:v", "20", "-fps_mode", "vfr", "-q:v", "3", "-f", "mjpeg", "-")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +41,7 @@ func read(t *testing.T, ffmpeg, url string, n int) (made, got []time.Time, err e
 		p, rerr := mr.Next()
 		if rerr != nil {
 			cmd.Wait()
-			return made, got, &exec.ExitError{Stderr: stderr.Bytes()}
+			return made, got, fmt.Errorf("ffmpeg: %v: %s", rerr, bytes.TrimSpace(stderr.Bytes()))
 		}
 		now := time.Now()
 		img, derr := jpeg.Decode(bytes.NewReader(p.JPEG))
