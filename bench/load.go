@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"mime"
 	"mime/multipart"
 	"net"
@@ -71,7 +72,16 @@ func (r *run) pace(rd *reader, next *time.Time) bool {
 	}
 	interval := time.Duration(float64(time.Second) / r.cfg.SlowFPS)
 	now := time.Now()
-	*next = maxTime(next.Add(interval), now)
+	if next.IsZero() {
+		// A viewer's clock has nothing to do with the camera's: each slow
+		// reader starts at a random phase of its interval. Started in step
+		// with the frames, every reader would sample one phase of the
+		// frame interval (10 fps against 30 fps is every third frame, at
+		// the same instant of it) and its ages would say only that.
+		*next = now.Add(rand.N(interval))
+	} else {
+		*next = maxTime(next.Add(interval), now)
+	}
 	t := time.NewTimer(next.Sub(now))
 	defer t.Stop()
 	select {

@@ -248,6 +248,8 @@ func (p *ffmpegProc) stop() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
+	case p.killed != "" && p.lastLine != "":
+		return fmt.Errorf("%s (ffmpeg's last line: %s)", p.killed, p.lastLine)
 	case p.killed != "":
 		return errors.New(p.killed)
 	case p.lastLine != "":

@@ -117,6 +117,7 @@ func (h *health) frame(now time.Time) {
 	was, down, opens := h.state, now.Sub(h.downSince), h.opens
 	h.state, h.err, h.opens = protocol.SourceLive, "", 0
 	h.mu.Unlock()
+	h.poke() // live again: the watch sets its timer from this frame
 	switch was {
 	case "":
 		h.log.Info("source live")
@@ -210,10 +211,18 @@ func (h *health) lastError() string {
 }
 
 // watch marks the source stalled when it sent nothing for the timeout,
-// until ctx ends. It checks four times per timeout.
+// until ctx ends: its timer is set for the moment the timeout runs out
+// after the last frame, so a stall is shown on time, not up to a tick
+// late.
 func (h *health) watch(ctx context.Context) {
 	for {
-		t := time.NewTimer(h.timeout() / 4)
+		h.mu.Lock()
+		wait := h.timeoutLocked()
+		if h.state == protocol.SourceLive && !h.paused {
+			wait = time.Until(h.lastFrame.Add(wait))
+		}
+		h.mu.Unlock()
+		t := time.NewTimer(max(wait, time.Millisecond))
 		select {
 		case <-ctx.Done():
 			t.Stop()

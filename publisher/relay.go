@@ -306,7 +306,9 @@ func (r *Relay) startFFmpeg(probe bool) (*ffmpegProc, error) {
 
 // startFirst starts ffmpeg for NewRelay and waits for its first bytes, so
 // that a camera that cannot be opened is an error there. If ffmpeg says
-// it needs to probe the stream, it is started again with probing.
+// it needs to probe the stream, or gives no frame in time without probing
+// (it may be waiting on a stream it cannot decode unprobed), it is started
+// once more with probing.
 func (r *Relay) startFirst(ctx context.Context) (*ffmpegProc, error) {
 	for _, probe := range []bool{false, true} {
 		p, err := r.startFFmpeg(probe)
@@ -322,11 +324,13 @@ func (r *Relay) startFirst(ctx context.Context) (*ffmpegProc, error) {
 			p.probe = probe
 			return p, nil
 		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		timedOut := errors.Is(err, os.ErrDeadlineExceeded)
+		if timedOut {
 			p.kill(fmt.Sprintf("no frame within %v", firstFrameWait))
 		}
 		cause := p.stop()
-		if !probe && p.needsProbe() {
+		if !probe && (p.needsProbe() || timedOut) {
+			r.log.Info("ffmpeg gave no frame without probing the stream; starting it again with probing", "source", r.Source(), "cause", errText(cause))
 			continue
 		}
 		if cause == nil {
