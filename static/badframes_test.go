@@ -259,7 +259,7 @@ func TestDecoderWorkerRechecksBeforeDecoding(t *testing.T) {
 		{"JPEG larger than stated", fmt.Sprintf(`{codec: 1, width: 64, height: 48, payload: bytes(%q)}`,
 			b64(testutil.FakeJPEG(7680, 4320, 1, 2000))), "ErrJPEG"},
 		{"raw shorter than its shape", `{codec: 2, width: 4000, height: 4000, elemType: 1, channels: 3, payload: new ArrayBuffer(12)}`, "ErrPayload"},
-		{"sound JPEG", fmt.Sprintf(`{codec: 1, width: 64, height: 48, payload: bytes(%q)}`, b64(good)), "bitmap 64x48"},
+		{"sound JPEG", fmt.Sprintf(`{codec: 1, width: 64, height: 48, payload: bytes(%q)}`, b64(good)), "picture 64x48"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -273,7 +273,7 @@ func TestDecoderWorkerRechecksBeforeDecoding(t *testing.T) {
 				w.onmessage = (e) => {
 					w.terminate();
 					const d = e.data;
-					resolve(d.id !== 42 ? 'wrong id ' + d.id : d.bitmap ? 'bitmap ' + d.bitmap.width + 'x' + d.bitmap.height : d.error);
+					resolve(d.id !== 42 ? 'wrong id ' + d.id : d.image ? 'picture ' + d.width + 'x' + d.height : d.error);
 				};
 				w.onerror = (e) => resolve('worker error ' + e.message);
 				w.postMessage(m, [m.payload]);

@@ -63,12 +63,12 @@
     return limitsLoads.get(o);
   }
 
-  // decodeHere decodes on the main thread (FH.decodeBitmap is still
+  // decodeHere decodes on the main thread (FH.decodePicture is still
   // asynchronous), with the worker's checks and test delay.
   function decodeHere(m) {
     return new Promise((resolve) => {
       FH.checkDecodable(m);
-      resolve(FH.decodeBitmap(m));
+      resolve(FH.decodePicture(m));
     }).then((d) => (m.delayMs > 0 ? new Promise((r) => setTimeout(() => r(d), m.delayMs)) : d));
   }
 
@@ -105,8 +105,13 @@
       this.pending.delete(d.id);
       clearTimeout(p.timer);
       this.failures = 0;
-      if (d.bitmap) p.resolve({ bitmap: d.bitmap, by: String(d.by || '') });
-      else p.reject(new Error(d.error ? String(d.error) : 'the decoder returned nothing'));
+      const img = d.image && typeof d.image.close === 'function' ? d.image : null;
+      if (img && d.width > 0 && d.height > 0) {
+        p.resolve({ image: img, width: d.width, height: d.height, by: String(d.by || '') });
+        return;
+      }
+      if (img) img.close();
+      p.reject(new Error(d.error ? String(d.error) : 'the decoder returned nothing'));
     }
 
     // fail ends worker w, if it is still this decoder's, and fails every
@@ -124,9 +129,9 @@
       }
     }
 
-    // decode resolves to {bitmap, by}: an ImageBitmap of m and how it was
-    // decoded (FH.decodeWith), or rejects; it never hangs longer than
-    // timeoutMs on a worker.
+    // decode resolves to {image, width, height, by} (FH.decodePicture: the
+    // picture of m, the size to draw it at, how it was decoded), or
+    // rejects; it never hangs longer than timeoutMs on a worker.
     decode(m, timeoutMs) {
       if (!this.here && !this.worker) {
         try {
@@ -517,25 +522,27 @@
       }
       p.then((d) => {
         this.s.decodedBy = d.by;
-        this.decoded(f, d.bitmap, null);
+        this.decoded(f, d, null);
       }, (err) => this.decoded(f, null, err || new Error('decode failed')));
     }
 
-    decoded(f, bitmap, err) {
+    // decoded takes frame f's picture ({image, width, height}) or the
+    // error that stopped it.
+    decoded(f, pic, err) {
       this.decoding = false;
       const now = performance.now();
       f.decodedAt = now;
       this.timing.decodes.push({ at: now, ms: now - f.decodeAt });
       trim(this.timing.decodes, now, TIMING_MS);
-      if (err || !bitmap) {
+      if (err || !pic) {
         this.skip('decode failed: ' + (err && err.message ? err.message : String(err)));
         this.ack(f);
       } else {
         if (this.ready) {
-          this.ready.bitmap.close(); // replaced before it was drawn; the next ack covers it
+          this.ready.pic.image.close(); // replaced before it was drawn; the next ack covers it
           this.s.dropped++;
         }
-        this.ready = { f, bitmap };
+        this.ready = { f, pic };
         if (!this.rafID) this.rafID = requestAnimationFrame(() => this.draw());
       }
       if (this.pending) {
@@ -552,13 +559,13 @@
       this.ready = null;
       const f = r.f;
       try {
-        const bw = r.bitmap.width;
-        const bh = r.bitmap.height;
+        const bw = r.pic.width;
+        const bh = r.pic.height;
         if (this.canvas.width !== bw || this.canvas.height !== bh) {
           this.canvas.width = bw;
           this.canvas.height = bh;
         }
-        this.g.drawImage(r.bitmap, 0, 0);
+        this.g.drawImage(r.pic.image, 0, 0, bw, bh);
         this.drawBoxes(f, bw / f.width);
         this.events = FH.drawEvents(this.g, this.canvas, f.events);
         const s = this.s;
@@ -581,7 +588,7 @@
       } catch (e) {
         this.skip('cannot draw frame: ' + e);
       } finally {
-        r.bitmap.close();
+        r.pic.image.close();
         this.ack(f);
       }
     }

@@ -375,18 +375,24 @@
     return Math.ceil(m.width / k) * Math.ceil(m.height / k) <= IMAGE_DECODER_MAX_PIXELS ? 'ImageDecoder' : 'createImageBitmap';
   }
 
-  // decodeBitmap decodes a frame message that checkDecodable accepted into
-  // an ImageBitmap at most m.maxWidth wide (0: full size), and resolves to
-  // {bitmap, by}, by being decodeWith(m). A small JPEG (a grid tile's)
-  // goes to ImageDecoder: it decodes from the bytes in hand, where
+  // decodePicture decodes a frame message that checkDecodable accepted,
+  // and resolves to {image, width, height, by}: image is what to draw (an
+  // ImageBitmap, or a VideoFrame from ImageDecoder; the caller closes it),
+  // width × height the size to draw it at, at most m.maxWidth wide (0:
+  // full size), and by is decodeWith(m). A small JPEG (a grid tile's) goes
+  // to ImageDecoder: it decodes from the bytes in hand, where
   // createImageBitmap needs them in a Blob, which Chromium hands to its
   // browser process and reads back, an exchange that costs more than the
-  // decode itself; and a JPEG several times wider than wanted is decoded
-  // at a half, a quarter or an eighth of its size (JPEG allows it) instead
-  // of whole and then scaled.
-  async function decodeBitmap(m) {
+  // decode itself; a JPEG several times wider than wanted is decoded at a
+  // half, a quarter or an eighth of its size (JPEG allows it) instead of
+  // whole and then scaled; and its VideoFrame is drawn as it is, scaled by
+  // drawImage, which costs less than making an ImageBitmap of it first.
+  async function decodePicture(m) {
     const by = decodeWith(m);
-    if (by === 'createImageBitmap') return { bitmap: await createImageBitmap(decodeSource(m), resizeOptions(m)), by };
+    if (by === 'createImageBitmap') {
+      const b = await createImageBitmap(decodeSource(m), resizeOptions(m));
+      return { image: b, width: b.width, height: b.height, by };
+    }
     const init = { data: m.payload, type: 'image/jpeg' };
     const k = jpegReduction(m.width, m.maxWidth);
     if (k > 1) {
@@ -398,11 +404,8 @@
     const dec = new ImageDecoder(init);
     try {
       const { image } = await dec.decode();
-      try {
-        return { bitmap: await createImageBitmap(image, resizeOptions(m)), by };
-      } finally {
-        image.close();
-      }
+      const r = resizeOptions(m);
+      return { image, width: r.resizeWidth || m.width, height: r.resizeHeight || m.height, by };
     } finally {
       dec.close();
     }
@@ -446,7 +449,7 @@
     PATH_SUBSCRIBE, PATH_LIMITS, SUBPROTOCOL, SUBPROTOCOL_AUTH_PREFIX, QUERY_WINDOW, CLOSE_REPLACED, CLOSE_REVOKED,
     QUERY_MAX_WIDTH, QUERY_RENDITION, OP_RENDITION, MAX_RENDITION_WIDTH, MAX_CAPTURE_FPS, SKIP_SLACK,
     FrameError, parseFrame, peekSeq, skippedFrames, clientLimits, jpegSize, frameBoxes, checkDecodable,
-    rawToRGBA, decodeSource, resizeOptions, jpegReduction, decodeWith, decodeBitmap, renditionName, parseMaxWidth, pickRendition,
+    rawToRGBA, decodeSource, resizeOptions, jpegReduction, decodeWith, decodePicture, renditionName, parseMaxWidth, pickRendition,
     validChannelName: (s) => CHANNEL_NAME.test(s),
   });
 })(self);
