@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -237,6 +238,10 @@ func TestAdaptiveController(t *testing.T) {
 // down to 320 and stay there until it is lifted. (At 5 Mbit/s, 640 fits
 // with room: the player may try it, and on a loaded machine fail and back
 // off, which is correct but makes the count of switches depend on load.)
+// decodeBound matches the adaptive player's reason for not stepping up
+// when the page could not decode the larger picture in time (adapt.js).
+var decodeBound = regexp.MustCompile(`^keeping up; \S+ would take \d+ ms a frame to decode$`)
+
 func TestAdaptivePlayerUnderThrottle(t *testing.T) {
 	const limit = 2e6
 	s := startHub(t, "127.0.0.1:0", hub.Config{})
@@ -271,7 +276,22 @@ func TestAdaptivePlayerUnderThrottle(t *testing.T) {
 		t.Errorf("drawing %s after 5 s on a 2 Mbit/s link; want 320, the one rendition that fits", st.Rendition)
 	}
 	throttle(t, ctx, 0)
-	waitJS(t, ctx, "the main picture again", `framehub.player.stats().rendition === 'main'`, 30*time.Second)
+	// Back on the main picture once the link allows it, unless the page
+	// says it could not decode it in time: on a machine loaded enough, that
+	// is the right answer (the player steps up only with headroom), and the
+	// link's part of this test is done.
+	deadline := time.Now().Add(30 * time.Second)
+	for eval[string](t, ctx, `framehub.player.stats().rendition`) != "main" {
+		if time.Now().After(deadline) {
+			reason := eval[string](t, ctx, `framehub.player.stats().adapt.reason`)
+			if decodeBound.MatchString(reason) {
+				t.Logf("not back on the main picture 30 s after the limit lifted, because of this machine's load: %q", reason)
+				return
+			}
+			t.Fatalf("not back on the main picture 30 s after the limit lifted: %q", reason)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	changes := eval[int](t, ctx, `__rends.length`)
 	if changes > 5 {
 		t.Errorf("%d changes of rendition: %s; want down and back up, no oscillation", changes, eval[string](t, ctx, `JSON.stringify(__rends)`))
