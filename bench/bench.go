@@ -433,7 +433,11 @@ func ratios(h, b *Result) map[string]float64 {
 	add("fast_age_p50", h.FastAge.P50, b.FastAge.P50)
 	add("fast_age_p99", h.FastAge.P99, b.FastAge.P99)
 	add("slow_age_p50", h.SlowAge.P50, b.SlowAge.P50)
-	add("server_cpu_per_gb", h.ServerCPUPerGB, b.ServerCPUPerGB)
+	// CPU time comes in 10 ms ticks: a light run may read 0, which says
+	// "under a tick", not "free", so no ratio is taken from it.
+	if h.ServerCPUPerGB > 0 {
+		add("server_cpu_per_gb", h.ServerCPUPerGB, b.ServerCPUPerGB)
+	}
 	add("server_rss", h.ServerRSSMB, b.ServerRSSMB)
 	add("server_private", h.ServerAnonMB, b.ServerAnonMB)
 	add("connect_s", h.ConnectS, b.ConnectS)
