@@ -354,7 +354,7 @@ func (r *Relay) readFFmpeg(ctx context.Context) error {
 	probe := p != nil && p.probe
 	for {
 		if p == nil {
-			if !r.awaitReachable(ctx) {
+			if !awaitReachable(ctx, hostPort(r.cfg.Source), r.health) {
 				return nil
 			}
 			var err error
@@ -397,18 +397,12 @@ func (r *Relay) readFFmpeg(ctx context.Context) error {
 // is started again.
 const reachPoll = 250 * time.Millisecond
 
-// awaitReachable waits until the source's host accepts a TCP connection
-// (a camera that went away is back), trying every reachPoll, so that a
-// camera that returns is read again at once without starting an ffmpeg
-// process per attempt meanwhile. It returns false when ctx ends. A URL
-// without a TCP host (udp://) is not waited for.
-func (r *Relay) awaitReachable(ctx context.Context) bool {
-	return awaitReachable(ctx, hostPort(r.cfg.Source), r.health)
-}
-
-// awaitReachable waits until addr accepts a TCP connection, trying every
-// reachPoll; each refusal goes to h's bounded log. An empty addr is not
-// waited for. It returns false when ctx ends.
+// awaitReachable waits until addr, a source's host, accepts a TCP
+// connection (a camera that went away is back), trying every reachPoll;
+// each refusal goes to h's bounded log. A camera that returns is then
+// read again at once, without an ffmpeg process or an FFmpeg open per
+// failed attempt meanwhile. An empty addr (a URL without a TCP host, such
+// as udp://) is not waited for. It returns false when ctx ends.
 func awaitReachable(ctx context.Context, addr string, h *health) bool {
 	if addr == "" {
 		return ctx.Err() == nil
