@@ -48,7 +48,7 @@
     // 720p or 1080p frame, so many channels stay live on one page.
     const w = tileWidth(canvas);
     const opts = { credit: 1, maxWidth: w, askWidth: w, delayMs, decoder, cssWidth: canvas.clientWidth };
-    const player = pool ? pool.add(canvas, name, opts) : new FH.Player(canvas, name, opts);
+    const player = (pool && pool.add(canvas, name, opts)) || new FH.Player(canvas, name, opts);
     const c = { el: card, player, info, nolive, fit: fitter(link, player) };
     if (!document.hidden) player.start();
     c.events = events;

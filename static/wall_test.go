@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"framehub/hub"
@@ -329,5 +330,36 @@ func TestGridTileWorkerFails(t *testing.T) {
 	waitJS(t, ctx, "the new tile drawn by a worker", `(() => { const s = framehubGrid.stats().later; return !!s && s.drawn > 3 && s.drawsIn === 'worker'; })()`, 15*time.Second)
 	if c := tileCentre(t, ctx, "later"); !near(c, blue, 40) {
 		t.Errorf("new tile shows rgb%v; want blue", c)
+	}
+}
+
+// TestGridWithoutTileWorkers: a browser without OffscreenCanvas, and one
+// where no worker can be started, draw the tiles on the page, as before
+// tile workers; the second decodes on the page too.
+func TestGridWithoutTileWorkers(t *testing.T) {
+	s := startHub(t, "127.0.0.1:0", hub.Config{})
+	green := color.RGBA{30, 200, 30, 255}
+	startFeed(t, s.url(), "cam", 15, solidJPEG(t, 320, 180, green))
+	for _, c := range []struct {
+		name, script string
+		worker       bool // decodes in a decoder worker
+	}{
+		{"no OffscreenCanvas", `delete window.OffscreenCanvas;`, true},
+		{"no workers", `window.Worker = function () { throw new Error('no workers here'); };`, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := browser(t)
+			if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: c.script}); err != nil {
+				t.Fatal(err)
+			}
+			navigate(t, ctx, s.url()+"/")
+			waitJS(t, ctx, "the tile drawing on the page", `(() => { const s = framehubGrid.stats().cam; return !!s && s.drawn > 3 && s.drawsIn === 'page'; })()`, 15*time.Second)
+			if st := eval[playerStats](t, ctx, `framehubGrid.stats().cam`); st.Worker != c.worker || st.Bad != 0 {
+				t.Errorf("stats %+v; want decoding in a worker %v, no bad frames", st, c.worker)
+			}
+			if px := tileCentre(t, ctx, "cam"); !near(px, green, 40) {
+				t.Errorf("tile shows rgb%v; want green", px)
+			}
+		})
 	}
 }
