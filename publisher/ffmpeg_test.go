@@ -37,9 +37,9 @@ func TestFFmpegArgs(t *testing.T) {
 		has, not  []string
 	}{
 		{name: "rtsp", url: "rtsp://cam/s", cfg: FFmpegConfig{Quality: 80},
-			has: []string{"-rtsp_transport tcp -timeout 4000000", "-fflags nobuffer -flags low_delay -probesize 32 -analyzeduration 0",
+			has: []string{"-rtsp_transport tcp -timeout 4000000", "-timeout 4000000 -flags low_delay -probesize 32 -analyzeduration 0",
 				"-i rtsp://cam/s", "-fps_mode passthrough -enc_time_base -1", "-c:v mjpeg -q:v 3 -qmin 1", "-f mjpeg pipe:1"},
-			not: []string{"-vf", "-r "}},
+			not: []string{"-vf", "-r ", "nobuffer"}},
 		{name: "probing", url: "rtsp://cam/s", probe: true, not: []string{"-probesize"}},
 		{name: "http", url: "http://cam/video.mp4", has: []string{"-rw_timeout 4000000 -re -flags low_delay -i"}, not: []string{"rtsp_transport", "-probesize", "nobuffer"}},
 		{name: "width", url: "rtsp://c", cfg: FFmpegConfig{Width: 640}, has: []string{"-vf scale=640:-2"}},
@@ -143,8 +143,9 @@ func TestRelayRTSPCameraDropsAndReturns(t *testing.T) {
 		r.Close()
 	})
 
-	// fresh waits for a frame made by the camera after since.
-	fresh := func(since time.Time, what string) {
+	// fresh waits for a frame made by the camera after since, and returns
+	// when it was made.
+	fresh := func(since time.Time, what string) time.Time {
 		t.Helper()
 		deadline := time.After(20 * time.Second)
 		for {
@@ -162,7 +163,7 @@ func TestRelayRTSPCameraDropsAndReturns(t *testing.T) {
 				}
 				if at, ok := testcam.Timecode(img); ok && at.After(since) {
 					t.Logf("%s: a frame %v after", what, time.Since(since).Round(time.Millisecond))
-					return
+					return at
 				}
 			case <-deadline:
 				t.Fatalf("%s: no fresh frame within 20 s (state %q)", what, r.Stats().SourceState)
@@ -184,7 +185,7 @@ func TestRelayRTSPCameraDropsAndReturns(t *testing.T) {
 	if err := cam.Start(); err != nil {
 		t.Fatal(err)
 	}
-	fresh(time.Now(), "camera restarted")
+	firstKept(t, fresh(time.Now(), "camera restarted"), cam)
 	state(protocol.SourceLive)
 
 	if err := cam.Pause(); err != nil {
@@ -215,5 +216,23 @@ func TestRelayRTSPCameraDropsAndReturns(t *testing.T) {
 	}
 	if strings.Count(text, `msg="source error"`) > 2 {
 		t.Errorf("source errors logged more than once per 10 s:\n%s", text)
+	}
+}
+
+// firstKept fails the test unless the first frame shown after a camera
+// restarted (made at shown) is from its stream's first key frame interval:
+// a reopen must not throw away the key frame its probe read and wait for
+// the next one (as "-fflags nobuffer" made it do: a second, at the test
+// camera's one key frame a second).
+func firstKept(t *testing.T, shown time.Time, cam *testcam.Camera) {
+	t.Helper()
+	first := cam.FirstFrame()
+	if first.IsZero() {
+		t.Fatal("the camera did not say when it made its first frame")
+	}
+	if d := shown.Sub(first); d > 500*time.Millisecond {
+		t.Errorf("the first frame shown after the camera returned was made %v after its stream's first key frame; want it from the first half second (its first key frame kept)", d.Round(time.Millisecond))
+	} else {
+		t.Logf("the first frame shown after the camera returned was made %v after its stream began", d.Round(time.Millisecond))
 	}
 }

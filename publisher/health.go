@@ -89,6 +89,16 @@ func (h *health) opening() {
 	h.mu.Unlock()
 }
 
+// openDone logs, at debug level, one attempt to open the source again:
+// how long it took and, when it failed, the library's last line.
+func (h *health) openDone(took time.Duration, ok bool) {
+	if ok {
+		h.log.Debug("source open", "took_s", round2(took.Seconds()), "ok", true)
+		return
+	}
+	h.log.Debug("source open", "took_s", round2(took.Seconds()), "ok", false, "error", h.lastError())
+}
+
 // opened says the reader (re)opened the source: the stall clock starts
 // now, not at the last frame before the source was lost.
 func (h *health) opened(now time.Time) {
@@ -179,6 +189,9 @@ func (h *health) libError(line string) {
 	if !h.libLast.IsZero() && now.Sub(h.libLast) < sourceErrorEvery {
 		h.libFolded++
 		h.mu.Unlock()
+		// Counted in the next warning's "folded"; every line is there at
+		// debug level, for whoever is finding out why a source is slow.
+		h.log.Debug("source error", "error", line, "folded", true)
 		return
 	}
 	folded := h.libFolded

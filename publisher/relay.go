@@ -261,16 +261,20 @@ func (r *Relay) readLoop(ctx context.Context) error {
 		if resp == nil {
 			var err error
 			r.health.opening()
-			if resp, err = r.open(ctx); err != nil {
+			began := time.Now()
+			resp, err = r.open(ctx)
+			if err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				r.health.libError(err.Error())
+				r.health.openDone(time.Since(began), false)
 				if !b.Sleep(ctx) {
 					return nil
 				}
 				continue
 			}
+			r.health.openDone(time.Since(began), true)
 		}
 		r.health.opened(time.Now())
 		opt, _ := protocol.ParseMJPEGContentType(resp.Header.Get("Content-Type")) // open checked it

@@ -235,13 +235,15 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 }
 
 // setCaptureOptions has OpenCV's FFmpeg backend give up on a socket that
-// is silent for timeout, and read an RTSP camera over TCP, without
-// input buffering and without probing (the session description says what
-// the stream holds), through the environment variable OpenCV 4.6 reads
-// when it opens a stream (gocv v0.31.0 cannot pass it open parameters).
-// Without it, a camera that hangs keeps a read blocked for OpenCV's own
-// 30 s, and opening a camera that returns took about 2.7 s instead of 1.5 s.
-// A value the user set is left alone.
+// is silent for timeout, and read an RTSP camera over TCP without probing
+// (the session description says what the stream holds), through the
+// environment variable OpenCV 4.6 reads when it opens a stream (gocv
+// v0.31.0 cannot pass it open parameters). Without it, a camera that hangs
+// keeps a read blocked for OpenCV's own 30 s, and opening a camera that
+// returns took about 2.7 s. Not "fflags;nobuffer", for the reason given at
+// ffmpegArgs: it cost every reopen a key frame interval (a camera that
+// returned streamed again 1.3-1.8 s after it answered; without it, 0.3-0.5
+// s, with the same frame age). A value the user set is left alone.
 func setCaptureOptions(url string, timeout time.Duration, probe bool) {
 	const name = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 	if v, ok := os.LookupEnv(name); ok && !strings.HasPrefix(v, framehubOptions) {
@@ -249,7 +251,7 @@ func setCaptureOptions(url string, timeout time.Duration, probe bool) {
 	}
 	opts := framehubOptions + "timeout;" + strconv.FormatInt(timeout.Microseconds(), 10)
 	if u := strings.ToLower(url); strings.HasPrefix(u, "rtsp://") || strings.HasPrefix(u, "rtsps://") {
-		opts += "|rtsp_transport;tcp|fflags;nobuffer"
+		opts += "|rtsp_transport;tcp"
 		if !probe {
 			opts += "|probesize;32|analyzeduration;0"
 		}
@@ -310,7 +312,7 @@ func (s *liveSource) Read(ctx context.Context, m *gocv.Mat) error {
 	if s.released {
 		s.released = false
 		if vc, err := s.open(); err == nil && vc.IsOpened() {
-			s.vc = vc
+			s.vc, s.lastPos = vc, 0
 			s.health.opened(time.Now())
 		} else if vc != nil {
 			vc.Close()
@@ -347,15 +349,18 @@ func (s *liveSource) Read(ctx context.Context, m *gocv.Mat) error {
 			return ctx.Err()
 		}
 		s.health.opening()
+		began := time.Now()
 		vc, err := s.open()
-		if err != nil || !vc.IsOpened() {
+		ok := err == nil && vc.IsOpened()
+		s.health.openDone(time.Since(began), ok)
+		if !ok {
 			if vc != nil {
 				vc.Close()
 			}
 			continue // FFmpeg's own lines say why, through the health
 		}
 		s.health.opened(time.Now())
-		s.vc = vc
+		s.vc, s.lastPos = vc, 0 // a new stream's times start again
 	}
 }
 

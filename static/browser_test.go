@@ -290,6 +290,19 @@ func eval[T any](t testing.TB, ctx context.Context, js string) T {
 	return v
 }
 
+// evalAwait evaluates JavaScript that gives a promise, and returns what
+// the promise resolves to.
+func evalAwait[T any](t testing.TB, ctx context.Context, js string) T {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, evalTimeout)
+	defer cancel()
+	v, err := chromedp.Run(tctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("evaluate %.60q: %v", js, err)
+	}
+	return v
+}
+
 // waitJS polls a JavaScript condition until it is true.
 func waitJS(t testing.TB, ctx context.Context, what, js string, d time.Duration) {
 	t.Helper()
@@ -354,6 +367,7 @@ type playerStats struct {
 	Labels     []string `json:"labels"`
 	Worker     bool     `json:"worker"`
 	Decoder    string   `json:"decoder"` // how the last frame was decoded: "ImageDecoder" or "createImageBitmap"
+	DrawsIn    string   `json:"drawsIn"` // the thread that receives, decodes and draws: "worker" or "page"
 }
 
 func stats(t testing.TB, ctx context.Context) playerStats {

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -46,6 +47,8 @@ type Options struct {
 // concurrent use.
 type Camera struct {
 	opt Options
+
+	first atomic.Int64 // see FirstFrame
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -97,6 +100,18 @@ func (c *Camera) Port() int {
 	return c.opt.Port
 }
 
+// FirstFrame is when the camera (in timecode mode) made the first frame of
+// the stream it serves now, as its picture says: a stream starts with a
+// key frame, so a reader that comes back after a restart and shows frames
+// from this time on lost none. Zero before the first stream.
+func (c *Camera) FirstFrame() time.Time {
+	ms := c.first.Load()
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
+
 // FPS is the camera's frame rate.
 func (c *Camera) FPS() int { return c.opt.FPS }
 
@@ -124,6 +139,7 @@ func (c *Camera) startLocked() error {
 	if c.opt.Timecode {
 		args = append(args, "--timecode")
 	}
+	c.first.Store(0)
 	cmd := exec.Command(Python, args...)
 	cmd.SysProcAttr = sysProcAttr()
 	stdout, err := cmd.StdoutPipe()
@@ -143,6 +159,11 @@ func (c *Camera) startLocked() error {
 			if p, ok := strings.CutPrefix(sc.Text(), "listening "); ok {
 				if n, err := strconv.Atoi(p); err == nil {
 					ready <- n
+				}
+			}
+			if p, ok := strings.CutPrefix(sc.Text(), "first "); ok {
+				if ms, err := strconv.ParseInt(p, 10, 64); err == nil {
+					c.first.Store(ms)
 				}
 			}
 		}

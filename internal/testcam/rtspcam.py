@@ -9,8 +9,10 @@ By default the picture is GStreamer's videotestsrc (a moving ball). With
 a grid of black and white blocks across its top (see timecode.go, which reads it), so a
 reader that decodes it can tell how old the frame is.
 
-It prints "listening PORT" on stdout once clients can connect, and serves
-until it is killed. The Go side (camera.go) starts, stops and restarts it
+It prints "listening PORT" on stdout once clients can connect, and, in
+timecode mode, "first MS" when it makes the first frame of a stream it
+serves (its time in milliseconds, as in the picture); it serves until it is
+killed. The Go side (camera.go) starts, stops and restarts it
 by PID. Key frames come every second, so a reader that joins late (or
 comes back) has a picture within a second.
 """
@@ -93,10 +95,16 @@ def main():
 
     factory.connect("media-configure", configure)
 
+    announced = set()  # sources whose first frame was announced
+
     def push():
         if sources:
-            frame = timecode_frame(w, h, time.time_ns() // 1_000_000)
+            ms = time.time_ns() // 1_000_000
+            frame = timecode_frame(w, h, ms)
             for src in list(sources):
+                if id(src) not in announced:
+                    announced.add(id(src))
+                    print(f"first {ms}", flush=True)
                 buf = Gst.Buffer.new_allocate(None, len(frame), None)  # GStreamer's memory, not Python's
                 buf.fill(0, frame)
                 src.emit("push-buffer", buf)

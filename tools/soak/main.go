@@ -336,8 +336,10 @@ func (s *soak) startAll(ctx context.Context) error {
 	for _, p := range []*proc{
 		// The static build reads cam1 through ffmpeg; the OpenCV build
 		// reads cam2 through OpenCV's FFmpeg backend.
-		{name: "pub-cam1", bin: s.staticBin, args: publish("hub-a", "cam1", "--source", s.cams["cam1"].URL())},
-		{name: "pub-cam2", bin: s.cgoBin, args: publish("hub-b", "cam2", "--source", s.cams["cam2"].URL(), "--decoder", "opencv")},
+		// Both log at debug level: each reopen's time and every line
+		// FFmpeg wrote, so that a slow return says where its time went.
+		{name: "pub-cam1", bin: s.staticBin, args: append([]string{"--log-level", "debug"}, publish("hub-a", "cam1", "--source", s.cams["cam1"].URL())...)},
+		{name: "pub-cam2", bin: s.cgoBin, args: append([]string{"--log-level", "debug"}, publish("hub-b", "cam2", "--source", s.cams["cam2"].URL(), "--decoder", "opencv")...)},
 		// An HTTP upload ends with its hub; it is started again, as a
 		// service manager would.
 		{name: "upload-up1", bin: "ffmpeg", args: append(lavfi, "-f", "mpjpeg", upload), restart: true, expected: func() bool {

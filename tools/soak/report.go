@@ -213,7 +213,18 @@ func (s *soak) countLogs(drops []dropResult) string {
 			}
 		}
 		text, _ := os.ReadFile(filepath.Join(s.logDir, "pub-"+cam+".log"))
-		count := func(msg string) int { return strings.Count(string(text), `msg="`+msg+`"`) }
+		// Warnings and notices only: the cameras' publishers log at debug
+		// level too (every open and every folded library line), for a slow
+		// return to be read from their logs.
+		count := func(msg string) int {
+			n := 0
+			for _, l := range strings.Split(string(text), "\n") {
+				if strings.Contains(l, `msg="`+msg+`"`) && !strings.Contains(l, "level=DEBUG") {
+					n++
+				}
+			}
+			return n
+		}
 		lost := count("source lost; reconnecting") + count("source stalled")
 		back := count("source back")
 		chatter := 0
