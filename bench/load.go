@@ -22,6 +22,11 @@ import (
 	"framehub/protocol"
 )
 
+// publisherWriteBuffer is the WebSocket write buffer of the load's
+// publishers: framehub publish's (publisher.Sender), so that the hub reads
+// frames in the pieces a real publisher sends them in.
+const publisherWriteBuffer = 64 << 10
+
 // reader is one measured subscriber. Its figures count only while the run
 // is measuring.
 type reader struct {
@@ -279,7 +284,13 @@ func (r *run) startPublisher(ctx context.Context, channel int) error {
 		r.track(c)
 		send = func(msg []byte) error { _, err := c.Write(msg); return err }
 	} else {
-		c, _, err := websocket.DefaultDialer.DialContext(ctx, "ws://"+r.addr+protocol.PathPublish+channelName(channel), nil)
+		// The write buffer of framehub publish (publisher.Sender): with
+		// gorilla's default 4 KiB a client sends a 100 KB frame as 25
+		// fragments, one write each, and the hub reads and wakes for each,
+		// which neither a real publisher nor the baselines' one write asks
+		// of it.
+		d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, WriteBufferSize: publisherWriteBuffer}
+		c, _, err := d.DialContext(ctx, "ws://"+r.addr+protocol.PathPublish+channelName(channel), nil)
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"framehub/protocol"
 )
@@ -17,7 +18,7 @@ import (
 // messages while its writer asks for credit.
 type credit struct {
 	mu       sync.Mutex
-	on       bool
+	on       atomic.Bool // set under mu, never cleared: available reads it without the lock
 	window   int
 	inflight []uint64 // sent and not acknowledged, oldest first; at most MaxCreditWindow
 }
@@ -26,7 +27,8 @@ type credit struct {
 // already in flight.
 func (c *credit) enable(window int) {
 	c.mu.Lock()
-	c.on, c.window = true, min(max(window, 1), protocol.MaxCreditWindow)
+	c.on.Store(true)
+	c.window = min(max(window, 1), protocol.MaxCreditWindow)
 	c.mu.Unlock()
 }
 
@@ -37,7 +39,7 @@ func (c *credit) enable(window int) {
 func (c *credit) take(seq uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.on && len(c.inflight) >= c.window {
+	if c.on.Load() && len(c.inflight) >= c.window {
 		return false
 	}
 	if len(c.inflight) == protocol.MaxCreditWindow {
@@ -47,11 +49,16 @@ func (c *credit) take(seq uint64) bool {
 	return true
 }
 
-// available reports whether a frame could be sent now.
+// available reports whether a frame could be sent now. Outside credit
+// mode, the writer's case at every frame, it takes no lock: credit mode,
+// once on, stays on, and take checks again under the lock.
 func (c *credit) available() bool {
+	if !c.on.Load() {
+		return true
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return !c.on || len(c.inflight) < c.window
+	return len(c.inflight) < c.window
 }
 
 // ack acknowledges seq and every frame sent before it (acks are

@@ -95,7 +95,9 @@ func (w *idleWriter) look() bool {
 // so, any poke kicks a new writer; a poke that came in between is served
 // by this one, unless a new writer has started already, which then gets it.
 func (w *idleWriter) idle() bool {
-	if w == nil || !w.retire.Swap(false) {
+	// A load first: the writer passes here once per frame, and the
+	// watchdog asks only of a writer that has been idle a whole tick.
+	if w == nil || !w.retire.Load() || !w.retire.Swap(false) {
 		return false
 	}
 	w.state.Store(writerNone)

@@ -28,6 +28,15 @@ import (
 //     progress to controlWait, so N stalled readers cost controlWait once,
 //     not N times.
 
+// sinceStart is the clock writes are timed by: nanoseconds since the hub
+// started, plus one, so that it is never 0 (subscriber.writeStart's "no
+// write in progress"). It reads only the monotonic clock, where time.Now
+// reads the wall clock too, and a write starts twice per frame per
+// subscriber (a stamp as it begins, a check by the watchdog); nor does a
+// change of the wall clock make every write in progress look late, or
+// none.
+func (h *Hub) sinceStart() int64 { return int64(time.Since(h.started)) + 1 }
+
 // evict drops a stalled WebSocket subscriber, once.
 func (h *Hub) evict(s *subscriber) {
 	if !s.evicted.CompareAndSwap(false, true) {
@@ -72,7 +81,6 @@ func (h *Hub) watchdog() {
 		case <-h.done:
 			return
 		case now := <-t.C:
-			limit := now.Add(-h.cfg.WriteTimeout).UnixNano()
 			ping := now.Sub(lastPing) >= h.cfg.PingInterval
 			if ping {
 				lastPing = now
@@ -83,6 +91,7 @@ func (h *Hub) watchdog() {
 			// late (a loaded machine) would otherwise give a subscriber
 			// heard from just now less than a pong wait.
 			readDeadline := time.Now().Add(h.cfg.PongWait)
+			limit := h.sinceStart() - int64(h.cfg.WriteTimeout) // writes begun before it are late
 			for c := range h.conns {
 				if s := c.sub.Load(); s != nil {
 					// (Not once the hub has closed: closeWith bounded the

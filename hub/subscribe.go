@@ -22,8 +22,8 @@ type subscriber struct {
 	mb     *mailbox
 	credit credit
 
-	// writeStart is when the write in progress began (Unix ns), or 0
-	// between writes. The hub's watchdog evicts a subscriber whose write
+	// writeStart is when the write in progress began (Hub.sinceStart), or
+	// 0 between writes. The hub's watchdog evicts a subscriber whose write
 	// has taken longer than WriteTimeout (slow.go); a write needs no
 	// deadline of its own, which saves arming a timer per frame per
 	// subscriber.
@@ -136,7 +136,9 @@ func (h *Hub) readControl(s *subscriber, ch *channel) ending {
 			h.readFailure(s.wsConn, err)
 			return s.endedBy(err)
 		}
-		s.heard.Store(true)
+		if !s.heard.Load() { // (set once per watchdog tick, not per ack)
+			s.heard.Store(true)
+		}
 		if typ != websocket.TextMessage {
 			return h.refuseConn(s.wsConn, reasonMessageType, "subscribers send JSON text control messages")
 		}

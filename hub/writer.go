@@ -1,10 +1,6 @@
 package hub
 
-import (
-	"time"
-
-	"github.com/gorilla/websocket"
-)
+import "github.com/gorilla/websocket"
 
 // writeLoop is the subscriber's writer, the only goroutine that writes to
 // its socket (see wsConn). Each time it wakes, it sends the close frame if
@@ -35,14 +31,17 @@ func (h *Hub) writeLoop(s *subscriber, ch *channel) {
 		if s.writeOwedClose() || s.stopped.Load() {
 			return
 		}
-		if s.pingDue.Swap(false) {
-			if err := s.writeControl(wsMessage(websocket.PingMessage, nil)); err != nil {
+		// Loads before the swaps: a ping or a pong is owed far less often
+		// than a frame, and a load costs next to nothing where a swap is
+		// a locked instruction.
+		if s.pingDue.Load() && s.pingDue.Swap(false) {
+			if err := h.writeControl(s, wsMessage(websocket.PingMessage, nil)); err != nil {
 				s.reset()
 				return
 			}
 		}
-		if p := s.pong.Swap(nil); p != nil {
-			if err := s.writeControl(wsMessage(websocket.PongMessage, []byte(*p))); err != nil {
+		if p := s.owedPong(); p != nil {
+			if err := h.writeControl(s, wsMessage(websocket.PongMessage, []byte(*p))); err != nil {
 				s.reset()
 				return
 			}
@@ -63,7 +62,7 @@ func (h *Hub) writeLoop(s *subscriber, ch *channel) {
 		if !s.credit.take(f.hdr.Seq) {
 			continue
 		}
-		s.writeStart.Store(time.Now().UnixNano())
+		s.writeStart.Store(h.sinceStart())
 		err := h.writeFrame(s, f)
 		s.writeStart.Store(0)
 		if err != nil {
@@ -95,9 +94,18 @@ func (h *Hub) writeFrame(s *subscriber, f *frame) error {
 }
 
 // writeControl writes a ping or a pong, timed by the watchdog like a frame.
-func (s *subscriber) writeControl(msg []byte) error {
-	s.writeStart.Store(time.Now().UnixNano())
+func (h *Hub) writeControl(s *subscriber, msg []byte) error {
+	s.writeStart.Store(h.sinceStart())
 	_, err := s.nc.Write(msg)
 	s.writeStart.Store(0)
 	return err
+}
+
+// owedPong returns the payload of the pong the writer owes, if any, and
+// clears it.
+func (s *subscriber) owedPong() *string {
+	if s.pong.Load() == nil {
+		return nil
+	}
+	return s.pong.Swap(nil)
 }

@@ -41,13 +41,19 @@ func withMeta(f *protocol.Frame, meta string) *protocol.Frame {
 // returns the number of loads so far, and stops with the test.
 func interceptDecoder(t *testing.T, ctx context.Context, body func(n int) (script string, ok bool)) func() int {
 	t.Helper()
+	return interceptScript(t, ctx, "/static/decoder.js", body)
+}
+
+// interceptScript is interceptDecoder for the page's script at path.
+func interceptScript(t *testing.T, ctx context.Context, path string, body func(n int) (script string, ok bool)) func() int {
+	t.Helper()
 	lctx, cancel := context.WithCancel(ctx)
 	events := chromedp.Events(lctx, fetch.RequestPaused)
 	if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{
-		Patterns: []*fetch.RequestPattern{{URLPattern: "*/static/decoder.js*"}},
+		Patterns: []*fetch.RequestPattern{{URLPattern: "*" + path + "*"}},
 	}); err != nil {
 		cancel()
-		t.Fatalf("intercept the decoder script: %v", err)
+		t.Fatalf("intercept %s: %v", path, err)
 	}
 	var loads atomic.Int32
 	var wg sync.WaitGroup
@@ -68,7 +74,7 @@ func interceptDecoder(t *testing.T, ctx context.Context, body func(n int) (scrip
 				_, err = chromedp.Call(lctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
 			}
 			if err != nil && lctx.Err() == nil {
-				t.Errorf("answer the decoder script request: %v", err)
+				t.Errorf("answer the request for %s: %v", path, err)
 			}
 		}
 	}()

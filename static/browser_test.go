@@ -290,6 +290,19 @@ func eval[T any](t testing.TB, ctx context.Context, js string) T {
 	return v
 }
 
+// evalAwait evaluates JavaScript that gives a promise, and returns what
+// the promise resolves to.
+func evalAwait[T any](t testing.TB, ctx context.Context, js string) T {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, evalTimeout)
+	defer cancel()
+	v, err := chromedp.Run(tctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("evaluate %.60q: %v", js, err)
+	}
+	return v
+}
+
 // waitJS polls a JavaScript condition until it is true.
 func waitJS(t testing.TB, ctx context.Context, what, js string, d time.Duration) {
 	t.Helper()
@@ -354,6 +367,7 @@ type playerStats struct {
 	Labels     []string `json:"labels"`
 	Worker     bool     `json:"worker"`
 	Decoder    string   `json:"decoder"` // how the last frame was decoded: "ImageDecoder" or "createImageBitmap"
+	DrawsIn    string   `json:"drawsIn"` // the thread that receives, decodes and draws: "worker" or "page"
 }
 
 func stats(t testing.TB, ctx context.Context) playerStats {
@@ -578,7 +592,7 @@ func TestPausesWhenHidden(t *testing.T) {
 	ctx := browser(t)
 	navigate(t, ctx, s.url()+"/view/cam")
 	waitJS(t, ctx, "frames drawn", `framehub.player.stats().drawn > 0`, 15*time.Second)
-	subscribers := func() int {
+	subscribersOf := func(name string) int {
 		var chans []protocol.ChannelInfo
 		resp, err := http.Get(s.url() + "/api/channels")
 		if err != nil {
@@ -586,11 +600,14 @@ func TestPausesWhenHidden(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		json.NewDecoder(resp.Body).Decode(&chans)
-		if len(chans) != 1 {
-			return -1
+		for _, c := range chans {
+			if c.Name == name {
+				return c.Subscribers
+			}
 		}
-		return chans[0].Subscribers
+		return -1
 	}
+	subscribers := func() int { return subscribersOf("cam") }
 	setHidden := func(hidden bool) {
 		eval[bool](t, ctx, fmt.Sprintf(`(() => {
 			Object.defineProperty(document, 'hidden', {value: %v, configurable: true});
@@ -610,6 +627,22 @@ func TestPausesWhenHidden(t *testing.T) {
 	waitJS(t, ctx, "the subscription to resume", `framehub.player.stats().state === 'live'`, 10*time.Second)
 	if n := subscribers(); n != 1 {
 		t.Fatalf("after showing the tab: %d subscribers; want 1", n)
+	}
+
+	// The grid too, its tiles drawn by tile workers: a second channel's
+	// subscribers are the grid's alone (the player page's socket may
+	// outlive the navigation away from it).
+	startFeed(t, s.url(), "cam2", 10, solidJPEG(t, 160, 90, color.RGBA{1, 2, 3, 255}))
+	navigate(t, ctx, s.url()+"/")
+	waitJS(t, ctx, "the tile drawing", `(() => { const s = framehubGrid.stats().cam2; return !!s && s.drawn > 0 && s.drawsIn === 'worker'; })()`, 15*time.Second)
+	testutil.Eventually(t, 5*time.Second, "the grid's tile subscribed", func() bool { return subscribersOf("cam2") == 1 })
+	setHidden(true)
+	waitJS(t, ctx, "the tiles paused", `Object.values(framehubGrid.stats()).every((s) => s.state === 'paused')`, 5*time.Second)
+	testutil.Eventually(t, 5*time.Second, "no subscriber while the grid is hidden", func() bool { return subscribersOf("cam2") == 0 })
+	setHidden(false)
+	waitJS(t, ctx, "the tiles live again", `Object.values(framehubGrid.stats()).every((s) => s.state === 'live')`, 10*time.Second)
+	if n := subscribersOf("cam2"); n != 1 {
+		t.Fatalf("after showing the grid: %d subscribers of cam2; want 1", n)
 	}
 }
 

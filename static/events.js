@@ -84,14 +84,16 @@
 
   // drawEvents marks the events going on over the picture in canvas g:
   // a red frame around it, and one line each in its bottom-left corner,
-  // drawn as canvas text (never HTML). It returns their texts.
-  function drawEvents(g, canvas, events) {
+  // drawn as canvas text (never HTML). It returns their texts. px is the
+  // canvas pixels per CSS pixel when the canvas cannot measure it (an
+  // OffscreenCanvas).
+  function drawEvents(g, canvas, events, px) {
     const active = (events || []).filter((e) => !e.end);
     if (!active.length) return [];
     const texts = active.map(eventText);
     const w = canvas.width;
     const h = canvas.height;
-    const px = canvas.clientWidth > 0 ? w / canvas.clientWidth : 1; // canvas pixels per CSS pixel
+    if (!(px > 0)) px = canvas.clientWidth > 0 ? w / canvas.clientWidth : 1; // canvas pixels per CSS pixel
     const lw = Math.max(3, Math.round(3 * px), Math.round(w / 250));
     const font = Math.max(12, Math.round(12 * px), Math.round(w / 50));
     const lines = texts.slice(0, MAX_EVENT_LINES).map((t) => '● ' + t);

@@ -9,6 +9,10 @@
   const delayMs = Number(params.get('test-delay-ms')) || 0;
   // Test hook: decode as a page without ImageDecoder does (FH.decodeWith).
   const decoder = params.get('test-decoder') === 'createImageBitmap' ? 'createImageBitmap' : '';
+  // Tiles are drawn by tile workers (tiles.js) where the browser can hand
+  // a canvas to a worker; test hook: ?test-grid=page draws them on the
+  // page's main thread, as browsers without OffscreenCanvas do.
+  const pool = params.get('test-grid') !== 'page' && FH.TilePool.supported() ? new FH.TilePool() : null;
   $('publish-hint').textContent =
     'framehub publish --hub ' + location.origin + ' --channel cam1 --source 0\n' +
     'framehub publish --hub ' + location.origin + ' --channel pattern --source test';
@@ -43,8 +47,9 @@
     // decodes frames no wider than that: a fraction of the work of a full
     // 720p or 1080p frame, so many channels stay live on one page.
     const w = tileWidth(canvas);
-    const player = new FH.Player(canvas, name, { credit: 1, maxWidth: w, askWidth: w, delayMs, decoder });
-    const c = { el: card, player, info, nolive, fit: fitter(canvas, player) };
+    const opts = { credit: 1, maxWidth: w, askWidth: w, delayMs, decoder, cssWidth: canvas.clientWidth };
+    const player = (pool && pool.add(canvas, name, opts)) || new FH.Player(canvas, name, opts);
+    const c = { el: card, player, info, nolive, fit: fitter(link, player) };
     if (!document.hidden) player.start();
     c.events = events;
     cards.set(name, c);
@@ -54,7 +59,7 @@
   function removeCard(name) {
     const c = cards.get(name);
     c.fit.stop();
-    c.player.stop('closed');
+    c.player.close();
     c.el.remove();
     cards.delete(name);
   }
@@ -65,28 +70,31 @@
   }
 
   // fitter keeps a tile's player fitted to the tile's size in device
-  // pixels: when the tile is resized, it tells the player once the size
-  // has settled. A change of the device pixel ratio alone (the window
-  // moved to another screen) need not resize the CSS box nor, in every
-  // browser, fire an event: check() catches it, from the label's timer,
-  // by the ratio alone: reading the tile's width there would make the
-  // browser lay out the page again after each label it has just written.
-  function fitter(canvas, player) {
+  // pixels (its canvas fills box): when the tile is resized, it tells the
+  // player once the size has settled. A change of the device pixel ratio
+  // alone (the window moved to another screen) need not resize the CSS box
+  // nor, in every browser, fire an event: check() catches it, from the
+  // label's timer, by the ratio alone (reading the tile's width there
+  // would make the browser lay out the page again after each label it has
+  // just written), against the ratio of the last fit, so that a fit made
+  // while the ratio was changing back and forth is made again.
+  function fitter(box, player) {
     let timer = 0;
-    let ratio = window.devicePixelRatio || 1;
+    let fitted = 0; // the device pixel ratio the last fit was made at
     const refit = () => {
       clearTimeout(timer);
-      timer = setTimeout(() => player.fit(tileWidth(canvas), true), REFIT_MS);
+      timer = setTimeout(() => {
+        timer = 0;
+        fitted = window.devicePixelRatio || 1;
+        // player.canvas: a tile whose worker failed draws on a new one.
+        player.fit(tileWidth(player.canvas), true, player.canvas.clientWidth);
+      }, REFIT_MS);
     };
     const ro = new ResizeObserver(refit);
-    ro.observe(canvas);
+    ro.observe(box);
     return {
       check() {
-        const now = window.devicePixelRatio || 1;
-        if (now !== ratio) {
-          ratio = now;
-          refit();
-        }
+        if (!timer && (window.devicePixelRatio || 1) !== fitted) refit();
       },
       stop() {
         clearTimeout(timer);
@@ -184,9 +192,19 @@
   window.framehubGrid = {
     channels: () => Array.from(cards.keys()),
     stats: () => Object.fromEntries(Array.from(cards, ([n, c]) => [n, c.player.stats()])),
-    // Each tile's timing of the last seconds (FH.Player's timing:
-    // arrivals, decodes, draws with their ages), for benchmarks.
-    timings: () => Object.fromEntries(Array.from(cards, ([n, c]) => [n, c.player.timing])),
+    // A promise of each tile's timing of the last seconds (FH.Player's
+    // timing: arrivals, decodes, draws with their ages), for benchmarks.
+    timings: async () => {
+      const off = pool ? await pool.timings() : new Map();
+      return Object.fromEntries(Array.from(cards, ([n, c]) => [n, off.get(c.player) || c.player.timing]).filter(([, t]) => t));
+    },
+    // A promise of the RGBA pixels of a tile's canvas (FH.Player's pixels:
+    // {width, height, data}), the whole canvas or the rectangle x, y, w, h:
+    // a canvas drawn by a worker cannot be read on the page.
+    pixels: (name, x, y, w, h) => {
+      const c = cards.get(name);
+      return c ? Promise.resolve(c.player.pixels(x, y, w, h)) : Promise.reject(new Error('no tile ' + name));
+    },
     feed,
   };
   FH.loadLimits(); // fetched alongside the channel list; players wait for it before subscribing

@@ -128,18 +128,25 @@ func TestCreditWindowFromTheFirstFrame(t *testing.T) {
 	ws := logWebSockets(t, ctx)
 	navigate(t, ctx, s.url()+"/view/cam")
 	waitJS(t, ctx, "player frames", `framehub.player.stats().drawn >= 10`, 15*time.Second)
+	// The grid's tile, drawn by a tile worker: with one frame in flight, it
+	// draws ten only if it acknowledges them. DevTools's page session does
+	// not see a worker's WebSockets, so its messages are read on the grid
+	// drawn on the page, which runs the same player.
 	navigate(t, ctx, s.url()+"/")
-	waitJS(t, ctx, "thumbnail frames", `(framehubGrid.stats().cam || {}).drawn >= 10`, 15*time.Second)
+	waitJS(t, ctx, "thumbnail frames drawn by a worker", `(() => { const s = framehubGrid.stats().cam || {}; return s.drawn >= 10 && s.drawsIn === 'worker'; })()`, 15*time.Second)
+	navigate(t, ctx, s.url()+"/?test-grid=page")
+	waitJS(t, ctx, "thumbnail frames drawn on the page", `(() => { const s = framehubGrid.stats().cam || {}; return s.drawn >= 10 && s.drawsIn === 'page'; })()`, 15*time.Second)
 
-	// Both also ask for the rendition that fits what they show (max-width).
+	// All also ask for the rendition that fits what they show (max-width).
 	got := s.requested("/ws/subscribe/cam")
-	if len(got) != 2 || !strings.HasPrefix(got[0], "/ws/subscribe/cam?window=2&max-width=") || !strings.HasPrefix(got[1], "/ws/subscribe/cam?window=1&max-width=") {
-		t.Fatalf("subscriptions %q; want window=2 then window=1, each with its max-width (the player's, then the thumbnail's)", got)
+	if len(got) != 3 || !strings.HasPrefix(got[0], "/ws/subscribe/cam?window=2&max-width=") || !strings.HasPrefix(got[1], "/ws/subscribe/cam?window=1&max-width=") ||
+		!strings.HasPrefix(got[2], "/ws/subscribe/cam?window=1&max-width=") {
+		t.Fatalf("subscriptions %q; want window=2 then window=1 twice, each with its max-width (the player's, then the thumbnail's)", got)
 	}
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	if len(ws.urls) != 2 {
-		t.Fatalf("page opened WebSockets %v; want 2", ws.urls)
+		t.Fatalf("page opened WebSockets %v; want 2 (the player's, the thumbnail's on the page)", ws.urls)
 	}
 	for id, u := range ws.urls {
 		msgs := ws.sent[id]

@@ -63,6 +63,21 @@
     return limitsLoads.get(o);
   }
 
+  // adoptLimits makes this context (a tile worker) take the limits of the
+  // hub at origin from limits, a promise of what the page that started it
+  // has read, instead of fetching them again: once per page load. A null
+  // answer (the page could not read them) leaves them to be fetched here.
+  function adoptLimits(origin, limits) {
+    const o = origin || location.origin;
+    const load = limits.then((lim) => {
+      if (limitsLoads.get(o) === load) limitsLoads.delete(o);
+      if (lim === null || typeof lim !== 'object') return loadLimits(o);
+      limitsOf.set(o, lim);
+      return lim;
+    });
+    limitsLoads.set(o, load);
+  }
+
   // decodeHere decodes on the main thread (FH.decodePicture is still
   // asynchronous), with the worker's checks and test delay.
   function decodeHere(m) {
@@ -267,6 +282,8 @@
     // opts.hub: the hub's URL (http or https), '' for this page's origin
     // opts.worker: decode in a worker (default: when the hub is this
     //   page's origin, the only case where the page may start one)
+    // opts.cssWidth: the canvas's width on the page in CSS pixels, for a
+    //   canvas that cannot measure it (an OffscreenCanvas in a worker)
     // opts.decoder: test hook, 'createImageBitmap' to decode JPEG the way
     //   pages without ImageDecoder do (FH.decodeWith)
     // opts.onChange: called when the connection state changes
@@ -290,6 +307,7 @@
       this.want = this.opts.rendition ? { rendition: this.opts.rendition }
         : this.opts.askWidth > 0 ? { maxWidth: wantWidth(this.opts.askWidth) } : null;
       this.fitWidth = this.opts.askWidth > 0 ? this.opts.askWidth : 0; // device pixels it is shown at
+      this.cssWidth = this.opts.cssWidth > 0 ? this.opts.cssWidth : 0; // CSS pixels, when the canvas cannot say
       this.renditions = []; // the channel's, from /api/channels
       this.adapter = this.opts.adaptive && FH.Adapter ? new FH.Adapter() : null;
       this.adaptTimers = [];
@@ -313,7 +331,7 @@
       this.s = {
         received: 0, drawn: 0, dropped: 0, gaps: 0, bad: 0, badMeta: 0, problem: '', reconnects: 0,
         lastRecvSeq: null, lastRecvAt: 0, lastSeq: null, width: 0, height: 0, codec: 0, rendition: 0,
-        ages: [], drawTimes: [], lastDrawAt: 0, connectedOnce: false, decodedBy: '',
+        ages: [], drawTimes: [], lastDrawAt: 0, connectedOnce: false, decodedBy: '', asks: 0,
       };
       this.resetTiming();
     }
@@ -354,6 +372,11 @@
       }
       this.pending = null;
       this.setState(state || 'paused');
+    }
+
+    // close ends the player for good (its tile is removed).
+    close() {
+      this.stop('closed');
     }
 
     setState(s) {
@@ -567,7 +590,7 @@
         }
         this.g.drawImage(r.pic.image, 0, 0, bw, bh);
         this.drawBoxes(f, bw / f.width);
-        this.events = FH.drawEvents(this.g, this.canvas, f.events);
+        this.events = FH.drawEvents(this.g, this.canvas, f.events, this.pixelsPerCSS());
         const s = this.s;
         const now = performance.now();
         s.drawn++;
@@ -604,7 +627,7 @@
       if (!boxes.length) return;
       const g = this.g;
       const w = this.canvas.width;
-      const px = this.canvas.clientWidth > 0 ? w / this.canvas.clientWidth : 1; // canvas pixels per CSS pixel
+      const px = this.pixelsPerCSS();
       const lw = Math.max(2, Math.round(2 * px), Math.round(w / 400));
       const font = Math.max(12, Math.round(12 * px), Math.round(w / 60));
       g.save();
@@ -627,6 +650,29 @@
         g.fillText(text, x + lw, base);
       }
       g.restore();
+    }
+
+    // pixelsPerCSS is how many canvas pixels one CSS pixel of the page
+    // shows: from the canvas element's own width, or, for an OffscreenCanvas
+    // (which has no layout), from the CSS width the page last told fit.
+    pixelsPerCSS() {
+      const css = this.canvas.clientWidth > 0 ? this.canvas.clientWidth : this.cssWidth;
+      return css > 0 ? this.canvas.width / css : 1;
+    }
+
+    // pixels reads the RGBA pixels of a rectangle of what the canvas shows
+    // (the whole canvas when w or h is not positive), for tests:
+    // {width, height} of the canvas and data, the rectangle's bytes.
+    pixels(x, y, w, h) {
+      const cw = this.canvas.width;
+      const ch = this.canvas.height;
+      if (!(w > 0 && h > 0)) {
+        x = 0;
+        y = 0;
+        w = cw;
+        h = ch;
+      }
+      return { width: cw, height: ch, data: Array.from(this.g.getImageData(x, y, w, h).data) };
     }
 
     // stale reports whether frames stopped being drawn after some were.
@@ -654,11 +700,13 @@
     }
 
     // fit tells the player how wide its picture is shown, in device
-    // pixels. With decode, it decodes frames at most that wide from the
-    // next one on. A player that asks by size asks the hub again when the
+    // pixels (and in CSS pixels, cssWidth, which a player drawing into an
+    // OffscreenCanvas cannot measure itself). With decode, it decodes
+    // frames at most that wide from the next one on. A player that asks by size asks the hub again when the
     // rendition that fits is another one; an adaptive one chooses among
     // the renditions no wider than that.
-    fit(width, decode) {
+    fit(width, decode, cssWidth) {
+      if (cssWidth > 0) this.cssWidth = cssWidth;
       if (!(width > 0)) return;
       this.fitWidth = Math.ceil(width);
       if (decode) this.opts.maxWidth = this.fitWidth;
@@ -703,6 +751,7 @@
       if (this.want.rendition) m.rendition = this.want.rendition;
       else m.max_width = this.want.maxWidth;
       ws.send(JSON.stringify(m));
+      this.s.asks++;
       this.hubWidth = this.want.maxWidth || 0;
     }
 
@@ -719,7 +768,7 @@
 
     // adaptTick asks the adapter what to do, and does it.
     adaptTick() {
-      if (this.state !== 'live' || document.hidden) return;
+      if (this.state !== 'live' || (typeof document !== 'undefined' && document.hidden)) return;
       const now = performance.now();
       const a = this.adapter.tick(now, this.timing);
       if (!a) return;
@@ -774,10 +823,13 @@
         lastSeq: s.lastSeq === null ? null : s.lastSeq.toString(),
         width: s.width,
         height: s.height,
+        canvasWidth: this.canvas.width, // the picture drawn last, in canvas pixels
+        canvasHeight: this.canvas.height,
         codec: s.codec === FH.CODEC_RAW ? 'raw' : s.codec === FH.CODEC_JPEG ? 'jpeg' : '',
         rendition: s.drawn ? FH.renditionName(s.rendition) : '', // of the frame drawn last: 'main' or its width
         adapt: this.adapter ? this.adapter.stats() : null, // an adaptive player's choice and why
         reconnects: s.reconnects,
+        asks: s.asks, // rendition control messages sent to the hub
         lastFrameAgeMs: s.lastDrawAt ? performance.now() - s.lastDrawAt : null,
         retryInMs: this.state === 'reconnecting' ? Math.max(0, this.retryAt - performance.now()) : 0,
         stale: this.stale(),
@@ -785,9 +837,10 @@
         events: (this.events || []).slice(), // the events going on in the frame drawn last
         worker: !!this.decoder && this.decoder.usesWorker(),
         decoder: s.decodedBy, // how the last frame was decoded: 'ImageDecoder' or 'createImageBitmap'
+        drawsIn: typeof document === 'undefined' ? 'worker' : 'page', // the thread that receives, decodes and draws
       };
     }
   }
 
-  root.FH = Object.assign(root.FH || {}, { Player, percentile, loadLimits, boxText, hubOrigin, noteArrival });
+  root.FH = Object.assign(root.FH || {}, { Player, percentile, loadLimits, adoptLimits, boxText, hubOrigin, noteArrival });
 })(self);

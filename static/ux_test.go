@@ -67,15 +67,17 @@ func TestGridDrawsBoxesAndScores(t *testing.T) {
 	// pixels): frame coordinates × k. The first box's left edge is green;
 	// above the second box, where its score is written, there are green
 	// text pixels on the black picture.
-	got := eval[[]int](t, ctx, `(() => {
+	got := evalAwait[[]int](t, ctx, `(async () => {
 		const c = document.querySelector('[data-channel="cam"] canvas');
-		const g = c.getContext('2d');
-		const k = c.width / 640;
-		const edge = g.getImageData(Math.round(100 * k), Math.round(160 * k), 1, 1).data;
-		const band = g.getImageData(Math.round(400 * k) + 2, 0, 40, Math.round(60 * k)).data;
+		const p = await framehubGrid.pixels('cam');
+		const k = p.width / 640;
+		const at = (x, y) => (y * p.width + x) * 4;
+		const edge = p.data.slice(at(Math.round(100 * k), Math.round(160 * k)));
 		let text = 0;
-		for (let i = 0; i < band.length; i += 4) if (band[i + 1] > 150 && band[i] < 120) text++;
-		return [c.width, Math.round(c.clientWidth * devicePixelRatio), edge[0], edge[1], text];
+		for (let y = 0; y < Math.round(60 * k); y++) {
+			for (let x = Math.round(400 * k) + 2, i = at(x, y); x < Math.round(400 * k) + 42; x++, i += 4) if (p.data[i + 1] > 150 && p.data[i] < 120) text++;
+		}
+		return [p.width, Math.round(c.clientWidth * devicePixelRatio), edge[0], edge[1], text];
 	})()`)
 	if got[0] != got[1] || got[2] > 120 || got[3] < 150 {
 		t.Errorf("thumbnail %d wide, shown %d device pixels wide, box edge rgb(%d, %d, …); want the tile's width and a green edge", got[0], got[1], got[2], got[3])

@@ -125,8 +125,8 @@ func startWallFeeder(t testing.TB, hubURL, channel string, c wallClips, names []
 const wallSamplerJS = `(() => {
 	const src = () => (%s);
 	const w = window.__wall = { t0: performance.now(), tiles: {} };
-	w.take = () => {
-		for (const [n, tm] of Object.entries(src())) {
+	w.take = async () => {
+		for (const [n, tm] of Object.entries(await src())) {
 			const tile = w.tiles[n] || (w.tiles[n] = { draws: [], arrivals: [], lastD: w.t0, lastA: w.t0 });
 			for (const d of tm.draws) if (d.at > tile.lastD) { tile.draws.push([d.at, d.age, d.rendition]); tile.lastD = d.at; }
 			for (const a of tm.arrivals) if (a.at > tile.lastA) { tile.arrivals.push([a.at, a.bytes]); tile.lastA = a.at; }
@@ -136,10 +136,10 @@ const wallSamplerJS = `(() => {
 	return true;
 })()`
 
-const wallStopJS = `(() => {
+const wallStopJS = `(async () => {
 	const w = window.__wall;
-	w.take();
 	clearInterval(w.timer);
+	await w.take();
 	const tiles = {};
 	for (const [n, t] of Object.entries(w.tiles)) tiles[n] = { draws: t.draws, arrivals: t.arrivals };
 	return { t0: w.t0, t1: performance.now(), tiles };
@@ -223,7 +223,7 @@ func measure(t testing.TB, ctx context.Context, src string, warm, d time.Duratio
 	time.Sleep(warm)
 	eval[bool](t, ctx, fmt.Sprintf(wallSamplerJS, src))
 	time.Sleep(d)
-	return eval[wallSample](t, ctx, wallStopJS).figures()
+	return evalAwait[wallSample](t, ctx, wallStopJS).figures()
 }
 
 // loadavg is the machine's load (the first three fields of /proc/loadavg).
@@ -469,9 +469,11 @@ type wallRun struct {
 
 // gridScenario feeds n channels of the clips (main and the renditions in
 // names), opens the grid (with query, "" or "?…"), and measures every
-// tile; with player, a second tab shows /view/cam00 full size meanwhile,
-// and its figures go in extra.
-func gridScenario(t *testing.T, run wallRun, name string, n int, clips wallClips, names []string, query string, player bool) gridRow {
+// tile; with a player query ("" for none, "?" for the adaptive player,
+// "?rendition=main" for the main picture held), a second tab shows
+// /view/cam00 full size meanwhile, and its figures go in extra.
+func gridScenario(t *testing.T, run wallRun, name string, n int, clips wallClips, names []string, query, playerQuery string) gridRow {
+	player := playerQuery != ""
 	s := startHub(t, "127.0.0.1:0", hub.Config{})
 	for i := range n {
 		startWallFeeder(t, s.url(), fmt.Sprintf("cam%02d", i), clips, names)
@@ -491,7 +493,7 @@ func gridScenario(t *testing.T, run wallRun, name string, n int, clips wallClips
 		var cancel context.CancelFunc
 		pctx, cancel = chromedp.NewContext(ctx) // another tab of the same browser
 		t.Cleanup(cancel)
-		navigate(t, pctx, s.url()+"/view/cam00")
+		navigate(t, pctx, s.url()+"/view/cam00"+strings.TrimSuffix(playerQuery, "?"))
 		waitJS(t, pctx, "the player drawing", `framehub.player.stats().drawn > 0`, 30*time.Second)
 		if v := eval[string](t, pctx, `document.visibilityState`) + eval[string](t, ctx, `document.visibilityState`); v != "visiblevisible" {
 			t.Fatalf("tabs not both visible (%s): the benchmark would measure a paused page", v)
@@ -505,7 +507,7 @@ func gridScenario(t *testing.T, run wallRun, name string, n int, clips wallClips
 		eval[bool](t, pctx, fmt.Sprintf(wallSamplerJS, `({player: framehub.player.timing})`))
 	}
 	time.Sleep(run.window)
-	sample := eval[wallSample](t, ctx, wallStopJS)
+	sample := evalAwait[wallSample](t, ctx, wallStopJS)
 	row.browserCPU, row.window = processTreeCPU(t, pid)-cpu, time.Since(began)
 	row.tiles = sample.figures()
 	drawn := 0.0
@@ -517,7 +519,7 @@ func gridScenario(t *testing.T, run wallRun, name string, n int, clips wallClips
 	}
 	row.published = publishedFPS(frames, channelFrames(t, s.url()), time.Since(began))
 	if player {
-		p := eval[wallSample](t, pctx, wallStopJS).figures()[0]
+		p := evalAwait[wallSample](t, pctx, wallStopJS).figures()[0]
 		var on []string
 		for _, r := range p.renditions {
 			on = append(on, protocol.Rendition(r).String())
@@ -548,23 +550,30 @@ func TestWallBenchmark(t *testing.T) {
 	t.Logf("clips: main %d, 640 %d, 320 %d bytes a frame on average (%v)", clips.bytes["main"], clips.bytes["640"], clips.bytes["320"], time.Since(start).Round(time.Second))
 	var rows []string
 	// "createImageBitmap" rows decode every JPEG the way the page did before
-	// it used ImageDecoder, as pages without it still do.
+	// it used ImageDecoder, as pages without it still do; "on the page"
+	// rows draw the tiles on the page's main thread, as the grid did before
+	// tile workers, and as browsers without OffscreenCanvas still do.
 	const before = "?test-decoder=createImageBitmap"
+	const onPage = "?test-grid=page"
 	for _, sc := range []struct {
 		name   string
 		n      int
 		names  []string
 		query  string
-		player bool
+		player string // the player beside the grid: its query, "" for none
 	}{
-		{"16 channels, main only (no renditions), createImageBitmap", 16, []string{"main"}, before, false},
-		{"16 channels, main only (no renditions)", 16, []string{"main"}, "", false},
-		{"16 channels with 320, createImageBitmap", 16, []string{"main", "320"}, before, false},
-		{"16 channels with 320", 16, []string{"main", "320"}, "", false},
-		{"16 channels with 320, and a player", 16, []string{"main", "320"}, "", true},
-		{"36 channels, main only (no renditions)", 36, []string{"main"}, "", false},
-		{"36 channels with 320, createImageBitmap", 36, []string{"main", "320"}, before, false},
-		{"36 channels with 320", 36, []string{"main", "320"}, "", false},
+		{"16 channels, main only (no renditions), createImageBitmap", 16, []string{"main"}, before, ""},
+		{"16 channels, main only (no renditions)", 16, []string{"main"}, "", ""},
+		{"16 channels with 320, createImageBitmap", 16, []string{"main", "320"}, before, ""},
+		{"16 channels with 320, on the page", 16, []string{"main", "320"}, onPage, ""},
+		{"16 channels with 320", 16, []string{"main", "320"}, "", ""},
+		{"16 channels with 320, on the page, and a player", 16, []string{"main", "320"}, onPage, "?"},
+		{"16 channels with 320, and a player", 16, []string{"main", "320"}, "", "?"},
+		{"16 channels with 320, and a player held on main", 16, []string{"main", "320"}, "", "?" + protocol.QueryRendition + "=main"},
+		{"36 channels, main only (no renditions)", 36, []string{"main"}, "", ""},
+		{"36 channels with 320, createImageBitmap", 36, []string{"main", "320"}, before, ""},
+		{"36 channels with 320, on the page", 36, []string{"main", "320"}, onPage, ""},
+		{"36 channels with 320", 36, []string{"main", "320"}, "", ""},
 	} {
 		if !t.Run(sc.name, func(t *testing.T) {
 			rows = append(rows, gridScenario(t, run, sc.name, sc.n, clips, sc.names, sc.query, sc.player).markdown())
@@ -594,7 +603,7 @@ func TestWallBenchmark(t *testing.T) {
 // fits it in the window), not how fast.
 func TestWallSmoke(t *testing.T) {
 	clips := makeWallClips(t, 1280, 720, 30, 2, 0, []int{320})
-	row := gridScenario(t, wallRun{warm: time.Second, window: 2 * time.Second}, "smoke", 4, clips, []string{"main", "320"}, "", false)
+	row := gridScenario(t, wallRun{warm: time.Second, window: 2 * time.Second}, "smoke", 4, clips, []string{"main", "320"}, "", "")
 	for _, f := range row.tiles {
 		if f.fps <= 0 || f.recvFPS <= 0 || f.ageP99 <= 0 || !slices.Equal(f.renditions, []int{320}) {
 			t.Errorf("tile %s: %+v; want frames of the 320 rendition drawn and received in the window, with their ages", f.name, f)
@@ -681,7 +690,7 @@ func throttleScenario(t *testing.T, run wallRun, name string, clips wallClips, n
 	time.Sleep(5 * time.Second)
 	eval[bool](t, ctx, fmt.Sprintf(wallSamplerJS, `({player: framehub.player.timing})`))
 	time.Sleep(run.throttledFor - 5*time.Second)
-	f := eval[wallSample](t, ctx, wallStopJS).figures()[0]
+	f := evalAwait[wallSample](t, ctx, wallStopJS).figures()[0]
 	row.fps, row.p99, row.mbit = f.fps, f.ageP99, f.recvBPS/1e6
 	for _, r := range f.renditions {
 		row.on = append(row.on, protocol.Rendition(r).String())
@@ -699,7 +708,7 @@ func throttleScenario(t *testing.T, run wallRun, name string, clips wallClips, n
 	if row.backS >= 0 {
 		eval[bool](t, ctx, fmt.Sprintf(wallSamplerJS, `({player: framehub.player.timing})`))
 		time.Sleep(5 * time.Second)
-		row.mainFPS = eval[wallSample](t, ctx, wallStopJS).figures()[0].fps
+		row.mainFPS = evalAwait[wallSample](t, ctx, wallStopJS).figures()[0].fps
 	}
 	var changes [][2]any
 	if err := json.Unmarshal([]byte(eval[string](t, ctx, `JSON.stringify(__rends)`)), &changes); err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"framehub/hub"
@@ -17,12 +18,15 @@ import (
 	"framehub/protocol"
 )
 
-// tileCentre is the RGB at the centre of a grid tile's canvas.
+// tileCentre is the RGB at the centre of a grid tile's canvas, read as
+// the page offers it (framehubGrid.pixels: a tile drawn by a worker cannot
+// be read from the page's canvas element).
 func tileCentre(t testing.TB, ctx context.Context, name string) [3]int {
 	t.Helper()
-	return eval[[3]int](t, ctx, `(() => {
-		const c = document.querySelector('[data-channel="`+name+`"] canvas');
-		return Array.from(c.getContext('2d').getImageData(c.width >> 1, c.height >> 1, 1, 1).data.slice(0, 3));
+	return evalAwait[[3]int](t, ctx, `(async () => {
+		const p = await framehubGrid.pixels(`+strconv.Quote(name)+`);
+		const i = ((p.height >> 1) * p.width + (p.width >> 1)) * 4;
+		return p.data.slice(i, i + 3);
 	})()`)
 }
 
@@ -127,17 +131,10 @@ func TestGridAsksForTheRenditionThatFits(t *testing.T) {
 	startRenditionFeed(t, s.url(), "two", 15, solidJPEG(t, 1280, 720, red), small)
 	startFeed(t, s.url(), "one", 15, solidJPEG(t, 1280, 720, red))
 	ctx := browser(t)
-	// Count the rendition messages the page sends.
 	navigate(t, ctx, s.url()+"/")
-	eval[bool](t, ctx, `(() => {
-		window.__switches = 0;
-		const send = WebSocket.prototype.send;
-		WebSocket.prototype.send = function (m) {
-			if (typeof m === 'string' && m.includes('"rendition"')) window.__switches++;
-			return send.call(this, m);
-		};
-		return true;
-	})()`)
+	// The rendition messages the tiles have sent (their tile workers' sockets
+	// are out of the page's reach; each player counts its own).
+	const switches = `Object.values(framehubGrid.stats()).reduce((n, s) => n + s.asks, 0)`
 	centreOf := func(name string) [3]int { return tileCentre(t, ctx, name) }
 	// About 290 device pixels a tile: "two" draws its 320 rendition, "one"
 	// its only picture decoded at the tile's size.
@@ -168,7 +165,7 @@ func TestGridAsksForTheRenditionThatFits(t *testing.T) {
 		t.Errorf("%d subscriptions of two; want one, switched in place", n)
 	}
 	// Flapping between the two sizes 20 times in two seconds.
-	before := eval[int](t, ctx, `__switches`)
+	before := eval[int](t, ctx, switches)
 	for i := range 20 {
 		scale := 1.0
 		if i%2 == 0 {
@@ -179,8 +176,9 @@ func TestGridAsksForTheRenditionThatFits(t *testing.T) {
 	}
 	// The last size (ratio 1) wants the 320 rendition again.
 	waitJS(t, ctx, "the tiles to settle", `framehubGrid.stats().two.rendition === '320'`, 10*time.Second)
-	if n := eval[int](t, ctx, `__switches`) - before; n > 6 {
-		t.Errorf("%d rendition messages for 20 resizes in 2 s; want a few (the tiles wait for the size to settle)", n)
+	time.Sleep(300 * time.Millisecond) // the stats of the tile workers are up to 250 ms old
+	if n := eval[int](t, ctx, switches) - before; n < 1 || n > 6 {
+		t.Errorf("%d rendition messages for 20 resizes in 2 s; want a few (the tiles wait for the size to settle), and at least the way back to 320", n)
 	}
 }
 
@@ -228,7 +226,7 @@ func TestGridFollowsARenditionThatAppears(t *testing.T) {
 	type drawn struct {
 		N, Small int
 	}
-	d := eval[drawn](t, ctx, `(() => { const ds = framehubGrid.timings().late.draws.filter((x) => performance.now() - x.at < 2000);
+	d := evalAwait[drawn](t, ctx, `(async () => { const ds = (await framehubGrid.timings()).late.draws.filter((x) => performance.now() - x.at < 2000);
 		return {N: ds.length, Small: ds.filter((x) => x.rendition !== 0).length}; })()`)
 	if d.N == 0 || d.Small != 0 {
 		t.Errorf("in the last 2 s the tile, about 630 device pixels wide, drew %d frames, %d of the 320 rendition; want main only", d.N, d.Small)
@@ -254,9 +252,10 @@ func TestGridDecodesWithImageDecoder(t *testing.T) {
 	startRenditionFeed(t, s.url(), "two", 15, solidJPEG(t, 1280, 720, red), small)
 	startFeed(t, s.url(), "one", 15, solidJPEG(t, 1280, 720, blue))
 	ctx := browser(t)
-	for _, c := range []struct{ query, want string }{
-		{"", "ImageDecoder"},
-		{"?test-decoder=createImageBitmap", "createImageBitmap"},
+	for _, c := range []struct{ query, want, in string }{
+		{"", "ImageDecoder", "worker"},
+		{"?test-decoder=createImageBitmap", "createImageBitmap", "worker"},
+		{"?test-grid=page", "ImageDecoder", "page"},
 	} {
 		navigate(t, ctx, s.url()+"/"+c.query)
 		waitJS(t, ctx, "both tiles drawing", `(() => { const s = framehubGrid.stats(); return !!s.two && !!s.one &&
@@ -264,8 +263,9 @@ func TestGridDecodesWithImageDecoder(t *testing.T) {
 		for name, colour := range map[string]color.RGBA{"two": green, "one": blue} {
 			st := eval[playerStats](t, ctx, `framehubGrid.stats().`+name)
 			size := eval[[]int](t, ctx, `(() => { const c = document.querySelector('[data-channel="`+name+`"] canvas'); return [c.width, Math.round(c.clientWidth * devicePixelRatio)]; })()`)
-			if st.Decoder != c.want || st.Bad != 0 {
-				t.Errorf("grid%s: tile %s decoded by %q with %d bad frames (%s); want %s, none bad", c.query, name, st.Decoder, st.Bad, st.Problem, c.want)
+			if st.Decoder != c.want || st.Bad != 0 || st.DrawsIn != c.in {
+				t.Errorf("grid%s: tile %s decoded by %q in the %s with %d bad frames (%s); want %s in the %s, none bad",
+					c.query, name, st.Decoder, st.DrawsIn, st.Bad, st.Problem, c.want, c.in)
 			}
 			if px := tileCentre(t, ctx, name); size[0] != size[1] || !near(px, colour, 40) {
 				t.Errorf("grid%s: tile %s %d wide, shown %d device pixels wide, centre rgb%v; want rgb%v at the tile's size", c.query, name, size[0], size[1], px, colour)
@@ -297,5 +297,63 @@ func TestGridDecodesWithImageDecoder(t *testing.T) {
 	waitJS(t, ctx, "the player drawing", `framehub.player.stats().drawn > 3`, 15*time.Second)
 	if st := stats(t, ctx); st.Decoder != "createImageBitmap" || !near(centre(t, ctx), blue, 40) {
 		t.Errorf("full-size player decoded by %q, centre rgb%v; want createImageBitmap, blue", st.Decoder, centre(t, ctx))
+	}
+}
+
+// TestGridTileWorkerFails: a tile worker that fails (here its script
+// throws as it loads; one that fails later is ended the same way) is
+// ended; its tile draws on the page instead, on a fresh canvas in the
+// place of the one handed to the worker, with the reason in its stats; a
+// tile added afterwards is drawn by a new worker.
+func TestGridTileWorkerFails(t *testing.T) {
+	s := startHub(t, "127.0.0.1:0", hub.Config{})
+	green, blue := color.RGBA{30, 200, 30, 255}, color.RGBA{30, 30, 220, 255}
+	startFeed(t, s.url(), "cam", 15, solidJPEG(t, 320, 180, green))
+	ctx := browser(t)
+	interceptScript(t, ctx, "/static/tileworker.js", func(n int) (string, bool) {
+		return "throw new Error('planted fault');", n == 1
+	})
+	navigate(t, ctx, s.url()+"/")
+	waitJS(t, ctx, "the tile drawing on the page", `(() => { const s = framehubGrid.stats().cam;
+		return !!s && s.drawsIn === 'page' && s.drawn > 3 && s.problem.startsWith('tile worker failed') && s.problem.includes('planted fault') &&
+			document.querySelectorAll('[data-channel="cam"] canvas').length === 1; })()`, 15*time.Second)
+	if c := tileCentre(t, ctx, "cam"); !near(c, green, 40) {
+		t.Errorf("tile shows rgb%v after its worker failed; want green", c)
+	}
+	startFeed(t, s.url(), "later", 15, solidJPEG(t, 320, 180, blue))
+	waitJS(t, ctx, "the new tile drawn by a worker", `(() => { const s = framehubGrid.stats().later; return !!s && s.drawn > 3 && s.drawsIn === 'worker'; })()`, 15*time.Second)
+	if c := tileCentre(t, ctx, "later"); !near(c, blue, 40) {
+		t.Errorf("new tile shows rgb%v; want blue", c)
+	}
+}
+
+// TestGridWithoutTileWorkers: a browser without OffscreenCanvas, and one
+// where no worker can be started, draw the tiles on the page, as before
+// tile workers; the second decodes on the page too.
+func TestGridWithoutTileWorkers(t *testing.T) {
+	s := startHub(t, "127.0.0.1:0", hub.Config{})
+	green := color.RGBA{30, 200, 30, 255}
+	startFeed(t, s.url(), "cam", 15, solidJPEG(t, 320, 180, green))
+	for _, c := range []struct {
+		name, script string
+		worker       bool // decodes in a decoder worker
+	}{
+		{"no OffscreenCanvas", `delete window.OffscreenCanvas;`, true},
+		{"no workers", `window.Worker = function () { throw new Error('no workers here'); };`, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := browser(t)
+			if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: c.script}); err != nil {
+				t.Fatal(err)
+			}
+			navigate(t, ctx, s.url()+"/")
+			waitJS(t, ctx, "the tile drawing on the page", `(() => { const s = framehubGrid.stats().cam; return !!s && s.drawn > 3 && s.drawsIn === 'page'; })()`, 15*time.Second)
+			if st := eval[playerStats](t, ctx, `framehubGrid.stats().cam`); st.Worker != c.worker || st.Bad != 0 {
+				t.Errorf("stats %+v; want decoding in a worker %v, no bad frames", st, c.worker)
+			}
+			if px := tileCentre(t, ctx, "cam"); !near(px, green, 40) {
+				t.Errorf("tile shows rgb%v; want green", px)
+			}
+		})
 	}
 }
