@@ -592,7 +592,7 @@ func TestPausesWhenHidden(t *testing.T) {
 	ctx := browser(t)
 	navigate(t, ctx, s.url()+"/view/cam")
 	waitJS(t, ctx, "frames drawn", `framehub.player.stats().drawn > 0`, 15*time.Second)
-	subscribers := func() int {
+	subscribersOf := func(name string) int {
 		var chans []protocol.ChannelInfo
 		resp, err := http.Get(s.url() + "/api/channels")
 		if err != nil {
@@ -600,11 +600,14 @@ func TestPausesWhenHidden(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		json.NewDecoder(resp.Body).Decode(&chans)
-		if len(chans) != 1 {
-			return -1
+		for _, c := range chans {
+			if c.Name == name {
+				return c.Subscribers
+			}
 		}
-		return chans[0].Subscribers
+		return -1
 	}
+	subscribers := func() int { return subscribersOf("cam") }
 	setHidden := func(hidden bool) {
 		eval[bool](t, ctx, fmt.Sprintf(`(() => {
 			Object.defineProperty(document, 'hidden', {value: %v, configurable: true});
@@ -624,6 +627,22 @@ func TestPausesWhenHidden(t *testing.T) {
 	waitJS(t, ctx, "the subscription to resume", `framehub.player.stats().state === 'live'`, 10*time.Second)
 	if n := subscribers(); n != 1 {
 		t.Fatalf("after showing the tab: %d subscribers; want 1", n)
+	}
+
+	// The grid too, its tiles drawn by tile workers: a second channel's
+	// subscribers are the grid's alone (the player page's socket may
+	// outlive the navigation away from it).
+	startFeed(t, s.url(), "cam2", 10, solidJPEG(t, 160, 90, color.RGBA{1, 2, 3, 255}))
+	navigate(t, ctx, s.url()+"/")
+	waitJS(t, ctx, "the tile drawing", `(() => { const s = framehubGrid.stats().cam2; return !!s && s.drawn > 0 && s.drawsIn === 'worker'; })()`, 15*time.Second)
+	testutil.Eventually(t, 5*time.Second, "the grid's tile subscribed", func() bool { return subscribersOf("cam2") == 1 })
+	setHidden(true)
+	waitJS(t, ctx, "the tiles paused", `Object.values(framehubGrid.stats()).every((s) => s.state === 'paused')`, 5*time.Second)
+	testutil.Eventually(t, 5*time.Second, "no subscriber while the grid is hidden", func() bool { return subscribersOf("cam2") == 0 })
+	setHidden(false)
+	waitJS(t, ctx, "the tiles live again", `Object.values(framehubGrid.stats()).every((s) => s.state === 'live')`, 10*time.Second)
+	if n := subscribersOf("cam2"); n != 1 {
+		t.Fatalf("after showing the grid: %d subscribers of cam2; want 1", n)
 	}
 }
 

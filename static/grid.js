@@ -48,7 +48,7 @@
     // 720p or 1080p frame, so many channels stay live on one page.
     const w = tileWidth(canvas);
     const opts = { credit: 1, maxWidth: w, askWidth: w, delayMs, decoder, cssWidth: canvas.clientWidth };
-    const player = pool ? pool.add(canvas, name, opts) : new FH.Player(canvas, name, opts);
+    const player = (pool && pool.add(canvas, name, opts)) || new FH.Player(canvas, name, opts);
     const c = { el: card, player, info, nolive, fit: fitter(link, player) };
     if (!document.hidden) player.start();
     c.events = events;
@@ -71,28 +71,30 @@
 
   // fitter keeps a tile's player fitted to the tile's size in device
   // pixels (its canvas fills box): when the tile is resized, it tells the
-  // player once the size has settled. A change of the device pixel ratio alone (the window
-  // moved to another screen) need not resize the CSS box nor, in every
-  // browser, fire an event: check() catches it, from the label's timer,
-  // by the ratio alone: reading the tile's width there would make the
-  // browser lay out the page again after each label it has just written.
+  // player once the size has settled. A change of the device pixel ratio
+  // alone (the window moved to another screen) need not resize the CSS box
+  // nor, in every browser, fire an event: check() catches it, from the
+  // label's timer, by the ratio alone (reading the tile's width there
+  // would make the browser lay out the page again after each label it has
+  // just written), against the ratio of the last fit, so that a fit made
+  // while the ratio was changing back and forth is made again.
   function fitter(box, player) {
     let timer = 0;
-    let ratio = window.devicePixelRatio || 1;
+    let fitted = 0; // the device pixel ratio the last fit was made at
     const refit = () => {
       clearTimeout(timer);
-      // player.canvas: a tile whose worker failed draws on a new one.
-      timer = setTimeout(() => player.fit(tileWidth(player.canvas), true, player.canvas.clientWidth), REFIT_MS);
+      timer = setTimeout(() => {
+        timer = 0;
+        fitted = window.devicePixelRatio || 1;
+        // player.canvas: a tile whose worker failed draws on a new one.
+        player.fit(tileWidth(player.canvas), true, player.canvas.clientWidth);
+      }, REFIT_MS);
     };
     const ro = new ResizeObserver(refit);
     ro.observe(box);
     return {
       check() {
-        const now = window.devicePixelRatio || 1;
-        if (now !== ratio) {
-          ratio = now;
-          refit();
-        }
+        if (!timer && (window.devicePixelRatio || 1) !== fitted) refit();
       },
       stop() {
         clearTimeout(timer);

@@ -331,7 +331,7 @@
       this.s = {
         received: 0, drawn: 0, dropped: 0, gaps: 0, bad: 0, badMeta: 0, problem: '', reconnects: 0,
         lastRecvSeq: null, lastRecvAt: 0, lastSeq: null, width: 0, height: 0, codec: 0, rendition: 0,
-        ages: [], drawTimes: [], lastDrawAt: 0, connectedOnce: false, decodedBy: '',
+        ages: [], drawTimes: [], lastDrawAt: 0, connectedOnce: false, decodedBy: '', asks: 0,
       };
       this.resetTiming();
     }
@@ -751,6 +751,7 @@
       if (this.want.rendition) m.rendition = this.want.rendition;
       else m.max_width = this.want.maxWidth;
       ws.send(JSON.stringify(m));
+      this.s.asks++;
       this.hubWidth = this.want.maxWidth || 0;
     }
 
@@ -828,6 +829,7 @@
         rendition: s.drawn ? FH.renditionName(s.rendition) : '', // of the frame drawn last: 'main' or its width
         adapt: this.adapter ? this.adapter.stats() : null, // an adaptive player's choice and why
         reconnects: s.reconnects,
+        asks: s.asks, // rendition control messages sent to the hub
         lastFrameAgeMs: s.lastDrawAt ? performance.now() - s.lastDrawAt : null,
         retryInMs: this.state === 'reconnecting' ? Math.max(0, this.retryAt - performance.now()) : 0,
         stale: this.stale(),

@@ -144,11 +144,18 @@
     static supported() { return supported(); }
 
     // add hands canvas to a tile worker and returns its Tile; opts are
-    // FH.Player's (structured-clonable values only).
+    // FH.Player's (structured-clonable values only). It returns null,
+    // leaving the canvas to the page, when no worker can be started.
     add(canvas, channel, opts) {
       if (!FH.validChannelName(channel)) throw new Error('invalid channel name');
       const i = this.next++ % this.n;
-      if (!this.slots[i]) this.slots[i] = this.spawn();
+      if (!this.slots[i]) {
+        try {
+          this.slots[i] = this.spawn();
+        } catch (e) {
+          return null;
+        }
+      }
       return new Tile(this, this.slots[i], canvas, channel, opts);
     }
 
