@@ -29,12 +29,11 @@ import (
 //     not N times.
 
 // sinceStart is the clock writes are timed by: nanoseconds since the hub
-// started, plus one, so that it is never 0 (subscriber.writeStart's "no
-// write in progress"). It reads only the monotonic clock, where time.Now
-// reads the wall clock too, and a write starts twice per frame per
-// subscriber (a stamp as it begins, a check by the watchdog); nor does a
-// change of the wall clock make every write in progress look late, or
-// none.
+// started (New), plus one, so that it is never 0 (subscriber.writeStart's
+// "no write in progress"). It reads only the monotonic clock, where
+// time.Now reads the wall clock too, and it is read as every write begins,
+// once per frame per subscriber; nor does a change of the wall clock make
+// every write in progress look late, or none.
 func (h *Hub) sinceStart() int64 { return int64(time.Since(h.started)) + 1 }
 
 // evict drops a stalled WebSocket subscriber, once.
