@@ -836,3 +836,37 @@ func TestLiveSubscribersArePinged(t *testing.T) {
 		t.Fatalf("%d connections after ten pings; the answering subscriber should still be there", n)
 	}
 }
+
+// TestReplacedWhileStreamingHearsWhy: a publisher sending frames as fast
+// as it can is taken over, again and again; each time it must get the
+// close frame 4001, never a bare end of its connection (1006), or it
+// would take the channel straight back. The hub's reader used to return
+// without owing a close frame when the takeover came while a frame was on
+// its way through publishFrame.
+func TestReplacedWhileStreamingHearsWhy(t *testing.T) {
+	_, base := testHub(t, Config{MaxFPSPerPublisher: 100000})
+	sub := dial(t, base, protocol.PathSubscribe, "cam")
+	for round := range 30 {
+		first := uint64(round*100000 + 1)
+		old := dial(t, base, protocol.PathPublish, "cam")
+		go func() {
+			for seq := first; ; seq++ {
+				if old.WriteMessage(websocket.BinaryMessage, frameMsg(seq, 8, 8, fakeJPEG(8, 8, seq, 50), nil)) != nil {
+					return
+				}
+			}
+		}()
+		// The channel is old's (its frames flow) before it is taken over.
+		for {
+			if f, _ := readFrame(t, sub, 3*time.Second); f.Seq >= first {
+				break
+			}
+		}
+		time.Sleep(time.Duration(round%5) * time.Millisecond) // the takeover at varied points of the stream
+		newer := dial(t, base, protocol.PathPublish, "cam")
+		if code, _ := closeCode(t, old); code != protocol.CloseReplaced {
+			t.Fatalf("round %d: the replaced publisher's connection ended with %d; want %d", round, code, protocol.CloseReplaced)
+		}
+		newer.Close()
+	}
+}

@@ -69,7 +69,13 @@ func (h *Hub) readFrames(p *publisher) (n, dropped uint64, end ending) {
 			continue // a rendition it no longer holds, or past the limit: the rest goes on
 		case err != nil:
 			return n, dropped, h.refuseConn(p.wsConn, refusalOf(err, reasonBadRendition), err.Error(), slog.String("error", err.Error()))
-		case !ok: // replaced: whatever it still sends goes nowhere
+		case !ok:
+			// Replaced while this frame was on its way. The close frame
+			// must be owed before the reader returns: the writer, told to
+			// stop, writes only a close owed by then, and a publisher
+			// closed without 4001 would take its channel back at once.
+			// (Whoever replaced it closes it the same way; the first wins.)
+			p.closeWith(ending{kind: endReplaced}, protocol.CloseReplaced, "replaced by a newer publisher")
 			return n, dropped, ending{kind: endReplaced}
 		}
 		h.counters.FramesIn.Add(1)
