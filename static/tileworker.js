@@ -81,7 +81,7 @@ importScripts('/static/protocol.js', '/static/events.js', '/static/player.js');
       case 'start': p.start(); break;
       case 'stop': p.stop(m.state); break;
       case 'remove':
-        p.stop('closed');
+        p.close();
         tiles.delete(m.id);
         break;
       case 'fit': p.fit(m.width, m.decode, m.cssWidth); break;
